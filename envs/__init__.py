@@ -1,0 +1,1 @@
+"""MADDrive-v0 and its wrappers (installed as mad_sim.envs)."""

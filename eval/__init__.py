@@ -1,0 +1,1 @@
+"""Open-loop and closed-loop evaluation (installed as mad_sim.eval)."""

@@ -1,0 +1,18 @@
+"""mad-sim: a closed-loop driving simulator on the MAD video world model.
+
+Importing the package registers the Gymnasium environment ``MADDrive-v0``
+(idempotently) without importing torch.
+"""
+
+__version__ = "0.1.0"
+
+
+def _register() -> None:
+    try:
+        from mad_sim.envs.registration import register_envs
+    except ImportError:  # the env layer is not built yet in this checkout
+        return
+    register_envs()
+
+
+_register()

@@ -1,0 +1,1 @@
+"""data layer of mad-sim (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Compiled WOMD protos (our own wire-compatible copy)."""

@@ -1,0 +1,1 @@
+"""model layer of mad-sim (see DESIGN.md)."""

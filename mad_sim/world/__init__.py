@@ -1,0 +1,1 @@
+"""world layer of mad-sim (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Planners that propose ego trajectories (installed as mad_sim.planners)."""
