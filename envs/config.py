@@ -1,0 +1,125 @@
+"""`EnvConfig`: every option of ``MADDrive-v0``, one dataclass.
+
+Each field is also a keyword of ``gym.make``; a YAML file sets any subset::
+
+    gym.make("MADDrive-v0", config="configs/env/default.yaml", agents="idm")
+
+Keywords win over the file.  Unknown keys and wrong types raise
+:class:`~mad_sim.errors.ConfigError` naming the key (and the file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Union
+
+from mad_sim.config import from_dict, load_config
+from mad_sim.errors import ConfigError
+
+ACTION_KINDS = ("bicycle", "trajectory", "delta")
+RENDER_MODES = ("pose", "bev", "rgb_array")
+PROCEDURAL_KINDS = ("straight", "curve", "intersection")
+
+
+@dataclass
+class EnvConfig:
+    """Options of :class:`mad_sim.envs.drive.MADDriveEnv` (SI units).
+
+    Scene:
+      scenario: a file, glob, or None for a seeded procedural scene.
+      procedural_kind: ``straight`` / ``curve`` / ``intersection`` or None
+        (drawn at random) for procedural scenes.
+      ego: ``"sdc"`` (the log's self-driving car) or a track index.
+    Other agents:
+      agents: name of a registered agent policy (``log``, ``idm``,
+        ``constant_velocity``; ``mad`` once the learned predictor registers).
+      agent_horizon: steps the policy is asked for per call; its output is
+        consumed over that many env steps before it is asked again.
+    Ego action:
+      action: ``bicycle`` (Box[-1,1]^2 -> acceleration, curvature),
+        ``trajectory`` (waypoints, ego frame) or ``delta`` (Box[-1,1]^3 ->
+        dx, dy, dyaw per step, ego frame).
+      max_accel: m/s^2 for action 1.0; max_curvature: 1/m for action 1.0.
+      trajectory_steps: waypoints per trajectory action (one per 0.1 s).
+      max_delta_xy: metres per step for a delta action of 1.0;
+        max_delta_yaw: radians per step.
+    Observation:
+      num_agents: K nearest agents reported; agent_radius: metres.
+      num_roadgraph_points: P nearest map points; roadgraph_radius: metres;
+        roadgraph_spacing: metres between resampled map points.
+      pose_observation: add the ``pose`` frame (uint8 HxWx3).
+      pose_width / pose_height: pixels of the pose frame.
+    Reward (per step; metrics in ``info`` whatever the weights):
+      progress_weight * metres of route progress
+      - collision_weight * collision - offroad_weight * offroad
+      - jerk_weight * |jerk| (m/s^3) - divergence_weight * log divergence (m).
+    Episode:
+      terminate_on_collision, terminate_on_offroad; max_episode_steps (None:
+      until the log ends); offroad_margin: metres beyond the road edge that
+      still count as on the road.
+    Rendering:
+      render_mode: ``pose``, ``bev`` or ``rgb_array`` (None: no rendering).
+      bev_size: pixels of the square BEV frame; bev_extent_m: metres it spans.
+    """
+
+    scenario: Optional[str] = None
+    procedural_kind: Optional[str] = None
+    ego: Union[int, str] = "sdc"
+    agents: str = "log"
+    agent_horizon: int = 1
+    action: str = "bicycle"
+    max_accel: float = 6.0
+    max_curvature: float = 0.3
+    trajectory_steps: int = 10
+    max_delta_xy: float = 4.0
+    max_delta_yaw: float = 0.3
+    num_agents: int = 16
+    agent_radius: float = 60.0
+    num_roadgraph_points: int = 128
+    roadgraph_radius: float = 50.0
+    roadgraph_spacing: float = 2.0
+    pose_observation: bool = False
+    pose_width: int = 128
+    pose_height: int = 128
+    progress_weight: float = 0.1
+    collision_weight: float = 10.0
+    offroad_weight: float = 5.0
+    jerk_weight: float = 0.0
+    divergence_weight: float = 0.0
+    terminate_on_collision: bool = True
+    terminate_on_offroad: bool = True
+    max_episode_steps: Optional[int] = None
+    offroad_margin: float = 0.5
+    render_mode: Optional[str] = None
+    bev_size: int = 256
+    bev_extent_m: float = 80.0
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTION_KINDS:
+            raise ConfigError(f"key 'action': {self.action!r} is not one of {list(ACTION_KINDS)}")
+        if self.render_mode is not None and self.render_mode not in RENDER_MODES:
+            raise ConfigError(f"key 'render_mode': {self.render_mode!r} is not one of {list(RENDER_MODES)}")
+        if self.procedural_kind is not None and self.procedural_kind not in PROCEDURAL_KINDS:
+            raise ConfigError(f"key 'procedural_kind': {self.procedural_kind!r} is not one of {list(PROCEDURAL_KINDS)}")
+        if isinstance(self.ego, str) and self.ego != "sdc":
+            raise ConfigError(f"key 'ego': {self.ego!r} must be 'sdc' or a track index")
+        positive = ("agent_horizon", "trajectory_steps", "num_agents", "num_roadgraph_points", "pose_width",
+                    "pose_height", "bev_size", "max_accel", "max_curvature", "max_delta_xy", "max_delta_yaw",
+                    "agent_radius", "roadgraph_radius", "roadgraph_spacing", "bev_extent_m")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"key {name!r}: must be > 0, got {getattr(self, name)!r}")
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+            raise ConfigError(f"key 'max_episode_steps': must be >= 1, got {self.max_episode_steps}")
+
+
+def make_config(config: Union[None, str, EnvConfig, Mapping[str, Any]] = None, **overrides: Any) -> EnvConfig:
+    """Build an :class:`EnvConfig` from a YAML path / mapping / config plus keyword overrides."""
+    if isinstance(config, EnvConfig):
+        return dataclasses.replace(config, **overrides) if overrides else config
+    if config is None:
+        return from_dict(overrides, EnvConfig, source="gym.make keywords")
+    if isinstance(config, Mapping):
+        return from_dict({**config, **overrides}, EnvConfig, source="config mapping")
+    return load_config(str(config), EnvConfig, overrides=overrides)
