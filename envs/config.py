@@ -18,7 +18,8 @@ from mad_sim.config import from_dict, load_config
 from mad_sim.errors import ConfigError
 
 ACTION_KINDS = ("bicycle", "trajectory", "delta")
-RENDER_MODES = ("pose", "bev", "rgb_array")
+RENDER_MODES = ("pose", "bev")
+"""Declared render modes; ``rgb_array`` (the appearance synthesizer) joins once that model lands."""
 PROCEDURAL_KINDS = ("straight", "curve", "intersection")
 
 
@@ -59,7 +60,7 @@ class EnvConfig:
       until the log ends); offroad_margin: metres beyond the road edge that
       still count as on the road.
     Rendering:
-      render_mode: ``pose``, ``bev`` or ``rgb_array`` (None: no rendering).
+      render_mode: ``pose`` or ``bev`` (None: no rendering).
       bev_size: pixels of the square BEV frame; bev_extent_m: metres it spans.
     """
 

@@ -1,0 +1,97 @@
+"""The seam between the env and whatever moves the other agents.
+
+A policy implements :class:`mad_sim.world.traffic.TrafficPolicy`:
+``advance(state, controlled, num_steps) -> Trajectory [N, num_steps]`` (the
+next ``num_steps`` states of all agents, world frame).  Policies are made by
+name from a small registry, so the learned predictor registers itself later::
+
+    register_agent_policy("mad", lambda config, rng: MotionPredictorPolicy(...))
+
+:class:`AgentStream` asks the policy for ``config.agent_horizon`` steps at a
+time and hands them out one env step at a time: a policy that returns k steps
+is consumed over the next k env steps, then asked again (or earlier, after
+:meth:`AgentStream.requery`).  Scripted policies use horizon 1 and react to
+the ego every step; a video predictor generating several frames per call uses
+a longer horizon.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+from mad_sim.data.scenario import Trajectory
+from mad_sim.envs.config import EnvConfig
+from mad_sim.errors import ConfigError, ShapeError
+from mad_sim.world.state import WorldState
+
+AgentPolicyFactory = Callable[[EnvConfig, np.random.Generator], object]
+"""``factory(config, rng) -> TrafficPolicy``; ``rng`` is the env's generator."""
+
+_REGISTRY: Dict[str, AgentPolicyFactory] = {}
+
+
+def register_agent_policy(name: str, factory: AgentPolicyFactory, *, overwrite: bool = False) -> None:
+    """Make ``agents=name`` build its policy with ``factory(config, rng)``."""
+    if name in _REGISTRY and not overwrite and _REGISTRY[name] is not factory:
+        raise ConfigError(f"agent policy {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def agent_policy_names() -> list[str]:
+    _register_builtin()
+    return sorted(_REGISTRY)
+
+
+def make_agent_policy(name: str, config: EnvConfig, rng: np.random.Generator) -> object:
+    """Build the policy registered as ``name``; ConfigError names the known ones otherwise."""
+    _register_builtin()
+    if name not in _REGISTRY:
+        raise ConfigError(f"key 'agents': unknown agent policy {name!r} (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[name](config, rng)
+
+
+def _register_builtin() -> None:
+    if {"log", "idm", "constant_velocity"} <= set(_REGISTRY):
+        return
+    from mad_sim.world import traffic
+
+    _REGISTRY.setdefault("log", lambda config, rng: traffic.LogReplay())
+    _REGISTRY.setdefault("idm", lambda config, rng: traffic.IDM())
+    _REGISTRY.setdefault("constant_velocity", lambda config, rng: traffic.ConstantVelocity())
+
+
+class AgentStream:
+    """Buffers a policy's multi-step output and serves it one step at a time."""
+
+    def __init__(self, policy: object, horizon: int) -> None:
+        self.policy = policy
+        self.horizon = int(horizon)
+        self._buffer: Optional[Trajectory] = None
+        self._start = 0  # absolute step of the buffer's column 0
+        self.queries = 0
+
+    def reset(self, state: WorldState) -> None:
+        self._buffer = None
+        reset = getattr(self.policy, "reset", None)
+        if callable(reset):
+            reset(state)
+
+    def requery(self) -> None:
+        """Drop what is buffered: the next step asks the policy again."""
+        self._buffer = None
+
+    def next_step(self, state: WorldState, controlled: np.ndarray) -> Trajectory:
+        """The agents' states at ``state.timestep + 1`` as a ``[N, 1]`` Trajectory."""
+        t_next = state.timestep + 1
+        col = t_next - self._start
+        if self._buffer is None or not 0 <= col < self._buffer.num_steps:
+            steps = max(1, min(self.horizon, state.remaining_log_steps))
+            out = self.policy.advance(state, controlled, steps)
+            if out.valid.shape[0] != state.num_agents or out.valid.shape[1] < 1:
+                raise ShapeError(f"agent policy {type(self.policy).__name__} returned {out.valid.shape}, "
+                                 f"expected [{state.num_agents}, {steps}]")
+            self._buffer, self._start, col = out, t_next, 0
+            self.queries += 1
+        return self._buffer.take(np.array([col]), axis=1)

@@ -1,0 +1,252 @@
+"""``MADDrive-v0``: closed-loop driving in a pose-space world seeded from logs.
+
+Registered by ``import mad_sim``; every :class:`~mad_sim.envs.config.EnvConfig`
+field is a keyword of ``gym.make``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional, Tuple
+
+import gymnasium as gym
+import numpy as np
+
+from mad_sim.data.frames import wrap_angle
+from mad_sim.data.scenario import DT, Scenario
+from mad_sim.envs import observation as obs_mod
+from mad_sim.envs.actions import make_action_adapter
+from mad_sim.envs.agents import AgentStream, make_agent_policy
+from mad_sim.envs.config import RENDER_MODES, EnvConfig, make_config
+from mad_sim.envs.reward import Route, StepMetrics, ego_collides, has_road_edges, reward
+from mad_sim.envs.scenes import ScenarioSource
+from mad_sim.errors import ConfigError, EnvStateError
+from mad_sim.world.state import WorldState
+
+log = logging.getLogger(__name__)
+
+
+class MADDriveEnv(gym.Env):
+    """Drive the ego through a log (or a procedural scene) while a policy moves everyone else.
+
+    **Reset** ``reset(seed=None, options={"scenario": path | glob | Scenario, "ego": index | "sdc"})``.
+    Without a scenario (in the options or the config) a procedural scene is
+    generated from the env's seeded generator; a file or glob is drawn from
+    with the same generator.  The simulation starts at the log's
+    ``current_index`` (the steps before it are history, copied from the log);
+    it is truncated when the log ends (or after ``max_episode_steps``).
+
+    **Actions** (``action=``; see :mod:`mad_sim.envs.actions`):
+
+    - ``bicycle`` (default) ``Box[-1, 1]^2`` float32: ``[accel, curvature]``
+      scaled by ``max_accel`` (6 m/s^2) and ``max_curvature`` (0.3 1/m).
+    - ``trajectory`` ``Box[-60, 60]^(trajectory_steps x 2)`` float32: ego-frame
+      waypoints at 0.1 s spacing, tracked by pure pursuit + a speed loop.
+    - ``delta`` ``Box[-1, 1]^3`` float32: ``[dx, dy, dyaw]`` per step in the ego
+      frame, scaled by ``max_delta_xy`` (m) and ``max_delta_yaw`` (rad).
+
+    Non-finite or wrongly shaped actions raise :class:`~mad_sim.errors.ActionError`.
+
+    **Other agents** (``agents=``): ``log``, ``idm``, ``constant_velocity``
+    or any name added with :func:`mad_sim.envs.register_agent_policy`; the
+    policy is asked for ``agent_horizon`` steps per call.
+
+    **Observation**: a flat Dict, see :mod:`mad_sim.envs.observation`
+    (``ego`` [10] f32, ``agents`` [K, 11] f32 + ``agents_mask`` [K] i8,
+    ``roadgraph`` [P, 11] f32 + ``roadgraph_mask`` [P] i8, optionally ``pose``
+    [H, W, 3] u8).
+
+    **Reward and info**: see :mod:`mad_sim.envs.reward`; ``info`` carries every
+    metric each step plus ``scenario_id``, ``timestep`` and ``agent_queries``.
+    Terminates on collision / offroad when configured.
+
+    **Render modes**: ``pose`` (the pose frame seen from the ego, 128x128 by
+    default) and ``bev`` (a top-down view), both ``[H, W, 3]`` uint8.
+
+    Stepping before ``reset``, after termination/truncation, or after
+    ``close`` raises :class:`~mad_sim.errors.EnvStateError`; ``close`` twice is fine.
+    """
+
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": int(round(1 / DT))}
+
+    def __init__(self, config: Any = None, render_mode: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.config: EnvConfig = make_config(config, **kwargs)
+        if render_mode is not None:
+            if render_mode not in RENDER_MODES:
+                raise ConfigError(f"render_mode {render_mode!r} is not one of {list(RENDER_MODES)}")
+            self.config.render_mode = render_mode
+        self.render_mode = self.config.render_mode
+        self.adapter = make_action_adapter(self.config)
+        self.action_space = self.adapter.space
+        self.observation_space = obs_mod.observation_space(self.config)
+        self._source = ScenarioSource(self.config.procedural_kind)
+        self._roadgraph_cache: Dict[int, obs_mod.RoadgraphPoints] = {}
+        self._pose_renderer = None
+        self.state: Optional[WorldState] = None
+        self._stream: Optional[AgentStream] = None
+        self._done = False
+        self._closed = False
+        self._steps = 0
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None
+              ) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+        if self._closed:
+            raise EnvStateError("reset() after close()")
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"scenario", "ego"}
+        if unknown:
+            raise ConfigError(f"reset options: unknown key(s) {sorted(unknown)} (known: ego, scenario)")
+        scenario = self._source.draw(self.np_random, options.get("scenario", self.config.scenario))
+        ego = options.get("ego", self.config.ego)
+        ego_index = scenario.sdc_index if ego == "sdc" else int(ego)
+        self.state = WorldState.from_scenario(scenario, ego_index=ego_index)
+        self._start_step = self.state.timestep
+        if self._stream is None:
+            policy = make_agent_policy(self.config.agents, self.config, self.np_random)
+            self._stream = AgentStream(policy, self.config.agent_horizon)
+        self._stream.reset(self.state)
+        key = id(scenario.roadmap)
+        if key not in self._roadgraph_cache:
+            self._roadgraph_cache = {key: obs_mod.RoadgraphPoints.from_roadmap(scenario.roadmap, self.config.roadgraph_spacing)}
+        self._roadgraph = self._roadgraph_cache[key]
+        self._offroad_enabled = has_road_edges(scenario.roadmap)
+        e = self.state.ego()
+        xy, yaw = e.xy[0].copy(), float(e.heading[0])
+        log_ego = scenario.tracks
+        self.route = Route(log_ego.xy[ego_index], log_ego.valid[ego_index], xy, yaw)
+        self._route_s0 = self.route.project(xy)[0]
+        self._prev_s = self._route_s0
+        self._speed = float(np.dot(e.velocity[0], [np.cos(yaw), np.sin(yaw)]))
+        self._accel = 0.0
+        self._curvature = 0.0
+        self._yaw_rate = 0.0
+        self._done = False
+        self._steps = 0
+        self.last_metrics = self._measure(progress=0.0, jerk=0.0)
+        return self._observation(), self._info()
+
+    # ------------------------------------------------------------------- step
+    def step(self, action: Any) -> Tuple[Dict[str, np.ndarray], float, bool, bool, Dict[str, Any]]:
+        if self._closed:
+            raise EnvStateError("step() after close()")
+        if self.state is None:
+            raise EnvStateError("step() before reset()")
+        if self._done:
+            raise EnvStateError("step() after the episode ended (terminated or truncated): call reset()")
+        s = self.state
+        t = s.timestep
+        ego = s.ego_index
+        e = s.ego()
+        xy, yaw = e.xy[0].copy(), float(e.heading[0])
+        nxt = self.adapter.step(xy, yaw, self._speed, action)
+        controlled = np.ones(s.num_agents, bool)
+        controlled[ego] = False
+        agents = self._stream.next_step(s, controlled)
+        xyz = agents.xyz[:, 0].copy()
+        heading = agents.heading[:, 0].copy()
+        velocity = agents.velocity[:, 0].copy()
+        valid = agents.valid[:, 0].copy()
+        size = s.sim.size[:, t].copy()
+        grow = valid & ~s.sim.valid[:, t]  # agents entering the scene bring their own size
+        size[grow] = agents.size[grow, 0]
+        xyz[ego] = [nxt.xy[0], nxt.xy[1], s.sim.xyz[ego, t, 2]]
+        heading[ego] = nxt.heading
+        velocity[ego] = nxt.speed * np.array([np.cos(nxt.heading), np.sin(nxt.heading)])
+        valid[ego] = True
+        s.write_step(t + 1, xyz, heading, velocity, valid, size)
+        s.timestep = t + 1
+        self._steps += 1
+        jerk = (nxt.accel - self._accel) / DT
+        self._yaw_rate = float(wrap_angle(nxt.heading - yaw)) / DT
+        self._speed, self._accel, self._curvature = nxt.speed, nxt.accel, nxt.curvature
+        s_now = self.route.project(nxt.xy)[0]
+        m = self._measure(progress=s_now - self._prev_s, jerk=jerk)
+        self._prev_s = s_now
+        self.last_metrics = m
+        r = reward(m, self.config)
+        terminated = bool((m.collision and self.config.terminate_on_collision)
+                          or (m.offroad and self.config.terminate_on_offroad))
+        truncated = bool(s.remaining_log_steps <= 0 or (self.config.max_episode_steps is not None
+                                                        and self._steps >= self.config.max_episode_steps))
+        self._done = terminated or truncated
+        return self._observation(), r, terminated, truncated, self._info()
+
+    # ---------------------------------------------------------------- helpers
+    def _measure(self, progress: float, jerk: float) -> StepMetrics:
+        s = self.state
+        t, ego = s.timestep, s.ego_index
+        xy = s.sim.xy[:, t]
+        collision = ego_collides(xy, s.sim.heading[:, t], s.sim.size[:, t], s.sim.valid[:, t], ego)
+        offroad = False
+        if self._offroad_enabled:
+            from mad_sim.world.geometry import road_edge_distance
+
+            dist = float(np.asarray(road_edge_distance(xy[ego][None], s.roadmap)).reshape(-1)[0])
+            offroad = bool(np.isfinite(dist) and dist > self.config.offroad_margin)
+        s_route, lateral, route_yaw = self.route.project(xy[ego])
+        logv = s.log.valid[ego, t]
+        div = float(np.linalg.norm(xy[ego] - s.log.xy[ego, t])) if logv else float("nan")
+        return StepMetrics(collision=collision, offroad=offroad, progress=float(progress),
+                           route_progress=float(s_route - self._route_s0), route_lateral=lateral,
+                           route_heading_error=float(wrap_angle(s.sim.heading[ego, t] - route_yaw)),
+                           speed=self._speed, accel=self._accel, jerk=float(jerk), curvature=self._curvature,
+                           log_divergence=div)
+
+    def _observation(self) -> Dict[str, np.ndarray]:
+        s, c, m = self.state, self.config, self.last_metrics
+        t, ego = s.timestep, s.ego_index
+        ego_xy = s.sim.xy[ego, t]
+        ego_yaw = float(s.sim.heading[ego, t])
+        size = s.sim.size[ego, t]
+        ego_vec = obs_mod.ego_features(self._speed, self._accel, self._yaw_rate, self._curvature, float(size[0]),
+                                       float(size[1]), m.route_progress, m.route_lateral, m.route_heading_error,
+                                       s.remaining_log_steps * DT)
+        agents = obs_mod.agent_features(s.sim.xy[:, t], s.sim.heading[:, t], s.sim.velocity[:, t], s.sim.size[:, t],
+                                        s.scenario.object_types, s.sim.valid[:, t], ego, ego_xy, ego_yaw,
+                                        c.num_agents, c.agent_radius)
+        road = obs_mod.roadgraph_features(self._roadgraph, ego_xy, ego_yaw, c.num_roadgraph_points, c.roadgraph_radius)
+        pose = self._render_pose() if c.pose_observation else None
+        return obs_mod.assemble(ego_vec, agents, road, pose)
+
+    def _info(self) -> Dict[str, Any]:
+        info: Dict[str, Any] = self.last_metrics.as_info()
+        info["scenario_id"] = self.state.scenario.scenario_id
+        info["timestep"] = int(self.state.timestep)
+        info["agent_queries"] = int(self._stream.queries)
+        return info
+
+    def _render_pose(self) -> np.ndarray:
+        if self._pose_renderer is None:
+            from mad_sim.render.pose import PoseRenderer
+
+            self._pose_renderer = PoseRenderer(width=self.config.pose_width, height=self.config.pose_height)
+        return np.ascontiguousarray(self._pose_renderer.render_state(self.state), dtype=np.uint8)
+
+    # ----------------------------------------------------------------- render
+    def render(self) -> Optional[np.ndarray]:
+        if self.render_mode is None:
+            gym.logger.warn("render() without a render_mode: pass render_mode='pose' or 'bev' to gym.make")
+            return None
+        if self.state is None:
+            raise EnvStateError("render() before reset()")
+        if self.render_mode == "pose":
+            return self._render_pose()
+        from mad_sim.render.bev import render_bev
+
+        return np.ascontiguousarray(render_bev(self.state, size=self.config.bev_size,
+                                               extent_m=self.config.bev_extent_m), dtype=np.uint8)
+
+    def close(self) -> None:
+        self._closed = True
+        self._pose_renderer = None
+        super().close()
+
+    # --------------------------------------------------------------- accessors
+    @property
+    def scenario(self) -> Scenario:
+        if self.state is None:
+            raise EnvStateError("no scenario before reset()")
+        return self.state.scenario

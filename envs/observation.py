@@ -1,0 +1,161 @@
+"""The ``MADDrive-v0`` observation: a flat ``gymnasium.spaces.Dict``.
+
+Flat (no nested Dicts) so stable-baselines3's ``MultiInputPolicy`` and
+``FlattenObservation`` take it as is.  Everything is in the ego frame at the
+present step (x forward, y left, metres, radians, m/s).
+
+============== =================== ======== =========================================
+key            shape               dtype    content
+============== =================== ======== =========================================
+ego            [10]                float32  :data:`EGO_FEATURES`
+agents         [K, 11]             float32  K nearest valid agents, :data:`AGENT_FEATURES`,
+                                            nearest first, zero padded
+agents_mask    [K]                 int8     1 where the ``agents`` row is an agent
+roadgraph      [P, 11]             float32  P nearest resampled map points,
+                                            :data:`ROADGRAPH_FEATURES`, zero padded
+roadgraph_mask [P]                 int8     1 where the ``roadgraph`` row is a point
+pose           [H, W, 3]           uint8    the pose frame (only with ``pose_observation``)
+============== =================== ======== =========================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy as np
+from gymnasium import spaces
+
+from mad_sim.data.frames import heading_world_to_ego, vectors_world_to_ego, world_to_ego
+from mad_sim.data.scenario import MapKind, ObjectType, RoadMap
+from mad_sim.envs.config import EnvConfig
+
+EGO_FEATURES = ("speed", "accel", "yaw_rate", "curvature", "length", "width",
+                "route_progress", "route_lateral", "route_heading_error", "time_left")
+"""speed m/s, accel m/s^2, yaw_rate rad/s, curvature 1/m (last applied), length/width m,
+route_progress m along the logged route since reset, route_lateral m (signed, left +) and
+route_heading_error rad from the logged route, time_left s until the log ends."""
+
+AGENT_FEATURES = ("x", "y", "cos_heading", "sin_heading", "vx", "vy", "length", "width",
+                  "is_vehicle", "is_pedestrian", "is_cyclist")
+ROADGRAPH_FEATURES = ("x", "y", "dir_x", "dir_y") + tuple(f"is_{k.proto_name}" for k in MapKind)
+
+
+def observation_space(config: EnvConfig) -> spaces.Dict:
+    """The observation space of an env built with ``config``."""
+    inf = np.float32(np.inf)
+    k, p = config.num_agents, config.num_roadgraph_points
+    d: Dict[str, spaces.Space] = {
+        "ego": spaces.Box(-inf, inf, (len(EGO_FEATURES),), np.float32),
+        "agents": spaces.Box(-inf, inf, (k, len(AGENT_FEATURES)), np.float32),
+        "agents_mask": spaces.MultiBinary(k),
+        "roadgraph": spaces.Box(-inf, inf, (p, len(ROADGRAPH_FEATURES)), np.float32),
+        "roadgraph_mask": spaces.MultiBinary(p),
+    }
+    if config.pose_observation:
+        d["pose"] = spaces.Box(0, 255, (config.pose_height, config.pose_width, 3), np.uint8)
+    return spaces.Dict(d)
+
+
+@dataclass
+class RoadgraphPoints:
+    """A map resampled to roughly even spacing (world frame): xy [Q,2], unit directions [Q,2], kinds [Q]."""
+
+    xy: np.ndarray
+    direction: np.ndarray
+    kinds: np.ndarray
+
+    @classmethod
+    def from_roadmap(cls, roadmap: RoadMap, spacing: float) -> "RoadgraphPoints":
+        """Keep one point per ``spacing`` metres of each polyline (vectorised over all points).
+
+        A point survives when ``floor(s / spacing)`` (``s`` its arclength within
+        its feature) differs from its predecessor's, or it starts a feature.
+        Directions are the unit vector to the next point of the same feature
+        (the previous one for a feature's last point; zero for a lone point).
+        """
+        pts = np.asarray(roadmap.points, np.float64)[:, :2]
+        if len(pts) == 0:
+            return cls(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0, np.int8))
+        owner = roadmap.point_feature_index()
+        starts = np.zeros(len(pts), bool)
+        starts[roadmap.offsets[:-1][np.diff(roadmap.offsets) > 0]] = True
+        seg = np.r_[0.0, np.linalg.norm(np.diff(pts, axis=0), axis=-1)]
+        seg[starts] = 0.0
+        cum = np.cumsum(seg)
+        cum -= np.maximum.accumulate(np.where(starts, cum, 0.0))
+        bucket = np.floor(cum / spacing)
+        keep = starts | (bucket != np.r_[-1.0, bucket[:-1]])
+        nxt = np.r_[pts[1:], pts[-1:]] - pts
+        same_next = np.r_[owner[1:] == owner[:-1], False]
+        prev = pts - np.r_[pts[:1], pts[:-1]]
+        d = np.where(same_next[:, None], nxt, prev)
+        d[starts & ~same_next] = 0.0
+        norm = np.linalg.norm(d, axis=-1, keepdims=True)
+        d = np.where(norm > 1e-9, d / np.maximum(norm, 1e-9), 0.0)
+        return cls(pts[keep], d[keep], np.asarray(roadmap.kinds)[owner[keep]].astype(np.int8))
+
+
+def ego_features(speed: float, accel: float, yaw_rate: float, curvature: float, length: float, width: float,
+                 progress: float, lateral: float, heading_error: float, time_left: float) -> np.ndarray:
+    return np.array([speed, accel, yaw_rate, curvature, length, width, progress, lateral, heading_error, time_left],
+                    np.float32)
+
+
+def agent_features(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, size: np.ndarray,
+                   types: np.ndarray, valid: np.ndarray, ego_index: int, ego_xy: np.ndarray, ego_yaw: float,
+                   k: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """``([K, 11] float32, [K] int8)``: the K nearest valid agents within ``radius`` (ego frame)."""
+    out = np.zeros((k, len(AGENT_FEATURES)), np.float32)
+    mask = np.zeros(k, np.int8)
+    cand = np.asarray(valid, bool).copy()
+    cand[ego_index] = False
+    idx = np.flatnonzero(cand)
+    if idx.size == 0:
+        return out, mask
+    d2 = ((xy[idx] - ego_xy) ** 2).sum(-1)
+    near = d2 <= radius * radius
+    idx, d2 = idx[near], d2[near]
+    if idx.size > k:
+        part = np.argpartition(d2, k - 1)[:k]
+        idx, d2 = idx[part], d2[part]
+    order = np.argsort(d2, kind="stable")
+    idx = idx[order]
+    n = idx.size
+    rel = world_to_ego(xy[idx], ego_xy, ego_yaw)
+    h = heading_world_to_ego(heading[idx], ego_yaw)
+    v = vectors_world_to_ego(velocity[idx], ego_yaw)
+    t = np.asarray(types)[idx]
+    out[:n] = np.column_stack([rel, np.cos(h), np.sin(h), v, size[idx, 0], size[idx, 1],
+                               t == ObjectType.VEHICLE, t == ObjectType.PEDESTRIAN, t == ObjectType.CYCLIST])
+    mask[:n] = 1
+    return out, mask
+
+
+def roadgraph_features(points: RoadgraphPoints, ego_xy: np.ndarray, ego_yaw: float, p: int,
+                       radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """``([P, 11] float32, [P] int8)``: the P nearest map points within ``radius`` (ego frame)."""
+    out = np.zeros((p, len(ROADGRAPH_FEATURES)), np.float32)
+    mask = np.zeros(p, np.int8)
+    if len(points.xy) == 0:
+        return out, mask
+    d2 = ((points.xy - ego_xy) ** 2).sum(-1)
+    idx = np.flatnonzero(d2 <= radius * radius)
+    if idx.size > p:
+        idx = idx[np.argpartition(d2[idx], p - 1)[:p]]
+    idx = idx[np.argsort(d2[idx], kind="stable")]
+    n = idx.size
+    onehot = points.kinds[idx, None] == np.array([int(m) for m in MapKind])[None]
+    out[:n] = np.column_stack([world_to_ego(points.xy[idx], ego_xy, ego_yaw),
+                               vectors_world_to_ego(points.direction[idx], ego_yaw), onehot])
+    mask[:n] = 1
+    return out, mask
+
+
+def assemble(ego: np.ndarray, agents: tuple[np.ndarray, np.ndarray], roadgraph: tuple[np.ndarray, np.ndarray],
+             pose: Optional[np.ndarray]) -> Dict[str, np.ndarray]:
+    obs = {"ego": ego, "agents": agents[0], "agents_mask": agents[1],
+           "roadgraph": roadgraph[0], "roadgraph_mask": roadgraph[1]}
+    if pose is not None:
+        obs["pose"] = pose
+    return obs
