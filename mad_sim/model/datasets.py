@@ -1,0 +1,236 @@
+"""Clip datasets: rendered once, cached on disk as uint8 ``.npy`` + a JSON manifest.
+
+A cache folder holds
+
+- ``pose.npy``: ``[K, F, H, W, 3]`` uint8, the pose videos of all clips;
+- ``ego.npy``: ``[K, F, H, W, 3]`` uint8, their ego-motion videos;
+- ``manifest.json``: the clip spec, the sources, and per clip its split
+  (``train``/``eval``), source file (or ``procedural``), scenario id,
+  viewpoint track index, first step ``t0``, present step, whether the
+  viewpoint moves, and the seeds used.
+
+The arrays are plain ``.npy`` files opened memory-mapped, so a run reads only
+the clips it samples and several processes share the page cache. They are
+written under temporary names and renamed, and the manifest is written last:
+a folder with a manifest is complete. The folder's name is a hash of the spec
+and the sources, so changing either builds a new cache and never mixes clips.
+
+Sources (:class:`SourceConfig`): a scenario file/glob (WOMD TFRecord,
+ScenarioNet pickle) read with :func:`mad_sim.data.load_scenarios`, or
+``procedural`` scenes from :func:`mad_sim.data.procedural.generate_scenario`
+with seeds ``seed, seed + 1, ...``. Each source belongs to one split; hold a
+real log out as ``eval`` to measure on scenes never trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mad_sim.data.scenario import Scenario
+from mad_sim.errors import ConfigError, DataError, DataNotFoundError
+from mad_sim.io import atomic_path, write_text_atomic
+from mad_sim.model.clips import ClipRef, ClipRenderer, ClipSpec, plan_clips
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+CACHE_VERSION = 1
+
+
+def default_cache_root() -> Path:
+    """``$MAD_SIM_CACHE/clips`` or ``~/.cache/mad-sim/clips`` (outside the repo)."""
+    root = os.environ.get("MAD_SIM_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "mad-sim") / "clips"
+
+
+@dataclass
+class SourceConfig:
+    """One source of scenarios.
+
+    Attributes:
+      kind: ``file`` (``path`` is a file or glob) or ``procedural``.
+      path: scenario file(s), for ``file``. Relative paths are resolved
+        against ``$MAD_SIM_DATA`` if set, else used as given.
+      split: ``train`` or ``eval``.
+      count: number of procedural scenes.
+      seed: first procedural seed; also seeds viewpoint choice.
+      scene_kind: procedural layout (``straight``/``curve``/``intersection``);
+        empty = the generator's random choice.
+      t_range: optional ``[first, last)`` steps the clips must lie in.
+      max_clips: keep at most this many clips of the source (0 = all).
+    """
+
+    kind: Literal["file", "procedural"] = "file"
+    path: str = ""
+    split: Literal["train", "eval"] = "train"
+    count: int = 0
+    seed: int = 0
+    scene_kind: str = ""
+    t_range: Optional[List[int]] = None
+    max_clips: int = 0
+
+
+@dataclass
+class DatasetConfig:
+    """The clip spec and sources of a dataset (the ``data:`` block of a train config)."""
+
+    spec: Dict[str, Union[int, float]] = field(default_factory=dict)
+    sources: List[SourceConfig] = field(default_factory=list)
+    cache_dir: str = ""
+
+    def clip_spec(self) -> ClipSpec:
+        try:
+            return ClipSpec(**self.spec)
+        except TypeError as exc:
+            raise ConfigError(f"data.spec: {exc}") from exc
+
+
+def _resolve(path: str) -> str:
+    p = Path(os.path.expanduser(path))
+    data = os.environ.get("MAD_SIM_DATA")
+    if not p.is_absolute() and data:
+        return str(Path(data) / p)
+    return str(p)
+
+
+def iter_source_scenarios(src: SourceConfig, index: int) -> Iterator[Tuple[Scenario, int]]:
+    """Yield ``(scenario, seed)`` of one source (``seed`` seeds its clip choices)."""
+    if src.kind == "procedural":
+        from mad_sim.data.procedural import generate_scenario
+
+        for k in range(src.count):
+            seed = src.seed + k
+            kwargs = {"kind": src.scene_kind} if src.scene_kind else {}
+            yield generate_scenario(np.random.default_rng(seed), **kwargs), seed
+        return
+    from mad_sim.data import load_scenarios
+
+    if not src.path:
+        raise ConfigError(f"data.sources[{index}]: kind 'file' needs a path")
+    for k, scenario in enumerate(load_scenarios(_resolve(src.path))):
+        yield scenario, src.seed * 1000 + k
+
+
+def cache_key(spec: ClipSpec, sources: Sequence[SourceConfig]) -> str:
+    blob = json.dumps({"v": CACHE_VERSION, "spec": asdict(spec), "sources": [asdict(s) for s in sources]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_clip_cache(spec: ClipSpec, sources: Sequence[SourceConfig], cache_root: Optional[PathLike] = None,
+                     *, rebuild: bool = False, progress: bool = True) -> Path:
+    """Render every clip of ``sources`` once into a cache folder; return the folder.
+
+    An existing complete cache with the same spec and sources is reused
+    unless ``rebuild``.
+
+    Raises:
+      DataError: a source yields no clip at all (e.g. no vehicle is valid over
+        a whole window), naming the source.
+    """
+    root = Path(cache_root) if cache_root else default_cache_root()
+    folder = root / cache_key(spec, sources)
+    if (folder / "manifest.json").is_file() and not rebuild:
+        log.info("clip cache hit: %s", folder)
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+
+    plan: List[Tuple[Scenario, ClipRef, dict]] = []
+    for i, src in enumerate(sources):
+        n_before = len(plan)
+        for scenario, seed in iter_source_scenarios(src, i):
+            rng = np.random.default_rng([seed, i])
+            t_range = tuple(src.t_range) if src.t_range else None
+            for ref in plan_clips(scenario, spec, rng, t_range):
+                plan.append((scenario, ref, {
+                    "split": src.split, "source": src.path if src.kind == "file" else "procedural",
+                    "source_index": i, "scenario_id": scenario.scenario_id, "viewpoint": ref.viewpoint,
+                    "is_sdc": ref.viewpoint == scenario.sdc_index, "t0": ref.t0, "present": ref.t0 + spec.present,
+                    "moving": ref.moving, "seed": seed}))
+        if src.max_clips and len(plan) - n_before > src.max_clips:
+            rng = np.random.default_rng([src.seed, i, 7])
+            keep = np.sort(rng.choice(len(plan) - n_before, src.max_clips, replace=False))
+            plan = plan[:n_before] + [plan[n_before + k] for k in keep]
+        if len(plan) == n_before:
+            raise DataError(f"source {i} ({src.kind} {src.path or src.count}) gave no clip: no vehicle is valid "
+                            f"over a whole {spec.total_frames}-step window", path=src.path or None)
+
+    shape = (len(plan), spec.total_frames, spec.height, spec.width, 3)
+    renderer = ClipRenderer(spec)
+    with atomic_path(folder / "pose.npy") as pose_tmp, atomic_path(folder / "ego.npy") as ego_tmp:
+        pose_mm = np.lib.format.open_memmap(pose_tmp, mode="w+", dtype=np.uint8, shape=shape)
+        ego_mm = np.lib.format.open_memmap(ego_tmp, mode="w+", dtype=np.uint8, shape=shape)
+        entries = []
+        for k, (scenario, ref, entry) in enumerate(tqdm(plan, desc="rendering clips", disable=not progress)):
+            ego_seed = int(np.random.default_rng([entry["seed"], ref.viewpoint, ref.t0]).integers(2**31))
+            pose_mm[k], ego_mm[k] = renderer.render(scenario, ref, ego_seed)
+            entries.append({"index": k, **entry, "ego_seed": ego_seed})
+        pose_mm.flush()
+        ego_mm.flush()
+        del pose_mm, ego_mm
+    manifest = {"version": CACHE_VERSION, "spec": asdict(spec), "sources": [asdict(s) for s in sources],
+                "num_clips": len(plan), "clips": entries}
+    write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
+    log.info("clip cache built: %s (%d clips)", folder, len(plan))
+    return folder
+
+
+class ClipCache:
+    """Read access to a built cache folder (memory-mapped).
+
+    Attributes:
+      spec: the :class:`ClipSpec` of the clips.
+      clips: the manifest entries (list of dicts).
+      pose, ego: ``[K, F, H, W, 3]`` uint8 memory maps.
+    """
+
+    def __init__(self, folder: PathLike) -> None:
+        self.folder = Path(folder)
+        manifest_path = self.folder / "manifest.json"
+        if not manifest_path.is_file():
+            raise DataNotFoundError("no manifest.json: the clip cache is missing or was never completed; "
+                                    "build it with `mad-sim train ... ` or build_clip_cache()", path=str(self.folder))
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            self.spec = ClipSpec(**manifest["spec"])
+            self.clips: List[dict] = manifest["clips"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"corrupt manifest ({exc})", path=str(manifest_path)) from exc
+        try:
+            self.pose = np.load(self.folder / "pose.npy", mmap_mode="r")
+            self.ego = np.load(self.folder / "ego.npy", mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"clip arrays unreadable ({exc})", path=str(self.folder)) from exc
+        want = (len(self.clips), self.spec.total_frames, self.spec.height, self.spec.width, 3)
+        for name, arr in (("pose", self.pose), ("ego", self.ego)):
+            if arr.shape != want:
+                raise DataError(f"{name}.npy has shape {arr.shape}, manifest says {want}", path=str(self.folder))
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def indices(self, split: str, moving_only: bool = False) -> np.ndarray:
+        """Clip indices of a split (``train``/``eval``)."""
+        return np.array([c["index"] for c in self.clips
+                         if c["split"] == split and (c["moving"] or not moving_only)], dtype=np.int64)
+
+    def batch(self, index: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``(pose, ego)`` of the given clips, ``[B, F, H, W, 3]`` uint8 (copied out of the map)."""
+        index = np.asarray(index, dtype=np.int64)
+        return np.asarray(self.pose[index]), np.asarray(self.ego[index])
+
+
+def open_dataset(cfg: DatasetConfig, *, progress: bool = True) -> ClipCache:
+    """Build (or reuse) the cache of ``cfg`` and open it."""
+    if not cfg.sources:
+        raise ConfigError("data.sources is empty: list at least one scenario file or a procedural source")
+    root = Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
+    return ClipCache(build_clip_cache(cfg.clip_spec(), cfg.sources, root, progress=progress))

@@ -1,0 +1,175 @@
+"""What each training stage trains and its loss (used by :mod:`mad_sim.model.training`).
+
+A stage object has
+
+- ``module``: the ``torch.nn.Module`` whose ``requires_grad`` parameters are trained;
+- ``loss(batch, rng, gen) -> (loss, parts)``: the scalar loss of the clips
+  ``batch`` (indices into the clip cache), drawing every random choice from
+  ``rng`` (numpy, data choices) and ``gen`` (torch, noise); ``parts`` are
+  floats to log;
+- ``trainable_state()`` / ``load_trainable_state(sd)``: the tensors a
+  checkpoint holds (all weights for full training, the adapter for LoRA);
+- ``export(folder) -> {name: path}``: the weights a user ships.
+
+Stages:
+
+- ``vae`` (:class:`VaeStage`): the tiny ``AutoencoderKLLTXVideo``, trained
+  from scratch on pose and ego-motion windows of ``frames`` frames; loss =
+  edge-weighted L1 reconstruction + ``kl_weight`` x KL (see
+  :class:`~mad_sim.model.training.VaeLossConfig`). On export, per-channel
+  latent mean/std over training clips are written into the VAE's
+  ``latents_mean``/``latents_std`` buffers (LTX normalises latents with them
+  before the transformer), so the transformer sees roughly unit-variance
+  latents.
+- ``base`` / ``motion`` (:mod:`mad_sim.model.train_denoiser`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mad_sim.errors import CheckpointError, ConfigError
+from mad_sim.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def videos_to_tensor(videos: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``[B, F, H, W, 3]`` uint8 -> ``[B, 3, F, H, W]`` float32 in ``[-1, 1]``."""
+    x = torch.from_numpy(np.ascontiguousarray(videos)).to(device)
+    return x.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)
+
+
+def load_safetensors_into(module: torch.nn.Module, path: str, what: str, strict: bool = True) -> None:
+    """Load a safetensors file into ``module``; CheckpointError names the file and the mismatch."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: {what} weights not found")
+    try:
+        sd = load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{p}: not a readable safetensors file ({exc})") from exc
+    try:
+        missing, unexpected = module.load_state_dict(sd, strict=False)
+    except RuntimeError as exc:  # shape mismatch
+        raise CheckpointError(f"{p}: does not fit the {what} ({exc})") from exc
+    if strict and (missing or unexpected):
+        raise CheckpointError(f"{p}: does not fit the {what}: missing {missing[:3]}..., unexpected {unexpected[:3]}...")
+
+
+def save_safetensors(sd: Dict[str, torch.Tensor], path: Path, metadata: Dict[str, str] | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(tmp), metadata=metadata)
+    return path
+
+
+def edge_weight_map(target: torch.Tensor, threshold: float, weight: float) -> torch.Tensor:
+    """Per-pixel weights ``[B, 1, F, H, W]``: ``1 + weight`` on and 1 px around bright pixels, else 1.
+
+    ``target`` is ``[B, 3, F, H, W]`` in ``[-1, 1]``; a pixel is bright when a
+    channel exceeds ``threshold`` (0-255 scale).
+    """
+    bright = (target.amax(dim=1, keepdim=True) > threshold / 127.5 - 1.0).float()
+    b, c, f, h, w = bright.shape
+    grown = F.max_pool2d(bright.transpose(1, 2).reshape(b * f, 1, h, w), 3, stride=1, padding=1)
+    grown = grown.reshape(b, f, 1, h, w).transpose(1, 2)
+    return 1.0 + weight * grown
+
+
+class VaeStage:
+    """Train the preset's LTX VAE from scratch (or from ``init_vae``)."""
+
+    def __init__(self, cfg, cache, device) -> None:
+        from diffusers import AutoencoderKLLTXVideo
+
+        from mad_sim.model.presets import get_preset
+
+        preset = get_preset(cfg.preset)
+        if preset.family != "ltx":
+            raise ConfigError(f"stage 'vae' trains an LTX VAE; preset {cfg.preset!r} is {preset.family}")
+        if cfg.frames > cache.spec.total_frames:
+            raise ConfigError(f"frames={cfg.frames} exceeds the clips' {cache.spec.total_frames} frames")
+        torch.manual_seed(cfg.seed)
+        self.module = AutoencoderKLLTXVideo(**preset.vae).to(device)
+        if cfg.init_vae:
+            load_safetensors_into(self.module, cfg.init_vae, "VAE")
+        self.cfg, self.cache, self.device = cfg, cache, device
+
+    def _unwrap(self) -> torch.nn.Module:
+        m = self.module
+        return getattr(m, "module", m)
+
+    def sample_windows(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``[B, frames, H, W, 3]`` uint8: a random window of each clip's pose (or ego) video."""
+        cfg, spec = self.cfg, self.cache.spec
+        pose, ego = self.cache.batch(batch)
+        use_ego = rng.random(len(batch)) < cfg.vae_loss.ego_fraction
+        start = rng.integers(0, spec.total_frames - cfg.frames + 1, size=len(batch))
+        return np.stack([(ego if e else pose)[i, s:s + cfg.frames] for i, (e, s) in enumerate(zip(use_ego, start))])
+
+    def loss(self, batch: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> Tuple[torch.Tensor, Dict[str, float]]:
+        lc = self.cfg.vae_loss
+        x = videos_to_tensor(self.sample_windows(batch, rng), self.device)
+        posterior = self.module.encode(x).latent_dist
+        noise = torch.randn(posterior.mean.shape, generator=gen).to(self.device)
+        z = posterior.mean + posterior.std * noise
+        recon = self.module.decode(z).sample
+        w = edge_weight_map(x, lc.bright_threshold, lc.edge_weight)
+        l1 = (w * (recon - x).abs()).mean() / w.mean()
+        kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
+        loss = l1 + lc.kl_weight * kl
+        return loss, {"l1": float(l1.detach()), "kl": float(kl.detach())}
+
+    def trainable_state(self) -> Dict[str, torch.Tensor]:
+        return {k: v for k, v in self._unwrap().state_dict().items()}
+
+    def load_trainable_state(self, sd: Dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self._unwrap().load_state_dict(sd, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"checkpoint does not fit the VAE: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+    @torch.no_grad()
+    def latent_stats(self, num_clips: int = 64, seed: int = 1234) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of posterior means over ``num_clips`` training clips' pose futures."""
+        vae = self._unwrap().eval()
+        rng = np.random.default_rng(seed)
+        idx = self.cache.indices("train")
+        idx = rng.choice(idx, size=min(num_clips, idx.size), replace=False)
+        spec, feats = self.cache.spec, []
+        for chunk in np.array_split(idx, max(1, len(idx) // 8)):
+            pose, ego = self.cache.batch(chunk)
+            for video in (pose[:, spec.future_slice], ego[:, spec.future_slice]):
+                lat = vae.encode(videos_to_tensor(video, self.device)).latent_dist.mean
+                feats.append(lat.transpose(0, 1).reshape(lat.shape[1], -1))
+        allf = torch.cat(feats, dim=1)
+        vae.train()
+        return allf.mean(dim=1), allf.std(dim=1).clamp_min(1e-3)
+
+    def export(self, folder: Path) -> Dict[str, Path]:
+        vae = self._unwrap()
+        mean, std = self.latent_stats()
+        vae.latents_mean.copy_(mean)
+        vae.latents_std.copy_(std)
+        path = save_safetensors(vae.state_dict(), Path(folder) / "vae.safetensors",
+                                {"format": "diffusers AutoencoderKLLTXVideo", "preset": self.cfg.preset})
+        return {"vae": path}
+
+
+def build_stage(cfg, cache, device):
+    """The stage object for ``cfg.stage``."""
+    if cfg.stage == "vae":
+        return VaeStage(cfg, cache, device)
+    from mad_sim.model.train_denoiser import DenoiserStage
+
+    return DenoiserStage(cfg, cache, device)
