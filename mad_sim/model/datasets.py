@@ -59,7 +59,8 @@ class SourceConfig:
     Attributes:
       kind: ``file`` (``path`` is a file or glob) or ``procedural``.
       path: scenario file(s), for ``file``. Relative paths are resolved
-        against ``$MAD_SIM_DATA`` if set, else used as given.
+        against the data root (``$MAD_SIM_DATA`` or ``../shared/data`` beside
+        the checkout) when they exist there, else against the cwd.
       split: ``train`` or ``eval``.
       count: number of procedural scenes.
       seed: first procedural seed; also seeds viewpoint choice.
@@ -94,11 +95,20 @@ class DatasetConfig:
             raise ConfigError(f"data.spec: {exc}") from exc
 
 
+def data_root() -> Path:
+    """``$MAD_SIM_DATA``, else ``../shared/data`` beside the checkout (as the tests use)."""
+    env = os.environ.get("MAD_SIM_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
 def _resolve(path: str) -> str:
+    """Absolute paths as given; relative ones against :func:`data_root` when the file is there, else the cwd."""
     p = Path(os.path.expanduser(path))
-    data = os.environ.get("MAD_SIM_DATA")
-    if not p.is_absolute() and data:
-        return str(Path(data) / p)
+    if p.is_absolute():
+        return str(p)
+    under_root = data_root() / p
+    if under_root.exists() or any(under_root.parent.glob(under_root.name)):
+        return str(under_root)
     return str(p)
 
 
