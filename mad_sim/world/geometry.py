@@ -1,0 +1,395 @@
+"""Planar geometry of agents and maps: oriented boxes, their pairwise overlap,
+signed distance to the road edge, and polylines (arclength, projection,
+interpolation).
+
+Everything is in the world frame (metres, radians CCW from +x) unless a
+docstring says otherwise, pure numpy, vectorised over agents / points /
+segments.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from mad_sim.data.scenario import MapKind, RoadMap
+from mad_sim.errors import ShapeError
+
+__all__ = [
+    "box_corners", "overlap_matrix", "point_segment_distance", "polyline_arclength",
+    "project_to_polyline", "interpolate_polyline", "MapSegments", "map_segments",
+    "road_edge_distance", "RoadDistance", "road_edge_distance_details",
+]
+
+
+# ----------------------------------------------------------------------------- boxes
+def box_corners(xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Corners ``[..., 4, 2]`` of oriented boxes, counter-clockwise from front-right.
+
+    Order: front-right, front-left, rear-left, rear-right, i.e. box-frame
+    offsets ``(+l/2, -w/2), (+l/2, +w/2), (-l/2, +w/2), (-l/2, -w/2)`` rotated
+    by ``heading`` and moved to the centre ``xy`` [..., 2].
+    """
+    xy = np.asarray(xy, dtype=np.float64)
+    h = np.asarray(heading, dtype=np.float64)
+    hl = 0.5 * np.asarray(length, dtype=np.float64)
+    hw = 0.5 * np.asarray(width, dtype=np.float64)
+    sx = np.array([1.0, 1.0, -1.0, -1.0])
+    sy = np.array([-1.0, 1.0, 1.0, -1.0])
+    lx = hl[..., None] * sx  # [..., 4] box-frame offsets
+    ly = hw[..., None] * sy
+    c, s = np.cos(h)[..., None], np.sin(h)[..., None]
+    return np.stack([c * lx - s * ly, s * lx + c * ly], -1) + xy[..., None, :]
+
+
+def overlap_matrix(xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: np.ndarray,
+                   valid: Optional[np.ndarray] = None) -> np.ndarray:
+    """All-pairs overlap ``[N, N]`` bool of oriented boxes, by the separating axis theorem.
+
+    Two convex boxes are disjoint iff their projections on one of the four
+    edge normals (the two axes of each box) are disjoint.  With ``d`` the
+    centre offset, ``u_i`` / ``n_i`` box ``i``'s forward / left unit vectors,
+    half sizes ``l_i, w_i`` and ``C = |cos(h_i - h_j)|``, ``S = |sin(h_i - h_j)|``:
+
+        |d.u_i| >= l_i + l_j C + w_j S      |d.n_i| >= w_i + l_j S + w_j C
+        |d.u_j| >= l_j + l_i C + w_i S      |d.n_j| >= w_j + l_i S + w_i C
+
+    any of which separates them.  Boxes that only touch do not overlap.  The
+    result is symmetric, False on the diagonal and for invalid boxes.  Cost:
+    a handful of ``[N, N]`` array operations (N = 257: about 5 ms).
+
+    Args: xy [N, 2] m; heading [N] rad; length, width [N] m; valid [N] bool.
+    """
+    xy = np.asarray(xy, dtype=np.float64)
+    n = xy.shape[0]
+    if xy.shape != (n, 2):
+        raise ShapeError(f"xy must be [N, 2], got {xy.shape}")
+    h = np.asarray(heading, dtype=np.float64).reshape(n)
+    hl = 0.5 * np.asarray(length, dtype=np.float64).reshape(n)
+    hw = 0.5 * np.asarray(width, dtype=np.float64).reshape(n)
+    c, s = np.cos(h), np.sin(h)
+    dx = xy[None, :, 0] - xy[:, None, 0]  # [i, j]: centre of j seen from i
+    dy = xy[None, :, 1] - xy[:, None, 1]
+    rel = h[:, None] - h[None, :]
+    C, S = np.abs(np.cos(rel)), np.abs(np.sin(rel))
+    li, wi = hl[:, None], hw[:, None]
+    lj, wj = hl[None, :], hw[None, :]
+    ci, si = c[:, None], s[:, None]
+    cj, sj = c[None, :], s[None, :]
+    sep = np.abs(dx * ci + dy * si) >= li + lj * C + wj * S
+    sep |= np.abs(-dx * si + dy * ci) >= wi + lj * S + wj * C
+    sep |= np.abs(dx * cj + dy * sj) >= lj + li * C + wi * S
+    sep |= np.abs(-dx * sj + dy * cj) >= wj + li * S + wi * C
+    out = ~sep
+    np.fill_diagonal(out, False)
+    if valid is not None:
+        v = np.asarray(valid, dtype=bool).reshape(n)
+        out &= v[:, None] & v[None, :]
+    return out
+
+
+# ----------------------------------------------------------------------------- segments
+def point_segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Distance from every point ``[K, 2]`` to every segment ``a -> b`` ``[S, 2]``.
+
+    Returns (distance [K, S] m, t [K, S] in [0, 1], the position of the
+    closest point along the segment).  Zero-length segments act as points.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    ab = b - a
+    l2 = (ab ** 2).sum(-1)
+    ap_x = p[:, None, 0] - a[None, :, 0]
+    ap_y = p[:, None, 1] - a[None, :, 1]
+    t = (ap_x * ab[None, :, 0] + ap_y * ab[None, :, 1]) / np.where(l2 > 0, l2, 1.0)
+    t = np.clip(t, 0.0, 1.0)
+    ex = ap_x - t * ab[None, :, 0]
+    ey = ap_y - t * ab[None, :, 1]
+    return np.hypot(ex, ey), t
+
+
+def _segments_cross(p: np.ndarray, q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[K, S] bool: does segment ``p_k -> q_k`` ([K, 2] each) properly cross ``a_s -> b_s`` ([S, 2])?
+
+    Orientation test: the endpoints of each segment lie strictly on opposite
+    sides of the other's line (collinear touching does not count).
+    """
+    def orient(o_x, o_y, u_x, u_y, w_x, w_y):
+        return (u_x - o_x) * (w_y - o_y) - (u_y - o_y) * (w_x - o_x)
+
+    px, py = p[:, None, 0], p[:, None, 1]
+    qx, qy = q[:, None, 0], q[:, None, 1]
+    ax, ay = a[None, :, 0], a[None, :, 1]
+    bx, by = b[None, :, 0], b[None, :, 1]
+    d1 = orient(ax, ay, bx, by, px, py)
+    d2 = orient(ax, ay, bx, by, qx, qy)
+    d3 = orient(px, py, qx, qy, ax, ay)
+    d4 = orient(px, py, qx, qy, bx, by)
+    return (d1 * d2 < 0) & (d3 * d4 < 0)
+
+
+# ----------------------------------------------------------------------------- polylines
+def polyline_arclength(polyline: np.ndarray) -> np.ndarray:
+    """Cumulative arclength ``[K]`` (m) of a polyline ``[K, 2]`` (or ``[K, 3]``, using x, y), starting at 0."""
+    pl = np.asarray(polyline, dtype=np.float64)[:, :2]
+    if pl.shape[0] == 0:
+        return np.zeros(0)
+    seg = np.hypot(*np.diff(pl, axis=0).T) if pl.shape[0] > 1 else np.zeros(0)
+    return np.concatenate([[0.0], np.cumsum(seg)])
+
+
+def project_to_polyline(points: np.ndarray, polyline: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Arclength and signed lateral offset of points ``[..., 2]`` relative to a polyline ``[K, 2]``.
+
+    The closest segment is chosen by Euclidean distance.  ``arclength`` [...]
+    (m from the first vertex) is the foot of the perpendicular on it;
+    ``lateral_offset`` [...] (m) is positive to the left of the direction of
+    travel.  Before the first vertex and past the last one the end segments
+    are extended as straight lines, so arclength can be negative or exceed the
+    length (progress keeps growing past the end of a route).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    pl = np.asarray(polyline, dtype=np.float64)[:, :2]
+    if pl.ndim != 2 or pl.shape[0] == 0:
+        raise ShapeError(f"polyline must be [K>=1, 2], got {np.shape(polyline)}")
+    flat = pts.reshape(-1, 2)
+    if pl.shape[0] == 1:
+        d = flat - pl[0]
+        return np.hypot(d[:, 0], d[:, 1]).reshape(pts.shape[:-1]) * 0.0, np.zeros(pts.shape[:-1])
+    a, b = pl[:-1], pl[1:]
+    cum = polyline_arclength(pl)
+    dist, _ = point_segment_distance(flat, a, b)
+    seg = dist.argmin(-1)
+    ab = (b - a)[seg]
+    seg_len = np.hypot(ab[:, 0], ab[:, 1])
+    unit = ab / np.where(seg_len > 0, seg_len, 1.0)[:, None]
+    ap = flat - a[seg]
+    along = (ap * unit).sum(-1)
+    last = pl.shape[0] - 2
+    lo = np.where(seg == 0, -np.inf, 0.0)
+    hi = np.where(seg == last, np.inf, seg_len)
+    along = np.clip(along, lo, hi)
+    foot = a[seg] + along[:, None] * unit
+    off = flat - foot
+    lateral_sign = np.sign(unit[:, 0] * ap[:, 1] - unit[:, 1] * ap[:, 0])
+    lateral = lateral_sign * np.hypot(off[:, 0], off[:, 1])
+    return (cum[seg] + along).reshape(pts.shape[:-1]), lateral.reshape(pts.shape[:-1])
+
+
+def interpolate_polyline(polyline: np.ndarray, arclength: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Point ``[..., 2]`` and tangent heading ``[...]`` (rad) at ``arclength`` [...] m along a polyline ``[K, 2]``.
+
+    Outside ``[0, length]`` the end segments are extended linearly.  Repeated
+    vertices are skipped.
+    """
+    pl = np.asarray(polyline, dtype=np.float64)[:, :2]
+    s = np.asarray(arclength, dtype=np.float64)
+    if pl.shape[0] == 0:
+        raise ShapeError("cannot interpolate an empty polyline")
+    cum = polyline_arclength(pl)
+    keep = np.concatenate([[True], np.diff(cum) > 0])
+    pl, cum = pl[keep], cum[keep]
+    if pl.shape[0] == 1:
+        return np.broadcast_to(pl[0], s.shape + (2,)).copy(), np.zeros(s.shape)
+    seg = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, pl.shape[0] - 2)
+    a, b = pl[seg], pl[seg + 1]
+    frac = (s - cum[seg]) / (cum[seg + 1] - cum[seg])
+    xy = a + frac[..., None] * (b - a)
+    heading = np.arctan2(b[..., 1] - a[..., 1], b[..., 0] - a[..., 0])
+    return xy, heading
+
+
+# ----------------------------------------------------------------------------- map segments
+@dataclass
+class MapSegments:
+    """The segments of a :class:`RoadMap`'s lanes and road edges, with bounding boxes.
+
+    ``*_a`` / ``*_b`` [S, 2]: segment end points (m); ``*_lo`` / ``*_hi``
+    [S, 2]: their axis-aligned bounding boxes; ``lane_feature`` [S]: index of
+    the lane feature a lane segment belongs to; ``lane_s0`` [S]: arclength of
+    the segment start along its lane.
+    """
+
+    edge_a: np.ndarray
+    edge_b: np.ndarray
+    lane_a: np.ndarray
+    lane_b: np.ndarray
+    lane_feature: np.ndarray
+    lane_s0: np.ndarray
+
+    @staticmethod
+    def _bbox(a: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        return np.minimum(a, b), np.maximum(a, b)
+
+    def __post_init__(self) -> None:
+        self.edge_lo, self.edge_hi = self._bbox(self.edge_a, self.edge_b)
+        self.lane_lo, self.lane_hi = self._bbox(self.lane_a, self.lane_b)
+
+
+def _segments_of(roadmap: RoadMap, kind: MapKind) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(a [S, 2], b [S, 2], feature index [S], start arclength [S]) of all features of ``kind``.
+
+    Every point but the last of a feature starts a segment; the start
+    arclength is measured along the segment's own feature.
+    """
+    pts = roadmap.points[:, :2]
+    fidx = roadmap.point_feature_index()
+    if pts.shape[0] < 2:
+        z = np.zeros((0, 2))
+        return z, z, np.zeros(0, np.int64), np.zeros(0)
+    same = fidx[1:] == fidx[:-1]
+    step = np.where(same, np.hypot(*np.diff(pts, axis=0).T), 0.0)
+    cum = np.concatenate([[0.0], np.cumsum(step)])  # running length, reset below per feature
+    first_point = roadmap.offsets[:-1][fidx]
+    along = cum - cum[first_point]
+    idx = np.flatnonzero(same & (roadmap.kinds[fidx[:-1]] == int(kind)))
+    return pts[idx], pts[idx + 1], fidx[idx].astype(np.int64), along[idx]
+
+
+_CACHE: Dict[int, Tuple["weakref.ref[RoadMap]", MapSegments]] = {}
+
+
+def map_segments(roadmap: RoadMap) -> MapSegments:
+    """The (cached) :class:`MapSegments` of a road map; maps are never modified, so one build serves all steps."""
+    hit = _CACHE.get(id(roadmap))
+    if hit is not None and hit[0]() is roadmap:
+        return hit[1]
+    ea, eb, _, _ = _segments_of(roadmap, MapKind.ROAD_EDGE)
+    la, lb, lf, ls = _segments_of(roadmap, MapKind.LANE)
+    segs = MapSegments(edge_a=ea, edge_b=eb, lane_a=la, lane_b=lb, lane_feature=lf, lane_s0=ls)
+    key = id(roadmap)
+    _CACHE[key] = (weakref.ref(roadmap, lambda _r, k=key: _CACHE.pop(k, None)), segs)
+    return segs
+
+
+def _near(lo: np.ndarray, hi: np.ndarray, box_lo: np.ndarray, box_hi: np.ndarray) -> np.ndarray:
+    """Indices of segments whose bounding box intersects the box ``[box_lo, box_hi]``."""
+    return np.flatnonzero(((lo <= box_hi) & (hi >= box_lo)).all(-1))
+
+
+def _nearest(points: np.ndarray, a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+             radius: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest segment of every point: (distance [K], segment index [K], t [K]); inf / -1 without segments.
+
+    Spatial prefilter: only segments whose bounding box meets the points'
+    bounding box grown by ``radius`` are tested; points whose nearest hit is
+    farther than ``radius`` (a closer segment could have been filtered out)
+    are re-tested against all segments.
+    """
+    k = points.shape[0]
+    dist = np.full(k, np.inf)
+    seg = np.full(k, -1, np.int64)
+    t = np.zeros(k)
+    if a.shape[0] == 0 or k == 0:
+        return dist, seg, t
+    cand = _near(lo, hi, points.min(0) - radius, points.max(0) + radius)
+    todo = np.arange(k)
+    if cand.size:
+        d, tt = point_segment_distance(points, a[cand], b[cand])
+        j = d.argmin(-1)
+        dist, seg, t = d[np.arange(k), j], cand[j], tt[np.arange(k), j]
+        todo = np.flatnonzero(dist > radius)
+    if todo.size:
+        d, tt = point_segment_distance(points[todo], a, b)
+        j = d.argmin(-1)
+        dist[todo], seg[todo], t[todo] = d[np.arange(todo.size), j], j, tt[np.arange(todo.size), j]
+    return dist, seg, t
+
+
+@dataclass
+class RoadDistance:
+    """Details of :func:`road_edge_distance_details` for points ``[K]``.
+
+    Attributes:
+      signed: [K] m, positive off the road, negative on it.
+      edge_distance: [K] m to the nearest road-edge segment (inf without edges).
+      lane_distance: [K] m to the nearest lane centre line (inf without lanes).
+      crosses_edge: [K] bool, the straight path to the nearest lane centre point crosses a road edge.
+    """
+
+    signed: np.ndarray
+    edge_distance: np.ndarray
+    lane_distance: np.ndarray
+    crosses_edge: np.ndarray
+
+
+def road_edge_distance_details(points: np.ndarray, roadmap: RoadMap, lane_half_width: float = 1.8,
+                               radius: float = 30.0) -> RoadDistance:
+    """Signed distance of points ``[K, 2]`` (world frame) to the road edge, with its parts.
+
+    Method (drivable area = the region around the lanes bounded by road edges):
+
+    1. ``e`` = distance to the nearest road-edge segment, ``q`` = the nearest
+       point on any lane centre line (its distance ``l``).
+    2. A point is *off the road* iff the straight path from it to ``q``
+       crosses a road-edge segment: lanes lie on the road, so a point that
+       reaches its nearest lane without crossing an edge is on the same side
+       of every edge as the road.  This needs no convention on how edges are
+       oriented and handles medians and islands (the nearest lane is beyond
+       the median's edge).
+    3. Signed distance = ``+e`` off the road, ``-e`` on it.  Without road
+       edges in the map it is ``l - lane_half_width`` (the lanes' corridors
+       are the drivable area); without lanes, the WOMD edge orientation is
+       used: the road lies to the left of a road edge's direction, so a point
+       to its right is off the road.
+
+    A point on the road but far from any edge (a wide map whose edges were
+    cropped away) gets a large negative value; the method cannot see a
+    missing edge.
+
+    Cost: points are sorted by a 40 m grid cell and processed 16 at a time;
+    each chunk builds a few ``[16, S']`` arrays where ``S'`` counts the
+    segments within ``radius`` (m) of the chunk's bounding box (see
+    :func:`_nearest`).
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(pts).all():
+        raise ShapeError("road_edge_distance got a non-finite point")
+    segs = map_segments(roadmap)
+    out = RoadDistance(signed=np.zeros(len(pts)), edge_distance=np.zeros(len(pts)),
+                       lane_distance=np.zeros(len(pts)), crosses_edge=np.zeros(len(pts), bool))
+    # spatial chunks: points sorted by a coarse grid cell, so each chunk's bounding box (the prefilter) is small
+    cell = np.floor(pts / _CHUNK_CELL_M).astype(np.int64)
+    order = np.lexsort((cell[:, 1], cell[:, 0]))
+    for start in range(0, len(pts), _CHUNK_POINTS):
+        idx = order[start:start + _CHUNK_POINTS]
+        part = _signed_distance_chunk(pts[idx], segs, lane_half_width, radius)
+        out.signed[idx], out.edge_distance[idx] = part.signed, part.edge_distance
+        out.lane_distance[idx], out.crosses_edge[idx] = part.lane_distance, part.crosses_edge
+    return out
+
+
+_CHUNK_POINTS = 16
+_CHUNK_CELL_M = 40.0
+
+
+def _signed_distance_chunk(pts: np.ndarray, segs: MapSegments, lane_half_width: float, radius: float) -> RoadDistance:
+    e_dist, e_seg, _ = _nearest(pts, segs.edge_a, segs.edge_b, segs.edge_lo, segs.edge_hi, radius)
+    l_dist, l_seg, l_t = _nearest(pts, segs.lane_a, segs.lane_b, segs.lane_lo, segs.lane_hi, radius)
+    k = pts.shape[0]
+    crosses = np.zeros(k, bool)
+    if segs.edge_a.shape[0] == 0:
+        signed = l_dist - lane_half_width
+    elif segs.lane_a.shape[0] == 0:
+        a, b = segs.edge_a[e_seg], segs.edge_b[e_seg]
+        cross = (b[:, 0] - a[:, 0]) * (pts[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (pts[:, 0] - a[:, 0])
+        signed = np.where(cross < 0, e_dist, -e_dist)
+    else:
+        q = segs.lane_a[l_seg] + l_t[:, None] * (segs.lane_b[l_seg] - segs.lane_a[l_seg])
+        lo = np.minimum(pts, q).min(0)
+        hi = np.maximum(pts, q).max(0)
+        cand = _near(segs.edge_lo, segs.edge_hi, lo, hi)
+        if cand.size:
+            crosses = _segments_cross(pts, q, segs.edge_a[cand], segs.edge_b[cand]).any(-1)
+        signed = np.where(crosses, e_dist, -e_dist)
+    return RoadDistance(signed=signed, edge_distance=e_dist, lane_distance=l_dist, crosses_edge=crosses)
+
+
+def road_edge_distance(points: np.ndarray, roadmap: RoadMap, lane_half_width: float = 1.8) -> np.ndarray:
+    """Signed distance ``[K]`` (m) of points ``[K, 2]`` to the road edge: positive = off the road.
+
+    See :func:`road_edge_distance_details` for the method.
+    """
+    return road_edge_distance_details(points, roadmap, lane_half_width).signed
