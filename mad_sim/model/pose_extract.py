@@ -42,19 +42,20 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Protocol, Tuple, runtime_checkable
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import cv2
 import numpy as np
 
 from mad_sim.data.dashcam import DashcamExtractor, LaneConfig, check_rgb_frame
 from mad_sim.errors import ConfigError, RenderError, ShapeError
-from mad_sim.render.camera import Camera
+from mad_sim.data.scenario import ObjectType
 from mad_sim.render import skeleton as sk
+from mad_sim.render.camera import Camera
+from mad_sim.render.draw import SHIFT, AgentPoses, PoseStyle, _fixed, draw_agents
 
 log = logging.getLogger(__name__)
 
-LANE_RGB = (255, 255, 255)
 
 
 # --- detections ------------------------------------------------------------------------
@@ -209,20 +210,8 @@ class GroundCamera:
 
 
 # --- drawing -------------------------------------------------------------------------------
-@dataclass
-class PoseStyle:
-    """Line widths and dot radii of the pose video at a given output size (pixels at 128 px)."""
-
-    lane_thickness: int = 1
-    lane_dot_radius: int = 1
-    edge_thickness: int = 1
-    dot_radius: int = 1
-    lane_spacing_m: float = 2.0
-    lane_max_range_m: float = 60.0
-
-
 def _resample_ground(points: np.ndarray, spacing: float) -> np.ndarray:
-    """Resample a ground polyline ``[K, 3]`` every ``spacing`` metres (keeps the ends)."""
+    """Resample a ground polyline ``[K, 3]`` every ``spacing`` metres (keeps both ends)."""
     seg = np.linalg.norm(np.diff(points[:, :2], axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(seg)])
     if s[-1] <= 0:
@@ -231,59 +220,42 @@ def _resample_ground(points: np.ndarray, spacing: float) -> np.ndarray:
     return np.stack([np.interp(q, s, points[:, i]) for i in range(3)], -1)
 
 
-def draw_ground_polylines(img: np.ndarray, camera: Camera, polylines: Iterable[np.ndarray], style: PoseStyle) -> None:
-    """Draw vehicle-frame 3-D polylines (``[K, 3]`` each) as white lines with white vertex dots."""
+def draw_ground_polylines(img: np.ndarray, camera: Camera, polylines: Sequence[np.ndarray],
+                          color: Tuple[int, int, int], style: PoseStyle, dot_spacing_m: Optional[float]) -> None:
+    """Draw vehicle-frame 3-D polylines (``[K, 3]`` each) into ``img`` (in place).
+
+    Lines are ``style.line_width`` wide; with ``dot_spacing_m``, dots of
+    ``style.dot_width`` mark vertices resampled every that many metres (how the
+    pose renderer marks lane centre lines).
+    """
+    lw, dw = style.line_width(camera.width), style.dot_width(camera.width)
     for pl in polylines:
         if len(pl) < 2:
             continue
         ua, ub, keep = camera.project_segments(pl[:-1], pl[1:])
-        if not keep.any():
-            continue
-        segs = np.stack([ua[keep], ub[keep]], 1)
-        cv2.polylines(img, np.round(segs).astype(np.int32), False, LANE_RGB, style.lane_thickness, cv2.LINE_AA)
-        uv, _ = camera.project(pl)
-        ok = np.isfinite(uv).all(-1) & camera.in_image(uv)
-        for u, v in np.round(uv[ok]).astype(int):
-            cv2.circle(img, (int(u), int(v)), style.lane_dot_radius, LANE_RGB, -1, cv2.LINE_AA)
-
-
-def draw_vehicles(img: np.ndarray, camera: Camera, center: np.ndarray, heading: np.ndarray, size: np.ndarray,
-                  style: PoseStyle) -> None:
-    """Draw cars (vehicle-frame box centres ``[n, 3]``, headings ``[n]``, sizes ``[n, 3]``) far to near."""
-    if len(center) == 0:
-        return
-    spec = sk.VEHICLE
-    kp = sk.place(sk.vehicle_keypoints(size), center, heading, size[:, 2])  # [n, K, 3]
-    order = np.argsort(-np.linalg.norm(center[:, :2] - camera.position[:2], axis=1))
-    for i in order:
-        a = kp[i, spec.edges[:, 0]]
-        b = kp[i, spec.edges[:, 1]]
-        ua, ub, keep = camera.project_segments(a, b)
-        for e in np.flatnonzero(keep):
-            c = tuple(int(x) for x in spec.edge_colors[e])
-            cv2.line(img, tuple(np.round(ua[e]).astype(int)), tuple(np.round(ub[e]).astype(int)), c,
-                     style.edge_thickness, cv2.LINE_AA)
-        uv, _ = camera.project(kp[i])
-        ok = np.isfinite(uv).all(-1) & camera.in_image(uv)
-        for k in np.flatnonzero(ok):
-            cv2.circle(img, tuple(np.round(uv[k]).astype(int)), style.dot_radius,
-                       tuple(int(x) for x in spec.dot_colors[k]), -1, cv2.LINE_AA)
+        if keep.any():
+            cv2.polylines(img, _fixed(np.stack([ua[keep], ub[keep]], 1)), False, color, lw, style.line_type, SHIFT)
+        if dot_spacing_m:
+            uv, _ = camera.project(_resample_ground(pl, dot_spacing_m))
+            ok = np.isfinite(uv).all(-1) & camera.in_image(uv)
+            if ok.any():
+                p = uv[ok]
+                cv2.polylines(img, _fixed(np.stack([p, p], 1)), False, color, dw, style.line_type, SHIFT)
 
 
 def draw_persons_2d(img: np.ndarray, joints: np.ndarray, scale: Tuple[float, float], style: PoseStyle) -> None:
-    """Draw OpenPose COCO-18 joints ``[P, 18, 3]`` (source pixels, confidence) with OpenPose colours."""
-    sx, sy = scale
+    """Draw OpenPose COCO-18 joints ``[P, 18, 3]`` (source pixels, confidence) with OpenPose's colours."""
+    lw, dw = style.line_width(img.shape[1]), style.dot_width(img.shape[1])
     for person in np.asarray(joints, np.float64):
-        uv = person[:, :2] * np.array([sx, sy])
+        uv = person[:, :2] * np.array(scale)
         seen = person[:, 2] > 0
         for e, (i, j) in enumerate(sk.OPENPOSE_LIMBS):
             if seen[i] and seen[j]:
-                c = tuple(int(x) for x in sk.OPENPOSE_COLORS[e])
-                cv2.line(img, tuple(np.round(uv[i]).astype(int)), tuple(np.round(uv[j]).astype(int)), c,
-                         style.edge_thickness, cv2.LINE_AA)
+                cv2.polylines(img, _fixed(uv[[i, j]][None]), False, tuple(int(x) for x in sk.OPENPOSE_COLORS[e]),
+                              lw, style.line_type, SHIFT)
         for k in np.flatnonzero(seen):
-            cv2.circle(img, tuple(np.round(uv[k]).astype(int)), style.dot_radius,
-                       tuple(int(x) for x in sk.OPENPOSE_COLORS[k]), -1, cv2.LINE_AA)
+            cv2.polylines(img, _fixed(uv[[k, k]][None]), False, tuple(int(x) for x in sk.OPENPOSE_COLORS[k]),
+                          dw, style.line_type, SHIFT)
 
 
 def lift_vehicles(boxes: np.ndarray, camera: Camera, length_m: float = 4.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -312,13 +284,33 @@ def lift_vehicles(boxes: np.ndarray, camera: Camera, length_m: float = 4.5) -> T
     return center, np.zeros(len(center)), size
 
 
+def lane_centre(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The ego lane's centre line ``[K, 3]`` between its two ground boundaries (matched by arclength fraction)."""
+    def at(pl: np.ndarray, q: np.ndarray) -> np.ndarray:
+        s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pl[:, :2], axis=0), axis=1))])
+        return np.stack([np.interp(q * s[-1], s, pl[:, i]) for i in range(3)], -1)
+    q = np.linspace(0.0, 1.0, max(len(left), len(right)))
+    return 0.5 * (at(left, q) + at(right, q))
+
+
+def _lift_polyline(camera: Camera, pl: np.ndarray, max_range_m: float) -> np.ndarray:
+    pts = camera.backproject_ground(np.asarray(pl, np.float64))
+    ok = np.isfinite(pts).all(-1)
+    ok[ok] = np.hypot(pts[ok, 0], pts[ok, 1]) < max_range_m
+    return pts[ok]
+
+
 def draw_detections(det: PoseDetections, camera: Camera, width: int, height: int,
                     style: Optional[PoseStyle] = None) -> np.ndarray:
     """One pose frame ``[height, width, 3]`` uint8 of ``det`` (source pixels) through ``camera`` (source size).
 
-    The output is the source frame's view resized to ``width x height``
-    (per-axis scaling, like ``cv2.resize`` of the camera frame), so it lines up
-    with the resized RGB frame.
+    Painted lane markings are drawn like the pose renderer's road lines
+    (``style.road_line_rgb``), the ego lane's centre line (midway between its
+    boundaries, on the ground) like its lane centres (``style.lane_rgb`` with
+    vertex dots every ``style.lane_dot_spacing_m``), vehicles with
+    :func:`mad_sim.render.draw.draw_agents`.  The output is the source view
+    resized to ``width x height`` (per-axis scaling, like ``cv2.resize`` of
+    the camera frame), so it lines up with the resized RGB frame.
     """
     style = style or PoseStyle()
     w, h = det.image_size
@@ -326,15 +318,17 @@ def draw_detections(det: PoseDetections, camera: Camera, width: int, height: int
         raise RenderError(f"camera is {camera.width}x{camera.height} but the detections are for {w}x{h} frames")
     out_cam = camera.resized(width, height)
     img = np.zeros((height, width, 3), np.uint8)
-    ground_lines = []
-    for pl in det.lanes:
-        pts = camera.backproject_ground(np.asarray(pl, np.float64))
-        pts = pts[np.isfinite(pts).all(-1) & (np.linalg.norm(np.nan_to_num(pts[:, :2], nan=1e9), axis=1) < style.lane_max_range_m)]
-        if len(pts) >= 2:
-            ground_lines.append(_resample_ground(pts, style.lane_spacing_m))
-    draw_ground_polylines(img, out_cam, ground_lines, style)
+    lines = [g for g in (_lift_polyline(camera, pl, style.max_range_m) for pl in det.lanes) if len(g) >= 2]
+    draw_ground_polylines(img, out_cam, lines, style.road_line_rgb, style, None)
+    if det.ego_lane is not None:
+        left, right = (_lift_polyline(camera, pl, style.max_range_m) for pl in det.ego_lane)
+        if len(left) >= 2 and len(right) >= 2:
+            draw_ground_polylines(img, out_cam, [lane_centre(left, right)], style.lane_rgb, style,
+                                  style.lane_dot_spacing_m)
     center, heading, size = lift_vehicles(det.vehicles, camera)
-    draw_vehicles(img, out_cam, center, heading, size, style)
+    if len(center):
+        draw_agents(img, out_cam, AgentPoses(center, heading, size, np.full(len(center), int(ObjectType.VEHICLE))),
+                    style)
     if len(det.persons):
         draw_persons_2d(img, det.persons, (width / w, height / h), style)
     return img
