@@ -1,1 +1,47 @@
-"""model layer of mad-sim (see DESIGN.md)."""
+"""The model layer: a diffusers video backbone, peft LoRA adapters, VAE-space conditions.
+
+Public API (stable; the training code builds on it):
+
+* :func:`load_backbone` ``(preset="tiny", path=None, device=None, dtype=None, weights=None, seed=0) -> Backbone``
+  presets ``tiny`` / ``ltx-2b`` / ``ltx-13b`` / ``svd-tiny`` / ``svd`` (:mod:`.presets`);
+  ``weights="random"`` for an untrained tiny model, None for the shipped
+  ``mad_sim/weights/tiny.safetensors``.  A ``Backbone`` has ``vae``,
+  ``denoiser`` (5-D latents in, velocity out; ``denoiser.model`` is the diffusers
+  module), ``scheduler``, ``text_encoder``, ``tokenizer``, ``config``,
+  ``encode_video(video[B,3,F,H,W] in [-1,1]) -> latents[B,C,f,h,w]``,
+  ``decode_latents``, ``set_latent_stats``, ``save_file`` / ``load_file``
+  (one safetensors), ``save_pretrained`` (diffusers dirs), ``check_size``.
+* :class:`MADModel` ``(backbone)``: ``add_adapter(name, rank, alpha, targets)``,
+  ``set_adapter(name | None)``, ``adapter_parameters(name)``,
+  ``save_adapter(name, path)`` / ``load_adapter(name, path)`` (diffusers LoRA
+  safetensors), ``load_authors_lora(path_or_state_dict, name)``,
+  ``encode_conditions``, ``training_loss(target_video, conditions, prompts,
+  generator, targeted_noise_on_pose=False, ...) -> scalar``,
+  ``sample(conditions, num_frames, height, width, steps, guidance_scale,
+  generator, prompts=None, drop_empty_pose_tokens=False) -> [B,3,F,H,W]``.
+* :class:`Condition` ``(video[B,3,F,H,W], kind, frame_offset=None)`` with kinds
+  ``first_frame`` (at frame 1000), ``pose_history`` (just before the target),
+  ``pose``, ``ego_motion``, ``boxes`` (aligned with the target).
+* :class:`MotionPredictor` ``(model)``: ``forecast(pose_history[F_h,H,W,3] uint8,
+  ego_motion=None, num_frames=17, steps=4, generator=None) -> [F,H,W,3] uint8``
+  (a leading batch dimension is kept when given).
+
+Shapes: LTX presets need ``8k+1`` frames and sizes divisible by 32
+(:class:`~mad_sim.errors.ShapeError` names the fix).  Nothing here downloads.
+"""
+
+from mad_sim.model.backbone import Backbone, build_empty, load_backbone
+from mad_sim.model.conditioning import Condition, uint8_to_video, video_to_uint8
+from mad_sim.model.mad import MADModel
+from mad_sim.model.presets import PRESETS, Preset, get_preset
+
+__all__ = ["Backbone", "Condition", "MADModel", "PRESETS", "Preset", "build_empty", "get_preset", "load_backbone",
+           "uint8_to_video", "video_to_uint8", "MotionPredictor"]
+
+
+def __getattr__(name: str):
+    if name == "MotionPredictor":
+        from mad_sim.model.motion import MotionPredictor
+
+        return MotionPredictor
+    raise AttributeError(name)
