@@ -1,0 +1,203 @@
+"""Open-loop planning evaluation on logs (the MAD paper's minADE@K / APD@K protocol).
+
+For each scenario, at t0 = ``current_index`` (and, with ``stride``, every
+``stride`` steps after it while a full horizon of log remains), a planner
+proposes K ego trajectories from the log's history; they are scored against
+the logged future in the ego frame at t0 with :mod:`mad_sim.eval.metrics`,
+masking invalid log steps.  With ``tracks_to_predict=True`` each of the
+scenario's ``tracks_to_predict`` is also evaluated as if it were the ego.
+
+Scenarios are streamed (never all in memory): the main process reads raw
+records, ``workers`` local processes parse and evaluate them, and under
+``accelerate launch`` (``WORLD_SIZE`` > 1) record ``i`` goes to rank
+``i % WORLD_SIZE`` and the rows are gathered on every rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from mad_sim.data.frames import heading_world_to_ego
+from mad_sim.data.scenario import DT, Scenario
+from mad_sim.eval import metrics as M
+from mad_sim.planners import make_planner
+from mad_sim.planners.base import Planner, context_from_scenario
+
+log = logging.getLogger(__name__)
+
+METRIC_KEYS = ("minADE", "minFDE", "miss_rate", "miss_3s", "miss_5s", "miss_8s", "APD", "APD_flat")
+
+
+@dataclass
+class OpenLoopSettings:
+    planner: str = "cv"
+    k: int = 6
+    horizon_s: float = 8.0
+    history: int = 11
+    stride: Optional[int] = None  # steps between sliding windows (None: only current_index)
+    tracks_to_predict: bool = False
+
+    @property
+    def horizon(self) -> int:
+        return int(round(self.horizon_s / DT))
+
+
+def evaluate_scenario(scenario: Scenario, planner: Planner, settings: OpenLoopSettings) -> List[Dict[str, Any]]:
+    """One row per (t0, target) of ``scenario``: ids, the metrics of :data:`METRIC_KEYS`, and ``plan_seconds``."""
+    f = settings.horizon
+    t0s = [scenario.current_index]
+    if settings.stride:
+        t0s = list(range(scenario.current_index, scenario.num_steps - f, settings.stride)) or t0s
+    targets = [int(scenario.sdc_index)]
+    if settings.tracks_to_predict:
+        targets += [int(i) for i in scenario.tracks_to_predict if int(i) != scenario.sdc_index]
+    rows = []
+    log_tracks = scenario.tracks
+    for t0 in t0s:
+        for target in targets:
+            if not log_tracks.valid[target, t0]:
+                log.info("%s: track %d invalid at step %d, skipped", scenario.scenario_id, target, t0)
+                continue
+            ctx = context_from_scenario(scenario, t0, target, settings.history, horizon=f)
+            start = time.perf_counter()
+            plan = planner.plan(ctx, settings.k, f)
+            seconds = time.perf_counter() - start
+            n = min(f, scenario.num_steps - t0 - 1)
+            heading = np.zeros(f)
+            heading[:n] = heading_world_to_ego(log_tracks.heading[target, t0 + 1:t0 + 1 + n], ctx.origin_yaw)
+            m = M.trajectory_metrics(plan.xy[None], ctx.future_xy[None], ctx.future_valid[None], heading[None],
+                                     np.array([abs(ctx.speed)]))
+            row: Dict[str, Any] = {"scenario_id": scenario.scenario_id, "t0": int(t0), "track": target,
+                                   "is_sdc": target == scenario.sdc_index,
+                                   "valid_steps": int(ctx.future_valid.sum()),
+                                   "minADE": float(m.min_ade[0]), "minFDE": float(m.min_fde[0]),
+                                   "miss_rate": float(m.miss_rate()[0]),
+                                   "miss_3s": float(m.miss[0, 0]), "miss_5s": float(m.miss[0, 1]),
+                                   "miss_8s": float(m.miss[0, 2]),
+                                   "APD": float(m.apd[0]), "APD_flat": float(m.apd_flat[0]),
+                                   "plan_seconds": seconds}
+            rows.append(row)
+    return rows
+
+
+def aggregate(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Means over rows of every metric (NaN entries, i.e. unscored, are left out of the mean)."""
+    out: Dict[str, Any] = {}
+    for key in METRIC_KEYS:
+        vals = np.array([r[key] for r in rows], np.float64)
+        vals = vals[np.isfinite(vals)]
+        out[key] = float(vals.mean()) if vals.size else None
+    out["num_scenarios"] = len({r["scenario_id"] for r in rows})
+    out["num_samples"] = len(rows)
+    return out
+
+
+# --------------------------------------------------------------------------- streaming
+Job = Tuple[str, int, Optional[bytes]]
+
+
+def iter_jobs(spec: Any, rank: int = 0, world_size: int = 1) -> Iterator[Job]:
+    """``(path, record index, payload | None)`` for every scenario of ``spec``, this rank's share only."""
+    from mad_sim.data.sources import SCENARIO_PATTERNS, is_pickle_file
+    from mad_sim.data.tfrecord import expand_paths, iter_records
+
+    i = 0
+    for path in expand_paths(spec, SCENARIO_PATTERNS):
+        if is_pickle_file(path):
+            if i % world_size == rank:
+                yield (str(path), 0, None)
+            i += 1
+            continue
+        for index, payload in enumerate(iter_records(path)):
+            if i % world_size == rank:
+                yield (str(path), index, payload)
+            i += 1
+
+
+def job_scenario(job: Job) -> Scenario:
+    path, index, payload = job
+    if payload is None:
+        from mad_sim.data.scenarionet import load_scenarionet
+
+        return load_scenarionet(path)
+    from mad_sim.data.womd import scenario_from_bytes
+
+    return scenario_from_bytes(payload, path, index)
+
+
+def _run_job(args: Tuple[Job, Tuple[str, ...], OpenLoopSettings]) -> Dict[str, List[Dict[str, Any]]]:
+    job, planners, settings = args
+    scenario = job_scenario(job)
+    return {name: evaluate_scenario(scenario, make_planner(name), settings) for name in planners}
+
+
+def distributed_rank() -> Tuple[int, int]:
+    """``(rank, world_size)`` from the environment ``accelerate launch`` / torchrun set."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def gather_rows(rows: Dict[str, List[Dict[str, Any]]], world_size: int) -> Dict[str, List[Dict[str, Any]]]:
+    """Concatenate every rank's rows (a no-op on one process)."""
+    if world_size <= 1:
+        return rows
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
+    PartialState()
+    parts = gather_object([rows])
+    merged: Dict[str, List[Dict[str, Any]]] = {k: [] for k in rows}
+    for part in parts:
+        for k, v in part.items():
+            merged.setdefault(k, []).extend(v)
+    return merged
+
+
+def run_open_loop(spec: Any, planners: Iterable[str], settings: OpenLoopSettings, workers: int = 1,
+                  progress: bool = True) -> Dict[str, Dict[str, Any]]:
+    """Evaluate ``planners`` on every scenario of ``spec``: ``{planner: {"aggregate", "scenarios"}}``."""
+    from tqdm import tqdm
+
+    names = tuple(planners)
+    for n in names:
+        make_planner(n)  # fail fast on an unknown name
+    rank, world = distributed_rank()
+    rows: Dict[str, List[Dict[str, Any]]] = {n: [] for n in names}
+    jobs = ((job, names, settings) for job in iter_jobs(spec, rank, world))
+    bar = tqdm(desc=f"open-loop {','.join(names)}", unit="scenario", disable=not progress)
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for out in pool.imap(_run_job, jobs, chunksize=1):
+                for n in names:
+                    rows[n].extend(out[n])
+                bar.update()
+    else:
+        for args in jobs:
+            out = _run_job(args)
+            for n in names:
+                rows[n].extend(out[n])
+            bar.update()
+    bar.close()
+    rows = gather_rows(rows, world)
+    return {n: {"aggregate": aggregate(rows[n]), "scenarios": rows[n]} for n in names}
+
+
+def json_safe(obj: Any) -> Any:
+    """Replace NaN / inf floats with None so the JSON is strict."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return json_safe(obj.item())
+    return obj
