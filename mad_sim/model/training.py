@@ -132,8 +132,10 @@ class TrainConfig:
       log_every: steps between two loss records.
       checkpoint_every / checkpoint_minutes: checkpoint period (steps / wall minutes; 0 = off).
       keep_checkpoints: how many recent checkpoints to keep.
-      init_vae / init_transformer / init_lora: safetensors to start from
-        (empty: the preset's shipped weights where the stage needs them, else random).
+      init_backbone: single-file backbone safetensors (``vae.*``, ``transformer.*``,
+        ``text_encoder.*``) to start from; empty = random init.
+      init_vae / init_transformer / init_lora: component safetensors loaded on top.
+      eval_clips: held-out clips scored (fixed noise) at every checkpoint.
       data: clips (see :class:`mad_sim.model.datasets.DatasetConfig`).
       optim, vae_loss, task, lora: see their classes.
     """
@@ -151,9 +153,11 @@ class TrainConfig:
     checkpoint_every: int = 500
     checkpoint_minutes: float = 5.0
     keep_checkpoints: int = 2
+    init_backbone: str = ""
     init_vae: str = ""
     init_transformer: str = ""
     init_lora: str = ""
+    eval_clips: int = 32
     data: DatasetConfig = field(default_factory=DatasetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     vae_loss: VaeLossConfig = field(default_factory=VaeLossConfig)
@@ -292,6 +296,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     cfg_dict = to_dict(cfg)
 
     def checkpoint(step: int) -> None:
+        if hasattr(stage, "eval_loss") and records and records[-1]["step"] == step:
+            records[-1].update(stage.eval_loss())
         save_checkpoint(ckpt_dir, step, stage.trainable_state(), optimizer=optimizer, scheduler=scheduler,
                         config=cfg_dict, extra={"records": records}, keep=cfg.keep_checkpoints)
         write_text_atomic(out / "losses.json", json.dumps({"stage": cfg.stage, "records": records}, indent=0))
