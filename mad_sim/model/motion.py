@@ -1,0 +1,107 @@
+"""`MotionPredictor`: pose history (+ ego-motion video) -> future pose frames.
+
+The motion adapter's two tasks (the authors train them 50/50 per sample):
+
+* unconditional forecast: ``pose_history`` -> the next ``num_frames`` pose frames;
+* ego-conditioned forecast: ``pose_history`` + the ego-motion video of the
+  future span (camera in the textured sphere with dust, see
+  :mod:`mad_sim.render.ego_motion`) -> the future pose frames consistent with
+  that ego motion.
+
+Frames are uint8 RGB ``[F, H, W, 3]`` (or ``[B, F, H, W, 3]``); the pose
+history sits just before the target in RoPE time (``frame_offset = -F_h``), the
+ego-motion video is aligned with the target (offset 0).  LTX presets need
+``F_h`` and ``num_frames`` of the form ``8k+1`` (e.g. 9 or 17) and sizes
+divisible by 32.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from mad_sim.errors import CheckpointError, ConfigError, ShapeError
+from mad_sim.model.conditioning import Condition, uint8_to_video, video_to_uint8
+from mad_sim.model.mad import MADModel
+
+log = logging.getLogger(__name__)
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+def _as_frames(x: ArrayLike, what: str) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8 or t.ndim not in (4, 5) or t.size(-1) != 3:
+        shape = tuple(getattr(x, "shape", ())) or type(x).__name__
+        dtype = getattr(x, "dtype", "?")
+        raise ShapeError(f"{what}: expected uint8 frames [F, H, W, 3] or [B, F, H, W, 3], got {dtype} {shape}")
+    return t
+
+
+class MotionPredictor:
+    """Forecast pose videos with the ``motion`` adapter (or the base model with ``adapter=None``)."""
+
+    def __init__(self, model: MADModel, adapter: Optional[str] = "motion") -> None:
+        if adapter is not None and adapter not in model.adapters:
+            raise ConfigError(f"the model has no adapter {adapter!r} (have: {model.adapters}); load one with "
+                              f"model.load_adapter({adapter!r}, PATH) or pass adapter=None for the base model")
+        self.model = model
+        self.adapter = adapter
+
+    @classmethod
+    def from_pretrained(cls, preset: str = "tiny", path: Optional[Union[str, os.PathLike]] = None,
+                        lora: Optional[Union[str, os.PathLike]] = None, device: Optional[str] = None,
+                        dtype: Optional[torch.dtype] = None) -> "MotionPredictor":
+        """Backbone ``preset`` plus its motion LoRA (default: the shipped ``mad_sim/weights/<preset>_motion.safetensors``)."""
+        from mad_sim.model.backbone import WEIGHTS_DIR, load_backbone
+
+        model = MADModel(load_backbone(preset, path=path, device=device, dtype=dtype))
+        lora_path = Path(lora) if lora is not None else WEIGHTS_DIR / f"{preset}_motion.safetensors"
+        if not lora_path.is_file():
+            raise CheckpointError(f"{lora_path}: motion adapter not found; train it with `mad-sim train motion` "
+                                  f"or pass lora=PATH")
+        model.load_adapter("motion", lora_path)
+        return cls(model, "motion")
+
+    @property
+    def backbone(self):
+        return self.model.backbone
+
+    def forecast(self, pose_history: ArrayLike, ego_motion: Optional[ArrayLike] = None, num_frames: int = 17,
+                 steps: int = 4, generator: Optional[torch.Generator] = None, guidance_scale: float = 1.0,
+                 prompts: Optional[Sequence[str]] = None, drop_empty_pose_tokens: bool = False) -> np.ndarray:
+        """Future pose frames ``[num_frames, H, W, 3]`` uint8 (``[B, ...]`` for batched input).
+
+        Args:
+          pose_history: uint8 ``[F_h, H, W, 3]`` or ``[B, F_h, H, W, 3]``, oldest first, last = present.
+          ego_motion: optional uint8 ego-motion video of the future span, ``num_frames`` long, same size.
+          num_frames: frames to generate (8k+1 for LTX presets).
+          steps: sampler steps; generator: the noise's torch.Generator.
+        """
+        hist = _as_frames(pose_history, "pose_history")
+        batched = hist.ndim == 5
+        if not batched:
+            hist = hist.unsqueeze(0)
+        b, _, h, w, _ = hist.shape
+        device = self.backbone.device
+        conds = [Condition(uint8_to_video(hist).to(device), "pose_history")]
+        if ego_motion is not None:
+            ego = _as_frames(ego_motion, "ego_motion")
+            if ego.ndim == 4:
+                ego = ego.unsqueeze(0)
+            if ego.size(0) != b:
+                raise ShapeError(f"ego_motion: batch {ego.size(0)} != pose_history batch {b}")
+            if ego.shape[1:4] != (num_frames, h, w):
+                raise ShapeError(f"ego_motion: {tuple(ego.shape[1:4])} frames x size, expected ({num_frames}, {h}, {w}) "
+                                 f"(the future span at the pose video's size)")
+            conds.append(Condition(uint8_to_video(ego).to(device), "ego_motion"))
+        self.model.set_adapter(self.adapter)
+        video = self.model.sample(conds, num_frames=num_frames, height=h, width=w, steps=steps,
+                                  guidance_scale=guidance_scale, generator=generator, prompts=prompts,
+                                  drop_empty_pose_tokens=drop_empty_pose_tokens)
+        frames = video_to_uint8(video.cpu()).numpy()
+        return frames if batched else frames[0]
