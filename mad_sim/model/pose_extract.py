@@ -52,9 +52,13 @@ from mad_sim.errors import ConfigError, RenderError, ShapeError
 from mad_sim.data.scenario import ObjectType
 from mad_sim.render import skeleton as sk
 from mad_sim.render.camera import Camera
-from mad_sim.render.draw import SHIFT, AgentPoses, PoseStyle, _fixed, draw_agents
+from mad_sim.render.draw import SHIFT, AgentPoses, PoseStyle, _fixed
+from mad_sim.render.map_layer import LANE, ROAD_LINE, MapGeometry
+from mad_sim.render.pose import PoseRenderer
 
 log = logging.getLogger(__name__)
+
+_IDENTITY_3X4 = np.eye(4)[:3]
 
 
 
@@ -220,29 +224,6 @@ def _resample_ground(points: np.ndarray, spacing: float) -> np.ndarray:
     return np.stack([np.interp(q, s, points[:, i]) for i in range(3)], -1)
 
 
-def draw_ground_polylines(img: np.ndarray, camera: Camera, polylines: Sequence[np.ndarray],
-                          color: Tuple[int, int, int], style: PoseStyle, dot_spacing_m: Optional[float]) -> None:
-    """Draw vehicle-frame 3-D polylines (``[K, 3]`` each) into ``img`` (in place).
-
-    Lines are ``style.line_width`` wide; with ``dot_spacing_m``, dots of
-    ``style.dot_width`` mark vertices resampled every that many metres (how the
-    pose renderer marks lane centre lines).
-    """
-    lw, dw = style.line_width(camera.width), style.dot_width(camera.width)
-    for pl in polylines:
-        if len(pl) < 2:
-            continue
-        ua, ub, keep = camera.project_segments(pl[:-1], pl[1:])
-        if keep.any():
-            cv2.polylines(img, _fixed(np.stack([ua[keep], ub[keep]], 1)), False, color, lw, style.line_type, SHIFT)
-        if dot_spacing_m:
-            uv, _ = camera.project(_resample_ground(pl, dot_spacing_m))
-            ok = np.isfinite(uv).all(-1) & camera.in_image(uv)
-            if ok.any():
-                p = uv[ok]
-                cv2.polylines(img, _fixed(np.stack([p, p], 1)), False, color, dw, style.line_type, SHIFT)
-
-
 def draw_persons_2d(img: np.ndarray, joints: np.ndarray, scale: Tuple[float, float], style: PoseStyle) -> None:
     """Draw OpenPose COCO-18 joints ``[P, 18, 3]`` (source pixels, confidence) with OpenPose's colours."""
     lw, dw = style.line_width(img.shape[1]), style.dot_width(img.shape[1])
@@ -300,35 +281,52 @@ def _lift_polyline(camera: Camera, pl: np.ndarray, max_range_m: float) -> np.nda
     return pts[ok]
 
 
+def detections_geometry(det: PoseDetections, camera: Camera, style: PoseStyle) -> Tuple[MapGeometry, AgentPoses]:
+    """Lift one frame's detections to the ground: a :class:`MapGeometry` and :class:`AgentPoses` (vehicle frame).
+
+    Painted markings become road lines, the ego lane's centre line (midway
+    between its boundaries) a lane with vertex dots every
+    ``style.lane_dot_spacing_m``, vehicle boxes cars (:func:`lift_vehicles`).
+    """
+    lines = [g for g in (_lift_polyline(camera, pl, style.max_range_m) for pl in det.lanes) if len(g) >= 2]
+    groups = [np.full(len(g) - 1, ROAD_LINE, np.int8) for g in lines]
+    seg_a = [g[:-1] for g in lines]
+    seg_b = [g[1:] for g in lines]
+    dots = np.zeros((0, 3))
+    if det.ego_lane is not None:
+        left, right = (_lift_polyline(camera, pl, style.max_range_m) for pl in det.ego_lane)
+        if len(left) >= 2 and len(right) >= 2:
+            centre = lane_centre(left, right)
+            seg_a.append(centre[:-1])
+            seg_b.append(centre[1:])
+            groups.append(np.full(len(centre) - 1, LANE, np.int8))
+            dots = _resample_ground(centre, style.lane_dot_spacing_m)
+    cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
+    geo = MapGeometry(seg_a=cat(seg_a, (0, 3)), seg_b=cat(seg_b, (0, 3)), seg_group=cat(groups, (0,)).astype(np.int8),
+                      dots=dots)
+    center, heading, size = lift_vehicles(det.vehicles, camera)
+    agents = AgentPoses(center, heading, size, np.full(len(center), int(ObjectType.VEHICLE)))
+    return geo, agents
+
+
 def draw_detections(det: PoseDetections, camera: Camera, width: int, height: int,
                     style: Optional[PoseStyle] = None) -> np.ndarray:
     """One pose frame ``[height, width, 3]`` uint8 of ``det`` (source pixels) through ``camera`` (source size).
 
-    Painted lane markings are drawn like the pose renderer's road lines
-    (``style.road_line_rgb``), the ego lane's centre line (midway between its
-    boundaries, on the ground) like its lane centres (``style.lane_rgb`` with
-    vertex dots every ``style.lane_dot_spacing_m``), vehicles with
-    :func:`mad_sim.render.draw.draw_agents`.  The output is the source view
-    resized to ``width x height`` (per-axis scaling, like ``cv2.resize`` of
-    the camera frame), so it lines up with the resized RGB frame.
+    The lifted geometry (:func:`detections_geometry`) is drawn by the pose
+    renderer itself (:meth:`mad_sim.render.pose.PoseRenderer.render_view`),
+    so lines, dots, colours and painter's order are the simulator's; persons
+    (2-D joints only) are drawn after, with OpenPose's colours.  The output is
+    the source view resized to ``width x height`` (per-axis scaling, like
+    ``cv2.resize`` of the camera frame), so it lines up with the resized RGB frame.
     """
     style = style or PoseStyle()
     w, h = det.image_size
     if (camera.width, camera.height) != (w, h):
         raise RenderError(f"camera is {camera.width}x{camera.height} but the detections are for {w}x{h} frames")
-    out_cam = camera.resized(width, height)
-    img = np.zeros((height, width, 3), np.uint8)
-    lines = [g for g in (_lift_polyline(camera, pl, style.max_range_m) for pl in det.lanes) if len(g) >= 2]
-    draw_ground_polylines(img, out_cam, lines, style.road_line_rgb, style, None)
-    if det.ego_lane is not None:
-        left, right = (_lift_polyline(camera, pl, style.max_range_m) for pl in det.ego_lane)
-        if len(left) >= 2 and len(right) >= 2:
-            draw_ground_polylines(img, out_cam, [lane_centre(left, right)], style.lane_rgb, style,
-                                  style.lane_dot_spacing_m)
-    center, heading, size = lift_vehicles(det.vehicles, camera)
-    if len(center):
-        draw_agents(img, out_cam, AgentPoses(center, heading, size, np.full(len(center), int(ObjectType.VEHICLE))),
-                    style)
+    geo, agents = detections_geometry(det, camera, style)
+    renderer = PoseRenderer(camera=camera.resized(width, height), style=style)
+    img = renderer.render_view(_IDENTITY_3X4, agents, geo=geo)
     if len(det.persons):
         draw_persons_2d(img, det.persons, (width / w, height / h), style)
     return img
@@ -355,3 +353,44 @@ def extract_pose_video(frames: np.ndarray, extractor: Optional[PoseExtractor] = 
 def resize_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     """Camera frames ``[F, H, W, 3]`` uint8 resized to ``[F, height, width, 3]`` (area filter)."""
     return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+# --- Waymo perception frames: the pose frame exactly from the 3-D labels -------------------
+WAYMO_LABEL_TO_OBJECT = {1: ObjectType.VEHICLE, 2: ObjectType.PEDESTRIAN, 4: ObjectType.CYCLIST}
+"""Waymo ``Label.Type`` -> :class:`ObjectType`; signs (3) and unknowns (0) are not agents and are not drawn."""
+
+
+def waymo_agents(boxes) -> AgentPoses:
+    """A frame's 3-D laser labels (:class:`mad_sim.data.waymo_frame.Boxes3D`, vehicle frame) as :class:`AgentPoses`.
+
+    Speed (metadata ``speed_x, speed_y``, m/s) sets the pedestrians' limb swing;
+    their gait phase is unknown from one frame and drawn at 0.
+    """
+    keep = np.isin(boxes.types, list(WAYMO_LABEL_TO_OBJECT))
+    types = np.array([int(WAYMO_LABEL_TO_OBJECT[int(t)]) for t in boxes.types[keep]], np.int64)
+    return AgentPoses(boxes.center[keep], boxes.heading[keep], boxes.size[keep], types,
+                      speed=np.hypot(boxes.speed[keep, 0], boxes.speed[keep, 1]), ids=np.flatnonzero(keep))
+
+
+def waymo_pose_pair(frame, camera: str = "FRONT", width: int = 128, height: int = 128,
+                    style: Optional[PoseStyle] = None) -> Tuple[np.ndarray, np.ndarray, Camera]:
+    """The camera image and its pose frame from a :class:`~mad_sim.data.waymo_frame.PerceptionFrame`.
+
+    The pose frame draws the frame's 3-D labels through the camera's own
+    calibration (intrinsics with distortion, extrinsic), resized per axis to
+    ``width x height`` like the RGB image, so the two line up exactly.
+
+    Returns:
+      ``(rgb [height, width, 3] uint8, pose [height, width, 3] uint8, camera at width x height)``.
+    """
+    if camera not in frame.cameras:
+        raise ConfigError(f"perception frame {frame.context_name!r} has no camera {camera!r} "
+                          f"(it has {', '.join(frame.cameras)})")
+    view = frame.cameras[camera]
+    if view.image is None:
+        raise ShapeError(f"camera {camera}: the image was not decoded (read_frames(..., decode_images=True))")
+    cam = Camera.from_waymo(view.intrinsic, view.extrinsic, view.width, view.height).resized(width, height)
+    pose = PoseRenderer(camera=cam, style=style).render_view(_IDENTITY_3X4, waymo_agents(frame.laser_labels))
+    rgb = cv2.resize(check_rgb_frame(view.image, f"camera {camera} image"), (width, height),
+                     interpolation=cv2.INTER_AREA)
+    return rgb, pose, cam

@@ -155,3 +155,34 @@ def test_bad_inputs(tmp_path):
     det = PoseDetections(image_size=(100, 50))
     with pytest.raises(Exception, match="camera is"):
         draw_detections(det, GroundCamera().update(PoseDetections(image_size=(80, 50))), 64, 64)
+
+
+def test_waymo_pose_frame_matches_projected_labels(frame_path):
+    from mad_sim.data.waymo_frame import read_frames
+    from mad_sim.model.pose_extract import waymo_agents, waymo_pose_pair
+    from mad_sim.render.draw import agent_id_mask
+
+    frame = next(read_frames(frame_path))
+    w, h = 192, 128
+    rgb, pose, cam = waymo_pose_pair(frame, "FRONT", w, h)
+    assert rgb.shape == pose.shape == (h, w, 3)
+    agents = waymo_agents(frame.laser_labels)
+    assert len(agents) == 37 + 12 + 1  # vehicles + pedestrians + cyclist; the 25 signs are not agents
+    ids = agent_id_mask(cam, agents)
+    view = frame.cameras["FRONT"]
+    sx, sy = w / view.width, h / view.height
+    index = {lid: k for k, lid in enumerate(frame.laser_labels.ids)}
+    checked = 0
+    for c, s, lid in zip(view.projected_labels.center, view.projected_labels.size, view.projected_labels.ids):
+        k = index[lid.rsplit("_", 1)[0]]
+        pix = np.argwhere(ids == k)
+        if len(pix) < 5:
+            continue
+        u0, u1 = (c[0] - s[0] / 2) * sx - 2, (c[0] + s[0] / 2) * sx + 2
+        v0, v1 = (c[1] - s[1] / 2) * sy - 2, (c[1] + s[1] / 2) * sy + 2
+        inside = (pix[:, 1] >= u0) & (pix[:, 1] <= u1) & (pix[:, 0] >= v0) & (pix[:, 0] <= v1)
+        assert inside.mean() > 0.9, (lid, inside.mean())
+        checked += 1
+    assert checked >= 5
+    with pytest.raises(ConfigError, match="no camera 'REAR'"):
+        waymo_pose_pair(frame, "REAR")
