@@ -52,14 +52,21 @@ def make_agent_policy(name: str, config: EnvConfig, rng: np.random.Generator) ->
     return _REGISTRY[name](config, rng)
 
 
-def _register_builtin() -> None:
-    if {"log", "idm", "constant_velocity"} <= set(_REGISTRY):
-        return
-    from mad_sim.world import traffic
+def _builtin(cls_name: str) -> AgentPolicyFactory:
+    def factory(config: EnvConfig, rng: np.random.Generator) -> object:
+        from mad_sim.world import traffic
 
-    _REGISTRY.setdefault("log", lambda config, rng: traffic.LogReplay())
-    _REGISTRY.setdefault("idm", lambda config, rng: traffic.IDM())
-    _REGISTRY.setdefault("constant_velocity", lambda config, rng: traffic.ConstantVelocity())
+        return getattr(traffic, cls_name)()
+    factory.__name__ = f"make_{cls_name}"
+    return factory
+
+
+_BUILTIN = {"log": _builtin("LogReplay"), "idm": _builtin("IDM"), "constant_velocity": _builtin("ConstantVelocity")}
+
+
+def _register_builtin() -> None:
+    for name, factory in _BUILTIN.items():
+        _REGISTRY.setdefault(name, factory)
 
 
 class AgentStream:

@@ -18,6 +18,7 @@ from mad_sim.envs import observation as obs_mod
 from mad_sim.envs.actions import make_action_adapter
 from mad_sim.envs.agents import AgentStream, make_agent_policy
 from mad_sim.envs.config import RENDER_MODES, EnvConfig, make_config
+from mad_sim.envs.local_map import LocalMap
 from mad_sim.envs.reward import Route, StepMetrics, ego_collides, has_road_edges, reward
 from mad_sim.envs.scenes import ScenarioSource
 from mad_sim.errors import ConfigError, EnvStateError
@@ -111,14 +112,19 @@ class MADDriveEnv(gym.Env):
         key = id(scenario.roadmap)
         if key not in self._roadgraph_cache:
             self._roadgraph_cache = {key: obs_mod.RoadgraphPoints.from_roadmap(scenario.roadmap, self.config.roadgraph_spacing)}
-        self._roadgraph = self._roadgraph_cache[key]
-        self._offroad_enabled = has_road_edges(scenario.roadmap)
         e = self.state.ego()
         xy, yaw = e.xy[0].copy(), float(e.heading[0])
+        self._local = LocalMap(scenario.roadmap, self._roadgraph_cache[key],
+                               radius=max(self.config.roadgraph_radius, 40.0) + 15.0, refresh=10.0)
+        self._local.update(xy)
+        self._offroad_enabled = has_road_edges(scenario.roadmap)
+        self._edge_d: Optional[float] = None
+        self._edge_xy = xy
         log_ego = scenario.tracks
         self.route = Route(log_ego.xy[ego_index], log_ego.valid[ego_index], xy, yaw)
         self._route_s0 = self.route.project(xy)[0]
         self._prev_s = self._route_s0
+        self._route_now = self.route.project(xy)
         self._speed = float(np.dot(e.velocity[0], [np.cos(yaw), np.sin(yaw)]))
         self._accel = 0.0
         self._curvature = 0.0
@@ -162,7 +168,9 @@ class MADDriveEnv(gym.Env):
         jerk = (nxt.accel - self._accel) / DT
         self._yaw_rate = float(wrap_angle(nxt.heading - yaw)) / DT
         self._speed, self._accel, self._curvature = nxt.speed, nxt.accel, nxt.curvature
-        s_now = self.route.project(nxt.xy)[0]
+        self._local.update(nxt.xy)
+        self._route_now = self.route.project(nxt.xy)
+        s_now = self._route_now[0]
         m = self._measure(progress=s_now - self._prev_s, jerk=jerk)
         self._prev_s = s_now
         self.last_metrics = m
@@ -182,11 +190,8 @@ class MADDriveEnv(gym.Env):
         collision = ego_collides(xy, s.sim.heading[:, t], s.sim.size[:, t], s.sim.valid[:, t], ego)
         offroad = False
         if self._offroad_enabled:
-            from mad_sim.world.geometry import road_edge_distance
-
-            dist = float(np.asarray(road_edge_distance(xy[ego][None], s.roadmap)).reshape(-1)[0])
-            offroad = bool(np.isfinite(dist) and dist > self.config.offroad_margin)
-        s_route, lateral, route_yaw = self.route.project(xy[ego])
+            offroad = self._offroad(xy[ego])
+        s_route, lateral, route_yaw = self._route_now
         logv = s.log.valid[ego, t]
         div = float(np.linalg.norm(xy[ego] - s.log.xy[ego, t])) if logv else float("nan")
         return StepMetrics(collision=collision, offroad=offroad, progress=float(progress),
@@ -194,6 +199,23 @@ class MADDriveEnv(gym.Env):
                            route_heading_error=float(wrap_angle(s.sim.heading[ego, t] - route_yaw)),
                            speed=self._speed, accel=self._accel, jerk=float(jerk), curvature=self._curvature,
                            log_divergence=div)
+
+    def _offroad(self, xy: np.ndarray) -> bool:
+        """Signed road-edge distance > ``offroad_margin``.
+
+        The signed distance changes by at most the distance travelled (it is
+        1-Lipschitz), so it is recomputed only once the ego has moved far
+        enough since the last evaluation to possibly cross the margin.
+        """
+        margin = self.config.offroad_margin
+        moved = float(np.hypot(*(xy - self._edge_xy))) if self._edge_d is not None else np.inf
+        if self._edge_d is None or abs(self._edge_d - margin) <= moved:
+            from mad_sim.world.geometry import road_edge_distance
+
+            d = float(np.asarray(road_edge_distance(xy[None], self._local.roadmap)).reshape(-1)[0])
+            self._edge_d = d if np.isfinite(d) else -np.inf
+            self._edge_xy = np.asarray(xy, np.float64).copy()
+        return bool(self._edge_d > margin)
 
     def _observation(self) -> Dict[str, np.ndarray]:
         s, c, m = self.state, self.config, self.last_metrics
@@ -207,7 +229,7 @@ class MADDriveEnv(gym.Env):
         agents = obs_mod.agent_features(s.sim.xy[:, t], s.sim.heading[:, t], s.sim.velocity[:, t], s.sim.size[:, t],
                                         s.scenario.object_types, s.sim.valid[:, t], ego, ego_xy, ego_yaw,
                                         c.num_agents, c.agent_radius)
-        road = obs_mod.roadgraph_features(self._roadgraph, ego_xy, ego_yaw, c.num_roadgraph_points, c.roadgraph_radius)
+        road = obs_mod.roadgraph_features(self._local.points, ego_xy, ego_yaw, c.num_roadgraph_points, c.roadgraph_radius)
         pose = self._render_pose() if c.pose_observation else None
         return obs_mod.assemble(ego_vec, agents, road, pose)
 

@@ -6,7 +6,8 @@ Metrics (all in ``info`` every step, whatever the weights):
   :func:`mad_sim.world.geometry.overlap_matrix`).
 - ``offroad``: the ego's centre is more than ``offroad_margin`` metres beyond
   the nearest road edge (:func:`mad_sim.world.geometry.road_edge_distance`,
-  positive = off the road); never set on maps without road edges.
+  positive = off the road; without road edges the lanes' corridors bound the
+  road); never set on maps with neither road edges nor lanes.
 - ``progress``: metres gained this step along the *route*, the ego's logged
   path (its valid log positions as a polyline); ``route_progress`` is the
   total since reset.  A log whose ego barely moves (< 1 m) gets a 1 m route
@@ -22,7 +23,7 @@ Reward = ``progress_weight * progress - collision_weight * collision
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Dict
 
 import numpy as np
@@ -48,7 +49,9 @@ class StepMetrics:
     log_divergence: float
 
     def as_info(self) -> Dict[str, float]:
-        return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)) for k, v in asdict(self).items()}
+        d = dict(self.__dict__)
+        d["collision"], d["offroad"] = bool(self.collision), bool(self.offroad)
+        return d
 
 
 def reward(m: StepMetrics, config: EnvConfig) -> float:
@@ -86,7 +89,8 @@ class Route:
 
 
 def has_road_edges(roadmap: RoadMap) -> bool:
-    return bool(np.any(roadmap.kinds == MapKind.ROAD_EDGE))
+    """Whether offroad can be judged: the map has road edges or lanes (their corridors then bound the road)."""
+    return bool(np.any((roadmap.kinds == MapKind.ROAD_EDGE) | (roadmap.kinds == MapKind.LANE)))
 
 
 def ego_collides(xy: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: np.ndarray, ego: int) -> bool:
