@@ -355,7 +355,9 @@ def expert_actions(tracks: Trajectory, t0: int = 0, t1: Optional[int] = None, dt
     """Bicycle actions of every track from step ``t0`` to ``t1`` (inclusive, default: the last).
 
     The initial heading is the log's at ``t0``; the initial speed is the
-    logged velocity projected on that heading (signed).  See
+    logged velocity projected on that heading (signed).  A track first valid
+    after ``t0`` starts standing at its first position with its first logged
+    heading.  See
     :func:`bicycle_inverse` for the method.  The actions carry the log's
     position noise: acceleration is a second difference of positions, so 2 cm
     of jitter at 10 Hz is about 4 m/s^2 (measured rms 0.5-1.5 m/s^2 on the
@@ -365,11 +367,13 @@ def expert_actions(tracks: Trajectory, t0: int = 0, t1: Optional[int] = None, dt
     sl = slice(t0, t1 + 1)
     valid = tracks.valid[:, sl]
     xy = _fill_gaps(tracks.xy[:, sl].astype(np.float64), valid)
-    h0 = tracks.heading[:, t0].astype(np.float64)
-    vel0 = tracks.velocity[:, t0].astype(np.float64)
-    v0 = vel0[:, 0] * np.cos(h0) + vel0[:, 1] * np.sin(h0)
-    h0 = np.where(valid[:, 0], h0, 0.0)
-    v0 = np.where(valid[:, 0], v0, 0.0)
+    # initial heading / speed: the log's at each track's first valid step in the window (a track that
+    # appears later waits, standing, at its first position; the gap-bridging steps are marked invalid)
+    first = np.where(valid.any(1), valid.argmax(1), 0) + t0
+    rows = np.arange(tracks.num_objects)
+    h0 = np.where(valid.any(1), tracks.heading[rows, first].astype(np.float64), 0.0)
+    vel0 = tracks.velocity[rows, first].astype(np.float64)
+    v0 = np.where(valid[:, 0], vel0[:, 0] * np.cos(h0) + vel0[:, 1] * np.sin(h0), 0.0)
     heading = np.repeat(h0[:, None], xy.shape[1], 1)
     speed = np.repeat(v0[:, None], xy.shape[1], 1)
     a, k = bicycle_inverse(xy, heading, speed, dt, max_curvature, still_distance)

@@ -111,10 +111,13 @@ def point_segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> 
 
 
 def _segments_cross(p: np.ndarray, q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[K, S] bool: does segment ``p_k -> q_k`` ([K, 2] each) properly cross ``a_s -> b_s`` ([S, 2])?
+    """[K, S] bool: does segment ``p_k -> q_k`` ([K, 2] each) cross ``a_s -> b_s`` ([S, 2])?
 
-    Orientation test: the endpoints of each segment lie strictly on opposite
-    sides of the other's line (collinear touching does not count).
+    ``p`` and ``q`` must lie strictly on opposite sides of the line ``a b``;
+    ``a`` and ``b`` are split by the line ``p q`` with a half-open rule (an
+    endpoint exactly on the line counts as the non-positive side), so a path
+    through the shared vertex of two consecutive segments crosses exactly one
+    of them and summing crossings (parity) stays right.
     """
     def orient(o_x, o_y, u_x, u_y, w_x, w_y):
         return (u_x - o_x) * (w_y - o_y) - (u_y - o_y) * (w_x - o_x)
@@ -127,7 +130,7 @@ def _segments_cross(p: np.ndarray, q: np.ndarray, a: np.ndarray, b: np.ndarray) 
     d2 = orient(ax, ay, bx, by, qx, qy)
     d3 = orient(px, py, qx, qy, ax, ay)
     d4 = orient(px, py, qx, qy, bx, by)
-    return (d1 * d2 < 0) & (d3 * d4 < 0)
+    return (d1 * d2 < 0) & ((d3 > 0) != (d4 > 0))
 
 
 # ----------------------------------------------------------------------------- polylines
@@ -306,7 +309,7 @@ class RoadDistance:
       signed: [K] m, positive off the road, negative on it.
       edge_distance: [K] m to the nearest road-edge segment (inf without edges).
       lane_distance: [K] m to the nearest lane centre line (inf without lanes).
-      crosses_edge: [K] bool, the straight path to the nearest lane centre point crosses a road edge.
+      crosses_edge: [K] bool, the straight path to the nearest lane centre point crosses road edges an odd number of times.
     """
 
     signed: np.ndarray
@@ -324,9 +327,9 @@ def road_edge_distance_details(points: np.ndarray, roadmap: RoadMap, lane_half_w
     1. ``e`` = distance to the nearest road-edge segment, ``q`` = the nearest
        point on any lane centre line (its distance ``l``).
     2. A point is *off the road* iff the straight path from it to ``q``
-       crosses a road-edge segment: lanes lie on the road, so a point that
-       reaches its nearest lane without crossing an edge is on the same side
-       of every edge as the road.  This needs no convention on how edges are
+       crosses road-edge segments an odd number of times: lanes lie on the
+       road, so a point that reaches its nearest lane without crossing an edge
+       (or crossing out and back in) is on the road's side of every edge.  This needs no convention on how edges are
        oriented and handles medians and islands (the nearest lane is beyond
        the median's edge).
     3. Signed distance = ``+e`` off the road, ``-e`` on it.  Without road
@@ -335,9 +338,9 @@ def road_edge_distance_details(points: np.ndarray, roadmap: RoadMap, lane_half_w
        used: the road lies to the left of a road edge's direction, so a point
        to its right is off the road.
 
-    A point on the road but far from any edge (a wide map whose edges were
-    cropped away) gets a large negative value; the method cannot see a
-    missing edge.
+    Limits: the method cannot see a missing edge.  A point past the end of
+    the mapped road (no edge between it and the lane ends) counts as on the
+    road, at the distance of the nearest edge end, as if the road continued.
 
     Cost: points are sorted by a 40 m grid cell and processed 16 at a time;
     each chunk builds a few ``[16, S']`` arrays where ``S'`` counts the
@@ -382,7 +385,7 @@ def _signed_distance_chunk(pts: np.ndarray, segs: MapSegments, lane_half_width: 
         hi = np.maximum(pts, q).max(0)
         cand = _near(segs.edge_lo, segs.edge_hi, lo, hi)
         if cand.size:
-            crosses = _segments_cross(pts, q, segs.edge_a[cand], segs.edge_b[cand]).any(-1)
+            crosses = _segments_cross(pts, q, segs.edge_a[cand], segs.edge_b[cand]).sum(-1) % 2 == 1
         signed = np.where(crosses, e_dist, -e_dist)
     return RoadDistance(signed=signed, edge_distance=e_dist, lane_distance=l_dist, crosses_edge=crosses)
 
