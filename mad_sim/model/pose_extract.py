@@ -52,7 +52,7 @@ from mad_sim.errors import ConfigError, RenderError, ShapeError
 from mad_sim.data.scenario import ObjectType
 from mad_sim.render import skeleton as sk
 from mad_sim.render.camera import Camera
-from mad_sim.render.draw import SHIFT, AgentPoses, PoseStyle, _fixed
+from mad_sim.render.draw import AgentPoses, PoseStyle
 from mad_sim.render.map_layer import LANE, ROAD_LINE, MapGeometry
 from mad_sim.render.pose import PoseRenderer
 
@@ -225,18 +225,16 @@ def _resample_ground(points: np.ndarray, spacing: float) -> np.ndarray:
 
 
 def draw_persons_2d(img: np.ndarray, joints: np.ndarray, scale: Tuple[float, float], style: PoseStyle) -> None:
-    """Draw OpenPose COCO-18 joints ``[P, 18, 3]`` (source pixels, confidence) with OpenPose's colours."""
+    """Draw OpenPose COCO-18 joints ``[P, 18, 3]`` (source pixels, confidence) with OpenPose's colours (in place)."""
     lw, dw = style.line_width(img.shape[1]), style.dot_width(img.shape[1])
     for person in np.asarray(joints, np.float64):
-        uv = person[:, :2] * np.array(scale)
+        uv = np.round(person[:, :2] * np.array(scale)).astype(np.int32)
         seen = person[:, 2] > 0
         for e, (i, j) in enumerate(sk.OPENPOSE_LIMBS):
             if seen[i] and seen[j]:
-                cv2.polylines(img, _fixed(uv[[i, j]][None]), False, tuple(int(x) for x in sk.OPENPOSE_COLORS[e]),
-                              lw, style.line_type, SHIFT)
+                cv2.polylines(img, [uv[[i, j]]], False, tuple(int(x) for x in sk.OPENPOSE_COLORS[e]), lw, cv2.LINE_8)
         for k in np.flatnonzero(seen):
-            cv2.polylines(img, _fixed(uv[[k, k]][None]), False, tuple(int(x) for x in sk.OPENPOSE_COLORS[k]),
-                          dw, style.line_type, SHIFT)
+            cv2.polylines(img, [uv[[k, k]]], False, tuple(int(x) for x in sk.OPENPOSE_COLORS[k]), dw, cv2.LINE_8)
 
 
 def lift_vehicles(boxes: np.ndarray, camera: Camera, length_m: float = 4.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
