@@ -63,15 +63,92 @@ def parse_scenario_bytes(payload: bytes, path: Optional[str] = None, record: Opt
 
 # --- proto -> dataclass ------------------------------------------------------------
 
-def _tracks_from_proto(msg: scenario_pb2.Scenario, num_steps: int, path: Optional[str], record: Optional[int]) -> tuple:
+# Fast path: ObjectState messages decoded straight from the wire bytes.
+# Serializers write the fields of a state in field-number order, each as a
+# tag byte and a little-endian value; WOMD files hold two shapes of state:
+# "full" (all ten fields, 59 bytes) and "invalid" (center_z and valid only,
+# 11 bytes).  Offsets below are from the state's first byte.
+_FULL = {"center_x": (1, "<f8"), "center_y": (10, "<f8"), "center_z": (19, "<f8"), "length": (28, "<f4"),
+         "width": (33, "<f4"), "height": (38, "<f4"), "heading": (43, "<f4"), "velocity_x": (48, "<f4"),
+         "velocity_y": (53, "<f4"), "valid": (58, "u1")}
+_FULL_TAGS = np.array([0x11, 0x19, 0x21, 0x2D, 0x35, 0x3D, 0x45, 0x4D, 0x55, 0x58], np.uint8)
+_FULL_TAG_AT = np.array([0, 9, 18, 27, 32, 37, 42, 47, 52, 57])
+_SHORT = {"center_z": (1, "<f8"), "valid": (10, "u1")}
+_SHORT_TAGS, _SHORT_TAG_AT = np.array([0x21, 0x58], np.uint8), np.array([0, 9])
+
+
+def _varint_end(buf: bytes, pos: int) -> int:
+    while buf[pos] & 0x80:
+        pos += 1
+    return pos + 1
+
+
+def _states_fast(msg: scenario_pb2.Scenario, num_steps: int) -> Optional[Dict[str, np.ndarray]]:
+    """Columns ``{field: [N * T]}`` of all states decoded from the wire, or None if a state has another shape.
+
+    None sends the caller to the generic (message API) path, which gives the
+    same numbers, only slower.
+    """
+    raws = [t.SerializeToString() for t in msg.tracks]
+    buf = b"".join(raws)
+    ends = np.cumsum([len(r) for r in raws])
+    first = []
+    try:
+        for raw, track_start in zip(raws, ends - [len(r) for r in raws]):  # skip the 0x08 id / 0x10 type header
+            pos = 0
+            if raw[pos] == 0x08:
+                pos = _varint_end(raw, pos + 1)
+            if raw[pos] == 0x10:
+                pos = _varint_end(raw, pos + 1)
+            first.append(track_start + pos)
+    except IndexError:
+        return None
+    u8 = np.frombuffer(buf, np.uint8)
+    # Follow the 0x1a <length> frames of all tracks in parallel, one state per iteration.
+    pos_all = np.zeros((len(raws), num_steps), np.int64)
+    cur = np.asarray(first, np.int64)
+    for k in range(num_steps):
+        if (cur + 1 >= len(u8)).any():
+            return None
+        pos_all[:, k] = cur
+        cur = cur + 2 + u8[cur + 1]
+    frame_tag, frame_len = u8[pos_all], u8[pos_all + 1]
+    if (frame_tag != 0x1A).any() or (frame_len & 0x80).any() or (cur != ends).any():
+        return None
+    start, size = (pos_all + 2).ravel(), frame_len.ravel()
+    full, short = size == 59, size == 11
+    if not (full | short).all():
+        return None
+    if (u8[start[full, None] + _FULL_TAG_AT] != _FULL_TAGS).any() or (u8[start[short, None] + _SHORT_TAG_AT] != _SHORT_TAGS).any():
+        return None
+    cols: Dict[str, np.ndarray] = {}
+    for name, (off, dt) in _FULL.items():
+        width = np.dtype(dt).itemsize
+        col = np.zeros(len(start), dt)
+        col[full] = u8[start[full, None] + off + np.arange(width)].copy().view(dt).ravel()
+        if name in _SHORT:
+            soff = _SHORT[name][0]
+            col[short] = u8[start[short, None] + soff + np.arange(width)].copy().view(dt).ravel()
+        cols[name] = col
+    if (cols["valid"] > 1).any():
+        return None
+    return cols
+
+
+def _tracks_from_proto(msg: scenario_pb2.Scenario, num_steps: int, path: Optional[str], record: Optional[int],
+                       fast_path: bool = True) -> tuple:
     n = len(msg.tracks)
     counts = [len(t.states) for t in msg.tracks]
     if any(c != num_steps for c in counts):
         i = next(i for i, c in enumerate(counts) if c != num_steps)
         raise SchemaError(f"track {i} has {counts[i]} states, expected {num_steps} (one per timestamp)",
                           path=path, record=record, field="tracks.states")
-    states = [s for t in msg.tracks for s in t.states]
-    cols = {name: [getattr(s, name) for s in states] for name in _STATE_FIELDS}
+    fast = _states_fast(msg, num_steps) if fast_path else None
+    if fast is not None:
+        cols = fast
+    else:
+        states = [s for t in msg.tracks for s in t.states]
+        cols = {name: [getattr(s, name) for s in states] for name in _STATE_FIELDS}
     shape = (n, num_steps)
     xyz = np.stack([np.asarray(cols[k], np.float64).reshape(shape) for k in ("center_x", "center_y", "center_z")], -1)
     size = np.stack([np.asarray(cols[k], np.float32).reshape(shape) for k in ("length", "width", "height")], -1)
@@ -155,11 +232,17 @@ def traffic_lights_from_states(steps: List[Iterable[map_pb2.TrafficSignalLaneSta
     return tl
 
 
-def scenario_from_proto(msg: scenario_pb2.Scenario, source: str = "", record: Optional[int] = None) -> Scenario:
-    """Convert a parsed ``Scenario`` message; SchemaError names ``source``/``record``/field at fault."""
+def scenario_from_proto(msg: scenario_pb2.Scenario, source: str = "", record: Optional[int] = None,
+                        fast_path: bool = True) -> Scenario:
+    """Convert a parsed ``Scenario`` message; SchemaError names ``source``/``record``/field at fault.
+
+    ``fast_path`` decodes track states straight from their wire bytes when
+    they have the canonical layout (same result, about 10x faster); False
+    always reads them field by field through the message API.
+    """
     path = source or None
     num_steps = len(msg.timestamps_seconds)
-    tracks, ids, types = _tracks_from_proto(msg, num_steps, path, record)
+    tracks, ids, types = _tracks_from_proto(msg, num_steps, path, record, fast_path)
     roadmap = roadmap_from_features(msg.map_features, path, record)
     lights = traffic_lights_from_states([d.lane_states for d in msg.dynamic_map_states], num_steps, path, record)
     scenario = Scenario(

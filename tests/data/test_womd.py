@@ -174,3 +174,18 @@ def test_official_protos_agree(fixture, request, official_protos, tmp_path: Path
     out = tmp_path / "written.tfrecord"
     write_scenarios(out, ours)
     _official_check(official_protos.scenario_pb2.Scenario.FromString(next(iter_records(out))), ours)
+
+
+@pytest.mark.parametrize("fixture", ["womd_path", "womd_still_path"])
+def test_wire_fast_path_equals_message_api(fixture, request):
+    from mad_sim.data.proto import scenario_pb2
+    from mad_sim.data.womd import _states_fast, scenario_from_proto
+    msg = scenario_pb2.Scenario.FromString(next(iter_records(request.getfixturevalue(fixture))))
+    assert _states_fast(msg, 91) is not None  # real WOMD states take the fast path
+    fast, slow = scenario_from_proto(msg), scenario_from_proto(msg, fast_path=False)
+    _assert_same(fast, slow)
+    # A state in another wire shape (here: heading cleared) sends the whole read to the generic path.
+    msg.tracks[3].states[7].ClearField("heading")
+    assert _states_fast(msg, 91) is None
+    _assert_same(scenario_from_proto(msg), scenario_from_proto(msg, fast_path=False))
+    assert scenario_from_proto(msg).tracks.heading[3, 7] == 0.0
