@@ -102,13 +102,16 @@ def task_conditions(task: str, lat: Dict[str, torch.Tensor], context_frames: int
     return conds
 
 
-def flow_matching_loss(denoiser, x0: torch.Tensor, conditions: list, text: Tuple[torch.Tensor, torch.Tensor],
-                       sigma: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """Per-sample flow-matching loss ``[B]`` (mean over latent elements, target tokens only)."""
-    s = sigma.to(x0.dtype).view(-1, 1, 1, 1, 1)
-    noisy = (1.0 - s) * x0 + s * eps
-    v = denoiser(noisy, sigma * 1000.0, conditions, text[0], text[1])
-    return (v.float() - (eps - x0).float()).pow(2).mean(dim=(1, 2, 3, 4))
+def group_loss(denoiser, x0: torch.Tensor, conditions: list, text: Tuple[torch.Tensor, torch.Tensor],
+               sigma: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Flow-matching loss (mean over the group's latent elements) with given noise levels and noise.
+
+    The model core's :func:`mad_sim.model.losses.flow_matching_loss`, so
+    training and :meth:`MADModel.training_loss` optimise the same number.
+    """
+    from mad_sim.model.losses import flow_matching_loss
+
+    return flow_matching_loss(denoiser, x0, conditions, text[0], text[1], sigmas=sigma, noise=eps)
 
 
 @torch.no_grad()
@@ -129,9 +132,9 @@ def fixed_denoising_loss(denoiser, text_fn, latents: Dict[str, torch.Tensor], in
             gen = torch.Generator().manual_seed(int(seed) * 1000 + j)
             eps = torch.randn((len(index),) + tuple(x0.shape[1:]), generator=gen)[start:start + len(idx)].to(device)
             sigma = torch.full((len(idx),), float(s), device=device)
-            loss = flow_matching_loss(denoiser, x0, task_conditions(task, lat, context_frames), text_fn(len(idx)),
-                                      sigma, eps)
-            total += float(loss.sum())
+            loss = group_loss(denoiser, x0, task_conditions(task, lat, context_frames), text_fn(len(idx)),
+                              sigma, eps)
+            total += float(loss) * len(idx)
             count += len(idx)
     return total / max(count, 1)
 
@@ -201,10 +204,10 @@ class DenoiserStage:
                 continue
             s = torch.as_tensor(sel, device=self.device)
             sub = {k: v[s] for k, v in lat.items()}
-            per = flow_matching_loss(self.module, sub["future"], task_conditions(task, sub, self.spec.context_frames),
-                                     self.text(len(sel)), sigma[s], eps[s])
-            total = total + per.sum()
-            parts[f"loss_{task}"] = float(per.mean().detach())
+            per = group_loss(self.module, sub["future"], task_conditions(task, sub, self.spec.context_frames),
+                             self.text(len(sel)), sigma[s], eps[s])
+            total = total + per * len(sel)
+            parts[f"loss_{task}"] = float(per.detach())
         return total / len(batch), parts
 
     def trainable_state(self) -> Dict[str, torch.Tensor]:
