@@ -24,7 +24,7 @@ import glob
 import os
 import struct
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, List, Sequence, Tuple, Union
+from typing import BinaryIO, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import google_crc32c
 
@@ -87,13 +87,16 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
     return data if data is not None else b""
 
 
-def iter_records_from(f: BinaryIO, name: str, check_crc: bool = True) -> Iterator[bytes]:
+def iter_records_from(f: BinaryIO, name: str, check_crc: bool = True, size: Optional[int] = None) -> Iterator[bytes]:
     """Yield the payloads of the records in an open binary stream, in order.
 
     ``name`` is the file name used in error messages.  An empty stream is a
     TruncatedRecordError (record 0): a TFRecord file always holds a record.
+    ``size`` (the stream's total bytes, if known) lets a record that claims
+    more bytes than remain fail before anything is allocated for it.
     """
     index = 0
+    offset = 0
     while True:
         header = _read_exact(f, _HEADER.size)
         if not header:
@@ -109,6 +112,9 @@ def iter_records_from(f: BinaryIO, name: str, check_crc: bool = True) -> Iterato
                                      path=name, record=index)
         if length > MAX_RECORD_BYTES:
             raise CorruptRecordError(f"record length {length} bytes is implausible", path=name, record=index)
+        if size is not None and offset + _HEADER.size + length + _FOOTER.size > size:
+            raise TruncatedRecordError(f"record of {length} bytes runs past the end of the file "
+                                       f"({size - offset - _HEADER.size} bytes left)", path=name, record=index)
         payload = _read_exact(f, length)
         if len(payload) < length:
             raise TruncatedRecordError(f"file ends inside the payload ({len(payload)} of {length} bytes)", path=name, record=index)
@@ -121,6 +127,7 @@ def iter_records_from(f: BinaryIO, name: str, check_crc: bool = True) -> Iterato
             if computed != payload_crc:
                 raise CorruptRecordError(f"payload CRC mismatch (stored {payload_crc:#010x}, computed {computed:#010x})",
                                          path=name, record=index)
+        offset += _HEADER.size + length + _FOOTER.size
         yield payload
         index += 1
 
@@ -131,7 +138,7 @@ def iter_records(path: PathLike, check_crc: bool = True) -> Iterator[bytes]:
     if not os.path.isfile(name):
         raise DataNotFoundError("no such file", path=name)
     with open(name, "rb", buffering=1 << 20) as f:
-        yield from iter_records_from(f, name, check_crc)
+        yield from iter_records_from(f, name, check_crc, os.fstat(f.fileno()).st_size)
 
 
 def read_records(spec: PathSpec, check_crc: bool = True) -> Iterator[Tuple[Path, int, bytes]]:

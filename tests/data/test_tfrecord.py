@@ -114,3 +114,13 @@ def test_missing_paths(tmp_path: Path):
         list(read_records(tmp_path))
     with pytest.raises(FileNotFoundError):  # DataNotFoundError is also a FileNotFoundError
         list(read_records([tmp_path / "missing"]))
+
+
+def test_length_past_end_fails_before_reading(tmp_path: Path):
+    """A header whose (CRC-valid) length exceeds the file is reported as truncation, without allocating it."""
+    length = struct.pack("<Q", 1 << 33)
+    bad = tmp_path / "huge.tfrecord"
+    bad.write_bytes(length + struct.pack("<I", masked_crc32c(length)) + b"tiny")
+    with pytest.raises(TruncatedRecordError, match="runs past the end") as err:
+        list(iter_records(bad))
+    assert err.value.record == 0
