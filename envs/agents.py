@@ -81,6 +81,7 @@ class AgentStream:
 
     def reset(self, state: WorldState) -> None:
         self._buffer = None
+        self.queries = 0
         reset = getattr(self.policy, "reset", None)
         if callable(reset):
             reset(state)

@@ -56,8 +56,9 @@ class EnvConfig:
       - collision_weight * collision - offroad_weight * offroad
       - jerk_weight * |jerk| (m/s^3) - divergence_weight * log divergence (m).
     Episode:
-      terminate_on_collision, terminate_on_offroad; max_episode_steps (None:
-      until the log ends); offroad_margin: metres beyond the road edge that
+      terminate_on_collision, terminate_on_offroad; max_steps (None:
+      until the log ends; ``gym.make``'s own ``max_episode_steps`` adds a
+      TimeLimit wrapper instead); offroad_margin: metres beyond the road edge that
       still count as on the road.
     Rendering:
       render_mode: ``pose`` or ``bev`` (None: no rendering).
@@ -90,7 +91,7 @@ class EnvConfig:
     divergence_weight: float = 0.0
     terminate_on_collision: bool = True
     terminate_on_offroad: bool = True
-    max_episode_steps: Optional[int] = None
+    max_steps: Optional[int] = None
     offroad_margin: float = 0.5
     render_mode: Optional[str] = None
     bev_size: int = 256
@@ -111,8 +112,8 @@ class EnvConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"key {name!r}: must be > 0, got {getattr(self, name)!r}")
-        if self.max_episode_steps is not None and self.max_episode_steps < 1:
-            raise ConfigError(f"key 'max_episode_steps': must be >= 1, got {self.max_episode_steps}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"key 'max_steps': must be >= 1, got {self.max_steps}")
 
 
 def make_config(config: Union[None, str, EnvConfig, Mapping[str, Any]] = None, **overrides: Any) -> EnvConfig:

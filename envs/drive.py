@@ -35,7 +35,7 @@ class MADDriveEnv(gym.Env):
     generated from the env's seeded generator; a file or glob is drawn from
     with the same generator.  The simulation starts at the log's
     ``current_index`` (the steps before it are history, copied from the log);
-    it is truncated when the log ends (or after ``max_episode_steps``).
+    it is truncated when the log ends (or after ``max_steps``).
 
     **Actions** (``action=``; see :mod:`mad_sim.envs.actions`):
 
@@ -177,8 +177,8 @@ class MADDriveEnv(gym.Env):
         r = reward(m, self.config)
         terminated = bool((m.collision and self.config.terminate_on_collision)
                           or (m.offroad and self.config.terminate_on_offroad))
-        truncated = bool(s.remaining_log_steps <= 0 or (self.config.max_episode_steps is not None
-                                                        and self._steps >= self.config.max_episode_steps))
+        truncated = bool(s.remaining_log_steps <= 0 or (self.config.max_steps is not None
+                                                        and self._steps >= self.config.max_steps))
         self._done = terminated or truncated
         return self._observation(), r, terminated, truncated, self._info()
 

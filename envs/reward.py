@@ -15,7 +15,8 @@ Metrics (all in ``info`` every step, whatever the weights):
 - ``jerk``: ``(a_t - a_{t-1}) / dt`` in m/s^3; ``accel``, ``curvature``,
   ``speed`` as applied.
 - ``log_divergence``: metres between the ego and its logged position at the
-  same step (NaN where the log is invalid, counted as 0 in the reward).
+  same step (NaN where the log is invalid, counted as 0 in the reward; in
+  ``info`` it is then ``None``, so equal episodes give equal infos).
 
 Reward = ``progress_weight * progress - collision_weight * collision
 - offroad_weight * offroad - jerk_weight * |jerk| - divergence_weight * log_divergence``.
@@ -48,9 +49,11 @@ class StepMetrics:
     curvature: float
     log_divergence: float
 
-    def as_info(self) -> Dict[str, float]:
-        d = dict(self.__dict__)
+    def as_info(self) -> Dict[str, object]:
+        d: Dict[str, object] = dict(self.__dict__)
         d["collision"], d["offroad"] = bool(self.collision), bool(self.offroad)
+        if not np.isfinite(self.log_divergence):
+            d["log_divergence"] = None
         return d
 
 

@@ -58,7 +58,7 @@ def drive_scenario(scenario: Any, settings: ClosedLoopSettings, planner_name: st
             break
     wall = time.perf_counter() - start
     env.close()
-    div = np.array([i["log_divergence"] for i in infos], np.float64)
+    div = np.array([np.nan if i["log_divergence"] is None else i["log_divergence"] for i in infos], np.float64)
     jerk = np.abs([i["jerk"] for i in infos])
     return {"scenario_id": scenario.scenario_id, "steps": len(infos),
             "collision": float(infos[-1]["collision"]), "offroad": float(infos[-1]["offroad"]),

@@ -101,7 +101,7 @@ def test_bad_actions_and_order():
 
 
 def test_step_after_episode_end(womd_path):
-    env = gym.make("MADDrive-v0", scenario=str(womd_path), max_episode_steps=3).unwrapped
+    env = gym.make("MADDrive-v0", scenario=str(womd_path), max_steps=3).unwrapped
     env.reset(seed=0)
     for _ in range(3):
         *_, term, trunc, _ = env.step(np.zeros(2, np.float32))
