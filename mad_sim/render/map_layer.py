@@ -1,0 +1,237 @@
+"""The static map as drawable 3-D segments, and its rasterisation.
+
+A :class:`MapGeometry` is built once per :class:`~mad_sim.data.scenario.RoadMap`
+(world frame): every lane centreline, road line and road edge is simplified
+with Douglas-Peucker (``cv2.approxPolyDP``, tolerance ``SIMPLIFY_M``; a
+pinhole camera maps straight 3-D segments to straight image segments, so
+nothing is lost beyond the tolerance) and cut into segments; crosswalk
+polygons become closed rings.  Lanes also get vertex dots resampled every
+``dot_spacing_m`` metres of arc length, which move through the image as the
+camera moves and so carry the ego's odometry.
+
+Drawing order (back to front): crosswalks, road edges, road lines, lanes,
+lane dots, traffic-light poles; agents are drawn after the map.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from mad_sim.data.scenario import MapKind, RoadMap, SignalState
+from mad_sim.render.camera import Camera
+
+SHIFT = 4
+"""Sub-pixel bits passed to OpenCV (coordinates are multiplied by 16)."""
+
+
+def _fixed(uv: np.ndarray) -> np.ndarray:
+    """Float pixels to OpenCV fixed-point int32 (``SHIFT`` fractional bits)."""
+    return np.rint(uv * float(1 << SHIFT)).astype(np.int32)
+
+SIMPLIFY_M = 0.05
+"""Douglas-Peucker tolerance (metres) for map polylines."""
+
+LANE, ROAD_LINE, ROAD_EDGE, CROSSWALK = 0, 1, 2, 3
+_KIND_GROUP = {MapKind.LANE: LANE, MapKind.ROAD_LINE: ROAD_LINE, MapKind.ROAD_EDGE: ROAD_EDGE}
+
+LIGHT_RGB: Dict[int, Tuple[int, int, int]] = {
+    SignalState.ARROW_STOP: (255, 0, 0), SignalState.STOP: (255, 0, 0), SignalState.FLASHING_STOP: (255, 0, 0),
+    SignalState.ARROW_CAUTION: (255, 200, 0), SignalState.CAUTION: (255, 200, 0),
+    SignalState.FLASHING_CAUTION: (255, 200, 0),
+    SignalState.ARROW_GO: (0, 255, 0), SignalState.GO: (0, 255, 0),
+}
+"""Pole colour per traffic-signal state (UNKNOWN is not drawn)."""
+LIGHT_POLE_M = 2.5
+"""Height (metres) of the vertical segment drawn at a signal's stop point."""
+
+
+@dataclass(eq=False)
+class MapGeometry:
+    """Drawable map, world frame.
+
+    Attributes:
+      seg_a, seg_b: [S, 3] float64 segment endpoints, metres.
+      seg_group: [S] int8, LANE / ROAD_LINE / ROAD_EDGE / CROSSWALK.
+      dots: [D, 3] float64 lane vertex dots, metres.
+    """
+
+    seg_a: np.ndarray
+    seg_b: np.ndarray
+    seg_group: np.ndarray
+    dots: np.ndarray
+
+    @classmethod
+    def from_roadmap(cls, roadmap: RoadMap, dot_spacing_m: float = 4.0) -> "MapGeometry":
+        seg_a: List[np.ndarray] = []
+        seg_b: List[np.ndarray] = []
+        groups: List[np.ndarray] = []
+        dots: List[np.ndarray] = []
+        for m in range(roadmap.num_features):
+            kind = int(roadmap.kinds[m])
+            pts = roadmap.polyline(m)
+            if len(pts) < 2 or not np.isfinite(pts).all():
+                continue
+            if kind == MapKind.CROSSWALK:
+                ring = np.concatenate([pts, pts[:1]])
+                seg_a.append(ring[:-1])
+                seg_b.append(ring[1:])
+                groups.append(np.full(len(pts), CROSSWALK, np.int8))
+                continue
+            if kind not in _KIND_GROUP:
+                continue
+            simple = _simplify(pts)
+            seg_a.append(simple[:-1])
+            seg_b.append(simple[1:])
+            groups.append(np.full(len(simple) - 1, _KIND_GROUP[MapKind(kind)], np.int8))
+            if kind == MapKind.LANE and dot_spacing_m > 0:
+                dots.append(_resample(pts, dot_spacing_m))
+        cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
+        return cls(seg_a=cat(seg_a, (0, 3)), seg_b=cat(seg_b, (0, 3)),
+                   seg_group=cat(groups, (0,)).astype(np.int8), dots=cat(dots, (0, 3)))
+
+    def near(self, xy: np.ndarray, radius: float) -> "MapGeometry":
+        """The part within ``radius`` metres (ground distance) of any of the points ``xy`` [P, 2]."""
+        xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        lo, hi = xy.min(0) - radius, xy.max(0) + radius
+        box_a = ((self.seg_a[:, :2] >= lo) & (self.seg_a[:, :2] <= hi)).all(1)
+        box_b = ((self.seg_b[:, :2] >= lo) & (self.seg_b[:, :2] <= hi)).all(1)
+        # A segment crossing the box with both ends outside it is kept too (conservative midpoint test).
+        mid = 0.5 * (self.seg_a[:, :2] + self.seg_b[:, :2])
+        half = 0.5 * np.linalg.norm(self.seg_a[:, :2] - self.seg_b[:, :2], axis=1)
+        box_m = ((mid >= lo - half[:, None]) & (mid <= hi + half[:, None])).all(1)
+        keep = box_a | box_b | box_m
+        dkeep = ((self.dots[:, :2] >= lo) & (self.dots[:, :2] <= hi)).all(1)
+        return MapGeometry(self.seg_a[keep], self.seg_b[keep], self.seg_group[keep], self.dots[dkeep])
+
+
+def _simplify(pts: np.ndarray) -> np.ndarray:
+    """Douglas-Peucker on the ground projection, keeping each retained vertex's own z."""
+    xy = pts[:, :2]
+    origin = xy[0]
+    approx = cv2.approxPolyDP((xy - origin).astype(np.float32).reshape(-1, 1, 2), SIMPLIFY_M, False).reshape(-1, 2)
+    # approxPolyDP returns a subset of its input in order; recover the indices to keep the z values.
+    rel = (xy - origin).astype(np.float32)
+    idx = []
+    j = 0
+    for p in approx:
+        while j < len(rel) and not (rel[j, 0] == p[0] and rel[j, 1] == p[1]):
+            j += 1
+        idx.append(min(j, len(rel) - 1))
+    if idx[-1] != len(pts) - 1:
+        idx.append(len(pts) - 1)
+    return pts[np.unique(idx)]
+
+
+def _resample(pts: np.ndarray, spacing: float) -> np.ndarray:
+    """Points every ``spacing`` metres of 2-D arc length along a polyline (the first vertex included)."""
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts[:, :2], axis=0), axis=1))])
+    q = np.arange(0.0, s[-1] + 1e-9, spacing)
+    return np.stack([np.interp(q, s, pts[:, k]) for k in range(3)], -1)
+
+
+_CACHE: Dict[int, Tuple["weakref.ref[RoadMap]", float, MapGeometry]] = {}
+
+
+def map_geometry(roadmap: RoadMap, dot_spacing_m: float = 4.0) -> MapGeometry:
+    """:meth:`MapGeometry.from_roadmap`, cached per live RoadMap object (maps are never modified)."""
+    key = id(roadmap)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is roadmap and hit[1] == dot_spacing_m:
+        return hit[2]
+    geo = MapGeometry.from_roadmap(roadmap, dot_spacing_m)
+    for k in [k for k, v in _CACHE.items() if v[0]() is None]:
+        del _CACHE[k]
+    _CACHE[key] = (weakref.ref(roadmap), dot_spacing_m, geo)
+    return geo
+
+
+def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, geo: MapGeometry,
+             colors: Dict[int, Tuple[int, int, int]], line_px: int, dot_px: int, edge_px: int,
+             max_range_m: float, dot_range_m: float, draw_crosswalks: bool = True,
+             lights: Optional[List[Optional[Tuple[np.ndarray, np.ndarray]]]] = None) -> None:
+    """Draw the map into a batch of frames (in place), vectorised over frames.
+
+    Args:
+      images: [F, H, W, 3] uint8 (or one [H, W, 3] frame).
+      world_to_vehicle: [F, 3, 4] (or [3, 4]) affines taking world points to
+        each frame's camera vehicle frame.
+      geo: the map (world frame).
+      colors: RGB per group (LANE, ROAD_LINE, ROAD_EDGE, CROSSWALK).
+      line_px, dot_px, edge_px: widths of map lines, lane dots / light poles and road edges.
+      max_range_m: segments whose ends are both farther than this (ground
+        distance from the camera) are skipped.
+      dot_range_m: lane dots farther than this are skipped (far dots merge into noise).
+      lights: per frame, ``(stop_points [L, 3] world, states [L])`` or None.
+
+    Within a frame the groups are drawn crosswalks, road edges, road lines,
+    lanes, lane dots, light poles (one ``cv2.polylines`` call each).
+    """
+    if images.ndim == 3:
+        images = images[None]
+        world_to_vehicle = np.asarray(world_to_vehicle)[None]
+        lights = [lights] if lights is not None and not isinstance(lights, list) else lights
+    frames = images.shape[0]
+    r = world_to_vehicle[:, :, :3]
+    t = world_to_vehicle[:, :, 3]
+    rc, tc = camera.vehicle_to_cam
+    cam_xy = camera.position[:2]
+    segs_a, segs_b, keys, styles = [], [], [], []
+    order = (CROSSWALK, ROAD_EDGE, ROAD_LINE, LANE) if draw_crosswalks else (ROAD_EDGE, ROAD_LINE, LANE)
+    rank = np.full(4, -1)
+    rank[list(order)] = np.arange(len(order))
+    style_list: List[Tuple[Tuple[int, int, int], int]] = [(colors[g], edge_px if g == ROAD_EDGE else line_px)
+                                                          for g in order]
+    if len(geo.seg_a):
+        rt = r.transpose(0, 2, 1)
+        a = geo.seg_a @ rt + t[:, None]
+        b = geo.seg_b @ rt + t[:, None]
+        close = (np.hypot(a[..., 0] - cam_xy[0], a[..., 1] - cam_xy[1]) <= max_range_m) \
+            | (np.hypot(b[..., 0] - cam_xy[0], b[..., 1] - cam_xy[1]) <= max_range_m)
+        close &= rank[geo.seg_group][None, :] >= 0
+        fi, si = np.nonzero(close)
+        segs_a.append(a[fi, si])
+        segs_b.append(b[fi, si])
+        keys.append(fi * 16 + rank[geo.seg_group[si]])
+    if len(geo.dots) and dot_px > 0:
+        p = geo.dots @ r.transpose(0, 2, 1) + t[:, None]
+        fi, si = np.nonzero(np.hypot(p[..., 0] - cam_xy[0], p[..., 1] - cam_xy[1]) <= dot_range_m)
+        segs_a.append(p[fi, si])
+        segs_b.append(p[fi, si])
+        keys.append(fi * 16 + len(style_list))
+    style_list.append((colors[LANE], dot_px))
+    if lights is not None:
+        for state, rgb in LIGHT_RGB.items():
+            if (rgb, dot_px) not in style_list:
+                style_list.append((rgb, dot_px))
+        for f, lt in enumerate(lights):
+            if lt is None or not len(lt[0]):
+                continue
+            base = lt[0] @ r[f].T + t[f]
+            known = np.array([int(x) in LIGHT_RGB for x in lt[1]], bool)
+            if not known.any():
+                continue
+            base = base[known]
+            segs_a.append(base)
+            segs_b.append(base + np.array([0.0, 0.0, LIGHT_POLE_M]))
+            keys.append(f * 16 + np.array([style_list.index((LIGHT_RGB[int(x)], dot_px)) for x in lt[1][known]]))
+    if not keys:
+        return
+    a, b, key = np.concatenate(segs_a), np.concatenate(segs_b), np.concatenate(keys)
+    ac, bc, keep = camera.clip_segments(a @ rc.T + tc, b @ rc.T + tc)
+    ac, bc, key = ac[keep], bc[keep], key[keep]
+    if not key.size:
+        return
+    pts = _fixed(np.stack([camera.project_camera(ac), camera.project_camera(bc)], 1))
+    s = np.argsort(key, kind="stable")
+    pts, key = pts[s], key[s]
+    cuts = np.concatenate([[0], np.flatnonzero(np.diff(key)) + 1, [key.size]])
+    for i0, i1 in zip(cuts[:-1], cuts[1:]):
+        f, g = divmod(int(key[i0]), 16)
+        if f < frames:
+            rgb, width = style_list[g]
+            cv2.polylines(images[f], pts[i0:i1], False, rgb, width, cv2.LINE_8, SHIFT)
