@@ -11,10 +11,13 @@ disabled the base model is reproduced exactly (the LoRA branch is skipped).
 
 File format (the diffusers/peft LoRA format): one safetensors file, keys
 ``<prefix>.<module path>.lora_A.weight`` / ``.lora_B.weight`` with ``prefix`` =
-``transformer`` (LTX) or ``unet`` (SVD), and the adapter's peft ``LoraConfig``
-as JSON in the metadata key ``lora_adapter_metadata`` (what
-``diffusers.ModelMixin.save_lora_adapter`` writes; diffusers'
-``load_lora_adapter`` reads such a file with ``weight_name=<file name>``).
+``transformer`` (LTX) or ``unet`` (SVD), and the adapter's ``r``,
+``lora_alpha`` and ``target_modules`` as JSON in the metadata key
+``lora_adapter_metadata``, keys prefixed the same way (the layout of a
+diffusers pipeline's ``save_lora_weights``; diffusers'
+``model.load_lora_adapter(dir, weight_name=<file name>, prefix="transformer")``
+reads such a file: ``weight_name=`` is needed for a safetensors name other
+than the default ``pytorch_lora_weights.safetensors``).
 """
 
 from __future__ import annotations
@@ -161,7 +164,7 @@ def save_lora(module: torch.nn.Module, name: str, path: PathLike, prefix: str) -
     if path.suffix != ".safetensors":
         path = path / "pytorch_lora_weights.safetensors"
     sd = {f"{prefix}.{k}": v for k, v in adapter_state_dict(module, name).items()}
-    meta = lora_config(module, name)
+    meta = {f"{prefix}.{k}": v for k, v in lora_config(module, name).items()}
     with atomic_path(path) as tmp:
         save_file(sd, str(tmp), metadata={"format": "pt", METADATA_KEY: json.dumps(meta, sort_keys=True)})
     return path
@@ -187,7 +190,13 @@ def read_lora(path: PathLike, prefix: str) -> Tuple[Dict[str, torch.Tensor], Dic
         if not k.startswith(f"{prefix}."):
             raise CheckpointError(f"{path}: key {k!r} does not start with {prefix!r}. (a LoRA for another model?)")
         out[k[len(prefix) + 1:]] = v
-    cfg = json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else infer_lora_config(out)
+    if METADATA_KEY in meta:
+        raw = json.loads(meta[METADATA_KEY])
+        cfg = {k[len(prefix) + 1:] if k.startswith(f"{prefix}.") else k: v for k, v in raw.items()}
+        if not {"r", "lora_alpha", "target_modules"} <= set(cfg):
+            cfg = {**infer_lora_config(out), **cfg}
+    else:
+        cfg = infer_lora_config(out)
     return out, cfg
 
 
