@@ -79,8 +79,8 @@ class BicycleAdapter:
     def control(self, xy: np.ndarray, heading: float, speed: float, accel: float, curvature: float) -> EgoStep:
         from mad_sim.world.dynamics import bicycle_step
 
-        a = float(np.clip(accel, -self.max_accel, self.max_accel))
-        k = float(np.clip(curvature, -self.max_curvature, self.max_curvature))
+        a = min(max(float(accel), -self.max_accel), self.max_accel)
+        k = min(max(float(curvature), -self.max_curvature), self.max_curvature)
         nxy, nh, nv = bicycle_step(np.asarray(xy, np.float64), np.float64(heading), np.float64(speed),
                                    np.float64(a), np.float64(k), dt=DT)
         return EgoStep(np.asarray(nxy, np.float64).reshape(2), float(nh), float(nv), a, k)

@@ -102,4 +102,6 @@ class AgentStream:
                                  f"expected [{state.num_agents}, {steps}]")
             self._buffer, self._start, col = out, t_next, 0
             self.queries += 1
+        if self._buffer.num_steps == 1:
+            return self._buffer
         return self._buffer.take(np.array([col]), axis=1)

@@ -26,7 +26,6 @@ from typing import Dict, Optional
 import numpy as np
 from gymnasium import spaces
 
-from mad_sim.data.frames import heading_world_to_ego, vectors_world_to_ego, world_to_ego
 from mad_sim.data.scenario import MapKind, ObjectType, RoadMap
 from mad_sim.envs.config import EnvConfig
 
@@ -102,52 +101,70 @@ def ego_features(speed: float, accel: float, yaw_rate: float, curvature: float, 
                     np.float32)
 
 
+_KIND_VALUES = np.array([int(m) for m in MapKind])
+_VEHICLE, _PEDESTRIAN, _CYCLIST = int(ObjectType.VEHICLE), int(ObjectType.PEDESTRIAN), int(ObjectType.CYCLIST)
+
+
+def _rotate(v: np.ndarray, c: float, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Components of world vectors ``v[..., 2]`` in a frame rotated by yaw (``c = cos``, ``s = sin``)."""
+    return c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]
+
+
 def agent_features(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, size: np.ndarray,
                    types: np.ndarray, valid: np.ndarray, ego_index: int, ego_xy: np.ndarray, ego_yaw: float,
                    k: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """``([K, 11] float32, [K] int8)``: the K nearest valid agents within ``radius`` (ego frame)."""
+    """``([K, 11] float32, [K] int8)``: the K nearest valid agents within ``radius`` (ego frame).
+
+    Rows: ``R(-yaw0)(p - p0)``, ``cos/sin(h - yaw0)``, ``R(-yaw0) v``, length,
+    width, one-hot type; nearest first, zero rows and mask 0 after the last agent.
+    """
     out = np.zeros((k, len(AGENT_FEATURES)), np.float32)
     mask = np.zeros(k, np.int8)
-    cand = np.asarray(valid, bool).copy()
+    d = xy - ego_xy
+    d2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
+    cand = valid & (d2 <= radius * radius)
     cand[ego_index] = False
     idx = np.flatnonzero(cand)
     if idx.size == 0:
         return out, mask
-    d2 = ((xy[idx] - ego_xy) ** 2).sum(-1)
-    near = d2 <= radius * radius
-    idx, d2 = idx[near], d2[near]
     if idx.size > k:
-        part = np.argpartition(d2, k - 1)[:k]
-        idx, d2 = idx[part], d2[part]
-    order = np.argsort(d2, kind="stable")
-    idx = idx[order]
+        idx = idx[np.argpartition(d2[idx], k - 1)[:k]]
+    idx = idx[np.argsort(d2[idx], kind="stable")]
     n = idx.size
-    rel = world_to_ego(xy[idx], ego_xy, ego_yaw)
-    h = heading_world_to_ego(heading[idx], ego_yaw)
-    v = vectors_world_to_ego(velocity[idx], ego_yaw)
-    t = np.asarray(types)[idx]
-    out[:n] = np.column_stack([rel, np.cos(h), np.sin(h), v, size[idx, 0], size[idx, 1],
-                               t == ObjectType.VEHICLE, t == ObjectType.PEDESTRIAN, t == ObjectType.CYCLIST])
+    c, s = np.cos(ego_yaw), np.sin(ego_yaw)
+    out[:n, 0], out[:n, 1] = _rotate(d[idx], c, s)
+    h = heading[idx] - ego_yaw
+    out[:n, 2], out[:n, 3] = np.cos(h), np.sin(h)
+    out[:n, 4], out[:n, 5] = _rotate(velocity[idx], c, s)
+    out[:n, 6], out[:n, 7] = size[idx, 0], size[idx, 1]
+    t = types[idx]
+    out[:n, 8], out[:n, 9], out[:n, 10] = t == _VEHICLE, t == _PEDESTRIAN, t == _CYCLIST
     mask[:n] = 1
     return out, mask
 
 
 def roadgraph_features(points: RoadgraphPoints, ego_xy: np.ndarray, ego_yaw: float, p: int,
                        radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """``([P, 11] float32, [P] int8)``: the P nearest map points within ``radius`` (ego frame)."""
+    """``([P, 11] float32, [P] int8)``: the P nearest map points within ``radius`` (ego frame).
+
+    Rows: position ``R(-yaw0)(q - p0)``, unit direction ``R(-yaw0) u``, one-hot
+    :class:`MapKind`; nearest first, zero padded.
+    """
     out = np.zeros((p, len(ROADGRAPH_FEATURES)), np.float32)
     mask = np.zeros(p, np.int8)
     if len(points.xy) == 0:
         return out, mask
-    d2 = ((points.xy - ego_xy) ** 2).sum(-1)
+    d = points.xy - ego_xy
+    d2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
     idx = np.flatnonzero(d2 <= radius * radius)
     if idx.size > p:
         idx = idx[np.argpartition(d2[idx], p - 1)[:p]]
     idx = idx[np.argsort(d2[idx], kind="stable")]
     n = idx.size
-    onehot = points.kinds[idx, None] == np.array([int(m) for m in MapKind])[None]
-    out[:n] = np.column_stack([world_to_ego(points.xy[idx], ego_xy, ego_yaw),
-                               vectors_world_to_ego(points.direction[idx], ego_yaw), onehot])
+    c, s = np.cos(ego_yaw), np.sin(ego_yaw)
+    out[:n, 0], out[:n, 1] = _rotate(d[idx], c, s)
+    out[:n, 2], out[:n, 3] = _rotate(points.direction[idx], c, s)
+    out[:n, 4:] = points.kinds[idx, None] == _KIND_VALUES[None]
     mask[:n] = 1
     return out, mask
 

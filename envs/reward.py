@@ -65,7 +65,13 @@ def reward(m: StepMetrics, config: EnvConfig) -> float:
 
 
 class Route:
-    """The ego's logged path as a polyline with arclength (world frame, metres)."""
+    """The ego's logged path as a polyline with arclength (world frame, metres).
+
+    :meth:`project` follows :func:`mad_sim.world.geometry.project_to_polyline`'s
+    conventions (closest segment; the end segments extended, so arclength can be
+    negative or exceed the length; lateral offset positive to the left) on
+    segment arrays precomputed once per episode, since it runs every step.
+    """
 
     def __init__(self, xy: np.ndarray, valid: np.ndarray, start_xy: np.ndarray, start_heading: float) -> None:
         from mad_sim.world.geometry import polyline_arclength
@@ -79,16 +85,28 @@ class Route:
             pts = np.stack([start_xy, start_xy + MIN_ROUTE_LENGTH_M * d])
         self.points = pts
         self.arclength = polyline_arclength(pts)
+        self._a = pts[:-1]
+        ab = np.diff(pts, axis=0)
+        self._len = np.hypot(ab[:, 0], ab[:, 1])
+        self._unit = ab / self._len[:, None]
+        self._yaw = np.arctan2(ab[:, 1], ab[:, 0])
+        self._lo = np.zeros(len(ab))
+        self._lo[0] = -np.inf
+        self._hi = self._len.copy()
+        self._hi[-1] = np.inf
 
     def project(self, xy: np.ndarray) -> tuple[float, float, float]:
         """``(arclength m, lateral offset m (left +), route heading rad)`` of a world point."""
-        from mad_sim.world.geometry import project_to_polyline
-
-        s, lat = project_to_polyline(np.asarray(xy, np.float64)[None], self.points)
-        s = float(np.asarray(s).reshape(-1)[0])
-        seg = int(np.clip(np.searchsorted(self.arclength, s, side="right") - 1, 0, len(self.points) - 2))
-        d = self.points[seg + 1] - self.points[seg]
-        return s, float(np.asarray(lat).reshape(-1)[0]), float(np.arctan2(d[1], d[0]))
+        ap = np.asarray(xy, np.float64) - self._a  # [S, 2]
+        along = ap[:, 0] * self._unit[:, 0] + ap[:, 1] * self._unit[:, 1]
+        cross = self._unit[:, 0] * ap[:, 1] - self._unit[:, 1] * ap[:, 0]
+        t = np.minimum(np.maximum(along, 0.0), self._len)
+        dist2 = (along - t) ** 2 + cross ** 2
+        seg = int(np.argmin(dist2))
+        a = min(max(float(along[seg]), self._lo[seg]), self._hi[seg])
+        off = ap[seg] - a * self._unit[seg]
+        lateral = float(np.copysign(np.hypot(off[0], off[1]), cross[seg])) if cross[seg] != 0 else 0.0
+        return float(self.arclength[seg] + a), lateral, float(self._yaw[seg])
 
 
 def has_road_edges(roadmap: RoadMap) -> bool:
