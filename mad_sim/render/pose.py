@@ -165,7 +165,7 @@ class PoseRenderer:
         fi, ai = np.nonzero(present)
         ti = steps[fi]
         r, tr = transforms[:, :, :3], transforms[:, :, 3]
-        yaw = np.arctan2(-r[:, 0, 1], r[:, 0, 0])  # the viewpoint's heading per frame
+        yaw = np.arctan2(r[:, 0, 1], r[:, 0, 0])  # the viewpoint's heading per frame (r = R(-yaw))
         xyz = (r[fi] @ traj.xyz[ai, ti][:, :, None])[:, :, 0] + tr[fi]
         walker = (types[ai] == ObjectType.PEDESTRIAN) | (types[ai] == ObjectType.CYCLIST)
         phase = np.zeros(ai.size)
