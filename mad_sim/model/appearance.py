@@ -160,6 +160,8 @@ class AppearanceSynthesizer:
           guidance_scale: > 1 contrasts the prompt with ``negative_prompt`` (doubles the work).
         """
         prompt = check_prompt(prompt)
+        if int(steps) < 2:
+            raise ConfigError(f"steps={steps}: the LTX schedule (terminal sigma stretched to 0.1) needs at least 2 steps")
         pose_t, batched = self._check_pose(pose)
         b, f, h, w, _ = pose_t.shape
         first_t = None if first_frame is None else self._check_first(first_frame, b)
@@ -264,6 +266,8 @@ class RGBChunkCache:
     def __init__(self, synthesizer: AppearanceSynthesizer, chunk_frames: int = 17, prompt: Optional[str] = None,
                  steps: int = 4, seed: int = 0) -> None:
         synthesizer.backbone.check_size(chunk_frames, *synthesizer.size, what="RGB chunk")
+        if steps < 2:
+            raise ConfigError(f"RGB chunk: steps={steps}, the sampler needs at least 2")
         if chunk_frames < 2:
             raise ShapeError(f"RGB chunk: chunk_frames must be >= 2 to advance, got {chunk_frames}")
         self.synth = synthesizer

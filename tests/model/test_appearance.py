@@ -54,7 +54,7 @@ def test_synthesize_shapes_hard_first_frame_and_determinism(synth, pose_clip):
 
 def test_batched_input(synth, pose_clip):
     _, pose = pose_clip
-    out = synth.synthesize(np.stack([pose, pose]), steps=1, generator=torch.Generator().manual_seed(0))
+    out = synth.synthesize(np.stack([pose, pose]), steps=2, generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, F, H, W, 3)
 
 
@@ -70,6 +70,8 @@ def test_bad_inputs(synth, pose_clip):
         synth.synthesize(pose[:, :64, :64])
     with pytest.raises(ShapeError, match="pose video: expected uint8"):
         synth.synthesize(pose.astype(np.float32))
+    with pytest.raises(ConfigError, match="at least 2 steps"):
+        synth.synthesize(pose, steps=1)
     with pytest.raises(ConfigError, match="prompt is empty"):
         synth.synthesize(pose, prompt="  ")
     assert check_prompt(None) is None
@@ -109,13 +111,13 @@ def test_chunk_cache_one_synthesis_per_chunk(synth, pose_clip):
         asked.append(n)
         return pose[:n]
 
-    cache = RGBChunkCache(synth, chunk_frames=F, steps=1, seed=5)
+    cache = RGBChunkCache(synth, chunk_frames=F, steps=2, seed=5)
     frames = [cache.frame(t, lookahead) for t in range(2 * (F - 1) + 1)]
     # steps 0..8 from chunk 0, 9..16 from chunk 1 (which starts on frame 8 again)
     assert cache.stats.syntheses == 2 and cache.stats.hits == 2 * (F - 1) + 1 - 2
     assert asked == [F, F - 1]
     assert all(f.shape == (H, W, 3) and f.dtype == np.uint8 for f in frames)
-    replay = RGBChunkCache(synth, chunk_frames=F, steps=1, seed=5)
+    replay = RGBChunkCache(synth, chunk_frames=F, steps=2, seed=5)
     assert all(np.array_equal(replay.frame(t, lookahead), frames[t]) for t in range(len(frames)))
     with pytest.raises(ShapeError, match="returned"):
         RGBChunkCache(synth, chunk_frames=F).frame(0, lambda n: pose[:3])
