@@ -136,3 +136,20 @@ def test_seeding_is_deterministic():
     o42, _ = a.reset(seed=42)
     o43, _ = a.reset(seed=43)
     assert not np.array_equal(o42["roadgraph"], o43["roadgraph"])  # another procedural scene
+
+
+def test_scenarios_drawn_with_env_rng(womd_path, womd_still_path, scenarionet_path):
+    files = [str(womd_path), str(womd_still_path), str(scenarionet_path)]
+    env = gym.make("MADDrive-v0").unwrapped
+    ids = []
+    for seed in range(12):
+        env.reset(seed=seed, options={"scenario": files})
+        ids.append(env.scenario.scenario_id)
+    assert set(ids) == {"ee519cf571686d19", "637f20cafde22ff8", "eb4b91b10ca94ff2"}
+    again = []
+    for seed in range(12):
+        env.reset(seed=seed, options={"scenario": files})
+        again.append(env.scenario.scenario_id)
+    assert again == ids  # same seeds, same draws
+    env.reset(seed=0, options={"scenario": str(scenarionet_path), "ego": "sdc"})
+    assert env.state.timestep == env.scenario.current_index
