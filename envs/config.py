@@ -62,7 +62,8 @@ class EnvConfig:
       still count as on the road.
     Rendering:
       render_mode: ``pose`` or ``bev`` (None: no rendering).
-      bev_size: pixels of the square BEV frame; bev_extent_m: metres it spans.
+      bev_size: pixels of the square BEV frame; bev_extent_m: metres from its
+      centre (the ego) to the nearest border.
     """
 
     scenario: Optional[str] = None
@@ -95,7 +96,7 @@ class EnvConfig:
     offroad_margin: float = 0.5
     render_mode: Optional[str] = None
     bev_size: int = 256
-    bev_extent_m: float = 80.0
+    bev_extent_m: float = 40.0
 
     def __post_init__(self) -> None:
         if self.action not in ACTION_KINDS:
