@@ -144,7 +144,7 @@ class Backbone:
     def check_size(self, frames: int, height: int, width: int, what: str = "video") -> None:
         tr, sr = self.temporal_ratio, self.spatial_ratio
         if frames < 1 or (frames - 1) % tr:
-            k = max(round((frames - 1) / tr), 0)
+            k = max((frames - 1) // tr, 0)
             raise ShapeError(f"{what}: {frames} frames; {self.config.name} needs {tr}k+1 frames "
                              f"(e.g. {tr * k + 1} or {tr * (k + 1) + 1})")
         if height % sr or width % sr or height < sr or width < sr:
