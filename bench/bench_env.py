@@ -12,6 +12,8 @@ steps are 0.1 s; a highway-fast-v0 step is 1 s) for:
 
 Target: at least 200 simulated seconds per wall second for (1).  Figures
 are measured in this run; ratios are against the peer measured here too.
+The CPU-time column (this process only) shows the figure without other
+processes' load on a shared machine.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ WOMD = REPO.parent / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
 TARGET_SIM_S_PER_S = 200.0
 
 
-def _episodes(env, episodes: int, action) -> tuple[int, float]:
+def _episodes(env, episodes: int, action) -> tuple[int, float, float]:
+    """(steps, wall seconds, CPU seconds of this process) over ``episodes`` episodes."""
     steps = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for ep in range(episodes):
         env.reset(seed=ep)
         done = False
@@ -41,7 +44,7 @@ def _episodes(env, episodes: int, action) -> tuple[int, float]:
             _, _, term, trunc, _ = env.step(action)
             steps += 1
             done = term or trunc
-    return steps, time.perf_counter() - start
+    return steps, time.perf_counter() - start, time.process_time() - cpu
 
 
 def bench_single(pose: bool, episodes: int) -> dict:
@@ -54,10 +57,11 @@ def bench_single(pose: bool, episodes: int) -> dict:
     env.reset(seed=0)
     agents = int(env.state.sim.valid[:, env.state.timestep].sum())
     _episodes(env, 1, np.zeros(2, np.float32))  # warm-up (map crop, renderer)
-    steps, wall = _episodes(env, episodes, np.zeros(2, np.float32))
+    steps, wall, cpu = _episodes(env, episodes, np.zeros(2, np.float32))
     env.close()
     return {"name": f"MADDrive log agents, {'pose 128x128' if pose else 'no pose'}", "agents": agents,
-            "steps": steps, "steps_per_s": steps / wall, "sim_s_per_s": steps * 0.1 / wall}
+            "steps": steps, "steps_per_s": steps / wall, "sim_s_per_s": steps * 0.1 / wall,
+            "sim_s_per_cpu_s": steps * 0.1 / cpu}
 
 
 def bench_async(n: int, episodes: int) -> dict:
@@ -76,7 +80,7 @@ def bench_async(n: int, episodes: int) -> dict:
     wall = time.perf_counter() - start
     venv.close()
     return {"name": f"MADDrive x{n} AsyncVectorEnv, log agents, no pose", "agents": None, "steps": steps * n,
-            "steps_per_s": steps * n / wall, "sim_s_per_s": steps * n * 0.1 / wall}
+            "steps_per_s": steps * n / wall, "sim_s_per_s": steps * n * 0.1 / wall, "sim_s_per_cpu_s": None}
 
 
 def ensure_highway_env() -> bool:
@@ -104,11 +108,11 @@ def bench_highway(episodes: int) -> dict | None:
     cfg = env.unwrapped.config
     step_s = 1.0 / cfg["policy_frequency"]
     _episodes(env, 1, 1)
-    steps, wall = _episodes(env, episodes, 1)  # IDLE
+    steps, wall, cpu = _episodes(env, episodes, 1)  # IDLE
     env.close()
     return {"name": f"highway-fast-v0 ({cfg['vehicles_count']} vehicles, {step_s:g} s/step)",
             "agents": cfg["vehicles_count"], "steps": steps, "steps_per_s": steps / wall,
-            "sim_s_per_s": steps * step_s / wall}
+            "sim_s_per_s": steps * step_s / wall, "sim_s_per_cpu_s": steps * step_s / cpu}
 
 
 def main() -> None:
@@ -124,11 +128,13 @@ def main() -> None:
     peer = None if args.no_peer else bench_highway(args.episodes)
     if peer:
         rows.append(peer)
-    print(f"{'benchmark':58s} {'agents':>6s} {'steps':>6s} {'steps/s':>9s} {'sim s/s':>9s} {'vs peer':>8s}")
+    print(f"{'benchmark':58s} {'agents':>6s} {'steps':>6s} {'steps/s':>9s} {'sim s/s':>9s} "
+          f"{'sim s/cpu s':>11s} {'vs peer':>8s}")
     for r in rows:
         ratio = f"{r['sim_s_per_s'] / peer['sim_s_per_s']:.2f}x" if peer else "-"
+        cpu = "-" if r["sim_s_per_cpu_s"] is None else f"{r['sim_s_per_cpu_s']:.1f}"
         print(f"{r['name']:58s} {str(r['agents'] or '-'):>6s} {r['steps']:6d} {r['steps_per_s']:9.1f} "
-              f"{r['sim_s_per_s']:9.1f} {ratio:>8s}")
+              f"{r['sim_s_per_s']:9.1f} {cpu:>11s} {ratio:>8s}")
     first = rows[0]["sim_s_per_s"]
     print(f"target: >= {TARGET_SIM_S_PER_S:.0f} simulated s per wall s for one env, log agents, no pose: "
           f"{first:.1f} ({'met' if first >= TARGET_SIM_S_PER_S else 'NOT met'})")
