@@ -5,7 +5,14 @@ A policy implements :class:`mad_sim.world.traffic.TrafficPolicy`:
 next ``num_steps`` states of all agents, world frame).  Policies are made by
 name from a small registry, so the learned predictor registers itself later::
 
-    register_agent_policy("mad", lambda config, rng: MotionPredictorPolicy(...))
+    register_agent_policy("my_model", lambda config, rng: MyPolicy(...))
+
+(``mad``, the learned MAD predictor of :mod:`mad_sim.model.learned_agents`,
+is built in and imported only when used.)  Optional policy hooks the env
+calls: ``seed(rng)`` and ``reset(state)`` at every reset,
+``observe_ego_action(state, action, ego_step)`` before the agents move, and a
+``learned`` ``[N]`` bool attribute, reported as ``info["learned_agents"]`` (the
+track indices it holds True).
 
 :class:`AgentStream` asks the policy for ``config.agent_horizon`` steps at a
 time and hands them out one env step at a time: a policy that returns k steps
@@ -61,7 +68,14 @@ def _builtin(cls_name: str) -> AgentPolicyFactory:
     return factory
 
 
-_BUILTIN = {"log": _builtin("LogReplay"), "idm": _builtin("IDM"), "constant_velocity": _builtin("ConstantVelocity")}
+def _mad(config: EnvConfig, rng: np.random.Generator) -> object:
+    from mad_sim.model.learned_agents import make_mad_policy  # torch is imported only when agents="mad"
+
+    return make_mad_policy(config, rng)
+
+
+_BUILTIN = {"log": _builtin("LogReplay"), "idm": _builtin("IDM"), "constant_velocity": _builtin("ConstantVelocity"),
+            "mad": _mad}
 
 
 def _register_builtin() -> None:
@@ -79,12 +93,31 @@ class AgentStream:
         self._start = 0  # absolute step of the buffer's column 0
         self.queries = 0
 
-    def reset(self, state: WorldState) -> None:
+    def reset(self, state: WorldState, rng: Optional[np.random.Generator] = None) -> None:
+        """New episode: drop the buffer; hand the policy the env's freshly seeded generator
+        (optional hook ``seed(rng)``) and the initial state (optional hook ``reset(state)``)."""
         self._buffer = None
         self.queries = 0
+        seed = getattr(self.policy, "seed", None)
+        if rng is not None and callable(seed):
+            seed(rng)
         reset = getattr(self.policy, "reset", None)
         if callable(reset):
             reset(state)
+
+    def observe(self, state: WorldState, action: object, ego_step: object) -> None:
+        """Optional hook ``observe_ego_action(state, action, ego_step)``: the ego action of the step
+        about to be taken (already accepted by the action adapter) and the ego's resulting
+        :class:`~mad_sim.envs.actions.EgoStep`, before the agents move."""
+        hook = getattr(self.policy, "observe_ego_action", None)
+        if callable(hook):
+            hook(state, action, ego_step)
+
+    @property
+    def learned_mask(self) -> Optional[np.ndarray]:
+        """The policy's ``learned`` ``[N]`` mask (agents driven by a learned model this step), if it has one."""
+        m = getattr(self.policy, "learned", None)
+        return None if m is None else np.asarray(m, bool).copy()
 
     def requery(self) -> None:
         """Drop what is buffered: the next step asks the policy again."""

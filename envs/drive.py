@@ -108,7 +108,7 @@ class MADDriveEnv(gym.Env):
         if self._stream is None:
             policy = make_agent_policy(self.config.agents, self.config, self.np_random)
             self._stream = AgentStream(policy, self.config.agent_horizon)
-        self._stream.reset(self.state)
+        self._stream.reset(self.state, self.np_random)  # learned agents draw their noise from the reseeded generator
         key = id(scenario.roadmap)
         if key not in self._roadgraph_cache:
             self._roadgraph_cache = {key: obs_mod.RoadgraphPoints.from_roadmap(scenario.roadmap, self.config.roadgraph_spacing)}
@@ -148,6 +148,7 @@ class MADDriveEnv(gym.Env):
         e = s.ego()
         xy, yaw = e.xy[0].copy(), float(e.heading[0])
         nxt = self.adapter.step(xy, yaw, self._speed, action)
+        self._stream.observe(s, action, nxt)  # learned agents condition on the ego's intended motion
         controlled = np.ones(s.num_agents, bool)
         controlled[ego] = False
         agents = self._stream.next_step(s, controlled)
@@ -238,6 +239,9 @@ class MADDriveEnv(gym.Env):
         info["scenario_id"] = self.state.scenario.scenario_id
         info["timestep"] = int(self.state.timestep)
         info["agent_queries"] = int(self._stream.queries)
+        learned = self._stream.learned_mask
+        if learned is not None:  # track indices the learned predictor moved this step
+            info["learned_agents"] = np.flatnonzero(learned).tolist()
         return info
 
     def _render_pose(self) -> np.ndarray:

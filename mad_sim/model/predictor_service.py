@@ -1,0 +1,198 @@
+"""One motion predictor shared by many consumers, one diffusion call per batch of requests.
+
+Learned agents (:mod:`mad_sim.model.learned_agents`) and the MAD planner do
+not call the sampler themselves: they hand a :class:`ForecastRequest` (pose
+history, optional ego-motion video, a noise seed) to a
+:class:`PredictorService`, which stacks every request of the same geometry
+into ONE batched sampler call.  A vector of envs
+(:class:`mad_sim.model.learned_agents.MADVectorEnv`) therefore costs one
+diffusion call per chunk, not one per env.
+
+Determinism: each request carries its own seed; its initial noise
+``[C, f, h, w]`` is drawn from ``torch.Generator().manual_seed(seed)`` alone,
+so a request gives the same frames whether it is sampled alone or inside a
+batch (up to float rounding of batched matmuls, below one grey level).
+
+Weights: :func:`load_predictor` picks the shipped tiny weights
+(``mad_sim/weights/<preset>.safetensors`` + ``<preset>_motion.safetensors``)
+when both exist (``weights="auto"``), else a seeded random init with a
+warning; ``weights="random"`` forces the random init (tests), a path loads
+that base file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from mad_sim.errors import CheckpointError, ShapeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ForecastRequest:
+    """One forecast to run.
+
+    Attributes:
+      history: uint8 ``[F_h, H, W, 3]`` pose frames, oldest first, last = present.
+      ego_motion: uint8 ``[F, H, W, 3]`` ego-motion video of the future span, or None
+        (unconditional: the model imagines the ego's motion too).
+      num_frames: ``F``, frames to generate (8k+1 for LTX presets).
+      seed: seeds this request's initial noise.
+    """
+
+    history: np.ndarray
+    ego_motion: Optional[np.ndarray]
+    num_frames: int
+    seed: int
+
+    def key(self) -> Tuple:
+        """Requests with equal keys are sampled in one batch."""
+        return (tuple(self.history.shape), None if self.ego_motion is None else tuple(self.ego_motion.shape),
+                int(self.num_frames))
+
+
+@dataclass
+class ServiceStats:
+    """Counters: sampler calls, requests served, wall seconds inside the sampler."""
+
+    calls: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    batch_sizes: List[int] = field(default_factory=list)
+
+
+def load_predictor(preset: str = "tiny", weights: str = "auto", lora: Optional[str] = None,
+                   device: Optional[str] = None, seed: int = 0):
+    """A :class:`~mad_sim.model.motion.MotionPredictor` and a description of the weights it runs.
+
+    Args:
+      preset: backbone preset (``tiny`` is the embedded one).
+      weights: ``"auto"`` (shipped weights if both the base and the motion LoRA
+        files exist, else random), ``"shipped"`` (CheckpointError if missing),
+        ``"random"`` (seeded random init with a no-op motion adapter), or a
+        path to a base safetensors file.
+      lora: motion LoRA file (default: the shipped ``<preset>_motion.safetensors``).
+    """
+    from mad_sim.model.backbone import WEIGHTS_DIR, load_backbone, shipped_weights
+    from mad_sim.model.mad import MADModel
+    from mad_sim.model.motion import MotionPredictor
+
+    lora_path = Path(lora) if lora is not None else WEIGHTS_DIR / f"{preset}_motion.safetensors"
+    if weights == "auto":
+        have = shipped_weights(preset).is_file() and lora_path.is_file()
+        if not have:
+            log.warning("no shipped %s weights (%s, %s): learned agents run a RANDOM untrained model", preset,
+                        shipped_weights(preset), lora_path)
+        weights = "shipped" if have else "random"
+    if weights == "random":
+        model = MADModel(load_backbone(preset, device=device, weights="random", seed=seed))
+        model.add_adapter("motion", rank=8, alpha=8)
+        return MotionPredictor(model, "motion"), "random"
+    base = None if weights == "shipped" else weights
+    model = MADModel(load_backbone(preset, device=device, weights=base))
+    if not lora_path.is_file():
+        raise CheckpointError(f"{lora_path}: motion adapter not found; train it with `mad-sim train motion`, "
+                              f"pass lora=PATH, or use weights='random'")
+    model.load_adapter("motion", lora_path)
+    return MotionPredictor(model, "motion"), f"{base or shipped_weights(preset)} + {lora_path}"
+
+
+class PredictorService:
+    """Batched forecasts over one :class:`~mad_sim.model.motion.MotionPredictor`.
+
+    Args:
+      predictor: the motion predictor (its active adapter is used).
+      steps: sampler steps per forecast.
+      threads: torch intra-op threads to use while sampling (None: leave torch's setting).
+    """
+
+    def __init__(self, predictor, steps: int = 4, threads: Optional[int] = None, weights_info: str = "") -> None:
+        self.predictor = predictor
+        self.steps = int(steps)
+        self.threads = threads
+        self.weights_info = weights_info
+        self.stats = ServiceStats()
+        self._lock = threading.Lock()
+
+    def forecast(self, requests: Sequence[ForecastRequest]) -> List[np.ndarray]:
+        """Future frames ``[F, H, W, 3]`` uint8 for every request, in order; one sampler call per geometry."""
+        out: List[Optional[np.ndarray]] = [None] * len(requests)
+        groups: Dict[Tuple, List[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.key(), []).append(i)
+        for idx in groups.values():
+            frames = self._run([requests[i] for i in idx])
+            for j, i in enumerate(idx):
+                out[i] = frames[j]
+        return out  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def _run(self, reqs: List[ForecastRequest]) -> np.ndarray:
+        from mad_sim.model.conditioning import Condition, uint8_to_video, video_to_uint8
+        from mad_sim.model.sampling import denoise
+
+        with self._lock:
+            t0 = time.perf_counter()
+            old_threads = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(int(self.threads))
+            try:
+                model = self.predictor.model
+                bb = model.backbone
+                hist = np.stack([r.history for r in reqs])
+                if hist.dtype != np.uint8 or hist.ndim != 5 or hist.shape[-1] != 3:
+                    raise ShapeError(f"pose history must be uint8 [F_h, H, W, 3], got {hist.dtype} {hist.shape[1:]}")
+                b, _, h, w, _ = hist.shape
+                f = int(reqs[0].num_frames)
+                bb.check_size(f, h, w, what="forecast")
+                device = bb.device
+                conds = [Condition(uint8_to_video(torch.from_numpy(hist)).to(device), "pose_history")]
+                if reqs[0].ego_motion is not None:
+                    ego = np.stack([r.ego_motion for r in reqs])
+                    if ego.shape[1:4] != (f, h, w):
+                        raise ShapeError(f"ego_motion: {ego.shape[1:4]} frames x size, expected ({f}, {h}, {w})")
+                    conds.append(Condition(uint8_to_video(torch.from_numpy(ego)).to(device), "ego_motion"))
+                model.set_adapter(self.predictor.adapter)
+                lat_conds = model.encode_conditions(conds, batch=b)
+                embeds, mask = bb.encode_prompts(None, b)
+                shape = tuple(bb.latent_shape(f, h, w))
+                noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(r.seed)))
+                                     for r in reqs]).to(device)
+                latents = denoise(model.denoiser, bb.scheduler, (b,) + shape, lat_conds, embeds, mask,
+                                  steps=self.steps, device=device, latents=noise)
+                video = bb.decode_latents(latents.to(bb.dtype)).float().clamp(-1.0, 1.0)
+                frames = video_to_uint8(video.cpu()).numpy()
+            finally:
+                if self.threads:
+                    torch.set_num_threads(old_threads)
+            dt = time.perf_counter() - t0
+            self.stats.calls += 1
+            self.stats.requests += b
+            self.stats.seconds += dt
+            self.stats.batch_sizes.append(b)
+            log.debug("forecast batch %d x %d frames %dx%d in %.3f s", b, f, h, w, dt)
+            return frames
+
+
+_SHARED: Dict[Tuple, PredictorService] = {}
+
+
+def shared_service(preset: str = "tiny", weights: str = "auto", lora: Optional[str] = None,
+                   device: Optional[str] = None, steps: int = 4, threads: Optional[int] = None) -> PredictorService:
+    """The process-wide service for these settings (the model is loaded once and shared by every env)."""
+    key = (preset, str(weights), None if lora is None else str(lora), device, int(steps), threads)
+    svc = _SHARED.get(key)
+    if svc is None:
+        predictor, info = load_predictor(preset, weights, lora, device)
+        svc = PredictorService(predictor, steps=steps, threads=threads, weights_info=info)
+        _SHARED[key] = svc
+    return svc
