@@ -1,0 +1,238 @@
+"""Entering agents: skeleton pixels no known agent explains, fitted by class templates.
+
+After the known agents are fitted (:class:`~mad_sim.model.parse.PoseParser`),
+the *unexplained* skeleton pixels are the saturated pixels farther than two
+pixels from every visible agent's rendered skeleton and outside the static
+background (traffic-light poles).  They are grouped into blobs (8-connected
+after a one-pixel dilation, so the edges of one skeleton join), largest
+first, and each blob is explained by a template fit:
+
+1. *Where.*  The blob's lowest pixel row is taken as ground contact: its
+   centre pixel back-projected to the ground plane
+   (:meth:`Camera.backproject_ground`) gives the near side of the agent.
+2. *What and how.*  For each class template (a median WOMD car, pedestrian
+   and cyclist box), candidate poses on a grid aligned with the viewing ray
+   (along: 0 .. one box length behind the contact point, across: +-1 m,
+   heading: 12 directions; the hue-coded edges make front and back
+   distinguishable) are scored by the chamfer cost of
+   :mod:`mad_sim.model.skeleton_fit` against distance maps of *this blob's
+   pixels only*, then refined coarse to fine.
+3. *Accept.*  The best pose of each class is rendered; the symmetric
+   chamfer (model -> blob cost plus blob -> model mean distance) picks the
+   class, and the detection is accepted when at least half of the samples
+   and half of the blob's pixels are matched.  Its skeleton is then marked
+   explained, and the next blob (possibly the rest of a blob that held two
+   agents) is examined.
+
+Known agents expected in view whose fit failed (*left*) and a detection of
+the same class close to their prediction are one and the same agent whose
+fit was lost: :func:`reconcile` gives them back their identity.
+
+All poses in the camera's vehicle frame.  Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from mad_sim.data.scenario import ObjectType
+from mad_sim.model.pose_pixels import PixelMaps, pixel_maps
+from mad_sim.model.skeleton_fit import Scores, body_samples, grid, radial_grid, score, template
+from mad_sim.render.draw import AgentPoses, agent_id_mask
+from mad_sim.render.skeleton import class_of
+
+if TYPE_CHECKING:
+    from mad_sim.model.parse import EnteredAgents, PoseParser
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClassTemplate:
+    """A class hypothesis for a new agent: its type and box (median WOMD sizes, metres)."""
+
+    object_type: int
+    size: Tuple[float, float, float]
+
+
+TEMPLATES: Tuple[ClassTemplate, ...] = (
+    ClassTemplate(ObjectType.VEHICLE, (4.6, 2.0, 1.7)),
+    ClassTemplate(ObjectType.PEDESTRIAN, (0.85, 0.85, 1.7)),
+    ClassTemplate(ObjectType.CYCLIST, (1.8, 0.7, 1.7)),
+)
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Settings of the search for entering agents.
+
+    Attributes:
+      min_pixels: smallest blob (unexplained skeleton pixels) examined, at 128 pixels of
+        image width; scaled by ``(width / 128) ** 2``.
+      max_new: most detections per frame.
+      min_inlier_frac: fraction of template samples matched (within ``inlier_px``) to accept.
+      min_coverage: fraction of the blob's pixels within ``coverage_px`` of the fitted skeleton to accept.
+      coverage_px: distance (pixels) at which a blob pixel counts as covered.
+      yaw_steps: headings tried from scratch.
+      max_range_m: contact points farther than this are not fitted (nothing resolvable).
+    """
+
+    min_pixels: int = 5
+    max_new: int = 16
+    min_inlier_frac: float = 0.5
+    min_coverage: float = 0.5
+    coverage_px: float = 1.5
+    yaw_steps: int = 12
+    max_range_m: float = 80.0
+
+
+def _components(mask: np.ndarray) -> Tuple[int, np.ndarray]:
+    joined = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
+    n, labels = cv2.connectedComponents(joined, connectivity=8)
+    return n, np.where(mask, labels, 0)
+
+
+def _contact(parser: "PoseParser", blob: np.ndarray) -> Optional[np.ndarray]:
+    """Ground point [2] (vehicle frame) below the blob's lowest pixels, or None above the horizon / too far."""
+    vs, us = np.nonzero(blob)
+    low = vs >= vs.max() - 1
+    uv = np.array([float(np.median(us[low])), float(vs.max()) + 0.5])
+    g = parser.camera.backproject_ground(uv)
+    if not np.isfinite(g).all():
+        return None
+    return g[:2]
+
+
+def _fit_template(parser: "PoseParser", maps: PixelMaps, tpl_cls: ClassTemplate, contact: np.ndarray,
+                  yaw_steps: int) -> Tuple[np.ndarray, Scores]:
+    """Best pose [3] (vehicle frame) of one class template around a contact point, with its scores."""
+    c = int(class_of(np.array([tpl_cls.object_type]))[0])
+    size = np.array([tpl_cls.size], np.float64)
+    per_edge = parser.config.per_edge
+    tpl = template(c, per_edge)
+    body = body_samples(c, size, per_edge)
+    z = np.array([0.5 * size[0, 2]])
+    depth = np.array([max(float(parser.camera.to_camera(np.array([contact[0], contact[1], z[0]]))[2]), 0.0)])
+    length = float(max(size[0, 0], size[0, 1]))
+    yaws = np.arange(yaw_steps) * (2 * np.pi / yaw_steps)
+    # Along the ray: from the contact point to one box length behind it (the centre sits half a box away).
+    n_along = 9
+    centre = contact + 0.5 * length * (contact - parser.camera.position[:2]) / max(np.linalg.norm(
+        contact - parser.camera.position[:2]), 1e-6)
+    cand = radial_grid(centre[None], length / (n_along - 1), n_along, 0.5, 5, yaws, parser.camera.position[:2])
+    params = parser.config.score
+    sc = score(parser.camera, maps, c, body, tpl.colour, cand, z, size[:, 2], depth, None, None, params)
+    best = cand[0, int(np.argmin(sc.cost[0]))]
+    for step_xy, n_xy, step_yaw, n_yaw in parser.config.levels:
+        cand = best[None, None] + grid(step_xy, n_xy, np.radians(step_yaw), n_yaw)[None]
+        sc = score(parser.camera, maps, c, body, tpl.colour, cand, z, size[:, 2], depth, None, None, params)
+        k = int(np.argmin(sc.cost[0]))
+        best = cand[0, k]
+    final = score(parser.camera, maps, c, body, tpl.colour, best[None, None], z, size[:, 2], depth, None, None, params)
+    return best, final
+
+
+def _coverage(parser: "PoseParser", pose: np.ndarray, tpl_cls: ClassTemplate, blob: np.ndarray,
+              cover_px: float, tau: float) -> Tuple[float, float, np.ndarray]:
+    """(fraction of blob pixels within ``cover_px`` of the rendered skeleton, their mean distance, skeleton mask)."""
+    size = np.array([tpl_cls.size])
+    mask = agent_id_mask(parser.camera, AgentPoses(np.array([[pose[0], pose[1], 0.5 * size[0, 2]]]), [pose[2]], size,
+                                                   [tpl_cls.object_type]), parser.style) >= 0
+    if not mask.any():
+        return 0.0, tau, mask
+    d = cv2.distanceTransform(np.where(mask, 0, 255).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    db = np.minimum(d[blob], tau)
+    return float((db <= cover_px).mean()), float(db.mean()), mask
+
+
+def detect_entering(parser: "PoseParser", frame: np.ndarray, maps: PixelMaps, explained: np.ndarray,
+                    background: Optional[np.ndarray], config: DetectConfig = DetectConfig()
+                    ) -> Tuple["EnteredAgents", np.ndarray]:
+    """Find agents in the unexplained skeleton pixels (see the module docstring).
+
+    Returns ``(entered, explained)``: the detections (vehicle frame) and the
+    explained-pixel mask grown by their skeletons.
+    """
+    from mad_sim.model.parse import EnteredAgents
+
+    h, w = explained.shape
+    min_px = max(3, int(round(config.min_pixels * (w / 128.0) ** 2)))
+    explained = explained.copy()
+    tried = np.zeros_like(explained)
+    blocked = background if background is not None else np.zeros_like(explained)
+    found: List[Tuple[np.ndarray, ClassTemplate, float, float, int]] = []
+    cam_xy = parser.camera.position[:2]
+    while len(found) < config.max_new:
+        free = maps.agent & ~explained & ~blocked & ~tried
+        n, labels = _components(free)
+        if n <= 1:
+            break
+        counts = np.bincount(labels.ravel(), minlength=n)
+        counts[0] = 0
+        k = int(np.argmax(counts))
+        if counts[k] < min_px:
+            break
+        blob = labels == k
+        contact = _contact(parser, blob)
+        if contact is None or np.hypot(*(contact - cam_xy)) > config.max_range_m:
+            tried |= blob
+            continue
+        # Distance maps of this blob's pixels only (other skeletons must not attract the template).
+        grown = cv2.dilate(blob.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        bmaps = pixel_maps(frame, maps.tau, parser.config.pixels, ignore=~grown | explained | blocked)
+        best = None
+        for tc in TEMPLATES:
+            pose, sc = _fit_template(parser, bmaps, tc, contact, config.yaw_steps)
+            frac = float(sc.inliers[0, 0]) / max(int(sc.observed[0, 0]), 1)
+            cover, back, mask = _coverage(parser, pose, tc, blob, config.coverage_px, maps.tau)
+            sym = float(sc.residual[0, 0]) + back
+            ok = frac >= config.min_inlier_frac and cover >= config.min_coverage \
+                and sc.observed[0, 0] >= parser.config.min_observed
+            if ok and (best is None or sym < best[0]):
+                best = (sym, pose, tc, frac, float(sc.residual[0, 0]), mask)
+        if best is None:
+            tried |= blob
+            continue
+        _, pose, tc, frac, res, mask = best
+        kk = 2 * 2 + 1
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((kk, kk), np.uint8)).astype(bool) & maps.agent
+        newly = int((near & ~explained & blob).sum())
+        explained |= near | blob
+        found.append((pose, tc, frac, res, newly))
+    if not found:
+        return EnteredAgents.empty(), explained
+    pose = np.array([f[0] for f in found])
+    size = np.array([f[1].size for f in found], np.float64)
+    xyz = np.concatenate([pose[:, :2], 0.5 * size[:, 2:3]], 1)
+    return EnteredAgents(xyz=xyz, heading=pose[:, 2], size=size,
+                         types=np.array([f[1].object_type for f in found], np.int8),
+                         confidence=np.array([f[2] for f in found]), residual=np.array([f[3] for f in found]),
+                         pixels=np.array([f[4] for f in found], np.int64)), explained
+
+
+def reconcile(left: np.ndarray, pred_xy: np.ndarray, types: np.ndarray, entered: "EnteredAgents",
+              camera_xy: np.ndarray, gate_m: float = 3.0, gate_frac: float = 0.1) -> List[Tuple[int, int]]:
+    """Pairs ``(known row, entered index)``: a lost agent re-found as a detection of its class near its prediction.
+
+    The gate is ``gate_m + gate_frac * range`` metres (range from the camera,
+    vehicle frame); each detection and each agent is used at most once,
+    closest pairs first.
+    """
+    if len(left) == 0 or len(entered) == 0:
+        return []
+    d = np.linalg.norm(pred_xy[left][:, None] - entered.xyz[None, :, :2], axis=-1)
+    rng = np.linalg.norm(pred_xy[left] - camera_xy, axis=-1)
+    same = class_of(types[left])[:, None] == class_of(entered.types)[None]
+    d = np.where(same & (d <= gate_m + gate_frac * rng[:, None]), d, np.inf)
+    pairs: List[Tuple[int, int]] = []
+    while np.isfinite(d).any():
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        pairs.append((int(left[i]), int(j)))
+        d[i, :] = np.inf
+        d[:, j] = np.inf
+    return pairs
