@@ -120,3 +120,35 @@ def test_wrappers(tmp_path):
             done = term or trunc
         env.close()
         assert list((tmp_path / mode).glob("*.mp4")), mode
+
+
+class HookedReplay(CountingReplay):
+    """Implements the optional hooks a learned predictor uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.seeds, self.observed, self.learned = [], [], None
+
+    def seed(self, rng):
+        self.seeds.append(rng)
+
+    def reset(self, state):
+        self.learned = np.zeros(state.num_agents, bool)
+
+    def observe_ego_action(self, state, action, ego_step):
+        self.observed.append((state.timestep, np.asarray(action).tolist(), ego_step.speed))
+        self.learned[:3] = True
+
+
+def test_policy_hooks(womd_path):
+    policy = HookedReplay()
+    register_agent_policy("hooked", lambda config, rng: policy, overwrite=True)
+    env = gym.make("MADDrive-v0", scenario=str(womd_path), agents="hooked")
+    env.reset(seed=5)
+    assert policy.seeds == [env.unwrapped.np_random]
+    _, _, _, _, info = env.step(np.array([0.5, 0.0], np.float32))
+    assert policy.observed[0][0] == 10 and policy.observed[0][1] == [0.5, 0.0]
+    assert policy.observed[0][2] == pytest.approx(info["speed"])
+    assert info["learned_agents"] == [0, 1, 2]
+    env.reset(seed=6)
+    assert len(policy.seeds) == 2 and policy.seeds[1] is env.unwrapped.np_random
