@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from mad_sim.data.scenario import MapKind, RoadMap, SignalState
-from mad_sim.render.camera import Camera
+from mad_sim.render.camera import Camera, apply_affine
 
 SHIFT = 4
 """Sub-pixel bits passed to OpenCV (coordinates are multiplied by 16)."""
@@ -186,22 +186,40 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
     rank[list(order)] = np.arange(len(order))
     style_list: List[Tuple[Tuple[int, int, int], int]] = [(colors[g], edge_px if g == ROAD_EDGE else line_px)
                                                           for g in order]
+    # World -> camera per frame, [F, 3, 3] and [F, 3]; applied by broadcasting (no BLAS on tiny matrices).
+    m_r = np.einsum("ij,fjk->fik", rc, r)
+    m_t = t @ rc.T + tc
+    cam_pos = camera.position
+
+    def to_cam(p: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, y, z = p[None, :, 0], p[None, :, 1], p[None, :, 2]
+        return tuple(m_r[:, i, 0:1] * x + m_r[:, i, 1:2] * y + m_r[:, i, 2:3] * z + m_t[:, i:i + 1]
+                     for i in range(3))
+
+    def ground_xy(p: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        x, y = p[None, :, 0], p[None, :, 1]
+        return (r[:, 0, 0:1] * x + r[:, 0, 1:2] * y + (t[:, 0:1] - cam_pos[0]),
+                r[:, 1, 0:1] * x + r[:, 1, 1:2] * y + (t[:, 1:2] - cam_pos[1]))
+
     if len(geo.seg_a):
-        rt = r.transpose(0, 2, 1)
-        a = geo.seg_a @ rt + t[:, None]
-        b = geo.seg_b @ rt + t[:, None]
-        close = (np.hypot(a[..., 0] - cam_xy[0], a[..., 1] - cam_xy[1]) <= max_range_m) \
-            | (np.hypot(b[..., 0] - cam_xy[0], b[..., 1] - cam_xy[1]) <= max_range_m)
-        close &= rank[geo.seg_group][None, :] >= 0
+        ax, ay, az = to_cam(geo.seg_a)
+        bx, by, bz = to_cam(geo.seg_b)
+        gax, gay = ground_xy(geo.seg_a)
+        gbx, gby = ground_xy(geo.seg_b)
+        r2 = max_range_m * max_range_m
+        close = ((gax * gax + gay * gay <= r2) | (gbx * gbx + gby * gby <= r2)) \
+            & ((az > camera.near) | (bz > camera.near)) & (rank[geo.seg_group][None, :] >= 0)
         fi, si = np.nonzero(close)
-        segs_a.append(a[fi, si])
-        segs_b.append(b[fi, si])
+        segs_a.append(np.stack([ax[fi, si], ay[fi, si], az[fi, si]], -1))
+        segs_b.append(np.stack([bx[fi, si], by[fi, si], bz[fi, si]], -1))
         keys.append(fi * 16 + rank[geo.seg_group[si]])
     if len(geo.dots) and dot_px > 0:
-        p = geo.dots @ r.transpose(0, 2, 1) + t[:, None]
-        fi, si = np.nonzero(np.hypot(p[..., 0] - cam_xy[0], p[..., 1] - cam_xy[1]) <= dot_range_m)
-        segs_a.append(p[fi, si])
-        segs_b.append(p[fi, si])
+        px, py, pz = to_cam(geo.dots)
+        gx, gy = ground_xy(geo.dots)
+        fi, si = np.nonzero((gx * gx + gy * gy <= dot_range_m * dot_range_m) & (pz > camera.near))
+        p = np.stack([px[fi, si], py[fi, si], pz[fi, si]], -1)
+        segs_a.append(p)
+        segs_b.append(p)
         keys.append(fi * 16 + len(style_list))
     style_list.append((colors[LANE], dot_px))
     if lights is not None:
@@ -211,18 +229,18 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
         for f, lt in enumerate(lights):
             if lt is None or not len(lt[0]):
                 continue
-            base = lt[0] @ r[f].T + t[f]
+            base = apply_affine(apply_affine(lt[0], r[f], t[f]), rc, tc)
             known = np.array([int(x) in LIGHT_RGB for x in lt[1]], bool)
             if not known.any():
                 continue
             base = base[known]
             segs_a.append(base)
-            segs_b.append(base + np.array([0.0, 0.0, LIGHT_POLE_M]))
+            segs_b.append(base + rc[:, 2] * LIGHT_POLE_M)  # the vehicle's up axis seen from the camera
             keys.append(f * 16 + np.array([style_list.index((LIGHT_RGB[int(x)], dot_px)) for x in lt[1][known]]))
     if not keys:
         return
     a, b, key = np.concatenate(segs_a), np.concatenate(segs_b), np.concatenate(keys)
-    ac, bc, keep = camera.clip_segments(a @ rc.T + tc, b @ rc.T + tc)
+    ac, bc, keep = camera.clip_segments(a, b)
     ac, bc, key = ac[keep], bc[keep], key[keep]
     if not key.size:
         return

@@ -166,7 +166,9 @@ class PoseRenderer:
         ti = steps[fi]
         r, tr = transforms[:, :, :3], transforms[:, :, 3]
         yaw = np.arctan2(r[:, 0, 1], r[:, 0, 0])  # the viewpoint's heading per frame (r = R(-yaw))
-        xyz = (r[fi] @ traj.xyz[ai, ti][:, :, None])[:, :, 0] + tr[fi]
+        w = traj.xyz[ai, ti]
+        rf = r[fi]
+        xyz = rf[:, :, 0] * w[:, 0:1] + rf[:, :, 1] * w[:, 1:2] + rf[:, :, 2] * w[:, 2:3] + tr[fi]
         walker = (types[ai] == ObjectType.PEDESTRIAN) | (types[ai] == ObjectType.CYCLIST)
         phase = np.zeros(ai.size)
         if walker.any():
