@@ -192,8 +192,8 @@ class AppearanceSynthesizer:
         shape = (b,) + tuple(bb.latent_shape(f, h, w))
         latents = randn_tensor(shape, generator=generator, device=bb.device, dtype=torch.float32)
         z_first = eps_first = None
-        if first is not None:
-            z_first = bb.encode_video(uint8_to_video(first.unsqueeze(1)).to(bb.device)).float()
+        if first is not None:  # the reference condition's latents are exactly latent frame 0 (causal encoder)
+            z_first = next(c.latents for c in conds if c.kind == "first_frame")[:b].float()
             eps_first = randn_tensor(tuple(z_first.shape), generator=generator, device=bb.device, dtype=torch.float32)
         timesteps = set_schedule(bb.scheduler, steps, int(np.prod(shape[2:])), device=latents.device)
         denoiser = self.model.denoiser
