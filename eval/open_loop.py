@@ -10,7 +10,8 @@ scenario's ``tracks_to_predict`` is also evaluated as if it were the ego.
 Scenarios are streamed (never all in memory): the main process reads raw
 records, ``workers`` local processes parse and evaluate them, and under
 ``accelerate launch`` (``WORLD_SIZE`` > 1) record ``i`` goes to rank
-``i % WORLD_SIZE`` and the rows are gathered on every rank.
+``i % WORLD_SIZE`` and the rows are gathered on every rank (the same under
+``torchrun``; checked with ``torchrun --nproc_per_node 2``).
 """
 
 from __future__ import annotations
@@ -144,14 +145,20 @@ def distributed_rank() -> Tuple[int, int]:
 
 
 def gather_rows(rows: Dict[str, List[Dict[str, Any]]], world_size: int) -> Dict[str, List[Dict[str, Any]]]:
-    """Concatenate every rank's rows (a no-op on one process)."""
+    """Concatenate every rank's rows (a no-op on one process).
+
+    Uses ``torch.distributed.all_gather_object`` over the process group that
+    ``accelerate launch`` / ``torchrun`` describe in the environment (``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``); gloo when none exists yet.
+    """
     if world_size <= 1:
         return rows
-    from accelerate import PartialState
-    from accelerate.utils import gather_object
+    import torch.distributed as dist
 
-    PartialState()
-    parts = gather_object([rows])
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    parts: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, rows)
     merged: Dict[str, List[Dict[str, Any]]] = {k: [] for k in rows}
     for part in parts:
         for k, v in part.items():

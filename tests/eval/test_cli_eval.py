@@ -58,3 +58,27 @@ def test_closed_loop_cli(tmp_path, womd_path):
     assert rc == 0
     agg = json.loads(out.read_text())["aggregate"]
     assert agg["num_scenarios"] == 1 and agg["progress"] > 5.0 and agg["steps_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_sharded_over_two_processes_matches_serial(tmp_path, womd_path, womd_still_path, scenarionet_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun") or str(__import__("pathlib").Path(sys.executable).parent / "torchrun")
+    if not os.path.exists(torchrun):
+        pytest.skip("torchrun not installed")
+    data = [str(womd_path), str(womd_still_path), str(scenarionet_path)]
+    out = tmp_path / "sharded.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "mad_sim", "eval", "open-loop", "--planner", "cv",
+                           "--data", *data, "--json", str(out), "--no-progress"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    serial = tmp_path / "serial.json"
+    assert main(["eval", "open-loop", "--planner", "cv", "--data", *data, "--json", str(serial), "--no-progress"]) == 0
+    a, b = json.loads(out.read_text()), json.loads(serial.read_text())
+    assert a["aggregate"]["num_scenarios"] == 3
+    assert a["aggregate"] == pytest.approx(b["aggregate"])
