@@ -153,3 +153,11 @@ def test_scenarios_drawn_with_env_rng(womd_path, womd_still_path, scenarionet_pa
     assert again == ids  # same seeds, same draws
     env.reset(seed=0, options={"scenario": str(scenarionet_path), "ego": "sdc"})
     assert env.state.timestep == env.scenario.current_index
+
+
+def test_every_env_preset_validates():
+    presets = sorted((REPO / "configs" / "env").glob("*.yaml"))
+    assert len(presets) >= 2
+    for path in presets:
+        cfg = make_config(str(path))
+        assert isinstance(cfg, EnvConfig), path
