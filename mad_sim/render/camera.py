@@ -280,6 +280,9 @@ class Camera:
         top = (-0.5 - g - self.cy) / self.fy - slack
         bottom = (self.height - 0.5 + g - self.cy) / self.fy + slack
         self._bounds = (left, right, top, bottom)
+        # Lengths of the side planes' normals (their distances are scaled by these).
+        self._plane_norms = np.array([1.0, math.hypot(1.0, left), math.hypot(1.0, right), math.hypot(1.0, top),
+                                      math.hypot(1.0, bottom)])
         return np.array([
             [0.0, 0.0, 1.0, -self.near],  # z >= near
             [1.0, 0.0, -left, 0.0],  # x / z >= left
@@ -288,17 +291,35 @@ class Camera:
             [0.0, -1.0, bottom, 0.0],  # y / z <= bottom
         ])
 
-    def _plane_distances(self, p: np.ndarray) -> np.ndarray:
-        """[S, 5] signed distances (scaled) of camera-frame points [S, 3] to the frustum planes."""
-        x, y, z = p[:, 0], p[:, 1], p[:, 2]
-        out = np.empty((p.shape[0], 5))
+    def _plane_distances(self, p: np.ndarray) -> Tuple[np.ndarray, ...]:
+        """Five [S] arrays: signed (scaled) distances of camera-frame points [S, 3] to the frustum planes.
+
+        Kept as separate 1-D arrays: combining them elementwise is much faster
+        than reducing over a short trailing axis.
+        """
+        return self.plane_distances_xyz(p[:, 0], p[:, 1], p[:, 2])
+
+    def plane_distances_xyz(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> Tuple[np.ndarray, ...]:
+        """:meth:`_plane_distances` for coordinates given as three arrays of any (equal) shape."""
         left, right, top, bottom = self._bounds
-        out[:, 0] = z - self.near
-        out[:, 1] = x - left * z
-        out[:, 2] = right * z - x
-        out[:, 3] = y - top * z
-        out[:, 4] = bottom * z - y
-        return out
+        return (z - self.near, x - left * z, right * z - x, y - top * z, bottom * z - y)
+
+    def sphere_visible(self, centers_cam: np.ndarray, radius: np.ndarray) -> np.ndarray:
+        """[S] bool: spheres (camera-frame centres [S, 3], radii [S]) that may intersect the frustum.
+
+        Conservative: a sphere is culled only when it lies entirely outside one plane.
+        """
+        d = self._plane_distances(centers_cam)
+        r = np.asarray(radius, np.float64)
+        ok = d[0] >= -r
+        for k in range(1, 5):
+            ok &= d[k] >= -r * self._plane_norms[k]
+        return ok
+
+    def in_frustum(self, points_cam: np.ndarray) -> np.ndarray:
+        """[S] bool: camera-frame points [S, 3] inside the near plane and the guard-widened image planes."""
+        d = self._plane_distances(points_cam)
+        return (d[0] >= 0) & (d[1] >= 0) & (d[2] >= 0) & (d[3] >= 0) & (d[4] >= 0)
 
     def clip_segments(self, a_cam: np.ndarray, b_cam: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Clip camera-frame segments ``a -> b`` (``[..., 3]`` each) to the view frustum.
@@ -309,32 +330,43 @@ class Camera:
         Returns:
           ``(a', b', keep)``: clipped endpoints ``[..., 3]`` and ``[...]`` bool,
           False where no part of the segment is visible (its endpoints are then
-          meaningless).
+          left unchanged and meaningless).
         """
         a_in = np.asarray(a_cam, np.float64)
         b_in = np.asarray(b_cam, np.float64)
         shape = a_in.shape[:-1]
         a = a_in.reshape(-1, 3)
         b = b_in.reshape(-1, 3)
-        da = self._plane_distances(a)  # [S, 5] signed distances to the five planes
+        da = self._plane_distances(a)
         db = self._plane_distances(b)
         # Entirely outside one plane: rejected before any division.
-        keep = ~(np.maximum(da, db) < 0).any(1)
-        alive = np.flatnonzero(keep)
-        da, db = da[alive], db[alive]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = da / (da - db)
-        s0 = np.where((da < 0) & (db >= 0), s, 0.0).max(1)
-        s1 = np.where((db < 0) & (da >= 0), s, 1.0).min(1)
-        ok = s0 <= s1
-        keep[alive[~ok]] = False
-        alive, s0, s1 = alive[ok], s0[ok], s1[ok]
-        pa, pb = a[alive], b[alive]
+        out = (da[0] < 0) & (db[0] < 0)
+        for k in range(1, 5):
+            out |= (da[k] < 0) & (db[k] < 0)
+        keep = ~out
+        # Segments with both ends inside every plane pass unchanged.
+        inside = (da[0] >= 0) & (db[0] >= 0)
+        for k in range(1, 5):
+            inside &= (da[k] >= 0) & (db[k] >= 0)
+        cross = np.flatnonzero(keep & ~inside)
         out_a = a.copy()
         out_b = b.copy()
-        d = pb - pa
-        out_a[alive] = pa + s0[:, None] * d
-        out_b[alive] = pa + s1[:, None] * d
+        if cross.size:
+            s0 = np.zeros(cross.size)
+            s1 = np.ones(cross.size)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for k in range(5):
+                    pa, pb = da[k][cross], db[k][cross]
+                    s = pa / (pa - pb)
+                    s0 = np.where((pa < 0) & (pb >= 0), np.maximum(s0, s), s0)
+                    s1 = np.where((pb < 0) & (pa >= 0), np.minimum(s1, s), s1)
+            ok = s0 <= s1
+            keep[cross[~ok]] = False
+            cross, s0, s1 = cross[ok], s0[ok], s1[ok]
+            pa, pb = a[cross], b[cross]
+            d = pb - pa
+            out_a[cross] = pa + s0[:, None] * d
+            out_b[cross] = pa + s1[:, None] * d
         return out_a.reshape(a_in.shape), out_b.reshape(b_in.shape), keep.reshape(shape)
 
     def project_segments(self, a_vehicle: np.ndarray, b_vehicle: np.ndarray

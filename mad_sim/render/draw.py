@@ -175,12 +175,16 @@ def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.
     visible = np.zeros(n, bool)
     bbox = np.zeros((n, 4))
     classes: List[ClassGeometry] = []
-    depth = camera.to_camera(agents.xyz)[:, 2] if n else np.zeros(0)
+    centers = camera.to_camera(agents.xyz) if n else np.zeros((0, 3))
+    depth = centers[:, 2]
     if n:
         cam = camera.position
-        reach = 0.5 * np.linalg.norm(agents.size, axis=1)
-        near_enough = (np.hypot(agents.xyz[:, 0] - cam[0], agents.xyz[:, 1] - cam[1]) <= max_range_m + reach) \
-            & (depth > camera.near - reach)
+        sz = agents.size
+        # Bounding sphere of the box (the skeletons stay inside their boxes, give or take a limb).
+        reach = 0.55 * np.sqrt(sz[:, 0] * sz[:, 0] + sz[:, 1] * sz[:, 1] + sz[:, 2] * sz[:, 2])
+        dx, dy = agents.xyz[:, 0] - cam[0], agents.xyz[:, 1] - cam[1]
+        lim = max_range_m + reach
+        near_enough = (dx * dx + dy * dy <= lim * lim) & camera.sphere_visible(centers, reach)
         cls = class_of(agents.types)
         for c, spec in enumerate(SPECS):
             idx = np.flatnonzero((cls == c) & near_enough)
@@ -188,20 +192,32 @@ def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.
                 continue
             kp = place(keypoints_for(spec, agents.size[idx], agents.phase[idx], agents.speed[idx]),
                        agents.xyz[idx], agents.heading[idx], agents.size[idx, 2])
-            kc = camera.to_camera(kp)
-            a, b, keep = camera.clip_segments(kc[:, spec.edges[:, 0]], kc[:, spec.edges[:, 1]])
+            kc = camera.to_camera(kp)  # [m, K, 3]
+            m, k = kc.shape[:2]
+            e0, e1 = spec.edges[:, 0], spec.edges[:, 1]
+            front = kc[..., 2] > camera.near
+            uvk = camera.project_camera(np.where(front[..., None], kc, 1.0))  # [m, K, 2]
+            # Agents whose keypoints are all inside the frustum need no clipping: edges join projected keypoints.
+            whole = camera.in_frustum(kc.reshape(-1, 3)).reshape(m, k).all(1)
+            ua, ub = uvk[:, e0], uvk[:, e1]
+            keep = np.ones(ua.shape[:2], bool)
+            lo, hi = uvk.min(1), uvk.max(1)
+            part = np.flatnonzero(~whole)
+            if part.size:
+                a, b, kp_keep = camera.clip_segments(kc[part][:, e0], kc[part][:, e1])
+                ua[part] = camera.project_camera(np.where(kp_keep[..., None], a, 1.0))
+                ub[part] = camera.project_camera(np.where(kp_keep[..., None], b, 1.0))
+                keep[part] = kp_keep
+                k3 = kp_keep[..., None]
+                lo[part] = np.minimum(np.where(k3, ua[part], np.inf), np.where(k3, ub[part], np.inf)).min(1)
+                hi[part] = np.maximum(np.where(k3, ua[part], -np.inf), np.where(k3, ub[part], -np.inf)).max(1)
             vis = keep.any(1)
             if not vis.any():
                 continue
-            idx, kc, a, b, keep = idx[vis], kc[vis], a[vis], b[vis], keep[vis]
-            ua = camera.project_camera(np.where(keep[..., None], a, 1.0))
-            ub = camera.project_camera(np.where(keep[..., None], b, 1.0))
-            front = kc[..., 2] > camera.near
-            dots = camera.project_camera(np.where(front[..., None], kc, 1.0))
+            if not vis.all():
+                idx, ua, ub, keep, uvk, front, lo, hi = (x[vis] for x in (idx, ua, ub, keep, uvk, front, lo, hi))
+            dots = uvk
             dot_keep = front & camera.in_image(dots) & spec.has_dot[None, :]
-            k3 = keep[..., None]
-            lo = np.minimum(np.where(k3, ua, np.inf), np.where(k3, ub, np.inf)).min(1)
-            hi = np.maximum(np.where(k3, ua, -np.inf), np.where(k3, ub, -np.inf)).max(1)
             bbox[idx] = np.concatenate([lo, hi], 1)
             visible[idx] = True
             classes.append(ClassGeometry(spec, idx, ua, ub, keep, dots, dot_keep))

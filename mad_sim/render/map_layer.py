@@ -186,38 +186,51 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
     rank[list(order)] = np.arange(len(order))
     style_list: List[Tuple[Tuple[int, int, int], int]] = [(colors[g], edge_px if g == ROAD_EDGE else line_px)
                                                           for g in order]
-    # World -> camera per frame, [F, 3, 3] and [F, 3]; applied by broadcasting (no BLAS on tiny matrices).
+    # World -> camera per frame as [F, 12] rows (3x3 rotation then translation), applied elementwise
+    # (no BLAS on tiny matrices).
     m_r = np.einsum("ij,fjk->fik", rc, r)
-    m_t = t @ rc.T + tc
+    m_t = np.einsum("ij,fj->fi", rc, t) + tc
+    rows = np.concatenate([m_r.reshape(-1, 9), m_t], 1)
     cam_pos = camera.position
+    # Ground-plane viewing wedge of the camera (for a coarse cull before the exact frustum clip).
+    axis = camera.cam_to_vehicle[:3, 2]
+    level = abs(axis[2]) < 0.5
+    fwd = axis[:2] / max(np.hypot(axis[0], axis[1]), 1e-9)
+    tan_h = max(abs(camera._bounds[0]), abs(camera._bounds[1]))
 
-    def to_cam(p: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, y, z = p[None, :, 0], p[None, :, 1], p[None, :, 2]
-        return tuple(m_r[:, i, 0:1] * x + m_r[:, i, 1:2] * y + m_r[:, i, 2:3] * z + m_t[:, i:i + 1]
-                     for i in range(3))
+    def coarse(mid: np.ndarray, half: np.ndarray, radius: float) -> Tuple[np.ndarray, np.ndarray]:
+        """(frame, item) index pairs of world points ``mid`` [S, 3] (with extent ``half``) near the view."""
+        x, y = mid[None, :, 0], mid[None, :, 1]
+        gx = r[:, 0, 0:1] * x + r[:, 0, 1:2] * y + (t[:, 0:1] - cam_pos[0])
+        gy = r[:, 1, 0:1] * x + r[:, 1, 1:2] * y + (t[:, 1:2] - cam_pos[1])
+        lim = radius + half[None, :]
+        ok = gx * gx + gy * gy <= lim * lim
+        if level:
+            along = gx * fwd[0] + gy * fwd[1]
+            across = gy * fwd[0] - gx * fwd[1]
+            slack = half[None, :] + 2.0
+            ok &= (along > -slack) & (np.abs(across) <= np.maximum(along, 0.0) * tan_h + slack)
+        return np.nonzero(ok)
 
-    def ground_xy(p: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        x, y = p[None, :, 0], p[None, :, 1]
-        return (r[:, 0, 0:1] * x + r[:, 0, 1:2] * y + (t[:, 0:1] - cam_pos[0]),
-                r[:, 1, 0:1] * x + r[:, 1, 1:2] * y + (t[:, 1:2] - cam_pos[1]))
+    def to_cam(p: np.ndarray, fi: np.ndarray) -> np.ndarray:
+        m = rows[fi]
+        x, y, z = p[:, 0], p[:, 1], p[:, 2]
+        return np.stack([m[:, 0] * x + m[:, 1] * y + m[:, 2] * z + m[:, 9],
+                         m[:, 3] * x + m[:, 4] * y + m[:, 5] * z + m[:, 10],
+                         m[:, 6] * x + m[:, 7] * y + m[:, 8] * z + m[:, 11]], -1)
 
     if len(geo.seg_a):
-        ax, ay, az = to_cam(geo.seg_a)
-        bx, by, bz = to_cam(geo.seg_b)
-        gax, gay = ground_xy(geo.seg_a)
-        gbx, gby = ground_xy(geo.seg_b)
-        r2 = max_range_m * max_range_m
-        close = ((gax * gax + gay * gay <= r2) | (gbx * gbx + gby * gby <= r2)) \
-            & ((az > camera.near) | (bz > camera.near)) & (rank[geo.seg_group][None, :] >= 0)
-        fi, si = np.nonzero(close)
-        segs_a.append(np.stack([ax[fi, si], ay[fi, si], az[fi, si]], -1))
-        segs_b.append(np.stack([bx[fi, si], by[fi, si], bz[fi, si]], -1))
-        keys.append(fi * 16 + rank[geo.seg_group[si]])
+        use = np.flatnonzero(rank[geo.seg_group] >= 0)
+        sa, sb = geo.seg_a[use], geo.seg_b[use]
+        mid = 0.5 * (sa + sb)
+        half = 0.5 * np.hypot(sb[:, 0] - sa[:, 0], sb[:, 1] - sa[:, 1])
+        fi, si = coarse(mid, half, max_range_m)
+        segs_a.append(to_cam(sa[si], fi))
+        segs_b.append(to_cam(sb[si], fi))
+        keys.append(fi * 16 + rank[geo.seg_group[use[si]]])
     if len(geo.dots) and dot_px > 0:
-        px, py, pz = to_cam(geo.dots)
-        gx, gy = ground_xy(geo.dots)
-        fi, si = np.nonzero((gx * gx + gy * gy <= dot_range_m * dot_range_m) & (pz > camera.near))
-        p = np.stack([px[fi, si], py[fi, si], pz[fi, si]], -1)
+        fi, si = coarse(geo.dots, np.zeros(len(geo.dots)), dot_range_m)
+        p = to_cam(geo.dots[si], fi)
         segs_a.append(p)
         segs_b.append(p)
         keys.append(fi * 16 + len(style_list))

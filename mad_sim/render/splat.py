@@ -88,17 +88,24 @@ def _splat_chunk(target: np.ndarray, frame: np.ndarray, a: np.ndarray, d: np.nda
                  width: np.ndarray, value: np.ndarray) -> None:
     """Sample ``n`` points along each segment, ``width`` parallel copies across its minor axis, and write them."""
     f_, h, w = target.shape[:3]
-    reps = n * width
-    seg = np.repeat(np.arange(len(n)), reps)
-    local = np.arange(seg.size) - (np.cumsum(reps) - reps)[seg]
-    wd = width[seg]
-    along, across = np.divmod(local, wd)
-    t = along / np.maximum(n - 1, 1)[seg]
-    u = np.rint(a[seg, 0] + t * d[seg, 0]).astype(np.int64)
-    v = np.rint(a[seg, 1] + t * d[seg, 1]).astype(np.int64)
-    if (width > 1).any():
+    if (width == 1).all():
+        # Thin strokes (the common case at low resolution): one sample per step, no widening.
+        seg = np.repeat(np.arange(len(n)), n)
+        along = np.arange(seg.size) - np.repeat(np.cumsum(n) - n, n)
+        t = along * np.repeat(1.0 / np.maximum(n - 1, 1), n)
+        u = np.rint(np.repeat(a[:, 0], n) + t * np.repeat(d[:, 0], n)).astype(np.int64)
+        v = np.rint(np.repeat(a[:, 1], n) + t * np.repeat(d[:, 1], n)).astype(np.int64)
+    else:
+        reps = n * width
+        seg = np.repeat(np.arange(len(n)), reps)
+        local = np.arange(seg.size) - np.repeat(np.cumsum(reps) - reps, reps)
+        wd = np.repeat(width, reps)
+        along, across = np.divmod(local, wd)
+        t = along * np.repeat(1.0 / np.maximum(n - 1, 1), reps)
+        u = np.rint(np.repeat(a[:, 0], reps) + t * np.repeat(d[:, 0], reps)).astype(np.int64)
+        v = np.rint(np.repeat(a[:, 1], reps) + t * np.repeat(d[:, 1], reps)).astype(np.int64)
         off = across - (wd - 1) // 2
-        major_u = (np.abs(d[:, 0]) >= np.abs(d[:, 1]))[seg]
+        major_u = np.repeat(np.abs(d[:, 0]) >= np.abs(d[:, 1]), reps)
         v += np.where(major_u, off, 0)
         u += np.where(major_u, 0, off)
     ok = (u >= 0) & (u < w) & (v >= 0) & (v < h)
