@@ -196,3 +196,64 @@ def shared_service(preset: str = "tiny", weights: str = "auto", lora: Optional[s
         svc = PredictorService(predictor, steps=steps, threads=threads, weights_info=info)
         _SHARED[key] = svc
     return svc
+
+
+def make_mad_vector_env(num_envs: int, **env_kwargs):
+    """``num_envs`` copies of ``gym.make("MADDrive-v0", agents="mad", **env_kwargs)`` as a :class:`MADVectorEnv`."""
+    import gymnasium as gym
+
+    import mad_sim  # noqa: F401  (registers the env)
+
+    env_kwargs.setdefault("agents", "mad")
+    return _vector_env_class()([(lambda: gym.make("MADDrive-v0", **env_kwargs)) for _ in range(int(num_envs))])
+
+
+def _vector_env_class():
+    import gymnasium as gym
+    from gymnasium.vector.utils import iterate
+
+    class _MADVectorEnv(gym.vector.SyncVectorEnv):
+        """A ``SyncVectorEnv`` whose learned agents share ONE batched sampler call per step.
+
+        Before the envs step, every env's learned-agent policy is asked
+        whether this step needs a prediction (:meth:`LearnedAgents.prepare`,
+        given the env's action and the ego step it produces); the requests
+        of all envs go to their shared :class:`PredictorService` together,
+        and each policy receives its frames.  The envs then step as usual
+        (their own prediction is already there).  Envs whose agents are not
+        learned are stepped unchanged.  Autoreset is Gymnasium's default
+        (next step).
+        """
+
+        def step(self, actions):
+            pending = []
+            for i, (env, action) in enumerate(zip(self.envs, iterate(self.action_space, actions))):
+                if self._autoreset_envs[i]:
+                    continue
+                base = env.unwrapped
+                policy = getattr(getattr(base, "_stream", None), "policy", None)
+                if base.state is None or not hasattr(policy, "prepare") or not hasattr(policy, "service"):
+                    continue
+                e = base.state.ego()
+                nxt = base.adapter.step(e.xy[0].copy(), float(e.heading[0]), base._speed, action)
+                req = policy.prepare(base.state, action, nxt)
+                if req is not None:
+                    pending.append((policy, req))
+            by_service: Dict[int, List] = {}
+            for policy, req in pending:
+                by_service.setdefault(id(policy.service), []).append((policy, req))
+            for group in by_service.values():
+                frames = group[0][0].service.forecast([r for _, r in group])
+                for (policy, _), f in zip(group, frames):
+                    policy.accept(f)
+            return super().step(actions)
+
+    return _MADVectorEnv
+
+
+def __getattr__(name: str):
+    if name == "MADVectorEnv":
+        cls = _vector_env_class()
+        globals()["MADVectorEnv"] = cls
+        return cls
+    raise AttributeError(name)

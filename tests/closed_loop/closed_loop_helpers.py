@@ -1,0 +1,52 @@
+"""Shared helpers of the closed-loop tests (imported by the test modules)."""
+
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import numpy as np
+import pytest
+import torch
+
+
+from mad_sim.model import learned_agents as la
+from mad_sim.model.predictor_service import ForecastRequest, ServiceStats
+
+FAST = dict(weights="random", size=64, history_frames=9, future_frames=9, chunk=8, threads=1, sampler_steps=2)
+
+
+@pytest.fixture()
+def fast_mad():
+    """``agents="mad"`` with a random-weight tiny model at 64x64, 9 frames, chunks of 8 steps."""
+    torch.set_num_threads(1)
+    old = la.default_settings()
+    s = la.configure(**FAST)
+    yield s
+    la._SETTINGS = old
+
+
+class LogOracleService:
+    """A stand-in predictor that returns the LOGGED future pose frames seen from the ego.
+
+    A perfect world model: if the loop (history, frame alignment t+1.., camera
+    placement, parsing) is right, learned agents then follow the log.
+    """
+
+    def __init__(self, scenario, ego: int, size: int) -> None:
+        from mad_sim.render.pose import PoseRenderer
+
+        self.scenario, self.ego = scenario, ego
+        self.renderer = PoseRenderer(width=size, height=size)
+        self.stats = ServiceStats()
+        self.t = 0  # set by the test: the step the request was made at
+
+    def forecast(self, requests: Sequence[ForecastRequest]) -> List[np.ndarray]:
+        out = []
+        for r in requests:
+            t0, t1 = self.t + 1, self.t + 1 + r.num_frames
+            frames = self.renderer.render_scenario(self.scenario, self.ego, t0, min(t1, self.scenario.num_steps))
+            if len(frames) < r.num_frames:
+                frames = np.concatenate([frames, np.repeat(frames[-1:], r.num_frames - len(frames), 0)])
+            out.append(frames)
+            self.stats.calls += 1
+        return out

@@ -1,0 +1,3 @@
+"""Fixtures of the closed-loop tests."""
+
+from closed_loop_helpers import fast_mad  # noqa: F401
