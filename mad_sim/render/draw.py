@@ -37,9 +37,10 @@ class PoseStyle:
     """Line widths, colours and ranges of the pose video (pixels, RGB, metres).
 
     ``line_px`` / ``dot_px`` of 0 mean "from the resolution": lines
-    ``max(1, round(width / 256))`` pixels wide, dots one pixel wider than
-    lines from 256 pixels up (at lower resolutions dots would swamp the
-    small skeletons, so they are single pixels).
+    ``max(1, round(width / 256))`` pixels wide, keypoint dots one pixel wider
+    than lines from 256 pixels up.  Below 256 pixels agents get no keypoint
+    dots (a dot as thin as a line is invisible, and a thicker one swamps the
+    few-pixel skeletons of distant agents); lane dots are always drawn.
     """
 
     line_px: int = 0
@@ -58,7 +59,8 @@ class PoseStyle:
         return self.line_px or max(1, int(round(width / 256)))
 
     def dot_width(self, width: int) -> int:
-        return self.dot_px or (self.line_width(width) + (1 if width >= 256 else 0))
+        """Agent keypoint dot width in pixels; 0 means no dots."""
+        return self.dot_px or (self.line_width(width) + 1 if width >= 256 else 0)
 
 
 @dataclass
@@ -243,7 +245,7 @@ def agent_strokes(geo: AgentGeometry, ids: np.ndarray, line_px: int, dot_px: int
         ai, ei = np.nonzero(cg.seg_keep)
         parts.append((cg.agent[ai], r[ai] * 256 + ei, cg.seg_a[ai, ei], cg.seg_b[ai, ei],
                       spec.edge_colors[ei], np.full(ai.size, line_px)))
-        ai, ki = np.nonzero(cg.dot_keep)
+        ai, ki = np.nonzero(cg.dot_keep) if dot_px > 0 else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         p = cg.dots[ai, ki]
         parts.append((cg.agent[ai], r[ai] * 256 + 128 + ki, p, p, spec.dot_colors[ki], np.full(ai.size, dot_px)))
     if not parts:

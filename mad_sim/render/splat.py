@@ -90,11 +90,15 @@ def _splat_chunk(target: np.ndarray, frame: np.ndarray, a: np.ndarray, d: np.nda
     f_, h, w = target.shape[:3]
     if (width == 1).all():
         # Thin strokes (the common case at low resolution): one sample per step, no widening.
-        seg = np.repeat(np.arange(len(n)), n)
-        along = np.arange(seg.size) - np.repeat(np.cumsum(n) - n, n)
-        t = along * np.repeat(1.0 / np.maximum(n - 1, 1), n)
-        u = np.rint(np.repeat(a[:, 0], n) + t * np.repeat(d[:, 0], n)).astype(np.int64)
-        v = np.rint(np.repeat(a[:, 1], n) + t * np.repeat(d[:, 1], n)).astype(np.int64)
+        # One repeat of a packed [S, 6] table (start, step, frame offset, stroke) instead of one per column.
+        inv = 1.0 / np.maximum(n - 1, 1)
+        table = np.stack([a[:, 0], a[:, 1], d[:, 0] * inv, d[:, 1] * inv, np.cumsum(n) - n,
+                          np.arange(len(n), dtype=np.float64)], 1)
+        rep = np.repeat(table, n, axis=0)
+        along = np.arange(rep.shape[0], dtype=np.float64) - rep[:, 4]
+        u = np.rint(rep[:, 0] + along * rep[:, 2]).astype(np.int64)
+        v = np.rint(rep[:, 1] + along * rep[:, 3]).astype(np.int64)
+        seg = rep[:, 5].astype(np.int64)
     else:
         reps = n * width
         seg = np.repeat(np.arange(len(n)), reps)
