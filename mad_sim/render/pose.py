@@ -133,7 +133,7 @@ class PoseRenderer:
         lw = st.line_width(self.width)
         colors = {LANE: st.lane_rgb, ROAD_LINE: st.road_line_rgb, ROAD_EDGE: st.road_edge_rgb,
                   CROSSWALK: st.crosswalk_rgb}
-        draw_map(img, self.camera, w2v, geo, colors, lw, lw + 2, lw,
+        draw_map(img, self.camera, w2v, geo, colors, lw, max(lw + 2, 2 * lw + 1), lw,
                  st.max_range_m, st.lane_dot_range_m, st.draw_crosswalks, lights)
 
     # --- internals ----------------------------------------------------------------------
