@@ -11,11 +11,11 @@ from mad_sim.planners.base import Plan, Planner, PlanningContext, build_context,
 from mad_sim.planners.constant_velocity import ConstantVelocityPlanner
 from mad_sim.planners.expert import ExpertPlanner
 
-PLANNERS = ("cv", "idm", "expert")
+PLANNERS = ("cv", "idm", "expert", "mad")
 
 
 def make_planner(name: str) -> Planner:
-    """A planner by name: ``cv`` (alias ``constant_velocity``), ``idm``, ``expert``."""
+    """A planner by name: ``cv`` (alias ``constant_velocity``), ``idm``, ``expert``, ``mad``."""
     if name in ("cv", "constant_velocity"):
         return ConstantVelocityPlanner()
     if name == "idm":
@@ -24,6 +24,10 @@ def make_planner(name: str) -> Planner:
         return IDMPlanner()
     if name == "expert":
         return ExpertPlanner()
+    if name == "mad":  # the world model's imagined futures (imports torch only when asked for)
+        from mad_sim.planners.mad import MADPlanner
+
+        return MADPlanner()
     raise ConfigError(f"unknown planner {name!r} (known: {', '.join(PLANNERS)})")
 
 
