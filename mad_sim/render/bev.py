@@ -84,7 +84,7 @@ def render_bev(state, size: Union[int, Tuple[int, int]] = 256, extent_m: float =
         d = to_px(geo.dots)
         d = d[((d >= 0) & (d < [w, h])).all(1)]
         if len(d):
-            cv2.polylines(img, _fx(np.stack([d, d], 1)), False, st.lane_rgb, lw + 2, cv2.LINE_8, _SHIFT)
+            cv2.polylines(img, _fx(np.stack([d, d], 1)), False, st.lane_rgb, lw + 1, cv2.LINE_8, _SHIFT)
 
     valid = tr.valid[:, k]
     idx = np.flatnonzero(valid)

@@ -162,7 +162,8 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
         each frame's camera vehicle frame.
       geo: the map (world frame).
       colors: RGB per group (LANE, ROAD_LINE, ROAD_EDGE, CROSSWALK).
-      line_px, dot_px, edge_px: widths of map lines, lane dots / light poles and road edges.
+      line_px, dot_px, edge_px: widths of map lines, lane dots and road edges (light poles are
+        ``line_px + 1`` wide).
       max_range_m: segments whose ends are both farther than this (ground
         distance from the camera) are skipped.
       dot_range_m: lane dots farther than this are skipped (far dots merge into noise).
@@ -236,9 +237,10 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
         keys.append(fi * 16 + len(style_list))
     style_list.append((colors[LANE], dot_px))
     if lights is not None:
+        pole_px = line_px + 1
         for state, rgb in LIGHT_RGB.items():
-            if (rgb, dot_px) not in style_list:
-                style_list.append((rgb, dot_px))
+            if (rgb, pole_px) not in style_list:
+                style_list.append((rgb, pole_px))
         for f, lt in enumerate(lights):
             if lt is None or not len(lt[0]):
                 continue
@@ -249,7 +251,7 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
             base = base[known]
             segs_a.append(base)
             segs_b.append(base + rc[:, 2] * LIGHT_POLE_M)  # the vehicle's up axis seen from the camera
-            keys.append(f * 16 + np.array([style_list.index((LIGHT_RGB[int(x)], dot_px)) for x in lt[1][known]]))
+            keys.append(f * 16 + np.array([style_list.index((LIGHT_RGB[int(x)], pole_px)) for x in lt[1][known]]))
     if not keys:
         return
     a, b, key = np.concatenate(segs_a), np.concatenate(segs_b), np.concatenate(keys)

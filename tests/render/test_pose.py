@@ -177,3 +177,25 @@ def test_camera_looking_at_nothing_gives_black_frame(scenario):
     empty = dataclasses.replace(empty, tracks=tr)
     frame = PoseRenderer(64, 64).render_scenario(empty, scenario.sdc_index, t, t + 1)
     assert frame.shape == (1, 64, 64, 3) and not frame.any()
+
+
+def test_traffic_light_poles_show_their_state(womd_still_path):
+    from mad_sim.render.map_layer import LIGHT_RGB, LIGHT_POLE_M
+
+    sc = load_scenario(womd_still_path)
+    t = sc.current_index
+    lights = sc.traffic_lights
+    assert lights.valid[t].any()
+    r = PoseRenderer(256, 256)
+    frame = r.render_scenario(sc, sc.sdc_index, t, t + 1)[0]
+    m = world_to_vehicle(sc.tracks.xyz[sc.sdc_index, t], float(sc.tracks.heading[sc.sdc_index, t]),
+                         float(sc.tracks.size[sc.sdc_index, t, 2]))
+    v = lights.valid[t]
+    stop, states = lights.stop_points[t][v], lights.states[t][v]
+    mid = stop @ m[:, :3].T + m[:, 3] + [0.0, 0.0, 0.5 * LIGHT_POLE_M]
+    uv, depth = r.camera.project(mid)
+    seen = r.camera.in_image(uv) & np.array([int(s) in LIGHT_RGB for s in states])
+    assert seen.sum() >= 1
+    hits = [tuple(frame[int(round(y)), int(round(x))]) == LIGHT_RGB[int(s)]
+            for (x, y), s in zip(uv[seen], states[seen])]
+    assert np.mean(hits) >= 0.75, hits
