@@ -59,8 +59,16 @@ class PoseStyle:
         return self.line_px or max(1, int(round(width / 256)))
 
     def dot_width(self, width: int) -> int:
-        """Agent keypoint dot width in pixels; 0 means no dots."""
-        return self.dot_px or (self.line_width(width) + 1 if width >= 256 else 0)
+        """Keypoint dot width in pixels (see :meth:`agent_dots` for whether agents get dots)."""
+        return self.dot_px or (self.line_width(width) + (1 if width >= 256 else 0))
+
+    def agent_dots(self, width: int) -> bool:
+        """Whether agent skeletons get keypoint dots: with an explicit ``dot_px`` or from 256 px wide."""
+        return bool(self.dot_px) or width >= 256
+
+    def agent_dot_width(self, width: int) -> int:
+        """Dot width the agent rasteriser uses: :meth:`dot_width`, or 0 (no dots)."""
+        return self.dot_width(width) if self.agent_dots(width) else 0
 
 
 @dataclass
@@ -269,7 +277,7 @@ def draw_agents(image: np.ndarray, camera: Camera, agents: AgentPoses, style: Op
     """
     style = style or PoseStyle()
     geo = geometry or project_agents(camera, agents, style.max_range_m)
-    st = agent_strokes(geo, agents.ids, style.line_width(camera.width), style.dot_width(camera.width))
+    st = agent_strokes(geo, agents.ids, style.line_width(camera.width), style.agent_dot_width(camera.width))
     splat(image if image.ndim == 4 else image[None], st, colors=True)
     return geo
 
@@ -293,7 +301,7 @@ def agent_id_mask(camera: Camera, agents: AgentPoses, style: Optional[PoseStyle]
     """
     style = style or PoseStyle()
     geo = geometry or project_agents(camera, agents, style.max_range_m)
-    st = agent_strokes(geo, agents.ids, style.line_width(camera.width), style.dot_width(camera.width))
+    st = agent_strokes(geo, agents.ids, style.line_width(camera.width), style.agent_dot_width(camera.width))
     frames = int(agents.frame.max()) + 1 if len(agents) else 1
     mask = np.full((frames, camera.height, camera.width), -1, np.int32)
     splat(mask, st, colors=False)
