@@ -1,0 +1,150 @@
+"""Object control: a bounding-box trajectory video for chosen agents, as a condition of the motion adapter.
+
+The authors' "conditional forecaster": besides the pose history (and the ego's
+motion), the motion adapter reads a *box video* spanning the forecast, in
+which each controlled agent's 3-D box is drawn where it should be.  Like
+every MAD condition it is a video, VAE-encoded and prepended as clean tokens
+(``Condition(kind="boxes")``, aligned with the target: frame offset 0).
+
+Drawing (:func:`render_box_video`): black background; controlled agent slot
+``k`` (0-based, at most :data:`MAX_SLOTS`) is the filled convex hull of its
+projected box corners in the flat colour :func:`slot_colors` ``[k]`` (hues
+evenly spaced), with a white outline, nearer agents over farther ones.
+Boxes are in the camera's vehicle frame, like the pose renderer's agents;
+:func:`box_video_from_trajectory` moves a logged / simulated
+:class:`~mad_sim.data.scenario.Trajectory` into the viewpoint's frame at each
+step exactly as :class:`~mad_sim.render.pose.PoseRenderer` does, so box and
+pose videos line up pixel for pixel.
+
+Measuring (:func:`follow_iou`): for each frame and controlled agent, the
+screen box of its drawn hull is compared (IoU) with the screen box of the
+coloured (skeleton, not grey/white map) pose pixels of the forecast inside that hull dilated by ``margin_px``.
+A forecast whose agent sits where the boxes say scores near 1; one whose
+agent went elsewhere scores low.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from mad_sim.data.scenario import Trajectory
+from mad_sim.errors import RenderError, ShapeError
+from mad_sim.model.conditioning import Condition, uint8_to_video
+from mad_sim.render.camera import Camera
+from mad_sim.render.pose import world_to_vehicle
+from mad_sim.render.skeleton import box_keypoints, hue_cycle, place
+
+MAX_SLOTS = 8
+"""Controlled agents per video (each gets its own colour)."""
+
+
+def slot_colors(n: int = MAX_SLOTS) -> np.ndarray:
+    """[n, 3] uint8 RGB: the flat fill colour of controlled-agent slot ``k`` (hue ``k / n``)."""
+    return hue_cycle(n, offset=0.5)
+
+
+def render_box_video(camera: Camera, xyz: np.ndarray, heading: np.ndarray, size: np.ndarray,
+                     valid: np.ndarray) -> np.ndarray:
+    """Box video ``[F, H, W, 3]`` uint8 of ``n`` controlled agents (vehicle frame of the camera, per frame).
+
+    Args:
+      xyz: [F, n, 3] box centres, metres; heading: [F, n] radians; size: [n, 3] or [F, n, 3]
+        (length, width, height); valid: [F, n] bool (invalid boxes are not drawn).
+    """
+    xyz = np.asarray(xyz, np.float64)
+    if xyz.ndim != 3 or xyz.shape[-1] != 3:
+        raise ShapeError(f"box centres must be [F, n, 3], got {xyz.shape}")
+    f, n, _ = xyz.shape
+    if n > MAX_SLOTS:
+        raise ShapeError(f"{n} controlled agents; at most {MAX_SLOTS} fit the box video's colour slots")
+    heading = np.asarray(heading, np.float64).reshape(f, n)
+    size = np.broadcast_to(np.asarray(size, np.float64), (f, n, 3))
+    valid = np.asarray(valid, bool).reshape(f, n)
+    if not (np.isfinite(xyz[valid]).all() and np.isfinite(heading[valid]).all() and (size[valid] > 0).all()):
+        raise RenderError("box video: a valid controlled agent has a non-finite pose or a non-positive size")
+    colors = slot_colors()
+    out = np.zeros((f, camera.height, camera.width, 3), np.uint8)
+    for k in range(f):
+        idx = np.flatnonzero(valid[k])
+        if idx.size == 0:
+            continue
+        corners = place(box_keypoints(size[k, idx]), xyz[k, idx], heading[k, idx], size[k, idx, 2])  # [m, 8, 3]
+        depth = camera.to_camera(xyz[k, idx])[:, 2]
+        for j in np.argsort(-depth):
+            uv, d = camera.project(corners[j])
+            if not np.isfinite(uv).all():  # partly behind the camera: draw only fully visible boxes
+                continue
+            hull = cv2.convexHull(np.round(uv).astype(np.int32))
+            c = tuple(int(x) for x in colors[idx[j]])
+            cv2.fillConvexPoly(out[k], hull, c, cv2.LINE_8)
+            cv2.polylines(out[k], [hull], True, (255, 255, 255), 1, cv2.LINE_8)
+    return out
+
+
+def box_video_from_trajectory(traj: Trajectory, viewpoint: int, agents: Sequence[int], steps: Sequence[int],
+                              camera: Camera) -> np.ndarray:
+    """Box video of ``agents`` (track indices, slot order) over ``steps``, seen from ``viewpoint``'s camera."""
+    steps = np.asarray(steps, np.int64)
+    agents = np.asarray(agents, np.int64)
+    if agents.size == 0:
+        raise ShapeError("box video: no controlled agent given")
+    if not traj.valid[viewpoint, steps].all():
+        raise RenderError(f"box video: viewpoint track {viewpoint} is not valid at every step of {steps.tolist()}")
+    xyz = np.zeros((len(steps), len(agents), 3))
+    heading = np.zeros((len(steps), len(agents)))
+    for i, t in enumerate(steps):
+        m = world_to_vehicle(traj.xyz[viewpoint, t], float(traj.heading[viewpoint, t]),
+                             float(traj.size[viewpoint, t, 2]))
+        xyz[i] = traj.xyz[agents, t] @ m[:, :3].T + m[:, 3]
+        heading[i] = traj.heading[agents, t] - traj.heading[viewpoint, t]
+    size = np.asarray(traj.size[agents][:, steps].transpose(1, 0, 2), np.float64)
+    size = np.where(size > 0, size, 1.0)
+    return render_box_video(camera, xyz, heading, size, traj.valid[agents][:, steps].T)
+
+
+def box_condition(box_video: np.ndarray, device: torch.device | str = "cpu") -> Condition:
+    """``Condition(kind="boxes")`` from a box video ``[F, H, W, 3]`` (or ``[B, F, H, W, 3]``) uint8."""
+    v = torch.from_numpy(np.ascontiguousarray(box_video))
+    if v.ndim == 4:
+        v = v.unsqueeze(0)
+    return Condition(uint8_to_video(v).to(device), "boxes")
+
+
+def _screen_box(mask: np.ndarray) -> Tuple[float, float, float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def follow_iou(pose_video: np.ndarray, box_video: np.ndarray, num_agents: int, margin_px: int = 4) -> float:
+    """Mean IoU between the controlled agents' drawn boxes and the forecast's pose pixels near them (module doc).
+
+    Frames where an agent's box is not drawn are skipped; an agent with no pose
+    pixel near its box scores 0 in that frame.
+    """
+    pose_video, box_video = np.asarray(pose_video), np.asarray(box_video)
+    if pose_video.shape != box_video.shape or pose_video.ndim != 4:
+        raise ShapeError(f"follow_iou: pose {pose_video.shape} and box {box_video.shape} videos must match, [F, H, W, 3]")
+    colors = slot_colors()[:num_agents]
+    kernel = np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8)
+    scores = []
+    for pose, boxes in zip(pose_video, box_video):
+        lit = (pose.max(-1).astype(np.int16) - pose.min(-1)) > 60  # skeleton colours, not grey/white map lines
+        for c in colors:
+            region = np.all(boxes == c, -1)
+            if region.sum() < 4:
+                continue
+            near = lit & cv2.dilate(region.astype(np.uint8), kernel).astype(bool)
+            if not near.any():
+                scores.append(0.0)
+                continue
+            a, b = _screen_box(region), _screen_box(near)
+            iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+            ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            inter = iw * ih
+            union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+            scores.append(inter / union)
+    return float(np.mean(scores)) if scores else float("nan")
