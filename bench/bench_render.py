@@ -89,6 +89,12 @@ def main() -> int:
         results[f"baseline_one_call_{w}x{h}_fps_cpu"] = steps / bcpu
         results[f"pose_{w}x{h}_vs_baseline"] = bcpu / cpu
 
+    # One frame per call (what an environment step does): no batching over frames.
+    state = WorldState.from_scenario(sc)
+    r = PoseRenderer(128, 128)
+    cpu, wall, _ = best(lambda: [r.render_state(state) for _ in range(steps)], args.repeats)
+    results["pose_128x128_render_state_fps_cpu"] = steps / cpu
+
     traj = sc.tracks
     poses = np.concatenate([traj.xy[vp], traj.heading[vp][:, None]], 1)
     poses[:, :2] -= poses[0, :2]
