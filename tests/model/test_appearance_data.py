@@ -110,3 +110,31 @@ def test_evaluate_and_comparison_image(clips, tmp_path):
     out = synth.synthesize(pose[0], first_frame=rgb[0, 0], steps=2, generator=torch.Generator().manual_seed(0))
     grid = comparison_image(rgb[0], pose[0], out, tmp_path / "cmp.png")
     assert (tmp_path / "cmp.png").is_file() and grid.shape[1] == 2 * (3 * 64 + 4)
+
+
+def test_appearance_stage_trains_through_the_trainer(clips, tmp_path, monkeypatch):
+    import mad_sim.model.train_stages as stages
+    from mad_sim.model.appearance import AppearanceSynthesizer
+    from mad_sim.model.appearance_stage import AppearanceStage
+    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.mad import MADModel
+    from mad_sim.model.training import LoraConfig, TrainConfig, train
+
+    c, _ = clips
+    original = stages.build_stage
+    # the wiring the trainer needs (one line in build_stage): stage "appearance" -> AppearanceStage
+    monkeypatch.setattr(stages, "build_stage",
+                        lambda cfg, cache, device: AppearanceStage(cfg, cache, device) if cfg.stage == "appearance"
+                        else original(cfg, cache, device))
+    cfg = TrainConfig(stage="appearance", preset="tiny", output_dir=str(tmp_path / "run"), steps=4, batch_size=2,
+                      log_every=2, checkpoint_every=4, eval_clips=2, lora=LoraConfig(rank=4, alpha=4.0))
+    res = train(cfg, cache=c, progress=False)
+    assert res.steps == 4 and np.isfinite(res.final_loss)
+    lora = res.exported["appearance"]
+    import json
+
+    records = json.loads((tmp_path / "run" / "losses.json").read_text())["records"]
+    assert {"eval_loss", "eval_loss_perturbed_pose"} <= set(records[-1])
+    model = MADModel(load_backbone("tiny", weights="random", device="cpu", seed=0))
+    model.load_adapter("appearance", lora)
+    assert AppearanceSynthesizer(model, size=(64, 64)).adapter == "appearance"
