@@ -213,7 +213,10 @@ class Backbone:
             raise ShapeError(f"{len(prompts)} prompts for a batch of {batch}")
         if all(p == prompts[0] for p in prompts):
             key = prompts[0]
-            if key not in self._prompt_cache:
+            cached = self._prompt_cache.get(key)
+            if cached is not None and cached[0].is_inference() and not torch.is_inference_mode_enabled():
+                cached = None  # made under inference_mode: autograd cannot save it for backward
+            if cached is None:
                 self._prompt_cache[key] = encode_prompts(self.tokenizer, self.text_encoder, [key],
                                                          self.config.max_text_tokens, self.device, self.dtype)
             e, m = self._prompt_cache[key]

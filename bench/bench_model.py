@@ -1,0 +1,118 @@
+"""Model benchmarks (tiny preset, CPU): sampling, LoRA training steps, VAE per frame.
+
+    python bench/bench_model.py [--repeats 5] [--size 128] [--frames 17]
+
+Prints figures and ratios against baselines measured in the same run (never
+asserts on time):
+
+* a 4-step forecast of 17 frames at 128x128 (pose history 9 frames + ego-motion
+  video as prepended condition tokens), split into condition encoding,
+  denoising and decoding; baseline: diffusers' stock ``LTXPipeline`` on the
+  same components with no conditions. Target (issue 5): <= 0.5 s.
+* one LoRA (rank 32) training step at batch 1 on pre-encoded latents;
+  baseline: the same step training the whole transformer. Target: <= 0.15 s.
+* VAE encode / decode seconds per frame.
+
+Weights are random (timings do not depend on them).  Medians over ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+
+def _median(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--frames", type=int, default=17)
+    ap.add_argument("--history", type=int, default=9)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--rank", type=int, default=32)
+    args = ap.parse_args()
+
+    from mad_sim.model import Condition, MADModel, load_backbone
+    from mad_sim.model.sampling import denoise
+
+    torch.manual_seed(0)
+    bb = load_backbone("tiny", weights="random", device="cpu")
+    model = MADModel(bb)
+    model.add_adapter("motion", rank=args.rank, alpha=args.rank)
+    model.set_adapter("motion")
+    s, f, r = args.size, args.frames, args.repeats
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    hist = torch.rand(1, 3, args.history, s, s, generator=g()) * 2 - 1
+    ego = torch.rand(1, 3, f, s, s, generator=g()) * 2 - 1
+    conds = [Condition(hist, "pose_history"), Condition(ego, "ego_motion")]
+    res = {"threads": torch.get_num_threads(), "size": s, "frames": f, "steps": args.steps}
+
+    with torch.inference_mode():
+        res["forecast_s"] = _median(lambda: model.sample(conds, num_frames=f, height=s, width=s, steps=args.steps,
+                                                         generator=g()), r)
+        lat = model.encode_conditions(conds)
+        e, m = bb.encode_prompts(None, 1)
+        shape = (1,) + bb.latent_shape(f, s, s)
+        res["encode_conditions_s"] = _median(lambda: model.encode_conditions(conds), r)
+        res["denoise_s"] = _median(lambda: denoise(bb.denoiser, bb.scheduler, shape, lat, e, m, steps=args.steps,
+                                                   generator=g()), r)
+        z = denoise(bb.denoiser, bb.scheduler, shape, lat, e, m, steps=args.steps, generator=g())
+        res["decode_s"] = _median(lambda: bb.decode_latents(z), r)
+        res["vae_encode_s_per_frame"] = res["encode_conditions_s"] / (args.history + f)
+        res["vae_decode_s_per_frame"] = res["decode_s"] / f
+        model.set_adapter(None)
+        pipe = bb.pipeline()
+        pipe.set_progress_bar_config(disable=True)
+        res["baseline_ltxpipeline_s"] = _median(lambda: pipe(prompt="", height=s, width=s, num_frames=f,
+                                                             num_inference_steps=args.steps, guidance_scale=1.0,
+                                                             generator=g(), output_type="pt",
+                                                             max_sequence_length=bb.config.max_text_tokens,
+                                                             frame_rate=bb.config.frame_rate), r)
+        model.set_adapter("motion")
+        target = bb.encode_video(torch.rand(1, 3, f, s, s, generator=g()) * 2 - 1)
+
+    def step(params, opt):
+        loss = model.training_loss(None, target_latents=target, condition_latents=lat, generator=g())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    lora_params = model.adapter_parameters("motion")
+    opt = torch.optim.AdamW(lora_params, lr=2e-4)
+    res["lora_step_s"] = _median(lambda: step(lora_params, opt), r)
+    model.set_adapter(None)
+    full = list(bb.transformer.parameters())
+    base_params = [p for n, p in bb.transformer.named_parameters() if "lora_" not in n]
+    for p in base_params:
+        p.requires_grad_(True)
+    opt_full = torch.optim.AdamW(base_params, lr=2e-4)
+    res["baseline_full_step_s"] = _median(lambda: step(full, opt_full), r)
+    for p in base_params:
+        p.requires_grad_(False)
+
+    res["forecast_vs_pipeline"] = res["forecast_s"] / res["baseline_ltxpipeline_s"]
+    res["lora_vs_full_step"] = res["lora_step_s"] / res["baseline_full_step_s"]
+    res["lora_steps_per_s"] = 1.0 / res["lora_step_s"]
+    res["target_forecast_s"] = 0.5
+    res["target_lora_step_s"] = 0.15
+    for k, v in res.items():
+        print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}))
+
+
+if __name__ == "__main__":
+    main()
