@@ -46,10 +46,10 @@ import numpy as np
 
 from mad_sim.data.scenario import DT, ObjectType
 from mad_sim.errors import ShapeError
-from mad_sim.model.pose_pixels import PixelMaps, PixelThresholds, check_frame, pixel_maps
+from mad_sim.model.pose_pixels import PixelMaps, PixelThresholds, check_frame, explained_by, pixel_maps
 from mad_sim.model.skeleton_fit import ScoreParams, Scores, body_samples, grid, score, template
 from mad_sim.render.camera import Camera
-from mad_sim.render.draw import AgentPoses, PoseStyle, agent_id_mask, project_agents
+from mad_sim.render.draw import AgentPoses, PoseStyle, agent_id_mask, draw_agents, project_agents
 from mad_sim.render.pose import PoseRenderer, world_to_vehicle
 from mad_sim.render.skeleton import class_of
 from mad_sim.world.state import AgentStates
@@ -252,7 +252,7 @@ class PoseParser:
             fit_yaw[act[vis]] = pose2[vis, 2]
         left = np.flatnonzero(in_view & ~visible)
 
-        explained = self._explained(fit_xyz[visible], fit_yaw[visible], size[visible], types[visible], maps.agent)
+        explained = self._explained(frame, fit_xyz[visible], fit_yaw[visible], size[visible], types[visible])
         entered = EnteredAgents.empty()
         if self.config.detect:
             from mad_sim.model.parse_detect import detect_entering
@@ -386,28 +386,31 @@ class PoseParser:
         return EnteredAgents(entered.xyz[keep], entered.heading[keep], entered.size[keep], entered.types[keep],
                              entered.confidence[keep], entered.residual[keep], entered.pixels[keep])
 
-    def _explained(self, xyz: np.ndarray, yaw: np.ndarray, size: np.ndarray, types: np.ndarray,
-                   agent_pixels: np.ndarray, grow: int = 2) -> np.ndarray:
-        """[H, W] bool: skeleton pixels within ``grow`` pixels of the given agents' rendered skeletons."""
+    def _explained(self, frame: np.ndarray, xyz: np.ndarray, yaw: np.ndarray, size: np.ndarray,
+                   types: np.ndarray) -> np.ndarray:
+        """[H, W] bool: frame skeleton pixels the given agents' rendered skeletons explain (colour and place)."""
         cam = self.camera
         if len(xyz) == 0:
             return np.zeros((cam.height, cam.width), bool)
-        mask = agent_id_mask(cam, AgentPoses(xyz, yaw, size, types), self.style) >= 0
-        k = 2 * grow + 1
-        near = cv2.dilate(mask.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
-        return near & agent_pixels
+        rendered = np.zeros((cam.height, cam.width, 3), np.uint8)
+        draw_agents(rendered, cam, AgentPoses(xyz, yaw, size, types), self.style)
+        return explained_by(frame, rendered, 1, self.config.pixels)
 
 
 def background_mask(renderer: PoseRenderer, ego_pose: np.ndarray, roadmap=None, lights=None,
                     grow: int = 1) -> np.ndarray:
-    """[H, W] bool: pixels the static scene (map, traffic-light poles) draws at this ego pose, grown by ``grow``.
+    """[H, W] bool: saturated pixels the static scene draws at this ego pose (traffic-light poles), grown by ``grow``.
 
     Pass it as ``background`` to :meth:`PoseParser.parse` so traffic-light
-    poles (saturated red / yellow / green) are not taken for entering agents.
+    poles (red / yellow / green) are not taken for entering agents.  The map's
+    lines are white or grey (unsaturated), never skeleton-coloured, so they
+    are not part of it.
     """
     img = renderer.render_view(np.asarray(ego_pose, np.float64), AgentPoses(np.zeros((0, 3)), [], np.zeros((0, 3)), []),
                                roadmap, lights)
-    m = img.any(-1).astype(np.uint8)
+    th = PixelThresholds()
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+    m = ((hsv[..., 1] >= th.sat_min) & (hsv[..., 2] >= th.val_min)).astype(np.uint8)
     k = 2 * grow + 1
     return cv2.dilate(m, np.ones((k, k), np.uint8)).astype(bool)
 

@@ -41,9 +41,9 @@ import cv2
 import numpy as np
 
 from mad_sim.data.scenario import ObjectType
-from mad_sim.model.pose_pixels import PixelMaps, pixel_maps
+from mad_sim.model.pose_pixels import PixelMaps, explained_by, pixel_maps
 from mad_sim.model.skeleton_fit import Scores, body_samples, grid, radial_grid, score, template
-from mad_sim.render.draw import AgentPoses, agent_id_mask
+from mad_sim.render.draw import AgentPoses, agent_id_mask, draw_agents
 from mad_sim.render.skeleton import class_of
 
 if TYPE_CHECKING:
@@ -137,12 +137,15 @@ def _fit_template(parser: "PoseParser", maps: PixelMaps, tpl_cls: ClassTemplate,
     return best, final
 
 
+def _agent(pose: np.ndarray, tc: ClassTemplate) -> AgentPoses:
+    size = np.array([tc.size], np.float64)
+    return AgentPoses(np.array([[pose[0], pose[1], 0.5 * size[0, 2]]]), [pose[2]], size, [tc.object_type])
+
+
 def _coverage(parser: "PoseParser", pose: np.ndarray, tpl_cls: ClassTemplate, blob: np.ndarray,
               cover_px: float, tau: float) -> Tuple[float, float, np.ndarray]:
     """(fraction of blob pixels within ``cover_px`` of the rendered skeleton, their mean distance, skeleton mask)."""
-    size = np.array([tpl_cls.size])
-    mask = agent_id_mask(parser.camera, AgentPoses(np.array([[pose[0], pose[1], 0.5 * size[0, 2]]]), [pose[2]], size,
-                                                   [tpl_cls.object_type]), parser.style) >= 0
+    mask = agent_id_mask(parser.camera, _agent(pose, tpl_cls), parser.style) >= 0
     if not mask.any():
         return 0.0, tau, mask
     d = cv2.distanceTransform(np.where(mask, 0, 255).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
@@ -199,10 +202,13 @@ def detect_entering(parser: "PoseParser", frame: np.ndarray, maps: PixelMaps, ex
             tried |= blob
             continue
         _, pose, tc, frac, res, mask = best
-        kk = 2 * 2 + 1
-        near = cv2.dilate(mask.astype(np.uint8), np.ones((kk, kk), np.uint8)).astype(bool) & maps.agent
+        rendered = np.zeros(frame.shape, np.uint8)
+        draw_agents(rendered, parser.camera, _agent(pose, tc), parser.style)
+        near = explained_by(frame, rendered, 1, parser.config.pixels)
         newly = int((near & ~explained & blob).sum())
-        explained |= near | blob
+        explained |= near
+        # Whatever of the blob the detection leaves is examined again, but only once.
+        tried |= blob & ~near
         found.append((pose, tc, frac, res, newly))
     if not found:
         return EnteredAgents.empty(), explained

@@ -60,6 +60,8 @@ class ParseEval:
 
     Attributes:
       errors: [V] ground position errors (metres) of visible known agents.
+      prior_errors: [V] the same errors of the constant-velocity prediction from the perturbed prior.
+      radial, lateral: [V] absolute error components along / across the camera ray (metres).
       ranges: [V] their ranges from the camera (metres).
       yaw_errors: [V] absolute heading errors (radians) of visible known vehicles (NaN for others).
       found: [V] bool, the parser reported them visible.
@@ -69,6 +71,9 @@ class ParseEval:
     """
 
     errors: List[float] = field(default_factory=list)
+    prior_errors: List[float] = field(default_factory=list)
+    radial: List[float] = field(default_factory=list)
+    lateral: List[float] = field(default_factory=list)
     ranges: List[float] = field(default_factory=list)
     yaw_errors: List[float] = field(default_factory=list)
     found: List[bool] = field(default_factory=list)
@@ -78,9 +83,9 @@ class ParseEval:
     left_false: int = 0
     frames: int = 0
 
-    def band_stats(self, only_found: bool = True) -> Dict[str, Dict[str, float]]:
-        """Per band: count, median and 90th-percentile position error (metres)."""
-        e, r, f = np.array(self.errors), np.array(self.ranges), np.array(self.found, bool)
+    def band_stats(self, only_found: bool = True, which: str = "errors") -> Dict[str, Dict[str, float]]:
+        """Per band: count, median and 90th-percentile of ``which`` (errors, prior_errors, radial, lateral; metres)."""
+        e, r, f = np.array(getattr(self, which)), np.array(self.ranges), np.array(self.found, bool)
         out: Dict[str, Dict[str, float]] = {}
         for lo, hi in BANDS:
             m = (r >= lo) & (r < hi)
@@ -158,6 +163,12 @@ def evaluate_parse(scenario: Scenario, steps: Iterable[int], parser: PoseParser,
         yerr = np.abs(np.angle(np.exp(1j * (res.heading[known] - now.heading[known]))))
         yerr = np.where(prev.types[known] == 1, yerr, np.nan)
         out.errors += err.tolist()
+        out.prior_errors += np.hypot(*(res.predicted_xyz[known, :2] - now.xyz[known, :2]).T).tolist()
+        ray = now.xyz[known, :2] - cam_w
+        ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
+        dv = res.xyz[known, :2] - now.xyz[known, :2]
+        out.radial += np.abs((dv * ray).sum(1)).tolist()
+        out.lateral += np.abs(dv[:, 0] * ray[:, 1] - dv[:, 1] * ray[:, 0]).tolist()
         out.ranges += rng_m.tolist()
         out.yaw_errors += yerr.tolist()
         out.found += res.visible[known].tolist()

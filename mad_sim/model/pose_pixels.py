@@ -236,3 +236,30 @@ def map_pixels(frame: np.ndarray, th: PixelThresholds = PixelThresholds()) -> Tu
     near_agent = cv2.dilate(agent.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
     plain = (sat < th.sat_min) & (val >= th.map_val_min) & ~near_agent
     return plain & (val >= 200), plain & (val < 200)
+
+
+def explained_by(frame: np.ndarray, rendered: np.ndarray, grow: int = 1,
+                 th: PixelThresholds = PixelThresholds()) -> np.ndarray:
+    """[H, W] bool: skeleton pixels of ``frame`` that a rendering of known skeletons accounts for.
+
+    A saturated frame pixel is explained when a saturated pixel of
+    ``rendered`` ([H, W, 3] uint8, the fitted agents drawn alone) lies within
+    ``grow`` pixels (Chebyshev) and has the same hue within ``2 * hue_tol``.
+    Matching by colour, not just by place, leaves the pixels of an unknown
+    agent that overlaps a known one in the image unexplained.
+    """
+    f = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+    r = cv2.cvtColor(rendered, cv2.COLOR_RGB2HSV)
+    agent = (f[..., 1] >= th.sat_min) & (f[..., 2] >= th.val_min)
+    r_sat = (r[..., 1] >= th.sat_min) & (r[..., 2] >= th.val_min)
+    fh = f[..., 0].astype(np.int16)
+    rh = np.where(r_sat, r[..., 0].astype(np.int16), np.int16(-1000))
+    h, w = agent.shape
+    pad = np.pad(rh, grow, constant_values=-1000)
+    out = np.zeros_like(agent)
+    for dy in range(-grow, grow + 1):
+        for dx in range(-grow, grow + 1):
+            sh = pad[grow + dy:grow + dy + h, grow + dx:grow + dx + w]
+            dh = np.abs(fh - sh)
+            out |= np.minimum(dh, 180 - dh) <= 2 * th.hue_tol
+    return out & agent

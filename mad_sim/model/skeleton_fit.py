@@ -98,7 +98,7 @@ class ScoreParams:
     Attributes:
       alpha: weight of the per-colour chamfer term (the rest goes to the generic term).
       unobserved_cost: cost of an unobserved sample, as a fraction of ``tau``.
-      inlier_px: a sample whose combined distance is at most this is an inlier.
+      inlier_px: a sample whose generic (any skeleton colour) distance is at most this is an inlier.
       occlusion_margin_m: an occluder must be this much nearer (camera depth, metres).
       sigma_xy_m, sigma_yaw: scales of the prior on the offset from the prediction.
       prior_weight: weight of that prior, in units of ``tau``.
@@ -106,7 +106,7 @@ class ScoreParams:
 
     alpha: float = 0.6
     unobserved_cost: float = 0.5
-    inlier_px: float = 1.5
+    inlier_px: float = 1.0
     occlusion_margin_m: float = 1.0
     sigma_xy_m: float = 3.0
     sigma_yaw: float = np.radians(30.0)
@@ -188,7 +188,9 @@ def score(camera: Camera, maps: PixelMaps, class_index: int, body: np.ndarray, c
     total = comb.sum(-1) + (obs.shape[-1] - n_obs) * params.unobserved_cost * tau
     cost = total / obs.shape[-1]
     residual = np.where(n_obs > 0, comb.sum(-1) / np.maximum(n_obs, 1), tau)
-    inliers = (obs & (comb <= params.inlier_px)).sum(-1)
+    # An inlier lands on (or next to) skeleton pixels; its exact colour is left to the cost, since small
+    # skeletons overdraw most of their own edges.
+    inliers = (obs & (d_gen <= params.inlier_px)).sum(-1)
     if prediction is not None:
         dxy = pose[..., :2] - prediction[:, None, :2]
         dyaw = np.angle(np.exp(1j * (pose[..., 2] - prediction[:, None, 2])))
