@@ -3,11 +3,12 @@
 The appearance adapter learns "pose video -> camera video" from *paired*
 clips, so every training camera video needs its pose video.  A pose
 extractor turns camera frames into :class:`PoseDetections` (source-image
-pixels); :func:`draw_detections` then draws them in the pose renderer's
-style (black background, white lane polylines with white vertex dots,
-vehicles as the hue-cycling 3-D car wireframe of
-:mod:`mad_sim.render.skeleton`, people as OpenPose stick figures), aligned
-pixel for pixel with the camera frame resized to the output size.
+pixels); :func:`draw_detections` lifts them to 3-D and has the pose
+renderer itself draw them (:meth:`~mad_sim.render.pose.PoseRenderer.render_view`:
+painted markings as grey road lines, the ego lane's centre as a white lane
+line with vertex dots, vehicles as the hue-cycling 3-D car wireframe), plus
+people as OpenPose stick figures, aligned pixel for pixel with the camera
+frame resized to the output size.
 
 Built in: ``"classical"`` (:class:`ClassicalExtractor`, lanes and vehicles by
 edges / Hough / tracking, see :mod:`mad_sim.data.dashcam`).  A learned
@@ -32,8 +33,8 @@ road, a ground line at lateral offset ``X`` projects to
 ``h = w / (s_r - s_l)`` with ``s = du/dv (fy/fx)`` of the right and left
 boundary.  The focal length is not observable from one lane and is assumed
 from a horizontal field of view (``hfov_deg``, 60 degrees by default).
-Lane pixels are lifted to the ground plane and resampled every
-``lane_spacing_m`` metres (like map polylines), vehicle boxes become 3-D
+Lane pixels are lifted to the ground plane (lane-centre dots every
+``style.lane_dot_spacing_m`` metres, like map lanes), vehicle boxes become 3-D
 boxes standing on the ground at the box's bottom edge, facing along the road.
 """
 
