@@ -44,6 +44,17 @@ class MADModel:
     def __init__(self, backbone) -> None:
         self.backbone = backbone
 
+    @classmethod
+    def from_config(cls, cfg, device=None, dtype=None, with_adapters: bool = True) -> "MADModel":
+        """Backbone and (empty, B = 0) adapters of a :class:`~mad_sim.model.presets.ModelConfig`."""
+        from mad_sim.model.backbone import load_backbone
+
+        model = cls(load_backbone(cfg.preset, path=cfg.backbone, weights=cfg.weights, device=device, dtype=dtype))
+        if with_adapters:
+            for name, a in cfg.adapters.items():
+                model.add_adapter(name, rank=a.rank, alpha=a.alpha, targets=list(a.targets))
+        return model
+
     # ------------------------------------------------------------------ adapters
     @property
     def denoiser(self) -> torch.nn.Module:

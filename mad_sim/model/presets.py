@@ -144,3 +144,54 @@ def get_preset(name: str, path: Optional[str] = None) -> Preset:
         raise PresetError(f"preset {name!r} needs a local diffusers-format directory: pass --backbone PATH "
                           f"(load_backbone({name!r}, path=...)); no weights are downloaded at run time")
     return preset
+
+
+# --------------------------------------------------------------------------- YAML model configs
+@dataclass
+class AdapterConfig:
+    """One LoRA adapter: rank, alpha (scale alpha / rank) and target module-name suffixes."""
+
+    rank: int = 512
+    alpha: float = 512.0
+    targets: Tuple[str, ...] = LTX_LORA_TARGETS
+
+
+@dataclass
+class SamplingConfig:
+    """Sampler defaults: steps, guidance scale, dropping all-black pose tokens."""
+
+    steps: int = 4
+    guidance_scale: float = 1.0
+    drop_empty_pose_tokens: bool = False
+
+
+@dataclass
+class ModelConfig:
+    """``configs/model/<name>.yaml``: which backbone, which adapters, how to sample.
+
+    Attributes:
+      preset: backbone preset name.
+      backbone: local diffusers directory for path presets (``--backbone``).
+      weights: weights for built-in presets (None: shipped; ``"random"``; a file or dir).
+      adapters: adapter name -> :class:`AdapterConfig` (``motion``, ``appearance``).
+      sampling: :class:`SamplingConfig`.
+    """
+
+    preset: str = "tiny"
+    backbone: Optional[str] = None
+    weights: Optional[str] = None
+    adapters: Dict[str, AdapterConfig] = field(default_factory=dict)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            from mad_sim.errors import ConfigError
+
+            raise ConfigError(f"unknown model preset {self.preset!r} (known: {', '.join(PRESETS)})")
+
+
+def load_model_config(path: str) -> ModelConfig:
+    """Read ``configs/model/*.yaml`` into a :class:`ModelConfig` (ConfigError names unknown keys and the file)."""
+    from mad_sim.config import load_config
+
+    return load_config(path, ModelConfig)
