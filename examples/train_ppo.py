@@ -44,15 +44,19 @@ def evaluate(model, seeds, max_episode_steps: int = 80) -> float:
 
 
 def train(steps: int = 5000, seed: int = 0, n_steps: int = 512, out: str | None = None,
-          eval_episodes: int = 4, max_episode_steps: int = 80) -> Dict[str, float]:
+          eval_episodes: int = 4, max_episode_steps: int = 80, verbose: bool = False) -> Dict[str, float]:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger, make_output_format
 
     torch.set_num_threads(1)
     venv = make_vec_env(lambda: make_env(max_episode_steps), n_envs=2, seed=seed)
     model = PPO("MultiInputPolicy", venv, n_steps=n_steps // 2, batch_size=min(64, n_steps), n_epochs=4,
                 learning_rate=3e-4, seed=seed, verbose=0, device="cpu")
+    # SB3's default logger makes a /tmp/SB3-<date> folder per run even when silent;
+    # log to stdout only when asked, nowhere otherwise.
+    model.set_logger(Logger(folder=None, output_formats=[make_output_format("stdout", "")] if verbose else []))
     seeds = np.arange(1000, 1000 + eval_episodes)
     before = evaluate(model, seeds, max_episode_steps)
     model.learn(total_timesteps=steps)
