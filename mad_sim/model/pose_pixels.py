@@ -261,5 +261,5 @@ def explained_by(frame: np.ndarray, rendered: np.ndarray, grow: int = 1,
         for dx in range(-grow, grow + 1):
             sh = pad[grow + dy:grow + dy + h, grow + dx:grow + dx + w]
             dh = np.abs(fh - sh)
-            out |= np.minimum(dh, 180 - dh) <= 2 * th.hue_tol
+            out |= (sh >= 0) & (np.minimum(dh, 180 - dh) <= 2 * th.hue_tol)
     return out & agent
