@@ -18,7 +18,8 @@ from mad_sim.envs import observation as obs_mod
 from mad_sim.envs.actions import make_action_adapter
 from mad_sim.envs.agents import AgentStream, make_agent_policy
 from mad_sim.envs.config import RENDER_MODES, EnvConfig, make_config
-from mad_sim.envs.local_map import LocalMap
+from mad_sim.envs.local_map import LocalMap, MapIndex
+from mad_sim.envs.offroad import RoadEdgeProbe
 from mad_sim.envs.reward import Route, StepMetrics, ego_collides, has_road_edges, reward
 from mad_sim.envs.scenes import ScenarioSource
 from mad_sim.errors import ConfigError, EnvStateError
@@ -82,7 +83,7 @@ class MADDriveEnv(gym.Env):
         self.action_space = self.adapter.space
         self.observation_space = obs_mod.observation_space(self.config)
         self._source = ScenarioSource(self.config.procedural_kind)
-        self._roadgraph_cache: Dict[int, obs_mod.RoadgraphPoints] = {}
+        self._map_index: Optional[MapIndex] = None
         self._pose_renderer = None
         self.state: Optional[WorldState] = None
         self._stream: Optional[AgentStream] = None
@@ -109,14 +110,15 @@ class MADDriveEnv(gym.Env):
             policy = make_agent_policy(self.config.agents, self.config, self.np_random)
             self._stream = AgentStream(policy, self.config.agent_horizon)
         self._stream.reset(self.state, self.np_random)  # learned agents draw their noise from the reseeded generator
-        key = id(scenario.roadmap)
-        if key not in self._roadgraph_cache:
-            self._roadgraph_cache = {key: obs_mod.RoadgraphPoints.from_roadmap(scenario.roadmap, self.config.roadgraph_spacing)}
+        index = self._map_index
+        if index is None or index.roadmap is not scenario.roadmap:  # per-map structures, kept across resets
+            index = self._map_index = MapIndex.build(scenario.roadmap, self.config.roadgraph_spacing)
         e = self.state.ego()
         xy, yaw = e.xy[0].copy(), float(e.heading[0])
-        self._local = LocalMap(scenario.roadmap, self._roadgraph_cache[key],
-                               radius=max(self.config.roadgraph_radius, 40.0) + 15.0, refresh=10.0)
+        self._local = LocalMap(scenario.roadmap, index.points, radius=max(self.config.roadgraph_radius, 40.0) + 15.0,
+                               refresh=10.0, index=index)
         self._local.update(xy)
+        self._edge_probe = RoadEdgeProbe(self._local)
         self._offroad_enabled = has_road_edges(scenario.roadmap)
         self._edge_d: Optional[float] = None
         self._edge_xy = xy
@@ -211,9 +213,7 @@ class MADDriveEnv(gym.Env):
         margin = self.config.offroad_margin
         moved = float(np.hypot(*(xy - self._edge_xy))) if self._edge_d is not None else np.inf
         if self._edge_d is None or abs(self._edge_d - margin) <= moved:
-            from mad_sim.world.geometry import road_edge_distance
-
-            d = float(np.asarray(road_edge_distance(xy[None], self._local.roadmap)).reshape(-1)[0])
+            d = self._edge_probe.signed(xy)  # == road_edge_distance(xy[None], self._local.roadmap)[0]
             self._edge_d = d if np.isfinite(d) else -np.inf
             self._edge_xy = np.asarray(xy, np.float64).copy()
         return bool(self._edge_d > margin)

@@ -64,6 +64,11 @@ class LogReplay:
         _check(state, controlled, num_steps)
         t = state.timestep
         log = state.log
+        if t + num_steps < log.num_steps:  # all inside the log: contiguous slices (copies), no gather
+            k = slice(t + 1, t + 1 + num_steps)
+            return Trajectory(xyz=log.xyz[:, k].copy(), heading=log.heading[:, k].copy(),
+                              velocity=log.velocity[:, k].copy(), size=log.size[:, k].copy(),
+                              valid=log.valid[:, k].copy())
         idx = np.arange(t + 1, t + 1 + num_steps)
         inside = idx < log.num_steps
         out = log.take(np.minimum(idx, log.num_steps - 1), axis=1)
