@@ -119,6 +119,10 @@ class Backbone:
     def dtype(self) -> torch.dtype:
         return next(self.denoiser.parameters()).dtype
 
+    def components(self) -> Tuple[Tuple[str, torch.nn.Module], ...]:
+        """(file prefix, module) of the weights a backbone file holds."""
+        return (("vae", self.vae), ("transformer", self.transformer), ("text_encoder", self.text_encoder))
+
     def to(self, device: Optional[Union[str, torch.device]] = None, dtype: Optional[torch.dtype] = None) -> "Backbone":
         for m in (self.vae, self.text_encoder, self.denoiser):
             current = next(m.parameters())
@@ -228,7 +232,7 @@ class Backbone:
     def state_dict(self) -> Dict[str, torch.Tensor]:
         """Base weights (no LoRA) under ``vae.`` / ``transformer.`` / ``text_encoder.`` prefixes."""
         out: Dict[str, torch.Tensor] = {}
-        for prefix, module in (("vae", self.vae), ("transformer", self.transformer), ("text_encoder", self.text_encoder)):
+        for prefix, module in self.components():
             sd = module.state_dict()
             for k, v in sd.items():
                 if "lora_" in k:
@@ -253,13 +257,13 @@ class Backbone:
         self.load_state_dict(sd, source=str(path))
 
     def load_state_dict(self, sd: Dict[str, torch.Tensor], source: str = "<state dict>") -> None:
-        groups: Dict[str, Dict[str, torch.Tensor]] = {"vae": {}, "transformer": {}, "text_encoder": {}}
+        groups: Dict[str, Dict[str, torch.Tensor]] = {prefix: {} for prefix, _ in self.components()}
         for k, v in sd.items():
             prefix, _, rest = k.partition(".")
             if prefix not in groups:
-                raise CheckpointError(f"{source}: unexpected key {k!r} (expected vae.*, transformer.*, text_encoder.*)")
+                raise CheckpointError(f"{source}: unexpected key {k!r} (expected {', '.join(p + '.*' for p in groups)})")
             groups[prefix][rest] = v
-        for prefix, module in (("vae", self.vae), ("transformer", self.transformer), ("text_encoder", self.text_encoder)):
+        for prefix, module in self.components():
             own = {k.replace(".base_layer", ""): k for k in module.state_dict() if "lora_" not in k}
             got = groups[prefix]
             missing = sorted(set(own) - set(got) - _tied_keys(module))
@@ -275,7 +279,7 @@ class Backbone:
                     raise CheckpointError(f"{source}: {prefix}.{k} has shape {tuple(v.shape)}, model wants {tuple(dst.shape)}")
                 with torch.no_grad():
                     dst.copy_(v.to(dst.dtype))
-            if prefix == "text_encoder" and hasattr(module, "tie_weights"):
+            if hasattr(module, "tie_weights") and hasattr(module, "shared"):
                 module.tie_weights()
         self._prompt_cache.clear()
 

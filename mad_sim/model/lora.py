@@ -128,6 +128,12 @@ def lora_parameters(module: torch.nn.Module, name: str) -> List[torch.nn.Paramet
 
 def lora_config(module: torch.nn.Module, name: str) -> Dict[str, object]:
     """rank, alpha and targets of adapter ``name`` (read from its layers)."""
+    cfgs = getattr(module, "peft_config", {})
+    if name in cfgs:
+        c = cfgs[name]
+        targets = c.target_modules
+        return {"r": int(c.r), "lora_alpha": float(c.lora_alpha),
+                "target_modules": sorted(targets) if not isinstance(targets, str) else targets}
     ranks, alphas, targets = set(), set(), set()
     for mname, layer in module.named_modules():
         if hasattr(layer, "r") and name in getattr(layer, "r", {}):
@@ -140,11 +146,13 @@ def lora_config(module: torch.nn.Module, name: str) -> Dict[str, object]:
 
 
 def _suffix(module_name: str) -> str:
+    """Target-style suffix of a module path: ``to_q``, ``to_out.0``, ``ff.net.0.proj``, ``ff.net.2``."""
     parts = module_name.split(".")
-    if len(parts) >= 2 and parts[-1].isdigit():
-        return ".".join(parts[-2:]) if parts[-2] != "net" else ".".join(parts[-3:])
-    if len(parts) >= 3 and parts[-2].isdigit() and parts[-3] == "net":
-        return ".".join(parts[-3:])
+    if "net" in parts[-3:]:
+        i = len(parts) - 1 - parts[::-1].index("net")
+        return ".".join(parts[max(i - 1, 0):])
+    if parts[-1].isdigit() and len(parts) >= 2:
+        return ".".join(parts[-2:])
     return parts[-1]
 
 

@@ -73,12 +73,15 @@ class LatentCondition:
       frame_offset: pixel frames from the target's first frame to the condition's first frame.
       keep: optional [B, f, h, w] bool, latent patches that hold content (pose pixels);
         used to drop empty patches at inference.
+      embedding: optional [B, 1, D] image embedding of the condition's last frame
+        (SVD family: its CLIP image encoder; unused by LTX).
     """
 
     latents: torch.Tensor
     kind: str
     frame_offset: float
     keep: Optional[torch.Tensor] = None
+    embedding: Optional[torch.Tensor] = None
 
 
 class LTXDenoiser(torch.nn.Module):

@@ -134,7 +134,11 @@ class MADModel:
             if pose_masks and cond.kind in POSE_KINDS:
                 keep = pose_patch_mask(cond.video.to(lat.device), temporal_ratio=bb.temporal_ratio,
                                        spatial_ratio=bb.spatial_ratio)
-            out.append(LatentCondition(lat, cond.kind, float(cond.offset), keep))
+            emb = None
+            if hasattr(bb, "condition_embedding"):
+                with torch.no_grad():
+                    emb = bb.condition_embedding(cond.video)
+            out.append(LatentCondition(lat, cond.kind, float(cond.offset), keep, emb))
         return out
 
     # ------------------------------------------------------------------ training
@@ -174,7 +178,7 @@ class MADModel:
                     if c.keep is None:
                         raise ShapeError(f"targeted noise needs the pose patch mask of condition {c.kind!r}")
                     c = LatentCondition(targeted_noise(c.latents, c.keep, generator, targeted_noise_max), c.kind,
-                                        c.frame_offset, c.keep)
+                                        c.frame_offset, c.keep, c.embedding)
                 noised.append(c)
             conds = noised
         embeds, mask = bb.encode_prompts(prompts, b)

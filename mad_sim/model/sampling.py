@@ -71,7 +71,8 @@ def denoise(denoiser: torch.nn.Module, scheduler: Any, latent_shape: Sequence[in
         embeds = torch.cat([neg_embeds, text_embeds], dim=0)
         mask = torch.cat([neg_mask, text_mask], dim=0)
         conds = [LatentCondition(torch.cat([c.latents] * 2), c.kind, c.frame_offset,
-                                 None if c.keep is None else torch.cat([c.keep] * 2)) for c in conditions]
+                                 None if c.keep is None else torch.cat([c.keep] * 2),
+                                 None if c.embedding is None else torch.cat([c.embedding] * 2)) for c in conditions]
     else:
         embeds, mask, conds = text_embeds, text_mask, list(conditions)
     cond_tokens = denoiser.condition_tokens(conds, drop_empty) if hasattr(denoiser, "condition_tokens") else None
