@@ -55,11 +55,12 @@ class MotionPredictor:
     @classmethod
     def from_pretrained(cls, preset: str = "tiny", path: Optional[Union[str, os.PathLike]] = None,
                         lora: Optional[Union[str, os.PathLike]] = None, device: Optional[str] = None,
-                        dtype: Optional[torch.dtype] = None) -> "MotionPredictor":
+                        dtype: Optional[torch.dtype] = None,
+                        weights: Optional[Union[str, os.PathLike]] = None) -> "MotionPredictor":
         """Backbone ``preset`` plus its motion LoRA (default: the shipped ``mad_sim/weights/<preset>_motion.safetensors``)."""
         from mad_sim.model.backbone import WEIGHTS_DIR, load_backbone
 
-        model = MADModel(load_backbone(preset, path=path, device=device, dtype=dtype))
+        model = MADModel(load_backbone(preset, path=path, device=device, dtype=dtype, weights=weights))
         lora_path = Path(lora) if lora is not None else WEIGHTS_DIR / f"{preset}_motion.safetensors"
         if not lora_path.is_file():
             raise CheckpointError(f"{lora_path}: motion adapter not found; train it with `mad-sim train motion` "

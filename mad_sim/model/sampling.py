@@ -43,6 +43,9 @@ def set_schedule(scheduler: Any, steps: int, num_tokens: int, device: Optional[t
     if steps < 1:
         raise ShapeError(f"steps must be >= 1, got {steps}")
     cfg = scheduler.config
+    if steps < 2 and cfg.get("shift_terminal"):
+        raise ShapeError(f"steps must be >= 2 with this schedule (its terminal stretch to {cfg.get('shift_terminal')} "
+                         f"needs two noise levels), got {steps}")
     sigmas = np.linspace(1.0, 1 / steps, steps)
     mu = calculate_shift(num_tokens, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
                          cfg.get("base_shift", 0.5), cfg.get("max_shift", 1.15))

@@ -1,0 +1,53 @@
+"""`mad-sim generate pose` end to end on the real WOMD log, and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+
+import imageio.v3 as iio
+import pytest
+
+from mad_sim.cli import main
+
+
+def test_generate_pose_writes_a_forecast(womd_path, tmp_path, capsys):
+    out = tmp_path / "forecast.gif"
+    rc = main(["generate", "pose", "--scenario", str(womd_path), "--viewpoint", "sdc", "--frames", "9",
+               "--size", "64", "64", "--steps", "2", "--weights", "random", "--no-lora", "--out", str(out),
+               "--compare"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["scenario"] == "ee519cf571686d19" and summary["present_step"] == 10
+    assert summary["frames"] == 9 and summary["ego_motion"] == "log" and summary["forecast_s"] > 0
+    frames = iio.imread(out, index=None)
+    assert frames.shape[0] == 9 and frames.shape[1] == 64 and frames.shape[2] == 3 * 64  # log | forecast | ego
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--frames", "16"], "8k\\+1 frames \\(e.g. 9 or 17\\)"),
+    (["--preset", "ltx-2b"], "--backbone PATH"),
+    (["--viewpoint", "9999"], "track index outside"),
+    (["--lora", "/nonexistent/motion.safetensors"], "LoRA file not found"),
+    (["--history", "17", "--frames", "9"], "do not fit the log"),
+])
+def test_generate_pose_errors(womd_path, tmp_path, capsys, extra, message):
+    args = ["generate", "pose", "--scenario", str(womd_path), "--out", str(tmp_path / "x.gif"), "--weights", "random",
+            "--size", "64", "64", "--steps", "2"]
+    if "--lora" not in extra:
+        args.append("--no-lora")
+    rc = main(args + extra)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("mad-sim generate: error:") and len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, err), err
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_one_step_is_refused_by_name(tiny_backbone):
+    from mad_sim.errors import ShapeError
+    from mad_sim.model import MADModel
+
+    with pytest.raises(ShapeError, match="steps must be >= 2"):
+        MADModel(tiny_backbone).sample([], num_frames=9, height=64, width=64, steps=1)
