@@ -162,6 +162,7 @@ class DenoiserStage:
         if cfg.stage == "base":
             bb.transformer.requires_grad_(True)
         else:
+            torch.manual_seed(cfg.seed)  # LoRA A is initialised from the global RNG: keep it seeded
             add_lora(bb.transformer, "motion", cfg.lora.rank, cfg.lora.alpha, bb.config.lora_targets)
             if cfg.init_lora:
                 from mad_sim.model.lora import load_lora, read_lora
@@ -169,7 +170,6 @@ class DenoiserStage:
                 sd, lcfg = read_lora(cfg.init_lora, "transformer")
                 load_lora(bb.transformer, "motion", sd, lcfg, source=cfg.init_lora)
             set_active(bb.transformer, "motion")
-            torch.manual_seed(cfg.seed)  # LoRA A init is random: keep it seeded
         self.module = bb.denoiser
         self.eval_index = cache.indices("eval")[: cfg.eval_clips]
 

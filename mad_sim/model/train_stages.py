@@ -15,7 +15,7 @@ Stages:
 
 - ``vae`` (:class:`VaeStage`): the tiny ``AutoencoderKLLTXVideo``, trained
   from scratch on pose and ego-motion windows of ``frames`` frames; loss =
-  edge-weighted L1 reconstruction + ``kl_weight`` x KL (see
+  edge-weighted L1/L2 reconstruction + ``kl_weight`` x KL (see
   :class:`~mad_sim.model.training.VaeLossConfig`). On export, per-channel
   latent mean/std over training clips are written into the VAE's
   ``latents_mean``/``latents_std`` buffers (LTX normalises latents with them
@@ -123,13 +123,16 @@ class VaeStage:
         x = videos_to_tensor(self.sample_windows(batch, rng), self.device)
         posterior = self.module.encode(x).latent_dist
         noise = torch.randn(posterior.mean.shape, generator=gen).to(self.device)
-        z = posterior.mean + posterior.std * noise
+        z = posterior.mean + lc.posterior_noise * posterior.std * noise
         recon = self.module.decode(z).sample
         w = edge_weight_map(x, lc.bright_threshold, lc.edge_weight)
-        l1 = (w * (recon - x).abs()).mean() / w.mean()
+        err = recon - x
+        l1 = (w * err.abs()).mean() / w.mean()
+        l2 = (w * err.pow(2)).mean() / w.mean()
+        rec = {"l1": l1, "l2": l2, "l1+l2": l1 + l2}[lc.recon]
         kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
-        loss = l1 + lc.kl_weight * kl
-        return loss, {"l1": float(l1.detach()), "kl": float(kl.detach())}
+        loss = rec + lc.kl_weight * kl
+        return loss, {"l1": float(l1.detach()), "l2": float(l2.detach()), "kl": float(kl.detach())}
 
     def trainable_state(self) -> Dict[str, torch.Tensor]:
         return {k: v for k, v in self._unwrap().state_dict().items()}

@@ -61,10 +61,9 @@ def test_resume_is_bit_exact(stage, clip_cache, tmp_path):
     assert [r["step"] for r in lb] == [1, 2, 3, 4]
     assert [r["loss"] for r in la] == [r["loss"] for r in lb]
     assert (tmp_path / "b" / "loss.png").stat().st_size > 1000
-    # the steps really trained something: a different seed gives different weights
-    other = train(_cfg(tmp_path / "c", stage, seed=5), cache=clip_cache, progress=False)
-    c = load_checkpoint(other.output_dir / "checkpoints")
-    assert any(not torch.equal(a.model[k], c.model[k]) for k in a.model)
+    # the steps really trained something: the weights moved between step 2 and step 4
+    mid = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_0000002")
+    assert any(not torch.equal(mid.model[k], b.model[k]) for k in b.model)
 
 
 def test_motion_export_is_a_loadable_lora_that_changes_the_model(clip_cache, tmp_path):
