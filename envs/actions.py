@@ -24,6 +24,7 @@ clipped to it (Gymnasium's convention for agents that sample beyond bounds).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -68,6 +69,22 @@ def check_action(action: object, space: spaces.Box, kind: str) -> np.ndarray:
     return np.clip(a, space.low, space.high)
 
 
+def bicycle_step_scalar(x: float, y: float, heading: float, speed: float, accel: float, curvature: float,
+                        dt: float = DT) -> tuple[tuple[float, float], float, float]:
+    """:func:`mad_sim.world.dynamics.bicycle_step` for ONE agent on Python floats (same operations in
+    the same order, so bit-identical results; a tenth of the cost of the array version on 0-d arrays).
+
+    ``v' = v + a dt``, ``yaw' = wrap(yaw + kappa v' dt)``, ``xy' = xy + v' dt (cos yaw', sin yaw')``.
+    Returns ``((x', y') m, yaw' rad, v' m/s)``.
+    """
+    from mad_sim.data.frames import wrap_angle
+
+    v = speed + accel * dt
+    step = v * dt
+    yaw = float(wrap_angle(heading + curvature * step))
+    return (x + step * math.cos(yaw), y + step * math.sin(yaw)), yaw, v
+
+
 class BicycleAdapter:
     """Normalised (acceleration, curvature) integrated by the kinematic bicycle model."""
 
@@ -77,13 +94,10 @@ class BicycleAdapter:
         self.space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
 
     def control(self, xy: np.ndarray, heading: float, speed: float, accel: float, curvature: float) -> EgoStep:
-        from mad_sim.world.dynamics import bicycle_step
-
         a = min(max(float(accel), -self.max_accel), self.max_accel)
         k = min(max(float(curvature), -self.max_curvature), self.max_curvature)
-        nxy, nh, nv = bicycle_step(np.asarray(xy, np.float64), np.float64(heading), np.float64(speed),
-                                   np.float64(a), np.float64(k), dt=DT)
-        return EgoStep(np.asarray(nxy, np.float64).reshape(2), float(nh), float(nv), a, k)
+        nxy, nh, nv = bicycle_step_scalar(float(xy[0]), float(xy[1]), float(heading), float(speed), a, k)
+        return EgoStep(np.array(nxy, np.float64), nh, nv, a, k)
 
     def step(self, xy: np.ndarray, heading: float, speed: float, action: np.ndarray) -> EgoStep:
         a = check_action(action, self.space, "bicycle")

@@ -7,6 +7,7 @@ field is a keyword of ``gym.make``.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Dict, Optional, Tuple
 
 import gymnasium as gym
@@ -147,25 +148,24 @@ class MADDriveEnv(gym.Env):
         s = self.state
         t = s.timestep
         ego = s.ego_index
-        e = s.ego()
-        xy, yaw = e.xy[0].copy(), float(e.heading[0])
+        sim = s.sim
+        xy, yaw = sim.xyz[ego, t, :2].copy(), float(sim.heading[ego, t])
         nxt = self.adapter.step(xy, yaw, self._speed, action)
         self._stream.observe(s, action, nxt)  # learned agents condition on the ego's intended motion
         controlled = np.ones(s.num_agents, bool)
         controlled[ego] = False
         agents = self._stream.next_step(s, controlled)
-        xyz = agents.xyz[:, 0].copy()
-        heading = agents.heading[:, 0].copy()
-        velocity = agents.velocity[:, 0].copy()
-        valid = agents.valid[:, 0].copy()
-        size = s.sim.size[:, t].copy()
-        grow = valid & ~s.sim.valid[:, t]  # agents entering the scene bring their own size
-        size[grow] = agents.size[grow, 0]
-        xyz[ego] = [nxt.xy[0], nxt.xy[1], s.sim.xyz[ego, t, 2]]
-        heading[ego] = nxt.heading
-        velocity[ego] = nxt.speed * np.array([np.cos(nxt.heading), np.sin(nxt.heading)])
-        valid[ego] = True
-        s.write_step(t + 1, xyz, heading, velocity, valid, size)
+        # the agents' column as the policy gave it (write_step copies), then the sizes and the ego on top
+        valid = agents.valid[:, 0]
+        grow = valid & ~sim.valid[:, t]  # agents entering the scene bring their own size
+        s.write_step(t + 1, agents.xyz[:, 0], agents.heading[:, 0], agents.velocity[:, 0], valid)
+        if grow.any():
+            sim.size[grow, t + 1] = agents.size[grow, 0]
+        h = nxt.heading
+        sim.xyz[ego, t + 1] = (nxt.xy[0], nxt.xy[1], sim.xyz[ego, t, 2])
+        sim.heading[ego, t + 1] = h
+        sim.velocity[ego, t + 1] = (nxt.speed * math.cos(h), nxt.speed * math.sin(h))
+        sim.valid[ego, t + 1] = True
         s.timestep = t + 1
         self._steps += 1
         jerk = (nxt.accel - self._accel) / DT

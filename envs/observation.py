@@ -20,6 +20,7 @@ pose           [H, W, 3]           uint8    the pose frame (only with ``pose_obs
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -64,6 +65,11 @@ class RoadgraphPoints:
     direction: np.ndarray
     kinds: np.ndarray
 
+    @functools.cached_property
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Contiguous copies of ``xy[:, 0]`` and ``xy[:, 1]`` (per-step distance tests read them)."""
+        return np.ascontiguousarray(self.xy[:, 0]), np.ascontiguousarray(self.xy[:, 1])
+
     @classmethod
     def from_roadmap(cls, roadmap: RoadMap, spacing: float) -> "RoadgraphPoints":
         """Keep one point per ``spacing`` metres of each polyline (vectorised over all points).
@@ -102,12 +108,7 @@ def ego_features(speed: float, accel: float, yaw_rate: float, curvature: float, 
 
 
 _KIND_VALUES = np.array([int(m) for m in MapKind])
-_VEHICLE, _PEDESTRIAN, _CYCLIST = int(ObjectType.VEHICLE), int(ObjectType.PEDESTRIAN), int(ObjectType.CYCLIST)
-
-
-def _rotate(v: np.ndarray, c: float, s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Components of world vectors ``v[..., 2]`` in a frame rotated by yaw (``c = cos``, ``s = sin``)."""
-    return c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]
+_TYPE_VALUES = np.array([int(ObjectType.VEHICLE), int(ObjectType.PEDESTRIAN), int(ObjectType.CYCLIST)])
 
 
 def agent_features(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, size: np.ndarray,
@@ -120,8 +121,9 @@ def agent_features(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, si
     """
     out = np.zeros((k, len(AGENT_FEATURES)), np.float32)
     mask = np.zeros(k, np.int8)
-    d = xy - ego_xy
-    d2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
+    dx = xy[:, 0] - ego_xy[0]
+    dy = xy[:, 1] - ego_xy[1]
+    d2 = dx * dx + dy * dy
     cand = valid & (d2 <= radius * radius)
     cand[ego_index] = False
     idx = np.flatnonzero(cand)
@@ -132,13 +134,19 @@ def agent_features(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, si
     idx = idx[np.argsort(d2[idx], kind="stable")]
     n = idx.size
     c, s = np.cos(ego_yaw), np.sin(ego_yaw)
-    out[:n, 0], out[:n, 1] = _rotate(d[idx], c, s)
+    sx, sy = dx[idx], dy[idx]
+    o = out[:n]
+    o[:, 0] = c * sx + s * sy
+    o[:, 1] = -s * sx + c * sy
     h = heading[idx] - ego_yaw
-    out[:n, 2], out[:n, 3] = np.cos(h), np.sin(h)
-    out[:n, 4], out[:n, 5] = _rotate(velocity[idx], c, s)
-    out[:n, 6], out[:n, 7] = size[idx, 0], size[idx, 1]
-    t = types[idx]
-    out[:n, 8], out[:n, 9], out[:n, 10] = t == _VEHICLE, t == _PEDESTRIAN, t == _CYCLIST
+    o[:, 2] = np.cos(h)
+    o[:, 3] = np.sin(h)
+    v = velocity[idx]
+    vx, vy = v[:, 0], v[:, 1]
+    o[:, 4] = c * vx + s * vy
+    o[:, 5] = -s * vx + c * vy
+    o[:, 6:8] = size[idx, :2]
+    o[:, 8:11] = types[idx, None] == _TYPE_VALUES
     mask[:n] = 1
     return out, mask
 
@@ -154,17 +162,25 @@ def roadgraph_features(points: RoadgraphPoints, ego_xy: np.ndarray, ego_yaw: flo
     mask = np.zeros(p, np.int8)
     if len(points.xy) == 0:
         return out, mask
-    d = points.xy - ego_xy
-    d2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
+    x, y = points.columns
+    dx = x - ego_xy[0]
+    dy = y - ego_xy[1]
+    d2 = dx * dx + dy * dy
     idx = np.flatnonzero(d2 <= radius * radius)
     if idx.size > p:
         idx = idx[np.argpartition(d2[idx], p - 1)[:p]]
     idx = idx[np.argsort(d2[idx], kind="stable")]
     n = idx.size
     c, s = np.cos(ego_yaw), np.sin(ego_yaw)
-    out[:n, 0], out[:n, 1] = _rotate(d[idx], c, s)
-    out[:n, 2], out[:n, 3] = _rotate(points.direction[idx], c, s)
-    out[:n, 4:] = points.kinds[idx, None] == _KIND_VALUES[None]
+    sx, sy = dx[idx], dy[idx]
+    o = out[:n]
+    o[:, 0] = c * sx + s * sy
+    o[:, 1] = -s * sx + c * sy
+    u = points.direction[idx]
+    ux, uy = u[:, 0], u[:, 1]
+    o[:, 2] = c * ux + s * uy
+    o[:, 3] = -s * ux + c * uy
+    o[:, 4:] = points.kinds[idx, None] == _KIND_VALUES
     mask[:n] = 1
     return out, mask
 

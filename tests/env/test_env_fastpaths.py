@@ -5,6 +5,7 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.data.procedural import generate_scenario
+from mad_sim.data.scenario import MapKind
 from mad_sim.envs.local_map import LocalMap, MapIndex, crop_roadmap
 from mad_sim.envs.offroad import RoadEdgeProbe
 from mad_sim.world.geometry import map_segments, road_edge_distance
@@ -51,3 +52,46 @@ def test_index_crop_and_probe_equal_generic(which, womd_path, scenarionet_path):
     # the walk goes both on and off the road on the real logs
     if which != "procedural":
         assert min(want) < 0 < max(want)
+
+
+def test_scalar_bicycle_step_is_bit_identical_to_the_array_version():
+    from mad_sim.envs.actions import bicycle_step_scalar
+    from mad_sim.world.dynamics import bicycle_step
+
+    rng = np.random.default_rng(1)
+    n = 2000
+    xy = rng.uniform(-5000, 5000, (n, 2))
+    h, v = rng.uniform(-np.pi, np.pi, n), rng.uniform(-3, 30, n)
+    a, k = rng.uniform(-6, 6, n), rng.uniform(-0.3, 0.3, n)
+    ref_xy, ref_h, ref_v = bicycle_step(xy, h, v, a, k)
+    got = [bicycle_step_scalar(*xy[i], h[i], v[i], a[i], k[i]) for i in range(n)]
+    np.testing.assert_array_equal(np.array([g[0] for g in got]), ref_xy)
+    np.testing.assert_array_equal(np.array([g[1] for g in got]), ref_h)
+    np.testing.assert_array_equal(np.array([g[2] for g in got]), ref_v)
+
+
+def test_observation_features_match_a_direct_computation(womd_path):
+    """Agent / road-graph rows against the ego-frame transform of mad_sim.data.frames, to float32 precision."""
+    from mad_sim.data.frames import world_to_ego
+    from mad_sim.envs.observation import RoadgraphPoints, agent_features, roadgraph_features
+
+    sc = load_scenario(womd_path)
+    t, ego = sc.current_index, sc.sdc_index
+    tr = sc.tracks
+    xy, yaw = tr.xy[ego, t], float(tr.heading[ego, t])
+    feats, mask = agent_features(tr.xy[:, t], tr.heading[:, t], tr.velocity[:, t], tr.size[:, t], sc.object_types,
+                                 tr.valid[:, t], ego, xy, yaw, 16, 60.0)
+    assert mask.sum() == 16
+    d = np.hypot(*(tr.xy[:, t] - xy).T)
+    d[~tr.valid[:, t]] = np.inf
+    d[ego] = np.inf
+    near = np.argsort(d, kind="stable")[:16]
+    np.testing.assert_allclose(feats[:, :2], world_to_ego(tr.xy[near, t], xy, yaw), atol=1e-4)
+    np.testing.assert_allclose(feats[:, 8], sc.object_types[near] == 1)
+    pts = RoadgraphPoints.from_roadmap(sc.roadmap, 2.0)
+    rows, rmask = roadgraph_features(pts, xy, yaw, 128, 50.0)
+    dp = np.hypot(*(pts.xy - xy).T)
+    order = np.argsort(dp, kind="stable")[:128]
+    np.testing.assert_allclose(rows[:, :2], world_to_ego(pts.xy[order], xy, yaw), atol=1e-4)
+    np.testing.assert_array_equal(rows[:, 4:].argmax(1), np.searchsorted([int(k) for k in MapKind], pts.kinds[order]))
+    assert rmask.sum() == 128
