@@ -13,6 +13,12 @@ Determinism: each request carries its own seed; its initial noise
 so a request gives the same frames whether it is sampled alone or inside a
 batch (up to float rounding of batched matmuls, below one grey level).
 
+Speed: a service that owns its model (:func:`shared_service`) merges the
+motion LoRA into the base weights once (``W + (alpha / r) B A``, peft's
+``merge``), so each linear layer runs one matmul instead of three; the result
+equals the unmerged adapter up to float rounding (tests: below one grey
+level).  The model must then not be used with another adapter.
+
 Weights: :func:`load_predictor` picks the shipped tiny weights
 (``mad_sim/weights/<preset>.safetensors`` + ``<preset>_motion.safetensors``)
 when both exist (``weights="auto"``), else a seeded random init with a
@@ -113,15 +119,19 @@ class PredictorService:
       predictor: the motion predictor (its active adapter is used).
       steps: sampler steps per forecast.
       threads: torch intra-op threads to use while sampling (None: leave torch's setting).
+      merge_lora: merge the adapter into the base weights for inference (only when the
+        service owns the model: the model then serves this adapter alone).
     """
 
-    def __init__(self, predictor, steps: int = 4, threads: Optional[int] = None, weights_info: str = "") -> None:
+    def __init__(self, predictor, steps: int = 4, threads: Optional[int] = None, weights_info: str = "",
+                 merge_lora: bool = False) -> None:
         self.predictor = predictor
         self.steps = int(steps)
         self.threads = threads
         self.weights_info = weights_info
         self.stats = ServiceStats()
         self._lock = threading.Lock()
+        self.merged = merge_adapter(predictor.model, predictor.adapter) if merge_lora else 0
 
     def forecast(self, requests: Sequence[ForecastRequest]) -> List[np.ndarray]:
         """Future frames ``[F, H, W, 3]`` uint8 for every request, in order; one sampler call per geometry."""
@@ -161,7 +171,8 @@ class PredictorService:
                     if ego.shape[1:4] != (f, h, w):
                         raise ShapeError(f"ego_motion: {ego.shape[1:4]} frames x size, expected ({f}, {h}, {w})")
                     conds.append(Condition(uint8_to_video(torch.from_numpy(ego)).to(device), "ego_motion"))
-                model.set_adapter(self.predictor.adapter)
+                if not self.merged:
+                    model.set_adapter(self.predictor.adapter)
                 lat_conds = model.encode_conditions(conds, batch=b)
                 embeds, mask = bb.encode_prompts(None, b)
                 shape = tuple(bb.latent_shape(f, h, w))
@@ -183,6 +194,26 @@ class PredictorService:
             return frames
 
 
+def merge_adapter(model, name: str) -> int:
+    """Merge LoRA adapter ``name`` of a :class:`~mad_sim.model.mad.MADModel` into its base weights; layers merged.
+
+    Each LoRA linear ``y = W x + (alpha / r) B A x`` becomes ``y = W' x`` with
+    ``W' = W + (alpha / r) B A`` (peft's ``LoraLayer.merge``); its forward then
+    calls the base layer alone.  Irreversible for this service's purposes (the
+    model serves ``name`` only afterwards).
+    """
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    model.set_adapter(name)
+    n = 0
+    for layer in model.denoiser.modules():
+        if isinstance(layer, BaseTunerLayer) and name in getattr(layer, "lora_A", {}):
+            layer.merge(adapter_names=[name])
+            n += 1
+    log.debug("merged adapter %r into %d layers", name, n)
+    return n
+
+
 _SHARED: Dict[Tuple, PredictorService] = {}
 
 
@@ -193,7 +224,7 @@ def shared_service(preset: str = "tiny", weights: str = "auto", lora: Optional[s
     svc = _SHARED.get(key)
     if svc is None:
         predictor, info = load_predictor(preset, weights, lora, device)
-        svc = PredictorService(predictor, steps=steps, threads=threads, weights_info=info)
+        svc = PredictorService(predictor, steps=steps, threads=threads, weights_info=info, merge_lora=True)
         _SHARED[key] = svc
     return svc
 

@@ -40,3 +40,30 @@ def test_vector_env_batches_predictions(fast_mad, womd_path):
     assert list(svc.stats.batch_sizes[-2:]) == [2, 2]
     assert "learned_agents" in infos
     venv.close()
+
+
+def test_merged_lora_equals_the_adapter(womd_path):
+    """Merging the motion LoRA into the base weights (the shared service's inference path) keeps the frames."""
+    import torch
+
+    from mad_sim.data import load_scenario
+    from mad_sim.model.predictor_service import PredictorService, load_predictor
+
+    torch.set_num_threads(1)
+    sc = load_scenario(womd_path)
+    hist = PoseRenderer(64, 64).render_scenario(sc, sc.sdc_index, 2, 11)
+    frames = []
+    for merge in (False, True):
+        predictor, _ = load_predictor("tiny", "random", seed=3)
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():  # a non-trivial adapter, the same in both runs (a fresh LoRA has B = 0, a no-op)
+            for name, p in predictor.model.denoiser.named_parameters():
+                if "lora_" in name:
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+        svc = PredictorService(predictor, steps=2, threads=1, merge_lora=merge)
+        assert (svc.merged > 0) == merge
+        frames.append(svc.forecast([ForecastRequest(hist, None, 9, 11)])[0])
+    base, _ = load_predictor("tiny", "random", seed=3)
+    plain = PredictorService(base, steps=2, threads=1).forecast([ForecastRequest(hist, None, 9, 11)])[0]
+    assert np.abs(frames[0].astype(int) - plain.astype(int)).mean() > 0.5  # the adapter changes the output ...
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() <= 1  # ... and merging it does not
