@@ -27,6 +27,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (overrides threads)")
     p.add_argument("--init-vae", help="VAE safetensors to start from / encode with")
     p.add_argument("--init-transformer", help="transformer safetensors to start from")
+    p.add_argument("--stop-after", type=int, help="stop (with a checkpoint, no export) after this many total steps; "
+                   "the schedule still spans --steps")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.set_defaults(func=run)
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["data"] = data
     cfg = load_train_config(args.config, stage=args.stage, overrides=overrides)
     os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-    result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    result = train(cfg, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
     print(json.dumps({"stage": cfg.stage, "output_dir": str(result.output_dir), "steps": result.steps,
                       "final_loss": result.final_loss, "seconds": round(result.seconds, 1),
                       "exported": result.exported}, indent=1))

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Reproduce the shipped tiny weights (mad_sim/weights/tiny*.safetensors + MODEL_CARD.md).
+#
+# One CPU thread per run (the machines have 2 cores); each stage writes
+# runs/tiny/<stage>/{checkpoints,losses.json,loss.png,final/}. An interrupted
+# stage continues bit-exactly with the same command plus --resume.
+#
+#   scripts/train_tiny.sh            all stages, then ship + evaluate
+#   STAGES="motion" scripts/train_tiny.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export OMP_NUM_THREADS=1
+STAGES="${STAGES:-vae base motion}"
+for stage in $STAGES; do
+  mad-sim -v train "$stage" --config "configs/train/tiny_${stage}.yaml" --no-progress
+done
+# held-out evaluation (denoising loss base vs motion adapter) + a forecast video, outside the repo
+python -m mad_sim.model.evaluation --backbone runs/tiny/base/final/tiny.safetensors \
+  --lora runs/tiny/motion/final/tiny_motion.safetensors --config configs/train/tiny_motion.yaml \
+  --out runs/tiny/eval
+python -m mad_sim.model.model_card --runs runs/tiny --out mad_sim/weights --evaluation runs/tiny/eval/motion_eval.json
