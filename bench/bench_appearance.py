@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=17, help="frames per synthesis (8k+1)")
     ap.add_argument("--frames", type=int, default=64, help="episode steps to serve")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--drop-empty", action="store_true", help="leave all-black pose patches out of the tokens")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -72,7 +73,7 @@ def main() -> None:
 
     warm = RGBChunkCache(synth, args.chunk, steps=args.steps)
     warm.frame(0, lookahead_from(0))  # first call pays one-off allocations
-    cache = RGBChunkCache(synth, args.chunk, steps=args.steps, seed=1)
+    cache = RGBChunkCache(synth, args.chunk, steps=args.steps, seed=1, drop_empty_pose_tokens=args.drop_empty)
     t0 = time.perf_counter()
     for t in range(steps):
         cache.frame(t, lookahead_from(t))
@@ -83,7 +84,7 @@ def main() -> None:
     one = time.perf_counter() - t0
     print(json.dumps({
         "weights": "shipped" if shipped else "random-init (same architecture)",
-        "threads": args.threads, "sampler_steps": args.steps, "chunk_frames": args.chunk, "episode_steps": steps,
+        "threads": args.threads, "drop_empty_pose_tokens": args.drop_empty, "sampler_steps": args.steps, "chunk_frames": args.chunk, "episode_steps": steps,
         "pose_only_steps_per_s": round(pose_fps, 1),
         "rgb_frames_per_s_chunked": round(rgb_fps, 2),
         "rgb_syntheses": cache.stats.syntheses, "rgb_cache_hits": cache.stats.hits,

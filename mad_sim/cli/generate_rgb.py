@@ -6,10 +6,9 @@ must already have the adapter's size and ``8k + 1`` frames (nothing is
 resized or cut silently); ``--first-frame`` must be an image of that size.
 With ``--side-by-side`` the output shows pose | synthesized.
 
-``mad_sim.cli.generate`` (owned by the model-core helper) nests this as the
-``rgb`` action: ``add_rgb_parser(generate_subparsers)``.  Until it does,
-:func:`register` adds ``generate-rgb`` as a top-level command of the same
-behaviour, so the module can be used and tested on its own.
+``mad_sim.cli.generate`` nests this as the ``rgb`` action
+(``add_rgb_parser(generate_subparsers)``); :func:`register` can add the same
+thing as a top-level ``generate-rgb`` command for a parser of one's own.
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ class AppearanceSynthesizer:
     @torch.no_grad()
     def synthesize(self, pose: ArrayLike, first_frame: Optional[ArrayLike] = None, prompt: Optional[str] = None,
                    steps: int = 4, generator: Optional[torch.Generator] = None, guidance_scale: float = 1.0,
-                   negative_prompt: str = "") -> np.ndarray:
+                   negative_prompt: str = "", drop_empty_pose_tokens: bool = False) -> np.ndarray:
         """Camera frames ``[F, H, W, 3]`` uint8 (``[B, ...]`` for batched input) for a pose video.
 
         Args:
@@ -158,6 +158,8 @@ class AppearanceSynthesizer:
           prompt: text such as ``"rainy night"``; None for none; empty strings are refused.
           steps: sampler steps; generator: the noise's torch.Generator.
           guidance_scale: > 1 contrasts the prompt with ``negative_prompt`` (doubles the work).
+          drop_empty_pose_tokens: leave the tokens of all-black pose patches out of the
+            sequence (fewer tokens, faster; the adapter was trained with all of them).
         """
         prompt = check_prompt(prompt)
         if int(steps) < 2:
@@ -167,7 +169,8 @@ class AppearanceSynthesizer:
         first_t = None if first_frame is None else self._check_first(first_frame, b)
         self.model.set_adapter(self.adapter)
         latents = self._sample(self.conditions(pose_t, first_t), first_t, f, h, w, steps, generator,
-                               None if prompt is None else [prompt] * b, guidance_scale, negative_prompt)
+                               None if prompt is None else [prompt] * b, guidance_scale, negative_prompt,
+                               drop_empty_pose_tokens)
         video = self.backbone.decode_latents(latents.to(self.backbone.dtype)).float().clamp(-1.0, 1.0)
         frames = video_to_uint8(video.cpu()).numpy()
         if first_t is not None:
@@ -176,19 +179,20 @@ class AppearanceSynthesizer:
 
     def _sample(self, conditions: Sequence[Condition], first: Optional[torch.Tensor], f: int, h: int, w: int,
                 steps: int, generator: Optional[torch.Generator], prompts: Optional[List[str]],
-                guidance_scale: float, negative_prompt: str) -> torch.Tensor:
+                guidance_scale: float, negative_prompt: str, drop_empty: bool = False) -> torch.Tensor:
         """The Euler flow-matching loop of :func:`mad_sim.model.sampling.denoise` with frame 0 held (module doc)."""
         from diffusers.utils.torch_utils import randn_tensor
 
         bb, model = self.backbone, self.model
         b = conditions[0].video.size(0)
-        conds = model.encode_conditions(conditions, batch=b)
+        conds = model.encode_conditions(conditions, batch=b, pose_masks=drop_empty)
         embeds, mask = bb.encode_prompts(prompts, b)
         cfg = guidance_scale > 1.0
         if cfg:
             neg_e, neg_m = bb.encode_prompts([negative_prompt] * b, b)
             embeds, mask = torch.cat([neg_e, embeds]), torch.cat([neg_m, mask])
-            conds = [type(c)(torch.cat([c.latents] * 2), c.kind, c.frame_offset, None) for c in conds]
+            conds = [type(c)(torch.cat([c.latents] * 2), c.kind, c.frame_offset,
+                             None if c.keep is None else torch.cat([c.keep] * 2)) for c in conds]
         shape = (b,) + tuple(bb.latent_shape(f, h, w))
         latents = randn_tensor(shape, generator=generator, device=bb.device, dtype=torch.float32)
         z_first = eps_first = None
@@ -197,7 +201,7 @@ class AppearanceSynthesizer:
             eps_first = randn_tensor(tuple(z_first.shape), generator=generator, device=bb.device, dtype=torch.float32)
         timesteps = set_schedule(bb.scheduler, steps, int(np.prod(shape[2:])), device=latents.device)
         denoiser = self.model.denoiser
-        cond_tokens = denoiser.condition_tokens(conds) if hasattr(denoiser, "condition_tokens") else None
+        cond_tokens = denoiser.condition_tokens(conds, drop_empty) if hasattr(denoiser, "condition_tokens") else None
         kwargs = {"cond_tokens": cond_tokens} if cond_tokens is not None else {}
         for t in timesteps:
             if z_first is not None:
@@ -264,7 +268,7 @@ class RGBChunkCache:
     """
 
     def __init__(self, synthesizer: AppearanceSynthesizer, chunk_frames: int = 17, prompt: Optional[str] = None,
-                 steps: int = 4, seed: int = 0) -> None:
+                 steps: int = 4, seed: int = 0, drop_empty_pose_tokens: bool = False) -> None:
         synthesizer.backbone.check_size(chunk_frames, *synthesizer.size, what="RGB chunk")
         if steps < 2:
             raise ConfigError(f"RGB chunk: steps={steps}, the sampler needs at least 2")
@@ -273,6 +277,7 @@ class RGBChunkCache:
         self.synth = synthesizer
         self.chunk_frames = int(chunk_frames)
         self.steps = int(steps)
+        self.drop_empty = bool(drop_empty_pose_tokens)
         self.reset(prompt=prompt, seed=seed)
 
     def reset(self, first_frame: Optional[np.ndarray] = None, prompt: Optional[str] = None, seed: int = 0) -> None:
@@ -319,7 +324,8 @@ class RGBChunkCache:
             start = t
             first = self._frames[-1] if self._frames is not None else self.first_frame
         gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, self._chunk]).integers(2 ** 62)))
-        frames = self.synth.synthesize(pose, first_frame=first, prompt=self.prompt, steps=self.steps, generator=gen)
+        frames = self.synth.synthesize(pose, first_frame=first, prompt=self.prompt, steps=self.steps, generator=gen,
+                                       drop_empty_pose_tokens=self.drop_empty)
         self._frames, self._start, self._pose_last = frames, start, pose[-1]
         self._chunk += 1
         self.stats.syntheses += 1

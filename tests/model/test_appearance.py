@@ -123,3 +123,10 @@ def test_chunk_cache_one_synthesis_per_chunk(synth, pose_clip):
         RGBChunkCache(synth, chunk_frames=F).frame(0, lambda n: pose[:3])
     with pytest.raises(ShapeError, match="RGB chunk"):
         RGBChunkCache(synth, chunk_frames=10)
+
+
+def test_drop_empty_pose_tokens_runs(synth, pose_clip):
+    rgb, pose = pose_clip
+    out = synth.synthesize(pose, first_frame=rgb[0], steps=2, drop_empty_pose_tokens=True,
+                           generator=torch.Generator().manual_seed(3))
+    assert out.shape == (F, H, W, 3) and np.array_equal(out[0], rgb[0])
