@@ -1,0 +1,28 @@
+"""Shipping helpers: float16 copies load back into the model, wall time across resumes."""
+
+from __future__ import annotations
+
+import torch
+
+from mad_sim.model.model_card import session_seconds, to_half
+
+
+def test_float16_copy_loads_into_a_float32_backbone(tmp_path):
+    from mad_sim.model import load_backbone
+
+    bb = load_backbone("tiny", weights="random", device="cpu", seed=3)
+    full = bb.save_file(tmp_path / "tiny.safetensors")
+    half = to_half(full, tmp_path / "half.safetensors")
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    other = load_backbone("tiny", weights=str(half), device="cpu", seed=4)
+    assert other.dtype == torch.float32
+    a = bb.transformer.state_dict()
+    b = other.transformer.state_dict()
+    for k in a:
+        assert torch.equal(a[k].half().float(), b[k]), k
+    assert torch.equal(bb.vae.latents_std, other.vae.latents_std)
+
+
+def test_session_seconds_adds_the_segments_of_a_resumed_run():
+    recs = [{"time": 10.0}, {"time": 20.0}, {"time": 5.0}, {"time": 12.5}]
+    assert session_seconds(recs) == 32.5
