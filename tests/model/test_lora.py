@@ -63,6 +63,7 @@ def test_training_one_adapter_leaves_the_other_and_the_base(tiny_model, make_gen
     assert not any(p.requires_grad for p in model.adapter_parameters("appearance"))
 
 
+@pytest.mark.slow
 def test_save_load_and_diffusers_interop(tiny_model, make_gen, tmp_path, fresh_backbone):
     from mad_sim.model import MADModel
 

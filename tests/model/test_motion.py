@@ -47,6 +47,7 @@ def test_forecast_shapes_determinism_and_errors(tiny_model, womd_clip, make_gen)
         mp.forecast(hist.astype(np.float32), num_frames=9)
 
 
+@pytest.mark.slow
 def test_lora_steps_lower_the_loss_on_a_real_clip(tiny_model, womd_clip, make_gen):
     """A few AdamW steps of the motion adapter on one real clip lower its fixed-draw denoising loss."""
     hist, fut, ego = womd_clip

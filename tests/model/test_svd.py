@@ -16,6 +16,7 @@ def svd_bb():
     return load_backbone("svd-tiny", weights="random", device="cpu", seed=0)
 
 
+@pytest.mark.slow
 def test_shapes_loss_sample_and_errors(svd_bb, make_gen, tmp_path):
     model = MADModel(svd_bb)
     video = torch.rand(1, 3, 5, 64, 64, generator=make_gen(0)) * 2 - 1
