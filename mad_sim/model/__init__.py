@@ -26,6 +26,22 @@ Public API (stable; the training code builds on it):
   ego_motion=None, num_frames=17, steps=4, generator=None) -> [F,H,W,3] uint8``
   (a leading batch dimension is kept when given).
 
+* Lower level, used by the training code: :class:`mad_sim.model.ltx.LatentCondition`
+  (VAE-encoded condition; ``Backbone.denoiser(noisy[B,C,f,h,w], timestep[B] 0..1000,
+  conditions, text_embeds, text_mask) -> velocity``), :mod:`.lora` (``add_lora``,
+  ``set_active``, ``save_lora`` / ``read_lora`` / ``load_lora``), :mod:`.noise`
+  (``sample_sigmas``, ``targeted_noise``), :mod:`.losses` (``flow_matching_loss``),
+  :mod:`.sampling` (``denoise``), :mod:`.presets` (``ModelConfig`` for
+  ``configs/model/*.yaml``, ``load_model_config``).
+* SVD family (:mod:`.svd`): same interface; conditions are concatenated as
+  channel slots instead of prepended tokens, the CLIP image embedding replaces
+  text, SVD's EDM v-prediction is wrapped as a flow-matching velocity.
+
+Weights files: ``mad_sim/weights/<preset>.safetensors`` (one file, keys
+``vae.* / transformer.* / text_encoder.*``, written by ``Backbone.save_file``),
+``mad_sim/weights/<preset>_motion.safetensors`` and ``<preset>_appearance.safetensors``
+(diffusers LoRA format, keys ``transformer.*``, written by ``MADModel.save_adapter``).
+
 Shapes: LTX presets need ``8k+1`` frames and sizes divisible by 32
 (:class:`~mad_sim.errors.ShapeError` names the fix).  Nothing here downloads.
 """
