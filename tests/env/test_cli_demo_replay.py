@@ -3,15 +3,52 @@
 import json
 
 import imageio.v3 as iio
+import pytest
 
 from mad_sim.cli import main
 
 
-def test_demo_procedural(tmp_path, capsys):
-    out = tmp_path / "demo.mp4"
-    rc = main(["demo", "--seed", "1", "--kind", "curve", "--size", "96", "--out", str(out)])
+@pytest.fixture()
+def quick_learned_agents():
+    """Learned agents on a small random-weight model (64 px, 9 frames, chunks of 8) so the demo test stays quick."""
+    import torch
+
+    from mad_sim.model import learned_agents as la
+
+    old, threads = la.default_settings(), torch.get_num_threads()
+    la.configure(size=64, history_frames=9, future_frames=9, chunk=8, sampler_steps=2)
+    yield
+    la._SETTINGS = old
+    torch.set_num_threads(threads)
+
+
+def test_demo_learned_agents(tmp_path, capsys, quick_learned_agents):
+    """The default demo is the closed loop with learned agents: they drive some agents; video and summary say so."""
+    out = tmp_path / "demo.gif"
+    rc = main(["demo", "--seed", "0", "--steps", "20", "--weights", "random", "--size", "64", "--out", str(out)])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["agents"] == "mad" and summary["planner"] == "idm"
+    assert summary["weights"] == "random" and summary["weights_info"] == "random"
+    assert summary["steps"] == 20 and summary["simulated_s"] == 2.0 and summary["frames"] == 21
+    assert summary["learned_agents"] >= 1 and summary["learned_agent_steps"] >= summary["learned_agents"]
+    assert summary["learned_max"] <= summary["learned_agents"]
+    assert summary["predictions"] >= 3  # 20 steps in chunks of 8: at least ceil(20 / 8)
+    assert summary["progress_m"] > 5.0  # the IDM ego drives on
+    for key in ("collisions", "offroad"):  # counted, not assumed zero: random-weight agents may hit the ego
+        assert 0 <= summary[key] <= summary["steps"]
+    assert summary["wall_time_s"] > 0 and summary["total_wall_time_s"] >= summary["wall_time_s"]
+    assert "note" not in summary  # --steps was given
+    frames = iio.imread(out)
+    assert frames.shape == (21, 64, 128, 3)
+
+
+def test_demo_procedural(tmp_path, capsys):
+    out = tmp_path / "demo.mp4"
+    rc = main(["demo", "--agents", "idm", "--seed", "1", "--kind", "curve", "--size", "96", "--out", str(out)])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["agents"] == "idm" and "learned_agents" not in summary and "weights" not in summary
     assert summary["steps"] == 80 and summary["collisions"] == 0 and summary["progress_m"] > 20.0
     frames = iio.imread(out)
     assert frames.shape == (81, 96, 192, 3)
