@@ -39,15 +39,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from mad_sim.data.scenario import DT, ObjectType
-from mad_sim.errors import ShapeError
+from mad_sim.errors import ConfigError, ShapeError
 from mad_sim.model.pose_pixels import PixelMaps, PixelThresholds, check_frame, explained_by, pixel_maps
-from mad_sim.model.skeleton_fit import ScoreParams, Scores, body_samples, grid, score, template
+from mad_sim.model.pose_search import CostMaps, Occlusion, PoseSearch, grid_level, line, square
+from mad_sim.model.pose_search import Level as SearchLevel
+from mad_sim.model.skeleton_fit import ScoreParams, Scores, body_samples, score, template
 from mad_sim.render.camera import Camera
 from mad_sim.render.draw import AgentPoses, PoseStyle, agent_id_mask, draw_agents, project_agents
 from mad_sim.render.pose import PoseRenderer, world_to_vehicle
@@ -64,11 +66,35 @@ Level = Tuple[float, int, float, int]
 class ParseConfig:
     """Parser settings.
 
+    The search around each agent's prediction runs in three parts
+    (:mod:`mad_sim.model.pose_search`), each level centred on the previous best:
+
+    1. *coarse position*: a square grid of ``coarse_step_m`` spanning
+       ``+-search_radius_m``, heading fixed, nearest-pixel lookups,
+       ``coarse_per_edge`` samples per edge;
+    2. *coarse heading*: ``coarse_yaw_step_deg`` steps spanning
+       ``+-search_yaw_deg``, times a 3 x 3 grid of half the coarse step;
+    3. the fine ``levels`` (bilinear, ``per_edge`` samples), then
+       ``refine_level`` after the occlusion map is rebuilt from the fits.
+
+    Part 1 (2) is left out when the fine levels alone reach
+    ``search_radius_m`` (``search_yaw_deg``); both are left out for agents
+    whose prediction already explains the frame (*early exit*: residual at
+    most ``early_exit_px`` and inlier fraction at least ``early_exit_inliers``).
+    The defaults search +-1.5 m / +-15 deg (a prior known to about a metre and
+    ten degrees, as in ``bench/bench_parse.py``); a closed loop whose prior is
+    the previous frame's fit can ask for a narrow search (:meth:`narrow`).
+
     Attributes:
       tau_px: distance truncation in pixels (0: ``max(2, width / 40)``).
-      levels: coarse-to-fine search levels; each is centred on the previous best.
+      search_radius_m: half-width of the position search around the prediction, metres.
+      search_yaw_deg: half-width of the heading search, degrees.
+      coarse_step_m, coarse_yaw_step_deg: steps of the coarse parts.
+      coarse_per_edge: samples per skeleton edge in the coarse parts.
+      early_exit_px, early_exit_inliers: a prediction this good skips the coarse parts.
+      levels: fine levels ``(step_xy m, n_xy, step_yaw deg, n_yaw)``.
       refine_level: the level re-run after the occlusion map is rebuilt from the first-pass fits.
-      per_edge: samples per skeleton edge.
+      per_edge: samples per skeleton edge (fine levels and the verdicts).
       min_observed: samples that must be observed for a verdict (visible or left).
       min_inlier_frac: fraction of observed samples within ``inlier_px`` for an agent to count as found.
       chunk: bound on agents x candidates x samples evaluated at once (memory).
@@ -78,7 +104,14 @@ class ParseConfig:
     """
 
     tau_px: float = 0.0
-    levels: Tuple[Level, ...] = ((0.5, 7, 5.0, 7), (0.2, 3, 2.0, 3), (0.08, 3, 0.8, 3))
+    search_radius_m: float = 1.5
+    search_yaw_deg: float = 15.0
+    coarse_step_m: float = 0.5
+    coarse_yaw_step_deg: float = 5.0
+    coarse_per_edge: int = 2
+    early_exit_px: float = 0.5
+    early_exit_inliers: float = 0.9
+    levels: Tuple[Level, ...] = ((0.2, 3, 2.0, 3), (0.08, 3, 0.8, 3))
     refine_level: Level = (0.15, 3, 1.5, 3)
     per_edge: int = 4
     min_observed: int = 12
@@ -90,6 +123,42 @@ class ParseConfig:
 
     def tau(self, width: int) -> float:
         return float(self.tau_px) if self.tau_px > 0 else max(2.0, width / 40.0)
+
+    def __post_init__(self) -> None:
+        for name in ("search_radius_m", "search_yaw_deg", "coarse_step_m", "coarse_yaw_step_deg"):
+            v = getattr(self, name)
+            if not np.isfinite(v) or v < 0 or (v == 0 and "step" in name):
+                raise ConfigError(f"ParseConfig.{name}={v!r}: must be a finite number >= 0 (steps > 0)")
+        if self.coarse_per_edge < 1 or self.per_edge < 1:
+            raise ConfigError(f"ParseConfig: per_edge={self.per_edge}, coarse_per_edge={self.coarse_per_edge} "
+                              "must be >= 1")
+
+    @classmethod
+    def narrow(cls, search_radius_m: float = 0.4, search_yaw_deg: float = 4.0, **kw) -> "ParseConfig":
+        """A search for a prior that is already close (the previous frame's fit in a closed loop).
+
+        The defaults are within the fine levels' reach (about +-0.43 m /
+        +-4.3 deg), so no coarse part runs.
+        """
+        return cls(search_radius_m=search_radius_m, search_yaw_deg=search_yaw_deg, **kw)
+
+    def fine_reach(self) -> Tuple[float, float]:
+        """(metres, degrees) the fine levels and the refine level can move a pose in all."""
+        lv = tuple(self.levels) + (self.refine_level,)
+        return (sum(l[0] * (l[1] - 1) / 2.0 for l in lv), sum(l[2] * (l[3] - 1) / 2.0 for l in lv))
+
+    def coarse_levels(self) -> Tuple[SearchLevel, ...]:
+        """The coarse parts 1 and 2 (see the class docstring) that this configuration needs."""
+        reach_m, reach_deg = self.fine_reach()
+        out = []
+        if self.search_radius_m > reach_m:
+            n = 2 * int(np.ceil(self.search_radius_m / self.coarse_step_m - 1e-9)) + 1
+            out.append(SearchLevel(np.zeros(1), square(self.coarse_step_m, n), bilinear=False))
+        if self.search_yaw_deg > reach_deg:
+            n = 2 * int(np.ceil(self.search_yaw_deg / self.coarse_yaw_step_deg - 1e-9)) + 1
+            out.append(SearchLevel(line(np.radians(self.coarse_yaw_step_deg), n), square(0.5 * self.coarse_step_m, 3),
+                                   bilinear=False))
+        return tuple(out)
 
 
 @dataclass
@@ -138,6 +207,8 @@ class ParseResult:
       left: [L] indices of agents in view whose skeletons are no longer in the frame.
       entered: new agents (:class:`EnteredAgents`).
       explained: [H, W] bool, skeleton pixels accounted for by visible known agents and entered agents.
+      coarse: [N] bool, the coarse search ran for the agent (False where the search was narrow or the
+        prediction already explained the frame: see :class:`ParseConfig`).
     """
 
     xyz: np.ndarray
@@ -152,6 +223,7 @@ class ParseResult:
     left: np.ndarray
     entered: EnteredAgents
     explained: np.ndarray
+    coarse: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 def ego_pose_of(state, t: Optional[int] = None) -> np.ndarray:
@@ -220,27 +292,44 @@ class PoseParser:
         ok = np.asarray(prior.valid, bool).reshape(n) & np.isfinite(pred_xyz).all(1) & np.isfinite(pred_yaw) \
             & np.isfinite(size).all(1) & (size > 0).all(1)
         maps = pixel_maps(frame, self.tau, self.config.pixels)
+        cmaps = CostMaps.build(maps, self.config.score)
 
         fit_xyz, fit_yaw = pred_xyz.copy(), pred_yaw.copy()
         in_view = np.zeros(n, bool)
         visible = np.zeros(n, bool)
         conf = np.zeros(n)
         resid = np.full(n, np.nan)
+        coarse_ran = np.zeros(n, bool)
         act = np.flatnonzero(ok)
+        geo = None
         if act.size:
             geo = project_agents(cam, AgentPoses(pred_xyz[act], pred_yaw[act], size[act], types[act]),
                                  self.style.max_range_m)
             act = act[geo.visible]
         if act.size:
+            c = self.config
             pose0 = np.concatenate([pred_xyz[act, :2], pred_yaw[act, None]], 1)
             occ = self.occluder_depth(pred_xyz[act], pred_yaw[act], size[act], types[act])
-            pose1 = self._search(maps, act, pose0, pose0, pred_xyz, size, types, occ, self.config.levels)
+            pose1 = pose0
+            coarse = c.coarse_levels()
+            if coarse:
+                pre = self._evaluate(maps, act, pose0, pose0, pred_xyz, size, types, occ)
+                easy = (pre.residual <= c.early_exit_px) & (pre.observed >= c.min_observed) \
+                    & (pre.inliers >= c.early_exit_inliers * np.maximum(pre.observed, 1))
+                hard = np.flatnonzero(~easy)
+                coarse_ran[act[hard]] = True
+                if hard.size:
+                    pose1 = pose0.copy()
+                    pose1[hard] = self._search(cmaps, act[hard], pose0[hard], pose0[hard], pred_xyz, size, types, occ,
+                                               coarse, c.coarse_per_edge)
+            fine = tuple(grid_level(*lv) for lv in c.levels)
+            pose1 = self._search(cmaps, act, pose1, pose0, pred_xyz, size, types, occ, fine, c.per_edge)
             occ = self.occluder_depth(np.concatenate([pose1[:, :2], pred_xyz[act, 2:]], 1), pose1[:, 2], size[act],
                                       types[act])
-            pose2 = self._search(maps, act, pose1, pose0, pred_xyz, size, types, occ, (self.config.refine_level,))
+            pose2 = self._search(cmaps, act, pose1, pose0, pred_xyz, size, types, occ,
+                                 (grid_level(*c.refine_level),), c.per_edge)
             final = self._evaluate(maps, act, pose2, pose0, pred_xyz, size, types, occ)
             at_pred = self._evaluate(maps, act, pose0, pose0, pred_xyz, size, types, occ)
-            c = self.config
             frac = final.inliers / np.maximum(final.observed, 1)
             seen = final.observed >= c.min_observed
             in_view[act] = at_pred.observed >= c.min_observed
@@ -259,7 +348,7 @@ class PoseParser:
 
             entered, explained = detect_entering(self, frame, maps, explained, background)
             if len(entered) and left.size:
-                entered = self._reconcile(maps, entered, left, pred_xyz, pred_yaw, size, types, fit_xyz, fit_yaw,
+                entered = self._reconcile(maps, cmaps, entered, left, pred_xyz, pred_yaw, size, types, fit_xyz, fit_yaw,
                                           visible, conf, resid)
                 left = np.flatnonzero(in_view & ~visible)
 
@@ -280,7 +369,7 @@ class PoseParser:
                                     entered.pixels)
         return ParseResult(xyz=res_xyz, heading=res_yaw, velocity=res_vel, predicted_xyz=p_xyz,
                            predicted_heading=p_yaw, in_view=in_view, visible=visible, confidence=conf,
-                           residual=resid, left=left, entered=entered, explained=explained)
+                           residual=resid, left=left, entered=entered, explained=explained, coarse=coarse_ran)
 
     def occluder_depth(self, xyz: np.ndarray, yaw: np.ndarray, size: np.ndarray, types: np.ndarray) -> np.ndarray:
         """[H, W] float32 camera depth of the agent owning each pixel (inf: none), widened by one pixel (min filter)."""
@@ -333,19 +422,22 @@ class PoseParser:
         return Scores(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                         ("cost", "residual", "observed", "inliers")))
 
-    def _search(self, maps: PixelMaps, act: np.ndarray, start: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
-                size: np.ndarray, types: np.ndarray, occ: Optional[np.ndarray], levels) -> np.ndarray:
-        """Coarse-to-fine grid search; returns [len(act), 3] best ``(x, y, yaw)`` per agent."""
-        best = start.copy()
+    def _search(self, cmaps: CostMaps, act: np.ndarray, start: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
+                size: np.ndarray, types: np.ndarray, occ: Optional[np.ndarray], levels: Sequence[SearchLevel],
+                per_edge: int) -> np.ndarray:
+        """Grid search (:class:`~mad_sim.model.pose_search.PoseSearch`, one class at a time, all its agents
+        at once); returns [len(act), 3] best ``(x, y, yaw)`` per agent."""
+        best = np.asarray(start, np.float64).copy()
+        occlusion = Occlusion.build(occ) if occ is not None else None
+        cam = self.camera
         for c, sel in self._groups(act, types):
             rows = act[sel]
-            cur = best[sel]
-            for step_xy, n_xy, step_yaw, n_yaw in levels:
-                offs = grid(step_xy, n_xy, np.radians(step_yaw), n_yaw)
-                cand = cur[:, None, :] + offs[None]
-                sc = self._scores(maps, c, rows, cand, pred[sel], pred_xyz, size, occ, self.config.per_edge)
-                cur = cand[np.arange(rows.size), np.argmin(sc.cost, 1)]
-            best[sel] = cur
+            tpl = template(c, per_edge)
+            body = body_samples(c, size[rows], per_edge)
+            depth = cam.to_camera(pred_xyz[rows])[:, 2]
+            ps = PoseSearch(cam, cmaps, tpl.colour, body, pred_xyz[rows, 2] - 0.5 * size[rows, 2], depth, pred[sel],
+                            self.config.score, self.tau, occlusion, self.config.chunk)
+            best[sel] = ps.run(best[sel], levels)
         return best
 
     def _evaluate(self, maps: PixelMaps, act: np.ndarray, pose: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
@@ -357,7 +449,7 @@ class PoseParser:
             out.observed[sel], out.inliers[sel] = sc.observed[:, 0], sc.inliers[:, 0]
         return out
 
-    def _reconcile(self, maps: PixelMaps, entered: EnteredAgents, left: np.ndarray, pred_xyz: np.ndarray,
+    def _reconcile(self, maps: PixelMaps, cmaps: CostMaps, entered: EnteredAgents, left: np.ndarray, pred_xyz: np.ndarray,
                    pred_yaw: np.ndarray, size: np.ndarray, types: np.ndarray, fit_xyz: np.ndarray,
                    fit_yaw: np.ndarray, visible: np.ndarray, conf: np.ndarray, resid: np.ndarray) -> EnteredAgents:
         """Give lost agents their identity back when a detection of their class lies near their prediction.
@@ -375,7 +467,8 @@ class PoseParser:
         js = np.array([p[1] for p in pairs])
         start = np.concatenate([entered.xyz[js, :2], entered.heading[js, None]], 1)
         pred = np.concatenate([pred_xyz[rows, :2], pred_yaw[rows, None]], 1)
-        pose = self._search(maps, rows, start, pred, pred_xyz, size, types, None, self.config.levels[1:])
+        pose = self._search(cmaps, rows, start, pred, pred_xyz, size, types, None,
+                            tuple(grid_level(*lv) for lv in self.config.levels), self.config.per_edge)
         ev = self._evaluate(maps, rows, pose, pred, pred_xyz, size, types, None)
         fit_xyz[rows, :2] = pose[:, :2]
         fit_yaw[rows] = pose[:, 2]

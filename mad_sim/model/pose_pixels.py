@@ -35,7 +35,8 @@ background), small shifts and dropped pixels.  Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from functools import lru_cache
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -128,11 +129,13 @@ class PixelMaps:
         palette colour (index :data:`GENERIC`: of any skeleton colour), capped at ``tau``.
       agent: [H, W] bool, skeleton-coloured (saturated) pixels.
       tau: truncation distance, pixels.
+      present: [P + 1] bool, the colour class has pixels in the frame (its map is not all ``tau``); None: unknown.
     """
 
     dist: np.ndarray
     agent: np.ndarray
     tau: float
+    present: Optional[np.ndarray] = None
 
     @property
     def height(self) -> int:
@@ -176,28 +179,100 @@ def bilinear(maps: np.ndarray, index: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return np.where(inside, out, np.float32(np.nan))
 
 
+_HUE_CODED = np.flatnonzero(_PAL_HSV[:, 1] >= 150)
+_PALE = np.flatnonzero(_PAL_HSV[:, 1] < 150)
+_PALE_TARGET = PALETTE[_PALE].astype(np.float32) / np.maximum(PALETTE[_PALE].max(-1, keepdims=True), 1).astype(np.float32)
+
+
+def _hue_lut(hue_tol: int) -> np.ndarray:
+    """[180, len(_HUE_CODED)] bool: which hue-coded palette colours a pixel hue matches (circular, +-hue_tol)."""
+    hues = np.arange(180, dtype=np.int16)[:, None]
+    dh = np.abs(hues - _PAL_HSV[_HUE_CODED, 0].astype(np.int16)[None])
+    return np.minimum(dh, 180 - dh) <= hue_tol
+
+
+def colour_pixels(frame: np.ndarray, th: PixelThresholds = PixelThresholds()
+                  ) -> Tuple[List[np.ndarray], np.ndarray]:
+    """``(pixels, agent)``: per palette colour the flat indices of the frame pixels of that class, and the
+    [H, W] bool saturated (generic agent) mask.
+
+    The classes of the module docstring, computed on the few bright pixels
+    only (a pose frame is mostly black): hue-coded colours by a hue lookup
+    table on the saturated pixels, pale colours by chromaticity on the pixels
+    with ``V >= val_min``.
+    """
+    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+    hue = hsv[..., 0].reshape(-1)
+    sat = hsv[..., 1].reshape(-1)
+    val = hsv[..., 2].reshape(-1)
+    bright = val >= th.val_min
+    agent = bright & (sat >= th.sat_min)
+    pixels: List[np.ndarray] = [np.zeros(0, np.int64)] * PALETTE.shape[0]
+    k = np.flatnonzero(agent)
+    if k.size:
+        memb = _hue_lut(th.hue_tol)[hue[k]]
+        for j in np.flatnonzero(memb.any(0)):
+            pixels[int(_HUE_CODED[j])] = k[memb[:, j]]
+    b = np.flatnonzero(bright)
+    if b.size:
+        rgb = frame.reshape(-1, 3)[b].astype(np.float32)
+        chroma = rgb / np.maximum(rgb.max(-1, keepdims=True), 1.0)
+        vmin = np.maximum(0.5 * _PAL_HSV[_PALE, 2].astype(np.float32), th.val_min)
+        close = (np.abs(chroma[:, None, :] - _PALE_TARGET[None]).max(-1) <= th.chroma_tol) \
+            & (val[b][:, None] >= vmin[None])
+        for j in np.flatnonzero(close.any(0)):
+            pixels[int(_PALE[j])] = b[close[:, j]]
+    return pixels, agent.reshape(frame.shape[:2])
+
+
 def colour_masks(frame: np.ndarray, th: PixelThresholds = PixelThresholds()) -> Tuple[np.ndarray, np.ndarray]:
     """``(masks [P, H, W] bool per palette colour, agent [H, W] bool)`` of an RGB pose frame."""
-    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
-    hue = hsv[..., 0].astype(np.int16)
-    sat = hsv[..., 1]
-    val = hsv[..., 2]
-    agent = (sat >= th.sat_min) & (val >= th.val_min)
-    mx = np.maximum(frame.max(-1), 1).astype(np.float32)
-    chroma = frame.astype(np.float32) / mx[..., None]
-    masks = np.zeros((PALETTE.shape[0],) + frame.shape[:2], bool)
-    # Hue lookup tables: one boolean row of 180 hues per hue-coded colour.
-    hues = np.arange(180, dtype=np.int16)
-    for p, (c, (ch, cs, cv)) in enumerate(zip(PALETTE, _PAL_HSV)):
-        if cs >= 150:
-            dh = np.abs(hues - int(ch))
-            lut = np.minimum(dh, 180 - dh) <= th.hue_tol
-            masks[p] = agent & lut[hue]
-        else:
-            target = c.astype(np.float32) / max(float(c.max()), 1.0)
-            close = (np.abs(chroma - target).max(-1) <= th.chroma_tol) & (val >= max(0.5 * float(cv), th.val_min))
-            masks[p] = close
-    return masks, agent
+    pixels, agent = colour_pixels(frame, th)
+    masks = np.zeros((PALETTE.shape[0], frame.shape[0] * frame.shape[1]), bool)
+    for p, idx in enumerate(pixels):
+        masks[p, idx] = True
+    return masks.reshape((PALETTE.shape[0],) + frame.shape[:2]), agent
+
+
+@lru_cache(maxsize=8)
+def _stamp(tau: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dv, du, d)``: pixel offsets closer than ``tau`` and their Euclidean lengths (float32)."""
+    r = int(np.ceil(tau))
+    dv, du = np.mgrid[-r:r + 1, -r:r + 1]
+    d = np.hypot(dv, du).ravel()
+    keep = d < tau
+    return dv.ravel()[keep], du.ravel()[keep], d[keep].astype(np.float32)
+
+
+def truncated_distances(pixels: List[np.ndarray], shape: Tuple[int, int], tau: float) -> np.ndarray:
+    """[M, H, W] float32 distance (pixels) to the nearest listed pixel of each map, capped at ``tau``.
+
+    Args:
+      pixels: M arrays of flat pixel indices (``v * W + u``).
+      shape: ``(H, W)``.
+
+    Exact Euclidean distance, the same as ``cv2.distanceTransform`` with
+    ``DIST_MASK_PRECISE`` capped at ``tau``: every listed pixel stamps the
+    offsets within ``tau`` of it (a disc of about ``pi tau^2`` pixels) with
+    their lengths, and each map pixel keeps the smallest (``np.minimum.at``).
+    A pose frame's coloured pixels are few, so this touches far fewer pixels
+    than a full-image transform per colour.
+    """
+    h, w = shape
+    out = np.full((len(pixels), h, w), np.float32(tau), np.float32)
+    sizes = np.array([p.size for p in pixels], np.int64)
+    if sizes.sum() == 0:
+        return out
+    flat = np.concatenate(pixels).astype(np.int64)
+    m = np.repeat(np.arange(len(pixels), dtype=np.int64), sizes)
+    v, u = np.divmod(flat, w)
+    dv, du, d = _stamp(float(tau))
+    vv = v[:, None] + dv[None]
+    uu = u[:, None] + du[None]
+    ok = (vv >= 0) & (vv < h) & (uu >= 0) & (uu < w)
+    keys = (m[:, None] * h + vv) * w + uu
+    np.minimum.at(out.reshape(-1), keys[ok], np.broadcast_to(d[None], ok.shape)[ok])
+    return out
 
 
 def pixel_maps(frame: np.ndarray, tau: float, th: PixelThresholds = PixelThresholds(),
@@ -210,15 +285,15 @@ def pixel_maps(frame: np.ndarray, tau: float, th: PixelThresholds = PixelThresho
       ignore: optional [H, W] bool of pixels to treat as background (already explained).
     """
     check_frame(frame)
-    masks, agent = colour_masks(frame, th)
+    pixels, agent = colour_pixels(frame, th)
     if ignore is not None:
-        masks &= ~ignore[None]
+        keep = ~np.asarray(ignore, bool).reshape(-1)
+        pixels = [p[keep[p]] for p in pixels]
         agent = agent & ~ignore
-    dist = np.empty((masks.shape[0] + 1,) + frame.shape[:2], np.float32)
-    for p in range(masks.shape[0]):
-        dist[p] = _distance(masks[p], tau)
-    dist[GENERIC] = _distance(agent, tau)
-    return PixelMaps(dist=dist, agent=agent, tau=float(tau))
+    pixels = pixels + [np.flatnonzero(agent.reshape(-1))]
+    dist = truncated_distances(pixels, frame.shape[:2], tau)
+    present = np.array([p.size > 0 for p in pixels])
+    return PixelMaps(dist=dist, agent=agent, tau=float(tau), present=present)
 
 
 def map_pixels(frame: np.ndarray, th: PixelThresholds = PixelThresholds()) -> Tuple[np.ndarray, np.ndarray]:
