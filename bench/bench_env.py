@@ -7,8 +7,9 @@ steps are 0.1 s; a highway-fast-v0 step is 1 s) for:
 
 1. one env, log agents (the WOMD log with 257 tracks), no pose observation;
 2. the same with the 128x128 pose observation;
-3. four envs in an AsyncVectorEnv (log agents, no pose);
-4. highway-fast-v0, one env (installed into this venv by this script if missing).
+3. one env, IDM agents (lane following, signals, stop signs), no pose;
+4. four envs in an AsyncVectorEnv (log agents, no pose);
+5. highway-fast-v0, one env (installed into this venv by this script if missing).
 
 Target: at least 200 simulated seconds per wall second for (1).  Figures
 are measured in this run; ratios are against the peer measured here too.
@@ -47,19 +48,19 @@ def _episodes(env, episodes: int, action) -> tuple[int, float, float]:
     return steps, time.perf_counter() - start, time.process_time() - cpu
 
 
-def bench_single(pose: bool, episodes: int) -> dict:
+def bench_single(pose: bool, episodes: int, agents: str = "log") -> dict:
     import gymnasium as gym
 
     import mad_sim  # noqa: F401
 
-    env = gym.make("MADDrive-v0", scenario=str(WOMD), agents="log", pose_observation=pose,
+    env = gym.make("MADDrive-v0", scenario=str(WOMD), agents=agents, pose_observation=pose,
                    terminate_on_collision=False, terminate_on_offroad=False).unwrapped
     env.reset(seed=0)
-    agents = int(env.state.sim.valid[:, env.state.timestep].sum())
+    n_agents = int(env.state.sim.valid[:, env.state.timestep].sum())
     _episodes(env, 1, np.zeros(2, np.float32))  # warm-up (map crop, renderer)
     steps, wall, cpu = _episodes(env, episodes, np.zeros(2, np.float32))
     env.close()
-    return {"name": f"MADDrive log agents, {'pose 128x128' if pose else 'no pose'}", "agents": agents,
+    return {"name": f"MADDrive {agents} agents, {'pose 128x128' if pose else 'no pose'}", "agents": n_agents,
             "steps": steps, "steps_per_s": steps / wall, "sim_s_per_s": steps * 0.1 / wall,
             "sim_s_per_cpu_s": steps * 0.1 / cpu}
 
@@ -124,7 +125,7 @@ def main() -> None:
     if not WOMD.is_file():
         sys.exit(f"missing {WOMD}")
     rows = [bench_single(False, args.episodes), bench_single(True, max(1, args.episodes // 2)),
-            bench_async(4, max(1, args.episodes // 2))]
+            bench_single(False, max(1, args.episodes // 2), agents="idm"), bench_async(4, max(1, args.episodes // 2))]
     peer = None if args.no_peer else bench_highway(args.episodes)
     if peer:
         rows.append(peer)

@@ -151,6 +151,7 @@ class IDM:
         self._served: Dict[int, Set[int]] = {}  # agent -> lanes whose stop sign it has served
         self._committed: Dict[int, Set[int]] = {}  # agent -> lanes whose signal it is stopping for
         self._track: Optional[dict] = None
+        self._geo_key: Optional[tuple] = None
         self._store: Optional[PathStore] = None
         if self._scenario is not None:
             self._store = PathStore(self._graph, self._scenario.num_tracks, self._next_lane)
@@ -304,8 +305,11 @@ class IDM:
             limits = g.speed_limit[lane_now] * MPH
             v0 = np.where(limits > 0, limits, p.default_speed)
 
-        P, cum, nseg = store.points[drivers], store.cum[drivers], store.nseg[drivers]
-        geo = _PathGeometry(P, cum, nseg)
+        key = (drivers.tobytes(), store.version[drivers].tobytes(), store.points.shape)
+        if self._geo_key != key:  # the same paths as on the last call: reuse their segment arrays
+            self._geo = _PathGeometry(store.points[drivers], store.cum[drivers], store.nseg[drivers])
+            self._geo_key = key
+        geo = self._geo
         stops = _Stops(self, drivers, store) if p.traffic_controls else None
 
         n = state.num_agents
