@@ -22,7 +22,7 @@ from mad_sim.data.scenario import DT, Trajectory
 from mad_sim.errors import ShapeError
 from mad_sim.world.state import WorldState
 
-__all__ = ["TrafficPolicy", "LogReplay", "ConstantVelocity", "IDM", "IDMParams", "MPH"]
+__all__ = ["TrafficPolicy", "LogReplay", "ConstantVelocity", "IDM", "IDMParams", "MPH", "idm_accel"]
 
 
 @runtime_checkable
