@@ -18,8 +18,8 @@ from mad_sim.config import from_dict, load_config
 from mad_sim.errors import ConfigError
 
 ACTION_KINDS = ("bicycle", "trajectory", "delta")
-RENDER_MODES = ("pose", "bev")
-"""Declared render modes; ``rgb_array`` (the appearance synthesizer) joins once that model lands."""
+RENDER_MODES = ("pose", "bev", "rgb_array")
+"""Declared render modes; ``rgb_array`` is the camera frame of the appearance synthesizer (:mod:`mad_sim.envs.rgb`)."""
 PROCEDURAL_KINDS = ("straight", "curve", "intersection")
 
 
@@ -61,9 +61,19 @@ class EnvConfig:
       TimeLimit wrapper instead); offroad_margin: metres beyond the road edge that
       still count as on the road.
     Rendering:
-      render_mode: ``pose`` or ``bev`` (None: no rendering).
+      render_mode: ``pose``, ``bev`` or ``rgb_array`` (None: no rendering).
       bev_size: pixels of the square BEV frame; bev_extent_m: metres from its
       centre (the ego) to the nearest border.
+    Camera frames (``rgb_array`` / ``rgb_observation``; see :mod:`mad_sim.envs.rgb`):
+      rgb_observation: add the ``rgb`` camera frame (uint8 pose_height x pose_width x 3).
+      prompt: text for the appearance synthesizer (``reset(options={"prompt": ...})``
+        overrides it per episode); None for none, empty is an error.
+      appearance_preset: backbone preset; appearance_weights: ``auto`` (shipped if
+        present, else for tiny a random model with a warning), ``shipped``,
+        ``random`` (untrained, for tests) or an appearance LoRA file.
+      rgb_chunk_frames: frames per synthesis (8k + 1); rgb_steps: sampler steps;
+      rgb_resync_m: metres (ego position vs the forecast the cached frame was
+        drawn for) beyond which the cache restarts; None: never.
     """
 
     scenario: Optional[str] = None
@@ -97,6 +107,13 @@ class EnvConfig:
     render_mode: Optional[str] = None
     bev_size: int = 256
     bev_extent_m: float = 40.0
+    rgb_observation: bool = False
+    prompt: Optional[str] = None
+    appearance_preset: str = "tiny"
+    appearance_weights: str = "auto"
+    rgb_chunk_frames: int = 17
+    rgb_steps: int = 4
+    rgb_resync_m: Optional[float] = 1.0
 
     def __post_init__(self) -> None:
         if self.action not in ACTION_KINDS:
@@ -113,6 +130,15 @@ class EnvConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"key {name!r}: must be > 0, got {getattr(self, name)!r}")
+        if self.rgb_chunk_frames < 9 or (self.rgb_chunk_frames - 1) % 8:
+            raise ConfigError(f"key 'rgb_chunk_frames': must be 8k + 1 >= 9 (the VAE's time grid), got {self.rgb_chunk_frames}")
+        if self.rgb_steps < 2:
+            raise ConfigError(f"key 'rgb_steps': the sampler needs at least 2 steps, got {self.rgb_steps}")
+        if self.rgb_resync_m is not None and not self.rgb_resync_m > 0:
+            raise ConfigError(f"key 'rgb_resync_m': must be > 0 or None, got {self.rgb_resync_m!r}")
+        if self.prompt is not None and (not isinstance(self.prompt, str) or not self.prompt.strip()):
+            raise ConfigError(f"key 'prompt': {self.prompt!r} is empty: leave it out (None) for no prompt, "
+                              f"or describe the scene (e.g. 'rainy night')")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"key 'max_steps': must be >= 1, got {self.max_steps}")
 

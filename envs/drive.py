@@ -21,6 +21,7 @@ from mad_sim.envs.agents import AgentStream, make_agent_policy
 from mad_sim.envs.config import RENDER_MODES, EnvConfig, make_config
 from mad_sim.envs.local_map import LocalMap, MapIndex
 from mad_sim.envs.offroad import RoadEdgeProbe
+from mad_sim.envs.rgb import EgoMotion, RGBCamera, check_prompt, wants_rgb
 from mad_sim.envs.reward import Route, StepMetrics, ego_collides, has_road_edges, reward
 from mad_sim.envs.scenes import ScenarioSource
 from mad_sim.errors import ConfigError, EnvStateError
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 class MADDriveEnv(gym.Env):
     """Drive the ego through a log (or a procedural scene) while a policy moves everyone else.
 
-    **Reset** ``reset(seed=None, options={"scenario": path | glob | Scenario, "ego": index | "sdc"})``.
+    **Reset** ``reset(seed=None, options={"scenario": path | glob | Scenario, "ego": index | "sdc",
+    "prompt": text, "first_frame": uint8 [H, W, 3]})`` (``prompt`` / ``first_frame``: the camera's
+    text and first RGB frame, see :mod:`mad_sim.envs.rgb`).
     Without a scenario (in the options or the config) a procedural scene is
     generated from the env's seeded generator; a file or glob is drawn from
     with the same generator.  The simulation starts at the log's
@@ -57,14 +60,17 @@ class MADDriveEnv(gym.Env):
     **Observation**: a flat Dict, see :mod:`mad_sim.envs.observation`
     (``ego`` [10] f32, ``agents`` [K, 11] f32 + ``agents_mask`` [K] i8,
     ``roadgraph`` [P, 11] f32 + ``roadgraph_mask`` [P] i8, optionally ``pose``
-    [H, W, 3] u8).
+    [H, W, 3] u8 and ``rgb`` [H, W, 3] u8).
 
     **Reward and info**: see :mod:`mad_sim.envs.reward`; ``info`` carries every
     metric each step plus ``scenario_id``, ``timestep`` and ``agent_queries``.
     Terminates on collision / offroad when configured.
 
     **Render modes**: ``pose`` (the pose frame seen from the ego, 128x128 by
-    default) and ``bev`` (a top-down view), both ``[H, W, 3]`` uint8.
+    default), ``bev`` (a top-down view) and ``rgb_array`` (the camera frame of the
+    appearance synthesizer, synthesized in chunks and cached: :mod:`mad_sim.envs.rgb`),
+    all ``[H, W, 3]`` uint8.  Only ``rgb_array`` / ``rgb_observation`` load the
+    appearance model.
 
     Stepping before ``reset``, after termination/truncation, or after
     ``close`` raises :class:`~mad_sim.errors.EnvStateError`; ``close`` twice is fine.
@@ -86,6 +92,7 @@ class MADDriveEnv(gym.Env):
         self._source = ScenarioSource(self.config.procedural_kind)
         self._map_index: Optional[MapIndex] = None
         self._pose_renderer = None
+        self._rgb: Optional[RGBCamera] = RGBCamera(self.config) if wants_rgb(self.config) else None
         self.state: Optional[WorldState] = None
         self._stream: Optional[AgentStream] = None
         self._done = False
@@ -99,9 +106,17 @@ class MADDriveEnv(gym.Env):
             raise EnvStateError("reset() after close()")
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"scenario", "ego"}
+        unknown = set(options) - {"scenario", "ego", "prompt", "first_frame"}
         if unknown:
-            raise ConfigError(f"reset options: unknown key(s) {sorted(unknown)} (known: ego, scenario)")
+            raise ConfigError(f"reset options: unknown key(s) {sorted(unknown)} (known: ego, first_frame, prompt, scenario)")
+        if self._rgb is not None:  # its own generator: the env's random stream is not consumed
+            self._rgb.reset(int(self.np_random.spawn(1)[0].integers(2 ** 62)), options.get("prompt"),
+                            options.get("first_frame"))
+        else:
+            check_prompt(options.get("prompt"), "reset option 'prompt'")
+            if options.get("first_frame") is not None:
+                raise ConfigError("reset option 'first_frame': the env makes no camera frames; "
+                                  "use render_mode='rgb_array' or rgb_observation=True")
         scenario = self._source.draw(self.np_random, options.get("scenario", self.config.scenario))
         ego = options.get("ego", self.config.ego)
         ego_index = scenario.sdc_index if ego == "sdc" else int(ego)
@@ -232,7 +247,8 @@ class MADDriveEnv(gym.Env):
                                         c.num_agents, c.agent_radius)
         road = obs_mod.roadgraph_features(self._local.points, ego_xy, ego_yaw, c.num_roadgraph_points, c.roadgraph_radius)
         pose = self._render_pose() if c.pose_observation else None
-        return obs_mod.assemble(ego_vec, agents, road, pose)
+        rgb = self._render_rgb() if c.rgb_observation else None
+        return obs_mod.assemble(ego_vec, agents, road, pose, rgb)
 
     def _info(self) -> Dict[str, Any]:
         info: Dict[str, Any] = self.last_metrics.as_info()
@@ -251,15 +267,30 @@ class MADDriveEnv(gym.Env):
             self._pose_renderer = PoseRenderer(width=self.config.pose_width, height=self.config.pose_height)
         return np.ascontiguousarray(self._pose_renderer.render_state(self.state), dtype=np.uint8)
 
+    def _render_rgb(self) -> np.ndarray:
+        """The camera frame of the present step (one synthesis per chunk, :mod:`mad_sim.envs.rgb`)."""
+        if self._pose_renderer is None:
+            self._render_pose()
+        pose = self._pose_renderer
+        return self._rgb.frame(self.state, EgoMotion(self._speed, self._accel, self._curvature),
+                               lambda state, t: pose.render_state(state, t=t))
+
+    @property
+    def rgb_camera(self) -> Optional[RGBCamera]:
+        """The camera (its ``stats`` count syntheses and cache hits); None when the env makes no RGB."""
+        return self._rgb
+
     # ----------------------------------------------------------------- render
     def render(self) -> Optional[np.ndarray]:
         if self.render_mode is None:
-            gym.logger.warn("render() without a render_mode: pass render_mode='pose' or 'bev' to gym.make")
+            gym.logger.warn("render() without a render_mode: pass render_mode='pose', 'bev' or 'rgb_array' to gym.make")
             return None
         if self.state is None:
             raise EnvStateError("render() before reset()")
         if self.render_mode == "pose":
             return self._render_pose()
+        if self.render_mode == "rgb_array":
+            return self._render_rgb()
         from mad_sim.render.bev import render_bev
 
         return np.ascontiguousarray(render_bev(self.state, size=self.config.bev_size,
@@ -268,6 +299,8 @@ class MADDriveEnv(gym.Env):
     def close(self) -> None:
         self._closed = True
         self._pose_renderer = None
+        if self._rgb is not None:
+            self._rgb.close()
         super().close()
 
     # --------------------------------------------------------------- accessors

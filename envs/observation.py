@@ -15,6 +15,8 @@ roadgraph      [P, 11]             float32  P nearest resampled map points,
                                             :data:`ROADGRAPH_FEATURES`, zero padded
 roadgraph_mask [P]                 int8     1 where the ``roadgraph`` row is a point
 pose           [H, W, 3]           uint8    the pose frame (only with ``pose_observation``)
+rgb            [H, W, 3]           uint8    the camera frame (only with ``rgb_observation``,
+                                            :mod:`mad_sim.envs.rgb`)
 ============== =================== ======== =========================================
 """
 
@@ -54,6 +56,8 @@ def observation_space(config: EnvConfig) -> spaces.Dict:
     }
     if config.pose_observation:
         d["pose"] = spaces.Box(0, 255, (config.pose_height, config.pose_width, 3), np.uint8)
+    if config.rgb_observation:
+        d["rgb"] = spaces.Box(0, 255, (config.pose_height, config.pose_width, 3), np.uint8)
     return spaces.Dict(d)
 
 
@@ -186,9 +190,11 @@ def roadgraph_features(points: RoadgraphPoints, ego_xy: np.ndarray, ego_yaw: flo
 
 
 def assemble(ego: np.ndarray, agents: tuple[np.ndarray, np.ndarray], roadgraph: tuple[np.ndarray, np.ndarray],
-             pose: Optional[np.ndarray]) -> Dict[str, np.ndarray]:
+             pose: Optional[np.ndarray], rgb: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
     obs = {"ego": ego, "agents": agents[0], "agents_mask": agents[1],
            "roadgraph": roadgraph[0], "roadgraph_mask": roadgraph[1]}
     if pose is not None:
         obs["pose"] = pose
+    if rgb is not None:
+        obs["rgb"] = rgb
     return obs

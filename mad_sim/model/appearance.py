@@ -73,6 +73,26 @@ def check_prompt(prompt: Optional[str]) -> Optional[str]:
     return prompt
 
 
+def appearance_lora_path(preset: str, lora: Optional[PathLike] = None) -> Path:
+    """The appearance LoRA file of ``preset``: ``lora`` if given, else ``mad_sim/weights/<preset>_appearance.safetensors``."""
+    from mad_sim.model.backbone import WEIGHTS_DIR
+
+    return Path(lora) if lora is not None else WEIGHTS_DIR / f"{preset}_appearance.safetensors"
+
+
+def check_appearance_lora(preset: str, lora: Optional[PathLike] = None) -> Path:
+    """:func:`appearance_lora_path`, or :class:`PresetError` when that file does not exist (nothing is loaded)."""
+    from mad_sim.model.presets import PRESETS
+
+    if preset not in PRESETS:
+        raise PresetError(f"unknown model preset {preset!r} (known: {', '.join(PRESETS)})")
+    path = appearance_lora_path(preset, lora)
+    if not path.is_file():
+        raise PresetError(f"preset {preset!r} has no appearance adapter ({path} not found): train it with "
+                          f"`mad-sim train appearance`, pass --lora PATH, or use pose/state observations only")
+    return path
+
+
 class AppearanceSynthesizer:
     """Dress pose videos as camera video with the ``appearance`` adapter.
 
@@ -93,6 +113,20 @@ class AppearanceSynthesizer:
         self.size = tuple(size) if size is not None else tuple(model.backbone.config.default_size)
 
     @classmethod
+    def random(cls, size: Tuple[int, int] = (128, 128), preset: str = "tiny", seed: int = 0,
+               rank: int = 8) -> "AppearanceSynthesizer":
+        """An untrained stand-in: random-init ``preset`` backbone + a fresh ``appearance`` LoRA (``size`` = (H, W)).
+
+        For tests and plumbing only (its frames are noise-like); LoRA B starts at
+        zero, so it renders exactly what the random base model renders.
+        """
+        from mad_sim.model.backbone import load_backbone
+
+        model = MADModel(load_backbone(preset, weights="random", device="cpu", seed=seed))
+        model.add_adapter("appearance", rank=rank, alpha=rank)
+        return cls(model, "appearance", size=size)
+
+    @classmethod
     def from_pretrained(cls, preset: str = "tiny", path: Optional[PathLike] = None, lora: Optional[PathLike] = None,
                         device: Optional[str] = None, dtype: Optional[torch.dtype] = None,
                         weights: Optional[PathLike] = None) -> "AppearanceSynthesizer":
@@ -101,12 +135,9 @@ class AppearanceSynthesizer:
         Raises:
           PresetError: the preset has no appearance adapter file (checked before the backbone loads).
         """
-        from mad_sim.model.backbone import WEIGHTS_DIR, load_backbone
+        from mad_sim.model.backbone import load_backbone
 
-        lora_path = Path(lora) if lora is not None else WEIGHTS_DIR / f"{preset}_appearance.safetensors"
-        if not lora_path.is_file():
-            raise PresetError(f"preset {preset!r} has no appearance adapter ({lora_path} not found): train it with "
-                              f"`mad-sim train appearance`, pass --lora PATH, or use pose/state observations only")
+        lora_path = check_appearance_lora(preset, lora)
         model = MADModel(load_backbone(preset, path=path, device=device, dtype=dtype, weights=weights))
         model.load_adapter("appearance", lora_path)
         return cls(model, "appearance")
@@ -287,14 +318,31 @@ class RGBChunkCache:
         self.first_frame = None if first_frame is None else self.synth._check_first(first_frame, 1)[0].numpy()
         self._start: Optional[int] = None
         self._frames: Optional[np.ndarray] = None
-        self._pose_last: Optional[np.ndarray] = None
+        self._pose: Optional[np.ndarray] = None
+        self._last_frame: Optional[np.ndarray] = None  # the last frame synthesized (the look a new chunk continues)
         self._chunk = 0
         self.stats = CacheStats()
 
     def set_prompt(self, prompt: Optional[str]) -> None:
         """Change the prompt; frames already synthesized are dropped (they show the old text)."""
         self.prompt = check_prompt(prompt)
-        self._frames, self._start = None, None
+        self._frames = self._start = self._pose = self._last_frame = None
+
+    def truncate(self, t: int) -> None:
+        """Forget the cached frames of steps ``>= t`` (their pose forecast went stale).
+
+        The next request for step ``t`` then continues from the frame of step
+        ``t - 1`` (pose and RGB), hard-conditioned on it, so the look carries
+        over; when nothing before ``t`` is cached, everything is dropped and the
+        next chunk starts from the last frame synthesized.
+        """
+        if self._frames is None or t >= self._start + len(self._frames):
+            return
+        keep = int(t) - self._start
+        if keep <= 0:
+            self._frames = self._start = self._pose = None
+            return
+        self._frames, self._pose = self._frames[:keep], self._pose[:keep]
 
     def cached(self, t: int) -> bool:
         return self._frames is not None and self._start <= t < self._start + len(self._frames)
@@ -319,14 +367,14 @@ class RGBChunkCache:
             raise ShapeError(f"pose_lookahead({want}) returned {pose.shape[:1][0] if pose.ndim else 0} frames")
         if contiguous:
             start, first = t - 1, self._frames[-1]
-            pose = np.concatenate([self._pose_last[None], pose])
+            pose = np.concatenate([self._pose[-1:], pose])
         else:
             start = t
-            first = self._frames[-1] if self._frames is not None else self.first_frame
+            first = self._last_frame if self._last_frame is not None else self.first_frame
         gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, self._chunk]).integers(2 ** 62)))
         frames = self.synth.synthesize(pose, first_frame=first, prompt=self.prompt, steps=self.steps, generator=gen,
                                        drop_empty_pose_tokens=self.drop_empty)
-        self._frames, self._start, self._pose_last = frames, start, pose[-1]
+        self._frames, self._start, self._pose, self._last_frame = frames, start, pose, frames[-1]
         self._chunk += 1
         self.stats.syntheses += 1
         return self._frames[t - start]
