@@ -11,7 +11,11 @@ asserts on time):
   same components with no conditions. Target (issue 5): <= 0.5 s.
 * one LoRA (rank 32) training step at batch 1 on pre-encoded latents;
   baseline: the same step training the whole transformer. Target: <= 0.15 s.
-* VAE encode / decode seconds per frame.
+* VAE encode / decode seconds per frame; switching adapters; the forecast
+  with all-black pose tokens dropped.
+
+The context is the real WOMD log's SDC pose history and logged ego motion
+(``../shared/data``), or noise when that folder is missing.
 
 Weights are random (timings do not depend on them).  Medians over ``--repeats``.
 """
@@ -26,14 +30,54 @@ import time
 import torch
 
 
-def _median(fn, repeats: int) -> float:
+CPU_SECONDS = {}
+
+
+def _median(fn, repeats: int, name: str = "") -> float:
+    """Median wall seconds of ``fn``; its median process CPU seconds go to CPU_SECONDS[name].
+
+    CPU seconds (all threads) do not grow when other processes compete for the
+    cores, so they stay comparable on a loaded machine (idle wall time lies
+    between CPU / threads and CPU).
+    """
     fn()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    if name:
+        CPU_SECONDS[name] = statistics.median(cpu)
     return statistics.median(times)
+
+
+def _context(args):
+    """Pose history + ego-motion video of the real WOMD log (SDC), or noise if the shared data is missing."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from mad_sim.model import uint8_to_video
+
+    s, f, h = args.size, args.frames, args.history
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
+    if path.is_file():
+        from mad_sim.data import load_scenario
+        from mad_sim.render.ego_motion import EgoMotionRenderer
+        from mad_sim.render.pose import PoseRenderer
+
+        sc = load_scenario(path)
+        vp, now = sc.sdc_index, sc.current_index
+        hist = PoseRenderer(s, s).render_scenario(sc, vp, now - h + 1, now + 1)
+        poses = np.concatenate([sc.tracks.xy[vp, now - h + 1:now + 1 + f],
+                                sc.tracks.heading[vp, now - h + 1:now + 1 + f, None]], axis=1)
+        ego = EgoMotionRenderer(s, s, seed=0).render(poses)[-f:]
+        to = lambda a: uint8_to_video(torch.from_numpy(np.ascontiguousarray(a))).unsqueeze(0)  # noqa: E731
+        return to(hist), to(ego), "womd"
+    gen = torch.Generator().manual_seed(0)
+    return (torch.rand(1, 3, h, s, s, generator=gen) * 2 - 1, torch.rand(1, 3, f, s, s, generator=gen) * 2 - 1,
+            "random")
 
 
 def main() -> None:
@@ -56,22 +100,28 @@ def main() -> None:
     model.set_adapter("motion")
     s, f, r = args.size, args.frames, args.repeats
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    hist = torch.rand(1, 3, args.history, s, s, generator=g()) * 2 - 1
-    ego = torch.rand(1, 3, f, s, s, generator=g()) * 2 - 1
+    hist, ego, source = _context(args)
     conds = [Condition(hist, "pose_history"), Condition(ego, "ego_motion")]
-    res = {"threads": torch.get_num_threads(), "size": s, "frames": f, "steps": args.steps}
+    res = {"threads": torch.get_num_threads(), "size": s, "frames": f, "steps": args.steps, "context": source}
 
     with torch.inference_mode():
         res["forecast_s"] = _median(lambda: model.sample(conds, num_frames=f, height=s, width=s, steps=args.steps,
-                                                         generator=g()), r)
+                                                         generator=g()), r, "forecast_s")
+        res["forecast_drop_empty_s"] = _median(lambda: model.sample(conds, num_frames=f, height=s, width=s,
+                                                                    steps=args.steps, generator=g(),
+                                                                    drop_empty_pose_tokens=True), r, "forecast_drop_empty_s")
+        masked = model.encode_conditions(conds, pose_masks=True)
+        res["pose_tokens_kept"] = f"{int(masked[0].keep.sum())}/{masked[0].keep.numel()}"
+        res["adapter_switch_ms"] = 1000 * _median(lambda: (model.set_adapter(None), model.set_adapter("motion")),
+                                                  max(r, 5)) / 2
         lat = model.encode_conditions(conds)
         e, m = bb.encode_prompts(None, 1)
         shape = (1,) + bb.latent_shape(f, s, s)
-        res["encode_conditions_s"] = _median(lambda: model.encode_conditions(conds), r)
+        res["encode_conditions_s"] = _median(lambda: model.encode_conditions(conds), r, "encode_conditions_s")
         res["denoise_s"] = _median(lambda: denoise(bb.denoiser, bb.scheduler, shape, lat, e, m, steps=args.steps,
-                                                   generator=g()), r)
+                                                   generator=g()), r, "denoise_s")
         z = denoise(bb.denoiser, bb.scheduler, shape, lat, e, m, steps=args.steps, generator=g())
-        res["decode_s"] = _median(lambda: bb.decode_latents(z), r)
+        res["decode_s"] = _median(lambda: bb.decode_latents(z), r, "decode_s")
         res["vae_encode_s_per_frame"] = res["encode_conditions_s"] / (args.history + f)
         res["vae_decode_s_per_frame"] = res["decode_s"] / f
         model.set_adapter(None)
@@ -81,7 +131,7 @@ def main() -> None:
                                                              num_inference_steps=args.steps, guidance_scale=1.0,
                                                              generator=g(), output_type="pt",
                                                              max_sequence_length=bb.config.max_text_tokens,
-                                                             frame_rate=bb.config.frame_rate), r)
+                                                             frame_rate=bb.config.frame_rate), r, "baseline_ltxpipeline_s")
         model.set_adapter("motion")
         target = bb.encode_video(torch.rand(1, 3, f, s, s, generator=g()) * 2 - 1)
 
@@ -93,14 +143,14 @@ def main() -> None:
 
     lora_params = model.adapter_parameters("motion")
     opt = torch.optim.AdamW(lora_params, lr=2e-4)
-    res["lora_step_s"] = _median(lambda: step(lora_params, opt), r)
+    res["lora_step_s"] = _median(lambda: step(lora_params, opt), r, "lora_step_s")
     model.set_adapter(None)
     full = list(bb.transformer.parameters())
     base_params = [p for n, p in bb.transformer.named_parameters() if "lora_" not in n]
     for p in base_params:
         p.requires_grad_(True)
     opt_full = torch.optim.AdamW(base_params, lr=2e-4)
-    res["baseline_full_step_s"] = _median(lambda: step(full, opt_full), r)
+    res["baseline_full_step_s"] = _median(lambda: step(full, opt_full), r, "baseline_full_step_s")
     for p in base_params:
         p.requires_grad_(False)
 
@@ -109,6 +159,14 @@ def main() -> None:
     res["lora_steps_per_s"] = 1.0 / res["lora_step_s"]
     res["target_forecast_s"] = 0.5
     res["target_lora_step_s"] = 0.15
+    for k, v in CPU_SECONDS.items():
+        res[f"cpu:{k}"] = v
+    res["cpu:forecast_vs_pipeline"] = CPU_SECONDS["forecast_s"] / CPU_SECONDS["baseline_ltxpipeline_s"]
+    res["cpu:lora_vs_full_step"] = CPU_SECONDS["lora_step_s"] / CPU_SECONDS["baseline_full_step_s"]
+    try:
+        res["load_average_1min"] = __import__("os").getloadavg()[0]
+    except OSError:
+        pass
     for k, v in res.items():
         print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}))

@@ -284,14 +284,11 @@ class Backbone:
         self._prompt_cache.clear()
 
     def save_pretrained(self, directory: PathLike) -> Path:
-        """Write a diffusers-format directory (vae/, transformer/, text_encoder/, tokenizer/, scheduler/)."""
+        """Write a diffusers-format ``LTXPipeline`` directory (model_index.json, vae/, transformer/,
+        text_encoder/, tokenizer/, scheduler/; safetensors), loadable by ``load_backbone(..., path=dir)``
+        and by ``diffusers.LTXPipeline.from_pretrained(dir)``.  Adapters are not included."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.vae.save_pretrained(directory / "vae", safe_serialization=True)
-        self.transformer.save_pretrained(directory / "transformer", safe_serialization=True)
-        self.text_encoder.save_pretrained(directory / "text_encoder", safe_serialization=True)
-        self.tokenizer.save_pretrained(directory / "tokenizer")
-        self.scheduler.save_pretrained(directory / "scheduler")
+        self.pipeline().save_pretrained(directory, safe_serialization=True)
         return directory
 
     def pipeline(self) -> Any:
