@@ -46,10 +46,10 @@ import numpy as np
 
 from mad_sim.data.scenario import DT, ObjectType
 from mad_sim.errors import ConfigError, ShapeError
-from mad_sim.model.pose_pixels import PixelMaps, PixelThresholds, check_frame, explained_by, pixel_maps
+from mad_sim.model.pose_pixels import PixelThresholds, check_frame, colour_pixels, explained_by
 from mad_sim.model.pose_search import CostMaps, Occlusion, PoseSearch, grid_level, line, square
 from mad_sim.model.pose_search import Level as SearchLevel
-from mad_sim.model.skeleton_fit import ScoreParams, Scores, body_samples, score, template
+from mad_sim.model.skeleton_fit import ScoreParams, Scores, body_samples, template
 from mad_sim.render.camera import Camera
 from mad_sim.render.draw import AgentPoses, PoseStyle, agent_id_mask, draw_agents, project_agents
 from mad_sim.render.pose import PoseRenderer, world_to_vehicle
@@ -95,6 +95,9 @@ class ParseConfig:
       levels: fine levels ``(step_xy m, n_xy, step_yaw deg, n_yaw)``.
       refine_level: the level re-run after the occlusion map is rebuilt from the first-pass fits.
       per_edge: samples per skeleton edge (fine levels and the verdicts).
+      small_agent_px, small_per_edge: agents whose predicted skeleton spans fewer pixels than
+        ``small_agent_px`` (larger side of its box on screen) are searched with ``small_per_edge``
+        samples per edge (their edges are a few pixels long; the verdicts still use ``per_edge``).
       min_observed: samples that must be observed for a verdict (visible or left).
       min_inlier_frac: fraction of observed samples within ``inlier_px`` for an agent to count as found.
       chunk: bound on agents x candidates x samples evaluated at once (memory).
@@ -114,6 +117,8 @@ class ParseConfig:
     levels: Tuple[Level, ...] = ((0.2, 3, 2.0, 3), (0.08, 3, 0.8, 3))
     refine_level: Level = (0.15, 3, 1.5, 3)
     per_edge: int = 4
+    small_agent_px: float = 12.0
+    small_per_edge: int = 2
     min_observed: int = 12
     min_inlier_frac: float = 0.5
     chunk: int = 1_500_000
@@ -129,9 +134,9 @@ class ParseConfig:
             v = getattr(self, name)
             if not np.isfinite(v) or v < 0 or (v == 0 and "step" in name):
                 raise ConfigError(f"ParseConfig.{name}={v!r}: must be a finite number >= 0 (steps > 0)")
-        if self.coarse_per_edge < 1 or self.per_edge < 1:
-            raise ConfigError(f"ParseConfig: per_edge={self.per_edge}, coarse_per_edge={self.coarse_per_edge} "
-                              "must be >= 1")
+        if min(self.coarse_per_edge, self.per_edge, self.small_per_edge) < 1:
+            raise ConfigError(f"ParseConfig: per_edge={self.per_edge}, coarse_per_edge={self.coarse_per_edge}, "
+                              f"small_per_edge={self.small_per_edge} must be >= 1")
 
     @classmethod
     def narrow(cls, search_radius_m: float = 0.4, search_yaw_deg: float = 4.0, **kw) -> "ParseConfig":
@@ -291,8 +296,8 @@ class PoseParser:
         types = np.asarray(prior.types).reshape(n)
         ok = np.asarray(prior.valid, bool).reshape(n) & np.isfinite(pred_xyz).all(1) & np.isfinite(pred_yaw) \
             & np.isfinite(size).all(1) & (size > 0).all(1)
-        maps = pixel_maps(frame, self.tau, self.config.pixels)
-        cmaps = CostMaps.build(maps, self.config.score)
+        pixels, agent_px = colour_pixels(frame, self.config.pixels)
+        cmaps = CostMaps.from_pixels(pixels, agent_px, self.tau, self.config.score)
 
         fit_xyz, fit_yaw = pred_xyz.copy(), pred_yaw.copy()
         in_view = np.zeros(n, bool)
@@ -301,19 +306,21 @@ class PoseParser:
         resid = np.full(n, np.nan)
         coarse_ran = np.zeros(n, bool)
         act = np.flatnonzero(ok)
-        geo = None
+        small = np.zeros(0, bool)
         if act.size:
-            geo = project_agents(cam, AgentPoses(pred_xyz[act], pred_yaw[act], size[act], types[act]),
-                                 self.style.max_range_m)
+            agents = AgentPoses(pred_xyz[act], pred_yaw[act], size[act], types[act])
+            geo = project_agents(cam, agents, self.style.max_range_m)
+            occ = self._occluder_map(agents, geo)
+            span = np.maximum(geo.bbox[:, 2] - geo.bbox[:, 0], geo.bbox[:, 3] - geo.bbox[:, 1])
+            small = span[geo.visible] < self.config.small_agent_px
             act = act[geo.visible]
         if act.size:
             c = self.config
             pose0 = np.concatenate([pred_xyz[act, :2], pred_yaw[act, None]], 1)
-            occ = self.occluder_depth(pred_xyz[act], pred_yaw[act], size[act], types[act])
             pose1 = pose0
             coarse = c.coarse_levels()
             if coarse:
-                pre = self._evaluate(maps, act, pose0, pose0, pred_xyz, size, types, occ)
+                pre = self._evaluate(cmaps, act, pose0, pose0, pred_xyz, size, types, occ)
                 easy = (pre.residual <= c.early_exit_px) & (pre.observed >= c.min_observed) \
                     & (pre.inliers >= c.early_exit_inliers * np.maximum(pre.observed, 1))
                 hard = np.flatnonzero(~easy)
@@ -323,13 +330,13 @@ class PoseParser:
                     pose1[hard] = self._search(cmaps, act[hard], pose0[hard], pose0[hard], pred_xyz, size, types, occ,
                                                coarse, c.coarse_per_edge)
             fine = tuple(grid_level(*lv) for lv in c.levels)
-            pose1 = self._search(cmaps, act, pose1, pose0, pred_xyz, size, types, occ, fine, c.per_edge)
+            pose1 = self._search(cmaps, act, pose1, pose0, pred_xyz, size, types, occ, fine, c.per_edge, small)
             occ = self.occluder_depth(np.concatenate([pose1[:, :2], pred_xyz[act, 2:]], 1), pose1[:, 2], size[act],
                                       types[act])
             pose2 = self._search(cmaps, act, pose1, pose0, pred_xyz, size, types, occ,
-                                 (grid_level(*c.refine_level),), c.per_edge)
-            final = self._evaluate(maps, act, pose2, pose0, pred_xyz, size, types, occ)
-            at_pred = self._evaluate(maps, act, pose0, pose0, pred_xyz, size, types, occ)
+                                 (grid_level(*c.refine_level),), c.per_edge, small)
+            final = self._evaluate(cmaps, act, pose2, pose0, pred_xyz, size, types, occ)
+            at_pred = self._evaluate(cmaps, act, pose0, pose0, pred_xyz, size, types, occ)
             frac = final.inliers / np.maximum(final.observed, 1)
             seen = final.observed >= c.min_observed
             in_view[act] = at_pred.observed >= c.min_observed
@@ -346,9 +353,9 @@ class PoseParser:
         if self.config.detect:
             from mad_sim.model.parse_detect import detect_entering
 
-            entered, explained = detect_entering(self, frame, maps, explained, background)
+            entered, explained = detect_entering(self, frame, agent_px, explained, background)
             if len(entered) and left.size:
-                entered = self._reconcile(maps, cmaps, entered, left, pred_xyz, pred_yaw, size, types, fit_xyz, fit_yaw,
+                entered = self._reconcile(cmaps, entered, left, pred_xyz, pred_yaw, size, types, fit_xyz, fit_yaw,
                                           visible, conf, resid)
                 left = np.flatnonzero(in_view & ~visible)
 
@@ -374,11 +381,15 @@ class PoseParser:
     def occluder_depth(self, xyz: np.ndarray, yaw: np.ndarray, size: np.ndarray, types: np.ndarray) -> np.ndarray:
         """[H, W] float32 camera depth of the agent owning each pixel (inf: none), widened by one pixel (min filter)."""
         cam = self.camera
-        out = np.full((cam.height, cam.width), np.inf, np.float32)
         if len(xyz) == 0:
-            return out
-        agents = AgentPoses(xyz, yaw, size, types)
-        mask = agent_id_mask(cam, agents, self.style)
+            return np.full((cam.height, cam.width), np.inf, np.float32)
+        return self._occluder_map(AgentPoses(xyz, yaw, size, types), None)
+
+    def _occluder_map(self, agents: AgentPoses, geometry) -> np.ndarray:
+        """:meth:`occluder_depth` of ``agents`` (their :func:`project_agents` geometry reused when given)."""
+        cam = self.camera
+        out = np.full((cam.height, cam.width), np.inf, np.float32)
+        mask = agent_id_mask(cam, agents, self.style, geometry=geometry)
         depth = cam.to_camera(agents.xyz)[:, 2].astype(np.float32)
         own = mask >= 0
         out[own] = depth[mask[own]]
@@ -406,50 +417,49 @@ class PoseParser:
         for c in np.unique(cls):
             yield int(c), np.flatnonzero(cls == c)
 
-    def _scores(self, maps: PixelMaps, c: int, rows: np.ndarray, cand: np.ndarray, pred: np.ndarray,
-                pred_xyz: np.ndarray, size: np.ndarray, occ: Optional[np.ndarray], per_edge: int) -> Scores:
-        """Scores of candidates ``[b, C, 3]`` for agents ``rows`` of class ``c`` (chunked over agents)."""
-        cam = self.camera
-        tpl = template(c, per_edge)
-        body = body_samples(c, size[rows], per_edge)
-        depth = cam.to_camera(pred_xyz[rows])[:, 2]
-        step = max(1, self.config.chunk // max(1, cand.shape[1] * tpl.size))
-        parts = []
-        for i in range(0, rows.size, step):
-            s = slice(i, i + step)
-            parts.append(score(cam, maps, c, body[s], tpl.colour, cand[s], pred_xyz[rows[s], 2], size[rows[s], 2],
-                               depth[s], occ, pred[s], self.config.score))
-        return Scores(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                        ("cost", "residual", "observed", "inliers")))
-
     def _search(self, cmaps: CostMaps, act: np.ndarray, start: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
                 size: np.ndarray, types: np.ndarray, occ: Optional[np.ndarray], levels: Sequence[SearchLevel],
-                per_edge: int) -> np.ndarray:
+                per_edge: int, small: Optional[np.ndarray] = None) -> np.ndarray:
         """Grid search (:class:`~mad_sim.model.pose_search.PoseSearch`, one class at a time, all its agents
-        at once); returns [len(act), 3] best ``(x, y, yaw)`` per agent."""
+        at once); returns [len(act), 3] best ``(x, y, yaw)`` per agent.  Agents flagged ``small [len(act)]``
+        are searched with ``config.small_per_edge`` samples per edge (if fewer than ``per_edge``)."""
         best = np.asarray(start, np.float64).copy()
         occlusion = Occlusion.build(occ) if occ is not None else None
-        cam = self.camera
+        sparse = min(per_edge, self.config.small_per_edge)
+        groups = []
         for c, sel in self._groups(act, types):
-            rows = act[sel]
-            tpl = template(c, per_edge)
-            body = body_samples(c, size[rows], per_edge)
-            depth = cam.to_camera(pred_xyz[rows])[:, 2]
-            ps = PoseSearch(cam, cmaps, tpl.colour, body, pred_xyz[rows, 2] - 0.5 * size[rows, 2], depth, pred[sel],
-                            self.config.score, self.tau, occlusion, self.config.chunk)
+            if small is None or sparse == per_edge:
+                groups.append((c, sel, per_edge))
+            else:
+                groups += [(c, g, k) for g, k in ((sel[~small[sel]], per_edge), (sel[small[sel]], sparse)) if g.size]
+        for c, sel, per_edge in groups:
+            ps = self._searcher(cmaps, c, act[sel], pred[sel], pred_xyz, size, occlusion, per_edge)
             best[sel] = ps.run(best[sel], levels)
         return best
 
-    def _evaluate(self, maps: PixelMaps, act: np.ndarray, pose: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
+    def _evaluate(self, cmaps: CostMaps, act: np.ndarray, pose: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
                   size: np.ndarray, types: np.ndarray, occ: Optional[np.ndarray]) -> Scores:
+        """Exact scores ``[len(act)]`` of one pose per agent (``per_edge`` samples; see :meth:`PoseSearch.evaluate`)."""
         out = Scores(np.zeros(act.size), np.zeros(act.size), np.zeros(act.size, np.int64), np.zeros(act.size, np.int64))
+        occlusion = Occlusion.build(occ) if occ is not None else None
         for c, sel in self._groups(act, types):
-            sc = self._scores(maps, c, act[sel], pose[sel, None], pred[sel], pred_xyz, size, occ, self.config.per_edge)
+            sc = self._searcher(cmaps, c, act[sel], pred[sel], pred_xyz, size, occlusion, self.config.per_edge) \
+                .evaluate(pose[sel])
             out.cost[sel], out.residual[sel] = sc.cost[:, 0], sc.residual[:, 0]
             out.observed[sel], out.inliers[sel] = sc.observed[:, 0], sc.inliers[:, 0]
         return out
 
-    def _reconcile(self, maps: PixelMaps, cmaps: CostMaps, entered: EnteredAgents, left: np.ndarray, pred_xyz: np.ndarray,
+    def _searcher(self, cmaps: CostMaps, c: int, rows: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
+                  size: np.ndarray, occlusion: Optional[Occlusion], per_edge: int) -> PoseSearch:
+        """A :class:`PoseSearch` over agents ``rows`` of class ``c`` (predictions ``pred [len(rows), 3]``)."""
+        cam = self.camera
+        tpl = template(c, per_edge)
+        body = body_samples(c, size[rows], per_edge)
+        depth = cam.to_camera(pred_xyz[rows])[:, 2]
+        return PoseSearch(cam, cmaps, tpl.colour, body, pred_xyz[rows, 2] - 0.5 * size[rows, 2], depth, pred,
+                          self.config.score, self.tau, occlusion, self.config.chunk)
+
+    def _reconcile(self, cmaps: CostMaps, entered: EnteredAgents, left: np.ndarray, pred_xyz: np.ndarray,
                    pred_yaw: np.ndarray, size: np.ndarray, types: np.ndarray, fit_xyz: np.ndarray,
                    fit_yaw: np.ndarray, visible: np.ndarray, conf: np.ndarray, resid: np.ndarray) -> EnteredAgents:
         """Give lost agents their identity back when a detection of their class lies near their prediction.
@@ -469,7 +479,7 @@ class PoseParser:
         pred = np.concatenate([pred_xyz[rows, :2], pred_yaw[rows, None]], 1)
         pose = self._search(cmaps, rows, start, pred, pred_xyz, size, types, None,
                             tuple(grid_level(*lv) for lv in self.config.levels), self.config.per_edge)
-        ev = self._evaluate(maps, rows, pose, pred, pred_xyz, size, types, None)
+        ev = self._evaluate(cmaps, rows, pose, pred, pred_xyz, size, types, None)
         fit_xyz[rows, :2] = pose[:, :2]
         fit_yaw[rows] = pose[:, 2]
         visible[rows] = True

@@ -153,10 +153,12 @@ def _coverage(parser: "PoseParser", pose: np.ndarray, tpl_cls: ClassTemplate, bl
     return float((db <= cover_px).mean()), float(db.mean()), mask
 
 
-def detect_entering(parser: "PoseParser", frame: np.ndarray, maps: PixelMaps, explained: np.ndarray,
+def detect_entering(parser: "PoseParser", frame: np.ndarray, agent: np.ndarray, explained: np.ndarray,
                     background: Optional[np.ndarray], config: DetectConfig = DetectConfig()
                     ) -> Tuple["EnteredAgents", np.ndarray]:
     """Find agents in the unexplained skeleton pixels (see the module docstring).
+
+    ``agent`` is the frame's [H, W] bool mask of skeleton-coloured (saturated) pixels.
 
     Returns ``(entered, explained)``: the detections (vehicle frame) and the
     explained-pixel mask grown by their skeletons.
@@ -171,7 +173,7 @@ def detect_entering(parser: "PoseParser", frame: np.ndarray, maps: PixelMaps, ex
     found: List[Tuple[np.ndarray, ClassTemplate, float, float, int]] = []
     cam_xy = parser.camera.position[:2]
     while len(found) < config.max_new:
-        free = maps.agent & ~explained & ~blocked & ~tried
+        free = agent & ~explained & ~blocked & ~tried
         n, labels = _components(free)
         if n <= 1:
             break
@@ -187,12 +189,12 @@ def detect_entering(parser: "PoseParser", frame: np.ndarray, maps: PixelMaps, ex
             continue
         # Distance maps of this blob's pixels only (other skeletons must not attract the template).
         grown = cv2.dilate(blob.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        bmaps = pixel_maps(frame, maps.tau, parser.config.pixels, ignore=~grown | explained | blocked)
+        bmaps = pixel_maps(frame, parser.tau, parser.config.pixels, ignore=~grown | explained | blocked)
         best = None
         for tc in TEMPLATES:
             pose, sc = _fit_template(parser, bmaps, tc, contact, config.yaw_steps)
             frac = float(sc.inliers[0, 0]) / max(int(sc.observed[0, 0]), 1)
-            cover, back, mask = _coverage(parser, pose, tc, blob, config.coverage_px, maps.tau)
+            cover, back, mask = _coverage(parser, pose, tc, blob, config.coverage_px, parser.tau)
             sym = float(sc.residual[0, 0]) + back
             ok = frac >= config.min_inlier_frac and cover >= config.min_coverage \
                 and sc.observed[0, 0] >= parser.config.min_observed

@@ -46,10 +46,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
-from mad_sim.model.pose_pixels import GENERIC, PixelMaps
-from mad_sim.model.skeleton_fit import ScoreParams
+from mad_sim.model.pose_pixels import GENERIC, PixelMaps, _stamp, truncated_distances
+from mad_sim.model.skeleton_fit import ScoreParams, Scores
 from mad_sim.render.camera import Camera
 
 PAD = 2
@@ -65,18 +66,62 @@ class CostMaps:
         colour ``c`` is ``alpha D_c + (1 - alpha) D_generic`` inside, the
         unobserved cost on the border.  Colours absent from the frame share one map.
       slot: [P] int, map index of each palette colour.
+      gen: [H + 2 PAD, W + 2 PAD] float32, ``D_generic`` (``tau`` on the border), for the inlier test.
       unobserved: cost of an unobserved sample, pixels.
+      tau: truncation, pixels.
       height, width: the frame's size (without the border).
     """
 
     comb: np.ndarray
     slot: np.ndarray
+    gen: np.ndarray
     unobserved: float
+    tau: float
     height: int
     width: int
 
     @classmethod
+    def from_pixels(cls, pixels: Sequence[np.ndarray], agent: np.ndarray, tau: float,
+                    params: ScoreParams) -> "CostMaps":
+        """Cost maps straight from a frame's colour classes (:func:`~mad_sim.model.pose_pixels.colour_pixels`).
+
+        With ``shared = alpha tau + (1 - alpha) D_generic`` (the map of a colour
+        absent from the frame), a colour's map is
+        ``shared + alpha (D_c - tau) = min(shared, min over its pixels q of shared + alpha (|p - q| - tau))``,
+        so every colour pixel stamps its disc of radius ``tau`` once
+        (``np.minimum.at``) and no per-colour distance map is ever built.
+        """
+        h, w = agent.shape
+        hp, wp = h + 2 * PAD, w + 2 * PAD
+        a = np.float32(params.alpha)
+        tau32 = np.float32(tau)
+        gen = truncated_distances([np.flatnonzero(agent.reshape(-1))], (h, w), tau)[0]
+        gen_pad = np.pad(gen, PAD, constant_values=tau32)
+        unobs = float(params.unobserved_cost * tau)
+        p = len(pixels)
+        cols = np.array([i for i in range(p) if pixels[i].size], np.int64)
+        slot = np.zeros(p, np.int64)
+        slot[cols] = np.arange(1, cols.size + 1)
+        shared = (np.float32(1.0) - a) * gen + a * tau32
+        comb = np.full((cols.size + 1, hp, wp), np.float32(unobs), np.float32)
+        comb[:, PAD:PAD + h, PAD:PAD + w] = shared[None]
+        if cols.size:
+            flat = np.concatenate([pixels[i] for i in cols]).astype(np.int64)
+            m = np.repeat(np.arange(1, cols.size + 1, dtype=np.int64), [pixels[i].size for i in cols])
+            v, u = np.divmod(flat, w)
+            dv, du, d = _stamp(float(tau))
+            vv = v[:, None] + dv[None]
+            uu = u[:, None] + du[None]
+            ok = (vv >= 0) & (vv < h) & (uu >= 0) & (uu < w)
+            vv, uu = vv[ok], uu[ok]
+            mm = np.broadcast_to(m[:, None], ok.shape)[ok]
+            val = shared[vv, uu] + a * (np.broadcast_to(d[None], ok.shape)[ok] - tau32)
+            np.minimum.at(comb.reshape(-1), (mm * hp + vv + PAD) * wp + uu + PAD, val)
+        return cls(comb=comb, slot=slot, gen=gen_pad, unobserved=unobs, tau=float(tau), height=h, width=w)
+
+    @classmethod
     def build(cls, maps: PixelMaps, params: ScoreParams) -> "CostMaps":
+        """Cost maps from a frame's dense :class:`~mad_sim.model.pose_pixels.PixelMaps`."""
         p = maps.dist.shape[0] - 1
         present = maps.present[:p] if maps.present is not None else np.ones(p, bool)
         cols = np.flatnonzero(present)
@@ -91,7 +136,8 @@ class CostMaps:
         inner[0] = gen + a * np.float32(maps.tau)
         np.multiply(maps.dist[cols], a, out=inner[1:])
         inner[1:] += gen[None]
-        return cls(comb=comb, slot=slot, unobserved=unobs, height=h, width=w)
+        gen_pad = np.pad(maps.dist[GENERIC], PAD, constant_values=np.float32(maps.tau))
+        return cls(comb=comb, slot=slot, gen=gen_pad, unobserved=unobs, tau=float(maps.tau), height=h, width=w)
 
     @property
     def stride(self) -> Tuple[int, int]:
@@ -131,15 +177,30 @@ def grid_level(step_xy: float, n_xy: int, step_yaw_deg: float, n_yaw: int, bilin
     return Level(line(np.radians(step_yaw_deg), n_yaw), square(step_xy, n_xy), bilinear)
 
 
-@dataclass
 class Occlusion:
-    """Occluder depths padded like the cost maps: ``depth [H + 2 PAD, W + 2 PAD]`` float32 (inf: none)."""
+    """Occluder depths padded like the cost maps: ``depth [H + 2 PAD, W + 2 PAD]`` float32 (inf: none).
 
-    depth: np.ndarray
+    :meth:`near` gives the map min-filtered over a square of radius ``r``
+    pixels (cached): if it is not nearer than an agent anywhere under the
+    agent's samples, no candidate within ``r`` pixels of them can be occluded.
+    """
+
+    RADII = (4, 8, 16, 32)
+
+    def __init__(self, depth: np.ndarray) -> None:
+        self.depth = depth
+        self._near: dict = {}
 
     @classmethod
     def build(cls, occluder_depth: np.ndarray) -> "Occlusion":
         return cls(np.pad(np.asarray(occluder_depth, np.float32), PAD, constant_values=np.inf))
+
+    def near(self, radius: int) -> np.ndarray:
+        r = next((x for x in self.RADII if x >= radius), self.RADII[-1])
+        if r not in self._near:
+            self._near[r] = cv2.erode(self.depth, np.ones((2 * r + 1, 2 * r + 1), np.uint8),
+                                      borderType=cv2.BORDER_CONSTANT, borderValue=np.inf)
+        return self._near[r]
 
 
 class PoseSearch:
@@ -224,8 +285,41 @@ class PoseSearch:
             u[behind] = -1.0e4
         return u, v
 
+    def _may_be_occluded(self, rows: slice, centre: np.ndarray, level: Level) -> np.ndarray:
+        """[b] bool: agents for which some candidate of the level could land on a nearer agent's pixels.
+
+        The level's reach (largest position offset plus the largest yaw offset
+        times the body's radius) is turned into pixels at the agent's depth;
+        if the occluder map min-filtered over that radius is nowhere nearer
+        than the agent under its samples at ``centre``, no candidate is occluded.
+        """
+        b = centre.shape[0]
+        if self.occ is None:
+            return np.zeros(b, bool)
+        body = self.body[rows]
+        radius = np.sqrt((body[..., :2] ** 2).sum(-1)).max(-1)
+        reach = np.sqrt((level.xy ** 2).sum(-1)).max() + np.abs(level.yaw).max() * radius
+        depth = np.maximum(self.thr[rows] + self.params.occlusion_margin_m, self.camera.near)
+        px = np.ceil(max(self.camera.fx, self.camera.fy) * reach / depth) + 2
+        rot, trans = self._parts(rows, centre, Level(np.zeros(1), np.zeros((1, 2)), False))
+        u, v = self._pixels(rot, trans)
+        hp, wp = self.cmaps.comb.shape[1:]
+        ui = np.clip(u[:, 0, 0] + 0.5, 0, wp - 1).astype(np.int64)
+        vi = np.clip(v[:, 0, 0] + 0.5, 0, hp - 1).astype(np.int64)
+        out = np.ones(b, bool)
+        for r in np.unique(px):
+            sel = np.flatnonzero(px == r)
+            if r > Occlusion.RADII[-1]:
+                continue
+            m = self.occ.near(int(r))
+            out[sel] = (m[vi[sel], ui[sel]] < self.thr[rows][sel, None]).any(-1)
+        return out
+
     def _costs(self, rows: slice, centre: np.ndarray, level: Level) -> np.ndarray:
         """[b, Y, X] mean sample cost of the level's candidates around ``centre [b, 3]`` (prior not included)."""
+        occluded = np.flatnonzero(self._may_be_occluded(rows, centre, level))
+        if 2 * occluded.size > centre.shape[0]:
+            occluded = slice(None)  # most agents: test them all rather than copy a subset
         rot, trans = self._parts(rows, centre, level)
         u, v = self._pixels(rot, trans)
         cm = self.cmaps
@@ -246,8 +340,9 @@ class PoseSearch:
             bot = flat[idx]
             bot += (flat[idx + 1] - bot) * fu
             val = top + (bot - top) * fv
-            if self.occ is not None:
-                pix = (v + np.float32(0.5)).astype(np.int32) * rs + (u + np.float32(0.5)).astype(np.int32)
+            if not isinstance(occluded, np.ndarray) or occluded.size:
+                uo, vo = u[occluded], v[occluded]
+                pix = (vo + np.float32(0.5)).astype(np.int32) * rs + (uo + np.float32(0.5)).astype(np.int32)
         else:
             u += np.float32(0.5)
             v += np.float32(0.5)
@@ -255,10 +350,13 @@ class PoseSearch:
             np.clip(v, 0.0, hp - 1, out=v)
             pix = v.astype(np.int32) * rs + u.astype(np.int32)
             val = flat[pix + self.base]
-        if self.occ is not None:
-            od = self.occ.depth.reshape(-1)[pix]
-            hidden = od < self.thr[rows, None, None, None]
+            pix = pix[occluded]
+        if not isinstance(occluded, np.ndarray):
+            hidden = self.occ.depth.reshape(-1)[pix] < self.thr[rows, None, None, None]
             val[hidden] = np.float32(cm.unobserved)
+        elif occluded.size:
+            hidden = self.occ.depth.reshape(-1)[pix] < self.thr[rows][occluded, None, None, None]
+            val[occluded] = np.where(hidden, np.float32(cm.unobserved), val[occluded])
         return val.sum(-1, dtype=np.float32) / np.float32(val.shape[-1])
 
     def _prior(self, rows: slice, centre: np.ndarray, level: Level) -> Tuple[np.ndarray, np.ndarray]:
@@ -290,6 +388,54 @@ class PoseSearch:
         out[:, :2] += level.xy[i]
         out[:, 2] += level.yaw[j]
         return out
+
+    def evaluate(self, pose: np.ndarray) -> Scores:
+        """Exact :class:`~mad_sim.model.skeleton_fit.Scores` (arrays ``[B, 1]``) of one pose ``[B, 3]`` per agent.
+
+        The same numbers as :func:`~mad_sim.model.skeleton_fit.score`: a
+        sample is observed when it projects inside ``[0, W-1] x [0, H-1]``, in
+        front of the camera and not under a nearer agent; ``residual`` is the
+        mean combined distance of the observed samples (``tau`` if none) and
+        ``inliers`` counts observed samples whose generic distance is at most ``inlier_px``.
+        """
+        pose = np.asarray(pose, np.float64)
+        b = pose.shape[0]
+        zero = Level(np.zeros(1), np.zeros((1, 2)), True)
+        rows = slice(0, b)
+        rot, trans = self._parts(rows, pose, zero)
+        u, v = self._pixels(rot, trans)
+        u, v = u[:, 0, 0], v[:, 0, 0]
+        cm = self.cmaps
+        _, rs = cm.stride
+        inside = (u >= PAD) & (u <= PAD + cm.width - 1) & (v >= PAD) & (v <= PAD + cm.height - 1)
+        uc = np.where(inside, u, np.float32(PAD))
+        vc = np.where(inside, v, np.float32(PAD))
+        u0, v0 = uc.astype(np.int32), vc.astype(np.int32)
+        fu, fv = uc - u0, vc - v0
+        idx = v0 * rs + u0
+
+        def bil(flat: np.ndarray, i: np.ndarray) -> np.ndarray:
+            top = flat[i] * (1 - fu) + flat[i + 1] * fu
+            bot = flat[i + rs] * (1 - fu) + flat[i + rs + 1] * fu
+            return top * (1 - fv) + bot * fv
+
+        comb = bil(cm.comb.reshape(-1), idx + self.base)
+        d_gen = bil(cm.gen.reshape(-1), idx)
+        obs = inside
+        if self.occ is not None:
+            pix = (vc + np.float32(0.5)).astype(np.int32) * rs + (uc + np.float32(0.5)).astype(np.int32)
+            obs = obs & ~(self.occ.depth.reshape(-1)[pix] < self.thr[:, None])
+        n_s = obs.shape[-1]
+        comb = np.where(obs, comb, np.float32(0.0))
+        n_obs = obs.sum(-1)
+        csum = comb.sum(-1, dtype=np.float64)
+        cost = (csum + (n_s - n_obs) * cm.unobserved) / n_s
+        residual = np.where(n_obs > 0, csum / np.maximum(n_obs, 1), cm.tau)
+        inliers = (obs & (d_gen <= self.params.inlier_px)).sum(-1)
+        px, py = self._prior(rows, pose, zero)
+        cost = cost + px[:, 0] + py[:, 0]
+        return Scores(cost=cost[:, None], residual=residual[:, None], observed=n_obs[:, None],
+                      inliers=inliers[:, None])
 
     def run(self, start: np.ndarray, levels: Sequence[Level]) -> np.ndarray:
         """[B, 3] best pose after the levels, each centred on the previous best."""
