@@ -3,14 +3,25 @@
     python bench/bench_closed_loop.py [--steps 64] [--threads 1] [--weights auto|random]
 
 Each configuration drives the WOMD log's SDC with a constant action for
-``--steps`` steps (0.1 s each) after a warm-up episode, on the same machine
-in the same run; figures are printed with their ratio to log agents.
+``--steps`` steps (0.1 s each) after a warm-up step, on the same machine in
+the same run; figures are printed with their ratio to log agents, both per
+wall second and per CPU second of this process (the CPU figure is what the
+code costs; the wall figure also pays for other processes' load, whose
+average is printed).  Configurations with learned agents:
+
+* ``mad, 1 env, unmerged LoRA``: the motion adapter applied as a separate
+  low-rank product in every layer (the state before the merge; same frames);
+* ``mad, 1 env``: the default (LoRA merged into the base weights, float32);
+* ``mad, 1 env, bfloat16``: opt-in CPU autocast (not bit-identical);
+* ``mad, 4 envs``: :class:`MADVectorEnv`, one batched sampler call per chunk.
+
 Target: >= 1.0 simulated s / wall s for one env with learned agents.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -19,22 +30,23 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
 
 
-def run(make, num_envs: int, steps: int) -> float:
-    """Simulated seconds per wall second over ``steps`` vector steps of ``num_envs`` envs."""
+def run(make, num_envs: int, steps: int) -> tuple[float, float]:
+    """Simulated seconds per wall second and per CPU second over ``steps`` vector steps of ``num_envs`` envs."""
     env = make()
     env.reset(seed=list(range(num_envs)) if num_envs > 1 else 0)
     act = np.zeros((num_envs, 2), np.float32) if num_envs > 1 else np.zeros(2, np.float32)
     env.step(act)  # warm-up (model load, first prediction)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     done_steps = 0
     while done_steps < steps:
         out = env.step(act)
         done_steps += 1
         if num_envs == 1 and (out[2] or out[3]):
             env.reset()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     env.close()
-    return num_envs * steps * 0.1 / wall
+    sim = num_envs * steps * 0.1
+    return sim / wall, sim / cpu
 
 
 def main() -> None:
@@ -43,7 +55,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--weights", default="auto")
     ap.add_argument("--chunk", type=int, default=16)
+    ap.add_argument("--skip", default="", help="comma-separated configurations to skip: unmerged,bf16,vector")
     args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
     import gymnasium as gym
     import torch
 
@@ -54,20 +68,34 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     la.configure(weights=args.weights, threads=args.threads, chunk=args.chunk)
     kw = dict(scenario=str(DATA), terminate_on_collision=False, terminate_on_offroad=False)
+    mad = lambda: gym.make("MADDrive-v0", agents="mad", **kw)  # noqa: E731
     results = {}
+    load0 = os.getloadavg()[0]
     results["log, 1 env"] = run(lambda: gym.make("MADDrive-v0", agents="log", **kw), 1, args.steps)
-    results["mad, 1 env"] = run(lambda: gym.make("MADDrive-v0", agents="mad", **kw), 1, args.steps)
-    results["log, 4 envs (SyncVectorEnv)"] = run(
-        lambda: gym.vector.SyncVectorEnv([lambda: gym.make("MADDrive-v0", agents="log", **kw)] * 4), 4, args.steps)
-    results["mad, 4 envs (MADVectorEnv, batched)"] = run(lambda: make_mad_vector_env(4, **kw), 4, args.steps)
-    base = results["log, 1 env"]
+    if "unmerged" not in skip:
+        la.configure(merge_lora=False)
+        results["mad, 1 env, unmerged LoRA (before)"] = run(mad, 1, args.steps)
+        la.configure(merge_lora=True)
+    results["mad, 1 env"] = run(mad, 1, args.steps)
+    if "bf16" not in skip:
+        la.configure(precision="bfloat16")
+        results["mad, 1 env, bfloat16 (opt-in)"] = run(mad, 1, args.steps)
+        la.configure(precision="float32")
+    if "vector" not in skip:
+        results["log, 4 envs (SyncVectorEnv)"] = run(
+            lambda: gym.vector.SyncVectorEnv([lambda: gym.make("MADDrive-v0", agents="log", **kw)] * 4), 4, args.steps)
+        results["mad, 4 envs (MADVectorEnv, batched)"] = run(lambda: make_mad_vector_env(4, **kw), 4, args.steps)
+    base_wall, base_cpu = results["log, 1 env"]
     svc = la.default_settings()
     print(f"closed loop, WOMD {DATA.name}, {args.steps} steps, torch threads {args.threads}, chunk {svc.chunk}, "
           f"{svc.future_frames} frames at {svc.size}x{svc.size}, {svc.sampler_steps} sampler steps, weights {args.weights}")
-    for name, v in results.items():
-        print(f"  {name:38s} {v:8.2f} sim s / wall s   ({v / base:.4f} x log agents)")
-    one = results["mad, 1 env"]
-    print(f"  target >= 1.0 sim s / wall s for one env with learned agents: {'MET' if one >= 1.0 else 'NOT MET'} ({one:.2f})")
+    print(f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+    print(f"  {'configuration':38s} {'sim s/wall s':>12s} {'x log':>8s} {'sim s/CPU s':>12s} {'x log':>8s}")
+    for name, (wall, cpu) in results.items():
+        print(f"  {name:38s} {wall:12.2f} {wall / base_wall:8.4f} {cpu:12.2f} {cpu / base_cpu:8.4f}")
+    one = results["mad, 1 env"][0]
+    print(f"  target >= 1.0 sim s / wall s for one env with learned agents: {'MET' if one >= 1.0 else 'NOT MET'} "
+          f"({one:.2f}; {results['mad, 1 env'][1]:.2f} per CPU second)")
 
 
 if __name__ == "__main__":

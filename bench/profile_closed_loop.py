@@ -36,7 +36,7 @@ STAGES = {
     "transformer": [("sampling.py", "denoise")],
     "VAE decode": [("backbone.py", "decode_latents")],
     "parse": [("learned_agents.py", "_parse")],
-    "fallback policy": [("traffic.py", "advance")],
+    "fallback policy": [("traffic.py", "advance"), ("idm.py", "advance")],
 }
 
 

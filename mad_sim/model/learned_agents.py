@@ -72,6 +72,8 @@ class LearnedAgentSettings:
     Attributes:
       preset, weights, lora, device, threads: the model (see :func:`~mad_sim.model.predictor_service.load_predictor`);
         ``threads`` torch threads while sampling (None: torch's default).
+      merge_lora: merge the motion LoRA into the base weights for inference (same frames, less CPU).
+      precision: ``float32`` (default) or ``bfloat16`` (CPU autocast: faster, not bit-identical; opt-in).
       sampler_steps: flow-matching sampler steps per prediction.
       size: pose frames are ``size x size`` pixels (multiple of 32).
       history_frames / future_frames: frames in / out of the model (8k+1).
@@ -90,6 +92,8 @@ class LearnedAgentSettings:
     lora: Optional[str] = None
     device: Optional[str] = None
     threads: Optional[int] = None
+    merge_lora: bool = True
+    precision: str = "float32"
     sampler_steps: int = 4
     size: int = 128
     history_frames: int = 9
@@ -113,6 +117,8 @@ class LearnedAgentSettings:
             raise ConfigError(f"learned agents: chunk={self.chunk} must be in [1, future_frames={self.future_frames}]")
         if self.fallback not in FALLBACKS:
             raise ConfigError(f"learned agents: fallback={self.fallback!r} is not one of {sorted(FALLBACKS)}")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ConfigError(f"learned agents: precision={self.precision!r} must be 'float32' or 'bfloat16'")
         if self.tolerance_m <= 0 or self.min_interval < 1 or self.view_range_m <= 0 or self.sampler_steps < 1:
             raise ConfigError("learned agents: tolerance_m, view_range_m > 0 and min_interval, sampler_steps >= 1")
 
@@ -166,7 +172,8 @@ class LearnedAgents:
         from mad_sim.world import traffic
 
         self.settings = s = settings or LearnedAgentSettings()
-        self.service = service or shared_service(s.preset, s.weights, s.lora, s.device, s.sampler_steps, s.threads)
+        self.service = service or shared_service(s.preset, s.weights, s.lora, s.device, s.sampler_steps, s.threads,
+                                                 s.merge_lora, s.precision)
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.adapter = action_adapter
         self.action_kind = action_kind

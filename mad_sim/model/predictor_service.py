@@ -18,6 +18,11 @@ motion LoRA into the base weights once (``W + (alpha / r) B A``, peft's
 ``merge``), so each linear layer runs one matmul instead of three; the result
 equals the unmerged adapter up to float rounding (tests: below one grey
 level).  The model must then not be used with another adapter.
+``precision="bfloat16"`` (opt-in, not the default) runs the sampler call
+under ``torch.autocast("cpu", torch.bfloat16)``: about 1.6x less CPU time
+on CPUs with AVX512-BF16, with frames that differ from float32 by about 0.5
+grey levels on average (measured on the random tiny model; check it on
+trained weights before relying on it).
 
 Weights: :func:`load_predictor` picks the shipped tiny weights
 (``mad_sim/weights/<preset>.safetensors`` + ``<preset>_motion.safetensors``)
@@ -38,9 +43,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from mad_sim.errors import CheckpointError, ShapeError
+from mad_sim.errors import CheckpointError, ConfigError, ShapeError
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+"""Sampler precision -> autocast dtype (None: plain float32)."""
 
 
 @dataclass
@@ -121,10 +129,14 @@ class PredictorService:
       threads: torch intra-op threads to use while sampling (None: leave torch's setting).
       merge_lora: merge the adapter into the base weights for inference (only when the
         service owns the model: the model then serves this adapter alone).
+      precision: ``float32`` or ``bfloat16`` (CPU autocast of the whole sampler call).
     """
 
     def __init__(self, predictor, steps: int = 4, threads: Optional[int] = None, weights_info: str = "",
-                 merge_lora: bool = False) -> None:
+                 merge_lora: bool = False, precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"predictor precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        self.precision = precision
         self.predictor = predictor
         self.steps = int(steps)
         self.threads = threads
@@ -155,6 +167,7 @@ class PredictorService:
             old_threads = torch.get_num_threads()
             if self.threads:
                 torch.set_num_threads(int(self.threads))
+            autocast = PRECISIONS[self.precision]
             try:
                 model = self.predictor.model
                 bb = model.backbone
@@ -173,14 +186,15 @@ class PredictorService:
                     conds.append(Condition(uint8_to_video(torch.from_numpy(ego)).to(device), "ego_motion"))
                 if not self.merged:
                     model.set_adapter(self.predictor.adapter)
-                lat_conds = model.encode_conditions(conds, batch=b)
-                embeds, mask = bb.encode_prompts(None, b)
                 shape = tuple(bb.latent_shape(f, h, w))
                 noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(r.seed)))
                                      for r in reqs]).to(device)
-                latents = denoise(model.denoiser, bb.scheduler, (b,) + shape, lat_conds, embeds, mask,
-                                  steps=self.steps, device=device, latents=noise)
-                video = bb.decode_latents(latents.to(bb.dtype)).float().clamp(-1.0, 1.0)
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                    lat_conds = model.encode_conditions(conds, batch=b)
+                    embeds, mask = bb.encode_prompts(None, b)
+                    latents = denoise(model.denoiser, bb.scheduler, (b,) + shape, lat_conds, embeds, mask,
+                                      steps=self.steps, device=device, latents=noise)
+                    video = bb.decode_latents(latents.to(bb.dtype)).float().clamp(-1.0, 1.0)
                 frames = video_to_uint8(video.cpu()).numpy()
             finally:
                 if self.threads:
@@ -218,13 +232,18 @@ _SHARED: Dict[Tuple, PredictorService] = {}
 
 
 def shared_service(preset: str = "tiny", weights: str = "auto", lora: Optional[str] = None,
-                   device: Optional[str] = None, steps: int = 4, threads: Optional[int] = None) -> PredictorService:
+                   device: Optional[str] = None, steps: int = 4, threads: Optional[int] = None,
+                   merge_lora: bool = True, precision: str = "float32") -> PredictorService:
     """The process-wide service for these settings (the model is loaded once and shared by every env)."""
-    key = (preset, str(weights), None if lora is None else str(lora), device, int(steps), threads)
+    key = (preset, str(weights), None if lora is None else str(lora), device, int(steps), threads, bool(merge_lora),
+           precision)
     svc = _SHARED.get(key)
     if svc is None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"predictor precision {precision!r} is not one of {sorted(PRECISIONS)}")
         predictor, info = load_predictor(preset, weights, lora, device)
-        svc = PredictorService(predictor, steps=steps, threads=threads, weights_info=info, merge_lora=True)
+        svc = PredictorService(predictor, steps=steps, threads=threads, weights_info=info, merge_lora=merge_lora,
+                               precision=precision)
         _SHARED[key] = svc
     return svc
 

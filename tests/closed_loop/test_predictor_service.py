@@ -67,3 +67,30 @@ def test_merged_lora_equals_the_adapter(womd_path):
     plain = PredictorService(base, steps=2, threads=1).forecast([ForecastRequest(hist, None, 9, 11)])[0]
     assert np.abs(frames[0].astype(int) - plain.astype(int)).mean() > 0.5  # the adapter changes the output ...
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() <= 1  # ... and merging it does not
+
+
+def test_bfloat16_sampler_is_close_and_checked(womd_path):
+    """The opt-in bfloat16 autocast gives nearly the float32 frames; an unknown precision is refused."""
+    import pytest
+    import torch
+
+    from mad_sim.data import load_scenario
+    from mad_sim.errors import ConfigError
+    from mad_sim.model.predictor_service import PredictorService, load_predictor
+
+    torch.set_num_threads(1)
+    sc = load_scenario(womd_path)
+    hist = PoseRenderer(64, 64).render_scenario(sc, sc.sdc_index, 2, 11)
+    predictor, _ = load_predictor("tiny", "random", seed=3)
+    req = ForecastRequest(hist, None, 9, 11)
+    f32 = PredictorService(predictor, steps=2, threads=1).forecast([req])[0]
+    bf16 = PredictorService(predictor, steps=2, threads=1, precision="bfloat16").forecast([req])[0]
+    diff = np.abs(f32.astype(int) - bf16.astype(int))
+    assert bf16.shape == f32.shape and bf16.dtype == np.uint8
+    assert 0 < diff.mean() < 2.0  # not bit-identical (so it is opt-in), but close
+    with pytest.raises(ConfigError, match="precision"):
+        PredictorService(predictor, precision="float8")
+    with pytest.raises(ConfigError, match="precision"):
+        from mad_sim.model.learned_agents import LearnedAgentSettings
+
+        LearnedAgentSettings(precision="half")
