@@ -51,3 +51,20 @@ def test_one_step_is_refused_by_name(tiny_backbone):
 
     with pytest.raises(ShapeError, match="steps must be >= 2"):
         MADModel(tiny_backbone).sample([], num_frames=9, height=64, width=64, steps=1)
+
+
+def test_generate_pose_with_actions_and_bad_actions(womd_path, tmp_path, capsys):
+    import numpy as np
+
+    good = tmp_path / "brake.npy"
+    np.save(good, np.stack([np.full(9, -2.0), np.zeros(9)], axis=1))  # brake 2 m/s^2, straight
+    out = tmp_path / "a.gif"
+    base = ["generate", "pose", "--scenario", str(womd_path), "--frames", "9", "--size", "64", "64", "--steps", "2",
+            "--weights", "random", "--no-lora"]
+    assert main(base + ["--ego-motion", str(good), "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ego_motion"] == str(good)
+    assert iio.imread(out, index=None).shape[:3] == (9, 64, 64)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((5, 2)))
+    assert main(base + ["--ego-motion", str(bad), "--out", str(tmp_path / "b.gif")]) == 2
+    assert "actions must be finite [9, 2]" in capsys.readouterr().err
