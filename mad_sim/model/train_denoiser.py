@@ -156,6 +156,12 @@ class DenoiserStage:
         if cfg.init_transformer:
             load_safetensors_into(bb.transformer, cfg.init_transformer, "transformer")
         bb.to(device=device)
+        if cfg.fit_latent_stats:
+            from mad_sim.model.train_stages import latent_stats
+
+            mean, std = latent_stats(bb.vae, cache, device)
+            bb.set_latent_stats(mean, std)
+            log.info("latent stats fitted: mean |m| %.4f, std %.4f", float(mean.abs().mean()), float(std.mean()))
         self.backbone = bb
         self.latents = encode_clip_latents(bb, cache, progress=True)
         self._text: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}

@@ -87,6 +87,26 @@ def edge_weight_map(target: torch.Tensor, threshold: float, weight: float) -> to
     return 1.0 + weight * grown
 
 
+@torch.no_grad()
+def latent_stats(vae: torch.nn.Module, cache, device, num_clips: int = 64, seed: int = 1234) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std ``[C]`` of raw posterior means over ``num_clips`` training clips.
+
+    Both the future pose video and the future ego-motion video of each clip
+    are encoded (the two kinds of video the transformer reads and writes).
+    """
+    rng = np.random.default_rng(seed)
+    idx = cache.indices("train")
+    idx = np.sort(rng.choice(idx, size=min(num_clips, idx.size), replace=False))
+    spec, feats = cache.spec, []
+    for chunk in np.array_split(idx, max(1, len(idx) // 8)):
+        pose, ego = cache.batch(chunk)
+        for video in (pose[:, spec.future_slice], ego[:, spec.future_slice]):
+            lat = vae.encode(videos_to_tensor(video, device)).latent_dist.mean
+            feats.append(lat.transpose(0, 1).reshape(lat.shape[1], -1))
+    allf = torch.cat(feats, dim=1)
+    return allf.mean(dim=1), allf.std(dim=1).clamp_min(1e-3)
+
+
 class VaeStage:
     """Train the preset's LTX VAE from scratch (or from ``init_vae``)."""
 
@@ -142,22 +162,11 @@ class VaeStage:
         if missing or unexpected:
             raise CheckpointError(f"checkpoint does not fit the VAE: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
-    @torch.no_grad()
     def latent_stats(self, num_clips: int = 64, seed: int = 1234) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and std of posterior means over ``num_clips`` training clips' pose futures."""
         vae = self._unwrap().eval()
-        rng = np.random.default_rng(seed)
-        idx = self.cache.indices("train")
-        idx = rng.choice(idx, size=min(num_clips, idx.size), replace=False)
-        spec, feats = self.cache.spec, []
-        for chunk in np.array_split(idx, max(1, len(idx) // 8)):
-            pose, ego = self.cache.batch(chunk)
-            for video in (pose[:, spec.future_slice], ego[:, spec.future_slice]):
-                lat = vae.encode(videos_to_tensor(video, self.device)).latent_dist.mean
-                feats.append(lat.transpose(0, 1).reshape(lat.shape[1], -1))
-        allf = torch.cat(feats, dim=1)
+        out = latent_stats(vae, self.cache, self.device, num_clips, seed)
         vae.train()
-        return allf.mean(dim=1), allf.std(dim=1).clamp_min(1e-3)
+        return out
 
     def export(self, folder: Path) -> Dict[str, Path]:
         vae = self._unwrap()

@@ -148,6 +148,8 @@ class TrainConfig:
         ``text_encoder.*``) to start from; empty = random init.
       init_vae / init_transformer / init_lora: component safetensors loaded on top.
       eval_clips: held-out clips scored (fixed noise) at every checkpoint.
+      fit_latent_stats: (base) set the VAE's per-channel latent mean/std from
+        training clips before encoding (for a VAE that has none, e.g. random init).
       data: clips (see :class:`mad_sim.model.datasets.DatasetConfig`).
       optim, vae_loss, task, lora: see their classes.
     """
@@ -170,6 +172,7 @@ class TrainConfig:
     init_transformer: str = ""
     init_lora: str = ""
     eval_clips: int = 32
+    fit_latent_stats: bool = False
     data: DatasetConfig = field(default_factory=DatasetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     vae_loss: VaeLossConfig = field(default_factory=VaeLossConfig)
