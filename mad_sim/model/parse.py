@@ -353,7 +353,7 @@ class PoseParser:
         if self.config.detect:
             from mad_sim.model.parse_detect import detect_entering
 
-            entered, explained = detect_entering(self, frame, agent_px, explained, background)
+            entered, explained = detect_entering(self, frame, pixels, agent_px, explained, background)
             if len(entered) and left.size:
                 entered = self._reconcile(cmaps, entered, left, pred_xyz, pred_yaw, size, types, fit_xyz, fit_yaw,
                                           visible, conf, resid)

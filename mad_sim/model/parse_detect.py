@@ -35,14 +35,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from mad_sim.data.scenario import ObjectType
-from mad_sim.model.pose_pixels import PixelMaps, explained_by, pixel_maps
-from mad_sim.model.skeleton_fit import Scores, body_samples, grid, radial_grid, score, template
+from mad_sim.model.pose_pixels import explained_by
+from mad_sim.model.pose_search import CostMaps, PoseSearch, grid_level, line
+from mad_sim.model.pose_search import Level as SearchLevel
+from mad_sim.model.skeleton_fit import Scores, body_samples, template
 from mad_sim.render.draw import AgentPoses, agent_id_mask, draw_agents
 from mad_sim.render.skeleton import class_of
 
@@ -80,6 +82,7 @@ class DetectConfig:
       coverage_px: distance (pixels) at which a blob pixel counts as covered.
       yaw_steps: headings tried from scratch.
       max_range_m: contact points farther than this are not fitted (nothing resolvable).
+      levels: coarse-to-fine refinement ``(step_xy m, n_xy, step_yaw deg, n_yaw)`` after the ray-aligned grid.
     """
 
     min_pixels: int = 5
@@ -89,6 +92,7 @@ class DetectConfig:
     coverage_px: float = 1.5
     yaw_steps: int = 12
     max_range_m: float = 80.0
+    levels: Tuple[Tuple[float, int, float, int], ...] = ((0.5, 7, 5.0, 7), (0.2, 3, 2.0, 3), (0.08, 3, 0.8, 3))
 
 
 def _components(mask: np.ndarray) -> Tuple[int, np.ndarray]:
@@ -108,33 +112,37 @@ def _contact(parser: "PoseParser", blob: np.ndarray) -> Optional[np.ndarray]:
     return g[:2]
 
 
-def _fit_template(parser: "PoseParser", maps: PixelMaps, tpl_cls: ClassTemplate, contact: np.ndarray,
-                  yaw_steps: int) -> Tuple[np.ndarray, Scores]:
+def _fit_template(parser: "PoseParser", cmaps: CostMaps, tpl_cls: ClassTemplate, contact: np.ndarray,
+                  config: "DetectConfig") -> Tuple[np.ndarray, Scores]:
     """Best pose [3] (vehicle frame) of one class template around a contact point, with its scores."""
     c = int(class_of(np.array([tpl_cls.object_type]))[0])
     size = np.array([tpl_cls.size], np.float64)
-    per_edge = parser.config.per_edge
-    tpl = template(c, per_edge)
-    body = body_samples(c, size, per_edge)
-    z = np.array([0.5 * size[0, 2]])
-    depth = np.array([max(float(parser.camera.to_camera(np.array([contact[0], contact[1], z[0]]))[2]), 0.0)])
+    cam_xy = parser.camera.position[:2]
     length = float(max(size[0, 0], size[0, 1]))
-    yaws = np.arange(yaw_steps) * (2 * np.pi / yaw_steps)
     # Along the ray: from the contact point to one box length behind it (the centre sits half a box away).
-    n_along = 9
-    centre = contact + 0.5 * length * (contact - parser.camera.position[:2]) / max(np.linalg.norm(
-        contact - parser.camera.position[:2]), 1e-6)
-    cand = radial_grid(centre[None], length / (n_along - 1), n_along, 0.5, 5, yaws, parser.camera.position[:2])
-    params = parser.config.score
-    sc = score(parser.camera, maps, c, body, tpl.colour, cand, z, size[:, 2], depth, None, None, params)
-    best = cand[0, int(np.argmin(sc.cost[0]))]
-    for step_xy, n_xy, step_yaw, n_yaw in parser.config.levels:
-        cand = best[None, None] + grid(step_xy, n_xy, np.radians(step_yaw), n_yaw)[None]
-        sc = score(parser.camera, maps, c, body, tpl.colour, cand, z, size[:, 2], depth, None, None, params)
-        k = int(np.argmin(sc.cost[0]))
-        best = cand[0, k]
-    final = score(parser.camera, maps, c, body, tpl.colour, best[None, None], z, size[:, 2], depth, None, None, params)
-    return best, final
+    n_along, n_across = 9, 5
+    ray = (contact - cam_xy) / max(float(np.linalg.norm(contact - cam_xy)), 1e-6)
+    centre = contact + 0.5 * length * ray
+    perp = np.array([-ray[1], ray[0]])
+    a = line(length / (n_along - 1), n_along)
+    b = line(0.5, n_across)
+    aa, bb = np.meshgrid(a, b, indexing="ij")
+    offsets = aa.ravel()[:, None] * ray[None] + bb.ravel()[:, None] * perp[None]
+    yaws = np.arange(config.yaw_steps) * (2 * np.pi / config.yaw_steps)
+
+
+    def searcher(per_edge: int) -> PoseSearch:
+        return PoseSearch(parser.camera, cmaps, template(c, per_edge).colour, body_samples(c, size, per_edge),
+                          np.zeros(1), np.zeros(1), None, parser.config.score, parser.tau)
+
+    # The wide levels (the ray-aligned grid and the first refinement) with the parser's coarse sampling
+    # and nearest-pixel lookups, the rest bilinear with the full sampling.
+    coarse = searcher(parser.config.coarse_per_edge)
+    fine = searcher(parser.config.per_edge)
+    best = np.array([[centre[0], centre[1], 0.0]])
+    best = coarse.run(best, [SearchLevel(yaws, offsets, bilinear=False), grid_level(*config.levels[0], bilinear=False)])
+    best = fine.run(best, [grid_level(*lv) for lv in config.levels[1:]])
+    return best[0], fine.evaluate(best)
 
 
 def _agent(pose: np.ndarray, tc: ClassTemplate) -> AgentPoses:
@@ -153,12 +161,14 @@ def _coverage(parser: "PoseParser", pose: np.ndarray, tpl_cls: ClassTemplate, bl
     return float((db <= cover_px).mean()), float(db.mean()), mask
 
 
-def detect_entering(parser: "PoseParser", frame: np.ndarray, agent: np.ndarray, explained: np.ndarray,
-                    background: Optional[np.ndarray], config: DetectConfig = DetectConfig()
+def detect_entering(parser: "PoseParser", frame: np.ndarray, pixels: Sequence[np.ndarray], agent: np.ndarray,
+                    explained: np.ndarray, background: Optional[np.ndarray], config: DetectConfig = DetectConfig()
                     ) -> Tuple["EnteredAgents", np.ndarray]:
     """Find agents in the unexplained skeleton pixels (see the module docstring).
 
-    ``agent`` is the frame's [H, W] bool mask of skeleton-coloured (saturated) pixels.
+    ``pixels`` and ``agent`` are the frame's colour classes
+    (:func:`~mad_sim.model.pose_pixels.colour_pixels`: flat pixel indices per
+    palette colour, [H, W] bool saturated mask).
 
     Returns ``(entered, explained)``: the detections (vehicle frame) and the
     explained-pixel mask grown by their skeletons.
@@ -189,10 +199,12 @@ def detect_entering(parser: "PoseParser", frame: np.ndarray, agent: np.ndarray, 
             continue
         # Distance maps of this blob's pixels only (other skeletons must not attract the template).
         grown = cv2.dilate(blob.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        bmaps = pixel_maps(frame, parser.tau, parser.config.pixels, ignore=~grown | explained | blocked)
+        keep = (grown & ~explained & ~blocked).reshape(-1)
+        bpix = [p[keep[p]] for p in pixels]
+        bmaps = CostMaps.from_pixels(bpix, agent & keep.reshape(agent.shape), parser.tau, parser.config.score)
         best = None
         for tc in TEMPLATES:
-            pose, sc = _fit_template(parser, bmaps, tc, contact, config.yaw_steps)
+            pose, sc = _fit_template(parser, bmaps, tc, contact, config)
             frac = float(sc.inliers[0, 0]) / max(int(sc.observed[0, 0]), 1)
             cover, back, mask = _coverage(parser, pose, tc, blob, config.coverage_px, parser.tau)
             sym = float(sc.residual[0, 0]) + back

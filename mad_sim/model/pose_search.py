@@ -213,20 +213,20 @@ class PoseSearch:
       body: [B, S, 3] body-frame samples (x forward, y left, z up from the box's bottom).
       z_ground: [B] height of each box's bottom (vehicle frame), metres.
       own_depth: [B] camera depth of each agent (for occlusion), metres.
-      prediction: [B, 3] predicted poses, centre of the quadratic prior.
+      prediction: [B, 3] predicted poses, centre of the quadratic prior (None: no prior).
       params: cost weights; tau: truncation, pixels.
       occlusion: padded occluder depths, or None.
       chunk: bound on ``B * Y * X * S`` evaluated at once.
     """
 
     def __init__(self, camera: Camera, cmaps: CostMaps, colour: np.ndarray, body: np.ndarray, z_ground: np.ndarray,
-                 own_depth: np.ndarray, prediction: np.ndarray, params: ScoreParams, tau: float,
+                 own_depth: np.ndarray, prediction: Optional[np.ndarray], params: ScoreParams, tau: float,
                  occlusion: Optional[Occlusion] = None, chunk: int = 1_500_000) -> None:
         self.camera = camera
         self.cmaps = cmaps
         self.body = np.asarray(body, np.float64)
         self.z_ground = np.asarray(z_ground, np.float64)
-        self.pred = np.asarray(prediction, np.float64)
+        self.pred = None if prediction is None else np.asarray(prediction, np.float64)
         self.params = params
         self.tau = float(tau)
         self.chunk = int(chunk)
@@ -360,6 +360,8 @@ class PoseSearch:
         return val.sum(-1, dtype=np.float32) / np.float32(val.shape[-1])
 
     def _prior(self, rows: slice, centre: np.ndarray, level: Level) -> Tuple[np.ndarray, np.ndarray]:
+        if self.pred is None:
+            return np.zeros((centre.shape[0], level.xy.shape[0])), np.zeros((centre.shape[0], level.yaw.size))
         p = self.params
         w = p.prior_weight * self.tau
         pred = self.pred[rows]
