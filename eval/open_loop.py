@@ -155,10 +155,17 @@ def gather_rows(rows: Dict[str, List[Dict[str, Any]]], world_size: int) -> Dict[
         return rows
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    created = not dist.is_initialized()
+    if created:
         dist.init_process_group("gloo")
     parts: List[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, rows)
+    try:
+        dist.all_gather_object(parts, rows)
+    finally:
+        # A gloo group left alive at interpreter exit can abort a rank
+        # ("terminate called without an active exception"): tear down what we made.
+        if created:
+            dist.destroy_process_group()
     merged: Dict[str, List[Dict[str, Any]]] = {k: [] for k in rows}
     for part in parts:
         for k, v in part.items():
