@@ -7,7 +7,8 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ShapeError
-from mad_sim.model.odometry import compose, estimate_ego_motion, inverse, trajectory_in_first_frame
+from mad_sim.model.odometry import (MotionLimits, compose, estimate_ego_motion, inverse, track_ego_motion,
+                                     trajectory_in_first_frame)
 from mad_sim.render.pose import PoseRenderer
 
 
@@ -56,3 +57,73 @@ def test_bad_video_shape():
     with pytest.raises(ShapeError, match="camera"):
         estimate_ego_motion(np.zeros((3, 32, 32, 3), np.uint8), cam)
     assert estimate_ego_motion(np.zeros((1, 64, 64, 3), np.uint8), cam).shape == (1, 3)
+
+
+def _degraded(path, t0: int, frames: int, seed: int):
+    from mad_sim.model.parse_eval import degrade
+
+    sc = load_scenario(path)
+    r = PoseRenderer(128, 128)
+    e = sc.sdc_index
+    rng = np.random.default_rng(seed)
+    video = np.stack([degrade(f, rng) for f in r.render_scenario(sc, e, t0, t0 + frames)])
+    gt = trajectory_in_first_frame(sc.tracks.xy[e, t0:t0 + frames], sc.tracks.heading[e, t0:t0 + frames])
+    return video, gt, r.camera
+
+
+def test_degraded_clips_do_not_diverge(womd_path):
+    """Generated-looking frames (noise, blur, 1 px jitter, dropped pixels): every 33-frame clip stays on the road.
+
+    Before the motion limits the t0=25 clip ended 39 m off (ADE 12.9 m) after one bad registration fed the
+    constant-velocity guess.  The SDC drives 8-10 m in these clips; standing still would be ~4-5 m ADE off.
+    """
+    for t0 in (10, 25, 40, 55):
+        video, gt, cam = _degraded(womd_path, t0, 33, seed=t0)
+        track = track_ego_motion(video, cam)
+        err = np.hypot(*(track.poses[:, :2] - gt[:, :2]).T)
+        still = np.hypot(*gt[:, :2].T).mean()
+        assert err.mean() < 2.0 and err.mean() < 0.5 * still, (t0, err.mean(), still)
+        assert err[-1] < 3.5, (t0, err[-1])
+        # No frame jumps: a step is the filtered velocity (<= 0.3-0.4 m here) plus a bounded correction
+        # (<= 1 m, 3 deg); the diverging run had -4 m steps.
+        steps = compose(inverse(track.poses[:-1]), track.poses[1:])
+        assert np.hypot(*steps[:, :2].T).max() < 1.5
+        assert np.abs(steps[:, 2]).max() < np.radians(5.0)
+
+
+def test_blank_frame_is_rejected(womd_path):
+    """A frame with no map at all registers badly: it is rejected and takes the constant-velocity step."""
+    sc = load_scenario(womd_path)
+    r = PoseRenderer(128, 128)
+    e = sc.sdc_index
+    video = r.render_scenario(sc, e, 10, 27)
+    video[12] = 0
+    track = track_ego_motion(video, r.camera)
+    gt = trajectory_in_first_frame(sc.tracks.xy[e, 10:27], sc.tracks.heading[e, 10:27])
+    assert track.rejected[12]
+    assert track.rejected.sum() <= 2
+    err = np.hypot(*(track.poses[:, :2] - gt[:, :2]).T)
+    assert err.mean() < 0.6
+
+
+def test_motion_limits():
+    lim = MotionLimits()
+    steps = np.array([
+        [0.3, 0.0, 0.0],      # 3 m/s straight
+        [5.0, 0.0, 0.0],      # 50 m/s: too fast
+        [-1.0, 0.0, 0.0],     # 10 m/s reverse: too fast
+        [0.0, 0.0, 0.05],     # turning on the spot beyond the slack
+        [1.0, 0.05, 0.1],     # 10 m/s, 1 rad/s: on the arc's chord, at the yaw-rate bound
+        [1.0, 0.5, 0.0],      # 0.5 m sideways in 0.1 s
+    ])
+    np.testing.assert_array_equal(lim.feasible(steps), [True, False, False, False, True, False])
+    clamped = np.stack([lim.clamp(s) for s in steps])
+    assert lim.feasible(clamped).all()
+    np.testing.assert_allclose(clamped[0], steps[0])
+    assert clamped[1, 0] == pytest.approx(4.0)
+    # One frame's velocity change is bounded by the acceleration (10 m/s^2 -> 0.1 m per frame per frame).
+    np.testing.assert_allclose(lim.limit_change(np.array([1.0, -1.0, 0.0]))[:2], [0.1, -0.1])
+    corr = lim.limit_correction(np.array([3.0, 4.0, 0.2]))
+    assert np.hypot(*corr[:2]) == pytest.approx(lim.max_correction_m)
+    assert abs(corr[2]) == pytest.approx(np.radians(lim.max_correction_deg))
+    assert not MotionLimits(enabled=False).clamp(steps[1])[0] < 5.0
