@@ -14,6 +14,11 @@ asserts on time):
 * VAE encode / decode seconds per frame; switching adapters; the forecast
   with all-black pose tokens dropped.
 
+On a machine shared with other jobs, wall times inflate and multi-threaded
+CPU seconds include OpenMP spin-waiting; ``--threads 1`` gives CPU seconds
+that measure the single-core cost (the idle 2-core wall time is then roughly
+0.55-0.7x of it).
+
 The context is the real WOMD log's SDC pose history and logged ego motion
 (``../shared/data``), or noise when that folder is missing.
 
@@ -88,7 +93,11 @@ def main() -> None:
     ap.add_argument("--history", type=int, default=9)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--rank", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads; with 1, the CPU seconds are the single-core cost even on a loaded machine")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from mad_sim.model import Condition, MADModel, load_backbone
     from mad_sim.model.sampling import denoise
