@@ -8,11 +8,12 @@ camera's view) or by a scripted policy (``--agents idm|log|constant_velocity``).
 The scene is procedural (seeded) unless ``--scenario`` names a WOMD /
 ScenarioNet file.
 
-With learned agents the demo runs :data:`LEARNED_STEPS` steps (5.0 s of
-simulated time) unless ``--steps`` says otherwise, which keeps it under a
-minute on a 2-core CPU machine (the tiny model runs at roughly 0.3-0.7
-simulated seconds per wall second there); scripted agents run to the end of
-the scene.  Prints a JSON summary: steps, simulated and wall seconds,
+With learned agents the demo runs :data:`LEARNED_CHUNKS` prediction chunks
+(3 x 16 steps = 4.8 s of simulated time with the default settings: a whole
+number of chunks, so no prediction is made for a step that is never taken)
+unless ``--steps`` says otherwise, which keeps it under a minute on a 2-core
+CPU machine (about 1 simulated second per CPU second; the wall time depends
+on the machine's load); scripted agents run to the end of the scene.  Prints a JSON summary: steps, simulated and wall seconds,
 collisions, offroad, progress, how many agents the model drove, and whether
 the shipped weights or a random model were used.
 """
@@ -26,8 +27,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-LEARNED_STEPS = 50
-"""Default steps with learned agents: 5.0 s of simulated time (under a minute on 2 CPU cores)."""
+LEARNED_CHUNKS = 3
+"""Default length with learned agents, in prediction chunks (3 x 16 steps = 4.8 s: under a minute on 2 CPU cores)."""
 
 AGENTS = ("mad", "idm", "log", "constant_velocity")
 
@@ -41,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="agent policy: mad (learned, default), idm, log, constant_velocity")
     p.add_argument("--planner", default="idm", help="ego planner: idm, cv, expert")
     p.add_argument("--steps", type=int, default=None,
-                   help=f"stop after this many 0.1 s steps (default: {LEARNED_STEPS} with --agents mad, "
-                        "else the end of the scene)")
+                   help=f"stop after this many 0.1 s steps (default: {LEARNED_CHUNKS} prediction chunks, 48 steps with the "
+                        "default chunk of 16, with --agents mad, else the end of the scene)")
     p.add_argument("--weights", default="auto",
                    help="learned agents' model: auto (shipped tiny weights if present, else random), shipped, "
                         "random, or a base safetensors path")
@@ -126,14 +127,16 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     learned = args.agents == "mad"
-    steps = args.steps if args.steps is not None else (LEARNED_STEPS if learned else None)
+    steps = args.steps
     if learned:
         import torch
 
         from mad_sim.model import learned_agents as la
 
         torch.set_num_threads(max(1, args.threads))
-        la.configure(weights=args.weights, threads=args.threads)
+        settings = la.configure(weights=args.weights, threads=args.threads)
+        if steps is None:
+            steps = LEARNED_CHUNKS * settings.chunk
     env = gym.make("MADDrive-v0", scenario=args.scenario, procedural_kind=args.kind, agents=args.agents,
                    action="trajectory", terminate_on_offroad=False)
     driver = RecedingHorizonDriver(make_planner(args.planner), k=6, horizon=30, replan_every=5)
@@ -148,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
                            else "given", weights_info=info, predictions=policy.stats.predictions,
                            early_predictions=policy.stats.early)
             if args.steps is None:
-                summary["note"] = (f"{LEARNED_STEPS * 0.1:.1f} s of simulated time by default with learned agents "
-                                   f"(--steps {LEARNED_STEPS}) to stay under a minute on 2 CPU cores")
+                summary["note"] = (f"{steps * 0.1:.1f} s of simulated time ({LEARNED_CHUNKS} prediction chunks of "
+                                   f"{steps // LEARNED_CHUNKS} steps) by default with learned agents, to stay under "
+                                   "a minute on 2 CPU cores; --steps N for longer")
     finally:
         env.close()
     summary["total_wall_time_s"] = round(time.perf_counter() - t0, 3)

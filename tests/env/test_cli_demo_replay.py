@@ -25,22 +25,23 @@ def quick_learned_agents():
 def test_demo_learned_agents(tmp_path, capsys, quick_learned_agents):
     """The default demo is the closed loop with learned agents: they drive some agents; video and summary say so."""
     out = tmp_path / "demo.gif"
-    rc = main(["demo", "--seed", "0", "--steps", "20", "--weights", "random", "--size", "64", "--out", str(out)])
+    rc = main(["demo", "--seed", "0", "--weights", "random", "--size", "64", "--out", str(out)])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["agents"] == "mad" and summary["planner"] == "idm"
     assert summary["weights"] == "random" and summary["weights_info"] == "random"
-    assert summary["steps"] == 20 and summary["simulated_s"] == 2.0 and summary["frames"] == 21
+    # Default length: 3 whole prediction chunks (8 steps each under this fixture; 16 by default).
+    assert summary["steps"] == 24 and summary["simulated_s"] == 2.4 and summary["frames"] == 25
     assert summary["learned_agents"] >= 1 and summary["learned_agent_steps"] >= summary["learned_agents"]
     assert summary["learned_max"] <= summary["learned_agents"]
-    assert summary["predictions"] >= 3  # 20 steps in chunks of 8: at least ceil(20 / 8)
+    assert summary["predictions"] >= 3  # 24 steps in chunks of 8 (plus any early re-prediction)
     assert summary["progress_m"] > 5.0  # the IDM ego drives on
     for key in ("collisions", "offroad"):  # counted, not assumed zero: random-weight agents may hit the ego
         assert 0 <= summary[key] <= summary["steps"]
     assert summary["wall_time_s"] > 0 and summary["total_wall_time_s"] >= summary["wall_time_s"]
-    assert "note" not in summary  # --steps was given
+    assert "3 prediction chunks of 8 steps" in summary["note"]
     frames = iio.imread(out)
-    assert frames.shape == (21, 64, 128, 3)
+    assert frames.shape == (25, 64, 128, 3)
 
 
 def test_demo_procedural(tmp_path, capsys):
