@@ -62,9 +62,10 @@ class CostMaps:
     """Per-frame combined cost maps, padded.
 
     Attributes:
-      comb: [P, H + 2 PAD, W + 2 PAD] float32; map ``slot[c]`` of palette
+      comb: [M, H + 2 PAD, W + 2 PAD] float32; map ``slot[c]`` of palette
         colour ``c`` is ``alpha D_c + (1 - alpha) D_generic`` inside, the
-        unobserved cost on the border.  Colours absent from the frame share one map.
+        unobserved cost on the border.  Colours absent from the frame share map 0;
+        the last map is the unobserved cost everywhere (for occluded samples).
       slot: [P] int, map index of each palette colour.
       gen: [H + 2 PAD, W + 2 PAD] float32, ``D_generic`` (``tau`` on the border), for the inlier test.
       unobserved: cost of an unobserved sample, pixels.
@@ -103,8 +104,8 @@ class CostMaps:
         slot = np.zeros(p, np.int64)
         slot[cols] = np.arange(1, cols.size + 1)
         shared = (np.float32(1.0) - a) * gen + a * tau32
-        comb = np.full((cols.size + 1, hp, wp), np.float32(unobs), np.float32)
-        comb[:, PAD:PAD + h, PAD:PAD + w] = shared[None]
+        comb = np.full((cols.size + 2, hp, wp), np.float32(unobs), np.float32)
+        comb[:-1, PAD:PAD + h, PAD:PAD + w] = shared[None]
         if cols.size:
             flat = np.concatenate([pixels[i] for i in cols]).astype(np.int64)
             m = np.repeat(np.arange(1, cols.size + 1, dtype=np.int64), [pixels[i].size for i in cols])
@@ -129,15 +130,20 @@ class CostMaps:
         slot[cols] = np.arange(1, cols.size + 1)
         h, w = maps.height, maps.width
         unobs = float(params.unobserved_cost * maps.tau)
-        comb = np.full((cols.size + 1, h + 2 * PAD, w + 2 * PAD), np.float32(unobs), np.float32)
+        comb = np.full((cols.size + 2, h + 2 * PAD, w + 2 * PAD), np.float32(unobs), np.float32)
         a = np.float32(params.alpha)
         gen = (np.float32(1.0) - a) * maps.dist[GENERIC]
-        inner = comb[:, PAD:PAD + h, PAD:PAD + w]
+        inner = comb[:-1, PAD:PAD + h, PAD:PAD + w]
         inner[0] = gen + a * np.float32(maps.tau)
         np.multiply(maps.dist[cols], a, out=inner[1:])
         inner[1:] += gen[None]
         gen_pad = np.pad(maps.dist[GENERIC], PAD, constant_values=np.float32(maps.tau))
         return cls(comb=comb, slot=slot, gen=gen_pad, unobserved=unobs, tau=float(maps.tau), height=h, width=w)
+
+    @property
+    def unobserved_slot(self) -> int:
+        """Index of the map holding the unobserved cost everywhere."""
+        return int(self.comb.shape[0] - 1)
 
     @property
     def stride(self) -> Tuple[int, int]:
@@ -272,6 +278,9 @@ class PoseSearch:
         """Padded pixel coordinates ``(u, v)`` [b, Y, X, S] float32; samples behind the camera sent off-image."""
         n = [rot[:, k, :, None, :] + trans[:, k, None, :, None] for k in range(3)]
         near = np.float32(self.camera.near)
+        if not self.camera._has_distortion and rot[:, 2].min() + trans[:, 2].min() > near:
+            inv = np.float32(1.0) / n[2]  # every sample in front of the camera
+            return n[0] * inv, n[1] * inv
         behind = n[2] <= near
         if self.camera._has_distortion:
             cam = np.stack([n[0], n[1], np.where(behind, np.float32(1.0), n[2])], -1).astype(np.float64)
@@ -315,9 +324,28 @@ class PoseSearch:
             out[sel] = (m[vi[sel], ui[sel]] < self.thr[rows][sel, None]).any(-1)
         return out
 
+    def _hidden_at_centre(self, rows: slice, centre: np.ndarray) -> np.ndarray:
+        """[b, S] bool: samples on a nearer agent's pixels (nearest pixel) at the poses ``centre [b, 3]``."""
+        rot, trans = self._parts(rows, centre, Level(np.zeros(1), np.zeros((1, 2)), False))
+        u, v = self._pixels(rot, trans)
+        hp, wp = self.cmaps.comb.shape[1:]
+        ui = np.clip(u[:, 0, 0] + 0.5, 0, wp - 1).astype(np.int64)
+        vi = np.clip(v[:, 0, 0] + 0.5, 0, hp - 1).astype(np.int64)
+        return self.occ.depth[vi, ui] < self.thr[rows, None]
+
     def _costs(self, rows: slice, centre: np.ndarray, level: Level) -> np.ndarray:
         """[b, Y, X] mean sample cost of the level's candidates around ``centre [b, 3]`` (prior not included)."""
-        occluded = np.flatnonzero(self._may_be_occluded(rows, centre, level))
+        base = self.base
+        if level.bilinear and self.occ is not None:
+            # Fine levels move a sample by a pixel or two, and the occluder map is already widened by
+            # one: a sample hidden at the level's centre is taken as hidden for all its candidates
+            # (its cost is then the same constant for every candidate, so it cannot sway the choice).
+            hidden = self._hidden_at_centre(rows, centre)
+            base = np.where(hidden, np.int32(self.cmaps.unobserved_slot * self.cmaps.stride[0]),
+                            self.base[None]).astype(np.int32)[:, None, None, :]
+            occluded = np.zeros(0, np.int64)
+        else:
+            occluded = np.flatnonzero(self._may_be_occluded(rows, centre, level))
         if 2 * occluded.size > centre.shape[0]:
             occluded = slice(None)  # most agents: test them all rather than copy a subset
         rot, trans = self._parts(rows, centre, level)
@@ -329,11 +357,12 @@ class PoseSearch:
         if level.bilinear:
             np.clip(u, 0.0, wp - 2, out=u)
             np.clip(v, 0.0, hp - 2, out=v)
-            u0 = u.astype(np.int32)
-            v0 = v.astype(np.int32)
-            fu = u - u0
-            fv = v - v0
-            idx = v0 * rs + u0 + self.base
+            uf = np.floor(u)
+            vf = np.floor(v)
+            fu = u - uf
+            fv = v - vf
+            pix = vf.astype(np.int32) * rs + uf.astype(np.int32)
+            idx = pix + base
             top = flat[idx]
             top += (flat[idx + 1] - top) * fu
             idx += rs
@@ -341,8 +370,8 @@ class PoseSearch:
             bot += (flat[idx + 1] - bot) * fu
             val = top + (bot - top) * fv
             if not isinstance(occluded, np.ndarray) or occluded.size:
-                uo, vo = u[occluded], v[occluded]
-                pix = (vo + np.float32(0.5)).astype(np.int32) * rs + (uo + np.float32(0.5)).astype(np.int32)
+                # The nearest pixel, as skeleton_fit.score tests it.
+                pix = pix[occluded] + (fu[occluded] >= 0.5) + (fv[occluded] >= 0.5) * np.int32(rs)
         else:
             u += np.float32(0.5)
             v += np.float32(0.5)
