@@ -35,8 +35,11 @@ PathLike = Union[str, os.PathLike]
 STAGES = ("vae", "base", "motion")
 
 
-def to_half(src: PathLike, dst: PathLike) -> Path:
-    """Copy a safetensors file with float32 tensors stored as float16 (metadata kept), atomically."""
+def to_half(src: PathLike, dst: PathLike, replace: Optional[Dict[str, torch.Tensor]] = None) -> Path:
+    """Copy a safetensors file with float32 tensors stored as float16 (metadata kept), atomically.
+
+    ``replace``: tensors that override the file's (same keys and shapes only).
+    """
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -46,6 +49,10 @@ def to_half(src: PathLike, dst: PathLike) -> Path:
     with safe_open(str(src), framework="pt") as f:
         meta = dict(f.metadata() or {})
         sd = {k: f.get_tensor(k) for k in f.keys()}
+    for k, v in (replace or {}).items():
+        if k not in sd or sd[k].shape != v.shape:
+            raise CheckpointError(f"{src}: cannot replace {k!r} (missing or shape {tuple(v.shape)} differs)")
+        sd[k] = v
     out = {k: (v.half() if v.dtype == torch.float32 else v).contiguous() for k, v in sd.items()}
     meta["stored_dtype"] = "float16"
     with atomic_path(dst) as tmp:
@@ -217,10 +224,28 @@ first run under `~/.cache/mad-sim/clips`; then
     return path
 
 
-def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Optional[PathLike] = None) -> Dict[str, Path]:
-    """Copy the final exports to ``out`` as float16 and write the model card; returns the written files."""
+def decoder_tensors(vae_file: PathLike) -> Dict[str, torch.Tensor]:
+    """``vae.decoder.*`` tensors of a VAE state-dict file (a ``vae`` stage export or checkpoint)."""
+    from mad_sim.model.backbone import read_safetensors
+
+    sd = read_safetensors(Path(vae_file) / "model.safetensors" if Path(vae_file).is_dir() else vae_file)
+    out = {f"vae.{k}": v for k, v in sd.items() if k.startswith("decoder.")}
+    if not out:
+        raise CheckpointError(f"{vae_file}: holds no decoder.* tensor")
+    return out
+
+
+def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Optional[PathLike] = None,
+         vae_decoder: Optional[PathLike] = None) -> Dict[str, Path]:
+    """Copy the final exports to ``out`` as float16 and write the model card; returns the written files.
+
+    ``vae_decoder``: a decoder-only VAE run's weights to put in place of the
+    backbone's decoder (the encoder, hence the latent space, is unchanged).
+    """
     runs, out = Path(runs), Path(out)
-    shipped = {"backbone": to_half(runs / "base" / "final" / f"{preset}.safetensors", out / f"{preset}.safetensors")}
+    replace = decoder_tensors(vae_decoder) if vae_decoder else None
+    shipped = {"backbone": to_half(runs / "base" / "final" / f"{preset}.safetensors", out / f"{preset}.safetensors",
+                                   replace)}
     motion = runs / "motion" / "final" / f"{preset}_motion.safetensors"
     if motion.is_file():
         shipped["motion adapter"] = to_half(motion, out / f"{preset}_motion.safetensors")
@@ -235,8 +260,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "weights"))
     p.add_argument("--preset", default="tiny")
     p.add_argument("--evaluation", help="motion_eval.json from mad_sim.model.evaluation")
+    p.add_argument("--vae-decoder", help="decoder-only VAE weights (file or checkpoint folder) to ship")
     a = p.parse_args(argv)
-    files = ship(a.runs, a.out, a.preset, a.evaluation)
+    files = ship(a.runs, a.out, a.preset, a.evaluation, a.vae_decoder)
     print(json.dumps({k: str(v) for k, v in files.items()}, indent=1))
     return 0
 

@@ -124,6 +124,8 @@ class VaeStage:
         self.module = AutoencoderKLLTXVideo(**preset.vae).to(device)
         if cfg.init_vae:
             load_safetensors_into(self.module, cfg.init_vae, "VAE")
+        if not cfg.vae_loss.train_encoder:
+            self.module.encoder.requires_grad_(False)
         self.cfg, self.cache, self.device = cfg, cache, device
 
     def _unwrap(self) -> torch.nn.Module:

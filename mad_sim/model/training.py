@@ -93,6 +93,8 @@ class VaeLossConfig:
         init) and sat on the mean image for 600 steps in our runs; 0 trains a
         deterministic autoencoder (the KL term then only keeps the means
         small), which learns the line structure quickly.
+      train_encoder: False trains the decoder only (the encoder, hence the
+        latent space a trained transformer lives in, stays fixed).
     """
 
     recon: Literal["l1", "l2", "l1+l2"] = "l1+l2"
@@ -101,6 +103,7 @@ class VaeLossConfig:
     kl_weight: float = 1e-4
     ego_fraction: float = 0.25
     posterior_noise: float = 0.0
+    train_encoder: bool = True
 
 
 @dataclass

@@ -80,6 +80,21 @@ def test_motion_export_is_a_loadable_lora_that_changes_the_model(clip_cache, tmp
     assert ev.base != ev.adapted  # the trained adapter moves the prediction
     again = evaluate_motion(model, clip_cache, max_clips=2, sigmas=(0.5,))
     assert again.base == ev.base and again.adapted == ev.adapted  # fixed noise: reproducible
+    # the forecast comparison: context frames shared, futures from the base and the adapted model
+    from mad_sim.model.evaluation import forecast_comparison, write_forecast_video
+
+    clip = int(clip_cache.indices("eval")[0])
+    before = model.active_adapter
+    vids = forecast_comparison(model, clip_cache, clip, steps=2, seed=1)
+    spec = clip_cache.spec
+    assert set(vids) == {"log", "base", "adapted"}
+    for v in vids.values():
+        assert v.shape == (spec.total_frames, 64, 64, 3) and v.dtype == np.uint8
+        assert np.array_equal(v[:spec.context_frames], vids["log"][:spec.context_frames])
+    assert not np.array_equal(vids["base"], vids["adapted"])
+    assert model.active_adapter == before  # restored
+    out = write_forecast_video(vids, tmp_path / "cmp.gif")
+    assert out.stat().st_size > 1000
 
 
 def test_resume_without_checkpoint_is_an_error(clip_cache, tmp_path):
