@@ -10,8 +10,10 @@ is turned back into agent states in three steps:
    candidate poses around the prediction, against the frame's pixels of each
    edge's colour (chamfer distance on truncated distance maps,
    :mod:`mad_sim.model.skeleton_fit`).  The search is coarse to fine over
-   ``(dx, dy, dyaw)`` grids, all agents and candidates of a class in one
-   vectorised pass.  Occlusion follows depth order: samples that fall on a
+   ``(dx, dy, dyaw)`` grids (:class:`ParseConfig`), all agents and candidates
+   of a class in one vectorised pass on per-frame combined cost maps
+   (:mod:`mad_sim.model.pose_search`: separable exact projection, no
+   per-candidate rasterisation); the verdicts use the exact scores.  Occlusion follows depth order: samples that fall on a
    nearer agent's pixels (rendered from the predictions, then again from the
    first-pass fits) are unobserved rather than wrong.
 3. **Births and deaths.**  A known agent expected in view whose fitted
