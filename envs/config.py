@@ -74,6 +74,7 @@ class EnvConfig:
       rgb_chunk_frames: frames per synthesis (8k + 1); rgb_steps: sampler steps;
       rgb_resync_m: metres (ego position vs the forecast the cached frame was
         drawn for) beyond which the cache restarts; None: never.
+      rgb_threads: torch threads while synthesizing (None: torch's setting).
     """
 
     scenario: Optional[str] = None
@@ -114,6 +115,7 @@ class EnvConfig:
     rgb_chunk_frames: int = 17
     rgb_steps: int = 4
     rgb_resync_m: Optional[float] = 1.0
+    rgb_threads: Optional[int] = 1
 
     def __post_init__(self) -> None:
         if self.action not in ACTION_KINDS:
