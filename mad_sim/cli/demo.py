@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads of the learned agents' model")
     p.add_argument("--size", type=int, default=256, help="panel size in pixels")
     p.add_argument("--out", default="out/demo.mp4", help="video file (.mp4 or .gif)")
+    p.add_argument("--rgb", action="store_true",
+                   help="add a camera panel: the appearance synthesizer dresses the pose frames (render_mode rgb_array)")
+    p.add_argument("--prompt", help="text for the camera panel, e.g. 'rainy night' (with --rgb)")
     p.set_defaults(func=run)
 
 
@@ -57,6 +60,9 @@ def drive_and_record(env: Any, driver: Any, size: int, out: str, seed: int = 0,
                      options: Optional[Dict[str, Any]] = None, max_steps: Optional[int] = None,
                      labels: tuple = ("pose", "bev")) -> Dict[str, Any]:
     """Run one episode, render pose and BEV panels each step, write the video; the JSON-ready summary.
+
+    An env with ``render_mode="rgb_array"`` adds a third panel, its camera frame
+    (``env.render()``, synthesized in chunks), and the summary its ``rgb_syntheses``.
 
     When the env's agents are learned (``info["learned_agents"]``), the summary
     also counts them: ``learned_agents`` distinct agents driven by the model at
@@ -74,7 +80,12 @@ def drive_and_record(env: Any, driver: Any, size: int, out: str, seed: int = 0,
     env.reset(seed=seed, options=options)
     driver.reset()
 
+    rgb = base.render_mode == "rgb_array"
+    rgb_frames: list = []
+
     def frames() -> tuple[np.ndarray, np.ndarray]:
+        if rgb:
+            rgb_frames.append(env.render())
         return pose.render_state(base.state), render_bev(base.state, size=size, extent_m=base.config.bev_extent_m)
 
     pose_frames, bev_frames = [], []
@@ -106,13 +117,16 @@ def drive_and_record(env: Any, driver: Any, size: int, out: str, seed: int = 0,
             bev_frames.append(b)
             if term or trunc:
                 break
-    video = side_by_side([np.stack(pose_frames), np.stack(bev_frames)], labels=list(labels))
+    panels = [np.stack(pose_frames), np.stack(bev_frames)] + ([np.stack(rgb_frames)] if rgb else [])
+    video = side_by_side(panels, labels=list(labels) + (["camera"] if rgb and len(labels) < 3 else []))
     write_video(out, video, fps=10)
     summary = {"scenario_id": base.state.scenario.scenario_id, "steps": steps,
                "simulated_s": round(steps * 0.1, 3), "collisions": collisions,
                "offroad": offroad, "progress_m": round(float(info.get("route_progress", 0.0)), 3),
                "terminated": bool(info.get("collision") or info.get("offroad")),
                "wall_time_s": round(time.perf_counter() - start, 3), "frames": len(pose_frames), "out": str(out)}
+    if rgb:
+        summary.update(rgb_syntheses=base.rgb_camera.stats.syntheses, rgb_weights=base.rgb_camera.weights)
     if has_learned:
         summary.update(learned_agents=len(learned_ids), learned_agent_steps=learned_steps, learned_max=learned_max)
     return summary
@@ -137,8 +151,13 @@ def run(args: argparse.Namespace) -> int:
         settings = la.configure(weights=args.weights, threads=args.threads)
         if steps is None:
             steps = LEARNED_CHUNKS * settings.chunk
+    if args.prompt is not None and not args.rgb:
+        from mad_sim.errors import ConfigError
+
+        raise ConfigError("--prompt is the camera panel's text: add --rgb")
+    camera = dict(render_mode="rgb_array", prompt=args.prompt) if args.rgb else {}
     env = gym.make("MADDrive-v0", scenario=args.scenario, procedural_kind=args.kind, agents=args.agents,
-                   action="trajectory", terminate_on_offroad=False)
+                   action="trajectory", terminate_on_offroad=False, **camera)
     driver = RecedingHorizonDriver(make_planner(args.planner), k=6, horizon=30, replan_every=5)
     labels = (f"pose (agents: {args.agents})", "bev")
     try:
