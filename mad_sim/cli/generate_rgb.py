@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import Any, Optional
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -32,6 +32,30 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--side-by-side", action="store_true", help="write pose | synthesized panels")
+
+
+def check_inputs(pose: Any, pose_path: str, first: Any, first_path: Optional[str], preset: str) -> None:
+    """Fail fast, before any model loads, on inputs the ``preset``'s appearance adapter cannot take.
+
+    Raises ShapeError naming the file: a pose video whose frame count is not
+    ``8k + 1`` or whose size is not the preset's, a first frame of another size.
+    """
+    from mad_sim.errors import ShapeError
+    from mad_sim.model.presets import PRESETS
+
+    if preset not in PRESETS:
+        return  # load_backbone names the unknown preset
+    h, w = PRESETS[preset].default_size
+    f, ph, pw = (int(x) for x in pose.shape[:3])
+    if (f - 1) % 8:
+        raise ShapeError(f"{pose_path}: pose video has {f} frames; the {preset} VAE takes 8k+1 (9, 17, 25, ...): "
+                         f"cut it to {max(1, (f - 1) // 8 * 8 + 1)} frames")
+    if (ph, pw) != (h, w):
+        raise ShapeError(f"{pose_path}: pose video is {ph}x{pw} pixels, the {preset} appearance adapter renders "
+                         f"{h}x{w} (render or resize the pose video to that size)")
+    if first is not None and tuple(first.shape[:2]) != (h, w):
+        raise ShapeError(f"{first_path}: first frame is {first.shape[0]}x{first.shape[1]} pixels, expected {h}x{w} "
+                         f"like the pose video")
 
 
 def add_rgb_parser(generate_subparsers: Any) -> argparse.ArgumentParser:
@@ -61,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     prompt = check_prompt(args.prompt)  # before any loading: a bad prompt fails fast
     pose, _ = read_video(args.pose)
     first = None if args.first_frame is None else check_rgb_frame(read_image(args.first_frame), args.first_frame)
+    check_inputs(pose, args.pose, first, args.first_frame, args.preset)
     synth = AppearanceSynthesizer.from_pretrained(args.preset, path=args.backbone, lora=args.lora,
                                                   weights=args.weights)
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mad_sim.cli import generate_rgb
-from mad_sim.errors import ConfigError, PresetError, ShapeError
+from mad_sim.errors import ConfigError, DataError, PresetError, ShapeError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,16 +54,29 @@ def test_generate_rgb_errors(tmp_path, lora):
     write_video(tmp_path / "small.mp4", np.zeros((9, 64, 64, 3), np.uint8))
     common = ["--out", str(tmp_path / "o.mp4"), "--weights", "random", "--lora", str(lora), "--steps", "2"]
     p = _parser()
-    with pytest.raises(ShapeError, match="6 frames"):
+    with pytest.raises(ShapeError, match="short.mp4: pose video has 6 frames"):
         a = p.parse_args(["rgb", "--pose", str(tmp_path / "short.mp4")] + common)
         a.func(a)
-    with pytest.raises(ShapeError, match="64x64"):
+    with pytest.raises(ShapeError, match="small.mp4: pose video is 64x64 pixels"):
         a = p.parse_args(["rgb", "--pose", str(tmp_path / "small.mp4")] + common)
         a.func(a)
     with pytest.raises(ConfigError, match="prompt is empty"):
         a = p.parse_args(["rgb", "--pose", str(tmp_path / "small.mp4"), "--prompt", ""] + common)
         a.func(a)
+    import cv2
+
+    write_video(tmp_path / "pose.mp4", np.zeros((9, 128, 128, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "first.png"), np.zeros((96, 128, 3), np.uint8))
+    (tmp_path / "notimage.png").write_text("not an image")
+    with pytest.raises(ShapeError, match="first.png: first frame is 96x128 pixels, expected 128x128"):
+        a = p.parse_args(["rgb", "--pose", str(tmp_path / "pose.mp4"), "--first-frame", str(tmp_path / "first.png")]
+                         + common)
+        a.func(a)
+    with pytest.raises(DataError, match="notimage.png"):
+        a = p.parse_args(["rgb", "--pose", str(tmp_path / "pose.mp4"), "--first-frame", str(tmp_path / "notimage.png")]
+                         + common)
+        a.func(a)
     with pytest.raises(PresetError, match="no appearance adapter"):
-        a = p.parse_args(["rgb", "--pose", str(tmp_path / "small.mp4"), "--out", str(tmp_path / "o.mp4"),
+        a = p.parse_args(["rgb", "--pose", str(tmp_path / "pose.mp4"), "--out", str(tmp_path / "o.mp4"),
                           "--lora", str(tmp_path / "missing.safetensors")])
         a.func(a)
