@@ -29,6 +29,13 @@ So agents react to a changed ego action with 0 steps of latency when the
 change moves the intended path by more than ``tolerance_m`` within the chunk,
 and after at most ``chunk`` steps (0.1 s each) otherwise.
 
+**No forecast without agents to drive.**  When a prediction is due but no
+other valid agent is in the camera's view (within ``view_range_m``), no
+forecast runs (``stats.skipped``): the fallback drives everyone for that step
+and the check repeats the next step.  The agents' states of that step are
+exactly what a forecast would have given (nobody in view is learned-driven
+either way); later forecasts draw other noise seeds, since none was drawn.
+
 **Who is learned-driven.**  At each prediction, agents that are controlled,
 valid, and whose box centre projects into the camera image within
 ``view_range_m`` are *learned*; an agent stays learned while the parser keeps
@@ -145,8 +152,12 @@ class _Chunk:
 
 @dataclass
 class LearnedStats:
+    """Counters of one episode: forecasts run, early ones among them, forecasts skipped because no
+    agent was in view, per-frame fits found / lost, entering agents detected."""
+
     predictions: int = 0
     early: int = 0
+    skipped: int = 0
     fitted: int = 0
     lost: int = 0
     entered: int = 0
@@ -191,6 +202,7 @@ class LearnedAgents:
         self._request: Optional[ForecastRequest] = None
         self._result: Optional[np.ndarray] = None
         self._scenario_key: Optional[int] = None
+        self._idle = False
 
     # ------------------------------------------------------------------ env hooks
     def seed(self, rng: np.random.Generator) -> None:
@@ -202,6 +214,7 @@ class LearnedAgents:
         self._chunk = None
         self._prepared_t = None
         self._request = self._result = self._plan = None
+        self._idle = False
         self.stats = LearnedStats()
         self.learned = np.zeros(0 if state is None else state.num_agents, bool)
         reset = getattr(self.fallback, "reset", None)
@@ -236,8 +249,18 @@ class LearnedAgents:
                 self.stats.early += 1
                 log.debug("step %d: ego departs %.2f m from the assumed motion, re-predicting", t, dev)
         self._prepared_t, self._plan, self._result = t, plan, None
-        self._request = self._build_request(state, plan) if need else None
+        # Nobody the model could drive (no other valid agent in view): no forecast; the fallback drives
+        # everyone this step and the question is asked again next step.
+        self._idle = need and not self.in_view(state, self._others(state)).any()
+        self._request = self._build_request(state, plan) if need and not self._idle else None
         return self._request
+
+    @staticmethod
+    def _others(state: WorldState) -> np.ndarray:
+        """``[N]`` bool: valid agents at ``state.timestep`` other than the ego (candidates for learning)."""
+        m = state.sim.valid[:, state.timestep].copy()
+        m[state.ego_index] = False
+        return m
 
     def accept(self, frames: np.ndarray) -> None:
         """Hand in the generated frames of the request :meth:`prepare` returned (a batched service ran it)."""
@@ -401,6 +424,13 @@ class LearnedAgents:
             self._chunk = self._parse(state, controlled, frames, self._plan)
             self._request = self._result = None
             self.stats.predictions += 1
+        elif self._idle:
+            n = state.num_agents
+            self._chunk = _Chunk(start=t + 1, t_pred=t, xyz=np.zeros((n, 1, 3)), heading=np.zeros((n, 1)),
+                                 velocity=np.zeros((n, 1, 2)), learned=np.zeros((n, 1), bool),
+                                 ego_plan=self._plan[:1].copy())
+            self._idle = False
+            self.stats.skipped += 1
         ch = self._chunk
         col = t + 1 - ch.start
         learned = ch.learned[:, col] & controlled & state.sim.valid[:, t]

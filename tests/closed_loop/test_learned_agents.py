@@ -145,3 +145,29 @@ def test_log_oracle_predictor_reproduces_the_log(womd_path):
     # The parser at 128 px measured 0.2-0.7 m median here (it changes with the renderer); 1 m catches loop bugs.
     assert np.median(err[near]) < 1.0, (np.median(err[near]), err[near].max())
     assert np.percentile(err, 90) < 2.0
+
+
+def test_no_forecast_when_no_agent_is_in_view(fast_mad, womd_path):
+    """With nobody in view (a 1 m view range) no forecast runs and the fallback drives everyone exactly."""
+    import mad_sim.model.learned_agents as la
+
+    la.configure(fallback="log", view_range_m=1.0)
+    env = gym.make("MADDrive-v0", agents="mad", scenario=str(womd_path), terminate_on_collision=False,
+                   terminate_on_offroad=False)
+    xy, learned = _episode(env, 0, 10, np.array([0.1, 0.0], np.float32))
+    pol = env.unwrapped._stream.policy
+    assert pol.stats.predictions == 0 and pol.stats.skipped == 10 and not any(len(x) for x in learned)
+    s = env.unwrapped.state
+    t0 = s.scenario.current_index
+    others = s.log.valid[:, t0 + 1:t0 + 11].all(1)
+    others[s.ego_index] = False
+    np.testing.assert_allclose(xy[:, others], np.moveaxis(s.log.xy[others, t0 + 1:t0 + 11], 1, 0))
+    import dataclasses
+
+    pol.settings = dataclasses.replace(pol.settings, view_range_m=60.0)
+    calls = pol.service.stats.calls
+    env.reset(seed=0)
+    env.step(np.array([0.1, 0.0], np.float32))
+    assert pol.stats.predictions == 1 and pol.stats.skipped == 0  # agents in view: the model runs again
+    assert pol.service.stats.calls == calls + 1
+    env.close()
