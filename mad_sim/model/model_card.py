@@ -57,6 +57,7 @@ def to_half(src: PathLike, dst: PathLike, replace: Optional[Dict[str, torch.Tens
     meta["stored_dtype"] = "float16"
     with atomic_path(dst) as tmp:
         save_file(out, str(tmp), metadata=meta)
+    dst.chmod(0o644)  # package data: world-readable (the temporary file was 0600)
     return dst
 
 
@@ -143,6 +144,9 @@ def write_model_card(runs: PathLike, out: PathLike, shipped: Dict[str, Path], ev
     """Write ``<out>/MODEL_CARD.md`` from the runs under ``runs`` (folders vae/, base/, motion/)."""
     runs = Path(runs)
     summaries = {s: run_summary(runs / s) for s in STAGES if (runs / s / "losses.json").is_file()}
+    base_cfg = (summaries.get("base") or {}).get("config") or {}
+    if "vae" in summaries and not base_cfg.get("init_vae"):
+        del summaries["vae"]  # a VAE run the shipped backbone does not use
     any_cfg = next(iter(summaries.values()))["config"] if summaries else {}
     rows = []
     for stage, s in summaries.items():
@@ -165,11 +169,13 @@ def write_model_card(runs: PathLike, out: PathLike, shipped: Dict[str, Path], ev
 The embedded default of mad-sim: the LTX-Video architecture scaled down
 (`tiny` preset in `mad_sim/model/presets.py`), trained from scratch on this
 project's 2-core CPU machines because no pretrained tiny video model exists:
-first the VAE, then a base video model (stand-in for a pretrained backbone),
-then the `motion` LoRA adapter on top of the frozen base, the way MAD adapts
-a pretrained LTX-Video. It is a smoke-test-scale model: it exercises every
-code path and shows the adapter learning, it is not a useful driving
-simulator. Use `ltx-2b` / `ltx-13b` with real weights for quality.
+a base video model (stand-in for a pretrained backbone), then the `motion`
+LoRA adapter on top of the frozen base, the way MAD adapts a pretrained
+LTX-Video. It is a smoke-test-scale model trained for minutes on shared
+CPUs: it exercises every code path and lets the adapter's effect be
+measured in latent space; it is not a useful driving simulator and its
+decoded videos are not readable (see the VAE note). Use `ltx-2b` / `ltx-13b`
+with real weights for quality.
 
 ## Files
 
@@ -203,6 +209,9 @@ evaluation.
 {_vae_text(summaries)}
 - `base`: the whole transformer, flow matching on the future pose video
   latents, unconditional or conditioned on the present frame (50/50).
+  Schedule as run: 200 steps of a 700-step cosine schedule, then resumed
+  (`--resume --steps 400`) on a 400-step schedule because the shared machine
+  ran at a third of the planned speed.
 - `motion`: rank-limited LoRA on the frozen base; tasks pose history ->
   future and pose history + ego-motion video -> future, 50/50 per sample.
 - All runs: AdamW, cosine schedule with linear warm-up, gradient clipping at
@@ -221,6 +230,7 @@ first run under `~/.cache/mad-sim/clips`; then
 """
     path = Path(out) / "MODEL_CARD.md"
     write_text_atomic(path, text)
+    path.chmod(0o644)
     return path
 
 
