@@ -70,6 +70,8 @@ def main() -> None:
     env.reset(seed=0)
     act = np.zeros(2, np.float32)
     env.step(act)
+    policy = env.unwrapped._stream.policy
+    warm_predictions = policy.stats.predictions
     timer = time.process_time if args.clock == "cpu" else time.perf_counter
     prof = cProfile.Profile(timer)
     w0, c0 = time.perf_counter(), time.process_time()
@@ -80,12 +82,11 @@ def main() -> None:
             env.reset()
     prof.disable()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    policy = env.unwrapped._stream.policy
     stats = pstats.Stats(prof)
     total = cumulative(stats, "drive.py", "step")
     load = os.getloadavg()
     sim = args.steps * 0.1
-    print(f"agents=mad, WOMD {DATA.name}, {args.steps} steps ({sim:.1f} sim s), {policy.stats.predictions} predictions, "
+    print(f"agents=mad, WOMD {DATA.name}, {args.steps} steps ({sim:.1f} sim s), {policy.stats.predictions - warm_predictions} predictions, "
           f"torch threads {args.threads}, weights {policy.service.weights_info or args.weights}")
     print(f"wall {wall:.2f} s ({sim / wall:.2f} sim s / wall s), CPU {cpu:.2f} s ({sim / cpu:.2f} sim s / CPU s), "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
