@@ -1,0 +1,205 @@
+"""Run the ``appearance`` stage through the shared trainer, and score it (targeted-noise ablation).
+
+The shared trainer (:func:`mad_sim.model.training.train`) does not yet route
+``stage: appearance`` to :class:`~mad_sim.model.appearance_stage.AppearanceStage`,
+its :class:`~mad_sim.model.training.TrainConfig` has no field for the stage's
+knobs, and it opens pose-clip datasets, not paired RGB/pose clips.  Until it
+does, this module is the entry point:
+
+* the YAML (``configs/train/tiny_appearance.yaml``) is a ``TrainConfig``
+  plus one ``appearance:`` section (:class:`AppearanceTaskConfig`: ``p_first``,
+  ``targeted_noise``, ``targeted_noise_max`` and the clip geometry ``clips``);
+* :func:`train_appearance` builds (or reuses) the paired clip cache of the
+  shared dashcam data, hands the knobs to the stage as ``cfg.task`` and runs
+  :func:`~mad_sim.model.training.train` with ``build_stage`` answering
+  ``appearance`` for the duration of the call (resumable like every stage:
+  ``--resume``);
+* :func:`score_adapter` measures an adapter file on the held-out clips: the
+  flow-matching loss at fixed noise with clean and with forecast-perturbed
+  poses, and PSNR / SSIM of synthesized frames (first real frame given);
+  :func:`vae_ceiling` the VAE's own RGB reconstruction PSNR / SSIM (no
+  synthesis can beat its decoder).
+
+``python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.yaml [--resume]
+[--targeted-noise false] [--output-dir DIR] [--steps N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from mad_sim.config import from_dict, read_yaml
+from mad_sim.errors import ConfigError
+from mad_sim.model.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips, shared_data_sources
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class AppearanceTaskConfig:
+    """The ``appearance:`` section: the stage's task knobs and the paired clips' geometry.
+
+    Attributes:
+      p_first: probability per batch that the clip's first RGB frame is given as reference.
+      targeted_noise: corrupt pose-holding pose latent patches (paper recipe); False = ablation.
+      targeted_noise_max: ``s ~ U(0, targeted_noise_max)`` mixing of noise into those patches.
+      clips: :class:`~mad_sim.model.appearance_clips.AppearanceClipSpec` fields.
+    """
+
+    p_first: float = 0.5
+    targeted_noise: bool = True
+    targeted_noise_max: float = 0.3
+    clips: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p_first <= 1.0:
+            raise ConfigError(f"appearance.p_first={self.p_first} must be in [0, 1]")
+        if not 0.0 <= self.targeted_noise_max <= 1.0:
+            raise ConfigError(f"appearance.targeted_noise_max={self.targeted_noise_max} must be in [0, 1]")
+
+    def spec(self) -> AppearanceClipSpec:
+        try:
+            return AppearanceClipSpec(**self.clips)
+        except TypeError as exc:
+            raise ConfigError(f"appearance.clips: {exc}") from exc
+
+
+def load_appearance_config(path: PathLike, overrides: Optional[Dict[str, Any]] = None,
+                           task_overrides: Optional[Dict[str, Any]] = None):
+    """``(TrainConfig, AppearanceTaskConfig)`` from a YAML file (unknown keys name the file)."""
+    from mad_sim.model.training import TrainConfig
+
+    raw = read_yaml(path)
+    task_raw = dict(raw.pop("appearance", None) or {})
+    task_raw.update(task_overrides or {})
+    raw.update(overrides or {})
+    cfg = from_dict(raw, TrainConfig, source=str(path))
+    if cfg.stage != "appearance":
+        raise ConfigError(f"{path}: stage is {cfg.stage!r}, expected 'appearance'")
+    return cfg, from_dict(task_raw, AppearanceTaskConfig, source=f"{path} (appearance:)")
+
+
+def open_clips(task: AppearanceTaskConfig, progress: bool = True) -> AppearanceClips:
+    """The paired clip cache of the shared data (built once, reused by spec and file fingerprint)."""
+    return AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=task.spec(), progress=progress))
+
+
+@contextlib.contextmanager
+def _appearance_dispatch() -> Iterator[None]:
+    """``build_stage`` answers ``appearance`` with AppearanceStage for the duration (the trainer's missing line)."""
+    from mad_sim.model import train_stages
+    from mad_sim.model.appearance_stage import AppearanceStage
+
+    original = train_stages.build_stage
+
+    def build_stage(cfg, cache, device):
+        if cfg.stage == "appearance":
+            return AppearanceStage(cfg, cache, device)
+        return original(cfg, cache, device)
+
+    train_stages.build_stage = build_stage
+    try:
+        yield
+    finally:
+        train_stages.build_stage = original
+
+
+def train_appearance(cfg, task: AppearanceTaskConfig, *, resume: bool = False, progress: bool = True,
+                     stop_after: Optional[int] = None, clips: Optional[AppearanceClips] = None):
+    """Train (or resume) the appearance LoRA; returns the trainer's ``TrainResult``."""
+    from mad_sim.model.training import train
+
+    clips = clips if clips is not None else open_clips(task, progress)
+    cfg = dataclasses.replace(cfg, task=task)  # AppearanceStage reads p_first / targeted_noise(_max) from cfg.task
+    with _appearance_dispatch():
+        return train(cfg, resume=resume, progress=progress, stop_after=stop_after, cache=clips)
+
+
+# --- scoring -------------------------------------------------------------------------------------
+def _stage_for_scoring(cfg, task: AppearanceTaskConfig, clips: AppearanceClips, lora: Optional[PathLike]):
+    from mad_sim.model.appearance_stage import AppearanceStage
+    from mad_sim.model.lora import load_lora, read_lora
+
+    cfg = dataclasses.replace(cfg, task=task, init_lora="")
+    stage = AppearanceStage(cfg, clips, "cpu")
+    if lora is not None:
+        sd, lcfg = read_lora(lora, "transformer")
+        load_lora(stage.backbone.transformer, "appearance", sd, lcfg, source=str(lora))
+    return stage
+
+
+@torch.no_grad()
+def score_adapter(cfg, task: AppearanceTaskConfig, clips: AppearanceClips, lora: Optional[PathLike], *,
+                  steps: int = 8, seed: int = 0, progress: bool = False) -> Tuple[Dict[str, float], Any]:
+    """Held-out scores of the appearance LoRA file ``lora`` (None: the untrained adapter, i.e. the base model).
+
+    Returns ``({eval_loss, eval_loss_perturbed_pose, psnr, ssim, psnr_perturbed, ssim_perturbed}, synthesizer)``.
+    """
+    from mad_sim.model.appearance import AppearanceSynthesizer
+    from mad_sim.model.appearance_eval import evaluate_appearance
+    from mad_sim.model.mad import MADModel
+
+    stage = _stage_for_scoring(cfg, task, clips, lora)
+    stage.module.eval()
+    out = stage.eval_loss()
+    model = MADModel(stage.backbone)
+    synth = AppearanceSynthesizer(model, "appearance", size=(clips.spec.height, clips.spec.width))
+    clean = evaluate_appearance(synth, clips, steps=steps, seed=seed, progress=progress)
+    bad = evaluate_appearance(synth, clips, steps=steps, seed=seed, progress=progress,
+                              perturb=np.random.default_rng(1234))
+    out.update(psnr=clean["psnr"], ssim=clean["ssim"], psnr_perturbed=bad["psnr"], ssim_perturbed=bad["ssim"],
+               clips=clean["clips"], frames=clean["frames"])
+    return out, synth
+
+
+@torch.no_grad()
+def vae_ceiling(backbone, clips: AppearanceClips, split: str = "eval") -> Dict[str, float]:
+    """PSNR / SSIM of the VAE's own encode -> decode of the held-out RGB clips (all frames)."""
+    from mad_sim.model.appearance_eval import psnr, ssim
+    from mad_sim.model.conditioning import video_to_uint8
+    from mad_sim.model.train_stages import videos_to_tensor
+
+    ps, ss = [], []
+    for k in clips.indices(split):
+        rgb, _ = clips.batch(np.array([k]))
+        lat = backbone.encode_video(videos_to_tensor(rgb, backbone.device))
+        rec = video_to_uint8(backbone.decode_latents(lat).float().clamp(-1, 1).cpu()).numpy()
+        ps.append(psnr(rec, rgb))
+        ss.append(ssim(rec, rgb))
+    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "clips": len(ps)}
+
+
+def main(argv: Optional[list] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--targeted-noise", choices=["true", "false"], help="override appearance.targeted_noise")
+    p.add_argument("--output-dir")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--stop-after", type=int)
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    over = {k: v for k, v in (("output_dir", a.output_dir), ("steps", a.steps)) if v is not None}
+    task_over = {} if a.targeted_noise is None else {"targeted_noise": a.targeted_noise == "true"}
+    cfg, task = load_appearance_config(a.config, over, task_over)
+    res = train_appearance(cfg, task, resume=a.resume, progress=not a.no_progress, stop_after=a.stop_after)
+    print(json.dumps({"output_dir": str(res.output_dir), "steps": res.steps, "final_loss": res.final_loss,
+                      "seconds": round(res.seconds, 1), "exported": res.exported}))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
