@@ -325,6 +325,66 @@ def init_output_layer(vae: torch.nn.Module, bias: float = -0.9, scale: float = 0
             conv.bias.fill_(bias)
 
 
+class CentringPenalty:
+    """Hooks on every RMSNorm of the VAE; ``value()`` = mean over norms of ``mean_c(m_c^2 / (v_c + eps))``.
+
+    ``m_c`` / ``v_c``: mean / variance of channel ``c`` of the norm's input over
+    batch, time and space. RMSNorm (the LTX VAE's only normalisation, over
+    channels, no mean subtraction) maps a feature ``m + s`` whose constant part
+    ``m`` dominates to nearly the same unit vector everywhere, so a network
+    that grows constant parts (SiLU outputs have a positive mean; convs sum
+    them) loses its input dependence layer by layer. Penalising ``m^2 / v``
+    keeps the features centred, as LayerNorm/GroupNorm would.
+    """
+
+    def __init__(self, vae: torch.nn.Module, eps: float = 1e-4) -> None:
+        from diffusers.models.normalization import RMSNorm
+
+        self.eps = eps
+        self.terms: List[torch.Tensor] = []
+        self.handles = []
+        for name, m in vae.named_modules():
+            if isinstance(m, RMSNorm):
+                self.handles.append(m.register_forward_pre_hook(self._hook))
+
+    def _hook(self, module: torch.nn.Module, inputs: Tuple[torch.Tensor, ...]) -> None:
+        if not torch.is_grad_enabled():
+            return
+        x = inputs[0].flatten(0, -2)  # LTX applies RMSNorm with channels last
+        m, v = x.mean(0), x.var(0)
+        self.terms.append((m.pow(2) / (v + self.eps)).mean())
+
+    def value(self) -> torch.Tensor:
+        """The penalty of the forward passes since the last call (then cleared)."""
+        out = torch.stack(self.terms).mean() if self.terms else torch.zeros(())
+        self.terms = []
+        return out
+
+
+KEEP_BIASES = ("encoder.conv_out.conv.bias", "decoder.conv_out.conv.bias")
+
+
+def freeze_inner_biases(vae: torch.nn.Module, keep: Tuple[str, ...] = KEEP_BIASES) -> int:
+    """Zero every bias of the VAE except ``keep`` and stop training them; returns how many were frozen.
+
+    The LTX VAE normalises with RMSNorm over channels, which does not remove a
+    per-channel constant: a growing conv bias ``b`` turns a feature ``b + s``
+    into ``(b + s) / |b|`` after the next norm, shrinking the input-dependent
+    part ``s``. The cheapest way to fit the mean pose image is exactly that,
+    and it is the collapse seen in every from-scratch run. Without inner
+    biases the constant part of each feature must come through the weights.
+    The architecture is unchanged (the frozen biases are saved as zeros).
+    """
+    n = 0
+    for name, p in vae.named_parameters():
+        if name.endswith(".bias") and name not in keep:
+            with torch.no_grad():
+                p.zero_()
+            p.requires_grad_(False)
+            n += 1
+    return n
+
+
 def autoencode(vae: torch.nn.Module, x: torch.Tensor, kl: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(recon, z, kl_term)``: deterministic auto-encoding through the posterior mean ``z`` (output not clipped)."""
     post = vae.encode(x).latent_dist
