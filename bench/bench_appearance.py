@@ -9,6 +9,11 @@ from the same renderer (one synthesis per ``chunk - 1`` steps).  Weights:
 the shipped tiny backbone and appearance LoRA when present, otherwise a
 random init of the same architecture (the time per frame does not depend on
 the values).  Prints figures and ratios; never asserts on time.
+Env: ``MADDrive-v0`` on the same scene stepped with a constant action,
+``render_mode="pose"`` against ``render_mode="rgb_array"`` (``render()``
+every step, the env's RGB camera: forecast pose lookahead + chunk cache),
+both in this run; ``--env-steps 0`` skips it.  The load average is printed:
+the machines are shared, and figures move with it.
 Target (issue 7): >= 10 RGB frames/s at 128x128.
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -32,6 +38,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=17, help="frames per synthesis (8k+1)")
     ap.add_argument("--frames", type=int, default=64, help="episode steps to serve")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--env-steps", type=int, default=48, help="env steps per render mode (0: skip the env figures)")
     ap.add_argument("--drop-empty", action="store_true", help="leave all-black pose patches out of the tokens")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,7 +89,9 @@ def main() -> None:
     t0 = time.perf_counter()
     synth.synthesize(lookahead_from(0)(args.chunk), steps=args.steps, generator=torch.Generator().manual_seed(0))
     one = time.perf_counter() - t0
+    env_figures = env_rates(args) if args.env_steps > 0 else {}
     print(json.dumps({
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "weights": "shipped" if shipped else "random-init (same architecture)",
         "threads": args.threads, "drop_empty_pose_tokens": args.drop_empty, "sampler_steps": args.steps, "chunk_frames": args.chunk, "episode_steps": steps,
         "pose_only_steps_per_s": round(pose_fps, 1),
@@ -92,7 +101,35 @@ def main() -> None:
         "rgb_frames_per_s_one_chunk": round(args.chunk / one, 2),
         "rgb_cost_vs_pose_step": round(pose_fps / rgb_fps, 1),
         "target_10_fps_met": bool(rgb_fps >= 10.0),
+        **env_figures,
     }, indent=1))
+
+
+def env_rates(args: argparse.Namespace) -> dict:
+    """Env steps/s with pose rendering vs with rgb_array rendering, every step, same scene and action."""
+    import gymnasium as gym
+
+    import mad_sim  # noqa: F401
+
+    out = {}
+    for mode in ("pose", "rgb_array"):
+        env = gym.make("MADDrive-v0", scenario=str(DATA / "womd" / "womd_scenario_input.tfrecord"), render_mode=mode,
+                       rgb_steps=args.steps, rgb_chunk_frames=args.chunk, rgb_threads=args.threads,
+                       terminate_on_collision=False, terminate_on_offroad=False)
+        env.reset(seed=0)
+        env.render()  # loads the model (rgb_array) and fills the first chunk: not timed
+        n = min(args.env_steps, env.unwrapped.state.remaining_log_steps)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            env.step(np.zeros(2, np.float32))
+            env.render()
+        out[f"env_{mode}_steps_per_s"] = round(n / (time.perf_counter() - t0), 2)
+        if mode == "rgb_array":
+            cam = env.unwrapped.rgb_camera
+            out.update(env_rgb_syntheses=cam.stats.syntheses - 1, env_rgb_resyncs=cam.resyncs, env_rgb_weights=cam.weights)
+        env.close()
+    out["env_rgb_cost_vs_pose_step"] = round(out["env_pose_steps_per_s"] / out["env_rgb_array_steps_per_s"], 1)
+    return out
 
 
 if __name__ == "__main__":

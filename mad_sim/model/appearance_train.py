@@ -21,7 +21,8 @@ does, this module is the entry point:
   synthesis can beat its decoder).
 
 ``python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.yaml [--resume]
-[--targeted-noise false] [--output-dir DIR] [--steps N]``
+[--targeted-noise false] [--output-dir DIR] [--steps N]``; with ``--score NAME=LORA ... --out DIR``
+it scores the untrained adapter and each file instead (``DIR/scores.json``, ``DIR/comparison_<name>.png``).
 """
 
 from __future__ import annotations
@@ -181,6 +182,35 @@ def vae_ceiling(backbone, clips: AppearanceClips, split: str = "eval") -> Dict[s
     return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "clips": len(ps)}
 
 
+def report(cfg, task: AppearanceTaskConfig, adapters: Dict[str, Optional[PathLike]], out: PathLike, *,
+           steps: int = 8, seed: int = 0, image_adapter: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
+    """Score each named adapter (None = untrained) and the VAE ceiling; write ``scores.json`` and comparison PNGs.
+
+    ``comparison_<name>.png``: real | pose | synthesized rows of the first held-out clip (first real frame given).
+    """
+    from mad_sim.io import write_text_atomic
+    from mad_sim.model.appearance_eval import comparison_image
+
+    out = Path(out)
+    clips = open_clips(task, progress)
+    result: Dict[str, Any] = {"held_out_clips": int(len(clips.indices("eval"))), "sampler_steps": steps,
+                              "init_backbone": cfg.init_backbone}
+    k = clips.indices("eval")[:1]
+    rgb, pose = clips.batch(k)
+    for name, lora in adapters.items():
+        scores, synth = score_adapter(cfg, task, clips, lora, steps=steps, seed=seed, progress=progress)
+        result[name] = {**scores, "lora": None if lora is None else str(lora)}
+        log.info("%s: %s", name, scores)
+        if "vae_ceiling" not in result:
+            result["vae_ceiling"] = vae_ceiling(synth.backbone, clips)
+        if image_adapter is None or name == image_adapter:
+            frames = synth.synthesize(pose[0], first_frame=rgb[0, 0], steps=steps,
+                                      generator=torch.Generator().manual_seed(seed))
+            comparison_image(rgb[0], pose[0], frames, out / f"comparison_{name}.png", scale=2)
+    write_text_atomic(out / "scores.json", json.dumps(result, indent=1))
+    return result
+
+
 def main(argv: Optional[list] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
@@ -190,11 +220,20 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--steps", type=int)
     p.add_argument("--stop-after", type=int)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--score", nargs="*", metavar="NAME=LORA",
+                   help="score instead of training: 'untrained' plus each NAME=LORA file (held-out loss, PSNR/SSIM)")
+    p.add_argument("--out", default="runs/tiny/appearance_eval", help="folder of --score's scores.json and images")
+    p.add_argument("--sample-steps", type=int, default=8, help="sampler steps of --score")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     over = {k: v for k, v in (("output_dir", a.output_dir), ("steps", a.steps)) if v is not None}
     task_over = {} if a.targeted_noise is None else {"targeted_noise": a.targeted_noise == "true"}
     cfg, task = load_appearance_config(a.config, over, task_over)
+    if a.score is not None:
+        adapters: Dict[str, Optional[str]] = {"untrained": None}
+        adapters.update(dict(item.split("=", 1) for item in a.score))
+        print(json.dumps(report(cfg, task, adapters, a.out, steps=a.sample_steps, progress=not a.no_progress), indent=1))
+        return 0
     res = train_appearance(cfg, task, resume=a.resume, progress=not a.no_progress, stop_after=a.stop_after)
     print(json.dumps({"output_dir": str(res.output_dir), "steps": res.steps, "final_loss": res.final_loss,
                       "seconds": round(res.seconds, 1), "exported": res.exported}))

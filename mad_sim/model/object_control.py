@@ -148,3 +148,58 @@ def follow_iou(pose_video: np.ndarray, box_video: np.ndarray, num_agents: int, m
             union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
             scores.append(inter / union)
     return float(np.mean(scores)) if scores else float("nan")
+
+
+# --- the conditional-forecaster training task (history + boxes -> future) -------------------------
+def choose_controlled_agents(traj: Trajectory, types: np.ndarray, viewpoint: int, steps: Sequence[int],
+                             camera: Camera, rng: np.random.Generator, max_agents: int = 2,
+                             min_pixels: int = 8) -> np.ndarray:
+    """Track indices (slot order) of up to ``max_agents`` vehicles to control over ``steps``, drawn by ``rng``.
+
+    Candidates: vehicles other than the viewpoint, valid at every step, whose
+    box alone covers at least ``min_pixels`` pixels of ``camera``'s image in
+    every frame (so each controlled agent is actually shown by its box video).
+    Returns an empty array when there is none.
+    """
+    from mad_sim.data.scenario import ObjectType
+
+    steps = np.asarray(steps, np.int64)
+    ok = (np.asarray(types) == ObjectType.VEHICLE) & traj.valid[:, steps].all(1)
+    ok[viewpoint] = False
+    keep = []
+    for a in np.flatnonzero(ok):
+        video = box_video_from_trajectory(traj, viewpoint, [int(a)], steps, camera)
+        if (video.max(-1) > 0).sum(axis=(1, 2)).min() >= min_pixels:
+            keep.append(int(a))
+    keep = np.asarray(keep, np.int64)
+    return rng.permutation(keep)[:max_agents] if keep.size else keep
+
+
+def boxes_task_loss(model, pose_history: np.ndarray, future_pose: np.ndarray, box_video: np.ndarray,
+                    generator: torch.Generator | None = None, ego_motion: np.ndarray | None = None,
+                    sigmas: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Flow-matching loss of the *conditional forecaster* task: future pose video given history + boxes.
+
+    The training-task hook for object control (a motion-adapter task next to
+    "history" and "history + ego motion"): the target is the future pose
+    video ``[B, F, H, W, 3]`` uint8; conditions are the pose history
+    ``[B, F_h, H, W, 3]`` (``pose_history``, before the target), the box video
+    of the controlled agents over the target's span (``boxes``, offset 0,
+    :func:`box_video_from_trajectory` on the logged future) and optionally the
+    ego-motion video (``ego_motion``).  Differentiable w.r.t. the active adapter of
+    ``model`` (a :class:`~mad_sim.model.mad.MADModel`).
+    """
+    def video(x: np.ndarray, what: str) -> torch.Tensor:
+        x = np.asarray(x)
+        if x.dtype != np.uint8 or x.ndim != 5 or x.shape[-1] != 3:
+            raise ShapeError(f"boxes task: {what} must be uint8 [B, F, H, W, 3], got {x.dtype} {x.shape}")
+        return uint8_to_video(torch.from_numpy(np.ascontiguousarray(x))).to(model.backbone.device)
+
+    target = video(future_pose, "future pose video")
+    boxes = video(box_video, "box video")
+    if boxes.shape != target.shape:
+        raise ShapeError(f"boxes task: box video {tuple(boxes.shape)} must span the target {tuple(target.shape)}")
+    conds = [Condition(video(pose_history, "pose history"), "pose_history"), Condition(boxes, "boxes")]
+    if ego_motion is not None:
+        conds.append(Condition(video(ego_motion, "ego-motion video"), "ego_motion"))
+    return model.training_loss(target, conds, None, generator, sigmas=sigmas, noise=noise)

@@ -71,3 +71,49 @@ def test_box_condition_and_errors(scene):
         box_video_from_trajectory(sc.tracks, sdc, [], range(T0, T1), r.camera)
     with pytest.raises(ShapeError, match="must match"):
         follow_iou(boxes, boxes[:, :64], 2)
+
+
+def test_boxes_task_hook_reaches_the_model(scene):
+    """The conditional-forecaster training task: the box video changes the loss and trains the adapter."""
+    import torch
+
+    from mad_sim.model.object_control import choose_controlled_agents
+
+    sc, _, sdc, _ = scene
+    r = PoseRenderer(64, 64)
+    hist_steps, fut_steps = range(T0 - 9, T0), range(T0, T0 + 9)
+    agents = choose_controlled_agents(sc.tracks, sc.object_types, sdc, fut_steps, r.camera, np.random.default_rng(0))
+    assert 1 <= len(agents) <= 2 and sdc not in agents
+    boxes = box_video_from_trajectory(sc.tracks, sdc, agents, fut_steps, r.camera)[None]
+    hist = r.render_scenario(sc, sdc, hist_steps[0], hist_steps[-1] + 1)[None]
+    fut = r.render_scenario(sc, sdc, fut_steps[0], fut_steps[-1] + 1)[None]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a busy 2-core machine is far faster with one thread
+    try:
+        _check_boxes_loss(hist, fut, boxes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_boxes_loss(hist: np.ndarray, fut: np.ndarray, boxes: np.ndarray) -> None:
+    import torch
+
+    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.mad import MADModel
+    from mad_sim.model.object_control import boxes_task_loss
+
+    torch.manual_seed(0)
+    model = MADModel(load_backbone("tiny", weights="random", device="cpu", seed=0))
+    model.add_adapter("motion", rank=4, alpha=4)
+    model.set_adapter("motion")
+    sig, eps = torch.tensor([0.5]), torch.randn((1,) + tuple(model.backbone.latent_shape(9, 64, 64)),
+                                                 generator=torch.Generator().manual_seed(1))
+    loss = boxes_task_loss(model, hist, fut, boxes, sigmas=sig, noise=eps)
+    blank = boxes_task_loss(model, hist, fut, np.zeros_like(boxes), sigmas=sig, noise=eps)
+    moved = boxes_task_loss(model, hist, fut, np.roll(boxes, 12, axis=3), sigmas=sig, noise=eps)
+    assert torch.isfinite(loss) and float(loss) != float(blank) and float(loss) != float(moved)
+    loss.backward()
+    grads = [p.grad for p in model.adapter_parameters("motion") if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+    with pytest.raises(ShapeError, match="must span the target"):
+        boxes_task_loss(model, hist, fut, boxes[:, :5])
