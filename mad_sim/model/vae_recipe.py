@@ -30,8 +30,8 @@ Loss (torch, videos ``[B, 3, F, H, W]`` in ``[-1, 1]``):
   from 1 px to ~2 sigma px, so a decoder that puts a line 2 px off still
   gets pulled towards it).
 - :func:`Curriculum`: ``sigma`` anneals linearly from ``sigma_start`` to
-  ``sigma_end``; during the first ``dilate_steps`` targets are dilated 3x3
-  (thicker lines) before the loss.
+  ``sigma_end``; lines are thickened (grey dilation of input AND target,
+  radius ``dilate_radius`` px shrinking linearly to 0 over ``dilate_steps``).
 
 Training (:func:`train`): Adam(W) with linear warmup, gradient clip, random
 ``crop`` x ``crop`` windows of the 128x128 clips (the VAE is fully
@@ -211,7 +211,8 @@ class Curriculum:
     Attributes:
       sigma_start / sigma_end: blur at step 0 and from ``anneal_steps`` on (pixels).
       anneal_steps: steps of the linear anneal.
-      dilate_steps: steps during which targets are dilated 3x3 (0 = never).
+      dilate_radius / dilate_steps: thick-line phase: input and target are
+        dilated by ``ceil(dilate_radius * (1 - step / dilate_steps))`` px.
       sharp_weight: weight of the unblurred term next to the blurred one.
       fg_share: share of the loss carried by (grown) lit pixels.
       l2_weight: weight of an extra weighted MSE on the sharp term (0 = L1 only).
@@ -225,12 +226,18 @@ class Curriculum:
     sigma_end: float = 0.0
     anneal_steps: int = 1500
     dilate_steps: int = 0
+    dilate_radius: int = 1
     sharp_weight: float = 0.5
     fg_share: float = 0.5
     l2_weight: float = 0.0
     out_spread_weight: float = 0.0
     z_spread_weight: float = 0.0
     z_spread_target: float = 1.0
+
+    def radius(self, step: int) -> int:
+        if step >= self.dilate_steps:
+            return 0
+        return int(math.ceil(self.dilate_radius * (1.0 - step / self.dilate_steps)))
 
     def sigma(self, step: int) -> float:
         if self.anneal_steps <= 0:
@@ -263,8 +270,6 @@ def recipe_loss(recon: torch.Tensor, target: torch.Tensor, cur: Curriculum, step
     """
     if recon.shape != target.shape:
         raise ShapeError(f"recon {tuple(recon.shape)} vs target {tuple(target.shape)}")
-    if step < cur.dilate_steps:
-        target = dilate_video(target, 1)
     w = foreground_weights(target, cur.fg_share, grow=1)
     sigma = cur.sigma(step)
     sharp = (w * (recon - target).abs()).mean()
@@ -453,6 +458,11 @@ class RecipeConfig:
       steps: total optimizer steps (resume continues up to it).
       batch_size, frames (8k+1), crop (pixels, <= clip size; full size = no crop).
       lr, warmup_steps, betas, weight_decay, grad_clip, kl_weight: optimiser.
+      centre_weight: weight of :class:`CentringPenalty` (0 = off).
+      init_output_bias / init_output_scale: :func:`init_output_layer` on a fresh
+        start (``init_output_scale <= 0`` skips it).
+      image_steps / image_batch: the first ``image_steps`` steps train on single
+        frames (``image_batch`` crops per step, ~1/9 the cost of a clip), then clips.
       curriculum: :class:`Curriculum`.
       eval_every: steps between held-out evaluations; eval_clips: how many.
       checkpoint_minutes: wall minutes between checkpoints.
@@ -474,6 +484,11 @@ class RecipeConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     kl_weight: float = 0.0
+    centre_weight: float = 1.0
+    init_output_bias: float = -0.9
+    init_output_scale: float = 0.1
+    image_steps: int = 0
+    image_batch: int = 8
     curriculum: Curriculum = field(default_factory=Curriculum)
     eval_every: int = 200
     eval_clips: int = 8
@@ -554,6 +569,9 @@ def train(cfg: RecipeConfig, max_minutes: Optional[float] = None, progress: bool
     if cfg.init_vae:
         from safetensors.torch import load_file
         vae.load_state_dict(load_file(cfg.init_vae))
+    elif cfg.init_output_scale > 0:
+        init_output_layer(vae, cfg.init_output_bias, cfg.init_output_scale)
+    centring = CentringPenalty(vae) if cfg.centre_weight > 0 else None
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     step, cpu_used = 0, 0.0
     ck_dir = out / "checkpoints"
@@ -599,9 +617,17 @@ def train(cfg: RecipeConfig, max_minutes: Optional[float] = None, progress: bool
             break
         for g in opt.param_groups:
             g["lr"] = _lr_at(cfg, step)
-        x = to_tensor(sample_batch(pose, rng.choice(train_idx, cfg.batch_size), cfg.frames, cfg.crop, rng))
+        if step < cfg.image_steps:
+            x = to_tensor(sample_batch(pose, rng.choice(train_idx, cfg.image_batch), 1, cfg.crop, rng))
+        else:
+            x = to_tensor(sample_batch(pose, rng.choice(train_idx, cfg.batch_size), cfg.frames, cfg.crop, rng))
+        x = dilate_video(x, cfg.curriculum.radius(step))
         recon, z, kl = autoencode(vae, x, kl=cfg.kl_weight > 0)
         loss, terms = recipe_loss(recon, x, cfg.curriculum, step, z)
+        if centring is not None:
+            cp = centring.value()
+            loss = loss + cfg.centre_weight * cp
+            terms["centre"] = float(cp.detach())
         if cfg.kl_weight > 0:
             loss = loss + cfg.kl_weight * kl
         if not torch.isfinite(loss):

@@ -78,7 +78,7 @@ def test_blur_and_dilate() -> None:
 
 
 def test_curriculum_loss_schedule_and_gradient() -> None:
-    cur = Curriculum(sigma_start=2.0, sigma_end=0.0, anneal_steps=10, dilate_steps=3, sharp_weight=0.5)
+    cur = Curriculum(sigma_start=2.0, sigma_end=0.0, anneal_steps=10, sharp_weight=0.5)
     assert cur.sigma(0) == 2.0 and cur.sigma(5) == pytest.approx(1.0) and cur.sigma(99) == 0.0
     x = to_tensor(_pose_like(np.random.default_rng(3), n=2))
     loss0, _ = recipe_loss(x, x, cur, step=20)
@@ -89,7 +89,7 @@ def test_curriculum_loss_schedule_and_gradient() -> None:
     loss, terms = recipe_loss(r, x, cur, step=0)
     assert "blur_l1" in terms and terms["sigma"] == 2.0
     loss.backward()
-    step = r - 0.5 * r.grad / r.grad.abs().max()
+    step = r - 0.05 * r.grad / r.grad.abs().max()
     assert float(recipe_loss(step, x, cur, step=0)[0]) < float(loss)
     with pytest.raises(ShapeError):
         recipe_loss(x[:, :, :1], x, cur, 0)
@@ -122,3 +122,25 @@ def test_one_training_step_reduces_loss_on_tiny_vae() -> None:
     assert losses[-1] < losses[0]
     with pytest.raises(ConfigError):
         build_vae({"no_such_arg": 1})
+
+
+def test_dilation_schedule_and_centring_penalty() -> None:
+    from mad_sim.model.vae_recipe import CentringPenalty, build_vae, init_output_layer
+
+    cur = Curriculum(dilate_radius=2, dilate_steps=100)
+    assert [cur.radius(s) for s in (0, 49, 50, 99, 100, 500)] == [2, 2, 1, 1, 0, 0]
+    torch.manual_seed(0)
+    vae = build_vae({"block_out_channels": [8, 8, 8, 8], "decoder_block_out_channels": [8, 8, 8, 8],
+                     "latent_channels": 16})
+    init_output_layer(vae, bias=-0.9, scale=0.0)
+    pen = CentringPenalty(vae)
+    assert len(pen.handles) > 0
+    x = to_tensor(_pose_like(np.random.default_rng(6), n=2, f=1, size=32))
+    with torch.no_grad():
+        out = vae.decode(vae.encode(x).latent_dist.mean).sample
+    assert torch.allclose(out, torch.full_like(out, -0.9))  # zero output weights: exactly the bias
+    assert float(pen.value()) == 0.0  # no terms recorded without grad
+    out = vae.decode(vae.encode(x).latent_dist.mean).sample
+    v = pen.value()
+    assert v.requires_grad and float(v) > 0.0
+    assert pen.terms == []
