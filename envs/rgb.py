@@ -43,8 +43,8 @@ backbone's shipped weights and ``mad_sim/weights/<preset>_appearance.safetensors
 (:class:`~mad_sim.errors.PresetError` when the preset has none); a path is an
 appearance LoRA file on the shipped backbone; ``"random"`` is an untrained
 random model for tests and plumbing (noise-like frames); ``"auto"`` (the
-default) is ``"shipped"`` when the file exists and, for the ``tiny`` preset
-only, ``"random"`` with a warning otherwise (other presets without an
+default) is ``"shipped"`` when the adapter and the shipped backbone both exist and,
+for the ``tiny`` preset only, ``"random"`` with a warning otherwise (other presets without an
 adapter raise PresetError).  :attr:`RGBCamera.weights` says which was used.
 """
 
@@ -150,16 +150,18 @@ def resolve_weights(config: "EnvConfig") -> str:
     Checks files only (nothing is loaded); PresetError when the asked-for adapter file is missing.
     """
     from mad_sim.model.appearance import appearance_lora_path, check_appearance_lora
+    from mad_sim.model.backbone import shipped_weights
 
     w, preset = config.appearance_weights, config.appearance_preset
     if w == "random":
         return w
     if w == "auto":
-        if appearance_lora_path(preset).is_file() or preset != "tiny":
+        if preset != "tiny" or (appearance_lora_path(preset).is_file() and shipped_weights(preset).is_file()):
             check_appearance_lora(preset)
             return "shipped"
-        log.warning("no shipped tiny appearance adapter (%s): RGB frames come from an untrained random model "
-                    "(appearance_weights='auto'; pass 'shipped' to make this an error)", appearance_lora_path(preset))
+        log.warning("no shipped tiny backbone + appearance adapter (%s, %s): RGB frames come from an untrained random "
+                    "model (appearance_weights='auto'; pass 'shipped' to make this an error)",
+                    shipped_weights(preset), appearance_lora_path(preset))
         return "random"
     check_appearance_lora(preset, None if w == "shipped" else w)
     return w
