@@ -211,6 +211,36 @@ def report(cfg, task: AppearanceTaskConfig, adapters: Dict[str, Optional[PathLik
     return result
 
 
+def ship_adapter(lora: PathLike, dst: PathLike, backbone: PathLike) -> Path:
+    """Copy the appearance LoRA ``lora`` to ``dst`` in float16 (atomic), recording the backbone it was trained on.
+
+    Metadata ``trained_on_backbone`` (file name) and ``trained_on_backbone_sha256`` let a user
+    see when the shipped backbone changed under the adapter.
+    """
+    import hashlib
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from mad_sim.io import atomic_path
+
+    h = hashlib.sha256()
+    with open(backbone, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    with safe_open(str(lora), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+        sd = {k: f.get_tensor(k) for k in f.keys()}
+    sd = {k: (v.half() if v.dtype == torch.float32 else v).contiguous() for k, v in sd.items()}
+    meta.update(stored_dtype="float16", trained_on_backbone=Path(backbone).name,
+                trained_on_backbone_sha256=h.hexdigest())
+    dst = Path(dst)
+    with atomic_path(dst) as tmp:
+        save_file(sd, str(tmp), metadata=meta)
+    dst.chmod(0o644)
+    return dst
+
+
 def main(argv: Optional[list] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
