@@ -687,6 +687,29 @@ def export_weights(cfg: RecipeConfig, target: str, fit_stats_clips: int = 32) ->
     return {"step": ck.step, "latent_std_mean": float(z.std(1).mean())}
 
 
+def evaluate_run(cfg: RecipeConfig, num_clips: int = 32, image: Optional[str] = None) -> Dict[str, Any]:
+    """Latest checkpoint vs the mean-image baseline on ``num_clips`` held-out clips (``cfg.frames`` frames, full size).
+
+    Writes a ``target | recon`` PNG (4 clips, frames 0/4/8) to ``image`` when given.
+    """
+    from mad_sim.model.checkpoint import load_checkpoint
+    from mad_sim.model.datasets import ClipCache
+
+    torch.set_num_threads(cfg.threads)
+    ck = load_checkpoint(Path(cfg.output_dir) / "checkpoints")
+    vae = build_vae(cfg.vae)
+    vae.load_state_dict(ck.model)
+    cache = ClipCache(Path(cfg.cache_dir).expanduser())
+    tr, ev = cache.indices("train"), cache.indices("eval")
+    videos = eval_set(cache.pose, ev, min(num_clips, len(ev)), cfg.frames)
+    model = evaluate(vae, videos)
+    base = mean_image_baseline(np.asarray(cache.pose[tr[::8], :cfg.frames]), videos)
+    if image:
+        save_recon_image(Path(image), videos[:4], reconstruct(vae.eval(), videos[:4]))
+    return {"step": ck.step, "cpu_seconds": ck.extra.get("cpu_seconds"), "clips": len(videos),
+            "model": model, "mean_image": base}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description="VAE rescue recipe: train / evaluate / export the tiny pose VAE")
     p.add_argument("config")
@@ -694,6 +717,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--set", nargs="*", default=[], help="overrides key=value (yaml values), e.g. steps=500 crop=128")
     p.add_argument("--output-dir", default=None)
     p.add_argument("--export", default=None, help="write float16 weights of the latest checkpoint here and exit")
+    p.add_argument("--evaluate", type=int, default=0, metavar="N",
+                   help="evaluate the latest checkpoint on N held-out clips against the mean image and exit")
+    p.add_argument("--image", default=None, help="with --evaluate: write a target|recon PNG here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_recipe(args.config)
@@ -711,6 +737,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.output_dir:
         cfg.output_dir = args.output_dir
     cfg.__post_init__()
+    if args.evaluate:
+        print(json.dumps(evaluate_run(cfg, args.evaluate, args.image), indent=1))
+        return 0
     if args.export:
         print(json.dumps(export_weights(cfg, args.export)))
         return 0
