@@ -118,8 +118,8 @@ def test_shipped_configs_validate():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "configs" / "train"
-    files = sorted(root.glob("*.yaml"))
-    assert files
+    # the configs of `mad-sim train` (other entry points keep their own schemas in this folder)
+    files = [root / f"tiny_{n}.yaml" for n in ("vae", "vae_decoder", "base", "motion")]
     for f in files:
         cfg = load_train_config(f)
         cfg.data.clip_spec()
