@@ -24,7 +24,7 @@ import numpy as np
 
 from mad_sim.data.scenario import MapKind, RoadMap
 from mad_sim.envs.observation import RoadgraphPoints
-from mad_sim.world.geometry import MapSegments, _segments_of
+from mad_sim.world.geometry import MapSegments, feature_segments
 
 
 def crop_roadmap(roadmap: RoadMap, center: np.ndarray, radius: float) -> RoadMap:
@@ -83,8 +83,8 @@ class MapIndex:
             xy = roadmap.points[:, :2]
             np.minimum.at(lo, owner, xy)
             np.maximum.at(hi, owner, xy)
-        ea, eb, ef, _ = _segments_of(roadmap, MapKind.ROAD_EDGE)
-        la, lb, lf, ls = _segments_of(roadmap, MapKind.LANE)
+        ea, eb, ef, _ = feature_segments(roadmap, MapKind.ROAD_EDGE)
+        la, lb, lf, ls = feature_segments(roadmap, MapKind.LANE)
         return cls(roadmap=roadmap, points=RoadgraphPoints.from_roadmap(roadmap, spacing), owner=owner,
                    feat_lo=lo, feat_hi=hi, edge_a=ea, edge_b=eb, edge_feature=ef, lane_a=la, lane_b=lb,
                    lane_feature=lf, lane_s0=ls)

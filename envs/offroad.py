@@ -30,7 +30,7 @@ import numpy as np
 
 from mad_sim.envs.local_map import LocalMap
 from mad_sim.errors import ShapeError
-from mad_sim.world.geometry import MapSegments, _near, _segments_cross, _signed_distance_chunk, point_segment_distance
+from mad_sim.world.geometry import MapSegments, segments_in_box, segments_cross, signed_road_distance, point_segment_distance
 
 WINDOW_SLACK_M = 6.0
 """The window's half side is ``R = max(e, l) + slack`` (m) with ``e`` / ``l`` the edge / lane distances
@@ -62,21 +62,21 @@ class RoadEdgeProbe:
         if self._generation != self.local.generation:
             self._generation, self._win = self.local.generation, None
         if segs.edge_a.shape[0] == 0 or segs.lane_a.shape[0] == 0:  # the edge-only / lane-only rules
-            return float(_signed_distance_chunk(p[None], segs, self.lane_half_width, _RADIUS_M).signed[0])
+            return float(signed_road_distance(p[None], segs, self.lane_half_width, _RADIUS_M).signed[0])
         if self._win is not None:
             hit = self._window_query(p)
             if hit is not None:
                 return hit
         self.full_queries += 1
-        full = _signed_distance_chunk(p[None], segs, self.lane_half_width, _RADIUS_M)
+        full = signed_road_distance(p[None], segs, self.lane_half_width, _RADIUS_M)
         self._recentre(p, segs, max(float(full.edge_distance[0]), float(full.lane_distance[0])) + self.slack)
         return float(full.signed[0])
 
     def _recentre(self, p: np.ndarray, segs: MapSegments, half: float) -> None:
         self._half = half
         lo, hi = p - half, p + half
-        e = _near(segs.edge_lo, segs.edge_hi, lo, hi)
-        ln = _near(segs.lane_lo, segs.lane_hi, lo, hi)
+        e = segments_in_box(segs.edge_lo, segs.edge_hi, lo, hi)
+        ln = segments_in_box(segs.lane_lo, segs.lane_hi, lo, hi)
         self._center = p.copy()
         self._win = MapSegments(edge_a=segs.edge_a[e], edge_b=segs.edge_b[e], lane_a=segs.lane_a[ln],
                                 lane_b=segs.lane_b[ln], lane_feature=segs.lane_feature[ln], lane_s0=segs.lane_s0[ln])
@@ -99,6 +99,6 @@ class RoadEdgeProbe:
             return None
         q = w.lane_a[jl] + tl[0, jl] * (w.lane_b[jl] - w.lane_a[jl])
         qq = q[None]
-        cand = _near(w.edge_lo, w.edge_hi, np.minimum(pts, qq).min(0), np.maximum(pts, qq).max(0))
-        crosses = bool(cand.size) and bool(_segments_cross(pts, qq, w.edge_a[cand], w.edge_b[cand]).sum(-1)[0] % 2 == 1)
+        cand = segments_in_box(w.edge_lo, w.edge_hi, np.minimum(pts, qq).min(0), np.maximum(pts, qq).max(0))
+        crosses = bool(cand.size) and bool(segments_cross(pts, qq, w.edge_a[cand], w.edge_b[cand]).sum(-1)[0] % 2 == 1)
         return e if crosses else -e

@@ -110,7 +110,7 @@ def point_segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> 
     return np.hypot(ex, ey), t
 
 
-def _segments_cross(p: np.ndarray, q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def segments_cross(p: np.ndarray, q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[K, S] bool: does segment ``p_k -> q_k`` ([K, 2] each) cross ``a_s -> b_s`` ([S, 2])?
 
     ``p`` and ``q`` must lie strictly on opposite sides of the line ``a b``;
@@ -231,7 +231,7 @@ class MapSegments:
         self.lane_lo, self.lane_hi = self._bbox(self.lane_a, self.lane_b)
 
 
-def _segments_of(roadmap: RoadMap, kind: MapKind) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def feature_segments(roadmap: RoadMap, kind: MapKind) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(a [S, 2], b [S, 2], feature index [S], start arclength [S]) of all features of ``kind``.
 
     Every point but the last of a feature starts a segment; the start
@@ -259,15 +259,15 @@ def map_segments(roadmap: RoadMap) -> MapSegments:
     hit = _CACHE.get(id(roadmap))
     if hit is not None and hit[0]() is roadmap:
         return hit[1]
-    ea, eb, _, _ = _segments_of(roadmap, MapKind.ROAD_EDGE)
-    la, lb, lf, ls = _segments_of(roadmap, MapKind.LANE)
+    ea, eb, _, _ = feature_segments(roadmap, MapKind.ROAD_EDGE)
+    la, lb, lf, ls = feature_segments(roadmap, MapKind.LANE)
     segs = MapSegments(edge_a=ea, edge_b=eb, lane_a=la, lane_b=lb, lane_feature=lf, lane_s0=ls)
     key = id(roadmap)
     _CACHE[key] = (weakref.ref(roadmap, lambda _r, k=key: _CACHE.pop(k, None)), segs)
     return segs
 
 
-def _near(lo: np.ndarray, hi: np.ndarray, box_lo: np.ndarray, box_hi: np.ndarray) -> np.ndarray:
+def segments_in_box(lo: np.ndarray, hi: np.ndarray, box_lo: np.ndarray, box_hi: np.ndarray) -> np.ndarray:
     """Indices of segments whose bounding box intersects the box ``[box_lo, box_hi]``."""
     return np.flatnonzero(((lo <= box_hi) & (hi >= box_lo)).all(-1))
 
@@ -287,7 +287,7 @@ def _nearest(points: np.ndarray, a: np.ndarray, b: np.ndarray, lo: np.ndarray, h
     t = np.zeros(k)
     if a.shape[0] == 0 or k == 0:
         return dist, seg, t
-    cand = _near(lo, hi, points.min(0) - radius, points.max(0) + radius)
+    cand = segments_in_box(lo, hi, points.min(0) - radius, points.max(0) + radius)
     todo = np.arange(k)
     if cand.size:
         d, tt = point_segment_distance(points, a[cand], b[cand])
@@ -358,7 +358,7 @@ def road_edge_distance_details(points: np.ndarray, roadmap: RoadMap, lane_half_w
     order = np.lexsort((cell[:, 1], cell[:, 0]))
     for start in range(0, len(pts), _CHUNK_POINTS):
         idx = order[start:start + _CHUNK_POINTS]
-        part = _signed_distance_chunk(pts[idx], segs, lane_half_width, radius)
+        part = signed_road_distance(pts[idx], segs, lane_half_width, radius)
         out.signed[idx], out.edge_distance[idx] = part.signed, part.edge_distance
         out.lane_distance[idx], out.crosses_edge[idx] = part.lane_distance, part.crosses_edge
     return out
@@ -368,7 +368,13 @@ _CHUNK_POINTS = 16
 _CHUNK_CELL_M = 40.0
 
 
-def _signed_distance_chunk(pts: np.ndarray, segs: MapSegments, lane_half_width: float, radius: float) -> RoadDistance:
+def signed_road_distance(pts: np.ndarray, segs: MapSegments, lane_half_width: float, radius: float) -> RoadDistance:
+    """Signed road-edge distance of points ``[K, 2]`` (world frame, metres) against prepared segments.
+
+    The building block of :func:`road_edge_distance` (which chunks the points and
+    prepares ``segs``); exposed so callers that keep their own segment windows
+    (the env's offroad probe) get bit-identical answers.  Positive = off the road.
+    """
     e_dist, e_seg, _ = _nearest(pts, segs.edge_a, segs.edge_b, segs.edge_lo, segs.edge_hi, radius)
     l_dist, l_seg, l_t = _nearest(pts, segs.lane_a, segs.lane_b, segs.lane_lo, segs.lane_hi, radius)
     k = pts.shape[0]
@@ -383,9 +389,9 @@ def _signed_distance_chunk(pts: np.ndarray, segs: MapSegments, lane_half_width: 
         q = segs.lane_a[l_seg] + l_t[:, None] * (segs.lane_b[l_seg] - segs.lane_a[l_seg])
         lo = np.minimum(pts, q).min(0)
         hi = np.maximum(pts, q).max(0)
-        cand = _near(segs.edge_lo, segs.edge_hi, lo, hi)
+        cand = segments_in_box(segs.edge_lo, segs.edge_hi, lo, hi)
         if cand.size:
-            crosses = _segments_cross(pts, q, segs.edge_a[cand], segs.edge_b[cand]).sum(-1) % 2 == 1
+            crosses = segments_cross(pts, q, segs.edge_a[cand], segs.edge_b[cand]).sum(-1) % 2 == 1
         signed = np.where(crosses, e_dist, -e_dist)
     return RoadDistance(signed=signed, edge_distance=e_dist, lane_distance=l_dist, crosses_edge=crosses)
 
