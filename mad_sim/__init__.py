@@ -6,13 +6,6 @@ Importing the package registers the Gymnasium environment ``MADDrive-v0``
 
 __version__ = "0.1.0"
 
+from mad_sim.envs.registration import register_envs as _register_envs
 
-def _register() -> None:
-    try:
-        from mad_sim.envs.registration import register_envs
-    except ImportError:  # the env layer is not built yet in this checkout
-        return
-    register_envs()
-
-
-_register()
+_register_envs()
