@@ -130,3 +130,24 @@ def test_drop_empty_pose_tokens_runs(synth, pose_clip):
     out = synth.synthesize(pose, first_frame=rgb[0], steps=2, drop_empty_pose_tokens=True,
                            generator=torch.Generator().manual_seed(3))
     assert out.shape == (F, H, W, 3) and np.array_equal(out[0], rgb[0])
+
+
+def test_shipped_appearance_adapter_fits_the_shipped_backbone():
+    """The shipped tiny adapter loads, records the backbone it was trained on, and that is the shipped one."""
+    import hashlib
+
+    from safetensors import safe_open
+
+    from mad_sim.model.backbone import shipped_weights
+    from mad_sim.model.appearance import appearance_lora_path
+
+    lora = appearance_lora_path("tiny")
+    if not lora.is_file():
+        pytest.skip("no shipped tiny appearance adapter")
+    with safe_open(str(lora), framework="pt") as f:
+        meta = f.metadata()
+        assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())
+    sha = hashlib.sha256(shipped_weights("tiny").read_bytes()).hexdigest()
+    assert meta["trained_on_backbone_sha256"] == sha, "the shipped backbone changed: retrain the appearance adapter"
+    synth = AppearanceSynthesizer.from_pretrained("tiny", device="cpu")
+    assert synth.size == (128, 128) and synth.adapter == "appearance"
