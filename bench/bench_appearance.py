@@ -1,6 +1,9 @@
 """RGB frames per second at 128x128 (tiny preset, chunked) against the pose-only step rate, same run.
 
-    python bench/bench_appearance.py [--steps 4] [--chunk 17] [--frames 64] [--threads 2]
+    python bench/bench_appearance.py [--steps 4] [--chunk 17] [--frames 64] [--threads 1]
+
+One thread is the default: on the shared 2-core machines (load average 3-5)
+two threads ran a 17-frame chunk 5x slower (5.3 s against 1.0 s).
 
 Pose-only: :class:`PoseRenderer` drawing the real WOMD scene from the SDC,
 one ``render_state`` per step (what an RL loop with pose observations pays).
@@ -37,7 +40,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4, help="sampler steps per chunk")
     ap.add_argument("--chunk", type=int, default=17, help="frames per synthesis (8k+1)")
     ap.add_argument("--frames", type=int, default=64, help="episode steps to serve")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (also the env's rgb_threads)")
     ap.add_argument("--env-steps", type=int, default=48, help="env steps per render mode (0: skip the env figures)")
     ap.add_argument("--drop-empty", action="store_true", help="leave all-black pose patches out of the tokens")
     args = ap.parse_args()
