@@ -106,11 +106,11 @@ Job = Tuple[str, int, Optional[bytes]]
 
 def iter_jobs(spec: Any, rank: int = 0, world_size: int = 1) -> Iterator[Job]:
     """``(path, record index, payload | None)`` for every scenario of ``spec``, this rank's share only."""
-    from mad_sim.data.sources import SCENARIO_PATTERNS, is_pickle_file
-    from mad_sim.data.tfrecord import expand_paths, iter_records
+    from mad_sim.data.sources import check_scenario_files, is_pickle_file
+    from mad_sim.data.tfrecord import iter_records
 
     i = 0
-    for path in expand_paths(spec, SCENARIO_PATTERNS):
+    for path in check_scenario_files(spec):
         if is_pickle_file(path):
             if i % world_size == rank:
                 yield (str(path), 0, None)
