@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 import numpy as np
 
-from mad_sim.eval.open_loop import distributed_rank, gather_rows, iter_jobs, job_scenario
+from mad_sim.eval.open_loop import collect_rows, job_scenario
 from mad_sim.planners import make_planner
 from mad_sim.planners.adapter import RecedingHorizonDriver
 
@@ -86,30 +86,7 @@ def _run_job(args: Tuple[Any, Tuple[str, ...], ClosedLoopSettings]) -> Dict[str,
 def run_closed_loop(spec: Any, planners: Iterable[str], settings: ClosedLoopSettings, workers: int = 1,
                     progress: bool = True) -> Dict[str, Dict[str, Any]]:
     """``{planner: {"aggregate", "scenarios"}}`` over every scenario of ``spec`` (streamed, sharded like open loop)."""
-    from tqdm import tqdm
-
     names = tuple(planners)
-    for n in names:
-        make_planner(n)
-    rank, world = distributed_rank()
-    rows: Dict[str, List[Dict[str, Any]]] = {n: [] for n in names}
-    jobs = ((job, names, settings) for job in iter_jobs(spec, rank, world))
-    bar = tqdm(desc=f"closed-loop {','.join(names)}", unit="scenario", disable=not progress)
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            outs = pool.imap(_run_job, jobs, chunksize=1)
-            for out in outs:
-                for n in names:
-                    rows[n].extend(out[n])
-                bar.update()
-    else:
-        for args in jobs:
-            out = _run_job(args)
-            for n in names:
-                rows[n].extend(out[n])
-            bar.update()
-    bar.close()
-    rows = gather_rows(rows, world)
+    rows = collect_rows(spec, names, _run_job, settings, workers, progress, label="closed-loop")
     return {n: {"aggregate": aggregate_closed_loop(rows[n]), "scenarios": rows[n]} for n in names}
+

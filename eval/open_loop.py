@@ -21,7 +21,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -173,34 +173,48 @@ def gather_rows(rows: Dict[str, List[Dict[str, Any]]], world_size: int) -> Dict[
     return merged
 
 
-def run_open_loop(spec: Any, planners: Iterable[str], settings: OpenLoopSettings, workers: int = 1,
-                  progress: bool = True) -> Dict[str, Dict[str, Any]]:
-    """Evaluate ``planners`` on every scenario of ``spec``: ``{planner: {"aggregate", "scenarios"}}``."""
+def collect_rows(spec: Any, names: Tuple[str, ...], run_job: Callable[[Tuple[Job, Tuple[str, ...], Any]], Dict[str, List[Dict[str, Any]]]],
+                 settings: Any, workers: int = 1, progress: bool = True, label: str = "eval") -> Dict[str, List[Dict[str, Any]]]:
+    """Run ``run_job`` on every scenario of ``spec`` and gather the per-planner rows.
+
+    The shared loop of the open- and closed-loop evaluators: scenarios are
+    streamed (never all in memory), split across ``torchrun`` / ``accelerate
+    launch`` ranks, optionally spread over ``workers`` local processes, and the
+    rows of every rank are gathered into one result.  ``run_job`` must be a
+    module-level function (it is pickled for the worker processes).
+    """
     from tqdm import tqdm
 
-    names = tuple(planners)
     for n in names:
         make_planner(n)  # fail fast on an unknown name
     rank, world = distributed_rank()
     rows: Dict[str, List[Dict[str, Any]]] = {n: [] for n in names}
     jobs = ((job, names, settings) for job in iter_jobs(spec, rank, world))
-    bar = tqdm(desc=f"open-loop {','.join(names)}", unit="scenario", disable=not progress)
+    bar = tqdm(desc=f"{label} {','.join(names)}", unit="scenario", disable=not progress)
     if workers > 1:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(workers) as pool:
-            for out in pool.imap(_run_job, jobs, chunksize=1):
+            outs = pool.imap(run_job, jobs, chunksize=1)
+            for out in outs:
                 for n in names:
                     rows[n].extend(out[n])
                 bar.update()
     else:
         for args in jobs:
-            out = _run_job(args)
+            out = run_job(args)
             for n in names:
                 rows[n].extend(out[n])
             bar.update()
     bar.close()
-    rows = gather_rows(rows, world)
+    return gather_rows(rows, world)
+
+
+def run_open_loop(spec: Any, planners: Iterable[str], settings: OpenLoopSettings, workers: int = 1,
+                  progress: bool = True) -> Dict[str, Dict[str, Any]]:
+    """Evaluate ``planners`` on every scenario of ``spec``: ``{planner: {"aggregate", "scenarios"}}``."""
+    names = tuple(planners)
+    rows = collect_rows(spec, names, _run_job, settings, workers, progress, label="open-loop")
     return {n: {"aggregate": aggregate(rows[n]), "scenarios": rows[n]} for n in names}
 
 
