@@ -11,7 +11,6 @@ rank 0 writes the gathered result.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 

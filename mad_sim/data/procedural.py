@@ -31,7 +31,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from mad_sim.data.procedural_roads import LAYOUTS, STEP, Layout, arclength, headings
+from mad_sim.data.procedural_roads import LAYOUTS, Layout, arclength, headings
 from mad_sim.data.scenario import (DT, LaneInfo, LaneType, MapKind, ObjectType, RoadMap, Scenario, SignalState,
                                    TrafficLights, Trajectory)
 from mad_sim.errors import ConfigError

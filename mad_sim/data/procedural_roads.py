@@ -24,7 +24,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from mad_sim.data.scenario import LaneType, MapKind, RoadEdgeType, RoadLineType
+from mad_sim.data.scenario import MapKind, RoadEdgeType, RoadLineType
 
 LANE_WIDTH = 3.7
 STEP = 1.0

@@ -33,7 +33,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
-from mad_sim.errors import CheckpointError, PresetError, ShapeError
+from mad_sim.errors import CheckpointError, ShapeError
 from mad_sim.io import atomic_path
 from mad_sim.model.ltx import LTXDenoiser
 from mad_sim.model.presets import Preset, get_preset

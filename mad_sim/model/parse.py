@@ -41,12 +41,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from mad_sim.data.scenario import DT, ObjectType
+from mad_sim.data.scenario import DT
 from mad_sim.errors import ShapeError
 from mad_sim.model.pose_pixels import PixelThresholds, check_frame, colour_pixels, explained_by
 from mad_sim.model.parse_config import Level, ParseConfig  # noqa: F401  (Level: re-exported)

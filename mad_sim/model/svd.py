@@ -38,7 +38,6 @@ Differences from the LTX family (what the rest of the code does not need to know
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 

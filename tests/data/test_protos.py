@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from mad_sim.data.proto import dataset_pb2, map_pb2, scenario_pb2, sim_agents_submission_pb2
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import mad_sim  # noqa: F401
-from mad_sim.data.scenario import Trajectory
 from mad_sim.envs import AgentStream, make_vec, register_agent_policy
 from mad_sim.planners import make_planner
 from mad_sim.planners.adapter import RecedingHorizonDriver

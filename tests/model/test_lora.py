@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from mad_sim.errors import CheckpointError, ConfigError
-from mad_sim.model import Condition
 from mad_sim.model.presets import LTX_LORA_TARGETS
 
 
