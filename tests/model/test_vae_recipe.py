@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from mad_sim.errors import ConfigError, ShapeError
-from mad_sim.model.vae_recipe import (Curriculum, dilate_video, foreground_weights, gaussian_blur, line_metrics,
-                                      mean_image_baseline, psnr, recipe_loss, to_tensor, to_uint8)
+from mad_sim.model.vae_metrics import line_metrics, psnr
+from mad_sim.model.vae_recipe import (Curriculum, dilate_video, foreground_weights, gaussian_blur, mean_image_baseline,
+                                      recipe_loss, to_tensor, to_uint8)
 
 
 def _pose_like(rng: np.random.Generator, n: int = 6, f: int = 3, size: int = 32) -> np.ndarray:
