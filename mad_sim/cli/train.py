@@ -46,9 +46,18 @@ def run(args: argparse.Namespace) -> int:
         data = dict(read_yaml(args.config).get("data") or {})
         data["cache_dir"] = args.cache
         overrides["data"] = data
-    cfg = load_train_config(args.config, stage=args.stage, overrides=overrides)
-    os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-    result = train(cfg, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
+    if args.stage == "appearance":
+        # paired RGB/pose clips of the shared dashcam data and an `appearance:` task section
+        from mad_sim.model.appearance_train import load_appearance_config, train_appearance
+
+        cfg, task = load_appearance_config(args.config, overrides=overrides)
+        os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
+        result = train_appearance(cfg, task, resume=args.resume, progress=not args.no_progress,
+                                  stop_after=args.stop_after)
+    else:
+        cfg = load_train_config(args.config, stage=args.stage, overrides=overrides)
+        os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
+        result = train(cfg, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
     print(json.dumps({"stage": cfg.stage, "output_dir": str(result.output_dir), "steps": result.steps,
                       "final_loss": result.final_loss, "seconds": round(result.seconds, 1),
                       "exported": result.exported}, indent=1))

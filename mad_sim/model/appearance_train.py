@@ -1,19 +1,17 @@
 """Run the ``appearance`` stage through the shared trainer, and score it (targeted-noise ablation).
 
-The shared trainer (:func:`mad_sim.model.training.train`) does not yet route
-``stage: appearance`` to :class:`~mad_sim.model.appearance_stage.AppearanceStage`,
-its :class:`~mad_sim.model.training.TrainConfig` has no field for the stage's
-knobs, and it opens pose-clip datasets, not paired RGB/pose clips.  Until it
-does, this module is the entry point:
+The shared trainer (:func:`mad_sim.model.training.train`) routes ``stage:
+appearance`` to :class:`~mad_sim.model.appearance_stage.AppearanceStage`; this
+module supplies what differs from the pose stages (``mad-sim train appearance``
+calls it):
 
 * the YAML (``configs/train/tiny_appearance.yaml``) is a ``TrainConfig``
   plus one ``appearance:`` section (:class:`AppearanceTaskConfig`: ``p_first``,
   ``targeted_noise``, ``targeted_noise_max`` and the clip geometry ``clips``);
 * :func:`train_appearance` builds (or reuses) the paired clip cache of the
   shared dashcam data, hands the knobs to the stage as ``cfg.task`` and runs
-  :func:`~mad_sim.model.training.train` with ``build_stage`` answering
-  ``appearance`` for the duration of the call (resumable like every stage:
-  ``--resume``);
+  :func:`~mad_sim.model.training.train` on those clips (resumable like every
+  stage: ``--resume``);
 * :func:`score_adapter` measures an adapter file on the held-out clips: the
   flow-matching loss at fixed noise with clean and with forecast-perturbed
   poses, and PSNR / SSIM of synthesized frames (first real frame given);
@@ -28,14 +26,13 @@ it scores the untrained adapter and each file instead (``DIR/scores.json``, ``DI
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -97,26 +94,6 @@ def open_clips(task: AppearanceTaskConfig, progress: bool = True) -> AppearanceC
     return AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=task.spec(), progress=progress))
 
 
-@contextlib.contextmanager
-def _appearance_dispatch() -> Iterator[None]:
-    """``build_stage`` answers ``appearance`` with AppearanceStage for the duration (the trainer's missing line)."""
-    from mad_sim.model import train_stages
-    from mad_sim.model.appearance_stage import AppearanceStage
-
-    original = train_stages.build_stage
-
-    def build_stage(cfg, cache, device):
-        if cfg.stage == "appearance":
-            return AppearanceStage(cfg, cache, device)
-        return original(cfg, cache, device)
-
-    train_stages.build_stage = build_stage
-    try:
-        yield
-    finally:
-        train_stages.build_stage = original
-
-
 def train_appearance(cfg, task: AppearanceTaskConfig, *, resume: bool = False, progress: bool = True,
                      stop_after: Optional[int] = None, clips: Optional[AppearanceClips] = None):
     """Train (or resume) the appearance LoRA; returns the trainer's ``TrainResult``."""
@@ -124,8 +101,7 @@ def train_appearance(cfg, task: AppearanceTaskConfig, *, resume: bool = False, p
 
     clips = clips if clips is not None else open_clips(task, progress)
     cfg = dataclasses.replace(cfg, task=task)  # AppearanceStage reads p_first / targeted_noise(_max) from cfg.task
-    with _appearance_dispatch():
-        return train(cfg, resume=resume, progress=progress, stop_after=stop_after, cache=clips)
+    return train(cfg, resume=resume, progress=progress, stop_after=stop_after, cache=clips)
 
 
 # --- scoring -------------------------------------------------------------------------------------

@@ -184,6 +184,10 @@ def build_stage(cfg, cache, device):
     """The stage object for ``cfg.stage``."""
     if cfg.stage == "vae":
         return VaeStage(cfg, cache, device)
+    if cfg.stage == "appearance":  # paired RGB/pose clips; knobs in cfg.task (AppearanceTaskConfig)
+        from mad_sim.model.appearance_stage import AppearanceStage
+
+        return AppearanceStage(cfg, cache, device)
     from mad_sim.model.train_denoiser import DenoiserStage
 
     return DenoiserStage(cfg, cache, device)
