@@ -41,7 +41,7 @@ from mad_sim.errors import CheckpointError
 from mad_sim.model.conditioning import pose_patch_mask
 from mad_sim.model.ltx import LatentCondition
 from mad_sim.model.noise import targeted_noise
-from mad_sim.model.train_denoiser import _vae_hash, group_loss
+from mad_sim.model.train_denoiser import vae_fingerprint, group_loss
 from mad_sim.model.train_stages import load_safetensors_into, save_safetensors, videos_to_tensor
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def encode_appearance_latents(backbone, clips, batch_size: int = 4, progress: bo
 
     from mad_sim.model.appearance_eval import perturb_pose
 
-    path = Path(clips.folder) / f"latents-{_vae_hash(backbone.vae)}.safetensors"
+    path = Path(clips.folder) / f"latents-{vae_fingerprint(backbone.vae)}.safetensors"
     if path.is_file():
         try:
             out = load_file(str(path))

@@ -58,7 +58,8 @@ def shipped_weights(preset: str) -> Path:
 
 
 @contextlib.contextmanager
-def _seeded(seed: Optional[int]):
+def seeded_init(seed: Optional[int]):
+    """Run module construction under ``torch.manual_seed(seed)`` without touching the global RNG (None: no seeding)."""
     if seed is None:
         yield
         return
@@ -333,7 +334,7 @@ def read_safetensors(path: PathLike) -> Dict[str, torch.Tensor]:
 def _build_ltx(preset: Preset, seed: Optional[int]) -> Backbone:
     from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
 
-    with _seeded(seed):
+    with seeded_init(seed):
         vae = AutoencoderKLLTXVideo(**preset.vae)
         transformer = LTXVideoTransformer3DModel(**preset.denoiser)
         text_encoder = build_text_encoder(preset.text)

@@ -77,7 +77,7 @@ import numpy as np
 
 from mad_sim.data.scenario import DT
 from mad_sim.errors import ConfigError, ShapeError
-from mad_sim.model.pose_pixels import PixelThresholds, _distance, bilinear, check_frame, map_pixels
+from mad_sim.model.pose_pixels import PixelThresholds, truncated_distance_map, bilinear, check_frame, map_pixels
 from mad_sim.model.skeleton_fit import grid
 from mad_sim.render.camera import Camera
 
@@ -228,7 +228,7 @@ def inverse(a: np.ndarray) -> np.ndarray:
 
 def _frame_data(frame: np.ndarray, camera: Camera, cfg: OdometryConfig, tau: float) -> _FrameData:
     lane, grey = map_pixels(frame, cfg.pixels)
-    dist = np.stack([_distance(lane, tau), _distance(grey, tau)])
+    dist = np.stack([truncated_distance_map(lane, tau), truncated_distance_map(grey, tau)])
     pts, cls = [], []
     for k, m in enumerate((lane, grey)):
         v, u = np.nonzero(m)

@@ -112,7 +112,7 @@ def check_frame(frame: np.ndarray, where: str = "frame") -> np.ndarray:
     return frame
 
 
-def _distance(mask: np.ndarray, tau: float) -> np.ndarray:
+def truncated_distance_map(mask: np.ndarray, tau: float) -> np.ndarray:
     """[H, W] float32 distance (pixels) to the nearest True pixel of ``mask``, capped at ``tau``."""
     if not mask.any():
         return np.full(mask.shape, tau, np.float32)
@@ -235,7 +235,7 @@ def colour_masks(frame: np.ndarray, th: PixelThresholds = PixelThresholds()) -> 
 
 
 @lru_cache(maxsize=8)
-def _stamp(tau: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def distance_stamp(tau: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dv, du, d)``: pixel offsets closer than ``tau`` and their Euclidean lengths (float32)."""
     r = int(np.ceil(tau))
     dv, du = np.mgrid[-r:r + 1, -r:r + 1]
@@ -266,7 +266,7 @@ def truncated_distances(pixels: List[np.ndarray], shape: Tuple[int, int], tau: f
     flat = np.concatenate(pixels).astype(np.int64)
     m = np.repeat(np.arange(len(pixels), dtype=np.int64), sizes)
     v, u = np.divmod(flat, w)
-    dv, du, d = _stamp(float(tau))
+    dv, du, d = distance_stamp(float(tau))
     vv = v[:, None] + dv[None]
     uu = u[:, None] + du[None]
     ok = (vv >= 0) & (vv < h) & (uu >= 0) & (uu < w)

@@ -49,7 +49,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from mad_sim.model.pose_pixels import GENERIC, PixelMaps, _stamp, truncated_distances
+from mad_sim.model.pose_pixels import GENERIC, PixelMaps, distance_stamp, truncated_distances
 from mad_sim.model.skeleton_fit import ScoreParams, Scores
 from mad_sim.render.camera import Camera
 
@@ -110,7 +110,7 @@ class CostMaps:
             flat = np.concatenate([pixels[i] for i in cols]).astype(np.int64)
             m = np.repeat(np.arange(1, cols.size + 1, dtype=np.int64), [pixels[i].size for i in cols])
             v, u = np.divmod(flat, w)
-            dv, du, d = _stamp(float(tau))
+            dv, du, d = distance_stamp(float(tau))
             vv = v[:, None] + dv[None]
             uu = u[:, None] + du[None]
             ok = (vv >= 0) & (vv < h) & (uu >= 0) & (uu < w)

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from mad_sim.errors import CheckpointError, ShapeError
-from mad_sim.model.backbone import Backbone, _seeded, shipped_weights
+from mad_sim.model.backbone import Backbone, seeded_init, shipped_weights
 from mad_sim.model.ltx import LatentCondition
 from mad_sim.model.presets import Preset
 
@@ -250,7 +250,7 @@ def _build(preset: Preset, seed: Optional[int]) -> SVDBackbone:
     latent = int(preset.vae["latent_channels"])
     unet_cfg["in_channels"] = latent * (1 + len(SLOTS))
     unet_cfg["out_channels"] = latent
-    with _seeded(seed):
+    with seeded_init(seed):
         vae = AutoencoderKLTemporalDecoder(**preset.vae)
         unet = UNetSpatioTemporalConditionModel(**unet_cfg)
         enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**preset.text))

@@ -49,7 +49,8 @@ LATENT_KEYS = ("history", "present", "future", "ego")
 TASKS = ("uncond", "present", "history", "history_ego")
 
 
-def _vae_hash(vae: torch.nn.Module) -> str:
+def vae_fingerprint(vae: torch.nn.Module) -> str:
+    """Short sha256 of the VAE's weights: names the cached-latent file, so latents of another VAE are never reused."""
     h = hashlib.sha256()
     for k, v in sorted(vae.state_dict().items()):
         h.update(k.encode())
@@ -65,7 +66,7 @@ def encode_clip_latents(backbone, cache, batch_size: int = 8, progress: bool = T
     """
     from safetensors.torch import load_file
 
-    path = Path(cache.folder) / f"latents-{_vae_hash(backbone.vae)}.safetensors"
+    path = Path(cache.folder) / f"latents-{vae_fingerprint(backbone.vae)}.safetensors"
     if path.is_file():
         try:
             out = load_file(str(path))

@@ -272,9 +272,9 @@ class IDM:
 
     # --- main -------------------------------------------------------------------------------------
     def advance(self, state: WorldState, controlled: np.ndarray, num_steps: int) -> Trajectory:
-        from mad_sim.world.traffic import ConstantVelocity, _check
+        from mad_sim.world.traffic import ConstantVelocity, check_policy_call
 
-        c = _check(state, controlled, num_steps)
+        c = check_policy_call(state, controlled, num_steps)
         p, dt = self.params, self.dt
         self._bind(state.scenario)
         out = ConstantVelocity(dt).advance(state, c, num_steps)

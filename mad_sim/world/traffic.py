@@ -32,7 +32,8 @@ class TrafficPolicy(Protocol):
         ...
 
 
-def _check(state: WorldState, controlled: np.ndarray, num_steps: int) -> np.ndarray:
+def check_policy_call(state: WorldState, controlled: np.ndarray, num_steps: int) -> np.ndarray:
+    """Validate the arguments of :meth:`TrafficPolicy.advance`; returns ``controlled`` as [N] bool (ShapeError otherwise)."""
     c = np.asarray(controlled, dtype=bool)
     if c.shape != (state.num_agents,):
         raise ShapeError(f"controlled must be [{state.num_agents}] bool, got shape {c.shape}")
@@ -53,7 +54,7 @@ class LogReplay:
     """Replays the log: step ``k`` is the logged state at ``timestep + 1 + k`` (invalid beyond the log)."""
 
     def advance(self, state: WorldState, controlled: np.ndarray, num_steps: int) -> Trajectory:
-        _check(state, controlled, num_steps)
+        check_policy_call(state, controlled, num_steps)
         t = state.timestep
         log = state.log
         if t + num_steps < log.num_steps:  # all inside the log: contiguous slices (copies), no gather
@@ -75,7 +76,7 @@ class ConstantVelocity:
         self.dt = dt
 
     def advance(self, state: WorldState, controlled: np.ndarray, num_steps: int) -> Trajectory:
-        _check(state, controlled, num_steps)
+        check_policy_call(state, controlled, num_steps)
         out = _hold(state, num_steps)
         k = (np.arange(num_steps) + 1.0) * self.dt
         out.xyz[..., :2] += state.at().velocity[:, None, :] * k[None, :, None]
