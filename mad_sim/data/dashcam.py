@@ -281,7 +281,6 @@ def vehicle_candidates(frame: np.ndarray, cfg: LaneConfig, lane_width_at: Option
     """
     h, w = frame.shape[:2]
     top = int(cfg.roi_top * h) - int(0.04 * h)
-    bot = int(cfg.roi_bottom * h)
     road = np.zeros((h, w), np.uint8)
     wide = LaneConfig(**{**cfg.__dict__, "roi_top_halfwidth": cfg.vehicle_top_halfwidth,
                          "roi_bottom_halfwidth": cfg.vehicle_bottom_halfwidth, "roi_top": top / h})

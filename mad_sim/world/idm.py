@@ -312,7 +312,6 @@ class IDM:
         geo = self._geo
         stops = _Stops(self, drivers, store) if p.traffic_controls else None
 
-        n = state.num_agents
         valid_all = now.valid
         half_w = 0.5 * now.size[:, 1].astype(np.float64)
         half_l = 0.5 * now.size[:, 0].astype(np.float64)
