@@ -173,6 +173,18 @@ class AgentGeometry:
         return vis[np.lexsort((vis, -self.depth[vis], self.frame[vis]))]
 
 
+def _reduce_axis1(op: np.ufunc, x: np.ndarray) -> np.ndarray:
+    """``op.reduce(x, axis=1)`` for x [m, K, 2] as K - 1 elementwise calls on [m, 2] slices.
+
+    Exact (min / max involve no rounding) and much faster than numpy's strided axis-1 reduction
+    of a short middle axis.
+    """
+    out = x[:, 0].copy()
+    for j in range(1, x.shape[1]):
+        op(out, x[:, j], out=out)
+    return out
+
+
 def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.0) -> AgentGeometry:
     """Project every agent's skeleton and clip it to the view frustum.
 
@@ -211,7 +223,7 @@ def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.
             whole = camera.in_frustum(kc.reshape(-1, 3)).reshape(m, k).all(1)
             ua, ub = uvk[:, e0], uvk[:, e1]
             keep = np.ones(ua.shape[:2], bool)
-            lo, hi = uvk.min(1), uvk.max(1)
+            lo, hi = _reduce_axis1(np.minimum, uvk), _reduce_axis1(np.maximum, uvk)
             part = np.flatnonzero(~whole)
             if part.size:
                 a, b, kp_keep = camera.clip_segments(kc[part][:, e0], kc[part][:, e1])
@@ -219,8 +231,10 @@ def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.
                 ub[part] = camera.project_camera(np.where(kp_keep[..., None], b, 1.0))
                 keep[part] = kp_keep
                 k3 = kp_keep[..., None]
-                lo[part] = np.minimum(np.where(k3, ua[part], np.inf), np.where(k3, ub[part], np.inf)).min(1)
-                hi[part] = np.maximum(np.where(k3, ua[part], -np.inf), np.where(k3, ub[part], -np.inf)).max(1)
+                lo[part] = _reduce_axis1(np.minimum, np.minimum(np.where(k3, ua[part], np.inf),
+                                                                np.where(k3, ub[part], np.inf)))
+                hi[part] = _reduce_axis1(np.maximum, np.maximum(np.where(k3, ua[part], -np.inf),
+                                                                np.where(k3, ub[part], -np.inf)))
             vis = keep.any(1)
             if not vis.any():
                 continue
@@ -234,6 +248,13 @@ def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.
     return AgentGeometry(classes, depth, visible, bbox, agents.frame.copy())
 
 
+def _take_rgb(rgb: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``rgb[index]`` for [S, 3] uint8 colours, gathering each row as one 3-byte item (numpy's row gather
+    of 3-byte rows is several times slower)."""
+    rgb = np.ascontiguousarray(rgb, np.uint8)
+    return rgb.view(np.dtype("V3")).reshape(-1)[index].view(np.uint8).reshape(-1, 3)
+
+
 def agent_strokes(geo: AgentGeometry, ids: np.ndarray, line_px: int, dot_px: int) -> Strokes:
     """Every visible edge and dot as a :class:`Strokes` list in painter order.
 
@@ -245,25 +266,47 @@ def agent_strokes(geo: AgentGeometry, ids: np.ndarray, line_px: int, dot_px: int
     order = geo.painter_order()
     rank[order] = np.arange(order.size)
     parts = []
+    # Each part holds its strokes grouped by agent (edge / keypoint index ascending within an agent), so
+    # painter order only needs the per-agent blocks sorted: (rank, edges before dots).  Blocks are
+    # [block key, start in the concatenated parts, length].
+    blocks = []
+    offset = 0
     for cg in geo.classes:
         spec = cg.spec
         m, e = cg.seg_keep.shape
         k = cg.dots.shape[1]
         r = rank[cg.agent]
-        ai, ei = np.nonzero(cg.seg_keep)
-        parts.append((cg.agent[ai], r[ai] * 256 + ei, cg.seg_a[ai, ei], cg.seg_b[ai, ei],
-                      spec.edge_colors[ei], np.full(ai.size, line_px)))
-        ai, ki = np.nonzero(cg.dot_keep) if dot_px > 0 else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-        p = cg.dots[ai, ki]
-        parts.append((cg.agent[ai], r[ai] * 256 + 128 + ki, p, p, spec.dot_colors[ki], np.full(ai.size, dot_px)))
+        # Flat indices into the [m, E] / [m, K] tables (one 1-D gather instead of a 2-D fancy index).
+        flat = np.flatnonzero(cg.seg_keep)
+        ai, ei = np.divmod(flat, e)
+        parts.append((cg.agent[ai], r[ai] * 256 + ei, cg.seg_a.reshape(-1, 2)[flat], cg.seg_b.reshape(-1, 2)[flat],
+                      _take_rgb(spec.edge_colors, ei), np.full(ai.size, line_px)))
+        count = np.bincount(ai, minlength=m)
+        blocks.append((r * 2, offset + np.cumsum(count) - count, count))
+        offset += ai.size
+        flat = np.flatnonzero(cg.dot_keep) if dot_px > 0 else np.zeros(0, np.int64)
+        ai, ki = np.divmod(flat, k)
+        p = cg.dots.reshape(-1, 2)[flat]
+        parts.append((cg.agent[ai], r[ai] * 256 + 128 + ki, p, p, _take_rgb(spec.dot_colors, ki),
+                      np.full(ai.size, dot_px)))
+        count = np.bincount(ai, minlength=m)
+        blocks.append((r * 2 + 1, offset + np.cumsum(count) - count, count))
+        offset += ai.size
     if not parts:
         return Strokes.empty()
     agent = np.concatenate([p[0] for p in parts])
-    key = np.concatenate([p[1] for p in parts])
-    s = np.argsort(key, kind="stable")
+    if all(geo.visible[cg.agent].all() for cg in geo.classes):
+        # Visible agents have distinct ranks: sorting the few blocks gives the same order as sorting every
+        # stroke by its key, at a fraction of the cost.
+        bkey, bstart, blen = (np.concatenate([b[j] for b in blocks]) for j in range(3))
+        bo = np.argsort(bkey, kind="stable")
+        bstart, blen = bstart[bo], blen[bo]
+        s = np.arange(offset) + np.repeat(bstart - (np.cumsum(blen) - blen), blen)
+    else:
+        s = np.argsort(np.concatenate([p[1] for p in parts]), kind="stable")
     agent = agent[s]
     return Strokes(frame=geo.frame[agent], a=np.concatenate([p[2] for p in parts])[s],
-                   b=np.concatenate([p[3] for p in parts])[s], color=np.concatenate([p[4] for p in parts])[s],
+                   b=np.concatenate([p[3] for p in parts])[s], color=_take_rgb(np.concatenate([p[4] for p in parts]), s),
                    width=np.concatenate([p[5] for p in parts])[s], label=ids[agent])
 
 

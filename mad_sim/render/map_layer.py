@@ -180,8 +180,7 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
     r = world_to_vehicle[:, :, :3]
     t = world_to_vehicle[:, :, 3]
     rc, tc = camera.vehicle_to_cam
-    cam_xy = camera.position[:2]
-    segs_a, segs_b, keys, styles = [], [], [], []
+    segs_a, segs_b, keys = [], [], []
     order = (CROSSWALK, ROAD_EDGE, ROAD_LINE, LANE) if draw_crosswalks else (ROAD_EDGE, ROAD_LINE, LANE)
     rank = np.full(4, -1)
     rank[list(order)] = np.arange(len(order))

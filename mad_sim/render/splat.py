@@ -66,12 +66,13 @@ def splat(target: np.ndarray, strokes: Strokes, colors: bool = True, max_samples
         return
     a, b = strokes.a.copy(), strokes.b.copy()
     # A dot of width w is a horizontal run of w samples, widened to w rows below: a w x w square.
-    dot = (a == b).all(1) & (strokes.width > 1)
+    # Column-wise comparisons instead of axis-1 reductions (numpy reduces a [S, 2] axis slowly).
+    dot = (a[:, 0] == b[:, 0]) & (a[:, 1] == b[:, 1]) & (strokes.width > 1)
     half = 0.5 * (strokes.width[dot] - 1)
     a[dot, 0] -= half
     b[dot, 0] += half
     d = b - a
-    n = np.ceil(np.abs(d).max(1)).astype(np.int64) + 1
+    n = np.ceil(np.maximum(np.abs(d[:, 0]), np.abs(d[:, 1]))).astype(np.int64) + 1
     cost = n * strokes.width
     ends = np.cumsum(cost)
     start = 0
@@ -88,17 +89,16 @@ def _splat_chunk(target: np.ndarray, frame: np.ndarray, a: np.ndarray, d: np.nda
                  width: np.ndarray, value: np.ndarray) -> None:
     """Sample ``n`` points along each segment, ``width`` parallel copies across its minor axis, and write them."""
     f_, h, w = target.shape[:3]
-    if (width == 1).all():
-        # Thin strokes (the common case at low resolution): one sample per step, no widening.
-        # One repeat of a packed [S, 6] table (start, step, frame offset, stroke) instead of one per column.
+    if width.min() == 1 and width.max() == 1:
+        # Thin strokes (the common case at low resolution): one sample per step, no widening.  Per-sample
+        # values are gathered through one int64 stroke index (cheaper than repeating a per-stroke table);
+        # the float arithmetic is the same expression per sample, so the pixels are unchanged.
         inv = 1.0 / np.maximum(n - 1, 1)
-        table = np.stack([a[:, 0], a[:, 1], d[:, 0] * inv, d[:, 1] * inv, np.cumsum(n) - n,
-                          np.arange(len(n), dtype=np.float64)], 1)
-        rep = np.repeat(table, n, axis=0)
-        along = np.arange(rep.shape[0], dtype=np.float64) - rep[:, 4]
-        u = np.rint(rep[:, 0] + along * rep[:, 2]).astype(np.int64)
-        v = np.rint(rep[:, 1] + along * rep[:, 3]).astype(np.int64)
-        seg = rep[:, 5].astype(np.int64)
+        seg = np.repeat(np.arange(len(n)), n)
+        along = np.arange(seg.size, dtype=np.float64)
+        along -= (np.cumsum(n) - n).astype(np.float64)[seg]
+        u = _coord(a[:, 0], d[:, 0] * inv, seg, along)
+        v = _coord(a[:, 1], d[:, 1] * inv, seg, along)
     else:
         reps = n * width
         seg = np.repeat(np.arange(len(n)), reps)
@@ -113,9 +113,27 @@ def _splat_chunk(target: np.ndarray, frame: np.ndarray, a: np.ndarray, d: np.nda
         v += np.where(major_u, off, 0)
         u += np.where(major_u, 0, off)
     ok = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    seg, u, v = seg[ok], u[ok], v[ok]
-    flat = (frame[seg] * h + v) * w + u
-    if target.ndim == 4:
+    if not ok.all():
+        seg, u, v = seg[ok], u[ok], v[ok]
+    v *= w
+    v += u
+    v += (frame * (h * w))[seg]
+    flat = v  # (frame * h + v) * w + u, in place
+    if target.ndim == 4 and target.shape[-1] == 3 and target.dtype == np.uint8 and target.flags.c_contiguous:
+        # An RGB pixel as one 3-byte void item: one item copy per sample instead of a 3-element row.
+        # Fancy assignment still writes in sample order, so later strokes win.
+        pix = target.reshape(-1).view(np.dtype("V3"))
+        pix[flat] = np.ascontiguousarray(value, np.uint8).view(np.dtype("V3")).reshape(-1)[seg]
+    elif target.ndim == 4:
         target.reshape(-1, target.shape[-1])[flat] = value[seg]
     else:
         target.reshape(-1)[flat] = value[seg]
+
+
+def _coord(start: np.ndarray, step: np.ndarray, seg: np.ndarray, along: np.ndarray) -> np.ndarray:
+    """``rint(start[seg] + along * step[seg])`` as int64, computed in place (same rounding as the plain expression)."""
+    x = step[seg]
+    x *= along
+    x += start[seg]
+    np.rint(x, out=x)
+    return x.astype(np.int64)
