@@ -177,8 +177,10 @@ def _reduce_axis1(op: np.ufunc, x: np.ndarray) -> np.ndarray:
     """``op.reduce(x, axis=1)`` for x [m, K, 2] as K - 1 elementwise calls on [m, 2] slices.
 
     Exact (min / max involve no rounding) and much faster than numpy's strided axis-1 reduction
-    of a short middle axis.
+    of a short middle axis when m is large (a batch of frames); small inputs use the plain reduction.
     """
+    if x.shape[0] < 256:  # few agents (one frame): the per-call overhead of the slice loop dominates
+        return op.reduce(x, axis=1)
     out = x[:, 0].copy()
     for j in range(1, x.shape[1]):
         op(out, x[:, j], out=out)
