@@ -64,10 +64,12 @@ def splat(target: np.ndarray, strokes: Strokes, colors: bool = True, max_samples
     """
     if len(strokes) == 0:
         return
-    a, b = strokes.a.copy(), strokes.b.copy()
+    a, b = strokes.a, strokes.b
     # A dot of width w is a horizontal run of w samples, widened to w rows below: a w x w square.
     # Column-wise comparisons instead of axis-1 reductions (numpy reduces a [S, 2] axis slowly).
     dot = (a[:, 0] == b[:, 0]) & (a[:, 1] == b[:, 1]) & (strokes.width > 1)
+    if dot.any():
+        a, b = a.copy(), b.copy()  # widened in place below; the caller's strokes stay untouched
     half = 0.5 * (strokes.width[dot] - 1)
     a[dot, 0] -= half
     b[dot, 0] += half
@@ -96,7 +98,7 @@ def _splat_chunk(target: np.ndarray, frame: np.ndarray, a: np.ndarray, d: np.nda
         inv = 1.0 / np.maximum(n - 1, 1)
         seg = np.repeat(np.arange(len(n)), n)
         along = np.arange(seg.size, dtype=np.float64)
-        along -= (np.cumsum(n) - n).astype(np.float64)[seg]
+        along -= np.repeat((np.cumsum(n) - n).astype(np.float64), n)
         u = _coord(a[:, 0], d[:, 0] * inv, seg, along)
         v = _coord(a[:, 1], d[:, 1] * inv, seg, along)
     else:
