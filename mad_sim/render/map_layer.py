@@ -201,15 +201,29 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
     def coarse(mid: np.ndarray, half: np.ndarray, radius: float) -> Tuple[np.ndarray, np.ndarray]:
         """(frame, item) index pairs of world points ``mid`` [S, 3] (with extent ``half``) near the view."""
         x, y = mid[None, :, 0], mid[None, :, 1]
-        gx = r[:, 0, 0:1] * x + r[:, 0, 1:2] * y + (t[:, 0:1] - cam_pos[0])
-        gy = r[:, 1, 0:1] * x + r[:, 1, 1:2] * y + (t[:, 1:2] - cam_pos[1])
-        lim = radius + half[None, :]
-        ok = gx * gx + gy * gy <= lim * lim
+        # In-place forms of the [F, S] expressions, keeping their evaluation order (same rounding).
+        gx = r[:, 0, 0:1] * x
+        gx += r[:, 0, 1:2] * y
+        gx += t[:, 0:1] - cam_pos[0]
+        gy = r[:, 1, 0:1] * x
+        gy += r[:, 1, 1:2] * y
+        gy += t[:, 1:2] - cam_pos[1]
+        lim = radius + half
+        d2 = gx * gx
+        d2 += gy * gy
+        ok = d2 <= (lim * lim)[None, :]
         if level:
-            along = gx * fwd[0] + gy * fwd[1]
-            across = gy * fwd[0] - gx * fwd[1]
+            along = gx * fwd[0]
+            along += gy * fwd[1]
+            across = gy * fwd[0]
+            across -= gx * fwd[1]
+            np.abs(across, out=across)
             slack = half[None, :] + 2.0
-            ok &= (along > -slack) & (np.abs(across) <= np.maximum(along, 0.0) * tan_h + slack)
+            ok &= along > -slack
+            np.maximum(along, 0.0, out=along)
+            along *= tan_h
+            along += slack
+            ok &= across <= along
         return np.nonzero(ok)
 
     def to_cam(p: np.ndarray, fi: np.ndarray) -> np.ndarray:
