@@ -322,13 +322,16 @@ def read_safetensors(path: PathLike) -> Dict[str, torch.Tensor]:
     """Read a safetensors file to CPU tensors; CheckpointError naming the file if missing or corrupt."""
     from safetensors.torch import load_file
 
+    from mad_sim.model.weights_codec import decode_state_dict
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        return load_file(str(path))
+        sd = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types for bad headers / truncation
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    return decode_state_dict(sd)  # int8-stored shipped weights (mad_sim.model.weights_codec); no-op otherwise
 
 
 def _build_ltx(preset: Preset, seed: Optional[int]) -> Backbone:

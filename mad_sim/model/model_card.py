@@ -35,10 +35,13 @@ PathLike = Union[str, os.PathLike]
 STAGES = ("vae", "base", "motion")
 
 
-def to_half(src: PathLike, dst: PathLike, replace: Optional[Dict[str, torch.Tensor]] = None) -> Path:
+def to_half(src: PathLike, dst: PathLike, replace: Optional[Dict[str, torch.Tensor]] = None,
+            int8: bool = False) -> Path:
     """Copy a safetensors file with float32 tensors stored as float16 (metadata kept), atomically.
 
     ``replace``: tensors that override the file's (same keys and shapes only).
+    ``int8``: store large weight matrices as row-wise int8 instead
+    (:mod:`mad_sim.model.weights_codec`; the backbone loader decodes them).
     """
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -53,8 +56,14 @@ def to_half(src: PathLike, dst: PathLike, replace: Optional[Dict[str, torch.Tens
         if k not in sd or sd[k].shape != v.shape:
             raise CheckpointError(f"{src}: cannot replace {k!r} (missing or shape {tuple(v.shape)} differs)")
         sd[k] = v
-    out = {k: (v.half() if v.dtype == torch.float32 else v).contiguous() for k, v in sd.items()}
-    meta["stored_dtype"] = "float16"
+    if int8:
+        from mad_sim.model.weights_codec import encode_state_dict
+
+        out = encode_state_dict(sd)
+        meta["stored_dtype"] = "int8 row-wise (large matrices) + float16"
+    else:
+        out = {k: (v.half() if v.dtype == torch.float32 else v).contiguous() for k, v in sd.items()}
+        meta["stored_dtype"] = "float16"
     with atomic_path(dst) as tmp:
         save_file(out, str(tmp), metadata=meta)
     dst.chmod(0o644)  # package data: world-readable (the temporary file was 0600)
@@ -251,7 +260,7 @@ def decoder_tensors(vae_file: PathLike) -> Dict[str, torch.Tensor]:
 
 def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Optional[PathLike] = None,
          vae_decoder: Optional[PathLike] = None) -> Dict[str, Path]:
-    """Copy the final exports to ``out`` as float16 and write the model card; returns the written files.
+    """Copy the final exports to ``out`` (backbone int8 + float16, adapters float16) and write the model card.
 
     ``vae_decoder``: a decoder-only VAE run's weights to put in place of the
     backbone's decoder (the encoder, hence the latent space, is unchanged).
@@ -259,7 +268,7 @@ def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Option
     runs, out = Path(runs), Path(out)
     replace = decoder_tensors(vae_decoder) if vae_decoder else None
     shipped = {"backbone": to_half(runs / "base" / "final" / f"{preset}.safetensors", out / f"{preset}.safetensors",
-                                   replace)}
+                                   replace, int8=True)}
     motion = runs / "motion" / "final" / f"{preset}_motion.safetensors"
     if motion.is_file():
         shipped["motion adapter"] = to_half(motion, out / f"{preset}_motion.safetensors")
