@@ -190,10 +190,10 @@ with real weights for quality.
 
 {files}
 
-Total {total:.1f} MB, stored as float16 (cast to the model's dtype on load).
-That is over the 50 MB aimed at: the preset's transformer alone has 36M
-parameters (72 MB in float16); reaching 50 MB needs a smaller `tiny`
-transformer or 8-bit storage with a dequantising loader.
+Total {total:.1f} MB. The backbone's weight matrices are stored as row-wise
+int8 with float32 row scales (`mad_sim/model/weights_codec.py`; decoded to
+float32 on load, error at most half a quantisation step, 0.4% of a row's
+largest magnitude), its small tensors as float16; the adapters as float16.
 The backbone file holds `vae.*`, `transformer.*` and `text_encoder.*` (the
 text encoder is the random-init tiny T5 of the preset, never trained:
 prompts are empty). The adapter is a diffusers-format LoRA (rank
