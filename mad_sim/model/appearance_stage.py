@@ -37,11 +37,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mad_sim.errors import CheckpointError
 from mad_sim.model.conditioning import pose_patch_mask
 from mad_sim.model.ltx import LatentCondition
 from mad_sim.model.noise import targeted_noise
-from mad_sim.model.train_denoiser import vae_fingerprint, group_loss
+from mad_sim.model.train_denoiser import group_loss, load_trainable_state, trainable_state, vae_fingerprint
 from mad_sim.model.train_stages import load_safetensors_into, save_safetensors, videos_to_tensor
 
 log = logging.getLogger(__name__)
@@ -148,17 +147,10 @@ class AppearanceStage:
         return loss, {"with_first": float(with_first)}
 
     def trainable_state(self) -> Dict[str, torch.Tensor]:
-        m = getattr(self.module, "module", self.module)
-        return {n: p.detach() for n, p in m.named_parameters() if p.requires_grad}
+        return trainable_state(self.module)
 
     def load_trainable_state(self, sd: Dict[str, torch.Tensor]) -> None:
-        m = getattr(self.module, "module", self.module)
-        params = {n: p for n, p in m.named_parameters() if p.requires_grad}
-        if set(params) != set(sd):
-            raise CheckpointError("checkpoint does not fit the appearance stage (different LoRA parameters)")
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(sd[n])
+        load_trainable_state(self.module, sd, "the appearance stage (different LoRA parameters)")
 
     @torch.no_grad()
     def fixed_loss(self, pose_key: str, sigmas=(0.2, 0.4, 0.6, 0.8), seed: int = 0) -> float:

@@ -140,6 +140,26 @@ def fixed_denoising_loss(denoiser, text_fn, latents: Dict[str, torch.Tensor], in
     return total / max(count, 1)
 
 
+
+def trainable_state(module: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """The parameters being trained (``requires_grad``) of ``module`` (unwrapped from accelerate's wrapper)."""
+    m = getattr(module, "module", module)
+    return {n: p.detach() for n, p in m.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(module: torch.nn.Module, sd: Dict[str, torch.Tensor], what: str) -> None:
+    """Copy a checkpoint's trainable tensors back; CheckpointError naming ``what`` if names or shapes differ."""
+    m = getattr(module, "module", module)
+    params = {n: p for n, p in m.named_parameters() if p.requires_grad}
+    if set(params) != set(sd):
+        missing, extra = sorted(set(params) - set(sd)), sorted(set(sd) - set(params))
+        raise CheckpointError(f"checkpoint does not fit {what}: missing {missing[:3]}, unexpected {extra[:3]}")
+    with torch.no_grad():
+        for n, p in params.items():
+            if p.shape != sd[n].shape:
+                raise CheckpointError(f"checkpoint tensor {n} has shape {tuple(sd[n].shape)}, model wants {tuple(p.shape)}")
+            p.copy_(sd[n])
+
 class DenoiserStage:
     """``base`` (whole transformer) or ``motion`` (LoRA adapter ``motion``) training."""
 
@@ -218,20 +238,10 @@ class DenoiserStage:
         return total / len(batch), parts
 
     def trainable_state(self) -> Dict[str, torch.Tensor]:
-        m = getattr(self.module, "module", self.module)
-        return {n: p.detach() for n, p in m.named_parameters() if p.requires_grad}
+        return trainable_state(self.module)
 
     def load_trainable_state(self, sd: Dict[str, torch.Tensor]) -> None:
-        m = getattr(self.module, "module", self.module)
-        params = {n: p for n, p in m.named_parameters() if p.requires_grad}
-        if set(params) != set(sd):
-            missing, extra = sorted(set(params) - set(sd)), sorted(set(sd) - set(params))
-            raise CheckpointError(f"checkpoint does not fit the {self.cfg.stage} stage: missing {missing[:3]}, unexpected {extra[:3]}")
-        with torch.no_grad():
-            for n, p in params.items():
-                if p.shape != sd[n].shape:
-                    raise CheckpointError(f"checkpoint tensor {n} has shape {tuple(sd[n].shape)}, model wants {tuple(p.shape)}")
-                p.copy_(sd[n])
+        load_trainable_state(self.module, sd, f"the {self.cfg.stage} stage")
 
     def eval_loss(self) -> Dict[str, float]:
         """Held-out denoising loss (fixed noise) of the current weights, per task."""
