@@ -127,34 +127,113 @@ class VaeStage:
         if not cfg.vae_loss.train_encoder:
             self.module.encoder.requires_grad_(False)
         self.cfg, self.cache, self.device = cfg, cache, device
+        self._rgb_clips = None
 
     def _unwrap(self) -> torch.nn.Module:
         m = self.module
         return getattr(m, "module", m)
 
+    def _rgb(self):
+        """The paired dashcam clip cache (opened on first use; only when ``rgb_fraction > 0``)."""
+        if self._rgb_clips is None:
+            from mad_sim.model.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips, shared_data_sources
+
+            try:
+                spec = AppearanceClipSpec(**self.cfg.vae_loss.rgb_clips)
+            except TypeError as exc:
+                raise ConfigError(f"vae_loss.rgb_clips: {exc}") from exc
+            self._rgb_clips = AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=spec, progress=False))
+            if spec.width != self.cache.spec.width or spec.height != self.cache.spec.height:
+                raise ConfigError(f"vae_loss.rgb_clips are {spec.width}x{spec.height}, the pose clips "
+                                  f"{self.cache.spec.width}x{self.cache.spec.height}")
+        return self._rgb_clips
+
     def sample_windows(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``[B, frames, H, W, 3]`` uint8: a random window of each clip's pose (or ego) video."""
+        """``[B, frames, H, W, 3]`` uint8: a random window of each clip's pose, ego-motion or RGB video.
+
+        Each sample is an ego-motion window with probability ``ego_fraction``,
+        a window of a random train-split dashcam RGB clip with probability
+        ``rgb_fraction``, else a pose window of clip ``batch[i]``.
+        """
         cfg, spec = self.cfg, self.cache.spec
         pose, ego = self.cache.batch(batch)
-        use_ego = rng.random(len(batch)) < cfg.vae_loss.ego_fraction
+        u = rng.random(len(batch))
         start = rng.integers(0, spec.total_frames - cfg.frames + 1, size=len(batch))
-        return np.stack([(ego if e else pose)[i, s:s + cfg.frames] for i, (e, s) in enumerate(zip(use_ego, start))])
+        out = np.stack([(ego if u[i] < cfg.vae_loss.ego_fraction else pose)[i, s:s + cfg.frames]
+                        for i, s in enumerate(start)])
+        for i in np.flatnonzero(u >= 1.0 - cfg.vae_loss.rgb_fraction):
+            clips = self._rgb()
+            k = rng.choice(clips.indices("train"))
+            s = rng.integers(0, clips.spec.frames - cfg.frames + 1)
+            out[i] = clips.rgb[k, s:s + cfg.frames]
+        return out
 
     def loss(self, batch: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> Tuple[torch.Tensor, Dict[str, float]]:
-        lc = self.cfg.vae_loss
         x = videos_to_tensor(self.sample_windows(batch, rng), self.device)
+        return self._loss(x, gen)
+
+    def _loss(self, x: torch.Tensor, gen: torch.Generator | None) -> Tuple[torch.Tensor, Dict[str, float]]:
+        """Edge-weighted reconstruction error of ``x`` [B, 3, F, H, W] (weights normalised per sample) + KL."""
+        lc = self.cfg.vae_loss
         posterior = self.module.encode(x).latent_dist
-        noise = torch.randn(posterior.mean.shape, generator=gen).to(self.device)
-        z = posterior.mean + lc.posterior_noise * posterior.std * noise
+        z = posterior.mean
+        if lc.posterior_noise > 0 and gen is not None:
+            z = z + lc.posterior_noise * posterior.std * torch.randn(z.shape, generator=gen).to(self.device)
         recon = self.module.decode(z).sample
         w = edge_weight_map(x, lc.bright_threshold, lc.edge_weight)
+        w = w / w.mean(dim=(1, 2, 3, 4), keepdim=True)  # each sample weighs the same, pose or RGB
         err = recon - x
-        l1 = (w * err.abs()).mean() / w.mean()
-        l2 = (w * err.pow(2)).mean() / w.mean()
+        l1 = (w * err.abs()).mean()
+        l2 = (w * err.pow(2)).mean()
         rec = {"l1": l1, "l2": l2, "l1+l2": l1 + l2}[lc.recon]
         kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
         loss = rec + lc.kl_weight * kl
         return loss, {"l1": float(l1.detach()), "l2": float(l2.detach()), "kl": float(kl.detach())}
+
+    @torch.no_grad()
+    def eval_loss(self, num_clips: int = 8) -> Dict[str, float]:
+        """Held-out reconstruction scores (recorded at each checkpoint).
+
+        The first ``frames`` frames of ``num_clips`` eval-split pose clips (and
+        their ego-motion videos; and, with ``rgb_fraction > 0``, eval-split RGB
+        clips), reconstructed through the posterior mean: ``eval_loss`` (the
+        training loss), ``eval_psnr`` / ``eval_recall`` / ``eval_precision``
+        of the pose videos (:mod:`mad_sim.model.vae_metrics`), ``eval_ego_psnr``
+        and ``eval_rgb_psnr`` (dB).
+        """
+        from mad_sim.model.conditioning import video_to_uint8
+        from mad_sim.model.vae_metrics import line_metrics, psnr
+
+        vae = self._unwrap()
+        was_training = vae.training
+        vae.eval()
+        idx = self.cache.indices("eval")
+        if idx.size == 0:
+            return {}
+        idx = idx[np.linspace(0, idx.size - 1, min(num_clips, idx.size)).round().astype(int)]
+        pose, ego = self.cache.batch(idx)
+        sets = {"pose": pose[:, :self.cfg.frames], "ego": ego[:, :self.cfg.frames]}
+        if self.cfg.vae_loss.rgb_fraction > 0:
+            clips = self._rgb()
+            ridx = clips.indices("eval")
+            ridx = ridx[np.linspace(0, ridx.size - 1, min(num_clips // 2, ridx.size)).round().astype(int)]
+            sets["rgb"] = np.asarray(clips.rgb[ridx, :self.cfg.frames])
+        out: Dict[str, float] = {}
+        losses = []
+        for name, videos in sets.items():
+            recs = []
+            for i in range(0, len(videos), 2):
+                x = videos_to_tensor(videos[i:i + 2], self.device)
+                losses.append(float(self._loss(x, None)[0]))
+                recs.append(video_to_uint8(vae.decode(vae.encode(x).latent_dist.mean).sample).cpu().numpy())
+            rec = np.concatenate(recs)
+            key = "" if name == "pose" else f"{name}_"
+            out[f"eval_{key}psnr"] = psnr(np.asarray(videos), rec)
+            if name == "pose":
+                out.update({f"eval_{k}": v for k, v in line_metrics(np.asarray(videos), rec).items() if k in ("recall", "precision")})
+        out["eval_loss"] = float(np.mean(losses))
+        vae.train(was_training)
+        return out
 
     def trainable_state(self) -> Dict[str, torch.Tensor]:
         return {k: v for k, v in self._unwrap().state_dict().items()}
