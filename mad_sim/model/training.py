@@ -136,10 +136,20 @@ class MotionTaskConfig:
         history + ego-motion).
       history_dropout: probability (``base`` only) of dropping the pose
         history so the base model also learns unconditional video.
+      p_boxes: probability (``motion`` only) a sample also gets the box video
+        of its clip's controlled agents as a condition (object control, the
+        "conditional forecaster"; :mod:`mad_sim.model.object_control`). Needs
+        the clip cache built with box videos (``data.boxes: true``); 0 = off.
     """
 
     ego_condition_prob: float = 0.5
     history_dropout: float = 0.5
+    p_boxes: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("ego_condition_prob", "history_dropout", "p_boxes"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"task.{name}={getattr(self, name)} must lie in [0, 1]")
 
 
 @dataclass
