@@ -24,6 +24,12 @@ Two videos are stored per clip, both ``[F, H, W, 3]`` uint8:
   (:class:`mad_sim.render.ego_motion.EgoMotionRenderer`: textured sphere +
   dust), computed from its world-frame poses ``(x, y, yaw)`` over the clip.
 
+Optionally (object control, :mod:`mad_sim.model.object_control`) a third
+video per clip, ``boxes`` ``[future_frames, H, W, 3]`` uint8: the box video of
+1..``max_agents`` controlled vehicles over the future steps, chosen by
+:func:`~mad_sim.model.object_control.choose_controlled_agents` from the
+viewpoint's camera (:meth:`ClipRenderer.render_boxes`).
+
 This module picks windows (numpy only) and renders; caching and the torch
 dataset are in :mod:`mad_sim.model.datasets`.
 """
@@ -194,3 +200,26 @@ class ClipRenderer:
                 raise ShapeError(f"{scenario.source or scenario.scenario_id}: {name} video of viewpoint {ref.viewpoint} "
                                  f"at step {ref.t0}: got {video.shape} {video.dtype}, expected {want} uint8")
         return pose, ego
+
+    def render_boxes(self, scenario: Scenario, ref: ClipRef, rng: np.random.Generator, max_agents: int = 3,
+                     min_pixels: int = 8) -> Tuple[np.ndarray, np.ndarray]:
+        """Box video of the clip's future and its controlled agents: ``([future_frames, H, W, 3] uint8, [n] int64)``.
+
+        ``n`` is drawn uniformly in ``1..max_agents`` by ``rng``, then that many
+        vehicles are drawn among those visible in every future frame
+        (:func:`~mad_sim.model.object_control.choose_controlled_agents`, same
+        ``rng``); fewer if fewer qualify. With none, the video is black and
+        the agent array empty (such a clip never gets the box task).
+        Slot ``k`` of the video is agent ``agents[k]``.
+        """
+        from mad_sim.model.object_control import box_video_from_trajectory, choose_controlled_agents
+
+        spec = self.spec
+        present = ref.t0 + spec.present
+        steps = np.arange(present + 1, present + 1 + spec.future_frames)
+        n = int(rng.integers(1, max_agents + 1))
+        agents = choose_controlled_agents(scenario.tracks, scenario.object_types, ref.viewpoint, steps,
+                                          self.pose.camera, rng, max_agents=n, min_pixels=min_pixels)
+        if agents.size == 0:
+            return np.zeros((spec.future_frames, spec.height, spec.width, 3), np.uint8), agents
+        return box_video_from_trajectory(scenario.tracks, ref.viewpoint, agents, steps, self.pose.camera), agents
