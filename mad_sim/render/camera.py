@@ -192,15 +192,23 @@ class Camera:
     def project_camera(self, points_cam: np.ndarray) -> np.ndarray:
         """Camera-frame points ``[..., 3]`` (z > 0 assumed) to pixels ``[..., 2]`` (with distortion)."""
         p = np.asarray(points_cam, np.float64)
-        x = p[..., 0] / p[..., 2]
-        y = p[..., 1] / p[..., 2]
+        return np.stack(self.project_xyz(p[..., 0], p[..., 1], p[..., 2]), -1)
+
+    def project_xyz(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """:meth:`project_camera` for coordinates given as three arrays (any equal shape): ``(u, v)`` pixels.
+
+        ``u = fx * d(x / z) + cx``, ``v = fy * d(y / z) + cy`` with ``d`` the lens distortion (identity
+        for an ideal pinhole).
+        """
+        x = x / z
+        y = y / z
         if self._has_distortion:
             k1, k2, p1, p2, k3 = self.distortion
             r2 = x * x + y * y
             radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
             x, y = (x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
                     y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y)
-        return np.stack([self.fx * x + self.cx, self.fy * y + self.cy], -1)
+        return self.fx * x + self.cx, self.fy * y + self.cy
 
     def project(self, points_vehicle: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Vehicle-frame points ``[..., 3]`` to ``(uv [..., 2] pixels, depth [...] metres)``.
@@ -337,8 +345,41 @@ class Camera:
         shape = a_in.shape[:-1]
         a = a_in.reshape(-1, 3)
         b = b_in.reshape(-1, 3)
-        da = self._plane_distances(a)
-        db = self._plane_distances(b)
+        keep, cross, s0, s1 = self._clip_parameters(self._plane_distances(a), self._plane_distances(b))
+        out_a = a.copy()
+        out_b = b.copy()
+        if cross.size:
+            pa, pb = a[cross], b[cross]
+            d = pb - pa
+            out_a[cross] = pa + s0[:, None] * d
+            out_b[cross] = pa + s1[:, None] * d
+        return out_a.reshape(a_in.shape), out_b.reshape(b_in.shape), keep.reshape(shape)
+
+    def clip_segments_xyz(self, a: Tuple[np.ndarray, np.ndarray, np.ndarray],
+                          b: Tuple[np.ndarray, np.ndarray, np.ndarray]
+                          ) -> Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...], np.ndarray]:
+        """:meth:`clip_segments` for [S] coordinate arrays ``a = (x, y, z)``, ``b = (x, y, z)`` (camera frame).
+
+        Same arithmetic, so the same bits; 1-D columns avoid strided ``[S, 3]`` access.  Returns
+        ``(a', b', keep [S] bool)`` with ``a'``, ``b'`` new coordinate triples.
+        """
+        keep, cross, s0, s1 = self._clip_parameters(self.plane_distances_xyz(*a), self.plane_distances_xyz(*b))
+        out_a, out_b = [c.copy() for c in a], [c.copy() for c in b]
+        if cross.size:
+            for k in range(3):
+                pa = a[k][cross]
+                d = b[k][cross] - pa
+                out_a[k][cross] = pa + s0 * d
+                out_b[k][cross] = pa + s1 * d
+        return tuple(out_a), tuple(out_b), keep
+
+    def _clip_parameters(self, da: Tuple[np.ndarray, ...], db: Tuple[np.ndarray, ...]
+                         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Liang-Barsky from the endpoints' plane distances (five [S] arrays each).
+
+        Returns ``(keep [S] bool, cross [C] indices of kept segments that cross a plane, s0 [C], s1 [C])``:
+        the visible part of segment ``cross[i]`` is ``a + s (b - a)`` for ``s0[i] <= s <= s1[i]``.
+        """
         # Entirely outside one plane: rejected before any division.
         out = (da[0] < 0) & (db[0] < 0)
         for k in range(1, 5):
@@ -349,11 +390,9 @@ class Camera:
         for k in range(1, 5):
             inside &= (da[k] >= 0) & (db[k] >= 0)
         cross = np.flatnonzero(keep & ~inside)
-        out_a = a.copy()
-        out_b = b.copy()
+        s0 = np.zeros(cross.size)
+        s1 = np.ones(cross.size)
         if cross.size:
-            s0 = np.zeros(cross.size)
-            s1 = np.ones(cross.size)
             with np.errstate(divide="ignore", invalid="ignore"):
                 for k in range(5):
                     pa, pb = da[k][cross], db[k][cross]
@@ -363,11 +402,7 @@ class Camera:
             ok = s0 <= s1
             keep[cross[~ok]] = False
             cross, s0, s1 = cross[ok], s0[ok], s1[ok]
-            pa, pb = a[cross], b[cross]
-            d = pb - pa
-            out_a[cross] = pa + s0[:, None] * d
-            out_b[cross] = pa + s1[:, None] * d
-        return out_a.reshape(a_in.shape), out_b.reshape(b_in.shape), keep.reshape(shape)
+        return keep, cross, s0, s1
 
     def project_segments(self, a_vehicle: np.ndarray, b_vehicle: np.ndarray
                          ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

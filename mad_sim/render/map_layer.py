@@ -226,12 +226,21 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
             ok &= across <= along
         return np.nonzero(ok)
 
-    def to_cam(p: np.ndarray, fi: np.ndarray) -> np.ndarray:
-        m = rows[fi]
-        x, y, z = p[:, 0], p[:, 1], p[:, 2]
-        return np.stack([m[:, 0] * x + m[:, 1] * y + m[:, 2] * z + m[:, 9],
-                         m[:, 3] * x + m[:, 4] * y + m[:, 5] * z + m[:, 10],
-                         m[:, 6] * x + m[:, 7] * y + m[:, 8] * z + m[:, 11]], -1)
+    # The per-frame rows as 12 contiguous columns: pairs come out of ``coarse`` frame by frame, so each
+    # pair's row is a repeat of its frame's (no strided [P, 12] gather).
+    cols = np.ascontiguousarray(rows.T)
+
+    def frame_rows(fi: np.ndarray) -> np.ndarray:
+        """[12, P] the rows of frames ``fi`` (ascending) as contiguous columns."""
+        return np.repeat(cols, np.bincount(fi, minlength=frames), axis=1)
+
+    def to_cam(xyz: Tuple[np.ndarray, np.ndarray, np.ndarray], m: np.ndarray) -> Tuple[np.ndarray, ...]:
+        """Camera-frame coordinates ``(x, y, z)`` [P] of world points ``xyz`` [P] with per-point rows ``m``."""
+        x, y, z = xyz
+        return tuple(m[3 * i] * x + m[3 * i + 1] * y + m[3 * i + 2] * z + m[9 + i] for i in range(3))
+
+    def columns(p: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy()
 
     if len(geo.seg_a):
         use = np.flatnonzero(rank[geo.seg_group] >= 0)
@@ -239,12 +248,13 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
         mid = 0.5 * (sa + sb)
         half = 0.5 * np.hypot(sb[:, 0] - sa[:, 0], sb[:, 1] - sa[:, 1])
         fi, si = coarse(mid, half, max_range_m)
-        segs_a.append(to_cam(sa[si], fi))
-        segs_b.append(to_cam(sb[si], fi))
+        m = frame_rows(fi)
+        segs_a.append(to_cam(tuple(c[si] for c in columns(sa)), m))
+        segs_b.append(to_cam(tuple(c[si] for c in columns(sb)), m))
         keys.append(fi * 16 + rank[geo.seg_group[use[si]]])
     if len(geo.dots) and dot_px > 0:
         fi, si = coarse(geo.dots, np.zeros(len(geo.dots)), dot_range_m)
-        p = to_cam(geo.dots[si], fi)
+        p = to_cam(tuple(c[si] for c in columns(geo.dots)), frame_rows(fi))
         segs_a.append(p)
         segs_b.append(p)
         keys.append(fi * 16 + len(style_list))
@@ -262,19 +272,25 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
             if not known.any():
                 continue
             base = base[known]
-            segs_a.append(base)
-            segs_b.append(base + rc[:, 2] * LIGHT_POLE_M)  # the vehicle's up axis seen from the camera
+            segs_a.append(columns(base))
+            segs_b.append(columns(base + rc[:, 2] * LIGHT_POLE_M))  # the vehicle's up axis seen from the camera
             keys.append(f * 16 + np.array([style_list.index((LIGHT_RGB[int(x)], pole_px)) for x in lt[1][known]]))
     if not keys:
         return
-    a, b, key = np.concatenate(segs_a), np.concatenate(segs_b), np.concatenate(keys)
-    ac, bc, keep = camera.clip_segments(a, b)
-    ac, bc, key = ac[keep], bc[keep], key[keep]
-    if not key.size:
+    a = tuple(np.concatenate([c[k] for c in segs_a]) for k in range(3))
+    b = tuple(np.concatenate([c[k] for c in segs_b]) for k in range(3))
+    key = np.concatenate(keys)
+    ac, bc, keep = camera.clip_segments_xyz(a, b)
+    # Kept segments in draw-call order (stable: within a call they keep their order) in one gather.
+    kept = np.flatnonzero(keep)
+    if not kept.size:
         return
-    pts = _fixed(np.stack([camera.project_camera(ac), camera.project_camera(bc)], 1))
-    s = np.argsort(key, kind="stable")
-    pts, key = pts[s], key[s]
+    s = kept[np.argsort(key[kept], kind="stable")]
+    key = key[s]
+    pts = np.empty((s.size, 2, 2), np.int32)
+    for j, end in enumerate((ac, bc)):
+        for i, uv in enumerate(camera.project_xyz(end[0][s], end[1][s], end[2][s])):
+            pts[:, j, i] = _fixed(uv)
     lines, line_key = chain_segments(pts, key)
     cuts = np.concatenate([[0], np.flatnonzero(np.diff(line_key)) + 1, [line_key.size]]).tolist()
     for i0, i1 in zip(cuts[:-1], cuts[1:]):
