@@ -92,7 +92,7 @@ def test_degraded_clips_do_not_diverge(womd_path):
 
 
 def test_blank_frame_is_rejected(womd_path):
-    """A frame with no map at all registers badly: it is rejected and takes the constant-velocity step."""
+    """A frame with no map at all is unreadable: flagged invalid, it takes the constant-velocity step."""
     sc = load_scenario(womd_path)
     r = PoseRenderer(128, 128)
     e = sc.sdc_index
@@ -100,8 +100,8 @@ def test_blank_frame_is_rejected(womd_path):
     video[12] = 0
     track = track_ego_motion(video, r.camera)
     gt = trajectory_in_first_frame(sc.tracks.xy[e, 10:27], sc.tracks.heading[e, 10:27])
-    assert track.rejected[12]
-    assert track.rejected.sum() <= 2
+    assert not track.valid[12] and not track.readable[12] and track.ground_points[12] == 0
+    assert (~track.valid).sum() <= 2
     err = np.hypot(*(track.poses[:, :2] - gt[:, :2]).T)
     assert err.mean() < 0.6
 
@@ -127,3 +127,56 @@ def test_motion_limits():
     assert np.hypot(*corr[:2]) == pytest.approx(lim.max_correction_m)
     assert abs(corr[2]) == pytest.approx(np.radians(lim.max_correction_deg))
     assert not MotionLimits(enabled=False).clamp(steps[1])[0] < 5.0
+
+
+def test_clean_log_video_is_valid_and_nan_free(womd_path):
+    """Rendered log frames: every frame's pose is a measurement, with a sub-pixel residual."""
+    sc = load_scenario(womd_path)
+    r = PoseRenderer(128, 128)
+    video = r.render_scenario(sc, sc.sdc_index, 10, 43)
+    track = track_ego_motion(video, r.camera)
+    assert track.valid.all() and track.readable.all() and not track.rejected.any()
+    assert track.residual_px[1:].max() < 1.0, track.residual_px.max()
+    assert (track.inliers[1:] / track.overlap[1:]).min() > 0.6
+    for name in ("poses", "cost", "residual_px"):
+        assert np.isfinite(getattr(track, name)).all(), name
+
+
+@pytest.mark.parametrize("kind", ["colour", "grey", "black"])
+def test_unreadable_videos_are_all_invalid(kind):
+    """Random noise (colour or grey) and all-black frames measure nothing: every step is flagged, no NaN."""
+    cam = PoseRenderer(128, 128).camera
+    rng = np.random.default_rng(3)
+    if kind == "colour":
+        video = rng.integers(0, 256, (9, 128, 128, 3), dtype=np.uint8)
+    elif kind == "grey":
+        video = np.repeat(rng.integers(0, 256, (9, 128, 128, 1), dtype=np.uint8), 3, -1)
+    else:
+        video = np.zeros((9, 128, 128, 3), np.uint8)
+    track = track_ego_motion(video, cam, initial_velocity=np.array([0.5, 0.0, 0.0]))
+    assert not track.valid.any() and not track.readable.any()
+    assert np.isfinite(track.poses).all() and np.isfinite(track.cost).all() and np.isfinite(track.residual_px).all()
+    # The poses are the constant-velocity prediction from the given velocity, not a measurement.
+    np.testing.assert_allclose(np.diff(track.poses[:, 0]), 0.5, atol=1e-9)
+
+
+def test_corrupted_frames_flag_exactly_those_steps(womd_path, womd_still_path):
+    """Four frames of a clean clip replaced (noise, black, grey noise, a frame of another scene): exactly
+    those four are invalid, the others still register (against valid frames only) and the track stays on the log."""
+    sc = load_scenario(womd_path)
+    r = PoseRenderer(128, 128)
+    e = sc.sdc_index
+    video = r.render_scenario(sc, e, 25, 58)
+    other = load_scenario(womd_still_path)
+    rng = np.random.default_rng(0)
+    bad = [6, 15, 16, 27]
+    video[6] = rng.integers(0, 256, video[6].shape, dtype=np.uint8)
+    video[15] = 0
+    video[16] = np.repeat(rng.integers(0, 256, video[16].shape[:2] + (1,), dtype=np.uint8), 3, -1)
+    video[27] = r.render_scenario(other, other.sdc_index, 20, 21)[0]
+    track = track_ego_motion(video, r.camera)
+    np.testing.assert_array_equal(np.flatnonzero(~track.valid), bad)
+    assert track.rejected[27] and not track.readable[[6, 15, 16]].any()  # the other scene reads, but does not fit
+    assert track.residual_px[27] > 1.75 and track.inliers[27] < 0.4 * track.overlap[27]
+    gt = trajectory_in_first_frame(sc.tracks.xy[e, 25:58], sc.tracks.heading[e, 25:58])
+    assert np.hypot(*(track.poses[:, :2] - gt[:, :2]).T).mean() < 1.2
