@@ -2,6 +2,7 @@
 
     mad-sim generate pose --scenario FILE --viewpoint sdc --frames 17 --out OUT.mp4
                           [--ego-motion log|none|VIDEO|ACTIONS.npy] [--preset tiny] [--steps 4]
+                          [--boxes-agents IDS|auto [--boxes-shift DX,DY]]
 
 The context is the viewpoint vehicle's pose video over the ``--history``
 logged steps ending at the scenario's current step (rendered with
@@ -11,8 +12,16 @@ over the forecast: ``log`` (the logged poses), ``none`` (unconditional), a
 video file of ``--frames`` frames, or a ``.npy`` of ``[frames, 2]`` actions
 (acceleration m/s^2, curvature 1/m) integrated with the bicycle model from the
 present pose and speed.  Like the training clips, the ego-motion video is
-rendered over history + future and its future part is used.  ``--compare``
-writes log | forecast side by side.  Prints a one-line JSON summary.
+rendered over history + future and its future part is used.  ``--boxes-agents``
+(object control; a motion adapter trained with the boxes task) conditions on
+the box video of the given tracks' logged future (comma-separated track
+indices, slot order, or ``auto``: up to 3 vehicles visible over the whole
+forecast, drawn by ``--seed``), seen from the viewpoint's logged future poses;
+``--boxes-shift DX,DY`` moves those boxes DX metres forward and DY metres to
+the left of each agent's heading, to ask for a future the log does not hold.
+The summary then reports the forecast's follow IoU with the boxes.
+``--compare`` writes log | forecast (| boxes | ego motion) side by side.
+Prints a one-line JSON summary.
 
 ``mad-sim generate rgb`` (the appearance adapter) is added here when its
 module is present.
@@ -51,6 +60,8 @@ def _pose_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compare", action="store_true", help="write log | forecast panels (needs the logged future)")
+    p.add_argument("--boxes-agents", help="object control: comma-separated track indices or 'auto'")
+    p.add_argument("--boxes-shift", default="0,0", help="DX,DY metres (forward, left of each agent) added to the boxes")
 
 
 def register(subparsers: Any) -> None:
@@ -117,6 +128,59 @@ def _ego_video(args: argparse.Namespace, scenario, vp: int, t0: int, present: in
     return frames
 
 
+def _parse_shift(text: str) -> np.ndarray:
+    try:
+        shift = np.array([float(x) for x in text.split(",")])
+    except ValueError:
+        shift = np.zeros(0)
+    if shift.shape != (2,) or not np.isfinite(shift).all():
+        raise ConfigError(f"--boxes-shift {text!r}: expected two finite numbers DX,DY (metres)")
+    return shift
+
+
+def _box_video(args: argparse.Namespace, scenario, vp: int, present: int, camera) -> Any:
+    """``(box video [frames, H, W, 3] uint8, agents [n])`` for ``--boxes-agents``, or ``(None, [])``."""
+    if not args.boxes_agents:
+        if args.boxes_shift not in ("0,0", "0", ""):
+            raise ConfigError("--boxes-shift needs --boxes-agents")
+        return None, np.zeros(0, np.int64)
+    from mad_sim.model.object_control import MAX_SLOTS, box_video_from_trajectory, choose_controlled_agents
+
+    tr = scenario.tracks
+    steps = np.arange(present + 1, present + 1 + args.frames)
+    if steps[-1] >= scenario.num_steps or not tr.valid[vp, steps].all():
+        raise DataError(f"--boxes-agents: viewpoint {vp} has no complete logged future of {args.frames} steps after "
+                        f"step {present} to place the boxes in", path=args.scenario)
+    if args.boxes_agents == "auto":
+        agents = choose_controlled_agents(tr, scenario.object_types, vp, steps, camera,
+                                          np.random.default_rng(args.seed), max_agents=3)
+        if agents.size == 0:
+            raise DataError(f"--boxes-agents auto: no vehicle is visible from viewpoint {vp} over the whole forecast",
+                            path=args.scenario)
+    else:
+        try:
+            agents = np.array([int(x) for x in args.boxes_agents.split(",")], np.int64)
+        except ValueError as exc:
+            raise ConfigError(f"--boxes-agents {args.boxes_agents!r}: expected track indices like 3,17 or 'auto'") from exc
+        bad = [int(a) for a in agents if not 0 <= a < scenario.num_tracks or a == vp]
+        if bad or agents.size > MAX_SLOTS or len(set(agents.tolist())) != agents.size:
+            raise ConfigError(f"--boxes-agents {args.boxes_agents}: need 1..{MAX_SLOTS} distinct track indices in "
+                              f"[0, {scenario.num_tracks}) other than the viewpoint {vp} (bad: {bad})")
+        if not tr.valid[agents][:, steps].any(1).all():
+            raise DataError(f"--boxes-agents: track(s) {agents[~tr.valid[agents][:, steps].any(1)].tolist()} have no "
+                            f"valid logged step in the forecast span", path=args.scenario)
+    shift = _parse_shift(args.boxes_shift)
+    if shift.any():
+        import copy
+
+        tr = copy.deepcopy(tr)
+        h = tr.heading[agents]
+        fwd = np.stack([np.cos(h), np.sin(h)], -1)
+        left = np.stack([-np.sin(h), np.cos(h)], -1)
+        tr.xyz[agents, :, :2] += shift[0] * fwd + shift[1] * left
+    return box_video_from_trajectory(tr, vp, agents, steps, camera), agents
+
+
 def run_pose(args: argparse.Namespace) -> int:
     import torch
 
@@ -164,12 +228,20 @@ def run_pose(args: argparse.Namespace) -> int:
     renderer = PoseRenderer(width=size[1], height=size[0])
     history = renderer.render_scenario(scenario, vp, t0, present + 1)
     ego = _ego_video(args, scenario, vp, t0, present, size)
+    boxes, box_agents = _box_video(args, scenario, vp, present, renderer.camera)
     timings["render_context_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     frames = predictor.forecast(history, ego_motion=ego, num_frames=args.frames, steps=args.steps,
-                                generator=torch.Generator().manual_seed(args.seed), guidance_scale=args.guidance)
+                                generator=torch.Generator().manual_seed(args.seed), guidance_scale=args.guidance,
+                                boxes=boxes)
     timings["forecast_s"] = time.perf_counter() - t
+    extra = {}
+    if boxes is not None:
+        from mad_sim.model.object_control import follow_iou
+
+        extra = {"boxes_agents": box_agents.tolist(), "boxes_shift_m": _parse_shift(args.boxes_shift).tolist(),
+                 "follow_iou": round(follow_iou(frames, boxes, len(box_agents)), 4)}
 
     t = time.perf_counter()
     out = frames
@@ -178,12 +250,13 @@ def run_pose(args: argparse.Namespace) -> int:
         if end > scenario.num_steps:
             raise ConfigError(f"--compare needs {args.frames} logged steps after step {present}")
         log_frames = renderer.render_scenario(scenario, vp, present + 1, end)
-        panels = [log_frames, frames] + ([ego] if ego is not None else [])
-        out = side_by_side(panels, ["log", "forecast"] + (["ego motion"] if ego is not None else []))
+        panels = [log_frames, frames] + ([boxes] if boxes is not None else []) + ([ego] if ego is not None else [])
+        out = side_by_side(panels, ["log", "forecast"] + (["boxes"] if boxes is not None else [])
+                           + (["ego motion"] if ego is not None else []))
     write_video(args.out, out, fps=10.0)
     timings["write_s"] = time.perf_counter() - t
     print(json.dumps({"out": str(args.out), "scenario": scenario.scenario_id, "viewpoint": vp, "present_step": present,
                       "history": args.history, "frames": args.frames, "size": list(size), "preset": args.preset,
-                      "adapter": adapter, "ego_motion": args.ego_motion, "steps": args.steps,
+                      "adapter": adapter, "ego_motion": args.ego_motion, "steps": args.steps, **extra,
                       **{k: round(v, 3) for k, v in timings.items()}}))
     return 0

@@ -6,11 +6,15 @@ The motion adapter's two tasks (the authors train them 50/50 per sample):
 * ego-conditioned forecast: ``pose_history`` + the ego-motion video of the
   future span (camera in the textured sphere with dust, see
   :mod:`mad_sim.render.ego_motion`) -> the future pose frames consistent with
-  that ego motion.
+  that ego motion;
+* object control (the "conditional forecaster", with an adapter trained with
+  ``task.p_boxes > 0``): either of the above + the box video of chosen agents
+  over the future span (:mod:`mad_sim.model.object_control`) -> future pose
+  frames in which those agents follow their boxes.
 
 Frames are uint8 RGB ``[F, H, W, 3]`` (or ``[B, F, H, W, 3]``); the pose
 history sits just before the target in RoPE time (``frame_offset = -F_h``), the
-ego-motion video is aligned with the target (offset 0).  LTX presets need
+ego-motion and box videos are aligned with the target (offset 0).  LTX presets need
 ``F_h`` and ``num_frames`` of the form ``8k+1`` (e.g. 9 or 17) and sizes
 divisible by 32.
 """
@@ -74,12 +78,15 @@ class MotionPredictor:
 
     def forecast(self, pose_history: ArrayLike, ego_motion: Optional[ArrayLike] = None, num_frames: int = 17,
                  steps: int = 4, generator: Optional[torch.Generator] = None, guidance_scale: float = 1.0,
-                 prompts: Optional[Sequence[str]] = None, drop_empty_pose_tokens: bool = False) -> np.ndarray:
+                 prompts: Optional[Sequence[str]] = None, drop_empty_pose_tokens: bool = False,
+                 boxes: Optional[ArrayLike] = None) -> np.ndarray:
         """Future pose frames ``[num_frames, H, W, 3]`` uint8 (``[B, ...]`` for batched input).
 
         Args:
           pose_history: uint8 ``[F_h, H, W, 3]`` or ``[B, F_h, H, W, 3]``, oldest first, last = present.
           ego_motion: optional uint8 ego-motion video of the future span, ``num_frames`` long, same size.
+          boxes: optional uint8 box video of the controlled agents over the future span, ``num_frames``
+            long, same size (:func:`~mad_sim.model.object_control.box_video_from_trajectory`).
           num_frames: frames to generate (8k+1 for LTX presets).
           steps: sampler steps; generator: the noise's torch.Generator.
         """
@@ -90,16 +97,18 @@ class MotionPredictor:
         b, _, h, w, _ = hist.shape
         device = self.backbone.device
         conds = [Condition(uint8_to_video(hist).to(device), "pose_history")]
-        if ego_motion is not None:
-            ego = _as_frames(ego_motion, "ego_motion")
-            if ego.ndim == 4:
-                ego = ego.unsqueeze(0)
-            if ego.size(0) != b:
-                raise ShapeError(f"ego_motion: batch {ego.size(0)} != pose_history batch {b}")
-            if ego.shape[1:4] != (num_frames, h, w):
-                raise ShapeError(f"ego_motion: {tuple(ego.shape[1:4])} frames x size, expected ({num_frames}, {h}, {w}) "
+        for name, video in (("ego_motion", ego_motion), ("boxes", boxes)):
+            if video is None:
+                continue
+            v = _as_frames(video, name)
+            if v.ndim == 4:
+                v = v.unsqueeze(0)
+            if v.size(0) != b:
+                raise ShapeError(f"{name}: batch {v.size(0)} != pose_history batch {b}")
+            if v.shape[1:4] != (num_frames, h, w):
+                raise ShapeError(f"{name}: {tuple(v.shape[1:4])} frames x size, expected ({num_frames}, {h}, {w}) "
                                  f"(the future span at the pose video's size)")
-            conds.append(Condition(uint8_to_video(ego).to(device), "ego_motion"))
+            conds.append(Condition(uint8_to_video(v).to(device), name))
         self.model.set_adapter(self.adapter)
         video = self.model.sample(conds, num_frames=num_frames, height=h, width=w, steps=steps,
                                   guidance_scale=guidance_scale, generator=generator, prompts=prompts,

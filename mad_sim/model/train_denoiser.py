@@ -23,15 +23,24 @@ Tasks (drawn per sample; samples of one task are run together):
   (``context_frames`` frames ending at the present, ``frame_offset =
   -context_frames``), plus with probability ``ego_condition_prob`` the
   ego-motion video of the target's time span (``frame_offset = 0``).
+  With probability ``p_boxes`` (object control, the "conditional
+  forecaster") a sample whose clip has controlled agents also gets their box
+  video over the target's span (``kind="boxes"``, ``frame_offset = 0``;
+  :mod:`mad_sim.model.object_control`): tasks ``history_boxes`` and
+  ``history_ego_boxes``. The loss stays on the target tokens only. An adapter
+  trained with ``p_boxes > 0`` records it in its safetensors metadata
+  (:data:`BOXES_META_KEY`).
 
 Because the VAE is frozen, every clip's latents (history, present frame,
 future pose, future ego-motion) are encoded once and cached beside the clips
-as ``latents-<vae hash>.safetensors``.
+as ``latents-<vae hash>.safetensors`` (with the box videos' latents too when
+the cache holds box videos).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -46,7 +55,14 @@ from mad_sim.model.train_stages import load_safetensors_into, save_safetensors, 
 log = logging.getLogger(__name__)
 
 LATENT_KEYS = ("history", "present", "future", "ego")
-TASKS = ("uncond", "present", "history", "history_ego")
+TASKS = ("uncond", "present", "history", "history_ego", "history_boxes", "history_ego_boxes")
+BOXES_META_KEY = "boxes_task"
+"""Safetensors metadata key of a motion adapter trained with the boxes task (JSON: p_boxes, max_agents, slots)."""
+
+
+def latent_keys(cache) -> Tuple[str, ...]:
+    """The latent videos of a cache: :data:`LATENT_KEYS`, plus ``boxes`` when it holds box videos."""
+    return LATENT_KEYS + (("boxes",) if getattr(cache, "boxes", None) is not None else ())
 
 
 def vae_fingerprint(vae: torch.nn.Module) -> str:
@@ -60,9 +76,10 @@ def vae_fingerprint(vae: torch.nn.Module) -> str:
 
 @torch.no_grad()
 def encode_clip_latents(backbone, cache, batch_size: int = 8, progress: bool = True) -> Dict[str, torch.Tensor]:
-    """Normalised latents of every clip: ``{history, present, future, ego}`` each ``[K, C, f, h, w]``.
+    """Normalised latents of every clip: ``{history, present, future, ego[, boxes]}`` each ``[K, C, f, h, w]``.
 
     Cached in the clip folder as ``latents-<vae hash>.safetensors`` (atomic).
+    ``boxes`` (the future's box videos) only for a cache built with them.
     """
     from safetensors.torch import load_file
 
@@ -70,18 +87,20 @@ def encode_clip_latents(backbone, cache, batch_size: int = 8, progress: bool = T
     if path.is_file():
         try:
             out = load_file(str(path))
-            if all(k in out and out[k].shape[0] == len(cache) for k in LATENT_KEYS):
+            if all(k in out and out[k].shape[0] == len(cache) for k in latent_keys(cache)):
                 return out
         except Exception as exc:  # a damaged cache file is rebuilt
             log.warning("latent cache %s unreadable (%s); re-encoding", path, exc)
     spec = cache.spec
-    parts: Dict[str, List[torch.Tensor]] = {k: [] for k in LATENT_KEYS}
+    parts: Dict[str, List[torch.Tensor]] = {k: [] for k in latent_keys(cache)}
     dev = backbone.device
     for start in tqdm(range(0, len(cache), batch_size), desc="encoding clips", disable=not progress):
         idx = np.arange(start, min(start + batch_size, len(cache)))
         pose, ego = cache.batch(idx)
         videos = {"history": pose[:, spec.context_slice], "present": pose[:, spec.present:spec.present + 1],
                   "future": pose[:, spec.future_slice], "ego": ego[:, spec.future_slice]}
+        if "boxes" in parts:
+            videos["boxes"] = cache.box_batch(idx)
         for k, v in videos.items():
             parts[k].append(backbone.encode_video(videos_to_tensor(v, dev)).float().cpu())
     out = {k: torch.cat(v) for k, v in parts.items()}
@@ -97,9 +116,13 @@ def task_conditions(task: str, lat: Dict[str, torch.Tensor], context_frames: int
         return []
     if task == "present":
         return [LatentCondition(lat["present"], "pose_history", -1)]
+    if task not in TASKS:
+        raise ConfigError(f"unknown denoiser task {task!r} (known: {TASKS})")
     conds = [LatentCondition(lat["history"], "pose_history", -context_frames)]
-    if task == "history_ego":
+    if task.startswith("history_ego"):
         conds.append(LatentCondition(lat["ego"], "ego_motion", 0))
+    if task.endswith("_boxes"):
+        conds.append(LatentCondition(lat["boxes"], "boxes", 0))
     return conds
 
 
@@ -171,6 +194,15 @@ class DenoiserStage:
             raise ConfigError(f"stage {cfg.stage!r} is not built yet (available: vae, base, motion)")
         self.cfg, self.cache, self.device = cfg, cache, device
         self.spec = cache.spec
+        p_boxes = float(getattr(cfg.task, "p_boxes", 0.0))
+        if p_boxes > 0 and cfg.stage != "motion":
+            raise ConfigError(f"task.p_boxes={p_boxes}: the boxes task belongs to the motion stage, not {cfg.stage!r}")
+        if p_boxes > 0 and getattr(cache, "boxes", None) is None:
+            raise ConfigError(f"task.p_boxes={p_boxes} needs box videos in the clip cache {cache.folder}: "
+                              "set data.boxes: {enabled: true} (builds a new cache folder)")
+        self.p_boxes = p_boxes
+        # clips that can take the boxes task (at least one controlled agent)
+        self.has_boxes = (np.asarray(cache.num_box_agents) > 0) if p_boxes > 0 else np.zeros(len(cache), bool)
         bb = load_backbone(cfg.preset, device="cpu", weights=cfg.init_backbone or "random", seed=cfg.seed)
         if cfg.init_vae:
             load_safetensors_into(bb.vae, cfg.init_vae, "VAE")
@@ -199,6 +231,7 @@ class DenoiserStage:
             set_active(bb.transformer, "motion")
         self.module = bb.denoiser
         self.eval_index = cache.indices("eval")[: cfg.eval_clips]
+        self.eval_box_index = cache.box_indices("eval")[: cfg.eval_clips] if p_boxes > 0 else np.zeros(0, np.int64)
 
     # --- helpers -------------------------------------------------------------------
     def text(self, batch: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -206,17 +239,27 @@ class DenoiserStage:
             self._text[batch] = self.backbone.encode_prompts(None, batch)
         return self._text[batch]
 
-    def draw_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def draw_tasks(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Task name per sample of ``batch`` (clip indices), drawn by ``rng``.
+
+        The boxes draw consumes ``rng`` only when ``p_boxes > 0``, so runs
+        without it draw exactly what they drew before the task existed.
+        """
         t = self.cfg.task
+        n = len(batch)
         if self.cfg.stage == "base":
             return np.where(rng.random(n) < t.history_dropout, "uncond", "present")
-        return np.where(rng.random(n) < t.ego_condition_prob, "history_ego", "history")
+        tasks = np.where(rng.random(n) < t.ego_condition_prob, "history_ego", "history").astype(object)
+        if self.p_boxes > 0:
+            boxed = (rng.random(n) < self.p_boxes) & self.has_boxes[np.asarray(batch, np.int64)]
+            tasks[boxed] = tasks[boxed] + "_boxes"
+        return tasks.astype(str)
 
     # --- stage protocol --------------------------------------------------------------
     def loss(self, batch: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> Tuple[torch.Tensor, Dict[str, float]]:
         from mad_sim.model.noise import sample_sigmas
 
-        tasks = self.draw_tasks(len(batch), rng)
+        tasks = self.draw_tasks(batch, rng)
         idx = torch.as_tensor(batch)
         lat = {k: v[idx].to(self.device) for k, v in self.latents.items()}
         x0 = lat["future"]
@@ -252,6 +295,10 @@ class DenoiserStage:
         tasks = ("uncond", "present") if self.cfg.stage == "base" else ("history", "history_ego")
         out = {f"eval_{t}": fixed_denoising_loss(m, self.text, self.latents, self.eval_index, t,
                                                  self.spec.context_frames, device=self.device) for t in tasks}
+        if self.eval_box_index.size:  # the boxes task and its no-box counterpart on the same clips
+            for t in ("history", "history_boxes"):
+                out[f"eval_{t}_boxclips"] = fixed_denoising_loss(m, self.text, self.latents, self.eval_box_index, t,
+                                                                 self.spec.context_frames, device=self.device)
         m.train()
         out["eval_loss"] = float(np.mean(list(out.values())))
         return out
@@ -262,5 +309,36 @@ class DenoiserStage:
         folder = Path(folder)
         if self.cfg.stage == "base":
             return {"backbone": self.backbone.save_file(folder / f"{self.cfg.preset}.safetensors")}
-        return {"motion": save_lora(self.backbone.transformer, "motion", folder / f"{self.cfg.preset}_motion.safetensors",
-                                    prefix="transformer")}
+        path = save_lora(self.backbone.transformer, "motion", folder / f"{self.cfg.preset}_motion.safetensors",
+                         prefix="transformer")
+        if self.p_boxes > 0:
+            from mad_sim.model.object_control import MAX_SLOTS
+
+            opts = self.cache.box_options
+            add_metadata(path, {BOXES_META_KEY: json.dumps({"p_boxes": self.p_boxes, "slots": MAX_SLOTS,
+                                                            "max_agents": opts.max_agents if opts else None})})
+        return {"motion": path}
+
+
+def add_metadata(path: Path, extra: Dict[str, str]) -> None:
+    """Rewrite a safetensors file with ``extra`` merged into its metadata (atomic; tensors unchanged)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from mad_sim.io import atomic_path
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+        sd = {k: f.get_tensor(k) for k in f.keys()}
+    meta.update(extra)
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata=meta)
+
+
+def boxes_task_info(path: Path) -> Optional[dict]:
+    """The :data:`BOXES_META_KEY` record of a motion adapter file, or None if it was not trained with boxes."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        raw = (f.metadata() or {}).get(BOXES_META_KEY)
+    return json.loads(raw) if raw else None

@@ -68,3 +68,30 @@ def test_generate_pose_with_actions_and_bad_actions(womd_path, tmp_path, capsys)
     np.save(bad, np.zeros((5, 2)))
     assert main(base + ["--ego-motion", str(bad), "--out", str(tmp_path / "b.gif")]) == 2
     assert "actions must be finite [9, 2]" in capsys.readouterr().err
+
+
+def test_generate_pose_with_box_control(womd_path, tmp_path, capsys):
+    """--boxes-agents: the forecast is conditioned on (shifted) logged boxes; the summary scores it."""
+    base = ["generate", "pose", "--scenario", str(womd_path), "--frames", "9", "--size", "64", "64", "--steps", "2",
+            "--weights", "random"]
+    from mad_sim.model import MADModel, load_backbone
+
+    lora = tmp_path / "motion.safetensors"
+    model = MADModel(load_backbone("tiny", weights="random", device="cpu"))
+    model.add_adapter("motion", rank=4, alpha=4)
+    from mad_sim.model.lora import save_lora
+
+    save_lora(model.backbone.transformer, "motion", lora, prefix="transformer")
+    out = tmp_path / "boxes.gif"
+    assert main(base + ["--lora", str(lora), "--boxes-agents", "auto", "--boxes-shift", "0,3.5", "--compare",
+                        "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 1 <= len(summary["boxes_agents"]) <= 3 and summary["boxes_shift_m"] == [0.0, 3.5]
+    assert 0.0 <= summary["follow_iou"] <= 1.0
+    assert iio.imread(out, index=None).shape[:3] == (9, 64, 4 * 64)  # log | forecast | boxes | ego
+    for extra, message in ((["--boxes-shift", "1,2"], "needs --boxes-agents"),
+                           (["--boxes-agents", "3,x"], "expected track indices"),
+                           (["--boxes-agents", str(summary["viewpoint"])], "other than the viewpoint"),
+                           (["--boxes-agents", "auto", "--boxes-shift", "1"], "two finite numbers")):
+        assert main(base + ["--no-lora", "--out", str(tmp_path / "e.gif")] + extra) == 2
+        assert message in capsys.readouterr().err

@@ -47,6 +47,33 @@ def test_forecast_shapes_determinism_and_errors(tiny_model, womd_clip, make_gen)
         mp.forecast(hist.astype(np.float32), num_frames=9)
 
 
+def test_forecast_reads_the_box_video(tiny_model, womd_clip, make_gen):
+    """A box video (object control) is a condition of the forecast: other boxes, other forecast."""
+    from mad_sim.data import load_scenario
+    from mad_sim.model.object_control import box_video_from_trajectory, choose_controlled_agents
+    from mad_sim.render.pose import PoseRenderer
+    from tests.conftest import data_file
+
+    hist, _, ego = womd_clip
+    sc = load_scenario(data_file("womd/womd_scenario_input.tfrecord"))
+    cam = PoseRenderer(64, 64).camera
+    steps = np.arange(11, 20)
+    agents = choose_controlled_agents(sc.tracks, sc.object_types, sc.sdc_index, steps, cam, np.random.default_rng(0))
+    boxes = box_video_from_trajectory(sc.tracks, sc.sdc_index, agents, steps, cam)
+    tiny_model.add_adapter("motion", rank=4)
+    mp = MotionPredictor(tiny_model)
+    plain = mp.forecast(hist, ego_motion=ego, num_frames=9, steps=2, generator=make_gen(0))
+    boxed = mp.forecast(hist, ego_motion=ego, boxes=boxes, num_frames=9, steps=2, generator=make_gen(0))
+    moved = mp.forecast(hist, ego_motion=ego, boxes=np.roll(boxes, 16, axis=2), num_frames=9, steps=2,
+                        generator=make_gen(0))
+    assert boxed.shape == plain.shape == (9, 64, 64, 3)
+    assert not np.array_equal(plain, boxed) and not np.array_equal(boxed, moved)
+    with pytest.raises(ShapeError, match="boxes"):
+        mp.forecast(hist, boxes=boxes[:5], num_frames=9)
+    with pytest.raises(ShapeError, match="boxes: batch"):
+        mp.forecast(hist, boxes=np.stack([boxes, boxes]), num_frames=9)
+
+
 @pytest.mark.slow
 def test_lora_steps_lower_the_loss_on_a_real_clip(tiny_model, womd_clip, make_gen):
     """A few AdamW steps of the motion adapter on one real clip lower its fixed-draw denoising loss."""
