@@ -53,14 +53,18 @@ class Strokes:
                        self.label[index])
 
 
-def splat(target: np.ndarray, strokes: Strokes, colors: bool = True, max_samples: int = 4_000_000) -> None:
+def splat(target: np.ndarray, strokes: Strokes, colors: bool = True, max_samples: int = 1 << 16) -> None:
     """Draw ``strokes`` into ``target`` in place.
 
     Args:
       target: [F, H, W, 3] uint8 frames (``colors=True``: strokes write their
         colour) or [F, H, W] integer masks (``colors=False``: strokes write their label).
       strokes: the strokes, in drawing order; ``frame`` indexes ``target``.
-      max_samples: pixels written per vectorised pass (bounds memory).
+      max_samples: pixels written per vectorised pass.  Passes run in stroke order, so the result
+        does not depend on it; the default (65,536) keeps each pass's temporaries (~10 arrays of
+        8 bytes per sample) cache-sized and lets them reuse the heap memory the previous pass freed.
+        One pass over a whole 91-frame clip (257k samples) spent half its time in page faults and
+        cache misses on fresh multi-megabyte arrays: 13 ms vs 6.4 ms for the same pixels.
     """
     if len(strokes) == 0:
         return
