@@ -33,7 +33,10 @@ from mad_sim.planners.base import Planner, context_from_scenario
 
 log = logging.getLogger(__name__)
 
-METRIC_KEYS = ("minADE", "minFDE", "miss_rate", "miss_3s", "miss_5s", "miss_8s", "APD", "APD_flat")
+METRIC_KEYS = ("minADE", "minFDE", "miss_rate", "miss_3s", "miss_5s", "miss_8s", "APD", "APD_flat", "valid_proposals")
+"""Per-row values averaged by :func:`aggregate`.  ``valid_proposals`` is what the planner reports in
+``Plan.info`` (the MAD planner: model samples with readable odometry among the K; the rest are marked
+constant-velocity fallbacks); None for planners that do not report it."""
 
 
 @dataclass
@@ -51,7 +54,8 @@ class OpenLoopSettings:
 
 
 def evaluate_scenario(scenario: Scenario, planner: Planner, settings: OpenLoopSettings) -> List[Dict[str, Any]]:
-    """One row per (t0, target) of ``scenario``: ids, the metrics of :data:`METRIC_KEYS`, and ``plan_seconds``."""
+    """One row per (t0, target) of ``scenario``: ids, the metrics of :data:`METRIC_KEYS`, ``plan_seconds``,
+    and ``fallback_proposals`` when the planner marks fallbacks in ``Plan.info`` (else None)."""
     f = settings.horizon
     t0s = [scenario.current_index]
     if settings.stride:
@@ -83,16 +87,23 @@ def evaluate_scenario(scenario: Scenario, planner: Planner, settings: OpenLoopSe
                                    "miss_3s": float(m.miss[0, 0]), "miss_5s": float(m.miss[0, 1]),
                                    "miss_8s": float(m.miss[0, 2]),
                                    "APD": float(m.apd[0]), "APD_flat": float(m.apd_flat[0]),
-                                   "plan_seconds": seconds}
+                                   "plan_seconds": seconds,
+                                   "valid_proposals": _int_or_none(plan.info.get("valid_proposals")),
+                                   "fallback_proposals": _int_or_none(sum(plan.info["fallback"]))
+                                   if "fallback" in plan.info else None}
             rows.append(row)
     return rows
+
+
+def _int_or_none(v: Any) -> Optional[int]:
+    return None if v is None else int(v)
 
 
 def aggregate(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Means over rows of every metric (NaN entries, i.e. unscored, are left out of the mean)."""
     out: Dict[str, Any] = {}
     for key in METRIC_KEYS:
-        vals = np.array([r[key] for r in rows], np.float64)
+        vals = np.array([np.nan if r.get(key) is None else r[key] for r in rows], np.float64)
         vals = vals[np.isfinite(vals)]
         out[key] = float(vals.mean()) if vals.size else None
     out["num_scenarios"] = len({r["scenario_id"] for r in rows})

@@ -8,8 +8,8 @@ future steps ``t0 + 1 ... t0 + horizon``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Protocol
 
 import numpy as np
 
@@ -77,11 +77,14 @@ class Plan:
       xy: [K, F, 2] positions at t0 + dt ... t0 + F dt.
       heading: [K, F] rad.
       probabilities: [K], non-negative, summing to 1.
+      info: what the planner wants to report about the plan (JSON-able values), e.g. the MAD
+        planner's ``valid_proposals`` and ``fallback`` (:mod:`mad_sim.planners.mad`); empty by default.
     """
 
     xy: np.ndarray
     heading: np.ndarray
     probabilities: np.ndarray
+    info: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         k, f = self.xy.shape[:2]

@@ -10,13 +10,30 @@ From a :class:`~mad_sim.planners.base.PlanningContext` (ego frame at t0):
    model imagines the ego's motion too), one batched sampler call with ``K``
    noise seeds, continued autoregressively (the last generated frames become
    the next history) until ``horizon`` steps are covered;
-3. :func:`~mad_sim.model.odometry.estimate_ego_motion` registers the static
-   map between consecutive frames of each future (present frame first),
-   which gives the ego poses ``(x, y, yaw)`` in the ego frame at t0.
+3. :func:`~mad_sim.model.odometry.track_ego_motion` registers the static
+   map of each future (present frame first), which gives the ego poses
+   ``(x, y, yaw)`` in the ego frame at t0, and flags every frame whose pose
+   is not a measurement (unreadable frame, registration failing the checks).
 
-The K trajectories are returned with equal probabilities (the samples are
-draws of the model, not ranked), so ``mad-sim eval open-loop --planner mad
---k 6`` gives minADE@6 / APD@6 as in the paper.  Randomness: noise seeds
+**Invalid proposals.**  A sample is *valid* when at least
+``min_valid_fraction`` of its generated frames have valid odometry (over all
+its chunks).  An invalid sample is a video the odometry cannot read, so its
+trajectory would be the constant-velocity prediction dressed up as the
+model's: it is dropped.  Replacements are drawn (batched, fresh noise seeds)
+until K samples are valid or ``max_resamples`` extra samples have been drawn
+in this plan; slots still empty get the constant-velocity planner's modes
+(:class:`~mad_sim.planners.constant_velocity.ConstantVelocityPlanner`, most
+likely first) and are marked ``fallback``.  Valid samples share the
+probability mass equally and fallbacks get none; with no valid sample the
+fallbacks share it.  :attr:`Plan.info` reports ``valid_proposals`` (valid
+model samples among the K returned), ``fallback`` ([K] bool),
+``samples_drawn`` (model samples drawn for this plan) and ``valid_fraction``
+([K] share of valid odometry frames; 0 for fallbacks), and ``mad-sim eval
+open-loop`` averages ``valid_proposals`` over the plans.
+
+Valid samples are returned in the order drawn, so ``mad-sim eval open-loop
+--planner mad --k 6`` gives minADE@6 / APD@6 as in the paper (over the
+valid samples and, where too few were valid, the marked fallbacks).  Randomness: noise seeds
 come from a ``numpy.random.Generator`` (``seed``), re-created per plan
 from the context's origin so a plan is a function of its context.
 """
@@ -25,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -42,7 +59,9 @@ HEIGHTS = {int(ObjectType.VEHICLE): 1.6, int(ObjectType.PEDESTRIAN): 1.75, int(O
 class MADPlannerSettings:
     """preset / weights / lora / threads: the model (see :func:`~mad_sim.model.predictor_service.load_predictor`);
     size: pose frame pixels; history_frames / future_frames: 8k+1; sampler_steps; seed: base noise seed;
-    max_chunks: autoregressive forecasts per plan at most (beyond, the last estimated motion is held)."""
+    max_chunks: autoregressive forecasts per plan at most (beyond, the last estimated motion is held);
+    min_valid_fraction: share of a sample's generated frames with valid odometry for the sample to count;
+    max_resamples: extra samples a plan may draw to replace invalid ones (0: none)."""
 
     preset: str = "tiny"
     weights: str = "auto"
@@ -54,6 +73,15 @@ class MADPlannerSettings:
     sampler_steps: int = 4
     seed: int = 0
     max_chunks: int = 5
+    min_valid_fraction: float = 0.8
+    max_resamples: int = 6
+
+    def __post_init__(self) -> None:
+        from mad_sim.errors import ConfigError
+
+        if not 0.0 < self.min_valid_fraction <= 1.0 or self.max_resamples < 0 or self.max_chunks < 1:
+            raise ConfigError(f"MAD planner: min_valid_fraction={self.min_valid_fraction} must be in (0, 1], "
+                              f"max_resamples={self.max_resamples} >= 0, max_chunks={self.max_chunks} >= 1")
 
 
 def ground_height(roadmap: RoadMap, radius: float = 15.0) -> float:
@@ -121,48 +149,98 @@ class MADPlanner:
             frames = np.concatenate([np.repeat(frames[:1], fh - len(frames), 0), frames])
         return frames[-fh:]
 
-    def plan(self, context: PlanningContext, k: int, horizon: int) -> Plan:
-        from mad_sim.model.odometry import compose, estimate_ego_motion
+    def sample(self, context: PlanningContext, n: int, horizon: int, rng: np.random.Generator
+               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` imagined futures read out by odometry.
+
+        Returns ``(poses [n, horizon, 3], valid_fraction [n], videos [n, F, H, W, 3])``: ego poses
+        ``(x, y, yaw)`` (ego frame at t0; past the generated frames the last estimated motion is held),
+        the share of each sample's generated frames whose odometry is valid, and the generated frames.
+        """
+        from mad_sim.model.odometry import compose, track_ego_motion
         from mad_sim.model.predictor_service import ForecastRequest
+
+        s = self.settings
+        hist = [self.history(context)] * n
+        v, w = context.speed, context.yaw_rate()
+        step = np.array([v * DT, 0.0, w * DT])
+        poses = np.zeros((n, 1, 3))
+        good = np.zeros(n)
+        last_frame = np.repeat(hist[0][-1][None], n, 0)
+        videos = []
+        for _ in range(s.max_chunks):
+            if poses.shape[1] - 1 >= horizon:
+                break
+            reqs = [ForecastRequest(hist[i], None, s.future_frames, int(rng.integers(2**31 - 1))) for i in range(n)]
+            futures = self.service.forecast(reqs)
+            new = []
+            for i in range(n):
+                track = track_ego_motion(np.concatenate([last_frame[i][None], futures[i]]), self.renderer.camera,
+                                         initial_velocity=step)
+                good[i] += track.valid[1:].sum()
+                new.append(compose(poses[i, -1][None], track.poses[1:]))
+            poses = np.concatenate([poses, np.stack(new)], 1)
+            videos.append(np.stack(futures))
+            hist = [np.concatenate([hist[i], futures[i]])[-s.history_frames:] for i in range(n)]
+            last_frame = np.stack([f[-1] for f in futures])
+        frac = good / max(poses.shape[1] - 1, 1)
+        return _hold_motion(poses[:, 1:], horizon, step), frac, np.concatenate(videos, 1)
+
+    def plan(self, context: PlanningContext, k: int, horizon: int) -> Plan:
+        """K proposals: valid samples first (in the order drawn), then marked constant-velocity fallbacks."""
+        from mad_sim.planners.constant_velocity import ConstantVelocityPlanner
 
         s = self.settings
         rng = np.random.default_rng([s.seed, int(abs(context.origin_xy[0]) * 100) % 2**31,
                                      int(abs(context.origin_xy[1]) * 100) % 2**31])
-        hist = [self.history(context)] * k
-        present = hist[0][-1]
-        v, w = context.speed, context.yaw_rate()
-        step = np.array([v * DT, 0.0, w * DT])
-        poses = np.zeros((k, 1, 3))
-        last_frame = np.repeat(present[None], k, 0)
-        videos = []
-        for chunk in range(s.max_chunks):
-            if poses.shape[1] - 1 >= horizon:
-                break
-            reqs = [ForecastRequest(hist[i], None, s.future_frames, int(rng.integers(2**31 - 1))) for i in range(k)]
-            futures = self.service.forecast(reqs)
-            new = []
-            for i in range(k):
-                frames = np.concatenate([last_frame[i][None], futures[i]])
-                rel = estimate_ego_motion(frames, self.renderer.camera, initial_velocity=step)
-                new.append(np.stack([compose(poses[i, -1], r) for r in rel[1:]]))
-            poses = np.concatenate([poses, np.stack(new)], 1)
-            videos.append(np.stack(futures))
-            hist = [np.concatenate([hist[i], futures[i]])[-s.history_frames:] for i in range(k)]
-            last_frame = np.stack([f[-1] for f in futures])
-        traj = poses[:, 1:]
-        if traj.shape[1] < horizon:  # hold the last estimated motion (per step, in the moving frame)
-            extra = []
-            for i in range(k):
-                d = _relative(traj[i, -2], traj[i, -1]) if traj.shape[1] >= 2 else step
-                p, out = traj[i, -1], []
-                for _ in range(horizon - traj.shape[1]):
-                    p = compose(p, d)
-                    out.append(p)
-                extra.append(np.stack(out))
-            traj = np.concatenate([traj, np.stack(extra)], 1)
-        traj = traj[:, :horizon]
-        self.last_videos = np.concatenate(videos, 1) if videos else None
-        return Plan(xy=traj[..., :2].copy(), heading=traj[..., 2].copy(), probabilities=np.full(k, 1.0 / k))
+        kept: List[np.ndarray] = []
+        kept_frac: List[float] = []
+        kept_video: List[np.ndarray] = []
+        drawn, budget = 0, k + s.max_resamples
+        while len(kept) < k and drawn < budget:
+            n = min(k - len(kept), budget - drawn)
+            traj, frac, video = self.sample(context, n, horizon, rng)
+            drawn += n
+            for i in np.flatnonzero(frac >= s.min_valid_fraction):
+                kept.append(traj[i])
+                kept_frac.append(float(frac[i]))
+                kept_video.append(video[i])
+            log.debug("MAD planner: %d of %d samples valid (odometry frame share %s)", int((frac >= s.min_valid_fraction).sum()),
+                      n, np.round(frac, 2))
+        valid = len(kept)
+        fallback = np.arange(k) >= valid
+        xy = np.zeros((k, horizon, 2))
+        heading = np.zeros((k, horizon))
+        for i, t in enumerate(kept):
+            xy[i], heading[i] = t[:, :2], t[:, 2]
+        if valid < k:
+            cv = ConstantVelocityPlanner().plan(context, k - valid, horizon)
+            xy[valid:], heading[valid:] = cv.xy, cv.heading
+            log.info("MAD planner: %d of %d proposals are constant-velocity fallbacks (%d samples drawn)",
+                     k - valid, k, drawn)
+        prob = np.where(fallback, 0.0, 1.0) if valid else np.ones(k)
+        self.last_videos = np.stack(kept_video) if kept_video else None
+        info = {"valid_proposals": valid, "fallback": fallback.tolist(), "samples_drawn": drawn,
+                "valid_fraction": kept_frac + [0.0] * (k - valid)}
+        return Plan(xy=xy, heading=heading, probabilities=prob / prob.sum(), info=info)
+
+
+def _hold_motion(traj: np.ndarray, horizon: int, step: np.ndarray) -> np.ndarray:
+    """``traj [n, T, 3]`` cut or extended to ``horizon`` steps, holding each row's last motion (per step, in the
+    moving frame; ``step`` when a row has fewer than two poses)."""
+    from mad_sim.model.odometry import compose
+
+    if traj.shape[1] >= horizon:
+        return traj[:, :horizon]
+    out = []
+    for row in traj:
+        d = _relative(row[-2], row[-1]) if len(row) >= 2 else step
+        p, extra = row[-1], []
+        for _ in range(horizon - len(row)):
+            p = compose(p, d)
+            extra.append(p)
+        out.append(np.concatenate([row, np.stack(extra)]))
+    return np.stack(out)
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         settings = OpenLoopSettings(planner=planners[0], k=args.k, horizon_s=args.horizon, stride=args.stride,
                                     tracks_to_predict=args.tracks_to_predict)
         results = run_open_loop(data, planners, settings, workers=args.workers, progress=not args.no_progress)
-        keys = ["minADE", "minFDE", "miss_rate", "APD", "APD_flat", "num_scenarios"]
+        keys = ["minADE", "minFDE", "miss_rate", "APD", "APD_flat", "valid_proposals", "num_scenarios"]
         meta = {"mode": "open-loop", "k": args.k, "horizon_s": args.horizon, "stride": args.stride,
                 "APD": "mean over pairs of the per-step L2 averaged over time",
                 "APD_flat": "mean over pairs of the L2 norm of the flattened [T*2] trajectories"}

@@ -48,3 +48,38 @@ def test_workers_match_serial(womd_path, scenarionet_path):
     a = run_open_loop(spec, ["cv"], OpenLoopSettings(), workers=1, progress=False)
     b = run_open_loop(spec, ["cv"], OpenLoopSettings(), workers=2, progress=False)
     assert a["cv"]["aggregate"] == pytest.approx(b["cv"]["aggregate"])
+
+
+def test_valid_proposals_reported(womd_path):
+    """A planner that reports valid proposals / fallbacks in Plan.info gets them in its rows and the aggregate;
+    planners that do not report them get None (left out of the mean, '-' in the table)."""
+    from mad_sim.eval.open_loop import aggregate
+    from mad_sim.eval.report import table
+    from mad_sim.planners.base import Plan
+
+    class HalfFallback:
+        name = "half"
+
+        def __init__(self) -> None:
+            self.cv = make_planner("cv")
+            self.calls = 0
+
+        def plan(self, ctx, k, horizon):
+            p = self.cv.plan(ctx, k, horizon)
+            self.calls += 1
+            valid = 4 if self.calls == 1 else 2
+            return Plan(p.xy, p.heading, p.probabilities,
+                        info={"valid_proposals": valid, "fallback": [i >= valid for i in range(k)]})
+
+    scenario = load_scenario(womd_path)
+    settings = OpenLoopSettings(k=6, horizon_s=3.0, stride=20)
+    rows = evaluate_scenario(scenario, HalfFallback(), settings)
+    assert [r["valid_proposals"] for r in rows] == [4, 2, 2] and [r["fallback_proposals"] for r in rows] == [2, 4, 4]
+    agg = aggregate(rows)
+    assert agg["valid_proposals"] == pytest.approx(8 / 3)
+    cv_rows = evaluate_scenario(scenario, make_planner("cv"), settings)
+    assert all(r["valid_proposals"] is None and r["fallback_proposals"] is None for r in cv_rows)
+    cv_agg = aggregate(cv_rows)
+    assert cv_agg["valid_proposals"] is None and cv_agg["minADE"] > 0
+    text = table({"half": {"aggregate": agg}, "cv": {"aggregate": cv_agg}}, ["minADE", "valid_proposals"])
+    assert "2.667" in text and text.splitlines()[-1].split()[-1] == "-"
