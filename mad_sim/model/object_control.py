@@ -184,8 +184,9 @@ def choose_controlled_agents(traj: Trajectory, types: np.ndarray, viewpoint: int
     """Track indices (slot order) of up to ``max_agents`` vehicles to control over ``steps``, drawn by ``rng``.
 
     Candidates: vehicles other than the viewpoint, valid at every step, whose
-    box alone covers at least ``min_pixels`` pixels of ``camera``'s image in
-    every frame (so each controlled agent is actually shown by its box video).
+    box alone fills at least ``min_pixels`` pixels of ``camera``'s image with
+    its slot colour (outline excluded) in every frame (so each controlled
+    agent is actually shown by its box video and :func:`follow_iou` can find it).
     Returns an empty array when there is none.
     """
     from mad_sim.data.scenario import ObjectType
@@ -199,8 +200,9 @@ def choose_controlled_agents(traj: Trajectory, types: np.ndarray, viewpoint: int
     keep = []
     for a in cand:
         video = box_video_from_trajectory(traj, viewpoint, [int(a)], steps, camera)
-        drawn = video[..., 0] | video[..., 1] | video[..., 2]  # (max over a size-3 axis is ~10x slower)
-        if np.count_nonzero(drawn, axis=(1, 2)).min() >= min_pixels:
+        c = slot_colors()[0]  # fill pixels (not the white outline), channel by channel: a reduction over
+        fill = (video[..., 0] == c[0]) & (video[..., 1] == c[1]) & (video[..., 2] == c[2])  # the size-3 axis is slow
+        if np.count_nonzero(fill, axis=(1, 2)).min() >= min_pixels:
             keep.append(int(a))
     keep = np.asarray(keep, np.int64)
     return rng.permutation(keep)[:max_agents] if keep.size else keep

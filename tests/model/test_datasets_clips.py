@@ -150,7 +150,7 @@ def test_box_cache_matches_box_videos_of_the_log(womd_path, tmp_path):
     """Box videos stored per clip equal render_box_video of the logged future of the stored agents."""
     from mad_sim.model.clips import ClipRenderer
     from mad_sim.model.datasets import BoxClipConfig, box_seed
-    from mad_sim.model.object_control import box_video_from_trajectory
+    from mad_sim.model.object_control import box_video_from_trajectory, slot_colors
 
     spec = ClipSpec(**{**SMALL, "stride": 25})
     src = [SourceConfig(kind="file", path=str(womd_path), split="train", seed=1, max_clips=6)]
@@ -170,7 +170,7 @@ def test_box_cache_matches_box_videos_of_the_log(womd_path, tmp_path):
         assert np.array_equal(cache.box_batch([k])[0], want)
         for a in agents:  # each controlled agent's box alone is visible in every future frame
             alone = box_video_from_trajectory(sc.tracks, c["viewpoint"], [a], steps, cam)
-            assert (alone.max(-1) > 0).sum(axis=(1, 2)).min() >= 8  # fill or outline (min_pixels default)
+            assert np.all(alone == slot_colors()[0], -1).sum(axis=(1, 2)).min() >= 8  # filled (min_pixels default)
     # the draw is reproducible from the manifest entry's seed
     c = cache.clips[0]
     from mad_sim.model.clips import ClipRef
