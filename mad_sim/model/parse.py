@@ -50,7 +50,8 @@ from mad_sim.data.scenario import DT
 from mad_sim.errors import ShapeError
 from mad_sim.model.pose_pixels import PixelThresholds, check_frame, colour_pixels, explained_by
 from mad_sim.model.parse_config import Level, ParseConfig  # noqa: F401  (Level: re-exported)
-from mad_sim.model.pose_search import CostMaps, Occlusion, PoseSearch, grid_level
+from mad_sim.model.pose_cost_maps import CostMaps, Occlusion
+from mad_sim.model.pose_search import PoseSearch, grid_level
 from mad_sim.model.pose_search import Level as SearchLevel
 from mad_sim.model.skeleton_fit import Scores, body_samples, template
 from mad_sim.render.camera import Camera

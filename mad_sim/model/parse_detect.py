@@ -42,7 +42,8 @@ import numpy as np
 
 from mad_sim.data.scenario import ObjectType
 from mad_sim.model.pose_pixels import explained_by
-from mad_sim.model.pose_search import CostMaps, PoseSearch, grid_level, line
+from mad_sim.model.pose_cost_maps import CostMaps
+from mad_sim.model.pose_search import PoseSearch, grid_level, line
 from mad_sim.model.pose_search import Level as SearchLevel
 from mad_sim.model.skeleton_fit import Scores, body_samples, template
 from mad_sim.render.draw import AgentPoses, agent_id_mask, draw_agents
