@@ -321,15 +321,20 @@ def chain_segments(pts: np.ndarray, key: np.ndarray) -> Tuple[List[np.ndarray], 
     n = key.shape[0]
     if n == 0:
         return [], key[:0]
-    a, b = pts[:, 0], pts[:, 1]
-    joint = (b[:-1, 0] == a[1:, 0]) & (b[:-1, 1] == a[1:, 1]) & (key[:-1] == key[1:])
-    last = np.append(~joint, True)  # segment ends its polyline: its b is a vertex too
-    count = 1 + last.astype(np.int64)
-    first_vertex = np.cumsum(count) - count  # index in the vertex list of each segment's a
-    vertex_seg = np.repeat(np.arange(n), count)
-    vertex_end = np.arange(vertex_seg.size) - first_vertex[vertex_seg]  # 0: a, 1: b
-    verts = pts[vertex_seg, vertex_end]  # [S + lines, 2]
-    starts = np.flatnonzero(np.insert(last[:-1], 0, True))
-    bounds = first_vertex[starts].tolist() + [vertex_seg.size]
+    # Each (x, y) int32 pair viewed as one int64, so vertices compare and move as single items.
+    packed = np.ascontiguousarray(pts, np.int32).reshape(n, 4).view(np.int64)  # [S, 2]: a, b
+    a, b = packed[:, 0], packed[:, 1]
+    last = np.empty(n, bool)  # segment ends its polyline: its b is a vertex too
+    np.not_equal(b[:-1], a[1:], out=last[:-1])
+    last[:-1] |= key[:-1] != key[1:]
+    last[-1] = True
+    ends = np.flatnonzero(last)
+    pos_a = np.arange(n) + (np.cumsum(last) - last)  # index of each segment's a in the vertex list
+    verts = np.empty(n + ends.size, np.int64)
+    verts[pos_a] = a
+    verts[pos_a[ends] + 1] = b[ends]
+    verts = verts.view(np.int32).reshape(-1, 2)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    bounds = pos_a[starts].tolist() + [verts.shape[0]]
     lines = [verts[i0:i1] for i0, i1 in zip(bounds[:-1], bounds[1:])]
     return lines, key[starts]
