@@ -44,9 +44,27 @@ def apply_affine(points: np.ndarray, rotation: np.ndarray, translation: np.ndarr
     swamps small products on a busy 2-core machine.
     """
     p = np.asarray(points, np.float64)
-    x, y, z = p[..., 0:1], p[..., 1:2], p[..., 2:3]
     r = np.asarray(rotation, np.float64)
-    return x * r[:, 0] + y * r[:, 1] + z * r[:, 2] + translation
+    t = np.asarray(translation, np.float64)
+    if p.size < 192 or t.shape != (3,) or p.shape[-1] != 3:
+        x, y, z = p[..., 0:1], p[..., 1:2], p[..., 2:3]
+        return x * r[:, 0] + y * r[:, 1] + z * r[:, 2] + translation
+    # Many points: one output column at a time over the flattened points (long inner loops; the
+    # broadcast form above runs numpy's inner loop over the 3-long last axis, ~6x slower).  The same
+    # operations in the same order per element, so the same bits.
+    flat = p.reshape(-1, 3)
+    x, y, z = flat[:, 0], flat[:, 1], flat[:, 2]
+    out = np.empty((flat.shape[0], 3))
+    acc = np.empty(flat.shape[0])
+    for i in range(3):
+        o = out[:, i]
+        np.multiply(x, r[i, 0], out=acc)
+        np.multiply(y, r[i, 1], out=o)
+        acc += o
+        np.multiply(z, r[i, 2], out=o)
+        acc += o
+        np.add(acc, t[i], out=o)
+    return out.reshape(p.shape)
 
 
 # Waymo's camera frame (x forward, y left, z up) from OpenCV's (x right, y down, z forward).
