@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
 from mad_sim.config import from_dict, load_config
+from mad_sim.config_checks import require_choice, require_frames_8k1, require_positive
 from mad_sim.errors import ConfigError
 
 ACTION_KINDS = ("bicycle", "trajectory", "delta")
@@ -118,22 +119,18 @@ class EnvConfig:
     rgb_threads: Optional[int] = 1
 
     def __post_init__(self) -> None:
-        if self.action not in ACTION_KINDS:
-            raise ConfigError(f"key 'action': {self.action!r} is not one of {list(ACTION_KINDS)}")
-        if self.render_mode is not None and self.render_mode not in RENDER_MODES:
-            raise ConfigError(f"key 'render_mode': {self.render_mode!r} is not one of {list(RENDER_MODES)}")
-        if self.procedural_kind is not None and self.procedural_kind not in PROCEDURAL_KINDS:
-            raise ConfigError(f"key 'procedural_kind': {self.procedural_kind!r} is not one of {list(PROCEDURAL_KINDS)}")
+        require_choice("", "action", self.action, ACTION_KINDS)
+        if self.render_mode is not None:
+            require_choice("", "render_mode", self.render_mode, RENDER_MODES)
+        if self.procedural_kind is not None:
+            require_choice("", "procedural_kind", self.procedural_kind, PROCEDURAL_KINDS)
         if isinstance(self.ego, str) and self.ego != "sdc":
             raise ConfigError(f"key 'ego': {self.ego!r} must be 'sdc' or a track index")
         positive = ("agent_horizon", "trajectory_steps", "num_agents", "num_roadgraph_points", "pose_width",
                     "pose_height", "bev_size", "max_accel", "max_curvature", "max_delta_xy", "max_delta_yaw",
                     "agent_radius", "roadgraph_radius", "roadgraph_spacing", "bev_extent_m")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"key {name!r}: must be > 0, got {getattr(self, name)!r}")
-        if self.rgb_chunk_frames < 9 or (self.rgb_chunk_frames - 1) % 8:
-            raise ConfigError(f"key 'rgb_chunk_frames': must be 8k + 1 >= 9 (the VAE's time grid), got {self.rgb_chunk_frames}")
+        require_positive("", self, positive)
+        require_frames_8k1("", "rgb_chunk_frames", self.rgb_chunk_frames, minimum=9)
         if self.rgb_steps < 2:
             raise ConfigError(f"key 'rgb_steps': the sampler needs at least 2 steps, got {self.rgb_steps}")
         if self.rgb_resync_m is not None and not self.rgb_resync_m > 0:

@@ -63,74 +63,14 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from mad_sim.data.frames import ego_to_world, wrap_angle
 from mad_sim.data.scenario import DT, Trajectory
 from mad_sim.errors import ConfigError, ShapeError
+from mad_sim.model.ego_intent import intended_poses
+from mad_sim.model.learned_agent_settings import FALLBACKS, LearnedAgentSettings
 from mad_sim.model.predictor_service import ForecastRequest, PredictorService, shared_service
 from mad_sim.world.state import AgentStates, WorldState
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LearnedAgentSettings:
-    """Options of the learned agents (SI units; steps are 0.1 s).
-
-    Attributes:
-      preset, weights, lora, device, threads: the model (see :func:`~mad_sim.model.predictor_service.load_predictor`);
-        ``threads`` torch threads while sampling (None: torch's default).
-      merge_lora: merge the motion LoRA into the base weights for inference (same frames, less CPU).
-      precision: ``float32`` (default) or ``bfloat16`` (CPU autocast: faster, not bit-identical; opt-in).
-      sampler_steps: flow-matching sampler steps per prediction.
-      size: pose frames are ``size x size`` pixels (multiple of 32).
-      history_frames / future_frames: frames in / out of the model (8k+1).
-      chunk: steps taken from each prediction before predicting again (<= future_frames).
-      ego_conditioning: condition on the ego-motion video of the intended motion.
-      tolerance_m: early re-prediction when the intended ego path departs from the assumed one by more.
-      min_interval: steps between two predictions at least (early ones included).
-      view_range_m: agents farther than this are never learned-driven.
-      fallback: scripted policy for everyone else: ``idm``, ``log`` or ``constant_velocity``.
-      detect_entering: let the parser look for entering agents (counted in :attr:`LearnedAgents.stats`;
-        the env's agent rows are fixed, so they are not spawned).
-    """
-
-    preset: str = "tiny"
-    weights: str = "auto"
-    lora: Optional[str] = None
-    device: Optional[str] = None
-    threads: Optional[int] = None
-    merge_lora: bool = True
-    precision: str = "float32"
-    sampler_steps: int = 4
-    size: int = 128
-    history_frames: int = 9
-    future_frames: int = 17
-    chunk: int = 16
-    ego_conditioning: bool = True
-    tolerance_m: float = 1.0
-    min_interval: int = 2
-    view_range_m: float = 60.0
-    fallback: str = "idm"
-    detect_entering: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("history_frames", "future_frames"):
-            n = getattr(self, name)
-            if n < 1 or (n - 1) % 8:
-                raise ConfigError(f"learned agents: {name}={n} must be 8k+1 (9, 17, 25...)")
-        if self.size < 32 or self.size % 32:
-            raise ConfigError(f"learned agents: size={self.size} must be a positive multiple of 32")
-        if not 1 <= self.chunk <= self.future_frames:
-            raise ConfigError(f"learned agents: chunk={self.chunk} must be in [1, future_frames={self.future_frames}]")
-        if self.fallback not in FALLBACKS:
-            raise ConfigError(f"learned agents: fallback={self.fallback!r} is not one of {sorted(FALLBACKS)}")
-        if self.precision not in ("float32", "bfloat16"):
-            raise ConfigError(f"learned agents: precision={self.precision!r} must be 'float32' or 'bfloat16'")
-        if self.tolerance_m <= 0 or self.min_interval < 1 or self.view_range_m <= 0 or self.sampler_steps < 1:
-            raise ConfigError("learned agents: tolerance_m, view_range_m > 0 and min_interval, sampler_steps >= 1")
-
-
-FALLBACKS = {"idm": "IDM", "log": "LogReplay", "constant_velocity": "ConstantVelocity"}
 
 
 @dataclass
@@ -267,43 +207,8 @@ class LearnedAgents:
         self._result = frames
 
     def intended_poses(self, state: WorldState, action: Any = None, next_step: Any = None) -> np.ndarray:
-        """``[F, 3]`` world ``(x, y, yaw)`` the ego intends at ``t + 1 .. t + F`` (see the module docstring)."""
-        from mad_sim.world.dynamics import bicycle_inverse, bicycle_rollout
-
-        f = self.settings.future_frames
-        t, e = state.timestep, state.ego_index
-        xy, yaw = state.sim.xy[e, t].astype(np.float64), float(state.sim.heading[e, t])
-        speed = float(np.dot(state.sim.velocity[e, t], [np.cos(yaw), np.sin(yaw)]))
-        if action is not None and self.action_kind == "trajectory":
-            wp = np.asarray(action, np.float64).reshape(-1, 2)
-            pts = np.concatenate([np.zeros((1, 2)), wp])
-            if len(wp) < f:
-                d = pts[-1] - pts[-2]
-                pts = np.concatenate([pts, pts[-1] + d * np.arange(1, f - len(wp) + 1)[:, None]])
-            pts = pts[: f + 1]
-            seg = np.diff(pts, axis=0)
-            moving = np.hypot(seg[:, 0], seg[:, 1]) > 1e-3
-            yaws = np.where(moving, np.arctan2(seg[:, 1], seg[:, 0]), np.nan)
-            yaws = _fill_forward(yaws, 0.0)
-            return np.concatenate([ego_to_world(pts[1:], xy, yaw), wrap_angle(yaws + yaw)[:, None]], 1)
-        if next_step is None and action is not None and self.adapter is not None:
-            next_step = self.adapter.step(xy, yaw, speed, action)
-        if next_step is not None:
-            accel, curv = float(next_step.accel), float(next_step.curvature)
-        else:
-            accel, curv = 0.0, 0.0
-            lo = max(0, t - 3)
-            v = state.sim.valid[e, lo:t + 1]
-            if t - lo >= 2 and v.all():
-                hv = state.sim.velocity[e, lo:t + 1]
-                hh = state.sim.heading[e, lo:t + 1]
-                sp = np.sum(hv * np.stack([np.cos(hh), np.sin(hh)], -1), -1)
-                a, k = bicycle_inverse(state.sim.xy[e, lo:t + 1], hh, sp)
-                accel, curv = float(a[-1]), float(k[-1])
-        if speed + accel * f * DT < 0:  # hold the brake until the ego stops, not beyond
-            accel = -speed / (f * DT) if speed > 0 else 0.0
-        pxy, ph, _ = bicycle_rollout(xy, np.float64(yaw), np.float64(speed), np.full(f, accel), np.full(f, curv))
-        return np.concatenate([pxy[1:], ph[1:, None]], 1)
+        """``[F, 3]`` world ``(x, y, yaw)`` the ego intends at ``t + 1 .. t + F`` (:func:`~mad_sim.model.ego_intent.intended_poses`)."""
+        return intended_poses(state, self.settings.future_frames, self.action_kind, self.adapter, action, next_step)
 
     def _history_frames(self, state: WorldState) -> np.ndarray:
         """``[F_h, H, W, 3]`` pose frames of steps ``t - F_h + 1 .. t`` (earliest valid one repeated before the ego's start)."""
@@ -442,18 +347,6 @@ class LearnedAgents:
         out.valid[learned, 0] = True
         self.learned = learned
         return out
-
-
-def _fill_forward(a: np.ndarray, first: float) -> np.ndarray:
-    """NaNs replaced by the last finite value before them (``first`` before any)."""
-    out = a.copy()
-    last = first
-    for i in range(len(out)):
-        if np.isfinite(out[i]):
-            last = out[i]
-        else:
-            out[i] = last
-    return out
 
 
 _SETTINGS = LearnedAgentSettings()
