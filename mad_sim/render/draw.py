@@ -113,7 +113,8 @@ class AgentPoses:
         """Raise RenderError naming the first agent with a non-finite pose or a non-positive size."""
         # Fast path: one finite total means every value is finite (any NaN / inf makes the sum non-finite;
         # a finite-but-huge overflow only sends us to the exact per-agent test below).
-        total = self.xyz.sum() + self.heading.sum() + self.phase.sum() + self.speed.sum() + self.size.sum()
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = self.xyz.sum() + self.heading.sum() + self.phase.sum() + self.speed.sum() + self.size.sum()
         if np.isfinite(total) and (self.size.size == 0 or self.size.min() > 0):
             return
         bad = ~np.isfinite(self.xyz).all(1) | ~np.isfinite(self.heading) | ~np.isfinite(self.phase) \
