@@ -226,15 +226,26 @@ def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.
             m, k = kc.shape[:2]
             e0, e1 = spec.edges[:, 0], spec.edges[:, 1]
             front = kc[..., 2] > camera.near
-            uvk = camera.project_camera(np.where(front[..., None], kc, 1.0))  # [m, K, 2]
             # Agents whose keypoints are all inside the frustum need no clipping: edges join projected keypoints.
             whole = camera.in_frustum(kc.reshape(-1, 3)).reshape(m, k).all(1)
-            ua, ub = uvk[:, e0], uvk[:, e1]
-            keep = np.ones(ua.shape[:2], bool)
-            lo, hi = _reduce_axis1(np.minimum, uvk), _reduce_axis1(np.maximum, uvk)
             part = np.flatnonzero(~whole)
             if part.size:
                 a, b, kp_keep = camera.clip_segments(kc[part][:, e0], kc[part][:, e1])
+                # Only a clipped agent can lose every edge: drop those before projecting anything.
+                seen = kp_keep.any(1)
+                if not seen.all():
+                    rows = np.ones(m, bool)
+                    rows[part[~seen]] = False
+                    if not rows.any():
+                        continue
+                    part = (np.cumsum(rows) - 1)[part[seen]]
+                    a, b, kp_keep = a[seen], b[seen], kp_keep[seen]
+                    idx, kc, front = idx[rows], kc[rows], front[rows]
+            uvk = camera.project_camera(np.where(front[..., None], kc, 1.0))  # [m, K, 2]
+            ua, ub = uvk[:, e0], uvk[:, e1]
+            keep = np.ones(ua.shape[:2], bool)
+            lo, hi = _reduce_axis1(np.minimum, uvk), _reduce_axis1(np.maximum, uvk)
+            if part.size:
                 ua[part] = camera.project_camera(np.where(kp_keep[..., None], a, 1.0))
                 ub[part] = camera.project_camera(np.where(kp_keep[..., None], b, 1.0))
                 keep[part] = kp_keep
@@ -243,11 +254,6 @@ def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.
                                                                 np.where(k3, ub[part], np.inf)))
                 hi[part] = _reduce_axis1(np.maximum, np.maximum(np.where(k3, ua[part], -np.inf),
                                                                 np.where(k3, ub[part], -np.inf)))
-            vis = keep.any(1)
-            if not vis.any():
-                continue
-            if not vis.all():
-                idx, ua, ub, keep, uvk, front, lo, hi = (x[vis] for x in (idx, ua, ub, keep, uvk, front, lo, hi))
             dots = uvk
             dot_keep = front & camera.in_image(dots) & spec.has_dot[None, :]
             bbox[idx] = np.concatenate([lo, hi], 1)

@@ -114,8 +114,7 @@ VEHICLE = SkeletonSpec(
 
 def vehicle_keypoints(size: np.ndarray) -> np.ndarray:
     """[n, 20, 3] body-frame car keypoints from box sizes ``[n, 3]`` (length, width, height)."""
-    size = np.asarray(size, np.float64)
-    return _CAR_KP[None] * size[:, None, :]
+    return _scaled(_CAR_KP, size)
 
 
 # --- generic box -----------------------------------------------------------------------
@@ -127,7 +126,20 @@ OTHER = SkeletonSpec(name="other", edges=_BOX_EDGES, edge_colors=np.full((12, 3)
 
 def box_keypoints(size: np.ndarray) -> np.ndarray:
     """[n, 8, 3] body-frame box corners (bottom ring then top ring)."""
-    return _BOX_KP[None] * np.asarray(size, np.float64)[:, None, :]
+    return _scaled(_BOX_KP, size)
+
+
+def _scaled(unit: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """``unit[None] * size[:, None, :]``: [n, K, 3] keypoints from [K, 3] normalised ones and [n, 3] sizes.
+
+    Filled one coordinate at a time (numpy's broadcast over the 3-long last axis is ~3x slower);
+    the same products, so the same bits.
+    """
+    size = np.asarray(size, np.float64).reshape(-1, 3)
+    out = np.empty((size.shape[0],) + unit.shape)
+    for c in range(3):
+        np.multiply(size[:, c:c + 1], unit[:, c], out=out[:, :, c])
+    return out
 
 
 # --- pedestrians (OpenPose COCO-18) -----------------------------------------------------------
