@@ -3,8 +3,10 @@
 Run: ``python bench/bench_render.py [--repeats 5]``.  Prints figures and
 ratios, never asserts.  Numbers are per *process CPU second* on one core
 (BLAS threads pinned to 1 before numpy loads), best of ``--repeats`` runs,
-so other jobs on the machine do not distort them; wall-clock figures are
-printed beside them.  The baseline, measured in the same run, is the
+so other jobs on the machine distort them less; wall-clock figures, the
+median of the repeats and the 1-minute load average (start and end) are
+printed beside them: on a loaded machine CPU seconds still stretch (shared
+caches, memory bandwidth), so quote the load with the figures.  The baseline, measured in the same run, is the
 cheapest possible pose drawing: every frame's skeleton segments (already
 projected) drawn white in ONE ``cv2.polylines`` call per frame, no map, no
 projection, no colours, no painter's order.  Targets from issue 3: 2,000
@@ -33,7 +35,11 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MAD_SIM_DATA", REPO.parent / "shared" / "data"))
 
 
-def best(fn, repeats: int):
+MEDIANS = {}
+"""Median CPU seconds of each timed run, by label (printed beside the best-of figures)."""
+
+
+def best(fn, repeats: int, label: str = ""):
     cpu, wall = [], []
     out = None
     for _ in range(repeats):
@@ -41,6 +47,8 @@ def best(fn, repeats: int):
         out = fn()
         cpu.append(time.process_time() - c0)
         wall.append(time.perf_counter() - w0)
+    if label:
+        MEDIANS[label] = float(np.median(cpu))
     return min(cpu), min(wall), out
 
 
@@ -63,14 +71,16 @@ def main() -> int:
         return 1
     sc = load_scenario(path)
     vp, steps = sc.sdc_index, sc.num_steps
-    results = {"scenario": sc.scenario_id, "tracks": sc.num_tracks, "frames_per_run": steps}
+    results = {"scenario": sc.scenario_id, "tracks": sc.num_tracks, "frames_per_run": steps,
+               "load_avg_1min_start": os.getloadavg()[0]}
 
     for (w, h) in ((128, 128), (768, 512)):
         r = PoseRenderer(w, h)
         r.render_scenario(sc, vp, 0, steps)  # warm the map cache
-        cpu, wall, frames = best(lambda: r.render_scenario(sc, vp, 0, steps), args.repeats)
+        cpu, wall, frames = best(lambda: r.render_scenario(sc, vp, 0, steps), args.repeats, "pose")
         geo = r.last_geometry
         results[f"pose_{w}x{h}_fps_cpu"] = steps / cpu
+        results[f"pose_{w}x{h}_fps_cpu_median"] = steps / MEDIANS["pose"]
         results[f"pose_{w}x{h}_fps_wall"] = steps / wall
         results[f"pose_{w}x{h}_visible_agents_per_frame"] = float(geo.visible.sum()) / steps
         # Baseline: the same skeleton segments, one white polylines call per frame.
@@ -106,6 +116,7 @@ def main() -> int:
     states = [WorldState(scenario=sc, sim=sc.tracks, timestep=t, ego_index=vp) for t in range(steps)]
     cpu, wall, _ = best(lambda: [render_bev(s, 256) for s in states], args.repeats)
     results["bev_256_fps_cpu"] = steps / cpu
+    results["load_avg_1min_end"] = os.getloadavg()[0]
     targets = {"pose_128x128_fps_cpu": 2000, "pose_768x512_fps_cpu": 300, "ego_128x128_fps_cpu": 500}
     for k, v in targets.items():
         results[k.replace("_fps_cpu", "_vs_target")] = results[k] / v
