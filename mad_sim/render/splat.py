@@ -118,13 +118,16 @@ def _splat_chunk(target: np.ndarray, frame: np.ndarray, a: np.ndarray, d: np.nda
         major_u = np.repeat(np.abs(d[:, 0]) >= np.abs(d[:, 1]), reps)
         v += np.where(major_u, off, 0)
         u += np.where(major_u, 0, off)
-    ok = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    if not ok.all():
-        seg, u, v = seg[ok], u[ok], v[ok]
+    # In-image test as unsigned compares (a negative int64 viewed as uint64 is huge).
+    ok = u.view(np.uint64) < w
+    ok &= v.view(np.uint64) < h
     v *= w
     v += u
     v += (frame * (h * w))[seg]
     flat = v  # (frame * h + v) * w + u, in place
+    if not ok.all():
+        sel = np.flatnonzero(ok)
+        seg, flat = seg[sel], flat[sel]
     if target.ndim == 4 and target.shape[-1] == 3 and target.dtype == np.uint8 and target.flags.c_contiguous:
         # An RGB pixel as one 3-byte void item: one item copy per sample instead of a 3-element row.
         # Fancy assignment still writes in sample order, so later strokes win.
