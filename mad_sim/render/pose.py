@@ -166,16 +166,20 @@ class PoseRenderer:
         ti = steps[fi]
         r, tr = transforms[:, :, :3], transforms[:, :, 3]
         yaw = np.arctan2(r[:, 0, 1], r[:, 0, 0])  # the viewpoint's heading per frame (r = R(-yaw))
-        w = traj.xyz[ai, ti]
-        rf = r[fi]
-        xyz = rf[:, :, 0] * w[:, 0:1] + rf[:, :, 1] * w[:, 1:2] + rf[:, :, 2] * w[:, 2:3] + tr[fi]
+        # np.take on flattened (track, step) rows: the values of traj.xyz[ai, ti] and r[fi] without fancy
+        # indexing's slow path for trailing axes.
+        at = ai * traj.valid.shape[1] + ti
+        w = np.take(traj.xyz.reshape(-1, 3), at, axis=0)
+        rf = np.take(r, fi, axis=0)
+        xyz = rf[:, :, 0] * w[:, 0:1] + rf[:, :, 1] * w[:, 1:2] + rf[:, :, 2] * w[:, 2:3] + np.take(tr, fi, axis=0)
         walker = (types[ai] == ObjectType.PEDESTRIAN) | (types[ai] == ObjectType.CYCLIST)
         phase = np.zeros(ai.size)
         if walker.any():
             rows = np.unique(ai[walker])
             dist = travelled_distance(traj, rows)
             phase[walker] = walking_phase(dist[np.searchsorted(rows, ai[walker]), ti[walker]])
-        agents = AgentPoses(xyz=xyz, heading=traj.heading[ai, ti] - yaw[fi], size=traj.size[ai, ti],
+        agents = AgentPoses(xyz=xyz, heading=traj.heading[ai, ti] - yaw[fi],
+                            size=np.take(traj.size.reshape(-1, 3), at, axis=0),
                             types=types[ai], phase=phase,
                             speed=np.hypot(traj.velocity[ai, ti, 0], traj.velocity[ai, ti, 1]), ids=ai, frame=fi)
         agents.check(source)
