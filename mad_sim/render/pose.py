@@ -151,10 +151,32 @@ class PoseRenderer:
             raise RenderError(f"{source}: viewpoint track {viewpoint} has a non-finite pose at step {t}")
         return world_to_vehicle(xyz, float(yaw), h if h > 0 else 0.0)
 
+    def viewpoint_transforms(self, traj: Trajectory, viewpoint: int, steps: np.ndarray, source: str = "") -> np.ndarray:
+        """[F, 3, 4] :meth:`viewpoint_transform` of every step in ``steps`` [F], computed as one batch.
+
+        The same arithmetic per step (so the same bits); the first step that cannot carry a camera raises
+        the RenderError :meth:`viewpoint_transform` gives for it.
+        """
+        n, horizon = traj.valid.shape
+        steps = np.asarray(steps, np.int64).reshape(-1)
+        ok = 0 <= viewpoint < n and bool(((steps >= 0) & (steps < horizon)).all())
+        if ok:
+            xyz, yaw, h = traj.xyz[viewpoint, steps], traj.heading[viewpoint, steps], traj.size[viewpoint, steps, 2]
+            good = traj.valid[viewpoint, steps] & np.isfinite(xyz).all(1) & np.isfinite(yaw) & np.isfinite(h)
+            ok = bool(good.all())
+        if not ok:
+            for t in steps:
+                self.viewpoint_transform(traj, viewpoint, int(t), source)  # raises at the first bad step
+        c, s = np.cos(yaw), np.sin(yaw)
+        r = np.zeros((steps.size, 3, 3))
+        r[:, 0, 0], r[:, 0, 1], r[:, 1, 0], r[:, 1, 1], r[:, 2, 2] = c, s, -s, c, 1.0
+        origin = np.stack([xyz[:, 0], xyz[:, 1], xyz[:, 2] - 0.5 * np.where(h > 0, h, 0.0)], -1)
+        return np.concatenate([r, -(r @ origin[:, :, None])], 2)
+
     def _render(self, traj: Trajectory, types: np.ndarray, roadmap: RoadMap, lights: TrafficLights,
                 viewpoint: int, steps: np.ndarray, source: str) -> np.ndarray:
         st = self.style
-        transforms = np.stack([self.viewpoint_transform(traj, viewpoint, int(t), source) for t in steps])
+        transforms = self.viewpoint_transforms(traj, viewpoint, steps, source)
         geo = map_geometry(roadmap, st.lane_dot_spacing_m)
         if len(steps) > 1:
             # Cull the map once for the whole clip: everything the camera can reach from any of its positions.

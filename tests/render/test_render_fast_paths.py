@@ -130,3 +130,22 @@ def test_agent_check_shortcut_keeps_exact_errors():
     bad.size[9, 2] = 0.0
     with pytest.raises(RenderError, match="agent 9 .*box size"):
         bad.check()
+
+
+def test_batched_viewpoint_transforms_match_per_step(scenario):
+    r = PoseRenderer(128, 128)
+    tr = scenario.tracks
+    checked = 0
+    for i in range(0, tr.valid.shape[0], 8):
+        steps = np.flatnonzero(tr.valid[i])
+        if steps.size:
+            one = np.stack([r.viewpoint_transform(tr, i, int(t)) for t in steps])
+            assert np.array_equal(r.viewpoint_transforms(tr, i, steps), one)
+            checked += steps.size
+    assert checked > 500
+    gap = next(i for i in range(tr.valid.shape[0]) if tr.valid[i].any() and not tr.valid[i].all())
+    bad = np.flatnonzero(~tr.valid[gap])[0]
+    with pytest.raises(RenderError, match=f"viewpoint track {gap} is not valid at step {bad}"):
+        r.viewpoint_transforms(tr, gap, np.arange(tr.valid.shape[1]), "womd")
+    with pytest.raises(RenderError, match="outside"):
+        r.viewpoint_transforms(tr, tr.valid.shape[0], np.arange(3))
