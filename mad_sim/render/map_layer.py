@@ -33,6 +33,9 @@ def _fixed(uv: np.ndarray) -> np.ndarray:
     """Float pixels to OpenCV fixed-point int32 (``SHIFT`` fractional bits)."""
     return np.rint(uv * float(1 << SHIFT)).astype(np.int32)
 
+COARSE_BLOCK = 1 << 15
+"""(frame, item) pairs per block of the map's coarse view cull (cache-sized temporaries)."""
+
 SIMPLIFY_M = 0.05
 """Douglas-Peucker tolerance (metres) for map polylines."""
 
@@ -199,15 +202,28 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
     tan_h = max(abs(camera._bounds[0]), abs(camera._bounds[1]))
 
     def coarse(mid: np.ndarray, half: np.ndarray, radius: float) -> Tuple[np.ndarray, np.ndarray]:
-        """(frame, item) index pairs of world points ``mid`` [S, 3] (with extent ``half``) near the view."""
+        """(frame, item) index pairs of world points ``mid`` [S, 3] (with extent ``half``) near the view.
+
+        Pairs come frame by frame (items ascending within a frame).  Frames are processed in blocks of
+        about ``COARSE_BLOCK`` pairs, so the [frames, S] temporaries stay cache-sized.
+        """
+        step = max(1, COARSE_BLOCK // max(1, mid.shape[0]))
+        if step >= frames:
+            return coarse_block(mid, half, radius, 0, frames)
+        parts = [coarse_block(mid, half, radius, f0, min(f0 + step, frames)) for f0 in range(0, frames, step)]
+        return np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts])
+
+    def coarse_block(mid: np.ndarray, half: np.ndarray, radius: float, f0: int, f1: int
+                     ) -> Tuple[np.ndarray, np.ndarray]:
         x, y = mid[None, :, 0], mid[None, :, 1]
+        rb, tb = r[f0:f1], t[f0:f1]
         # In-place forms of the [F, S] expressions, keeping their evaluation order (same rounding).
-        gx = r[:, 0, 0:1] * x
-        gx += r[:, 0, 1:2] * y
-        gx += t[:, 0:1] - cam_pos[0]
-        gy = r[:, 1, 0:1] * x
-        gy += r[:, 1, 1:2] * y
-        gy += t[:, 1:2] - cam_pos[1]
+        gx = rb[:, 0, 0:1] * x
+        gx += rb[:, 0, 1:2] * y
+        gx += tb[:, 0:1] - cam_pos[0]
+        gy = rb[:, 1, 0:1] * x
+        gy += rb[:, 1, 1:2] * y
+        gy += tb[:, 1:2] - cam_pos[1]
         lim = radius + half
         d2 = gx * gx
         d2 += gy * gy
@@ -224,7 +240,10 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
             along *= tan_h
             along += slack
             ok &= across <= along
-        return np.nonzero(ok)
+        fi, si = np.nonzero(ok)
+        if f0:
+            fi += f0
+        return fi, si
 
     # The per-frame rows as 12 contiguous columns: pairs come out of ``coarse`` frame by frame, so each
     # pair's row is a repeat of its frame's (no strided [P, 12] gather).
