@@ -2,6 +2,7 @@
 
 * :mod:`.camera` -- pinhole camera (vehicle <-> OpenCV camera <-> pixels), frustum clipping,
   ground back-projection, Waymo calibrations.
+* :mod:`.clip` -- Liang-Barsky segment clipping from signed plane distances.
 * :mod:`.skeleton` -- car keypoint wireframe, OpenPose-18 pedestrians, cyclists.
 * :mod:`.draw` / :mod:`.splat` -- the pure, painter-ordered agent rasteriser (+ id masks).
 * :mod:`.map_layer` -- lanes, road lines / edges, crosswalks, traffic lights.

@@ -35,6 +35,7 @@ from typing import Tuple
 import numpy as np
 
 from mad_sim.errors import RenderError
+from mad_sim.render.clip import clip_parameters
 
 def apply_affine(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """``points [..., 3] @ rotation.T + translation`` with elementwise arithmetic.
@@ -363,7 +364,7 @@ class Camera:
         shape = a_in.shape[:-1]
         a = a_in.reshape(-1, 3)
         b = b_in.reshape(-1, 3)
-        keep, cross, s0, s1 = self._clip_parameters(self._plane_distances(a), self._plane_distances(b))
+        keep, cross, s0, s1 = clip_parameters(self._plane_distances(a), self._plane_distances(b))
         out_a = a.copy()
         out_b = b.copy()
         if cross.size:
@@ -381,7 +382,7 @@ class Camera:
         Same arithmetic, so the same bits; 1-D columns avoid strided ``[S, 3]`` access.  Returns
         ``(a', b', keep [S] bool)`` with ``a'``, ``b'`` new coordinate triples.
         """
-        keep, cross, s0, s1 = self._clip_parameters(self.plane_distances_xyz(*a), self.plane_distances_xyz(*b))
+        keep, cross, s0, s1 = clip_parameters(self.plane_distances_xyz(*a), self.plane_distances_xyz(*b))
         out_a, out_b = [c.copy() for c in a], [c.copy() for c in b]
         if cross.size:
             for k in range(3):
@@ -390,37 +391,6 @@ class Camera:
                 out_a[k][cross] = pa + s0 * d
                 out_b[k][cross] = pa + s1 * d
         return tuple(out_a), tuple(out_b), keep
-
-    def _clip_parameters(self, da: Tuple[np.ndarray, ...], db: Tuple[np.ndarray, ...]
-                         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Liang-Barsky from the endpoints' plane distances (five [S] arrays each).
-
-        Returns ``(keep [S] bool, cross [C] indices of kept segments that cross a plane, s0 [C], s1 [C])``:
-        the visible part of segment ``cross[i]`` is ``a + s (b - a)`` for ``s0[i] <= s <= s1[i]``.
-        """
-        # Entirely outside one plane: rejected before any division.
-        out = (da[0] < 0) & (db[0] < 0)
-        for k in range(1, 5):
-            out |= (da[k] < 0) & (db[k] < 0)
-        keep = ~out
-        # Segments with both ends inside every plane pass unchanged.
-        inside = (da[0] >= 0) & (db[0] >= 0)
-        for k in range(1, 5):
-            inside &= (da[k] >= 0) & (db[k] >= 0)
-        cross = np.flatnonzero(keep & ~inside)
-        s0 = np.zeros(cross.size)
-        s1 = np.ones(cross.size)
-        if cross.size:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                for k in range(5):
-                    pa, pb = da[k][cross], db[k][cross]
-                    s = pa / (pa - pb)
-                    s0 = np.where((pa < 0) & (pb >= 0), np.maximum(s0, s), s0)
-                    s1 = np.where((pb < 0) & (pa >= 0), np.minimum(s1, s), s1)
-            ok = s0 <= s1
-            keep[cross[~ok]] = False
-            cross, s0, s1 = cross[ok], s0[ok], s1[ok]
-        return keep, cross, s0, s1
 
     def project_segments(self, a_vehicle: np.ndarray, b_vehicle: np.ndarray
                          ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
