@@ -11,6 +11,13 @@ camera moves and so carry the ego's odometry.
 
 Drawing order (back to front): crosswalks, road edges, road lines, lanes,
 lane dots, traffic-light poles; agents are drawn after the map.
+
+:func:`draw_map` works on a whole clip at once: a coarse ground-plane cull
+per (frame, segment) pair in cache-sized frame blocks, then the camera
+transform, frustum clip and projection of the surviving pairs as contiguous
+coordinate columns, then one ``cv2.polylines`` call per (frame, style) with
+consecutive segments that share an endpoint chained into polylines
+(:func:`chain_segments`; same pixels, far fewer arrays for OpenCV to convert).
 """
 
 from __future__ import annotations
