@@ -146,6 +146,7 @@ def _box_video(args: argparse.Namespace, scenario, vp: int, present: int, camera
         return None, np.zeros(0, np.int64)
     from mad_sim.model.object_control import MAX_SLOTS, box_video_from_trajectory, choose_controlled_agents
 
+    shift = _parse_shift(args.boxes_shift)
     tr = scenario.tracks
     steps = np.arange(present + 1, present + 1 + args.frames)
     if steps[-1] >= scenario.num_steps or not tr.valid[vp, steps].all():
@@ -169,7 +170,6 @@ def _box_video(args: argparse.Namespace, scenario, vp: int, present: int, camera
         if not tr.valid[agents][:, steps].any(1).all():
             raise DataError(f"--boxes-agents: track(s) {agents[~tr.valid[agents][:, steps].any(1)].tolist()} have no "
                             f"valid logged step in the forecast span", path=args.scenario)
-    shift = _parse_shift(args.boxes_shift)
     if shift.any():
         import copy
 

@@ -83,15 +83,17 @@ def test_generate_pose_with_box_control(womd_path, tmp_path, capsys):
 
     save_lora(model.backbone.transformer, "motion", lora, prefix="transformer")
     out = tmp_path / "boxes.gif"
-    assert main(base + ["--lora", str(lora), "--boxes-agents", "auto", "--boxes-shift", "0,3.5", "--compare",
-                        "--out", str(out)]) == 0
+    at128 = ["--size", "128", "128"]  # at 64x64 no car fills 8 pixels of its box over the SDC's whole forecast
+    assert main(base + at128 + ["--lora", str(lora), "--boxes-agents", "auto", "--boxes-shift", "0,3.5", "--compare",
+                                "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 1 <= len(summary["boxes_agents"]) <= 3 and summary["boxes_shift_m"] == [0.0, 3.5]
     assert 0.0 <= summary["follow_iou"] <= 1.0
-    assert iio.imread(out, index=None).shape[:3] == (9, 64, 4 * 64)  # log | forecast | boxes | ego
+    assert iio.imread(out, index=None).shape[:3] == (9, 128, 4 * 128)  # log | forecast | boxes | ego
     for extra, message in ((["--boxes-shift", "1,2"], "needs --boxes-agents"),
                            (["--boxes-agents", "3,x"], "expected track indices"),
                            (["--boxes-agents", str(summary["viewpoint"])], "other than the viewpoint"),
-                           (["--boxes-agents", "auto", "--boxes-shift", "1"], "two finite numbers")):
+                           (["--boxes-agents", "auto", "--boxes-shift", "1"], "two finite numbers"),
+                           (["--boxes-agents", "auto"], "no vehicle is visible")):
         assert main(base + ["--no-lora", "--out", str(tmp_path / "e.gif")] + extra) == 2
         assert message in capsys.readouterr().err

@@ -58,7 +58,9 @@ def test_forecast_reads_the_box_video(tiny_model, womd_clip, make_gen):
     sc = load_scenario(data_file("womd/womd_scenario_input.tfrecord"))
     cam = PoseRenderer(64, 64).camera
     steps = np.arange(11, 20)
-    agents = choose_controlled_agents(sc.tracks, sc.object_types, sc.sdc_index, steps, cam, np.random.default_rng(0))
+    agents = choose_controlled_agents(sc.tracks, sc.object_types, sc.sdc_index, steps, cam, np.random.default_rng(0),
+                                      min_pixels=2)  # small cars at 64x64
+    assert agents.size
     boxes = box_video_from_trajectory(sc.tracks, sc.sdc_index, agents, steps, cam)
     tiny_model.add_adapter("motion", rank=4)
     mp = MotionPredictor(tiny_model)
