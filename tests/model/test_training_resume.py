@@ -42,7 +42,7 @@ def _cfg(out, stage: str, steps: int = 4, **kw) -> TrainConfig:
 
 @pytest.mark.parametrize("stage", ["vae", "motion"])
 def test_resume_is_bit_exact(stage, clip_cache, tmp_path):
-    straight = train(_cfg(tmp_path / "a", stage), cache=clip_cache, progress=False)
+    assert train(_cfg(tmp_path / "a", stage), cache=clip_cache, progress=False).steps == 4
     half = train(_cfg(tmp_path / "b", stage), cache=clip_cache, progress=False, stop_after=2)
     assert half.steps == 2 and half.exported == {}
     resumed = train(_cfg(tmp_path / "b", stage), cache=clip_cache, progress=False, resume=True)
