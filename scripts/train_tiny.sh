@@ -1,32 +1,40 @@
 #!/usr/bin/env bash
 # Reproduce the shipped tiny weights (mad_sim/weights/tiny*.safetensors + MODEL_CARD.md).
 #
-# One CPU thread per run (the machines have 2 cores); each stage writes
-# runs/tiny/<stage>/{checkpoints,losses.json,loss.png,final/}. An interrupted
-# stage continues bit-exactly with the same command plus --resume.
+# Each stage writes runs/tiny/<stage>/{checkpoints,losses.json,loss.png,final/};
+# an interrupted stage continues bit-exactly with the same command plus --resume.
 #
-#   scripts/train_tiny.sh            base + motion, then evaluate + ship
+#   scripts/train_tiny.sh                 vae, base, motion, appearance; evaluate; ship
+#   STAGES="motion" scripts/train_tiny.sh one stage (the others' finals must exist)
 #
-# The tiny VAE is the preset's seeded random init (see MODEL_CARD.md: the
-# from-scratch VAE runs of configs/train/tiny_vae.yaml collapsed); add "vae"
-# to STAGES and init_vae to tiny_base.yaml to use a trained one.
-#   STAGES="motion" scripts/train_tiny.sh
+# As shipped: the VAE ran 1,250 steps of a 5,000-step schedule on one thread,
+# then was resumed (`--resume --steps 9000 --threads 2`) once the machine had
+# a free core; base used 2 threads; motion and appearance ran side by side on
+# one thread each.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export OMP_NUM_THREADS=1
-STAGES="${STAGES:-base motion}"
+STAGES="${STAGES:-vae base motion appearance}"
 for stage in $STAGES; do
-  if [ "$stage" = base ]; then
-    # what the shipped run did: 200 steps of the 700-step schedule, then (the
-    # shared machine was slower than planned) resumed with a 400-step schedule
-    mad-sim -v train base --config configs/train/tiny_base.yaml --stop-after 200 --no-progress
-    mad-sim -v train base --config configs/train/tiny_base.yaml --resume --steps 400 --no-progress
-  else
-    mad-sim -v train "$stage" --config "configs/train/tiny_${stage}.yaml" --no-progress
-  fi
+  case "$stage" in
+    vae)  mad-sim -v train vae --config configs/train/tiny_vae.yaml --steps 9000 --threads 2 --no-progress ;;
+    base) mad-sim -v train base --config configs/train/tiny_base.yaml --threads 2 --no-progress ;;
+    motion) OMP_NUM_THREADS=1 mad-sim -v train motion --config configs/train/tiny_motion.yaml --no-progress ;;
+    appearance)
+      OMP_NUM_THREADS=1 python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.yaml --no-progress
+      OMP_NUM_THREADS=1 python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.yaml \
+        --targeted-noise false --output-dir runs/tiny/appearance_no_tn --no-progress ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+  esac
 done
-# held-out evaluation (denoising loss base vs motion adapter) + a forecast video, outside the repo
+# held-out evaluations (outside the repo), then ship the weights and write the model card
 python -m mad_sim.model.evaluation --backbone runs/tiny/base/final/tiny.safetensors \
   --lora runs/tiny/motion/final/tiny_motion.safetensors --config configs/train/tiny_motion.yaml \
   --out runs/tiny/eval
-python -m mad_sim.model.model_card --runs runs/tiny --out mad_sim/weights --evaluation runs/tiny/eval/motion_eval.json
+python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.yaml \
+  --score targeted_noise=runs/tiny/appearance/final/tiny_appearance.safetensors \
+  no_targeted_noise=runs/tiny/appearance_no_tn/final/tiny_appearance.safetensors --out runs/tiny/appearance_eval
+python -m mad_sim.model.model_card --runs runs/tiny --out mad_sim/weights --evaluation runs/tiny/eval/motion_eval.json \
+  --appearance runs/tiny/appearance_eval/scores.json
+python -c "from mad_sim.model.appearance_train import ship_adapter; \
+ship_adapter('runs/tiny/appearance/final/tiny_appearance.safetensors', 'mad_sim/weights/tiny_appearance.safetensors', \
+'mad_sim/weights/tiny.safetensors')"

@@ -130,26 +130,82 @@ def _data_section(cfg: dict) -> str:
 
 
 def _vae_text(summaries: Dict[str, dict]) -> str:
-    base_cfg = (summaries.get("base") or {}).get("config") or {}
-    if base_cfg.get("init_vae"):
-        return ("- `vae`: `AutoencoderKLLTXVideo` (32x space, 8x time) trained from scratch; edge-weighted\n"
-                "  L1 + L2 reconstruction and a small KL; deterministic latents (posterior mean).\n"
-                "  Per-channel latent mean/std are stored in `latents_mean` / `latents_std`.")
-    return ("- VAE: **not trained**. The shipped `vae.*` weights are the preset's seeded random\n"
-            "  initialisation (`load_backbone('tiny', weights='random', seed=0)`), frozen, with\n"
-            "  per-channel latent mean/std fitted on training clips (`fit_latent_stats`). Our\n"
-            "  from-scratch VAE runs (`configs/train/tiny_vae.yaml`, L1, L1+L2, multi-scale,\n"
-            "  lr 1e-4..3e-3, encoder frozen or not) all collapsed within a few hundred steps:\n"
-            "  the decoder learned the mean pose image and stopped depending on the latent\n"
-            "  (thin lines at varying positions on black give it no gradient towards\n"
-            "  using the code). A random 32x/8x conv encoder still keeps the coarse layout,\n"
-            "  so the transformer and the adapter learn in its latent space and the\n"
-            "  denoising losses below are meaningful, but **decoded videos are not\n"
-            "  readable**: the random decoder cannot invert the encoder.")
+    vae = summaries.get("vae")
+    if not vae:
+        return ("- VAE: **not trained**: the shipped `vae.*` weights are the preset's seeded random\n"
+                "  initialisation with per-channel latent mean/std fitted on training clips; decoded\n"
+                "  videos are not readable.")
+    ev = vae.get("eval_last") or {}
+    cfg = vae.get("config") or {}
+    loss = cfg.get("vae_loss") or {}
+    scores = (f"  Held-out reconstruction at the last checkpoint (8 clips of the held-out scenario, "
+              f"first {cfg.get('frames', 9)} frames): pose PSNR {ev.get('eval_psnr', float('nan')):.2f} dB, "
+              f"line recall {ev.get('eval_recall', float('nan')):.3f} / precision {ev.get('eval_precision', float('nan')):.3f} "
+              f"(`mad_sim/model/vae_metrics.py`), ego-motion PSNR {ev.get('eval_ego_psnr', float('nan')):.2f} dB")
+    if "eval_rgb_psnr" in ev:
+        scores += f", dashcam RGB PSNR {ev['eval_rgb_psnr']:.2f} dB (held-out quarter of the video)"
+    return ("- `vae`: `AutoencoderKLLTXVideo` in the LTX-Video 0.9.5 design (32x space, 8x time;\n"
+            "  space<->depth shortcuts in its samplers, see `presets.TINY_VAE`) trained from scratch\n"
+            f"  on pose ({1 - loss.get('ego_fraction', 0) - loss.get('rgb_fraction', 0):.0%}), ego-motion "
+            f"({loss.get('ego_fraction', 0):.0%}) and dashcam RGB ({loss.get('rgb_fraction', 0):.0%}) windows;\n"
+            "  edge-weighted L1 + L2 and a small KL; deterministic latents (posterior mean); per-channel\n"
+            "  latent mean/std stored in `latents_mean` / `latents_std`. The 0.9.0 design (strided convs\n"
+            "  only) collapsed to the mean image in every from-scratch run.\n" + scores + ".")
+
+
+def _boxes_text(summaries: Dict[str, dict]) -> str:
+    task = ((summaries.get("motion") or {}).get("config") or {}).get("task") or {}
+    p = task.get("p_boxes", 0.0)
+    if not p:
+        return ""
+    return (f"; with probability {p} a sample also gets the box video of 1-3 controlled\n"
+            "  vehicles (object control, `mad_sim/model/object_control.py`)")
+
+
+def _appearance_text(scores: dict, summary: Optional[dict]) -> str:
+    """The appearance adapter's section from ``appearance_train --score``'s ``scores.json``."""
+    def row(name: str, label: str) -> str:
+        d = scores[name]
+        return (f"| {label} | {d['eval_loss']:.4f} | {d['eval_loss_perturbed_pose']:.4f} | "
+                f"{d['psnr']:.2f} / {d['ssim']:.3f} | {d['psnr_perturbed']:.2f} / {d['ssim_perturbed']:.3f} |")
+    rows = [row("untrained", "untrained (the base)")]
+    rows += [row(k, lbl) for k, lbl in (("targeted_noise", "targeted noise (shipped)"),
+                                        ("no_targeted_noise", "ablation: no targeted noise")) if k in scores]
+    ceiling = scores.get("vae_ceiling") or {}
+    train = ""
+    if summary:
+        train = (f"- Training: {summary['steps']} steps, batch {summary['batch_size']}, AdamW lr {summary['lr']}, "
+                 f"train loss {summary['first_loss']} -> {summary['final_loss']}, {summary['minutes']} wall minutes.\n")
+    return f"""
+## Appearance adapter (`tiny_appearance.safetensors`)
+
+LoRA `appearance` (rank 32, alpha 32, the preset's six target projections) on
+the frozen shipped backbone (metadata `trained_on_backbone_sha256`; a test fails
+when the backbone is re-shipped without retraining the adapter). Pose video as
+clean reference tokens, the first RGB frame (p = 0.5 in training) as the hard
+condition of frame 0, targeted noise on the pose latents (patches with >= 5%
+non-black pixels, `s ~ U(0, 0.3)`).
+
+- Data: paired clips of `video/solidWhiteRight.mp4` with pose videos from the
+  classical extractor (`mad_sim/model/pose_extract.py`), 17 frames at 10 Hz,
+  128x128; {scores.get('held_out_clips', '?')} held-out clips from the last 25% of the video.
+{train}- Held-out scores ({scores.get('sampler_steps', '?')} sampler steps, first frame given and not scored): flow-matching
+  loss with clean and forecast-perturbed pose videos, PSNR (dB) / SSIM of the synthesized frames:
+
+| adapter | loss, clean poses | loss, perturbed poses | PSNR / SSIM | PSNR / SSIM, perturbed |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+  The VAE's own encode -> decode of the held-out clips: PSNR {ceiling.get('psnr', float('nan')):.2f} dB,
+  SSIM {ceiling.get('ssim', float('nan')):.3f} (the ceiling of any adapter on this backbone).
+- Reproduce: `python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.yaml`
+  (ablation arm: `--targeted-noise false --output-dir runs/tiny/appearance_no_tn`; scores and
+  real | pose | synthesized images: `--score targeted_noise=... no_targeted_noise=... --out runs/tiny/appearance_eval`).
+"""
 
 
 def write_model_card(runs: PathLike, out: PathLike, shipped: Dict[str, Path], evaluation: Optional[dict] = None,
-                     command: str = "scripts/train_tiny.sh") -> Path:
+                     command: str = "scripts/train_tiny.sh", appearance: Optional[dict] = None) -> Path:
     """Write ``<out>/MODEL_CARD.md`` from the runs under ``runs`` (folders vae/, base/, motion/)."""
     runs = Path(runs)
     summaries = {s: run_summary(runs / s) for s in STAGES if (runs / s / "losses.json").is_file()}
@@ -180,11 +236,11 @@ The embedded default of mad-sim: the LTX-Video architecture scaled down
 project's 2-core CPU machines because no pretrained tiny video model exists:
 a base video model (stand-in for a pretrained backbone), then the `motion`
 LoRA adapter on top of the frozen base, the way MAD adapts a pretrained
-LTX-Video. It is a smoke-test-scale model trained for minutes on shared
-CPUs: it exercises every code path and lets the adapter's effect be
-measured in latent space; it is not a useful driving simulator and its
-decoded videos are not readable (see the VAE note). Use `ltx-2b` / `ltx-13b`
-with real weights for quality.
+LTX-Video. It is a smoke-test-scale model trained for about an hour on
+2-core CPUs: it exercises every code path, and its forecasts and camera
+frames are blurry sketches of a scene (see the held-out scores below), not a
+useful driving simulator. Use `ltx-2b` / `ltx-13b` with real weights for
+quality.
 
 ## Files
 
@@ -220,12 +276,9 @@ evaluation.
 
 {_vae_text(summaries)}
 - `base`: the whole transformer, flow matching on the future pose video
-  latents, unconditional or conditioned on the present frame (50/50).
-  Schedule as run: 200 steps of a 700-step cosine schedule, then resumed
-  (`--resume --steps 400`) on a 400-step schedule because the shared machine
-  ran at a third of the planned speed.
+  latents, unconditional or conditioned on the present frame (50/50), VAE frozen.
 - `motion`: rank-limited LoRA on the frozen base; tasks pose history ->
-  future and pose history + ego-motion video -> future, 50/50 per sample.
+  future and pose history + ego-motion video -> future, 50/50 per sample{_boxes_text(summaries)}.
 - All runs: AdamW, cosine schedule with linear warm-up, gradient clipping at
   1.0, one CPU thread (`threads: 1`), seed 0, on a machine shared with other
   jobs (wall minutes are inflated by that load; the one-off encoding of all
@@ -241,6 +294,9 @@ evaluation.
 first run under `~/.cache/mad-sim/clips`; then
 `python -m mad_sim.model.model_card --runs runs/tiny --out mad_sim/weights`.)
 """
+    if appearance:
+        app_run = runs / "appearance"
+        text += _appearance_text(appearance, run_summary(app_run) if (app_run / "losses.json").is_file() else None)
     path = Path(out) / "MODEL_CARD.md"
     write_text_atomic(path, text)
     path.chmod(0o644)
@@ -259,11 +315,14 @@ def decoder_tensors(vae_file: PathLike) -> Dict[str, torch.Tensor]:
 
 
 def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Optional[PathLike] = None,
-         vae_decoder: Optional[PathLike] = None) -> Dict[str, Path]:
+         vae_decoder: Optional[PathLike] = None, appearance: Optional[PathLike] = None) -> Dict[str, Path]:
     """Copy the final exports to ``out`` (backbone int8 + float16, adapters float16) and write the model card.
 
     ``vae_decoder``: a decoder-only VAE run's weights to put in place of the
     backbone's decoder (the encoder, hence the latent space, is unchanged).
+    ``appearance``: the appearance adapter's ``scores.json`` (``appearance_train --score``)
+    for the card's appearance section (the adapter file itself is shipped by
+    ``appearance_train.ship_adapter``).
     """
     runs, out = Path(runs), Path(out)
     replace = decoder_tensors(vae_decoder) if vae_decoder else None
@@ -273,7 +332,8 @@ def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Option
     if motion.is_file():
         shipped["motion adapter"] = to_half(motion, out / f"{preset}_motion.safetensors")
     ev = json.loads(Path(evaluation).read_text()) if evaluation else None
-    card = write_model_card(runs, out, shipped, ev)
+    app = json.loads(Path(appearance).read_text()) if appearance else None
+    card = write_model_card(runs, out, shipped, ev, appearance=app)
     return {**shipped, "card": card}
 
 
@@ -284,8 +344,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--preset", default="tiny")
     p.add_argument("--evaluation", help="motion_eval.json from mad_sim.model.evaluation")
     p.add_argument("--vae-decoder", help="decoder-only VAE weights (file or checkpoint folder) to ship")
+    p.add_argument("--appearance", help="scores.json of appearance_train --score (the card's appearance section)")
     a = p.parse_args(argv)
-    files = ship(a.runs, a.out, a.preset, a.evaluation, a.vae_decoder)
+    files = ship(a.runs, a.out, a.preset, a.evaluation, a.vae_decoder, a.appearance)
     print(json.dumps({k: str(v) for k, v in files.items()}, indent=1))
     return 0
 

@@ -100,14 +100,13 @@ class VaeLossConfig:
       rgb_clips: the RGB clips' :class:`~mad_sim.model.appearance_clips.AppearanceClipSpec`
         fields (the same spec as the appearance stage's reuses its cache).
 
-    Learning rate: the tiny VAE trains at ``optim.lr`` 3e-4. At 1e-3 (AdamW)
-    we measured the clip-to-clip difference of the encoder's third block
-    output fall from 66% to 0.25% of its magnitude within 10 steps, and the
-    decoder then emits the mean image for every input, for good; at 3e-4 it
-    stays clip-dependent and reconstructs the lines. (Pose frames are mostly
-    black, i.e. -1: the input is nearly constant, and Adam moves every weight
-    by about ``lr`` per step, so each conv output drifts by up to ``lr x
-    fan-in`` per step, the same for every clip.)
+    Collapse (measured on the preset's former LTX 0.9.0-style VAE, strided
+    convs only): at lr 1e-3 the clip-to-clip difference of the encoder's third
+    block output fell from 66% to 0.25% of its magnitude within 10 steps and
+    the decoder emitted the mean image for every input from then on; at 3e-4
+    it survived on 8 clips but collapsed again within 500 steps on the whole
+    data set. The preset's VAE is now the 0.9.5 design, whose samplers carry a
+    parameter-free space<->depth shortcut (see ``presets.TINY_VAE``).
     """
 
     recon: Literal["l1", "l2", "l1+l2"] = "l1+l2"
