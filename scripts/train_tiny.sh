@@ -26,7 +26,7 @@ for stage in $STAGES; do
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
 done
-# held-out evaluations (outside the repo), then ship the weights and write the model card
+# held-out evaluations (outside the repo), then ship the weights (backbone, both adapters) and write the model card
 python -m mad_sim.model.evaluation --backbone runs/tiny/base/final/tiny.safetensors \
   --lora runs/tiny/motion/final/tiny_motion.safetensors --config configs/train/tiny_motion.yaml \
   --out runs/tiny/eval
@@ -35,6 +35,3 @@ python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.
   no_targeted_noise=runs/tiny/appearance_no_tn/final/tiny_appearance.safetensors --out runs/tiny/appearance_eval
 python -m mad_sim.model.model_card --runs runs/tiny --out mad_sim/weights --evaluation runs/tiny/eval/motion_eval.json \
   --appearance runs/tiny/appearance_eval/scores.json
-python -c "from mad_sim.model.appearance_train import ship_adapter; \
-ship_adapter('runs/tiny/appearance/final/tiny_appearance.safetensors', 'mad_sim/weights/tiny_appearance.safetensors', \
-'mad_sim/weights/tiny.safetensors')"

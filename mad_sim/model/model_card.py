@@ -280,9 +280,9 @@ evaluation.
 - `motion`: rank-limited LoRA on the frozen base; tasks pose history ->
   future and pose history + ego-motion video -> future, 50/50 per sample{_boxes_text(summaries)}.
 - All runs: AdamW, cosine schedule with linear warm-up, gradient clipping at
-  1.0, one CPU thread (`threads: 1`), seed 0, on a machine shared with other
-  jobs (wall minutes are inflated by that load; the one-off encoding of all
-  clips' latents, about 4 minutes, is not included).
+  1.0, seed 0, one or two CPU threads as in `scripts/train_tiny.sh`, on a
+  machine shared with other jobs (wall minutes are inflated by that load; the
+  one-off encoding of all clips' latents, about 2-4 minutes, is not included).
 {ev_txt}
 ## Reproduce
 
@@ -321,8 +321,9 @@ def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Option
     ``vae_decoder``: a decoder-only VAE run's weights to put in place of the
     backbone's decoder (the encoder, hence the latent space, is unchanged).
     ``appearance``: the appearance adapter's ``scores.json`` (``appearance_train --score``)
-    for the card's appearance section (the adapter file itself is shipped by
-    ``appearance_train.ship_adapter``).
+    for the card's appearance section; ``<runs>/appearance/final/<preset>_appearance.safetensors``,
+    when present, is shipped with the new backbone's sha256 in its metadata
+    (:func:`mad_sim.model.appearance_train.ship_adapter`).
     """
     runs, out = Path(runs), Path(out)
     replace = decoder_tensors(vae_decoder) if vae_decoder else None
@@ -331,6 +332,12 @@ def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Option
     motion = runs / "motion" / "final" / f"{preset}_motion.safetensors"
     if motion.is_file():
         shipped["motion adapter"] = to_half(motion, out / f"{preset}_motion.safetensors")
+    app_lora = runs / "appearance" / "final" / f"{preset}_appearance.safetensors"
+    if app_lora.is_file():
+        from mad_sim.model.appearance_train import ship_adapter
+
+        shipped["appearance adapter"] = ship_adapter(app_lora, out / f"{preset}_appearance.safetensors",
+                                                     shipped["backbone"])
     ev = json.loads(Path(evaluation).read_text()) if evaluation else None
     app = json.loads(Path(appearance).read_text()) if appearance else None
     card = write_model_card(runs, out, shipped, ev, appearance=app)

@@ -33,14 +33,25 @@ LTX_SCHEDULER: Dict[str, Any] = dict(
     base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1,
 )
 
-# Tiny: the LTX architecture scaled down (VAE 32x space / 8x time with one
-# resnet per level; transformer 8 heads x 64 = 512 wide, 8 layers, ~36M).
+# Tiny: the LTX architecture scaled down. The VAE is LTX-Video 0.9.5's design
+# (32x space / 8x time: 4x4 patches, then spatial, temporal and two
+# spatio-temporal 2x steps) with one resnet per level: its down- and
+# up-samplers add a parameter-free space<->depth shortcut to the learned conv,
+# so the latent always carries the input's layout. The 0.9.0 design (strided
+# convs only) trained from scratch on mostly-black pose videos lost its
+# dependence on the input within tens of steps and decoded the mean image for
+# every clip, at every learning rate we tried. Transformer 8 heads x 64 = 512
+# wide, 8 layers, ~36M.
 TINY_VAE: Dict[str, Any] = dict(
     in_channels=3, out_channels=3, latent_channels=128,
-    block_out_channels=(16, 32, 64, 128), decoder_block_out_channels=(16, 32, 64, 128),
-    layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1),
-    spatio_temporal_scaling=(True, True, True, False), decoder_spatio_temporal_scaling=(True, True, True, False),
+    block_out_channels=(16, 32, 64, 128, 128), down_block_types=("LTXVideo095DownBlock3D",) * 4,
+    layers_per_block=(1, 1, 1, 1, 1), downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+    spatio_temporal_scaling=(True, True, True, True),
+    decoder_block_out_channels=(32, 64, 128), decoder_layers_per_block=(1, 1, 1, 1),
+    decoder_spatio_temporal_scaling=(True, True, True), decoder_inject_noise=(False, False, False, False),
+    upsample_residual=(True, True, True), upsample_factor=(2, 2, 2),
     patch_size=4, patch_size_t=1, timestep_conditioning=False, encoder_causal=True, decoder_causal=False,
+    spatial_compression_ratio=32, temporal_compression_ratio=8,
 )
 TINY_TRANSFORMER: Dict[str, Any] = dict(
     in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=8, attention_head_dim=64,
