@@ -115,6 +115,21 @@ _KIND_VALUES = np.array([int(m) for m in MapKind])
 _TYPE_VALUES = np.array([int(ObjectType.VEHICLE), int(ObjectType.PEDESTRIAN), int(ObjectType.CYCLIST)])
 
 
+def nearest_first(d2: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    """The at most ``k`` entries of ``idx`` with the smallest squared distance ``d2[idx]``, nearest first.
+
+    Ties keep index order (stable sort), so the result does not depend on the partition's order.
+    """
+    if idx.size > k:
+        idx = idx[np.argpartition(d2[idx], k - 1)[:k]]
+    return idx[np.argsort(d2[idx], kind="stable")]
+
+
+def rotate_to_ego(c: float, s: float, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World-axis vectors ``(x, y)`` in the ego frame: ``R(-yaw0) (x, y)`` with ``c, s = cos yaw0, sin yaw0``."""
+    return c * x + s * y, -s * x + c * y
+
+
 def agent_features(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, size: np.ndarray,
                    types: np.ndarray, valid: np.ndarray, ego_index: int, ego_xy: np.ndarray, ego_yaw: float,
                    k: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -133,22 +148,16 @@ def agent_features(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, si
     idx = np.flatnonzero(cand)
     if idx.size == 0:
         return out, mask
-    if idx.size > k:
-        idx = idx[np.argpartition(d2[idx], k - 1)[:k]]
-    idx = idx[np.argsort(d2[idx], kind="stable")]
+    idx = nearest_first(d2, idx, k)
     n = idx.size
     c, s = np.cos(ego_yaw), np.sin(ego_yaw)
-    sx, sy = dx[idx], dy[idx]
     o = out[:n]
-    o[:, 0] = c * sx + s * sy
-    o[:, 1] = -s * sx + c * sy
+    o[:, 0], o[:, 1] = rotate_to_ego(c, s, dx[idx], dy[idx])
     h = heading[idx] - ego_yaw
     o[:, 2] = np.cos(h)
     o[:, 3] = np.sin(h)
     v = velocity[idx]
-    vx, vy = v[:, 0], v[:, 1]
-    o[:, 4] = c * vx + s * vy
-    o[:, 5] = -s * vx + c * vy
+    o[:, 4], o[:, 5] = rotate_to_ego(c, s, v[:, 0], v[:, 1])
     o[:, 6:8] = size[idx, :2]
     o[:, 8:11] = types[idx, None] == _TYPE_VALUES
     mask[:n] = 1
@@ -170,20 +179,13 @@ def roadgraph_features(points: RoadgraphPoints, ego_xy: np.ndarray, ego_yaw: flo
     dx = x - ego_xy[0]
     dy = y - ego_xy[1]
     d2 = dx * dx + dy * dy
-    idx = np.flatnonzero(d2 <= radius * radius)
-    if idx.size > p:
-        idx = idx[np.argpartition(d2[idx], p - 1)[:p]]
-    idx = idx[np.argsort(d2[idx], kind="stable")]
+    idx = nearest_first(d2, np.flatnonzero(d2 <= radius * radius), p)
     n = idx.size
     c, s = np.cos(ego_yaw), np.sin(ego_yaw)
-    sx, sy = dx[idx], dy[idx]
     o = out[:n]
-    o[:, 0] = c * sx + s * sy
-    o[:, 1] = -s * sx + c * sy
+    o[:, 0], o[:, 1] = rotate_to_ego(c, s, dx[idx], dy[idx])
     u = points.direction[idx]
-    ux, uy = u[:, 0], u[:, 1]
-    o[:, 2] = c * ux + s * uy
-    o[:, 3] = -s * ux + c * uy
+    o[:, 2], o[:, 3] = rotate_to_ego(c, s, u[:, 0], u[:, 1])
     o[:, 4:] = points.kinds[idx, None] == _KIND_VALUES
     mask[:n] = 1
     return out, mask
