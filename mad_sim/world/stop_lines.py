@@ -1,0 +1,122 @@
+"""Signals and stop signs for the IDM drivers: stop lines as standing obstacles.
+
+A stop line on a driver's path (path arclength ``L``, m) acts as a standing
+obstacle placed so that the driver stops with its front bumper
+``stop_margin`` metres short of the line: with ``front`` the path arclength
+of the front bumper, ``d = L - stop_margin - front`` is the distance left and
+the IDM (:func:`~mad_sim.world.idm_law.idm_accel`) is evaluated with gap
+``d + s0`` and approach rate ``dv = v`` (the obstacle stands still).
+
+* Signals (:mod:`mad_sim.world.controls`, the log's state at the simulated
+  step): in a stop state (STOP, ARROW_STOP, CAUTION, ARROW_CAUTION) the
+  driver stops if the constant deceleration needed, ``v^2 / (2 d)``, is at
+  most ``signal_decel``; otherwise (too close, the dilemma zone) it goes on.
+  Once it has decided to stop (committed) it stays stopped until the state
+  changes.
+* Stop signs (and FLASHING_STOP): the driver stops at the line; once it has
+  stood (speed below ``stop_speed``) within ``stop_reach`` metres of the stop
+  position, that stop sign is served and the driver proceeds.
+
+Served and committed lanes are kept per agent by the policy across calls
+(tables ``agent -> set of lane indices``).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Set
+
+import numpy as np
+
+from mad_sim.world.controls import SIGN_STATES, STOP_STATES, TrafficControls
+from mad_sim.world.idm_law import IDMParams, idm_accel
+from mad_sim.world.lanes import PathStore
+
+__all__ = ["StopLines"]
+
+
+class StopLines:
+    """Stop lines on the drivers' paths for one :meth:`mad_sim.world.idm.IDM.advance` call.
+
+    Per driver and lane slot on its path (``[D, J]``): the stop line's path arclength (m), whether it
+    is a signal (its state column in ``controls``, -1: none) or a stop sign, and the served / committed
+    flags read from the policy's tables ``served`` / ``committed`` (agent -> lanes) at construction.
+    ``served`` is updated in place by :meth:`commit`, which returns the new committed table.
+    """
+
+    def __init__(self, params: IDMParams, controls: TrafficControls, drivers: np.ndarray, store: PathStore,
+                 served: Dict[int, Set[int]], committed: Dict[int, Set[int]]) -> None:
+        self.p, self.controls = params, controls
+        self._served_table, self._committed_table = served, committed
+        lanes = store.lanes[drivers]
+        has = lanes >= 0
+        ln = np.where(has, lanes, 0)
+        self.drivers, self.lanes = drivers, lanes
+        self.col = np.where(has, controls.signal_col[ln], -1)
+        self.sig_s = store.lane_s0[drivers] + controls.signal_u[ln]
+        self.sign_s = np.where(has, store.lane_s0[drivers] + controls.sign_u[ln], np.nan)
+        self.any = bool((self.col >= 0).any() or np.isfinite(self.sign_s).any())
+        self.served = self._flags(served)
+        self.committed = self._flags(committed)
+        self._sign_active = np.zeros(lanes.shape, bool)
+
+    def _flags(self, table: Dict[int, Set[int]]) -> np.ndarray:
+        """[D, J] bool: lane slot (d, j) is in ``table[driver d]``."""
+        out = np.zeros(self.lanes.shape, bool)
+        if self.any and table:
+            for r in np.flatnonzero(np.isin(self.drivers, list(table))):
+                out[r] = np.isin(self.lanes[r], list(table[int(self.drivers[r])]))
+        return out
+
+    def accel(self, t: int, front: np.ndarray, v: np.ndarray, v0: np.ndarray) -> np.ndarray:
+        """[D] IDM acceleration (m/s^2) towards the nearest active stop line (inf where none).
+
+        ``t``: log step whose signal states apply; ``front``: [D] m, path arclength of the front
+        bumpers; ``v`` / ``v0``: [D] m/s, speeds and desired speeds.
+        """
+        out = np.full(front.shape, np.inf)
+        if not self.any:
+            return out
+        p = self.p
+        states = self.controls.state_at(t)
+        st = np.where(self.col >= 0, states[np.maximum(self.col, 0)] if states.size else 0, -1)
+        dist_sig = self.sig_s - p.stop_margin - front[:, None]
+        red = (self.col >= 0) & np.isin(st, STOP_STATES) & (self.sig_s > front[:, None])
+        comfy = v[:, None] ** 2 <= 2.0 * p.signal_decel * np.maximum(dist_sig, 0.0)
+        stop_sig = red & (self.committed | comfy) & (dist_sig < p.lookahead)
+        self.committed = stop_sig | (self.committed & red)
+        flashing = (self.col >= 0) & np.isin(st, SIGN_STATES)
+        sign_line = np.where(np.isfinite(self.sign_s), self.sign_s, np.where(flashing, self.sig_s, np.nan))
+        dist_sign = sign_line - p.stop_margin - front[:, None]
+        self._sign_active = (np.isfinite(sign_line) & ~self.served & (sign_line > front[:, None] - 0.5)
+                             & (dist_sign < p.lookahead))
+        d = np.where(stop_sig, dist_sig, np.inf)
+        d = np.minimum(d, np.where(self._sign_active, dist_sign, np.inf)).min(1)
+        self._sign_line = sign_line
+        has = np.isfinite(d)
+        if has.any():
+            out[has] = idm_accel(v[has], v0[has], np.maximum(d[has], 0.0) + p.min_gap, v[has], p)
+        return out
+
+    def after_move(self, front: np.ndarray, v: np.ndarray) -> None:
+        """Mark stop signs served where the driver now stands at the line (``front`` [D] m, ``v`` [D] m/s)."""
+        if not self.any or not self._sign_active.any():
+            return
+        p = self.p
+        remaining = self._sign_line - p.stop_margin - front[:, None]
+        standing = (v[:, None] < p.stop_speed) & (remaining <= p.stop_reach)
+        self.served |= self._sign_active & standing
+
+    def commit(self) -> Dict[int, Set[int]]:
+        """Add the served flags to the ``served`` table (in place); return the committed table to keep.
+
+        Without any stop line on the paths both tables are left as they were.
+        """
+        if not self.any:
+            return self._committed_table
+        served = self._served_table
+        for i, m in zip(self.drivers[np.nonzero(self.served)[0]].tolist(), self.lanes[self.served].tolist()):
+            served.setdefault(i, set()).add(m)
+        committed: Dict[int, Set[int]] = {}
+        for i, m in zip(self.drivers[np.nonzero(self.committed)[0]].tolist(), self.lanes[self.committed].tolist()):
+            committed.setdefault(i, set()).add(m)
+        return committed
