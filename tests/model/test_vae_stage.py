@@ -1,0 +1,53 @@
+"""The ``vae`` stage's data mix (pose / ego-motion / dashcam RGB windows) and its held-out scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mad_sim.errors import ConfigError
+from mad_sim.model.train_stages import VaeStage
+from mad_sim.model.training import VaeLossConfig
+from tests.conftest import data_file
+from tests.model.test_training_resume import _cfg, clip_cache  # noqa: F401  (fixture)
+
+RGB_CLIPS = {"frames": 9, "width": 64, "height": 64, "phases": 1, "mirror": False, "stride": 6, "eval_stride": 4}
+
+
+def _windows_of(video: np.ndarray, frames: int) -> list:
+    return [video[s:s + frames] for s in range(video.shape[0] - frames + 1)]
+
+
+def test_rgb_fraction_draws_dashcam_windows_and_scores_them(clip_cache, tmp_path) -> None:  # noqa: F811
+    data_file("video/solidWhiteRight.mp4")
+    cfg = _cfg(tmp_path, "vae", vae_loss={"rgb_fraction": 1.0, "ego_fraction": 0.0, "rgb_clips": RGB_CLIPS})
+    stage = VaeStage(cfg, clip_cache, "cpu")
+    rng = np.random.default_rng(0)
+    batch = clip_cache.indices("train")[:2]
+    windows = stage.sample_windows(batch, rng)
+    clips = stage._rgb()
+    train_windows = [w for k in clips.indices("train") for w in _windows_of(np.asarray(clips.rgb[k]), cfg.frames)]
+    for w in windows:  # every sample is a window of a train-split dashcam clip
+        assert any(np.array_equal(w, t) for t in train_windows)
+    loss, parts = stage.loss(batch, rng, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and set(parts) == {"l1", "l2", "kl"}
+    scores = stage.eval_loss()
+    assert {"eval_loss", "eval_psnr", "eval_recall", "eval_precision", "eval_ego_psnr", "eval_rgb_psnr"} <= set(scores)
+    assert all(np.isfinite(v) for v in scores.values())
+
+
+def test_pose_only_mix_never_opens_the_rgb_clips(clip_cache, tmp_path) -> None:  # noqa: F811
+    cfg = _cfg(tmp_path, "vae", vae_loss={"rgb_fraction": 0.0, "ego_fraction": 0.0})
+    stage = VaeStage(cfg, clip_cache, "cpu")
+    batch = clip_cache.indices("train")[:2]
+    windows = stage.sample_windows(batch, np.random.default_rng(0))
+    pose, _ = clip_cache.batch(batch)
+    for w, p in zip(windows, pose):
+        assert any(np.array_equal(w, t) for t in _windows_of(p, cfg.frames))
+    assert stage._rgb_clips is None and "eval_rgb_psnr" not in stage.eval_loss()
+
+
+def test_fractions_are_checked() -> None:
+    with pytest.raises(ConfigError, match="rgb_fraction"):
+        VaeLossConfig(ego_fraction=0.6, rgb_fraction=0.6)
