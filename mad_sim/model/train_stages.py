@@ -142,10 +142,10 @@ class VaeStage:
                 spec = AppearanceClipSpec(**self.cfg.vae_loss.rgb_clips)
             except TypeError as exc:
                 raise ConfigError(f"vae_loss.rgb_clips: {exc}") from exc
-            self._rgb_clips = AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=spec, progress=False))
             if spec.width != self.cache.spec.width or spec.height != self.cache.spec.height:
                 raise ConfigError(f"vae_loss.rgb_clips are {spec.width}x{spec.height}, the pose clips "
                                   f"{self.cache.spec.width}x{self.cache.spec.height}")
+            self._rgb_clips = AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=spec, progress=False))
         return self._rgb_clips
 
     def sample_windows(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -170,10 +170,12 @@ class VaeStage:
 
     def loss(self, batch: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> Tuple[torch.Tensor, Dict[str, float]]:
         x = videos_to_tensor(self.sample_windows(batch, rng), self.device)
-        return self._loss(x, gen)
+        loss, parts, _ = self._loss(x, gen)
+        return loss, parts
 
-    def _loss(self, x: torch.Tensor, gen: torch.Generator | None) -> Tuple[torch.Tensor, Dict[str, float]]:
-        """Edge-weighted reconstruction error of ``x`` [B, 3, F, H, W] (weights normalised per sample) + KL."""
+    def _loss(self, x: torch.Tensor, gen: torch.Generator | None) -> Tuple[torch.Tensor, Dict[str, float], torch.Tensor]:
+        """``(loss, parts, recon)``: edge-weighted reconstruction error of ``x`` [B, 3, F, H, W]
+        (weights normalised per sample) + KL, and the reconstruction itself."""
         lc = self.cfg.vae_loss
         posterior = self.module.encode(x).latent_dist
         z = posterior.mean
@@ -188,7 +190,7 @@ class VaeStage:
         rec = {"l1": l1, "l2": l2, "l1+l2": l1 + l2}[lc.recon]
         kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
         loss = rec + lc.kl_weight * kl
-        return loss, {"l1": float(l1.detach()), "l2": float(l2.detach()), "kl": float(kl.detach())}
+        return loss, {"l1": float(l1.detach()), "l2": float(l2.detach()), "kl": float(kl.detach())}, recon
 
     @torch.no_grad()
     def eval_loss(self, num_clips: int = 8) -> Dict[str, float]:
@@ -224,8 +226,9 @@ class VaeStage:
             recs = []
             for i in range(0, len(videos), 2):
                 x = videos_to_tensor(videos[i:i + 2], self.device)
-                losses.append(float(self._loss(x, None)[0]))
-                recs.append(video_to_uint8(vae.decode(vae.encode(x).latent_dist.mean).sample).cpu().numpy())
+                loss, _, recon = self._loss(x, None)  # posterior mean: the same reconstruction as inference
+                losses.append(float(loss))
+                recs.append(video_to_uint8(recon).cpu().numpy())
             rec = np.concatenate(recs)
             key = "" if name == "pose" else f"{name}_"
             out[f"eval_{key}psnr"] = psnr(np.asarray(videos), rec)
