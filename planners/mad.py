@@ -77,8 +77,11 @@ class MADPlannerSettings:
     max_resamples: int = 6
 
     def __post_init__(self) -> None:
+        from mad_sim.config_checks import require_frames_8k1
         from mad_sim.errors import ConfigError
 
+        require_frames_8k1("MAD planner: ", "history_frames", self.history_frames)
+        require_frames_8k1("MAD planner: ", "future_frames", self.future_frames, minimum=9)
         if not 0.0 < self.min_valid_fraction <= 1.0 or self.max_resamples < 0 or self.max_chunks < 1:
             raise ConfigError(f"MAD planner: min_valid_fraction={self.min_valid_fraction} must be in (0, 1], "
                               f"max_resamples={self.max_resamples} >= 0, max_chunks={self.max_chunks} >= 1")

@@ -96,3 +96,7 @@ def test_settings_are_checked():
         MADPlannerSettings(min_valid_fraction=0.0)
     with pytest.raises(ConfigError, match="max_resamples"):
         MADPlannerSettings(max_resamples=-1)
+    with pytest.raises(ConfigError, match="future_frames"):
+        MADPlannerSettings(future_frames=16)
+    with pytest.raises(ConfigError, match="history_frames"):
+        MADPlannerSettings(history_frames=8)
