@@ -36,6 +36,7 @@ import torch
 from mad_sim.errors import CheckpointError, ShapeError
 from mad_sim.io import atomic_path
 from mad_sim.model.ltx import LTXDenoiser
+from mad_sim.model.onednn_conv import use_onednn_conv3d
 from mad_sim.model.presets import Preset, get_preset
 from mad_sim.model.text import build_text_encoder, build_tokenizer, encode_prompts
 
@@ -91,6 +92,7 @@ class Backbone:
         self.denoiser = LTXDenoiser(transformer, temporal_ratio=vae.temporal_compression_ratio,
                                     spatial_ratio=vae.spatial_compression_ratio, frame_rate=config.frame_rate)
         self._prompt_cache: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
+        use_onednn_conv3d(self.vae)  # batch-1 float32 CPU clips: 8-14x faster 3-D convolutions
         for m in (self.vae, self.text_encoder, self.denoiser):
             m.eval()
             m.requires_grad_(False)
