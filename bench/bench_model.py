@@ -104,6 +104,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from mad_sim.model import Condition, MADModel, load_backbone
+    from mad_sim.model.onednn_conv import OneDNNConv3d
     from mad_sim.model.sampling import denoise
 
     torch.manual_seed(0)
@@ -138,6 +139,14 @@ def main() -> None:
                                                    generator=g()), r, "denoise_s")
         z = denoise(bb.denoiser, bb.scheduler, shape, lat, e, m, steps=args.steps, generator=g())
         res["decode_s"] = _median(lambda: bb.decode_latents(z), r, "decode_s")
+        convs = [m for m in bb.vae.modules() if type(m) is OneDNNConv3d]
+        for m in convs:  # baseline: PyTorch's own dispatch (im2col slow_conv3d for these batch-1 shapes)
+            m.__class__ = torch.nn.Conv3d
+        res["baseline_encode_conditions_default_conv_s"] = _median(lambda: model.encode_conditions(conds), r,
+                                                                   "baseline_encode_conditions_default_conv_s")
+        res["baseline_decode_default_conv_s"] = _median(lambda: bb.decode_latents(z), r, "baseline_decode_default_conv_s")
+        for m in convs:
+            m.__class__ = OneDNNConv3d
         res["vae_encode_s_per_frame"] = res["encode_conditions_s"] / (args.history + f)
         res["vae_decode_s_per_frame"] = res["decode_s"] / f
         model.set_adapter(None)
@@ -172,6 +181,8 @@ def main() -> None:
 
     res["forecast_vs_pipeline"] = res["forecast_s"] / res["baseline_ltxpipeline_s"]
     res["lora_vs_full_step"] = res["lora_step_s"] / res["baseline_full_step_s"]
+    res["encode_vs_default_conv"] = res["encode_conditions_s"] / res["baseline_encode_conditions_default_conv_s"]
+    res["decode_vs_default_conv"] = res["decode_s"] / res["baseline_decode_default_conv_s"]
     res["lora_steps_per_s"] = 1.0 / res["lora_step_s"]
     res["target_forecast_s"] = 0.5
     res["target_lora_step_s"] = 0.15

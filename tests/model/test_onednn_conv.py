@@ -26,7 +26,7 @@ def _ops(fn) -> set[str]:
     return {e.key for e in prof.key_averages()}
 
 
-@pytest.mark.parametrize("kw", [dict(padding=(0, 1, 1)), dict(padding=1, stride=2), dict(padding=0, dilation=2)])
+@pytest.mark.parametrize("kw", [{"padding": (0, 1, 1)}, {"padding": 1, "stride": 2}, {"padding": 0, "dilation": 2}])
 def test_forward_matches_conv3d_and_runs_onednn(kw):
     plain, fast = _pair(**kw)
     x = torch.randn(1, 16, 9, 20, 20)
