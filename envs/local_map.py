@@ -24,7 +24,7 @@ import numpy as np
 
 from mad_sim.data.scenario import MapKind, RoadMap
 from mad_sim.envs.observation import RoadgraphPoints
-from mad_sim.world.geometry import MapSegments, feature_segments
+from mad_sim.world.road_distance import MapSegments, feature_segments
 
 
 def crop_roadmap(roadmap: RoadMap, center: np.ndarray, radius: float) -> RoadMap:
@@ -107,7 +107,7 @@ class MapIndex:
 
     def segments(self, feat: np.ndarray) -> MapSegments:
         """The :class:`MapSegments` of the sub-map of features ``feat`` [M] bool, in the order
-        :func:`~mad_sim.world.geometry.map_segments` gives for that sub-map (``lane_feature``
+        :func:`~mad_sim.world.road_distance.map_segments` gives for that sub-map (``lane_feature``
         holds indices into the FULL map and ``lane_s0`` is the full map's arclength, equal up to
         rounding)."""
         e = feat[self.edge_feature]
@@ -159,7 +159,7 @@ class LocalMap:
         """The lane / road-edge segments of the current crop (equal to ``map_segments(self.roadmap)``
         but for ``lane_feature`` / ``lane_s0``, see :meth:`MapIndex.segments`)."""
         if self._segments is None:
-            from mad_sim.world.geometry import map_segments
+            from mad_sim.world.road_distance import map_segments
 
             self._segments = map_segments(self.roadmap)
         return self._segments

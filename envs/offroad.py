@@ -1,6 +1,6 @@
 """The ego's signed road-edge distance, one point per step, without re-scanning the crop.
 
-:func:`mad_sim.world.geometry.road_edge_distance` is exact but built for many
+:func:`mad_sim.world.road_distance.road_edge_distance` is exact but built for many
 points at once: for a single point on a dense WOMD crop (about 1,200 edge and
 1,900 lane segments within 55 m) its bounding-box prefilters cost more than
 the answer.  :class:`RoadEdgeProbe` returns the SAME number for one point by
@@ -30,7 +30,8 @@ import numpy as np
 
 from mad_sim.envs.local_map import LocalMap
 from mad_sim.errors import ShapeError
-from mad_sim.world.geometry import MapSegments, segments_in_box, segments_cross, signed_road_distance, point_segment_distance
+from mad_sim.world.geometry import segments_cross, point_segment_distance
+from mad_sim.world.road_distance import MapSegments, segments_in_box, signed_road_distance
 
 WINDOW_SLACK_M = 6.0
 """The window's half side is ``R = max(e, l) + slack`` (m) with ``e`` / ``l`` the edge / lane distances
@@ -41,7 +42,7 @@ _RADIUS_M = 30.0  # the prefilter radius of road_edge_distance_details (its defa
 
 
 class RoadEdgeProbe:
-    """``signed(xy)``: :func:`~mad_sim.world.geometry.road_edge_distance` of one point on a
+    """``signed(xy)``: :func:`~mad_sim.world.road_distance.road_edge_distance` of one point on a
     :class:`~mad_sim.envs.local_map.LocalMap`'s current crop (m, positive off the road)."""
 
     def __init__(self, local: LocalMap, lane_half_width: float = 1.8, slack: float = WINDOW_SLACK_M) -> None:

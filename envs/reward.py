@@ -5,7 +5,7 @@ Metrics (all in ``info`` every step, whatever the weights):
 - ``collision``: the ego's box overlaps a valid agent's box (oriented-box test,
   :func:`mad_sim.world.geometry.overlap_matrix`).
 - ``offroad``: the ego's centre is more than ``offroad_margin`` metres beyond
-  the nearest road edge (:func:`mad_sim.world.geometry.road_edge_distance`,
+  the nearest road edge (:func:`mad_sim.world.road_distance.road_edge_distance`,
   positive = off the road; without road edges the lanes' corridors bound the
   road); never set on maps with neither road edges nor lanes.
 - ``progress``: metres gained this step along the *route*, the ego's logged

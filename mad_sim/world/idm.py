@@ -56,7 +56,7 @@ import numpy as np
 from mad_sim.data.frames import wrap_angle
 from mad_sim.data.scenario import DT, ObjectType, Scenario, Trajectory
 from mad_sim.world.controls import TrafficControls
-from mad_sim.world.geometry import map_segments
+from mad_sim.world.road_distance import map_segments
 from mad_sim.world.idm_law import MPH, IDMParams, idm_accel
 from mad_sim.world.lanes import LaneGraph, PathStore
 from mad_sim.world.leaders import PathGeometry, find_leaders

@@ -12,7 +12,8 @@ from mad_sim.data.procedural import generate_scenario
 from mad_sim.data.scenario import MapKind, ObjectType, SignalState
 from mad_sim.data.womd import write_scenarios
 from mad_sim.errors import ConfigError
-from mad_sim.world.geometry import overlap_matrix, road_edge_distance
+from mad_sim.world.geometry import overlap_matrix
+from mad_sim.world.road_distance import road_edge_distance
 
 KINDS = ["straight", "curve", "intersection"]
 

@@ -8,7 +8,7 @@ from mad_sim.data.procedural import generate_scenario
 from mad_sim.data.scenario import MapKind
 from mad_sim.envs.local_map import LocalMap, MapIndex, crop_roadmap
 from mad_sim.envs.offroad import RoadEdgeProbe
-from mad_sim.world.geometry import map_segments, road_edge_distance
+from mad_sim.world.road_distance import map_segments, road_edge_distance
 
 
 def _walk(rng: np.random.Generator, start: np.ndarray, steps: int, step_m: float) -> np.ndarray:

@@ -10,7 +10,7 @@ from mad_sim.envs.config import EnvConfig
 from mad_sim.envs.local_map import crop_roadmap
 from mad_sim.envs.observation import RoadgraphPoints, roadgraph_features
 from mad_sim.envs.reward import Route, StepMetrics, reward
-from mad_sim.world.geometry import road_edge_distance
+from mad_sim.world.road_distance import road_edge_distance
 
 
 def test_bicycle_scaling():

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from mad_sim.data import load_scenario
 from mad_sim.data.scenario import MapKind, ObjectType, RoadMap
-from mad_sim.world.geometry import (box_corners, interpolate_polyline, map_segments, overlap_matrix,
-                                    polyline_arclength, project_to_polyline, road_edge_distance,
-                                    road_edge_distance_details)
+from mad_sim.world.geometry import (box_corners, interpolate_polyline, overlap_matrix, polyline_arclength,
+                                    project_to_polyline)
+from mad_sim.world.road_distance import map_segments, road_edge_distance, road_edge_distance_details
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,7 +10,8 @@ import pytest
 from mad_sim.data import load_scenario
 from mad_sim.data.scenario import LaneInfo, MapKind, ObjectType, RoadMap, Scenario, TrafficLights, Trajectory
 from mad_sim.errors import ShapeError
-from mad_sim.world.geometry import overlap_matrix, road_edge_distance
+from mad_sim.world.geometry import overlap_matrix
+from mad_sim.world.road_distance import road_edge_distance
 from mad_sim.world.state import WorldState
 from mad_sim.world.traffic import IDM, ConstantVelocity, IDMParams, LogReplay, TrafficPolicy, idm_accel
 
