@@ -10,7 +10,16 @@ asserts on time):
   denoising and decoding; baseline: diffusers' stock ``LTXPipeline`` on the
   same components with no conditions. Target (issue 5): <= 0.5 s.
 * one LoRA (rank 32) training step at batch 1 on pre-encoded latents;
-  baseline: the same step training the whole transformer. Target: <= 0.15 s.
+  baseline: the same step training the whole transformer. Target: <= 0.15 s,
+  not met on the 2-core machines (0.19-0.27 s): the step is compute-bound.
+  Its 128 tokens (9-frame pose history, ego-motion video, 17-frame target)
+  through the ~36M-parameter transformer cost about 7.5 GFLOP forward and as
+  much again for the input gradients; the base model's matrix products, at
+  about 150 GFLOP/s on two threads, are half of the step, the LoRA products
+  (small, 80 modules) an eighth, element-wise ops a fifth (torch.profiler).
+  Tried: bfloat16 autocast 0.175 s, frozen weights stored in bfloat16 0.19 s
+  (its CPU attention backward is 3x slower), fused AdamW -4%,
+  ``torch.compile`` 0.21 s (after 55 s of compiling).
 * VAE encode / decode seconds per frame; switching adapters; the forecast
   with all-black pose tokens dropped, and under bfloat16 autocast (the
   learned agents' opt-in ``precision="bfloat16"``).  The VAE's batch-1
