@@ -128,6 +128,7 @@ class VaeStage:
             self.module.encoder.requires_grad_(False)
         self.cfg, self.cache, self.device = cfg, cache, device
         self._rgb_clips = None
+        self._rgb_vehicles = None  # [K, F, H, W] bool vehicle-box masks of the RGB clips (vehicle_weight > 0)
 
     def _unwrap(self) -> torch.nn.Module:
         m = self.module
@@ -148,12 +149,14 @@ class VaeStage:
             self._rgb_clips = AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=spec, progress=False))
         return self._rgb_clips
 
-    def sample_windows(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sample_windows(self, batch: np.ndarray, rng: np.random.Generator, vehicles: bool = False):
         """``[B, frames, H, W, 3]`` uint8: a random window of each clip's pose, ego-motion or RGB video.
 
         Each sample is an ego-motion window with probability ``ego_fraction``,
         a window of a random train-split dashcam RGB clip with probability
-        ``rgb_fraction``, else a pose window of clip ``batch[i]``.
+        ``rgb_fraction``, else a pose window of clip ``batch[i]``.  With
+        ``vehicles``, returns ``(windows, masks [B, frames, H, W] bool)``: the
+        RGB windows' vehicle-box masks (all False for pose / ego windows).
         """
         cfg, spec = self.cfg, self.cache.spec
         pose, ego = self.cache.batch(batch)
@@ -161,21 +164,35 @@ class VaeStage:
         start = rng.integers(0, spec.total_frames - cfg.frames + 1, size=len(batch))
         out = np.stack([(ego if u[i] < cfg.vae_loss.ego_fraction else pose)[i, s:s + cfg.frames]
                         for i, s in enumerate(start)])
+        masks = np.zeros(out.shape[:-1], bool)
         for i in np.flatnonzero(u >= 1.0 - cfg.vae_loss.rgb_fraction):
             clips = self._rgb()
             k = rng.choice(clips.indices("train"))
             s = rng.integers(0, clips.spec.frames - cfg.frames + 1)
             out[i] = clips.rgb[k, s:s + cfg.frames]
-        return out
+            if vehicles:
+                if self._rgb_vehicles is None:
+                    from mad_sim.model.appearance_vehicles import clip_vehicle_masks
+
+                    self._rgb_vehicles = clip_vehicle_masks(clips)
+                masks[i] = self._rgb_vehicles[k, s:s + cfg.frames]
+        return (out, masks) if vehicles else out
 
     def loss(self, batch: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> Tuple[torch.Tensor, Dict[str, float]]:
-        x = videos_to_tensor(self.sample_windows(batch, rng), self.device)
-        loss, parts, _ = self._loss(x, gen)
+        vw = self.cfg.vae_loss.vehicle_weight
+        if vw > 0:
+            windows, masks = self.sample_windows(batch, rng, vehicles=True)
+            extra = vw * torch.from_numpy(masks).to(self.device, torch.float32).unsqueeze(1)
+        else:
+            windows, extra = self.sample_windows(batch, rng), None
+        loss, parts, _ = self._loss(videos_to_tensor(windows, self.device), gen, extra)
         return loss, parts
 
-    def _loss(self, x: torch.Tensor, gen: torch.Generator | None) -> Tuple[torch.Tensor, Dict[str, float], torch.Tensor]:
+    def _loss(self, x: torch.Tensor, gen: torch.Generator | None,
+              extra_weight: torch.Tensor | None = None) -> Tuple[torch.Tensor, Dict[str, float], torch.Tensor]:
         """``(loss, parts, recon)``: edge-weighted reconstruction error of ``x`` [B, 3, F, H, W]
-        (weights normalised per sample) + KL, and the reconstruction itself."""
+        (weights normalised per sample; ``extra_weight`` [B, 1, F, H, W] is added to the
+        edge weights first, e.g. vehicle boxes) + KL, and the reconstruction itself."""
         lc = self.cfg.vae_loss
         posterior = self.module.encode(x).latent_dist
         z = posterior.mean
@@ -183,6 +200,8 @@ class VaeStage:
             z = z + lc.posterior_noise * posterior.std * torch.randn(z.shape, generator=gen).to(self.device)
         recon = self.module.decode(z).sample
         w = edge_weight_map(x, lc.bright_threshold, lc.edge_weight)
+        if extra_weight is not None:
+            w = w + extra_weight
         w = w / w.mean(dim=(1, 2, 3, 4), keepdim=True)  # each sample weighs the same, pose or RGB
         err = recon - x
         l1 = (w * err.abs()).mean()
