@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mad_sim.errors import ConfigError, PresetError, ShapeError
-from mad_sim.model.appearance import AppearanceSynthesizer, RGBChunkCache, check_prompt
+from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, RGBChunkCache, check_prompt
 from mad_sim.model.conditioning import pose_patch_mask, uint8_to_video
 from mad_sim.model.mad import MADModel
 
@@ -27,7 +27,7 @@ def synth():
 def pose_clip():
     """A real pose clip: the classical extractor on the first frames of the dashcam video, at 10 Hz."""
     from mad_sim.data.dashcam import read_video
-    from mad_sim.model.pose_extract import extract_pose_video, resize_frames
+    from mad_sim.model.appearance.pose_extract import extract_pose_video, resize_frames
     from tests.conftest import data_file
 
     frames, _ = read_video(data_file("video/solidWhiteRight.mp4"), max_frames=2 + 5 * (F - 1) // 2)
@@ -139,7 +139,7 @@ def test_shipped_appearance_adapter_fits_the_shipped_backbone():
     from safetensors import safe_open
 
     from mad_sim.model.backbone import shipped_weights
-    from mad_sim.model.appearance import appearance_lora_path
+    from mad_sim.model.appearance.synthesizer import appearance_lora_path
 
     lora = appearance_lora_path("tiny")
     if not lora.is_file():
