@@ -51,7 +51,8 @@ def main() -> None:
         AppearanceSynthesizer,
         RGBChunkCache,
     )
-    from mad_sim.model.backbone import WEIGHTS_DIR, load_backbone, shipped_weights
+    from mad_sim.model.backbone import WEIGHTS_DIR, shipped_weights
+    from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
     from mad_sim.render.pose import PoseRenderer
 

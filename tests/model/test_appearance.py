@@ -16,7 +16,7 @@ F, H, W = 9, 64, 64  # the adapter renders what it is built for; 64 px keeps the
 
 @pytest.fixture(scope="module")
 def synth():
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.backbone_loading import load_backbone
 
     model = MADModel(load_backbone("tiny", weights="random", device="cpu", seed=0))
     model.add_adapter("appearance", rank=8, alpha=8)
@@ -78,7 +78,7 @@ def test_bad_inputs(synth, pose_clip):
 
 
 def test_preset_without_appearance_adapter(tmp_path):
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.backbone_loading import load_backbone
 
     with pytest.raises(PresetError, match="no appearance adapter"):
         AppearanceSynthesizer.from_pretrained("tiny", lora=tmp_path / "none.safetensors")

@@ -97,7 +97,7 @@ def test_perturb_pose(clips):
 
 def test_evaluate_and_comparison_image(clips, tmp_path):
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
 
     c, _ = clips
@@ -116,7 +116,7 @@ def test_appearance_stage_trains_through_the_trainer(clips, tmp_path, monkeypatc
     import mad_sim.model.training.stages as stages
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
     from mad_sim.model.training.appearance_stage import AppearanceStage
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
     from mad_sim.model.training.loop import LoraConfig, TrainConfig, train
 

@@ -96,7 +96,8 @@ def load_predictor(preset: str = "tiny", weights: str = "auto", lora: Optional[s
         path to a base safetensors file.
       lora: motion LoRA file (default: the shipped ``<preset>_motion.safetensors``).
     """
-    from mad_sim.model.backbone import WEIGHTS_DIR, load_backbone, shipped_weights
+    from mad_sim.model.backbone import WEIGHTS_DIR, shipped_weights
+    from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
     from mad_sim.model.motion import MotionPredictor
 

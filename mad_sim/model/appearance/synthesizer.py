@@ -120,7 +120,7 @@ class AppearanceSynthesizer:
         For tests and plumbing only (its frames are noise-like); LoRA B starts at
         zero, so it renders exactly what the random base model renders.
         """
-        from mad_sim.model.backbone import load_backbone
+        from mad_sim.model.backbone_loading import load_backbone
 
         model = MADModel(load_backbone(preset, weights="random", device="cpu", seed=seed))
         model.add_adapter("appearance", rank=rank, alpha=rank)
@@ -135,7 +135,7 @@ class AppearanceSynthesizer:
         Raises:
           PresetError: the preset has no appearance adapter file (checked before the backbone loads).
         """
-        from mad_sim.model.backbone import load_backbone
+        from mad_sim.model.backbone_loading import load_backbone
 
         lora_path = check_appearance_lora(preset, lora)
         model = MADModel(load_backbone(preset, path=path, device=device, dtype=dtype, weights=weights))

@@ -91,7 +91,7 @@ class AppearanceStage:
     """LoRA ``appearance`` training (see the module doc)."""
 
     def __init__(self, cfg, cache, device) -> None:
-        from mad_sim.model.backbone import load_backbone
+        from mad_sim.model.backbone_loading import load_backbone
         from mad_sim.model.lora import add_lora, load_lora, read_lora, set_active
 
         self.cfg, self.cache, self.device = cfg, cache, device

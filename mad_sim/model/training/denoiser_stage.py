@@ -187,7 +187,7 @@ class DenoiserStage:
     """``base`` (whole transformer) or ``motion`` (LoRA adapter ``motion``) training."""
 
     def __init__(self, cfg, cache, device) -> None:
-        from mad_sim.model.backbone import load_backbone
+        from mad_sim.model.backbone_loading import load_backbone
         from mad_sim.model.lora import add_lora, set_active
 
         if cfg.stage not in ("base", "motion"):
