@@ -149,10 +149,7 @@ def resolve_weights(config: "EnvConfig") -> str:
 
     Checks files only (nothing is loaded); PresetError when the asked-for adapter file is missing.
     """
-    from mad_sim.model.appearance.synthesizer import (
-        appearance_lora_path,
-        check_appearance_lora,
-    )
+    from mad_sim.model.appearance.synthesizer import appearance_lora_path, check_appearance_lora
     from mad_sim.model.backbone import shipped_weights
 
     w, preset = config.appearance_weights, config.appearance_preset

@@ -10,7 +10,8 @@ import pytest
 from mad_sim.data import load_scenario
 from mad_sim.errors import ShapeError
 from mad_sim.model.parse.evaluation import degrade, evaluate_parse, visible_agents
-from mad_sim.model.parse.parser import PoseParser, background_mask, ego_pose_of
+from mad_sim.model.parse.parser import PoseParser
+from mad_sim.model.parse.results import background_mask, ego_pose_of
 from mad_sim.render.pose import PoseRenderer
 from mad_sim.world.state import AgentStates, WorldState
 

@@ -81,10 +81,7 @@ def test_motion_export_is_a_loadable_lora_that_changes_the_model(clip_cache, tmp
     again = evaluate_motion(model, clip_cache, max_clips=2, sigmas=(0.5,))
     assert again.base == ev.base and again.adapted == ev.adapted  # fixed noise: reproducible
     # the forecast comparison: context frames shared, futures from the base and the adapted model
-    from mad_sim.model.training.motion_eval import (
-        forecast_comparison,
-        write_forecast_video,
-    )
+    from mad_sim.model.training.motion_eval import forecast_comparison, write_forecast_video
 
     clip = int(clip_cache.indices("eval")[0])
     before = model.active_adapter

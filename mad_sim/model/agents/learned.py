@@ -117,7 +117,8 @@ class LearnedAgents:
     def __init__(self, settings: Optional[LearnedAgentSettings] = None, service: Optional[PredictorService] = None,
                  rng: Optional[np.random.Generator] = None, action_adapter: Any = None,
                  action_kind: str = "bicycle") -> None:
-        from mad_sim.model.parse.parser import ParseConfig, PoseParser
+        from mad_sim.model.parse.config import ParseConfig
+        from mad_sim.model.parse.parser import PoseParser
         from mad_sim.render.ego_motion import EgoMotionRenderer
         from mad_sim.render.pose import PoseRenderer
         from mad_sim.world import traffic
@@ -244,7 +245,7 @@ class LearnedAgents:
     # ------------------------------------------------------------------ parsing
     def in_view(self, state: WorldState, candidates: np.ndarray) -> np.ndarray:
         """``[N]`` bool: candidates whose box centre projects into the image within ``view_range_m``."""
-        from mad_sim.model.parse.parser import ego_pose_of
+        from mad_sim.model.parse.results import ego_pose_of
 
         t = state.timestep
         a = ego_pose_of(state, t)

@@ -41,16 +41,17 @@ import cv2
 import numpy as np
 
 from mad_sim.data.scenario import ObjectType
-from mad_sim.model.parse.pixels import explained_by
 from mad_sim.model.parse.cost_maps import CostMaps
-from mad_sim.model.parse.search import PoseSearch, grid_level, line
+from mad_sim.model.parse.pixels import explained_by
+from mad_sim.model.parse.results import EnteredAgents
 from mad_sim.model.parse.search import Level as SearchLevel
+from mad_sim.model.parse.search import PoseSearch, grid_level, line
 from mad_sim.model.parse.skeleton_fit import Scores, body_samples, template
 from mad_sim.render.draw import AgentPoses, agent_id_mask, draw_agents
 from mad_sim.render.skeleton import class_of
 
 if TYPE_CHECKING:
-    from mad_sim.model.parse.parser import EnteredAgents, PoseParser
+    from mad_sim.model.parse.parser import PoseParser
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,6 @@ def detect_entering(parser: "PoseParser", frame: np.ndarray, pixels: Sequence[np
     Returns ``(entered, explained)``: the detections (vehicle frame) and the
     explained-pixel mask grown by their skeletons.
     """
-    from mad_sim.model.parse.parser import EnteredAgents
-
     h, w = explained.shape
     min_px = max(3, int(round(config.min_pixels * (w / 128.0) ** 2)))
     explained = explained.copy()

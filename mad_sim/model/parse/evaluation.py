@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from mad_sim.data.scenario import Scenario
-from mad_sim.model.parse.parser import PoseParser, ego_pose_of, background_mask
+from mad_sim.model.parse.parser import PoseParser
+from mad_sim.model.parse.results import background_mask, ego_pose_of
 from mad_sim.render.draw import AgentPoses, agent_id_mask
 from mad_sim.render.pose import PoseRenderer
 from mad_sim.world.state import AgentStates, WorldState

@@ -26,7 +26,7 @@ is turned back into agent states in three steps:
 Frames: the camera rides on the ego as in :class:`~mad_sim.render.pose.PoseRenderer`
 (its *vehicle frame*: x forward, y left, z up, origin on the ground below the
 ego's box centre).  ``ego_pose`` is the ``[3, 4]`` world -> vehicle affine of
-the frame's time (:func:`ego_pose_of`, or :meth:`PoseRenderer.viewpoint_transform`);
+the frame's time (:func:`~mad_sim.model.parse.results.ego_pose_of`, or :meth:`PoseRenderer.viewpoint_transform`);
 with ``ego_pose=None`` the prior is already in that vehicle frame.  Results
 are returned in the prior's frame.
 
@@ -40,7 +40,6 @@ silent).  ``bench/bench_parse.py`` measures the errors by distance band.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple
 
 import cv2
@@ -48,92 +47,21 @@ import numpy as np
 
 from mad_sim.data.scenario import DT
 from mad_sim.errors import ShapeError
-from mad_sim.model.parse.pixels import PixelThresholds, check_frame, colour_pixels, explained_by
-from mad_sim.model.parse.config import Level, ParseConfig  # noqa: F401  (Level: re-exported)
+from mad_sim.model.parse.config import ParseConfig
 from mad_sim.model.parse.cost_maps import CostMaps, Occlusion
-from mad_sim.model.parse.search import PoseSearch, grid_level
+from mad_sim.model.parse.detect import detect_entering, reconcile
+from mad_sim.model.parse.pixels import check_frame, colour_pixels, explained_by
+from mad_sim.model.parse.results import EnteredAgents, ParseResult
 from mad_sim.model.parse.search import Level as SearchLevel
+from mad_sim.model.parse.search import PoseSearch, grid_level
 from mad_sim.model.parse.skeleton_fit import Scores, body_samples, template
 from mad_sim.render.camera import Camera
 from mad_sim.render.draw import AgentPoses, PoseStyle, agent_id_mask, draw_agents, project_agents
-from mad_sim.render.pose import PoseRenderer, world_to_vehicle
+from mad_sim.render.pose import PoseRenderer
 from mad_sim.render.skeleton import class_of
 from mad_sim.world.state import AgentStates
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class EnteredAgents:
-    """Agents found in the frame that the prior did not hold (prior's frame, like :class:`ParseResult`).
-
-    Attributes:
-      xyz: [M, 3] box centres, metres (on the ground plane: ``z = ground + height / 2``).
-      heading: [M] radians.
-      size: [M, 3] (length, width, height) of the class template that fitted best.
-      types: [M] int8 :class:`~mad_sim.data.scenario.ObjectType`.
-      confidence: [M] inlier fraction of the fit.
-      residual: [M] mean chamfer distance of the fit, pixels.
-      pixels: [M] number of unexplained skeleton pixels the detection accounts for.
-    """
-
-    xyz: np.ndarray
-    heading: np.ndarray
-    size: np.ndarray
-    types: np.ndarray
-    confidence: np.ndarray
-    residual: np.ndarray
-    pixels: np.ndarray
-
-    @classmethod
-    def empty(cls) -> "EnteredAgents":
-        return cls(np.zeros((0, 3)), np.zeros(0), np.zeros((0, 3)), np.zeros(0, np.int8), np.zeros(0), np.zeros(0),
-                   np.zeros(0, np.int64))
-
-    def __len__(self) -> int:
-        return int(self.xyz.shape[0])
-
-
-@dataclass
-class ParseResult:
-    """What a frame says about the known agents, arrays ``[N]`` over the prior's rows.
-
-    Attributes:
-      xyz, heading, velocity: fitted states where ``visible``, the constant-velocity
-        prediction elsewhere (prior's frame; velocity ``(fit - prior) / dt`` where visible).
-      predicted_xyz, predicted_heading: the constant-velocity predictions.
-      in_view: the prediction is on screen, unoccluded enough to judge (``min_observed`` samples).
-      visible: the fitted skeleton matches the frame (inlier fraction >= ``min_inlier_frac``).
-      confidence: inlier fraction of the fit (0 where not fitted).
-      residual: mean chamfer distance of the observed samples, pixels (NaN where not fitted).
-      left: [L] indices of agents in view whose skeletons are no longer in the frame.
-      entered: new agents (:class:`EnteredAgents`).
-      explained: [H, W] bool, skeleton pixels accounted for by visible known agents and entered agents.
-      coarse: [N] bool, the coarse search ran for the agent (False where the search was narrow or the
-        prediction already explained the frame: see :class:`ParseConfig`).
-    """
-
-    xyz: np.ndarray
-    heading: np.ndarray
-    velocity: np.ndarray
-    predicted_xyz: np.ndarray
-    predicted_heading: np.ndarray
-    in_view: np.ndarray
-    visible: np.ndarray
-    confidence: np.ndarray
-    residual: np.ndarray
-    left: np.ndarray
-    entered: EnteredAgents
-    explained: np.ndarray
-    coarse: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-
-
-def ego_pose_of(state, t: Optional[int] = None) -> np.ndarray:
-    """[3, 4] world -> camera-vehicle affine of a :class:`~mad_sim.world.state.WorldState`'s ego at step ``t``."""
-    k = state.timestep if t is None else int(t)
-    e = state.ego_index
-    h = float(state.sim.size[e, k, 2])
-    return world_to_vehicle(state.sim.xyz[e, k], float(state.sim.heading[e, k]), h if h > 0 else 0.0)
-
 
 def _check_affine(ego_pose: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
     a = np.asarray(ego_pose, np.float64)
@@ -176,7 +104,7 @@ class PoseParser:
           dt: seconds between the prior and the frame (0: the prior is already the prediction).
           background: optional [H, W] bool of pixels explained by the static
             scene (map, traffic lights), excluded from the search for entering
-            agents; see :func:`background_mask`.
+            agents; see :func:`~mad_sim.model.parse.results.background_mask`.
         """
         check_frame(frame, "PoseParser.parse frame")
         cam = self.camera
@@ -247,8 +175,6 @@ class PoseParser:
         explained = self._explained(frame, fit_xyz[visible], fit_yaw[visible], size[visible], types[visible])
         entered = EnteredAgents.empty()
         if self.config.detect:
-            from mad_sim.model.parse.detect import detect_entering
-
             entered, explained = detect_entering(self, frame, pixels, agent_px, explained, background)
             if len(entered) and left.size:
                 entered = self._reconcile(cmaps, entered, left, pred_xyz, pred_yaw, size, types, fit_xyz, fit_yaw,
@@ -364,8 +290,6 @@ class PoseParser:
         (the fine search levels); arrays are updated in place and the remaining
         detections returned.
         """
-        from mad_sim.model.parse.detect import reconcile
-
         pairs = reconcile(left, pred_xyz[:, :2], types, entered, self.camera.position[:2])
         if not pairs:
             return entered
@@ -396,22 +320,4 @@ class PoseParser:
         return explained_by(frame, rendered, 1, self.config.pixels)
 
 
-def background_mask(renderer: PoseRenderer, ego_pose: np.ndarray, roadmap=None, lights=None,
-                    grow: int = 1) -> np.ndarray:
-    """[H, W] bool: saturated pixels the static scene draws at this ego pose (traffic-light poles), grown by ``grow``.
-
-    Pass it as ``background`` to :meth:`PoseParser.parse` so traffic-light
-    poles (red / yellow / green) are not taken for entering agents.  The map's
-    lines are white or grey (unsaturated), never skeleton-coloured, so they
-    are not part of it.
-    """
-    img = renderer.render_view(np.asarray(ego_pose, np.float64), AgentPoses(np.zeros((0, 3)), [], np.zeros((0, 3)), []),
-                               roadmap, lights)
-    th = PixelThresholds()
-    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-    m = ((hsv[..., 1] >= th.sat_min) & (hsv[..., 2] >= th.val_min)).astype(np.uint8)
-    k = 2 * grow + 1
-    return cv2.dilate(m, np.ones((k, k), np.uint8)).astype(bool)
-
-
-__all__ = ["EnteredAgents", "ParseConfig", "ParseResult", "PoseParser", "background_mask", "ego_pose_of"]
+__all__ = ["PoseParser"]

@@ -39,11 +39,7 @@ from tqdm.auto import tqdm
 from mad_sim.config import load_config, to_dict
 from mad_sim.errors import CheckpointError, ConfigError
 from mad_sim.io import atomic_path, write_text_atomic
-from mad_sim.model.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from mad_sim.model.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from mad_sim.model.training.datasets import DatasetConfig
 
 log = logging.getLogger(__name__)

@@ -106,11 +106,7 @@ def run_summary(run: Path) -> Dict[str, object]:
 
 def _data_section(cfg: dict) -> str:
     from mad_sim.model.training.clips import ClipSpec
-    from mad_sim.model.training.datasets import (
-        SourceConfig,
-        cache_key,
-        default_cache_root,
-    )
+    from mad_sim.model.training.datasets import SourceConfig, cache_key, default_cache_root
 
     data = cfg.get("data") or {}
     spec = ClipSpec(**(data.get("spec") or {}))

@@ -68,10 +68,7 @@ def evaluate_motion(model, cache, *, adapter: str = "motion", split: str = "eval
       cache: a :class:`~mad_sim.model.training.datasets.ClipCache`.
       latents: pre-encoded clip latents (default: encoded with the model's VAE, cached).
     """
-    from mad_sim.model.training.denoiser_stage import (
-        encode_clip_latents,
-        fixed_denoising_loss,
-    )
+    from mad_sim.model.training.denoiser_stage import encode_clip_latents, fixed_denoising_loss
 
     if adapter not in model.adapters:
         raise ConfigError(f"the model has no adapter {adapter!r} (have: {model.adapters})")
