@@ -8,7 +8,7 @@ import torch
 
 from mad_sim.errors import ConfigError, DataNotFoundError, ShapeError
 from mad_sim.model.training.appearance_clips import (AppearanceClips, AppearanceClipSpec, build_appearance_clips,
-                                            plan_windows, resample_indices)
+                                                     plan_windows, resample_indices)
 from mad_sim.model.appearance.evaluation import comparison_image, evaluate_appearance, perturb_pose, psnr, ssim
 from tests.conftest import data_file
 
@@ -113,11 +113,11 @@ def test_evaluate_and_comparison_image(clips, tmp_path):
 
 
 def test_appearance_stage_trains_through_the_trainer(clips, tmp_path, monkeypatch):
-    import mad_sim.model.training.stages as stages
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
-    from mad_sim.model.training.appearance_stage import AppearanceStage
     from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
+    from mad_sim.model.training import stages
+    from mad_sim.model.training.appearance_stage import AppearanceStage
     from mad_sim.model.training.loop import LoraConfig, TrainConfig, train
 
     c, _ = clips

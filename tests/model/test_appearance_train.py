@@ -11,7 +11,7 @@ import pytest
 from mad_sim.errors import ConfigError
 from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
 from mad_sim.model.training.appearance_train import (AppearanceTaskConfig, load_appearance_config, score_adapter,
-                                            train_appearance)
+                                                     train_appearance)
 from tests.conftest import data_file
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train" / "tiny_appearance.yaml"

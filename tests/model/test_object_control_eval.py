@@ -73,8 +73,8 @@ def test_shipped_adapter_follows_the_boxes(tmp_path):
     """The shipped motion adapter's forecasts follow given boxes better than unconditioned ones (held-out log)."""
     from mad_sim.model import MotionPredictor
     from mad_sim.model.backbone import WEIGHTS_DIR
-    from mad_sim.model.training.object_control_eval import evaluate_object_control
     from mad_sim.model.training.denoiser_stage import boxes_task_info
+    from mad_sim.model.training.object_control_eval import evaluate_object_control
 
     shipped = WEIGHTS_DIR / "tiny_motion.safetensors"
     if not shipped.is_file():

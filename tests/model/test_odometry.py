@@ -8,7 +8,7 @@ import pytest
 from mad_sim.data import load_scenario
 from mad_sim.errors import ShapeError
 from mad_sim.model.parse.odometry import (MotionLimits, compose, estimate_ego_motion, inverse, track_ego_motion,
-                                     trajectory_in_first_frame)
+                                          trajectory_in_first_frame)
 from mad_sim.render.pose import PoseRenderer
 
 

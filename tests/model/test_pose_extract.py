@@ -9,7 +9,7 @@ import pytest
 from mad_sim.data.dashcam import DashcamExtractor, read_image, read_video
 from mad_sim.errors import ConfigError, DataError, DataNotFoundError, ShapeError
 from mad_sim.model.appearance.pose_extract import (GroundCamera, PoseDetections, available_extractors, draw_detections,
-                                        extract_pose_video, get_extractor, register_extractor, resize_frames)
+                                                   extract_pose_video, get_extractor, register_extractor, resize_frames)
 from tests.conftest import data_file
 
 

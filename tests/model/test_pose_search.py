@@ -10,11 +10,11 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ConfigError
-from mad_sim.model.parse.evaluation import degrade, evaluate_parse
 from mad_sim.model.parse.config import ParseConfig
+from mad_sim.model.parse.evaluation import degrade, evaluate_parse
 from mad_sim.model.parse.parser import PoseParser
-from mad_sim.model.parse.results import ego_pose_of
 from mad_sim.model.parse.pixels import colour_pixels, pixel_maps, truncated_distances
+from mad_sim.model.parse.results import ego_pose_of
 from mad_sim.model.parse.search import CostMaps, Occlusion, PoseSearch, grid_level
 from mad_sim.model.parse.skeleton_fit import body_samples, grid, score, template
 from mad_sim.render.pose import PoseRenderer

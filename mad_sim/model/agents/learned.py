@@ -66,8 +66,8 @@ import numpy as np
 from mad_sim.data.scenario import DT, Trajectory
 from mad_sim.errors import ConfigError, ShapeError
 from mad_sim.model.agents.ego_intent import intended_poses
-from mad_sim.model.agents.settings import FALLBACKS, LearnedAgentSettings
 from mad_sim.model.agents.predictor_service import ForecastRequest, PredictorService, shared_service
+from mad_sim.model.agents.settings import FALLBACKS, LearnedAgentSettings
 from mad_sim.world.state import AgentStates, WorldState
 
 log = logging.getLogger(__name__)

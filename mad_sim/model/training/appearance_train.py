@@ -106,8 +106,8 @@ def train_appearance(cfg, task: AppearanceTaskConfig, *, resume: bool = False, p
 
 # --- scoring -------------------------------------------------------------------------------------
 def _stage_for_scoring(cfg, task: AppearanceTaskConfig, clips: AppearanceClips, lora: Optional[PathLike]):
-    from mad_sim.model.training.appearance_stage import AppearanceStage
     from mad_sim.model.lora import load_lora, read_lora
+    from mad_sim.model.training.appearance_stage import AppearanceStage
 
     cfg = dataclasses.replace(cfg, task=task, init_lora="")
     stage = AppearanceStage(cfg, clips, "cpu")
@@ -124,8 +124,8 @@ def score_adapter(cfg, task: AppearanceTaskConfig, clips: AppearanceClips, lora:
 
     Returns ``({eval_loss, eval_loss_perturbed_pose, psnr, ssim, psnr_perturbed, ssim_perturbed}, synthesizer)``.
     """
-    from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
     from mad_sim.model.appearance.evaluation import evaluate_appearance
+    from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
     from mad_sim.model.mad import MADModel
 
     stage = _stage_for_scoring(cfg, task, clips, lora)
