@@ -47,8 +47,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from mad_sim.data import load_scenario
-    from mad_sim.model.appearance import AppearanceSynthesizer, RGBChunkCache
-    from mad_sim.model.backbone import WEIGHTS_DIR, load_backbone, shipped_weights
+    from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, RGBChunkCache
+    from mad_sim.model.backbone import WEIGHTS_DIR, shipped_weights
+    from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
     from mad_sim.render.pose import PoseRenderer
 

@@ -62,8 +62,8 @@ def main() -> None:
     import torch
 
     import mad_sim  # noqa: F401
-    from mad_sim.model import learned_agents as la
-    from mad_sim.model.predictor_service import make_mad_vector_env
+    from mad_sim.model.agents import learned as la
+    from mad_sim.model.agents.predictor_service import make_mad_vector_env
 
     torch.set_num_threads(args.threads)
     la.configure(weights=args.weights, threads=args.threads, chunk=args.chunk)

@@ -16,7 +16,7 @@ rendering and the evaluation around it are not counted), for
 * ``exhaustive`` -- the baseline, measured in the same run: the search as it
   was before the fast path (levels 0.5 m x 7 x 7 x 5 deg x 7 = 343
   candidates, then 27 + 27, then the 27-candidate refine level), every
-  candidate scored by :func:`~mad_sim.model.skeleton_fit.score` (exact
+  candidate scored by :func:`~mad_sim.model.parse.skeleton_fit.score` (exact
   projection, two bilinear lookups per sample);
 * ``default`` -- :class:`ParseConfig` defaults (+-1.5 m / +-15 deg search);
 * ``narrow`` -- :meth:`ParseConfig.narrow` (+-0.4 m / +-4 deg, the fine levels only);
@@ -44,12 +44,13 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 
 from mad_sim.data import load_scenario
-from mad_sim.model.odometry import estimate_ego_motion, trajectory_in_first_frame
-from mad_sim.model.parse import ParseConfig, PoseParser
-from mad_sim.model.parse_eval import ParseEval, degrade, evaluate_parse
-from mad_sim.model.pose_pixels import pixel_maps
-from mad_sim.model.pose_search import Level
-from mad_sim.model.skeleton_fit import body_samples, score, template
+from mad_sim.model.parse.config import ParseConfig
+from mad_sim.model.parse.evaluation import ParseEval, degrade, evaluate_parse
+from mad_sim.model.parse.odometry import estimate_ego_motion, trajectory_in_first_frame
+from mad_sim.model.parse.parser import PoseParser
+from mad_sim.model.parse.pixels import pixel_maps
+from mad_sim.model.parse.search import Level
+from mad_sim.model.parse.skeleton_fit import body_samples, score, template
 from mad_sim.render.pose import PoseRenderer
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"

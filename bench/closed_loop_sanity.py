@@ -77,7 +77,7 @@ def main() -> None:
     import torch
 
     import mad_sim  # noqa: F401
-    from mad_sim.model import learned_agents as la
+    from mad_sim.model.agents import learned as la
 
     torch.set_num_threads(args.threads)
     la.configure(weights=args.weights, threads=args.threads)

@@ -30,12 +30,12 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
 
 STAGES = {
-    "history render": [("learned_agents.py", "_history_frames")],
+    "history render": [("agents/learned.py", "_history_frames")],
     "ego-motion video": [("ego_motion.py", "render")],
     "VAE encode": [("backbone.py", "encode_video")],
     "transformer": [("sampling.py", "denoise")],
     "VAE decode": [("backbone.py", "decode_latents")],
-    "parse": [("learned_agents.py", "_parse")],
+    "parse": [("agents/learned.py", "_parse")],
     "fallback policy": [("traffic.py", "advance"), ("idm.py", "advance")],
 }
 
@@ -61,7 +61,7 @@ def main() -> None:
     import torch
 
     import mad_sim  # noqa: F401
-    from mad_sim.model import learned_agents as la
+    from mad_sim.model.agents import learned as la
 
     torch.set_num_threads(args.threads)
     la.configure(weights=args.weights, threads=args.threads)

@@ -7,7 +7,7 @@ name from a small registry, so the learned predictor registers itself later::
 
     register_agent_policy("my_model", lambda config, rng: MyPolicy(...))
 
-(``mad``, the learned MAD predictor of :mod:`mad_sim.model.learned_agents`,
+(``mad``, the learned MAD predictor of :mod:`mad_sim.model.agents.learned`,
 is built in and imported only when used.)  Optional policy hooks the env
 calls: ``seed(rng)`` and ``reset(state)`` at every reset,
 ``observe_ego_action(state, action, ego_step)`` before the agents move, and a
@@ -69,7 +69,7 @@ def _builtin(cls_name: str) -> AgentPolicyFactory:
 
 
 def _mad(config: EnvConfig, rng: np.random.Generator) -> object:
-    from mad_sim.model.learned_agents import make_mad_policy  # torch is imported only when agents="mad"
+    from mad_sim.model.agents.learned import make_mad_policy  # torch is imported only when agents="mad"
 
     return make_mad_policy(config, rng)
 

@@ -1,13 +1,13 @@
 """Camera (RGB) frames for ``MADDrive-v0``, on demand: the appearance synthesizer behind a chunk cache.
 
 Nothing here imports torch or the model at import time.  The synthesizer
-(:class:`mad_sim.model.appearance.AppearanceSynthesizer`) is loaded the first
+(:class:`mad_sim.model.appearance.synthesizer.AppearanceSynthesizer`) is loaded the first
 time a frame is asked for, and only by an env configured with
 ``render_mode="rgb_array"`` or ``rgb_observation=True``; an env that uses pose
 or state observations never builds an :class:`RGBCamera`, so it never loads or
 runs the appearance adapter.
 
-**Chunks.**  Frames come from an :class:`~mad_sim.model.appearance.RGBChunkCache`:
+**Chunks.**  Frames come from an :class:`~mad_sim.model.appearance.synthesizer.RGBChunkCache`:
 asking for the frame of step ``t`` synthesizes the ``F = rgb_chunk_frames``
 frames of steps ``t .. t + F - 1`` in one call (``F - 1`` new ones when it
 continues the previous chunk), so asking every step costs one synthesis per
@@ -73,7 +73,7 @@ PoseAt = Callable[[WorldState, int], np.ndarray]
 
 
 def check_prompt(prompt: Optional[str], what: str = "prompt") -> Optional[str]:
-    """``None`` or a non-blank string (the rule of :func:`mad_sim.model.appearance.check_prompt`, without torch)."""
+    """``None`` or a non-blank string (the rule of :func:`mad_sim.model.appearance.synthesizer.check_prompt`, without torch)."""
     if prompt is None:
         return None
     if not isinstance(prompt, str):
@@ -133,7 +133,7 @@ _SHARED: dict = {}
 
 
 def load_synthesizer(config: "EnvConfig"):
-    """The :class:`~mad_sim.model.appearance.AppearanceSynthesizer` ``config`` asks for (see the module doc).
+    """The :class:`~mad_sim.model.appearance.synthesizer.AppearanceSynthesizer` ``config`` asks for (see the module doc).
 
     Loaded once per process for each (preset, weights, size) and shared.
     """
@@ -149,7 +149,7 @@ def resolve_weights(config: "EnvConfig") -> str:
 
     Checks files only (nothing is loaded); PresetError when the asked-for adapter file is missing.
     """
-    from mad_sim.model.appearance import appearance_lora_path, check_appearance_lora
+    from mad_sim.model.appearance.synthesizer import appearance_lora_path, check_appearance_lora
     from mad_sim.model.backbone import shipped_weights
 
     w, preset = config.appearance_weights, config.appearance_preset
@@ -168,7 +168,7 @@ def resolve_weights(config: "EnvConfig") -> str:
 
 
 def _load(config: "EnvConfig", size: tuple):
-    from mad_sim.model.appearance import AppearanceSynthesizer
+    from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
 
     weights = resolve_weights(config)
     if weights == "random":
@@ -208,12 +208,12 @@ class RGBCamera:
 
     @property
     def stats(self):
-        """The cache's :class:`~mad_sim.model.appearance.CacheStats` (None before the first frame)."""
+        """The cache's :class:`~mad_sim.model.appearance.synthesizer.CacheStats` (None before the first frame)."""
         return None if self._cache is None else self._cache.stats
 
     def _ensure(self):
         if self._cache is None:
-            from mad_sim.model.appearance import RGBChunkCache
+            from mad_sim.model.appearance.synthesizer import RGBChunkCache
 
             if self._synth is None:
                 self._synth = load_synthesizer(self.config)

@@ -10,7 +10,7 @@ From a :class:`~mad_sim.planners.base.PlanningContext` (ego frame at t0):
    model imagines the ego's motion too), one batched sampler call with ``K``
    noise seeds, continued autoregressively (the last generated frames become
    the next history) until ``horizon`` steps are covered;
-3. :func:`~mad_sim.model.odometry.track_ego_motion` registers the static
+3. :func:`~mad_sim.model.parse.odometry.track_ego_motion` registers the static
    map of each future (present frame first), which gives the ego poses
    ``(x, y, yaw)`` in the ego frame at t0, and flags every frame whose pose
    is not a measurement (unreadable frame, registration failing the checks).
@@ -57,7 +57,7 @@ HEIGHTS = {int(ObjectType.VEHICLE): 1.6, int(ObjectType.PEDESTRIAN): 1.75, int(O
 
 @dataclass
 class MADPlannerSettings:
-    """preset / weights / lora / threads: the model (see :func:`~mad_sim.model.predictor_service.load_predictor`);
+    """preset / weights / lora / threads: the model (see :func:`~mad_sim.model.agents.predictor_service.load_predictor`);
     size: pose frame pixels; history_frames / future_frames: 8k+1; sampler_steps; seed: base noise seed;
     max_chunks: autoregressive forecasts per plan at most (beyond, the last estimated motion is held);
     min_valid_fraction: share of a sample's generated frames with valid odometry for the sample to count;
@@ -129,7 +129,7 @@ class MADPlanner:
     name = "mad"
 
     def __init__(self, settings: Optional[MADPlannerSettings] = None, service=None) -> None:
-        from mad_sim.model.predictor_service import shared_service
+        from mad_sim.model.agents.predictor_service import shared_service
         from mad_sim.render.pose import PoseRenderer
 
         self.settings = s = settings or MADPlannerSettings()
@@ -160,8 +160,8 @@ class MADPlanner:
         ``(x, y, yaw)`` (ego frame at t0; past the generated frames the last estimated motion is held),
         the share of each sample's generated frames whose odometry is valid, and the generated frames.
         """
-        from mad_sim.model.odometry import compose, track_ego_motion
-        from mad_sim.model.predictor_service import ForecastRequest
+        from mad_sim.model.parse.odometry import compose, track_ego_motion
+        from mad_sim.model.agents.predictor_service import ForecastRequest
 
         s = self.settings
         hist = [self.history(context)] * n
@@ -231,7 +231,7 @@ class MADPlanner:
 def _hold_motion(traj: np.ndarray, horizon: int, step: np.ndarray) -> np.ndarray:
     """``traj [n, T, 3]`` cut or extended to ``horizon`` steps, holding each row's last motion (per step, in the
     moving frame; ``step`` when a row has fewer than two poses)."""
-    from mad_sim.model.odometry import compose
+    from mad_sim.model.parse.odometry import compose
 
     if traj.shape[1] >= horizon:
         return traj[:, :horizon]
@@ -248,7 +248,7 @@ def _hold_motion(traj: np.ndarray, horizon: int, step: np.ndarray) -> np.ndarray
 
 def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """SE(2) motion ``m`` with ``b = a (+) m``."""
-    from mad_sim.model.odometry import compose, inverse
+    from mad_sim.model.parse.odometry import compose, inverse
 
     return compose(inverse(a), b)
 

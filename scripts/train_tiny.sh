@@ -20,18 +20,18 @@ for stage in $STAGES; do
     base) mad-sim -v train base --config configs/train/tiny_base.yaml --threads 2 --no-progress ;;
     motion) OMP_NUM_THREADS=1 mad-sim -v train motion --config configs/train/tiny_motion.yaml --no-progress ;;
     appearance)
-      OMP_NUM_THREADS=1 python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.yaml --no-progress
-      OMP_NUM_THREADS=1 python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.yaml \
+      OMP_NUM_THREADS=1 python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml --no-progress
+      OMP_NUM_THREADS=1 python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml \
         --targeted-noise false --output-dir runs/tiny/appearance_no_tn --no-progress ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
 done
 # held-out evaluations (outside the repo), then ship the weights (backbone, both adapters) and write the model card
-python -m mad_sim.model.evaluation --backbone runs/tiny/base/final/tiny.safetensors \
+python -m mad_sim.model.training.motion_eval --backbone runs/tiny/base/final/tiny.safetensors \
   --lora runs/tiny/motion/final/tiny_motion.safetensors --config configs/train/tiny_motion.yaml \
   --out runs/tiny/eval
-python -m mad_sim.model.appearance_train --config configs/train/tiny_appearance.yaml \
+python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml \
   --score targeted_noise=runs/tiny/appearance/final/tiny_appearance.safetensors \
   no_targeted_noise=runs/tiny/appearance_no_tn/final/tiny_appearance.safetensors --out runs/tiny/appearance_eval
-python -m mad_sim.model.model_card --runs runs/tiny --out mad_sim/weights --evaluation runs/tiny/eval/motion_eval.json \
+python -m mad_sim.model.training.model_card --runs runs/tiny --out mad_sim/weights --evaluation runs/tiny/eval/motion_eval.json \
   --appearance runs/tiny/appearance_eval/scores.json

@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if learned:
         import torch
 
-        from mad_sim.model import learned_agents as la
+        from mad_sim.model.agents import learned as la
 
         torch.set_num_threads(max(1, args.threads))
         settings = la.configure(weights=args.weights, threads=args.threads)

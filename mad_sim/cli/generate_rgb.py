@@ -1,7 +1,7 @@
 """``mad-sim generate rgb --pose POSE.mp4 [--first-frame IMG] [--prompt TEXT] --out OUT.mp4``.
 
 Dresses a pose video as camera video with the appearance adapter
-(:class:`mad_sim.model.appearance.AppearanceSynthesizer`).  The pose video
+(:class:`mad_sim.model.appearance.synthesizer.AppearanceSynthesizer`).  The pose video
 must already have the adapter's size and ``8k + 1`` frames (nothing is
 resized or cut silently); ``--first-frame`` must be an image of that size.
 With ``--side-by-side`` the output shows pose | synthesized.
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mad_sim.data.dashcam import check_rgb_frame, read_image, read_video
-    from mad_sim.model.appearance import AppearanceSynthesizer, check_prompt
+    from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, check_prompt
     from mad_sim.render.video import side_by_side, write_video
 
     prompt = check_prompt(args.prompt)  # before any loading: a bad prompt fails fast

@@ -1,6 +1,6 @@
 """``mad-sim train vae|base|motion|appearance --config configs/train/NAME.yaml``.
 
-Runs one training stage (see :mod:`mad_sim.model.training`) and prints a JSON
+Runs one training stage (see :mod:`mad_sim.model.training.loop`) and prints a JSON
 summary (output folder, steps, final loss, seconds, exported weights). The
 same command works under ``accelerate launch`` for several processes.
 """
@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mad_sim.config import read_yaml
-    from mad_sim.model.training import load_train_config, train
+    from mad_sim.model.training.loop import load_train_config, train
 
     overrides: Dict[str, Any] = {}
     for key, attr in (("output_dir", "output"), ("steps", "steps"), ("threads", "threads"),
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["data"] = data
     if args.stage == "appearance":
         # paired RGB/pose clips of the shared dashcam data and an `appearance:` task section
-        from mad_sim.model.appearance_train import load_appearance_config, train_appearance
+        from mad_sim.model.training.appearance_train import load_appearance_config, train_appearance
 
         cfg, task = load_appearance_config(args.config, overrides=overrides)
         os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))

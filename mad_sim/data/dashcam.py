@@ -4,7 +4,7 @@ This is the real pose-extraction path for camera video that comes without
 labels (the paired data of the appearance adapter): no learned detector is
 available offline, so lanes and vehicles are found with edges, colour masks,
 line fitting and tracking (numpy + OpenCV only).  Learned extractors plug in
-through :mod:`mad_sim.model.pose_extract`.
+through :mod:`mad_sim.model.appearance.pose_extract`.
 
 Coordinates are *image pixels* of the source frame: ``u`` right, ``v`` down,
 origin at the top-left pixel's corner.
@@ -42,7 +42,7 @@ What it cannot do: no 3D heading (boxes are assumed to face along the road),
 no separation of touching cars, no cars outside the road trapezoid or on the
 horizon (a few pixels tall), grey cars on grey asphalt without a visible
 shadow are missed, and no pedestrians at all.  A learned extractor fixes all
-of these; see :class:`mad_sim.model.pose_extract.PoseExtractor`.
+of these; see :class:`mad_sim.model.appearance.pose_extract.PoseExtractor`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,15 @@
 """The model layer: a diffusers video backbone, peft LoRA adapters, VAE-space conditions.
 
+Layout.  The modules of this folder are the core (presets, backbone, backbone_loading,
+ltx, svd, text, lora, lora_convert, conditioning, object_control, noise, losses, sampling,
+weights_codec, onednn_conv, mad, motion); four subpackages build on it, and the
+core imports none of them:
+
+* :mod:`.parse`: pose frames back to agent states and the ego's motion (numpy / OpenCV);
+* :mod:`.appearance`: pose video -> camera RGB, camera RGB -> pose video;
+* :mod:`.agents`: learned agents and the shared predictor service (also imports ``parse``);
+* :mod:`.training`: training, evaluation and shipping (also imports ``appearance``).
+
 Public API (stable; the training code builds on it):
 
 * :func:`load_backbone` ``(preset="tiny", path=None, device=None, dtype=None, weights=None, seed=0) -> Backbone``
@@ -46,7 +56,8 @@ Shapes: LTX presets need ``8k+1`` frames and sizes divisible by 32
 (:class:`~mad_sim.errors.ShapeError` names the fix).  Nothing here downloads.
 """
 
-from mad_sim.model.backbone import Backbone, build_empty, load_backbone
+from mad_sim.model.backbone import Backbone
+from mad_sim.model.backbone_loading import build_empty, load_backbone
 from mad_sim.model.conditioning import Condition, uint8_to_video, video_to_uint8
 from mad_sim.model.mad import MADModel
 from mad_sim.model.presets import PRESETS, Preset, get_preset

@@ -47,7 +47,7 @@ class MADModel:
     @classmethod
     def from_config(cls, cfg, device=None, dtype=None, with_adapters: bool = True) -> "MADModel":
         """Backbone and (empty, B = 0) adapters of a :class:`~mad_sim.model.presets.ModelConfig`."""
-        from mad_sim.model.backbone import load_backbone
+        from mad_sim.model.backbone_loading import load_backbone
 
         model = cls(load_backbone(cfg.preset, path=cfg.backbone, weights=cfg.weights, device=device, dtype=dtype))
         if with_adapters:

@@ -62,7 +62,8 @@ class MotionPredictor:
                         dtype: Optional[torch.dtype] = None,
                         weights: Optional[Union[str, os.PathLike]] = None) -> "MotionPredictor":
         """Backbone ``preset`` plus its motion LoRA (default: the shipped ``mad_sim/weights/<preset>_motion.safetensors``)."""
-        from mad_sim.model.backbone import WEIGHTS_DIR, load_backbone
+        from mad_sim.model.backbone import WEIGHTS_DIR
+        from mad_sim.model.backbone_loading import load_backbone
 
         model = MADModel(load_backbone(preset, path=path, device=device, dtype=dtype, weights=weights))
         lora_path = Path(lora) if lora is not None else WEIGHTS_DIR / f"{preset}_motion.safetensors"

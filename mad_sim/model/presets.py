@@ -8,7 +8,7 @@ directory the user passes with ``--backbone PATH``.
 
 The reference configurations of the real checkpoints (LTX-Video 0.9.x 2B and
 13B, SVD-XT) are kept here too: they are what
-:func:`mad_sim.model.backbone.build_empty` instantiates on the meta device to
+:func:`mad_sim.model.backbone_loading.build_empty` instantiates on the meta device to
 check parameter counts and adapter targets without loading any weight.
 
 Compression: an LTX VAE maps pixels ``[3, F, H, W]`` to latents

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 
-from mad_sim.model import learned_agents as la
-from mad_sim.model.predictor_service import ForecastRequest, ServiceStats
+from mad_sim.model.agents import learned as la
+from mad_sim.model.agents.predictor_service import ForecastRequest, ServiceStats
 
 FAST = dict(weights="random", size=64, history_frames=9, future_frames=9, chunk=8, threads=1, sampler_steps=2)
 

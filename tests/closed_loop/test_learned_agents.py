@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import mad_sim  # noqa: F401
 from mad_sim.data import load_scenario
 from mad_sim.errors import ConfigError
-from mad_sim.model.learned_agents import LearnedAgents, LearnedAgentSettings
+from mad_sim.model.agents.learned import LearnedAgents, LearnedAgentSettings
 from mad_sim.world.state import WorldState
 
 from closed_loop_helpers import FAST, LogOracleService
@@ -37,7 +37,7 @@ def test_check_env_mad(fast_mad, womd_path):
 
 def test_seeded_runs_reproduce_and_fallback_is_exact(fast_mad, womd_path):
     """Same seed, same world; agents not learned-driven follow the fallback (here the log) exactly."""
-    import mad_sim.model.learned_agents as la
+    import mad_sim.model.agents.learned as la
 
     la.configure(fallback="log")
     kw = dict(agents="mad", scenario=str(womd_path), terminate_on_collision=False, terminate_on_offroad=False)
@@ -149,7 +149,7 @@ def test_log_oracle_predictor_reproduces_the_log(womd_path):
 
 def test_no_forecast_when_no_agent_is_in_view(fast_mad, womd_path):
     """With nobody in view (a 1 m view range) no forecast runs and the fallback drives everyone exactly."""
-    import mad_sim.model.learned_agents as la
+    import mad_sim.model.agents.learned as la
 
     la.configure(fallback="log", view_range_m=1.0)
     env = gym.make("MADDrive-v0", agents="mad", scenario=str(womd_path), terminate_on_collision=False,

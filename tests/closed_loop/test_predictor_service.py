@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import mad_sim  # noqa: F401
-from mad_sim.model.predictor_service import ForecastRequest, make_mad_vector_env, shared_service
+from mad_sim.model.agents.predictor_service import ForecastRequest, make_mad_vector_env, shared_service
 from mad_sim.render.pose import PoseRenderer
 
 
@@ -47,7 +47,7 @@ def test_merged_lora_equals_the_adapter(womd_path):
     import torch
 
     from mad_sim.data import load_scenario
-    from mad_sim.model.predictor_service import PredictorService, load_predictor
+    from mad_sim.model.agents.predictor_service import PredictorService, load_predictor
 
     torch.set_num_threads(1)
     sc = load_scenario(womd_path)
@@ -76,7 +76,7 @@ def test_bfloat16_sampler_is_close_and_checked(womd_path):
 
     from mad_sim.data import load_scenario
     from mad_sim.errors import ConfigError
-    from mad_sim.model.predictor_service import PredictorService, load_predictor
+    from mad_sim.model.agents.predictor_service import PredictorService, load_predictor
 
     torch.set_num_threads(1)
     sc = load_scenario(womd_path)
@@ -91,6 +91,6 @@ def test_bfloat16_sampler_is_close_and_checked(womd_path):
     with pytest.raises(ConfigError, match="precision"):
         PredictorService(predictor, precision="float8")
     with pytest.raises(ConfigError, match="precision"):
-        from mad_sim.model.learned_agents import LearnedAgentSettings
+        from mad_sim.model.agents.learned import LearnedAgentSettings
 
         LearnedAgentSettings(precision="half")

@@ -13,7 +13,7 @@ def quick_learned_agents():
     """Learned agents on a small random-weight model (64 px, 9 frames, chunks of 8) so the demo test stays quick."""
     import torch
 
-    from mad_sim.model import learned_agents as la
+    from mad_sim.model.agents import learned as la
 
     old, threads = la.default_settings(), torch.get_num_threads()
     la.configure(size=64, history_frames=9, future_frames=9, chunk=8, sampler_steps=2)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mad_sim.errors import ConfigError, PresetError, ShapeError
-from mad_sim.model.appearance import AppearanceSynthesizer, RGBChunkCache, check_prompt
+from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, RGBChunkCache, check_prompt
 from mad_sim.model.conditioning import pose_patch_mask, uint8_to_video
 from mad_sim.model.mad import MADModel
 
@@ -16,7 +16,7 @@ F, H, W = 9, 64, 64  # the adapter renders what it is built for; 64 px keeps the
 
 @pytest.fixture(scope="module")
 def synth():
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.backbone_loading import load_backbone
 
     model = MADModel(load_backbone("tiny", weights="random", device="cpu", seed=0))
     model.add_adapter("appearance", rank=8, alpha=8)
@@ -27,7 +27,7 @@ def synth():
 def pose_clip():
     """A real pose clip: the classical extractor on the first frames of the dashcam video, at 10 Hz."""
     from mad_sim.data.dashcam import read_video
-    from mad_sim.model.pose_extract import extract_pose_video, resize_frames
+    from mad_sim.model.appearance.pose_extract import extract_pose_video, resize_frames
     from tests.conftest import data_file
 
     frames, _ = read_video(data_file("video/solidWhiteRight.mp4"), max_frames=2 + 5 * (F - 1) // 2)
@@ -78,7 +78,7 @@ def test_bad_inputs(synth, pose_clip):
 
 
 def test_preset_without_appearance_adapter(tmp_path):
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.backbone_loading import load_backbone
 
     with pytest.raises(PresetError, match="no appearance adapter"):
         AppearanceSynthesizer.from_pretrained("tiny", lora=tmp_path / "none.safetensors")
@@ -139,7 +139,7 @@ def test_shipped_appearance_adapter_fits_the_shipped_backbone():
     from safetensors import safe_open
 
     from mad_sim.model.backbone import shipped_weights
-    from mad_sim.model.appearance import appearance_lora_path
+    from mad_sim.model.appearance.synthesizer import appearance_lora_path
 
     lora = appearance_lora_path("tiny")
     if not lora.is_file():

@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @pytest.fixture(scope="module")
 def lora(tmp_path_factory):
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
 
     model = MADModel(load_backbone("tiny", weights="random", device="cpu", seed=0))

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from mad_sim.errors import ConfigError, DataNotFoundError, ShapeError
-from mad_sim.model.appearance_clips import (AppearanceClips, AppearanceClipSpec, build_appearance_clips,
-                                            plan_windows, resample_indices)
-from mad_sim.model.appearance_eval import comparison_image, evaluate_appearance, perturb_pose, psnr, ssim
+from mad_sim.model.training.appearance_clips import (AppearanceClips, AppearanceClipSpec, build_appearance_clips,
+                                                     plan_windows, resample_indices)
+from mad_sim.model.appearance.evaluation import comparison_image, evaluate_appearance, perturb_pose, psnr, ssim
 from tests.conftest import data_file
 
 SPEC = AppearanceClipSpec(frames=9, width=64, height=64, phases=1, mirror=False, stride=6, eval_stride=4)
@@ -96,8 +96,8 @@ def test_perturb_pose(clips):
 
 
 def test_evaluate_and_comparison_image(clips, tmp_path):
-    from mad_sim.model.appearance import AppearanceSynthesizer
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
+    from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
 
     c, _ = clips
@@ -113,12 +113,12 @@ def test_evaluate_and_comparison_image(clips, tmp_path):
 
 
 def test_appearance_stage_trains_through_the_trainer(clips, tmp_path, monkeypatch):
-    import mad_sim.model.train_stages as stages
-    from mad_sim.model.appearance import AppearanceSynthesizer
-    from mad_sim.model.appearance_stage import AppearanceStage
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
+    from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
-    from mad_sim.model.training import LoraConfig, TrainConfig, train
+    from mad_sim.model.training import stages
+    from mad_sim.model.training.appearance_stage import AppearanceStage
+    from mad_sim.model.training.loop import LoraConfig, TrainConfig, train
 
     c, _ = clips
     original = stages.build_stage

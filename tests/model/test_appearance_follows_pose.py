@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from mad_sim.model.appearance import AppearanceSynthesizer, appearance_lora_path
-from mad_sim.model.appearance_clips import AppearanceClips, build_appearance_clips
-from mad_sim.model.appearance_train import load_appearance_config
-from mad_sim.model.vae_metrics import psnr
+from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, appearance_lora_path
+from mad_sim.model.training.appearance_clips import AppearanceClips, build_appearance_clips
+from mad_sim.model.training.appearance_train import load_appearance_config
+from mad_sim.model.training.vae_metrics import psnr
 from tests.conftest import data_file
 from tests.model.test_appearance_train import CONFIG
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mad_sim.errors import ConfigError
-from mad_sim.model.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
-from mad_sim.model.appearance_train import (AppearanceTaskConfig, load_appearance_config, score_adapter,
-                                            train_appearance)
+from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
+from mad_sim.model.training.appearance_train import (AppearanceTaskConfig, load_appearance_config, score_adapter,
+                                                     train_appearance)
 from tests.conftest import data_file
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train" / "tiny_appearance.yaml"
@@ -49,8 +49,8 @@ def test_mad_sim_train_appearance_routes_to_the_appearance_config(tmp_path, caps
 
 
 def test_trainer_builds_the_appearance_stage(clips):
-    from mad_sim.model.appearance_stage import AppearanceStage
-    from mad_sim.model.train_stages import build_stage
+    from mad_sim.model.training.appearance_stage import AppearanceStage
+    from mad_sim.model.training.stages import build_stage
 
     cfg, task = load_appearance_config(CONFIG, {"init_backbone": "", "lora": {"rank": 4, "alpha": 4.0}})
     assert isinstance(build_stage(dataclass_replace(cfg, task=task), clips, "cpu"), AppearanceStage)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from mad_sim.errors import ShapeError
-from mad_sim.model.appearance_vehicles import (box_mask, clip_vehicle_masks, inpaint_vehicles, masked_mae,
+from mad_sim.model.training.appearance_vehicles import (box_mask, clip_vehicle_masks, inpaint_vehicles, masked_mae,
                                                response_locality, vehicle_clips, vehicle_gain)
-from mad_sim.model.train_stages import VaeStage
+from mad_sim.model.training.stages import VaeStage
 from tests.conftest import data_file
 from tests.model.test_training_resume import _cfg, clip_cache  # noqa: F401  (fixture)
 from tests.model.test_vae_stage import RGB_CLIPS
@@ -82,7 +82,7 @@ def test_metrics_refuse_mismatched_inputs(scene) -> None:
 
 @pytest.fixture(scope="module")
 def held_out():
-    from mad_sim.model.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
+    from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
 
     spec = AppearanceClipSpec(**RGB_CLIPS)
     folder = build_appearance_clips(videos=[data_file("video/solidWhiteRight.mp4")], spec=spec, progress=False)
@@ -133,9 +133,9 @@ def test_shipped_synthesizer_responds_to_vehicle_skeletons_where_they_are() -> N
     the in-box frames get closer to the real ones (21.0 vs 24.8). The response is local but barely car-like:
     its gain against the real car signal is 0.05 (1 = the real car), and with the first frame given the
     skeletons change nothing (0.2 grey levels); see mad_sim/model/appearance_vehicles.py."""
-    from mad_sim.model.appearance import AppearanceSynthesizer, appearance_lora_path
-    from mad_sim.model.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
-    from mad_sim.model.appearance_vehicles import measure_synthesizer
+    from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, appearance_lora_path
+    from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
+    from mad_sim.model.training.appearance_vehicles import measure_synthesizer
 
     if not appearance_lora_path("tiny").is_file():
         pytest.skip("no shipped tiny appearance adapter")

@@ -10,8 +10,8 @@ import pytest
 from mad_sim.data import load_scenario
 from mad_sim.data.scenario import ObjectType
 from mad_sim.errors import ConfigError, DataError, DataNotFoundError
-from mad_sim.model.clips import ClipSpec, plan_clips, viewpoint_poses
-from mad_sim.model.datasets import ClipCache, SourceConfig, build_clip_cache
+from mad_sim.model.training.clips import ClipSpec, plan_clips, viewpoint_poses
+from mad_sim.model.training.datasets import ClipCache, SourceConfig, build_clip_cache
 
 SMALL = dict(width=64, height=64, stride=40, max_viewpoints=2)
 
@@ -132,7 +132,7 @@ def test_box_option_keeps_plain_cache_names(small_cache):
     import hashlib
     from dataclasses import asdict
 
-    from mad_sim.model.datasets import CACHE_VERSION, BoxClipConfig, cache_key
+    from mad_sim.model.training.datasets import CACHE_VERSION, BoxClipConfig, cache_key
 
     folder, spec, sources, _ = small_cache
     old = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "spec": asdict(spec), "sources": [asdict(s) for s in sources]},
@@ -148,9 +148,9 @@ def test_box_option_keeps_plain_cache_names(small_cache):
 
 def test_box_cache_matches_box_videos_of_the_log(womd_path, tmp_path):
     """Box videos stored per clip equal render_box_video of the logged future of the stored agents."""
-    from mad_sim.model.clips import ClipRenderer
-    from mad_sim.model.datasets import BoxClipConfig, box_seed
     from mad_sim.model.object_control import box_video_from_trajectory, slot_colors
+    from mad_sim.model.training.clips import ClipRenderer
+    from mad_sim.model.training.datasets import BoxClipConfig, box_seed
 
     spec = ClipSpec(**{**SMALL, "stride": 25})
     src = [SourceConfig(kind="file", path=str(womd_path), split="train", seed=1, max_clips=6)]
@@ -173,7 +173,7 @@ def test_box_cache_matches_box_videos_of_the_log(womd_path, tmp_path):
             assert np.all(alone == slot_colors()[0], -1).sum(axis=(1, 2)).min() >= 8  # filled (min_pixels default)
     # the draw is reproducible from the manifest entry's seed
     c = cache.clips[0]
-    from mad_sim.model.clips import ClipRef
+    from mad_sim.model.training.clips import ClipRef
 
     _, again = ClipRenderer(spec).render_boxes(sc, ClipRef(c["viewpoint"], c["t0"], c["moving"]),
                                                np.random.default_rng(box_seed(c)), 3)

@@ -98,7 +98,7 @@ def test_boxes_task_hook_reaches_the_model(scene):
 def _check_boxes_loss(hist: np.ndarray, fut: np.ndarray, boxes: np.ndarray) -> None:
     import torch
 
-    from mad_sim.model.backbone import load_backbone
+    from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
     from mad_sim.model.object_control import boxes_task_loss
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mad_sim.errors import DataError
-from mad_sim.model.clips import ClipSpec
-from mad_sim.model.datasets import BoxClipConfig, ClipCache, SourceConfig, build_clip_cache
+from mad_sim.model.training.clips import ClipSpec
+from mad_sim.model.training.datasets import BoxClipConfig, ClipCache, SourceConfig, build_clip_cache
 
 HELD_OUT = "womd/motion_data_one_scenario.tfrecord"  # never in a training split
 
@@ -27,7 +27,7 @@ def test_evaluation_on_a_random_model(tmp_path, capsys):
     """Report structure, identical noise for both forecasts, the log's IoU as ceiling; the CLI writes the JSON."""
     from mad_sim.model import MADModel, MotionPredictor, load_backbone
     from mad_sim.model.lora import save_lora
-    from mad_sim.model.object_control_eval import evaluate_object_control, main
+    from mad_sim.model.training.object_control_eval import evaluate_object_control, main
 
     torch.set_num_threads(1)
     cache = _held_out_cache(tmp_path / "clips", 64, 9, 8)
@@ -73,8 +73,8 @@ def test_shipped_adapter_follows_the_boxes(tmp_path):
     """The shipped motion adapter's forecasts follow given boxes better than unconditioned ones (held-out log)."""
     from mad_sim.model import MotionPredictor
     from mad_sim.model.backbone import WEIGHTS_DIR
-    from mad_sim.model.object_control_eval import evaluate_object_control
-    from mad_sim.model.train_denoiser import boxes_task_info
+    from mad_sim.model.training.denoiser_stage import boxes_task_info
+    from mad_sim.model.training.object_control_eval import evaluate_object_control
 
     shipped = WEIGHTS_DIR / "tiny_motion.safetensors"
     if not shipped.is_file():

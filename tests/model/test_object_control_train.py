@@ -13,9 +13,9 @@ import torch
 
 from mad_sim.config import from_dict
 from mad_sim.errors import ConfigError
-from mad_sim.model.clips import ClipSpec
-from mad_sim.model.datasets import BoxClipConfig, ClipCache, SourceConfig, build_clip_cache
-from mad_sim.model.training import TrainConfig, train
+from mad_sim.model.training.clips import ClipSpec
+from mad_sim.model.training.datasets import BoxClipConfig, ClipCache, SourceConfig, build_clip_cache
+from mad_sim.model.training.loop import TrainConfig, train
 
 _BUILT: dict = {}
 SPEC = dict(context_frames=9, future_frames=9, width=64, height=64, stride=30, max_viewpoints=2)
@@ -44,7 +44,7 @@ def _cfg(out, **kw) -> TrainConfig:
 
 
 def test_task_config_and_cache_checks(box_cache, womd_path, tmp_path):
-    from mad_sim.model.train_denoiser import DenoiserStage
+    from mad_sim.model.training.denoiser_stage import DenoiserStage
 
     with pytest.raises(ConfigError, match="p_boxes"):
         _cfg(tmp_path, task={"p_boxes": 1.5})
@@ -59,7 +59,7 @@ def test_boxes_task_draw_and_conditions(box_cache, tmp_path):
     """Only clips with controlled agents get the task; p_boxes = 0 draws exactly the old tasks; the box
     latents reach the transformer; the loss is the target tokens' flow-matching error alone."""
     from mad_sim.model.losses import flow_matching_loss
-    from mad_sim.model.train_denoiser import DenoiserStage, task_conditions
+    from mad_sim.model.training.denoiser_stage import DenoiserStage, task_conditions
 
     torch.set_num_threads(1)
     stage = DenoiserStage(_cfg(tmp_path, task={"p_boxes": 0.5}), box_cache, torch.device("cpu"))
@@ -92,7 +92,7 @@ def test_boxes_task_draw_and_conditions(box_cache, tmp_path):
 
 
 def test_motion_training_with_boxes_records_the_task(box_cache, tmp_path):
-    from mad_sim.model.train_denoiser import BOXES_META_KEY, boxes_task_info
+    from mad_sim.model.training.denoiser_stage import BOXES_META_KEY, boxes_task_info
 
     torch.set_num_threads(1)
     res = train(_cfg(tmp_path / "run"), cache=box_cache, progress=False)
@@ -101,7 +101,7 @@ def test_motion_training_with_boxes_records_the_task(box_cache, tmp_path):
     assert "eval_history_boxes_boxclips" in records[-1] and "eval_history_boxclips" in records[-1]
     info = boxes_task_info(res.exported["motion"])
     assert info == {"p_boxes": 1.0, "slots": 8, "max_agents": 2}
-    from mad_sim.model.model_card import to_half
+    from mad_sim.model.training.model_card import to_half
 
     assert boxes_task_info(to_half(res.exported["motion"], tmp_path / "shipped.safetensors")) == info  # ship keeps it
     from mad_sim.model.lora import read_lora

@@ -1,4 +1,4 @@
-"""Ego odometry from rendered pose videos of the real WOMD logs (mad_sim.model.odometry)."""
+"""Ego odometry from rendered pose videos of the real WOMD logs (mad_sim.model.parse.odometry)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ShapeError
-from mad_sim.model.odometry import (MotionLimits, compose, estimate_ego_motion, inverse, track_ego_motion,
-                                     trajectory_in_first_frame)
+from mad_sim.model.parse.odometry import (MotionLimits, compose, estimate_ego_motion, inverse, track_ego_motion,
+                                          trajectory_in_first_frame)
 from mad_sim.render.pose import PoseRenderer
 
 
@@ -60,7 +60,7 @@ def test_bad_video_shape():
 
 
 def _degraded(path, t0: int, frames: int, seed: int):
-    from mad_sim.model.parse_eval import degrade
+    from mad_sim.model.parse.evaluation import degrade
 
     sc = load_scenario(path)
     r = PoseRenderer(128, 128)

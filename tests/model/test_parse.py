@@ -1,4 +1,4 @@
-"""PoseParser on frames rendered from the real WOMD log (mad_sim.model.parse)."""
+"""PoseParser on frames rendered from the real WOMD log (mad_sim.model.parse.parser)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ShapeError
-from mad_sim.model.parse import PoseParser, background_mask, ego_pose_of
-from mad_sim.model.parse_eval import degrade, evaluate_parse, visible_agents
+from mad_sim.model.parse.evaluation import degrade, evaluate_parse, visible_agents
+from mad_sim.model.parse.parser import PoseParser
+from mad_sim.model.parse.results import background_mask, ego_pose_of
 from mad_sim.render.pose import PoseRenderer
 from mad_sim.world.state import AgentStates, WorldState
 

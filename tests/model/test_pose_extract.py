@@ -8,8 +8,8 @@ import pytest
 
 from mad_sim.data.dashcam import DashcamExtractor, read_image, read_video
 from mad_sim.errors import ConfigError, DataError, DataNotFoundError, ShapeError
-from mad_sim.model.pose_extract import (GroundCamera, PoseDetections, available_extractors, draw_detections,
-                                        extract_pose_video, get_extractor, register_extractor, resize_frames)
+from mad_sim.model.appearance.pose_extract import (GroundCamera, PoseDetections, available_extractors, draw_detections,
+                                                   extract_pose_video, get_extractor, register_extractor, resize_frames)
 from tests.conftest import data_file
 
 
@@ -159,7 +159,7 @@ def test_bad_inputs(tmp_path):
 
 def test_waymo_pose_frame_matches_projected_labels(frame_path):
     from mad_sim.data.waymo_frame import read_frames
-    from mad_sim.model.pose_extract import waymo_agents, waymo_pose_pair
+    from mad_sim.model.appearance.pose_extract import waymo_agents, waymo_pose_pair
     from mad_sim.render.draw import agent_id_mask
 
     frame = next(read_frames(frame_path))

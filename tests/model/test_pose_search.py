@@ -1,4 +1,4 @@
-"""The parser's fast search (mad_sim.model.pose_search) against the exact scorer, on frames of the real WOMD log."""
+"""The parser's fast search (mad_sim.model.parse.search) against the exact scorer, on frames of the real WOMD log."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ConfigError
-from mad_sim.model.parse import ParseConfig, PoseParser, ego_pose_of
-from mad_sim.model.parse_eval import degrade, evaluate_parse
-from mad_sim.model.pose_pixels import colour_pixels, pixel_maps, truncated_distances
-from mad_sim.model.pose_search import CostMaps, Occlusion, PoseSearch, grid_level
-from mad_sim.model.skeleton_fit import body_samples, grid, score, template
+from mad_sim.model.parse.config import ParseConfig
+from mad_sim.model.parse.evaluation import degrade, evaluate_parse
+from mad_sim.model.parse.parser import PoseParser
+from mad_sim.model.parse.pixels import colour_pixels, pixel_maps, truncated_distances
+from mad_sim.model.parse.results import ego_pose_of
+from mad_sim.model.parse.search import CostMaps, Occlusion, PoseSearch, grid_level
+from mad_sim.model.parse.skeleton_fit import body_samples, grid, score, template
 from mad_sim.render.pose import PoseRenderer
 from mad_sim.render.skeleton import class_of
 from mad_sim.world.state import WorldState

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mad_sim.errors import CheckpointError, ConfigError
-from mad_sim.model.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from mad_sim.model.training import load_train_config
+from mad_sim.model.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from mad_sim.model.training.loop import load_train_config
 
 
 def _optimised(seed: int = 0):

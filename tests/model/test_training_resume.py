@@ -14,10 +14,10 @@ import torch
 from mad_sim.cli import main as cli_main
 from mad_sim.config import from_dict
 from mad_sim.errors import CheckpointError
-from mad_sim.model.checkpoint import load_checkpoint
-from mad_sim.model.clips import ClipSpec
-from mad_sim.model.datasets import ClipCache, SourceConfig, build_clip_cache
-from mad_sim.model.training import TrainConfig, train
+from mad_sim.model.training.checkpoint import load_checkpoint
+from mad_sim.model.training.clips import ClipSpec
+from mad_sim.model.training.datasets import ClipCache, SourceConfig, build_clip_cache
+from mad_sim.model.training.loop import TrainConfig, train
 
 _BUILT: dict = {}
 
@@ -72,7 +72,7 @@ def test_motion_export_is_a_loadable_lora_that_changes_the_model(clip_cache, tmp
     res = train(_cfg(tmp_path / "m", "motion", steps=3), cache=clip_cache, progress=False)
     model = MADModel(load_backbone("tiny", weights="random", device="cpu", seed=0))
     model.load_adapter("motion", res.exported["motion"])
-    from mad_sim.model.evaluation import evaluate_motion
+    from mad_sim.model.training.motion_eval import evaluate_motion
 
     ev = evaluate_motion(model, clip_cache, max_clips=2, sigmas=(0.5,))
     assert ev.num_clips == 2 and set(ev.base) == {"history", "history_ego"}
@@ -81,7 +81,7 @@ def test_motion_export_is_a_loadable_lora_that_changes_the_model(clip_cache, tmp
     again = evaluate_motion(model, clip_cache, max_clips=2, sigmas=(0.5,))
     assert again.base == ev.base and again.adapted == ev.adapted  # fixed noise: reproducible
     # the forecast comparison: context frames shared, futures from the base and the adapted model
-    from mad_sim.model.evaluation import forecast_comparison, write_forecast_video
+    from mad_sim.model.training.motion_eval import forecast_comparison, write_forecast_video
 
     clip = int(clip_cache.indices("eval")[0])
     before = model.active_adapter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mad_sim.model.model_card import session_seconds, to_half
+from mad_sim.model.training.model_card import session_seconds, to_half
 
 
 def test_float16_copy_loads_into_a_float32_backbone(tmp_path):

@@ -1,0 +1,72 @@
+"""Settings of the learned agents (``agents="mad"``): :class:`LearnedAgentSettings`, validated on creation.
+
+See :mod:`mad_sim.model.agents.learned` for what each setting does.  Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from mad_sim.config_checks import require_choice, require_frames_8k1, require_positive
+from mad_sim.errors import ConfigError
+
+FALLBACKS = {"idm": "IDM", "log": "LogReplay", "constant_velocity": "ConstantVelocity"}
+"""``fallback`` setting -> scripted policy class of :mod:`mad_sim.world.traffic`."""
+
+
+@dataclass
+class LearnedAgentSettings:
+    """Options of the learned agents (SI units; steps are 0.1 s).
+
+    Attributes:
+      preset, weights, lora, device, threads: the model (see :func:`~mad_sim.model.agents.predictor_service.load_predictor`);
+        ``threads`` torch threads while sampling (None: torch's default).
+      merge_lora: merge the motion LoRA into the base weights for inference (same frames, less CPU).
+      precision: ``float32`` (default) or ``bfloat16`` (CPU autocast: faster, not bit-identical; opt-in).
+      sampler_steps: flow-matching sampler steps per prediction.
+      size: pose frames are ``size x size`` pixels (multiple of 32).
+      history_frames / future_frames: frames in / out of the model (8k+1).
+      chunk: steps taken from each prediction before predicting again (<= future_frames).
+      ego_conditioning: condition on the ego-motion video of the intended motion.
+      tolerance_m: early re-prediction when the intended ego path departs from the assumed one by more.
+      min_interval: steps between two predictions at least (early ones included).
+      view_range_m: agents farther than this are never learned-driven.
+      fallback: scripted policy for everyone else: ``idm``, ``log`` or ``constant_velocity``.
+      detect_entering: let the parser look for entering agents (counted in :attr:`LearnedAgents.stats`;
+        the env's agent rows are fixed, so they are not spawned).
+    """
+
+    preset: str = "tiny"
+    weights: str = "auto"
+    lora: Optional[str] = None
+    device: Optional[str] = None
+    threads: Optional[int] = None
+    merge_lora: bool = True
+    precision: str = "float32"
+    sampler_steps: int = 4
+    size: int = 128
+    history_frames: int = 9
+    future_frames: int = 17
+    chunk: int = 16
+    ego_conditioning: bool = True
+    tolerance_m: float = 1.0
+    min_interval: int = 2
+    view_range_m: float = 60.0
+    fallback: str = "idm"
+    detect_entering: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("history_frames", "future_frames"):
+            require_frames_8k1("learned agents: ", name, getattr(self, name))
+        if self.size < 32 or self.size % 32:
+            raise ConfigError(f"learned agents: size={self.size} must be a positive multiple of 32")
+        if not 1 <= self.chunk <= self.future_frames:
+            raise ConfigError(f"learned agents: chunk={self.chunk} must be in [1, future_frames={self.future_frames}]")
+        require_choice("learned agents: ", "fallback", self.fallback, sorted(FALLBACKS))
+        require_choice("learned agents: ", "precision", self.precision, ("float32", "bfloat16"))
+        require_positive("learned agents: ", self, ("tolerance_m", "view_range_m", "min_interval", "sampler_steps"))
+
+
+
+__all__ = ["FALLBACKS", "LearnedAgentSettings"]
