@@ -119,7 +119,7 @@ def _ego_video(args: argparse.Namespace, scenario, vp: int, t0: int, present: in
         speed = float(np.hypot(*tr.velocity[vp, present]))
         future = poses_from_actions(speed, actions, tuple(hist[-1]))[1:]
         return renderer.render(np.concatenate([hist, future]))[-args.frames:]
-    from mad_sim.data.dashcam import read_video
+    from mad_sim.data.camera_files import read_video
 
     frames, _ = read_video(path)
     if frames.shape[0] != args.frames or frames.shape[1:3] != (h, w):

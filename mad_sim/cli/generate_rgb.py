@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from mad_sim.data.dashcam import check_rgb_frame, read_image, read_video
+    from mad_sim.data.camera_files import check_rgb_frame, read_image, read_video
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, check_prompt
     from mad_sim.render.video import side_by_side, write_video
 

@@ -26,7 +26,7 @@ def synth():
 @pytest.fixture(scope="module")
 def pose_clip():
     """A real pose clip: the classical extractor on the first frames of the dashcam video, at 10 Hz."""
-    from mad_sim.data.dashcam import read_video
+    from mad_sim.data.camera_files import read_video
     from mad_sim.model.appearance.pose_extract import extract_pose_video, resize_frames
     from tests.conftest import data_file
 

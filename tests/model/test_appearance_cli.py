@@ -31,7 +31,7 @@ def lora(tmp_path_factory):
 def test_generate_rgb_writes_video(tmp_path, lora, capsys):
     import cv2
 
-    from mad_sim.data.dashcam import read_video
+    from mad_sim.data.camera_files import read_video
     from mad_sim.render.video import write_video
 
     pose = np.zeros((9, 128, 128, 3), np.uint8)

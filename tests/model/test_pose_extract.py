@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mad_sim.data.dashcam import DashcamExtractor, read_image, read_video
+from mad_sim.data.camera_files import read_image, read_video
+from mad_sim.data.dashcam import DashcamExtractor
 from mad_sim.errors import ConfigError, DataError, DataNotFoundError, ShapeError
 from mad_sim.model.appearance.pose_extract import (GroundCamera, PoseDetections, available_extractors, draw_detections,
                                                    extract_pose_video, get_extractor, register_extractor, resize_frames)

@@ -48,7 +48,8 @@ from typing import Callable, Dict, List, Optional, Protocol, Tuple, runtime_chec
 import cv2
 import numpy as np
 
-from mad_sim.data.dashcam import DashcamExtractor, LaneConfig, check_rgb_frame
+from mad_sim.data.camera_files import check_rgb_frame
+from mad_sim.data.dashcam import DashcamExtractor, LaneConfig
 from mad_sim.errors import ConfigError, RenderError, ShapeError
 from mad_sim.data.scenario import ObjectType
 from mad_sim.render import skeleton as sk

@@ -39,7 +39,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from mad_sim.data.dashcam import read_image, read_video
+from mad_sim.data.camera_files import read_image, read_video
 from mad_sim.errors import ConfigError, DataError, DataNotFoundError
 from mad_sim.io import atomic_path, write_text_atomic
 from mad_sim.model.appearance.pose_extract import extract_pose_video, get_extractor, resize_frames, waymo_pose_pair

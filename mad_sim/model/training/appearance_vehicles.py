@@ -106,7 +106,7 @@ def source_vehicle_tracks(path: PathLike, width: int, height: int, mirrored: boo
     Returns ``{"boxes": [N] list of [V, 4] (clip pixels), "masks": [N, height, width] bool}`` and, with
     ``with_poses``, ``"pose"`` / ``"pose_without"``: ``[N, height, width, 3]`` uint8 (see module doc).
     """
-    from mad_sim.data.dashcam import read_video
+    from mad_sim.data.camera_files import read_video
     from mad_sim.model.appearance.pose_extract import GroundCamera, PoseDetections, draw_detections, get_extractor
 
     frames, _ = read_video(path)
