@@ -112,20 +112,13 @@ def test_evaluate_and_comparison_image(clips, tmp_path):
     assert (tmp_path / "cmp.png").is_file() and grid.shape[1] == 2 * (3 * 64 + 4)
 
 
-def test_appearance_stage_trains_through_the_trainer(clips, tmp_path, monkeypatch):
+def test_appearance_stage_trains_through_the_trainer(clips, tmp_path):
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
     from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
-    from mad_sim.model.training import stages
-    from mad_sim.model.training.appearance_stage import AppearanceStage
     from mad_sim.model.training.loop import LoraConfig, TrainConfig, train
 
     c, _ = clips
-    original = stages.build_stage
-    # the wiring the trainer needs (one line in build_stage): stage "appearance" -> AppearanceStage
-    monkeypatch.setattr(stages, "build_stage",
-                        lambda cfg, cache, device: AppearanceStage(cfg, cache, device) if cfg.stage == "appearance"
-                        else original(cfg, cache, device))
     cfg = TrainConfig(stage="appearance", preset="tiny", output_dir=str(tmp_path / "run"), steps=4, batch_size=2,
                       log_every=2, checkpoint_every=4, eval_clips=2, lora=LoraConfig(rank=4, alpha=4.0))
     res = train(cfg, cache=c, progress=False)

@@ -9,7 +9,7 @@ import torch
 from mad_sim.errors import ShapeError
 from mad_sim.model.training.appearance_vehicles import (box_mask, clip_vehicle_masks, inpaint_vehicles, masked_mae,
                                                response_locality, vehicle_clips, vehicle_gain)
-from mad_sim.model.training.stages import VaeStage
+from mad_sim.model.training.vae_stage import VaeStage
 from tests.conftest import data_file
 from tests.model.test_training_resume import _cfg, clip_cache  # noqa: F401  (fixture)
 from tests.model.test_vae_stage import RGB_CLIPS

@@ -8,7 +8,7 @@ import torch
 
 from mad_sim.errors import ConfigError
 from mad_sim.model.training.loop import VaeLossConfig
-from mad_sim.model.training.stages import VaeStage
+from mad_sim.model.training.vae_stage import VaeStage
 from tests.conftest import data_file
 from tests.model.test_training_resume import _cfg, clip_cache  # noqa: F401  (fixture)
 

@@ -41,7 +41,7 @@ from mad_sim.model.conditioning import pose_patch_mask
 from mad_sim.model.ltx import LatentCondition
 from mad_sim.model.noise import targeted_noise
 from mad_sim.model.training.denoiser_stage import group_loss, load_trainable_state, trainable_state, vae_fingerprint
-from mad_sim.model.training.stages import load_safetensors_into, save_safetensors, videos_to_tensor
+from mad_sim.model.training.stage_io import load_safetensors_into, save_safetensors, videos_to_tensor
 
 log = logging.getLogger(__name__)
 

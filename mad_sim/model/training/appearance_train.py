@@ -146,7 +146,7 @@ def vae_ceiling(backbone, clips: AppearanceClips, split: str = "eval") -> Dict[s
     """PSNR / SSIM of the VAE's own encode -> decode of the held-out RGB clips (all frames)."""
     from mad_sim.model.appearance.evaluation import psnr, ssim
     from mad_sim.model.conditioning import video_to_uint8
-    from mad_sim.model.training.stages import videos_to_tensor
+    from mad_sim.model.training.stage_io import videos_to_tensor
 
     ps, ss = [], []
     for k in clips.indices(split):

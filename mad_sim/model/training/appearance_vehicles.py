@@ -235,7 +235,7 @@ def _recon(backbone, video: np.ndarray) -> np.ndarray:
     import torch
 
     from mad_sim.model.conditioning import video_to_uint8
-    from mad_sim.model.training.stages import videos_to_tensor
+    from mad_sim.model.training.stage_io import videos_to_tensor
 
     with torch.no_grad():
         lat = backbone.encode_video(videos_to_tensor(video[None], backbone.device))

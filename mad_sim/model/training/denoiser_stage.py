@@ -50,7 +50,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mad_sim.errors import CheckpointError, ConfigError
-from mad_sim.model.training.stages import load_safetensors_into, save_safetensors, videos_to_tensor
+from mad_sim.model.training.stage_io import load_safetensors_into, save_safetensors, videos_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class DenoiserStage:
             load_safetensors_into(bb.transformer, cfg.init_transformer, "transformer")
         bb.to(device=device)
         if cfg.fit_latent_stats:
-            from mad_sim.model.training.stages import latent_stats
+            from mad_sim.model.training.vae_stage import latent_stats
 
             mean, std = latent_stats(bb.vae, cache, device)
             bb.set_latent_stats(mean, std)
