@@ -52,7 +52,8 @@ def main() -> None:
     args = ap.parse_args()
     from mad_sim.data import load_scenario
     from mad_sim.data.procedural import generate_scenario
-    from mad_sim.world.traffic import IDM, ConstantVelocity, LogReplay
+    from mad_sim.world.idm import IDM
+    from mad_sim.world.traffic import ConstantVelocity, LogReplay
 
     scenes = []
     if WOMD.is_file():

@@ -7,6 +7,9 @@ Inside ``model``: the core modules of its folder import none of its
 subpackages; ``parse`` and ``appearance`` build on the core only, ``agents`` also
 on ``parse``, ``training`` also on ``appearance``.
 
+No two modules import each other, directly or around a loop (a cycle that
+"works" only thanks to an import inside a function is still a cycle).
+
 Every ``import`` counts, also those inside functions (a lazy import is still a
 dependency); imports under ``if TYPE_CHECKING:`` do not.  ``envs/``,
 ``planners/`` and ``eval/`` are installed as ``mad_sim.envs`` etc.
@@ -109,3 +112,55 @@ def test_model_subpackages_build_on_the_core_only() -> None:
             if target.startswith("mad_sim.model.") and _model_group(target) not in MODEL_ALLOWED[mine]:
                 bad.append(f"{name} ({mine}) imports {target} ({_model_group(target)})")
     assert not bad, "\n".join(sorted(bad))
+
+
+def _cycles(edges: Dict[str, Set[str]]) -> List[List[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    on_stack: Set[str] = set()
+    found: List[List[str]] = []
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(sorted(edges[w]))))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    found.append(sorted(comp))
+    return found
+
+
+def test_cycle_finder_finds_a_loop() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles() -> None:
+    edges = {m: {t for t in imps if t in MODULES and t != m} for m, imps in MODULES.items()}
+    assert not _cycles(edges)

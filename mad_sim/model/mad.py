@@ -24,7 +24,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import torch
 
 from mad_sim.errors import CheckpointError, ShapeError
-from mad_sim.model import lora as _lora
+import mad_sim.model.lora as _lora
 from mad_sim.model.conditioning import POSE_KINDS, Condition, pose_patch_mask
 from mad_sim.model.losses import flow_matching_loss
 from mad_sim.model.lora_convert import convert_authors_lora

@@ -56,12 +56,13 @@ import numpy as np
 from mad_sim.data.frames import wrap_angle
 from mad_sim.data.scenario import DT, ObjectType, Scenario, Trajectory
 from mad_sim.world.controls import TrafficControls
-from mad_sim.world.road_distance import map_segments
 from mad_sim.world.idm_law import MPH, IDMParams, idm_accel
 from mad_sim.world.lanes import LaneGraph, PathStore
 from mad_sim.world.leaders import PathGeometry, find_leaders
+from mad_sim.world.road_distance import map_segments
 from mad_sim.world.state import WorldState
 from mad_sim.world.stop_lines import StopLines
+from mad_sim.world.traffic import ConstantVelocity, check_policy_call
 
 __all__ = ["IDM", "IDMParams", "idm_accel", "MPH"]
 
@@ -210,8 +211,6 @@ class IDM:
 
     # --- main -------------------------------------------------------------------------------------
     def advance(self, state: WorldState, controlled: np.ndarray, num_steps: int) -> Trajectory:
-        from mad_sim.world.traffic import ConstantVelocity, check_policy_call
-
         c = check_policy_call(state, controlled, num_steps)
         p, dt = self.params, self.dt
         self._bind(state.scenario)

@@ -7,9 +7,10 @@ entries of agents not in ``controlled`` are ignored by the caller.
 
 * :class:`LogReplay`: the logged future (invalid past the end of the log).
 * :class:`ConstantVelocity`: every agent keeps its current velocity and heading.
-* :class:`IDM`: vehicles and cyclists follow their lane with the Intelligent
+* :class:`~mad_sim.world.idm.IDM` (in :mod:`mad_sim.world.idm`, built on this
+  module): vehicles and cyclists follow their lane with the Intelligent
   Driver Model behind the nearest agent ahead, stopping for red signals and
-  at stop signs (:mod:`mad_sim.world.idm`, re-exported here).
+  at stop signs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mad_sim.data.scenario import DT, Trajectory
 from mad_sim.errors import ShapeError
 from mad_sim.world.state import WorldState
 
-__all__ = ["TrafficPolicy", "LogReplay", "ConstantVelocity", "IDM", "IDMParams", "MPH", "idm_accel"]
+__all__ = ["TrafficPolicy", "LogReplay", "ConstantVelocity", "check_policy_call"]
 
 
 @runtime_checkable
@@ -81,6 +82,3 @@ class ConstantVelocity:
         k = (np.arange(num_steps) + 1.0) * self.dt
         out.xyz[..., :2] += state.at().velocity[:, None, :] * k[None, :, None]
         return out
-
-
-from mad_sim.world.idm import IDM, MPH, IDMParams, idm_accel  # noqa: E402  (idm imports this module lazily)

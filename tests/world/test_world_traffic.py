@@ -13,7 +13,9 @@ from mad_sim.errors import ShapeError
 from mad_sim.world.geometry import overlap_matrix
 from mad_sim.world.road_distance import road_edge_distance
 from mad_sim.world.state import WorldState
-from mad_sim.world.traffic import IDM, ConstantVelocity, IDMParams, LogReplay, TrafficPolicy, idm_accel
+from mad_sim.world.idm import IDM
+from mad_sim.world.idm_law import IDMParams, idm_accel
+from mad_sim.world.traffic import ConstantVelocity, LogReplay, TrafficPolicy
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,7 +12,8 @@ from mad_sim.data.scenario import (LaneInfo, MapKind, ObjectType, RoadMap, Scena
                                    Trajectory)
 from mad_sim.world.geometry import project_to_polyline
 from mad_sim.world.state import WorldState
-from mad_sim.world.traffic import IDM, IDMParams
+from mad_sim.world.idm import IDM
+from mad_sim.world.idm_law import IDMParams
 
 
 def _red_leader(sc: Scenario):
