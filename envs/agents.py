@@ -59,12 +59,12 @@ def make_agent_policy(name: str, config: EnvConfig, rng: np.random.Generator) ->
     return _REGISTRY[name](config, rng)
 
 
-def _builtin(cls_name: str) -> AgentPolicyFactory:
+def _builtin(name: str) -> AgentPolicyFactory:
     def factory(config: EnvConfig, rng: np.random.Generator) -> object:
-        from mad_sim.world import traffic
+        from mad_sim.world.scripted import make_scripted_policy
 
-        return getattr(traffic, cls_name)()
-    factory.__name__ = f"make_{cls_name}"
+        return make_scripted_policy(name)
+    factory.__name__ = f"make_{name}"
     return factory
 
 
@@ -74,7 +74,7 @@ def _mad(config: EnvConfig, rng: np.random.Generator) -> object:
     return make_mad_policy(config, rng)
 
 
-_BUILTIN = {"log": _builtin("LogReplay"), "idm": _builtin("IDM"), "constant_velocity": _builtin("ConstantVelocity"),
+_BUILTIN = {"log": _builtin("log"), "idm": _builtin("idm"), "constant_velocity": _builtin("constant_velocity"),
             "mad": _mad}
 
 

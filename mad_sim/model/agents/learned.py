@@ -121,7 +121,7 @@ class LearnedAgents:
         from mad_sim.model.parse.parser import PoseParser
         from mad_sim.render.ego_motion import EgoMotionRenderer
         from mad_sim.render.pose import PoseRenderer
-        from mad_sim.world import traffic
+        from mad_sim.world.scripted import make_scripted_policy
 
         self.settings = s = settings or LearnedAgentSettings()
         self.service = service or shared_service(s.preset, s.weights, s.lora, s.device, s.sampler_steps, s.threads,
@@ -133,7 +133,7 @@ class LearnedAgents:
         self.camera = self.renderer.camera
         self.parser = PoseParser(renderer=self.renderer, config=ParseConfig(detect=s.detect_entering))
         self.ego_renderer = EgoMotionRenderer(s.size, s.size)
-        self.fallback = getattr(traffic, FALLBACKS[s.fallback])()
+        self.fallback = make_scripted_policy(s.fallback)
         self.stats = LearnedStats()
         self.learned = np.zeros(0, bool)
         self._frames: Dict[int, np.ndarray] = {}

@@ -10,9 +10,10 @@ from typing import Optional
 
 from mad_sim.config_checks import require_choice, require_frames_8k1, require_positive
 from mad_sim.errors import ConfigError
+from mad_sim.world.scripted import SCRIPTED_POLICIES
 
-FALLBACKS = {"idm": "IDM", "log": "LogReplay", "constant_velocity": "ConstantVelocity"}
-"""``fallback`` setting -> scripted policy class of :mod:`mad_sim.world.traffic`."""
+FALLBACKS = tuple(sorted(SCRIPTED_POLICIES))
+"""Names the ``fallback`` setting accepts: the scripted policies of :mod:`mad_sim.world.scripted`."""
 
 
 @dataclass
