@@ -10,7 +10,7 @@ from mad_sim.errors import ConfigError
 from mad_sim.model.training.loop import VaeLossConfig
 from mad_sim.model.training.vae_stage import VaeStage
 from tests.conftest import data_file
-from tests.model.test_training_resume import _cfg, clip_cache  # noqa: F401  (fixture)
+from tests.model.training.test_resume import _cfg, clip_cache  # noqa: F401  (fixture)
 
 RGB_CLIPS = {"frames": 9, "width": 64, "height": 64, "phases": 1, "mirror": False, "stride": 6, "eval_stride": 4}
 

@@ -14,7 +14,7 @@ from mad_sim.model.training.appearance_train import (AppearanceTaskConfig, load_
                                                      train_appearance)
 from tests.conftest import data_file
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train" / "tiny_appearance.yaml"
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train" / "tiny_appearance.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from mad_sim.model.training.appearance_clips import AppearanceClips, build_appea
 from mad_sim.model.training.appearance_train import load_appearance_config
 from mad_sim.model.training.vae_metrics import psnr
 from tests.conftest import data_file
-from tests.model.test_appearance_train import CONFIG
+from tests.model.training.test_appearance_train import CONFIG
 
 
 @pytest.fixture(scope="module")

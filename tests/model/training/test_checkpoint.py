@@ -117,7 +117,7 @@ def test_stage_on_command_line_must_match_the_file(tmp_path):
 def test_shipped_configs_validate():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2] / "configs" / "train"
+    root = Path(__file__).resolve().parents[3] / "configs" / "train"
     # the configs of `mad-sim train` (other entry points keep their own schemas in this folder)
     files = [root / f"tiny_{n}.yaml" for n in ("vae", "vae_decoder", "base", "motion")]
     for f in files:

@@ -11,8 +11,8 @@ from mad_sim.model.training.appearance_vehicles import (box_mask, clip_vehicle_m
                                                response_locality, vehicle_clips, vehicle_gain)
 from mad_sim.model.training.vae_stage import VaeStage
 from tests.conftest import data_file
-from tests.model.test_training_resume import _cfg, clip_cache  # noqa: F401  (fixture)
-from tests.model.test_vae_stage import RGB_CLIPS
+from tests.model.training.test_resume import _cfg, clip_cache  # noqa: F401  (fixture)
+from tests.model.training.test_vae_stage import RGB_CLIPS
 
 H = W = 64
 
