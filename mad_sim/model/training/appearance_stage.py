@@ -41,7 +41,7 @@ from mad_sim.model.conditioning import pose_patch_mask
 from mad_sim.model.ltx import LatentCondition
 from mad_sim.model.noise import targeted_noise
 from mad_sim.model.training.denoiser_stage import group_loss, load_trainable_state, trainable_state, vae_fingerprint
-from mad_sim.model.training.stage_io import load_safetensors_into, save_safetensors, videos_to_tensor
+from mad_sim.model.training.stage_io import initial_backbone, save_safetensors, videos_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,6 @@ class AppearanceStage:
     """LoRA ``appearance`` training (see the module doc)."""
 
     def __init__(self, cfg, cache, device) -> None:
-        from mad_sim.model.backbone_loading import load_backbone
         from mad_sim.model.lora import add_lora, load_lora, read_lora, set_active
 
         self.cfg, self.cache, self.device = cfg, cache, device
@@ -99,12 +98,7 @@ class AppearanceStage:
         self.p_first = float(getattr(task, "p_first", 0.5))
         self.use_targeted = bool(getattr(task, "targeted_noise", True))
         self.targeted_max = float(getattr(task, "targeted_noise_max", 0.3))
-        bb = load_backbone(cfg.preset, device="cpu", weights=cfg.init_backbone or "random", seed=cfg.seed)
-        if cfg.init_vae:
-            load_safetensors_into(bb.vae, cfg.init_vae, "VAE")
-        if cfg.init_transformer:
-            load_safetensors_into(bb.transformer, cfg.init_transformer, "transformer")
-        bb.to(device=device)
+        bb = initial_backbone(cfg, device)
         self.backbone = bb
         self.latents = encode_appearance_latents(bb, cache)
         add_lora(bb.transformer, "appearance", cfg.lora.rank, cfg.lora.alpha, bb.config.lora_targets)

@@ -50,7 +50,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mad_sim.errors import CheckpointError, ConfigError
-from mad_sim.model.training.stage_io import load_safetensors_into, save_safetensors, videos_to_tensor
+from mad_sim.model.training.stage_io import initial_backbone, save_safetensors, videos_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,6 @@ class DenoiserStage:
     """``base`` (whole transformer) or ``motion`` (LoRA adapter ``motion``) training."""
 
     def __init__(self, cfg, cache, device) -> None:
-        from mad_sim.model.backbone_loading import load_backbone
         from mad_sim.model.lora import add_lora, set_active
 
         if cfg.stage not in ("base", "motion"):
@@ -203,12 +202,7 @@ class DenoiserStage:
         self.p_boxes = p_boxes
         # clips that can take the boxes task (at least one controlled agent)
         self.has_boxes = (np.asarray(cache.num_box_agents) > 0) if p_boxes > 0 else np.zeros(len(cache), bool)
-        bb = load_backbone(cfg.preset, device="cpu", weights=cfg.init_backbone or "random", seed=cfg.seed)
-        if cfg.init_vae:
-            load_safetensors_into(bb.vae, cfg.init_vae, "VAE")
-        if cfg.init_transformer:
-            load_safetensors_into(bb.transformer, cfg.init_transformer, "transformer")
-        bb.to(device=device)
+        bb = initial_backbone(cfg, device)
         if cfg.fit_latent_stats:
             from mad_sim.model.training.vae_stage import latent_stats
 

@@ -17,7 +17,7 @@ import torch
 from mad_sim.errors import CheckpointError
 from mad_sim.io import atomic_path
 
-__all__ = ["videos_to_tensor", "load_safetensors_into", "save_safetensors"]
+__all__ = ["videos_to_tensor", "load_safetensors_into", "save_safetensors", "initial_backbone"]
 
 
 def videos_to_tensor(videos: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -52,3 +52,21 @@ def save_safetensors(sd: Dict[str, torch.Tensor], path: Path, metadata: Dict[str
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(tmp), metadata=metadata)
     return path
+
+
+def initial_backbone(cfg, device: torch.device | str):
+    """The backbone a denoiser or appearance stage starts from, on ``device``.
+
+    ``cfg.init_backbone`` (a backbone file) or a random init seeded with
+    ``cfg.seed``; then ``cfg.init_vae`` / ``cfg.init_transformer``, when set,
+    replace the VAE's / transformer's weights (CheckpointError names a file
+    that is missing or does not fit).
+    """
+    from mad_sim.model.backbone_loading import load_backbone
+
+    bb = load_backbone(cfg.preset, device="cpu", weights=cfg.init_backbone or "random", seed=cfg.seed)
+    if cfg.init_vae:
+        load_safetensors_into(bb.vae, cfg.init_vae, "VAE")
+    if cfg.init_transformer:
+        load_safetensors_into(bb.transformer, cfg.init_transformer, "transformer")
+    return bb.to(device=device)
