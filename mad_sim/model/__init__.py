@@ -54,21 +54,65 @@ Weights files: ``mad_sim/weights/<preset>.safetensors`` (one file, keys
 
 Shapes: LTX presets need ``8k+1`` frames and sizes divisible by 32
 (:class:`~mad_sim.errors.ShapeError` names the fix).  Nothing here downloads.
+
+Lazy imports (PEP 562).  Importing this package imports none of its modules: the
+public names above are resolved on first access (``from mad_sim.model import MADModel``
+or ``mad_sim.model.MADModel``) from the table ``_LAZY``, so that
+``import mad_sim.model.parse.odometry`` or ``mad_sim.model.agents.settings``
+(numpy only) does not pull in torch and diffusers.  An attribute that is not a
+public name but a submodule (``mad_sim.model.lora``) is imported on access too,
+as it was reachable when the package imported the core eagerly.  The
+``TYPE_CHECKING`` block repeats the table for type checkers and IDEs
+(``tests/test_lazy_imports.py`` keeps the two and ``__all__`` in step).
 """
 
-from mad_sim.model.backbone import Backbone
-from mad_sim.model.backbone_loading import build_empty, load_backbone
-from mad_sim.model.conditioning import Condition, uint8_to_video, video_to_uint8
-from mad_sim.model.mad import MADModel
-from mad_sim.model.presets import PRESETS, Preset, get_preset
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, List
+
+if TYPE_CHECKING:
+    from mad_sim.model.backbone import Backbone
+    from mad_sim.model.backbone_loading import build_empty, load_backbone
+    from mad_sim.model.conditioning import Condition, uint8_to_video, video_to_uint8
+    from mad_sim.model.mad import MADModel
+    from mad_sim.model.motion import MotionPredictor
+    from mad_sim.model.presets import PRESETS, Preset, get_preset
+
+_LAZY: Dict[str, str] = {
+    "Backbone": "mad_sim.model.backbone",
+    "build_empty": "mad_sim.model.backbone_loading",
+    "load_backbone": "mad_sim.model.backbone_loading",
+    "Condition": "mad_sim.model.conditioning",
+    "uint8_to_video": "mad_sim.model.conditioning",
+    "video_to_uint8": "mad_sim.model.conditioning",
+    "MADModel": "mad_sim.model.mad",
+    "MotionPredictor": "mad_sim.model.motion",
+    "PRESETS": "mad_sim.model.presets",
+    "Preset": "mad_sim.model.presets",
+    "get_preset": "mad_sim.model.presets",
+}
+"""Public name -> the module that defines it (imported on first access)."""
 
 __all__ = ["Backbone", "Condition", "MADModel", "PRESETS", "Preset", "build_empty", "get_preset", "load_backbone",
            "uint8_to_video", "video_to_uint8", "MotionPredictor"]
 
 
-def __getattr__(name: str):
-    if name == "MotionPredictor":
-        from mad_sim.model.motion import MotionPredictor
+def __getattr__(name: str) -> Any:
+    """A public name from its module (then cached in this module), or a submodule; else AttributeError."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("__"):
+        full = f"{__name__}.{name}"
+        try:
+            return importlib.import_module(full)
+        except ModuleNotFoundError as err:
+            if err.name != full:
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-        return MotionPredictor
-    raise AttributeError(name)
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,7 +1,8 @@
 """Reading generated pose frames back into the world: agent states and the ego's motion.
 
-Its modules use numpy and OpenCV, not torch (importing them still imports the
-:mod:`mad_sim.model` package, which does).  Lower level first:
+Its modules use numpy and OpenCV, and importing them does not import torch (the
+:mod:`mad_sim.model` package resolves its torch API lazily;
+``tests/test_lazy_imports.py`` checks).  Lower level first:
 
 * :mod:`.pixels`: a pose frame's colour classes, truncated distance maps, sub-pixel lookups.
 * :mod:`.skeleton_fit`: render-and-compare scores of skeleton poses against a frame.
