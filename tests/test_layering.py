@@ -11,8 +11,10 @@ No two modules import each other, directly or around a loop (a cycle that
 "works" only thanks to an import inside a function is still a cycle).
 
 Every ``import`` counts, also those inside functions (a lazy import is still a
-dependency); imports under ``if TYPE_CHECKING:`` do not.  ``envs/``,
-``planners/`` and ``eval/`` are installed as ``mad_sim.envs`` etc.
+dependency), and so do the modules named in a module-level ``_LAZY`` table
+(PEP 562 lazy exports, as in ``mad_sim/model/__init__.py``); imports under
+``if TYPE_CHECKING:`` do not.  ``envs/``, ``planners/`` and ``eval/`` are
+installed as ``mad_sim.envs`` etc.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ def _imports(path: Path) -> Set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.add(node.module)
             out.update(f"{node.module}.{a.name}" for a in node.names)
+    for node in tree.body:  # a lazy-export table {name: "module"} is an import of each module
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
+        if [getattr(t, "id", None) for t in targets] == ["_LAZY"] and isinstance(node.value, ast.Dict):
+            for key, value in zip(node.value.keys, node.value.values):
+                if isinstance(key, ast.Constant) and isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    out.update((value.value, f"{value.value}.{key.value}"))
     return out
 
 
@@ -78,6 +86,7 @@ def test_the_scan_sees_the_code() -> None:
     assert set(RANK) <= layers, f"layers without modules: {set(RANK) - layers}"
     assert "mad_sim.model.training.stages" in MODULES and "mad_sim.envs.drive" in MODULES
     assert "torch" in MODULES["mad_sim.model.backbone"]  # imports are read
+    assert {"mad_sim.model.mad", "mad_sim.model.mad.MADModel"} <= MODULES["mad_sim.model"]  # and the lazy table
 
 
 def test_layers_import_downward_only() -> None:
