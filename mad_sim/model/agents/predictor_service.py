@@ -5,8 +5,10 @@ not call the sampler themselves: they hand a :class:`ForecastRequest` (pose
 history, optional ego-motion video, a noise seed) to a
 :class:`PredictorService`, which stacks every request of the same geometry
 into ONE batched sampler call.  A vector of envs
-(:class:`mad_sim.model.agents.learned.MADVectorEnv`) therefore costs one
-diffusion call per chunk, not one per env.
+therefore costs one diffusion call per chunk, not one per env, when it is this
+module's ``MADVectorEnv`` (made on first access, so gymnasium is imported only
+then; :func:`make_mad_vector_env` builds one); :func:`mad_sim.envs.make_vec`
+gives a plain ``SyncVectorEnv`` that does not batch.
 
 Determinism: each request carries its own seed; its initial noise
 ``[C, f, h, w]`` is drawn from ``torch.Generator().manual_seed(seed)`` alone,
