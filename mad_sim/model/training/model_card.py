@@ -229,6 +229,11 @@ def write_model_card(runs: PathLike, out: PathLike, shipped: Dict[str, Path], ev
                   "| task | base | motion LoRA | relative |\n|---|---|---|---|\n" +
                   "\n".join(f"| {t} | {d['base'][t]:.4f} | {d['adapted'][t]:.4f} | {100 * d['relative_improvement'][t]:+.1f}% |"
                             for t in d["base"]) + "\n")
+        sens = d.get("ego_sensitivity")
+        if sens:
+            ev_txt += ("\nEgo sensitivity (the history_ego loss with another clip's ego-motion video minus with its own; "
+                       f"about 0 means the model ignores the action it is given): base {sens['base']:+.5f}, "
+                       f"motion LoRA {sens['adapted']:+.5f}.\n")
     text = f"""# mad-sim tiny world model
 
 The embedded default of mad-sim: the LTX-Video architecture scaled down

@@ -10,6 +10,12 @@ identical inputs, so the difference is the adapter's. Reported per task:
 - ``history``: pose history (``context_frames`` frames) as the condition;
 - ``history_ego``: pose history + the ego-motion video of the future span.
 
+**Ego sensitivity.** Whether a model reads its ego-motion condition at all:
+``loss(history_ego with another clip's ego video) - loss(history_ego)`` on the
+same clips and noise, the other clip being the one half the evaluated list
+further on (cyclically).  Positive: the model's prediction depends on the ego
+video it is given (the action conditioning works); about 0: it ignores it.
+
 **Forecast video.** For one held-out clip, the log's future, the base
 model's forecast and the adapted model's forecast (same noise seed, pose
 history + ego-motion as conditions) are written side by side (``log |
@@ -41,6 +47,8 @@ class MotionEvalResult:
 
     base: Dict[str, float] = field(default_factory=dict)
     adapted: Dict[str, float] = field(default_factory=dict)
+    ego_sensitivity: Dict[str, float] = field(default_factory=dict)
+    """``{"base": .., "adapted": ..}``: history_ego loss with another clip's ego video minus with its own."""
     num_clips: int = 0
     sigmas: Sequence[float] = ()
     seed: int = 0
@@ -88,10 +96,27 @@ def evaluate_motion(model, cache, *, adapter: str = "motion", split: str = "eval
             for task in TASKS:
                 out[task] = fixed_denoising_loss(model.denoiser, text, lat, index, task, cache.spec.context_frames,
                                                  sigmas=sigmas, seed=seed, device=bb.device)
+            swapped = fixed_denoising_loss(model.denoiser, text, other_clips_ego(lat, index), index, "history_ego",
+                                           cache.spec.context_frames, sigmas=sigmas, seed=seed, device=bb.device)
+            res.ego_sensitivity[name] = swapped - out["history_ego"]
     finally:
         model.set_adapter(previous)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def other_clips_ego(latents: Dict[str, torch.Tensor], index: np.ndarray) -> Dict[str, torch.Tensor]:
+    """``latents`` with clip ``index[i]``'s ego latent replaced by that of ``index[(i + n // 2) % n]``.
+
+    Every other key is shared, not copied.  With one clip there is no other
+    clip: ConfigError.
+    """
+    index = np.asarray(index)
+    if index.size < 2:
+        raise ConfigError("ego sensitivity needs at least two clips to swap ego videos between")
+    ego = latents["ego"].clone()
+    ego[torch.as_tensor(index)] = latents["ego"][torch.as_tensor(np.roll(index, -(index.size // 2)))]
+    return {**latents, "ego": ego}
 
 
 def forecast_comparison(model, cache, clip: int, *, adapter: str = "motion", steps: int = 8, seed: int = 0,

@@ -78,6 +78,9 @@ def test_motion_export_is_a_loadable_lora_that_changes_the_model(clip_cache, tmp
     assert ev.num_clips == 2 and set(ev.base) == {"history", "history_ego"}
     assert all(np.isfinite(v) for v in list(ev.base.values()) + list(ev.adapted.values()))
     assert ev.base != ev.adapted  # the trained adapter moves the prediction
+    # swapping in another clip's ego video changes what the model sees (it attends to the ego tokens)
+    assert set(ev.ego_sensitivity) == {"base", "adapted"}
+    assert all(np.isfinite(v) and v != 0.0 for v in ev.ego_sensitivity.values())
     again = evaluate_motion(model, clip_cache, max_clips=2, sigmas=(0.5,))
     assert again.base == ev.base and again.adapted == ev.adapted  # fixed noise: reproducible
     # the forecast comparison: context frames shared, futures from the base and the adapted model
