@@ -288,6 +288,14 @@ class Backbone:
                            tokenizer=self.tokenizer, transformer=self.transformer)
 
 
+def require_diffusers_dir(directory: Path, subfolders: Sequence[str], family: str, weights_hint: str) -> None:
+    """CheckpointError unless ``directory`` has every component subfolder of a diffusers-format ``family`` pipeline."""
+    for sub in subfolders:
+        if not (directory / sub).is_dir():
+            raise CheckpointError(f"{directory}: not a diffusers-format {family} directory (no {sub}/ folder); "
+                                  f"pass --backbone PATH of a local copy of {weights_hint}")
+
+
 def _tied_keys(module: Any) -> set:
     # T5EncoderModel ties encoder.embed_tokens to shared; either name may be absent from a file.
     return {"encoder.embed_tokens.weight"} if hasattr(module, "shared") else set()

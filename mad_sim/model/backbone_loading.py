@@ -26,7 +26,7 @@ from typing import Any, Dict, Optional, Union
 import torch
 
 from mad_sim.errors import CheckpointError
-from mad_sim.model.backbone import Backbone, seeded_init, shipped_weights
+from mad_sim.model.backbone import Backbone, require_diffusers_dir, seeded_init, shipped_weights
 from mad_sim.model.presets import Preset, get_preset
 from mad_sim.model.text import build_text_encoder, build_tokenizer
 
@@ -55,10 +55,8 @@ def _load_ltx_dir(preset: Preset, directory: Path, dtype: Optional[torch.dtype])
     from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
     from transformers import AutoTokenizer, T5EncoderModel
 
-    for sub in ("vae", "transformer", "text_encoder", "tokenizer", "scheduler"):
-        if not (directory / sub).is_dir():
-            raise CheckpointError(f"{directory}: not a diffusers-format LTX-Video directory (no {sub}/ folder); "
-                                  f"pass --backbone PATH of a local copy of the LTX-Video weights")
+    require_diffusers_dir(directory, ("vae", "transformer", "text_encoder", "tokenizer", "scheduler"), "LTX-Video",
+                          "the LTX-Video weights")
     kw = dict(torch_dtype=dtype) if dtype is not None else {}
     try:
         vae = AutoencoderKLLTXVideo.from_pretrained(directory, subfolder="vae", **kw)

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from mad_sim.errors import CheckpointError, ShapeError
-from mad_sim.model.backbone import Backbone, seeded_init, shipped_weights
+from mad_sim.model.backbone import Backbone, require_diffusers_dir, seeded_init, shipped_weights
 from mad_sim.model.ltx import LatentCondition
 from mad_sim.model.presets import Preset
 
@@ -264,10 +264,7 @@ def _load_dir(preset: Preset, directory: Path, dtype: Optional[torch.dtype]) -> 
     from diffusers import AutoencoderKLTemporalDecoder, FlowMatchEulerDiscreteScheduler, UNetSpatioTemporalConditionModel
     from transformers import CLIPVisionModelWithProjection
 
-    for sub in ("vae", "unet", "image_encoder"):
-        if not (directory / sub).is_dir():
-            raise CheckpointError(f"{directory}: not a diffusers-format SVD directory (no {sub}/ folder); "
-                                  f"pass --backbone PATH of a local copy of stable-video-diffusion weights")
+    require_diffusers_dir(directory, ("vae", "unet", "image_encoder"), "SVD", "stable-video-diffusion weights")
     kw = dict(torch_dtype=dtype) if dtype is not None else {}
     try:
         vae = AutoencoderKLTemporalDecoder.from_pretrained(directory, subfolder="vae", **kw)
