@@ -38,7 +38,7 @@ Rules and defaults:
   median absolute angular error is smaller wins.  With fewer than 10 such
   samples: degrees if any valid ``|heading| > 2*pi + 1e-3``, else radians.
   Both GPUDrive files with metadata are radians; the other 67 scenes of the
-  corpus (two of them under ``gpudrive/``) are degrees.  Headings are
+  corpus (four of the six under ``gpudrive/``, two of those with z and height) are degrees.  Headings are
   then wrapped into ``[-pi, pi)``.
 * Missing z -> 0; missing height -> :data:`DEFAULT_HEIGHT` by type (vehicle
   1.5 m, pedestrian 1.8 m, cyclist 1.7 m, other 1.0 m).  The size of an object
