@@ -263,6 +263,12 @@ class Scenario:
       tracks_to_predict_difficulty: [K] int8.
       objects_of_interest: [J] int64 object ids.
       source: where it was read from (a path, or a generator description).
+      object_labels: [N] str (object or unicode dtype), the source's own class
+        name of each track (``"VEHICLE"``, ``"TRAFFIC_CONE"``,
+        ``"TRAFFIC_BARRIER"``...), or empty ``[0]`` when the source gives none.
+        Classes :class:`ObjectType` has no value for (cones, barriers) are
+        ``ObjectType.OTHER`` in ``object_types`` and keep their name here.
+        Use :meth:`labels`, which falls back to the ObjectType names.
     """
 
     scenario_id: str
@@ -278,6 +284,7 @@ class Scenario:
     tracks_to_predict_difficulty: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     objects_of_interest: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     source: str = ""
+    object_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
 
     @property
     def num_tracks(self) -> int:
@@ -287,6 +294,15 @@ class Scenario:
     def num_steps(self) -> int:
         return self.tracks.num_steps
 
+    def labels(self) -> np.ndarray:
+        """[N] object array of class names: ``object_labels`` if given, else the ObjectType names."""
+        if self.object_labels.shape == (self.num_tracks,):
+            return self.object_labels.astype(object)
+        names = np.array([t.name for t in ObjectType], object)
+        codes = np.asarray(self.object_types, np.int64)
+        known = np.isin(codes, [int(t) for t in ObjectType])
+        return np.where(known, names[np.clip(codes, 0, len(names) - 1)], "OTHER").astype(object)
+
     def validate(self) -> None:
         """Raise SchemaError if the arrays disagree with each other."""
         src = self.source or f"scenario {self.scenario_id}"
@@ -294,6 +310,9 @@ class Scenario:
         n, t = self.tracks.valid.shape
         if self.track_ids.shape != (n,) or self.object_types.shape != (n,):
             raise SchemaError(f"{n} tracks but ids {self.track_ids.shape} / types {self.object_types.shape}", path=src, field="tracks")
+        if self.object_labels.shape not in ((0,), (n,)):
+            raise SchemaError(f"{n} tracks but {self.object_labels.shape} labels (expected [0] or [{n}])", path=src,
+                              field="object_labels")
         if self.timestamps.shape != (t,):
             raise SchemaError(f"{t} steps but {self.timestamps.shape[0]} timestamps", path=src, field="timestamps_seconds")
         if not 0 <= self.current_index < t:

@@ -322,7 +322,13 @@ def roadmap_to_features(roadmap: RoadMap) -> List[map_pb2.MapFeature]:
 
 
 def scenario_to_proto(scenario: Scenario) -> scenario_pb2.Scenario:
-    """The ``Scenario`` message holding every field :func:`scenario_from_proto` reads."""
+    """The ``Scenario`` message holding every field :func:`scenario_from_proto` reads.
+
+    ``Scenario.object_labels`` is not written: WOMD's ``ObjectType`` has no cone
+    or barrier class, so such tracks stay ``TYPE_OTHER`` and a round trip through
+    this message loses their label (the read-back Scenario has no labels, and
+    ``labels()`` falls back to the ObjectType names).
+    """
     msg = scenario_pb2.Scenario(scenario_id=scenario.scenario_id, current_time_index=int(scenario.current_index),
                                 sdc_track_index=int(scenario.sdc_index))
     msg.timestamps_seconds.extend(scenario.timestamps.tolist())
