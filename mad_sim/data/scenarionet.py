@@ -1,106 +1,67 @@
-"""ScenarioNet pickles -> :class:`~mad_sim.data.scenario.Scenario`, read safely.
+"""ScenarioNet / MetaDrive scenario pickles -> :class:`~mad_sim.data.scenario.Scenario`, read safely.
 
 A ScenarioNet scenario file is a pickled ``dict`` of builtins and numpy arrays
-(MetaDrive's "scenario description"):
+(MetaDrive's "scenario description").  The current form (ScenarioNet >= 0.1,
+WOMD and nuScenes conversions alike):
 
-* ``metadata``: ``ts`` [T] seconds, ``sdc_id``, ``sdc_track_index``,
+* ``metadata``: ``ts`` [T] seconds, ``sdc_id``, ``sdc_track_index`` (an index),
   ``current_time_index``, ``objects_of_interest`` (ids), ``tracks_to_predict``
   (``{id: {"track_index", "difficulty", ...}}``), ``scenario_id``;
-* ``tracks``: ``{id: {"type": "VEHICLE"|..., "state": {"position" [T, 3|2],
-  "length"/"width"/"height"/"heading" [T], "velocity" [T, 2], "valid" [T]}}}``;
-* ``map_features``: ``{id: {"type": "LANE_SURFACE_STREET"|"ROAD_LINE_..."|
-  "ROAD_EDGE_..."|"STOP_SIGN"|"CROSSWALK"|..., "polyline"|"polygon"|
-  "position": [K, 3], lane attributes...}}``;
-* ``dynamic_map_states``: ``{lane id: {"state": {"object_state": [T] of
-  "LANE_STATE_..." or None}, "stop_point": [3], "lane": id}}``.
+* ``tracks``: ``{id: {"type": "VEHICLE"|"PEDESTRIAN"|"CYCLIST"|"TRAFFIC_CONE"|
+  "TRAFFIC_BARRIER"|..., "state": {"position" [T, 3|2], "length"/"width"/
+  "height" [T] or [T, 1], "heading" [T], "velocity" [T, 2], "valid" [T]}}}``;
+* ``map_features`` and ``dynamic_map_states``: see :mod:`.scenarionet_map`.
 
-Pickle can run arbitrary code, so files are loaded by :class:`SafeUnpickler`,
-which resolves only an allow-list of globals (numpy arrays, dtypes and scalars,
-``collections.defaultdict`` / ``OrderedDict`` and builtin containers and
-scalars).  Anything else raises :class:`~mad_sim.errors.UnsafePickleError`
-before it is imported or called.
+Earlier MetaDrive dicts (``version`` "old format" or "MetaDrive v0.3.0.1", as in
+MetaDrive's ``assets/waymo``), recognised by their keys:
+
+* no ``metadata``: ``ts`` [T] and ``sdc_track_index`` (a track *id*, str or int,
+  not an index) at the top level, the scenario id in ``id``;
+  ``MetaDrive v0.3.0.1`` files pickle the dict as
+  ``metadrive.scenario.scenario_description.ScenarioDescription`` (read as a
+  dict, see :mod:`.safe_pickle`);
+* states with ``size`` [T, 3] (length, width, height) instead of three arrays,
+  ``heading`` and ``valid`` as [T, 1], ``valid`` as float 0/1;
+* headings not wrapped (seen from -12.6 to 7.8 rad): every reader output is
+  wrapped to [-pi, pi).
+
+Units everywhere are metres, m/s and radians in the log's world frame (checked:
+finite differences of positions match the stored velocities, and headings
+follow the velocity direction).  Timestamps are kept as stored (WOMD's are
+0.0993-0.1001 s apart; nuScenes' are interpolated to exactly 0.1 s).  A file
+without ``current_time_index`` (the early dicts, nuScenes) gets 0.
+
+Labels: ``Scenario.object_labels`` is each track's ``type`` string.  Types
+that :class:`ObjectType` lacks (``TRAFFIC_CONE``, ``TRAFFIC_BARRIER``, ...)
+become ``ObjectType.OTHER``.  ScenarioNet's nuScenes conversion swaps the
+ego's box (length 1.73 m, width 4.08 m while it drives along its heading): a
+``VEHICLE`` whose median width exceeds both its median length and 3 m (wider
+than any road vehicle) gets the two swapped.
 """
 
 from __future__ import annotations
 
-import builtins
-import collections
-import io
 import logging
 import os
-import pickle
-from typing import Any, Callable, Dict, List, Optional, Tuple
+import warnings
+from typing import Any
 
 import numpy as np
 
-from mad_sim.data.scenario import (LaneInfo, LaneType, MapKind, ObjectType, RoadEdgeType, RoadLineType, RoadMap,
-                                   Scenario, SignalState, TrafficLights, Trajectory)
+from mad_sim.data.safe_pickle import ALLOWED_GLOBALS, SafeUnpickler, safe_load
+from mad_sim.data.scenario import ObjectType, Scenario, Trajectory
+from mad_sim.data.scenarionet_map import (
+    int_ids,
+    roadmap_from_scenarionet,
+    traffic_lights_from_scenarionet,
+)
 from mad_sim.data.tfrecord import PathLike
-from mad_sim.errors import CorruptRecordError, DataNotFoundError, SchemaError, TruncatedRecordError, UnsafePickleError
+from mad_sim.errors import SchemaError
 
 log = logging.getLogger(__name__)
 
-try:  # numpy >= 2 moved the pickling helpers to numpy._core
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
+__all__ = ["ALLOWED_GLOBALS", "SafeUnpickler", "load_scenarionet", "safe_load", "scenario_from_scenarionet"]
 
-_BUILTINS = ("int", "float", "complex", "bool", "str", "bytes", "bytearray", "list", "tuple", "dict", "set",
-             "frozenset", "slice", "range")
-
-ALLOWED_GLOBALS: Dict[Tuple[str, str], Callable[..., Any]] = {
-    **{("builtins", n): getattr(builtins, n) for n in _BUILTINS},
-    **{("__builtin__", n): getattr(builtins, n) for n in _BUILTINS},  # protocol-2 pickles from Python 2
-    ("collections", "defaultdict"): collections.defaultdict,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
-    ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
-}
-"""``(module, name)`` pairs a pickle may reference, and what they resolve to."""
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only :data:`ALLOWED_GLOBALS` (nothing is imported)."""
-
-    def __init__(self, file: io.BufferedIOBase, source: str = "<pickle>") -> None:
-        super().__init__(file)
-        self.source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(f"refused global {module}.{name} (only numpy arrays and builtins are allowed)",
-                                    path=self.source, record=0) from None
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError("refused persistent id", path=self.source, record=0)
-
-
-def safe_load(path: PathLike) -> Any:
-    """Unpickle ``path`` with :class:`SafeUnpickler`; every failure is a :mod:`mad_sim.errors` class."""
-    name = os.fspath(path)
-    if not os.path.isfile(name):
-        raise DataNotFoundError("no such file", path=name)
-    with open(name, "rb") as f:
-        if not f.read(1):
-            raise TruncatedRecordError("empty file: no pickle", path=name, record=0)
-        f.seek(0)
-        try:
-            return SafeUnpickler(f, name).load()
-        except UnsafePickleError:
-            raise
-        except EOFError:
-            raise TruncatedRecordError("pickle ends early", path=name, record=0) from None
-        except Exception as exc:  # a malformed pickle can raise almost anything
-            raise CorruptRecordError(f"not a readable pickle ({type(exc).__name__}: {exc})", path=name, record=0) from None
-
-
-# --- dict -> Scenario --------------------------------------------------------------
 
 class _Ctx:
     """Error-message context: the file, and a helper to fetch required keys."""
@@ -115,186 +76,136 @@ class _Ctx:
             raise SchemaError("missing key", path=self.source, record=0, field=f"{field}.{key}" if field else key)
         return d[key]
 
-    def array(self, value: Any, shape_tail: Tuple[int, ...], num_steps: int, field: str, dtype: Any) -> np.ndarray:
+    def array(self, value: Any, shape_tail: tuple[int, ...], num_steps: int, field: str, dtype: Any) -> np.ndarray:
+        """``value`` as ``[num_steps, *shape_tail]``; a per-step scalar may come as [T, 1]."""
         try:
             arr = np.asarray(value, dtype=dtype)
         except (TypeError, ValueError) as exc:
             raise SchemaError(f"not numeric ({exc})", path=self.source, record=0, field=field) from None
+        if not shape_tail and arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
         if arr.shape != (num_steps, *shape_tail):
             raise SchemaError(f"shape {arr.shape}, expected {(num_steps, *shape_tail)}", path=self.source, record=0, field=field)
         return arr
 
 
-def _int_ids(keys: List[Any]) -> np.ndarray:
-    """Integer ids for ScenarioNet's string keys: the number itself when numeric, else the position."""
-    try:
-        return np.asarray([int(k) for k in keys], np.int64)
-    except (TypeError, ValueError):
-        return np.arange(len(keys), dtype=np.int64)
+MAX_VEHICLE_WIDTH = 3.0
+"""Metres; road vehicles are at most about 2.6 m wide, so a wider-than-long box wider than this is swapped."""
 
 
-def _object_type(name: Any) -> int:
-    return int(ObjectType[name]) if isinstance(name, str) and name in ObjectType.__members__ else int(ObjectType.OTHER)
+def _object_type(name: str) -> int:
+    return int(ObjectType[name]) if name in ObjectType.__members__ else int(ObjectType.OTHER)
 
 
-def _tracks(ctx: _Ctx, tracks: Dict[str, Any], num_steps: int) -> Tuple[Trajectory, np.ndarray, np.ndarray, List[str]]:
-    keys = list(tracks)
-    n = len(keys)
+def wrap_angle(a: np.ndarray) -> np.ndarray:
+    """Angles in radians wrapped to [-pi, pi)."""
+    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+
+
+def _tracks(ctx: _Ctx, tracks: dict[str, Any], num_steps: int) -> tuple[Trajectory, np.ndarray, np.ndarray, list[str]]:
+    """The trajectory [N, T], object types [N] and labels [N] (the ``type`` strings) of ``tracks``."""
+    n = len(tracks)
     traj = Trajectory.zeros(n, num_steps)
-    types = np.zeros(n, np.int8)
-    for i, key in enumerate(keys):
+    labels = np.empty(n, object)
+    for i, (key, track) in enumerate(tracks.items()):
         where = f"tracks.{key}"
-        track = tracks[key]
         state = ctx.get(track, "state", where)
-        pos = np.asarray(ctx.get(state, "position", f"{where}.state"), np.float64)
+        sw = f"{where}.state"
+        pos = np.asarray(ctx.get(state, "position", sw))
         if pos.ndim == 2 and pos.shape[1] == 2:
             pos = np.concatenate([pos, np.zeros((pos.shape[0], 1))], 1)
-        traj.xyz[i] = ctx.array(pos, (3,), num_steps, f"{where}.state.position", np.float64)
-        for j, k in enumerate(("length", "width", "height")):
-            traj.size[i, :, j] = ctx.array(ctx.get(state, k, f"{where}.state"), (), num_steps, f"{where}.state.{k}", np.float32)
-        traj.heading[i] = ctx.array(ctx.get(state, "heading", f"{where}.state"), (), num_steps, f"{where}.state.heading", np.float64)
-        traj.velocity[i] = ctx.array(ctx.get(state, "velocity", f"{where}.state"), (2,), num_steps, f"{where}.state.velocity", np.float64)
-        traj.valid[i] = ctx.array(ctx.get(state, "valid", f"{where}.state"), (), num_steps, f"{where}.state.valid", bool)
-        types[i] = _object_type(ctx.get(track, "type", where))
-    return traj, _int_ids(keys), types, [str(k) for k in keys]
-
-
-def _map_kind(type_name: str) -> Optional[Tuple[MapKind, int]]:
-    """(kind, subtype) for a ScenarioNet map type string, None if unknown."""
-    if type_name.startswith("LANE_"):
-        sub = type_name[5:]
-        sub = "UNDEFINED" if sub not in LaneType.__members__ else sub
-        return MapKind.LANE, int(LaneType[sub])
-    if type_name.startswith("ROAD_LINE_"):
-        sub = type_name[10:]
-        return MapKind.ROAD_LINE, int(RoadLineType[sub]) if sub in RoadLineType.__members__ else 0
-    if type_name.startswith("ROAD_EDGE_"):
-        sub = type_name[10:]
-        return MapKind.ROAD_EDGE, int(RoadEdgeType[sub]) if sub in RoadEdgeType.__members__ else 0
-    if type_name in MapKind.__members__:
-        return MapKind[type_name], 0
-    return None
-
-
-def _id_list(values: Any, id_of: Dict[str, int]) -> List[int]:
-    out = []
-    for v in values or []:
-        key = str(v.get("feature_id") if isinstance(v, dict) else v)
-        if key in id_of:
-            out.append(id_of[key])
-    return out
-
-
-def _roadmap(ctx: _Ctx, features: Dict[str, Any]) -> RoadMap:
-    keys = [str(k) for k in features]
-    int_ids = _int_ids(keys)
-    id_of = dict(zip(keys, int_ids.tolist()))
-    ids, kinds, subtypes, lengths, chunks = [], [], [], [], []
-    lanes: Dict[int, LaneInfo] = {}
-    stops: Dict[int, List[int]] = {}
-    for key, fid, feature in zip(keys, int_ids.tolist(), features.values()):
-        where = f"map_features.{key}"
-        type_name = ctx.get(feature, "type", where)
-        parsed = _map_kind(str(type_name))
-        if parsed is None:
-            log.warning("%s: map feature %s of type %r is not a WOMD map feature, skipped", ctx.source, key, type_name)
-            continue
-        kind, sub = parsed
-        if kind is MapKind.STOP_SIGN:
-            pts = np.asarray(ctx.get(feature, "position", where), np.float64).reshape(-1)
-            pts = np.concatenate([pts, np.zeros(3 - pts.size)])[None] if pts.size in (2, 3) else None
-            if pts is None:
-                raise SchemaError("expected a 2- or 3-vector", path=ctx.source, record=0, field=f"{where}.position")
-            stops[fid] = _id_list(feature.get("lane", []), id_of)
+        traj.xyz[i] = ctx.array(pos, (3,), num_steps, f"{sw}.position", np.float64)
+        if "size" in state and "length" not in state:  # MetaDrive <= 0.3: one [T, 3] array
+            traj.size[i] = ctx.array(state["size"], (3,), num_steps, f"{sw}.size", np.float32)
         else:
-            name = "polyline" if kind in (MapKind.LANE, MapKind.ROAD_LINE, MapKind.ROAD_EDGE) else "polygon"
-            pts = np.asarray(ctx.get(feature, name, where), np.float64)
-            if pts.ndim != 2 or pts.shape[1] not in (2, 3):
-                raise SchemaError(f"shape {pts.shape}, expected [K, 3]", path=ctx.source, record=0, field=f"{where}.{name}")
-            if pts.shape[1] == 2:
-                pts = np.concatenate([pts, np.zeros((len(pts), 1))], 1)
-        if kind is MapKind.LANE:
-            lanes[fid] = LaneInfo(speed_limit_mph=float(feature.get("speed_limit_mph", 0.0) or 0.0),
-                                  interpolating=bool(feature.get("interpolating", False)),
-                                  entry_lanes=_id_list(feature.get("entry_lanes"), id_of),
-                                  exit_lanes=_id_list(feature.get("exit_lanes"), id_of),
-                                  left_neighbors=_id_list(feature.get("left_neighbor"), id_of),
-                                  right_neighbors=_id_list(feature.get("right_neighbor"), id_of))
-        ids.append(fid)
-        kinds.append(int(kind))
-        subtypes.append(sub)
-        lengths.append(len(pts))
-        chunks.append(pts)
-    offsets = np.zeros(len(ids) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return RoadMap(ids=np.asarray(ids, np.int64), kinds=np.asarray(kinds, np.int8), subtypes=np.asarray(subtypes, np.int8),
-                   offsets=offsets, points=np.concatenate(chunks) if chunks else np.zeros((0, 3)),
-                   lanes=lanes, stop_sign_lanes=stops)
+            for j, k in enumerate(("length", "width", "height")):
+                traj.size[i, :, j] = ctx.array(ctx.get(state, k, sw), (), num_steps, f"{sw}.{k}", np.float32)
+        traj.heading[i] = wrap_angle(ctx.array(ctx.get(state, "heading", sw), (), num_steps, f"{sw}.heading", np.float64))
+        traj.velocity[i] = ctx.array(ctx.get(state, "velocity", sw), (2,), num_steps, f"{sw}.velocity", np.float64)
+        traj.valid[i] = ctx.array(ctx.get(state, "valid", sw), (), num_steps, f"{sw}.valid", np.float64) > 0.5
+        labels[i] = str(ctx.get(track, "type", where))
+    types = np.asarray([_object_type(s) for s in labels], np.int8)
+    _unswap_boxes(ctx, traj, types, list(tracks))
+    return traj, types, labels, [str(k) for k in tracks]
 
 
-def _traffic_lights(ctx: _Ctx, states: Dict[str, Any], num_steps: int) -> TrafficLights:
-    keys = list(states)
-    tl = TrafficLights(lane_ids=np.zeros((num_steps, len(keys)), np.int64), states=np.zeros((num_steps, len(keys)), np.int8),
-                       stop_points=np.zeros((num_steps, len(keys), 3)), valid=np.zeros((num_steps, len(keys)), bool))
-    for k, key in enumerate(keys):
-        where = f"dynamic_map_states.{key}"
-        light = states[key]
-        seq = ctx.get(ctx.get(light, "state", where), "object_state", f"{where}.state")
-        if len(seq) != num_steps:
-            raise SchemaError(f"{len(seq)} states for {num_steps} steps", path=ctx.source, record=0, field=f"{where}.state.object_state")
-        lane = light.get("lane", key)
-        try:
-            tl.lane_ids[:, k] = int(lane)
-        except (TypeError, ValueError):
-            raise SchemaError(f"lane id {lane!r} is not an integer", path=ctx.source, record=0, field=f"{where}.lane") from None
-        stop = np.asarray(light.get("stop_point", np.zeros(3)), np.float64).reshape(-1)
-        tl.stop_points[:, k, :stop.size] = stop[:3]
-        for t, s in enumerate(seq):
-            if s is None:
-                continue
-            name = str(s).removeprefix("LANE_STATE_")
-            tl.states[t, k] = int(SignalState[name]) if name in SignalState.__members__ else 0
-            tl.valid[t, k] = True
-    return tl
+def _unswap_boxes(ctx: _Ctx, traj: Trajectory, types: np.ndarray, keys: list[Any]) -> None:
+    """Swap length and width of vehicles wider than long and wider than any road vehicle (in place).
+
+    The second condition (median width > :data:`MAX_VEHICLE_WIDTH`) keeps genuinely short, wide boxes
+    (nuScenes scene-0655 has a parked trailer of 1.79 m x 2.17 m) as they are.
+    """
+    masked = np.where(traj.valid[..., None], traj.size[..., :2], np.nan)
+    with warnings.catch_warnings():  # tracks never valid: all-NaN medians, never swapped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(masked, axis=1)
+    swap = (types == ObjectType.VEHICLE) & (med[:, 1] > med[:, 0]) & (med[:, 1] > MAX_VEHICLE_WIDTH)
+    if swap.any():
+        log.info("%s: vehicle boxes wider than long, length and width swapped: %s", ctx.source,
+                 [keys[i] for i in np.flatnonzero(swap)])
+        traj.size[swap, :, :2] = traj.size[swap, :, 1::-1]
+
+
+def _sdc_index(ctx: _Ctx, data: dict[str, Any], meta: dict[str, Any], index_of: dict[str, int]) -> int:
+    """The SDC's track index, from ``metadata.sdc_id`` / ``metadata.sdc_track_index`` (an index) or,
+    in the early dicts, the top-level ``sdc_track_index`` / ``sdc_index`` (a track id)."""
+    if "sdc_id" in meta and str(meta["sdc_id"]) in index_of:
+        return index_of[str(meta["sdc_id"])]
+    if "sdc_track_index" in meta:
+        return int(meta["sdc_track_index"])
+    for key in ("sdc_track_index", "sdc_index"):
+        if key in data:
+            if str(data[key]) not in index_of:
+                raise SchemaError(f"SDC id {data[key]!r} is not a track", path=ctx.source, record=0, field=key)
+            return index_of[str(data[key])]
+    sdc_id = str(ctx.get(meta, "sdc_id", "metadata"))
+    raise SchemaError(f"SDC id {sdc_id!r} is not a track", path=ctx.source, record=0, field="metadata.sdc_id")
 
 
 def scenario_from_scenarionet(data: Any, source: str = "") -> Scenario:
-    """Convert a ScenarioNet scenario dict; SchemaError names the file and the key at fault."""
+    """Convert a ScenarioNet / MetaDrive scenario dict; SchemaError names the file and the key at fault."""
     ctx = _Ctx(source or "<scenarionet>")
-    meta = ctx.get(data, "metadata", "")
+    if not isinstance(data, dict):
+        raise SchemaError(f"expected a dict, found {type(data).__name__}", path=ctx.source, record=0, field="")
+    early = "metadata" not in data and any(k in data for k in ("ts", "sdc_track_index", "sdc_index"))
+    meta: dict[str, Any] = {} if early else ctx.get(data, "metadata", "")
     tracks = ctx.get(data, "tracks", "")
     if not isinstance(tracks, dict) or not tracks:
         raise SchemaError("no tracks", path=ctx.source, record=0, field="tracks")
-    ts = np.asarray(ctx.get(meta, "ts", "metadata"), np.float64).reshape(-1)
+    ts_field = ("", "ts") if early else ("metadata", "ts")
+    try:
+        ts = np.asarray(ctx.get(data if early else meta, ts_field[1], ts_field[0]), np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"not numeric ({exc})", path=ctx.source, record=0, field=".".join(filter(None, ts_field))) from None
     num_steps = int(ts.shape[0])
-    traj, track_ids, types, keys = _tracks(ctx, tracks, num_steps)
+    traj, types, labels, keys = _tracks(ctx, tracks, num_steps)
+    track_ids = int_ids(keys)
     index_of = {k: i for i, k in enumerate(keys)}
-    if "sdc_track_index" in meta:
-        sdc = int(meta["sdc_track_index"])
-    else:
-        sdc_id = str(ctx.get(meta, "sdc_id", "metadata"))
-        if sdc_id not in index_of:
-            raise SchemaError(f"SDC id {sdc_id!r} is not a track", path=ctx.source, record=0, field="metadata.sdc_id")
-        sdc = index_of[sdc_id]
     predict = meta.get("tracks_to_predict") or {}
     ttp = [int(v["track_index"]) if isinstance(v, dict) and "track_index" in v else index_of.get(str(k), -1)
            for k, v in predict.items()]
     difficulty = [int(v.get("difficulty", 0)) if isinstance(v, dict) else 0 for v in predict.values()]
     interest = [int(track_ids[index_of[str(k)]]) for k in meta.get("objects_of_interest") or [] if str(k) in index_of]
+    current = meta.get("current_time_index", data.get("current_time_index"))
+    try:
+        current_index = 0 if current is None else int(current)
+    except (TypeError, ValueError):
+        raise SchemaError(f"not an integer: {current!r}", path=ctx.source, record=0, field="current_time_index") from None
     scenario = Scenario(
-        scenario_id=str(meta.get("scenario_id", data.get("id", ""))),
+        scenario_id=str(meta.get("scenario_id", data.get("id", meta.get("id", "")))),
         timestamps=ts,
-        current_index=int(meta.get("current_time_index", 0)),
-        sdc_index=sdc,
+        current_index=current_index,
+        sdc_index=_sdc_index(ctx, data, meta, index_of),
         track_ids=track_ids,
         object_types=types,
         tracks=traj,
-        roadmap=_roadmap(ctx, data.get("map_features") or {}),
-        traffic_lights=_traffic_lights(ctx, data.get("dynamic_map_states") or {}, num_steps),
+        roadmap=roadmap_from_scenarionet(ctx.source, data.get("map_features") or {}),
+        traffic_lights=traffic_lights_from_scenarionet(ctx.source, data.get("dynamic_map_states"), num_steps),
         tracks_to_predict=np.asarray(ttp, np.int64),
         tracks_to_predict_difficulty=np.asarray(difficulty, np.int8),
         objects_of_interest=np.asarray(interest, np.int64),
         source=source,
+        object_labels=labels,
     )
     try:
         scenario.validate()
@@ -304,5 +215,5 @@ def scenario_from_scenarionet(data: Any, source: str = "") -> Scenario:
 
 
 def load_scenarionet(path: PathLike) -> Scenario:
-    """Read one ScenarioNet ``.pkl`` file safely and convert it."""
+    """Read one ScenarioNet / MetaDrive ``.pkl`` file safely and convert it."""
     return scenario_from_scenarionet(safe_load(path), os.fspath(path))
