@@ -49,22 +49,16 @@ class ScenarioSource:
     def _expand(self, spec: ScenarioSpec) -> List[Path]:
         key = repr(spec)
         if key not in self._paths:
-            from mad_sim.data.sources import SCENARIO_PATTERNS
-            from mad_sim.data.tfrecord import expand_paths
+            from mad_sim.data.sources import scenario_files
 
-            self._paths[key] = list(expand_paths(spec, SCENARIO_PATTERNS))
+            self._paths[key] = scenario_files(spec)
         return self._paths[key]
 
     def _count(self, path: Path) -> int:
         if path not in self._counts:
-            from mad_sim.data.sources import is_pickle_file
+            from mad_sim.data.formats import scenario_count
 
-            if is_pickle_file(path):
-                self._counts[path] = 1
-            else:
-                from mad_sim.data.tfrecord import iter_records
-
-                self._counts[path] = sum(1 for _ in iter_records(path, check_crc=False))
+            self._counts[path] = scenario_count(path)
         return self._counts[path]
 
     def _load(self, path: Path, index: int) -> Scenario:

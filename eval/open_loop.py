@@ -117,12 +117,13 @@ Job = Tuple[str, int, Optional[bytes]]
 
 def iter_jobs(spec: Any, rank: int = 0, world_size: int = 1) -> Iterator[Job]:
     """``(path, record index, payload | None)`` for every scenario of ``spec``, this rank's share only."""
-    from mad_sim.data.sources import check_scenario_files, is_pickle_file
+    from mad_sim.data.formats import is_single_scene_file
+    from mad_sim.data.sources import check_scenario_files
     from mad_sim.data.tfrecord import iter_records
 
     i = 0
     for path in check_scenario_files(spec):
-        if is_pickle_file(path):
+        if is_single_scene_file(path):
             if i % world_size == rank:
                 yield (str(path), 0, None)
             i += 1
@@ -136,9 +137,9 @@ def iter_jobs(spec: Any, rank: int = 0, world_size: int = 1) -> Iterator[Job]:
 def job_scenario(job: Job) -> Scenario:
     path, index, payload = job
     if payload is None:
-        from mad_sim.data.scenarionet import load_scenarionet
+        from mad_sim.data.sources import load_scenario
 
-        return load_scenarionet(path)
+        return load_scenario(path)
     from mad_sim.data.womd import scenario_from_bytes
 
     return scenario_from_bytes(payload, path, index)

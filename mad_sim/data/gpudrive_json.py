@@ -55,7 +55,7 @@ Rules and defaults:
   the shard and index kept (``tfrecord-00031-of-01000_123.json`` ->
   ``00031-of-01000_123``), which is unique per WOMD shard file.
 * **SDC**: ``metadata.sdc_track_index`` where present (:func:`has_logged_sdc`
-  is True, and the scenario's ``sdc_logged`` attribute is True).  Otherwise
+  is True, and so is the scenario's ``sdc_logged``).  Otherwise
   (Nocturne) ``sdc_index`` is *chosen*: the vehicle whose contiguous valid run
   through ``current_index`` is longest, ties broken by the longest path
   travelled (sum of step lengths between consecutive valid steps), then the
@@ -66,8 +66,6 @@ Rules and defaults:
   69 scenes of the corpus the *last* object is a vehicle valid at every step,
   and in the two with metadata it is the SDC, as in the WOMD protos here; the
   rule picks it in 19 of the 67 others.)
-* The scenario also gets ``heading_unit`` (``"deg"`` / ``"rad"``, what the
-  file held) as a plain attribute, beside ``sdc_logged``.
 
 Errors: :func:`load_scene_json` raises TruncatedRecordError for an empty file
 or one cut short (the parser fails at the end, inside an unterminated string or
@@ -480,10 +478,7 @@ def scenario_from_gpudrive(obj: Any, source: str = "") -> Scenario:
         sdc_index=sdc, track_ids=_int_ids(raw.ids), object_types=raw.types, tracks=tracks,
         roadmap=_read_roads(ctx, obj), traffic_lights=_read_lights(ctx, obj, t),
         tracks_to_predict=np.asarray(ttp, np.int64), tracks_to_predict_difficulty=np.asarray(difficulty, np.int8),
-        objects_of_interest=np.asarray(interest, np.int64), source=source)
-    # Not dataclass fields: extra facts read with getattr by the corpus index and `mad-sim info`.
-    setattr(scenario, "sdc_logged", logged)  # noqa: B010
-    setattr(scenario, "heading_unit", "deg" if degrees else "rad")  # noqa: B010
+        objects_of_interest=np.asarray(interest, np.int64), source=source, sdc_logged=logged)
     scenario.validate()
     return scenario
 

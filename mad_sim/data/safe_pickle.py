@@ -73,8 +73,15 @@ class SafeUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refused persistent id", path=self.source, record=0)
 
 
-def safe_load(path: PathLike) -> Any:
-    """Unpickle ``path`` with :class:`SafeUnpickler`; every failure is a :mod:`mad_sim.errors` class."""
+def safe_load(path: PathLike, unpickler: "type[SafeUnpickler] | None" = None, what: str = "pickle") -> Any:
+    """Unpickle ``path`` with ``unpickler`` (default :class:`SafeUnpickler`); every failure is a :mod:`mad_sim.errors` class.
+
+    Raises DataNotFoundError (no file), UnsafePickleError (a global off the
+    allow-list), TruncatedRecordError (empty, or ends early),
+    CorruptRecordError (anything else unreadable; the message says ``what``
+    the file should have been).
+    """
+    cls = unpickler or SafeUnpickler
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise DataNotFoundError("no such file", path=name)
@@ -83,7 +90,7 @@ def safe_load(path: PathLike) -> Any:
             raise TruncatedRecordError("empty file: no pickle", path=name, record=0)
         f.seek(0)
         try:
-            return SafeUnpickler(f, name).load()
+            return cls(f, name).load()
         except UnsafePickleError:
             raise
         except EOFError:
@@ -91,6 +98,6 @@ def safe_load(path: PathLike) -> Any:
         except pickle.UnpicklingError as exc:
             if "truncated" in str(exc):  # how the C unpickler reports a cut inside a protocol-4 frame
                 raise TruncatedRecordError(f"pickle ends early ({exc})", path=name, record=0) from None
-            raise CorruptRecordError(f"not a readable pickle (UnpicklingError: {exc})", path=name, record=0) from None
+            raise CorruptRecordError(f"not a readable {what} (UnpicklingError: {exc})", path=name, record=0) from None
         except Exception as exc:  # noqa: BLE001 - a malformed pickle can raise almost anything
-            raise CorruptRecordError(f"not a readable pickle ({type(exc).__name__}: {exc})", path=name, record=0) from None
+            raise CorruptRecordError(f"not a readable {what} ({type(exc).__name__}: {exc})", path=name, record=0) from None

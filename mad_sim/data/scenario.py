@@ -269,6 +269,9 @@ class Scenario:
         Classes :class:`ObjectType` has no value for (cones, barriers) are
         ``ObjectType.OTHER`` in ``object_types`` and keep their name here.
         Use :meth:`labels`, which falls back to the ObjectType names.
+      sdc_logged: True when the source names the self-driving car; False when
+        it has none (Nocturne JSON) and the reader chose ``sdc_index`` (see
+        that reader's docstring). Any valid vehicle can be the ego either way.
     """
 
     scenario_id: str
@@ -285,6 +288,7 @@ class Scenario:
     objects_of_interest: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     source: str = ""
     object_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
+    sdc_logged: bool = True
 
     @property
     def num_tracks(self) -> int:

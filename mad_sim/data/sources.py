@@ -1,11 +1,13 @@
 """Scenario sources: stream :class:`~mad_sim.data.scenario.Scenario` objects from files.
 
-``load_scenarios`` accepts a path, a glob pattern, a directory, or a list of
-those, and dispatches every file by its content (with the suffix as a hint):
-
-* a pickle (first byte ``0x80``, or suffix ``.pkl`` / ``.pickle``) is a
-  ScenarioNet scenario, read through the allow-list unpickler;
-* anything else is a TFRecord file of WOMD ``Scenario`` records.
+``load_scenarios`` accepts a path, a glob pattern, a directory, a corpus split
+(``corpus:train``, ``corpus:val``, ``corpus:all``; see :mod:`.corpus`) or a
+list of those, and reads every file in the format its **content** shows
+(:func:`mad_sim.data.formats.scene_format`: WOMD TFRecords, ScenarioNet and
+Waymax pickles, GPUDrive / Nocturne JSON).  A directory or glob expands
+to the files matching :data:`SCENARIO_PATTERNS`; JSON files found that way
+which hold no scene (Nocturne's ``valid_files.json`` index) are skipped with
+a log line, while a non-scene file named explicitly is an error.
 
 Scenarios are produced one at a time (a TFRecord file is never read whole).
 """
@@ -15,55 +17,63 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List, Tuple
 
+from mad_sim.data.formats import (SCENARIO_PATTERNS, SceneFormat, is_index_json, is_single_scene_file, scene_format,
+                                  scenarios_in_file)
 from mad_sim.data.scenario import Scenario
 from mad_sim.data.tfrecord import PathSpec, expand_paths, iter_records
-from mad_sim.data.womd import parse_scenario_bytes, scenario_from_bytes
+from mad_sim.data.womd import parse_scenario_bytes
 from mad_sim.errors import DataNotFoundError
 
 log = logging.getLogger(__name__)
 
-SCENARIO_PATTERNS = ("*.tfrecord*", "*.pkl", "*.pickle")
-"""File patterns a directory argument expands to."""
-
-_PICKLE_SUFFIXES = (".pkl", ".pickle")
+CORPUS_PREFIX = "corpus:"
+"""A path spec item ``corpus:SPLIT`` names a split of the real-scene corpus (:mod:`.corpus`)."""
 
 
-def is_pickle_file(path: Path) -> bool:
-    """True when ``path`` holds a pickle (protocol >= 2 starts with 0x80) or is named like one."""
-    if path.suffix.lower() in _PICKLE_SUFFIXES:
-        return True
-    with open(path, "rb") as f:
-        return f.read(1) == b"\x80"
+def scenario_files(spec: PathSpec) -> List[Path]:
+    """Expand ``spec`` into scenario files, in order, without reading scenes.
+
+    ``corpus:SPLIT`` items expand to that split's files (:func:`mad_sim.data.corpus.split_files`).
+    JSON files that a directory or glob matched but that hold no scene are
+    dropped (logged); DataNotFoundError when nothing is left.
+    """
+    items: List[str] = [os.fspath(spec)] if isinstance(spec, (str, os.PathLike)) else [os.fspath(s) for s in spec]
+    out: List[Path] = []
+    for item in items:
+        if item.startswith(CORPUS_PREFIX):
+            from mad_sim.data.corpus import split_files
+
+            out.extend(split_files(item[len(CORPUS_PREFIX):]))
+            continue
+        explicit = Path(item).is_file()
+        before = len(out)
+        for path in expand_paths(item, SCENARIO_PATTERNS):
+            if not explicit and path.suffix.lower() == ".json" and is_index_json(path):
+                log.info("skipping %s: a JSON file that holds no scene", path)
+                continue
+            out.append(path)
+        if len(out) == before:
+            raise DataNotFoundError("holds no scene file", path=item)
+    if not out:
+        raise DataNotFoundError("no input path given")
+    return out
 
 
-def scenarios_in_file(path: Path) -> Iterator[Scenario]:
-    """Every scenario in one file (a TFRecord may hold many, a pickle holds one)."""
-    name = os.fspath(path)
-    if not path.is_file():
-        raise DataNotFoundError("no such file", path=name)
-    if is_pickle_file(path):
-        from mad_sim.data.scenarionet import load_scenarionet
-        yield load_scenarionet(path)
-        return
-    for index, payload in enumerate(iter_records(path)):
-        yield scenario_from_bytes(payload, name, index)
-
-
-def check_scenario_files(spec: PathSpec) -> list:
+def check_scenario_files(spec: PathSpec) -> List[Path]:
     """Expand ``spec`` and check, cheaply, that every file holds scenarios; return the paths.
 
     For each TFRecord file only the first record is read and parsed as a WOMD
     ``Scenario`` proto (no conversion: about a millisecond), so a glob that
     also matches, say, a perception ``Frame`` file fails before a long
-    evaluation starts instead of when it reaches that file.  Pickles are
-    recognised by their first byte.  Raises the :mod:`mad_sim.errors` class
-    naming the file (and record 0).
+    evaluation starts instead of when it reaches that file.  Pickles and JSON
+    files are recognised by their first bytes.  Raises the
+    :mod:`mad_sim.errors` class naming the file (and record 0).
     """
-    paths = expand_paths(spec, SCENARIO_PATTERNS)
+    paths = scenario_files(spec)
     for path in paths:
-        if is_pickle_file(path):
+        if is_single_scene_file(path):
             continue
         for payload in iter_records(path):
             parse_scenario_bytes(payload, os.fspath(path), 0)
@@ -71,15 +81,20 @@ def check_scenario_files(spec: PathSpec) -> list:
     return paths
 
 
+def iter_scene_files(spec: PathSpec) -> Iterator[Tuple[Path, SceneFormat]]:
+    """``(path, format)`` for every file of ``spec``."""
+    for path in scenario_files(spec):
+        yield path, scene_format(path)
+
+
 def load_scenarios(spec: PathSpec) -> Iterator[Scenario]:
-    """Stream scenarios from a path, glob, directory, or list of those (in that order).
+    """Stream scenarios from a path, glob, directory, corpus split, or list of those (in that order).
 
     Raises DataNotFoundError for paths / patterns that match nothing (before
     reading anything), and the :mod:`mad_sim.errors` class of the first bad
     record (naming its file and record index) when it is reached.
     """
-    paths = expand_paths(spec, SCENARIO_PATTERNS)
-    for path in paths:
+    for path in scenario_files(spec):
         log.debug("reading scenarios from %s", path)
         yield from scenarios_in_file(path)
 

@@ -32,7 +32,6 @@ global reference, without unpickling.
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import pickletools
@@ -41,12 +40,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from mad_sim.data.scenarionet import ALLOWED_GLOBALS, SafeUnpickler
+from mad_sim.data.safe_pickle import ALLOWED_GLOBALS, SafeUnpickler, safe_load
 from mad_sim.data.tfrecord import PathLike
 from mad_sim.errors import (
-    CorruptRecordError,
-    DataNotFoundError,
-    TruncatedRecordError,
     UnsafePickleError,
 )
 
@@ -170,25 +166,7 @@ def load_waymax_state(path: PathLike) -> Any:
     Raises DataNotFoundError (no file), UnsafePickleError (a global off the allow-list),
     TruncatedRecordError (empty, or ends early), CorruptRecordError (anything else unreadable).
     """
-    name = os.fspath(path)
-    if not os.path.isfile(name):
-        raise DataNotFoundError("no such file", path=name)
-    with open(name, "rb") as f:
-        data = f.read()
-    if not data:
-        raise TruncatedRecordError("empty file: no pickle", path=name, record=0)
-    try:
-        return WaymaxUnpickler(io.BytesIO(data), name).load()
-    except UnsafePickleError:
-        raise
-    except EOFError:
-        raise TruncatedRecordError("pickle ends early", path=name, record=0) from None
-    except pickle.UnpicklingError as exc:
-        if "truncated" in str(exc):  # how the C unpickler reports a cut inside a protocol-4 frame
-            raise TruncatedRecordError(f"pickle ends early ({exc})", path=name, record=0) from None
-        raise CorruptRecordError(f"not a readable Waymax pickle (UnpicklingError: {exc})", path=name, record=0) from None
-    except Exception as exc:  # noqa: BLE001  (a malformed pickle can raise almost anything)
-        raise CorruptRecordError(f"not a readable Waymax pickle ({type(exc).__name__}: {exc})", path=name, record=0) from None
+    return safe_load(path, WaymaxUnpickler, "Waymax pickle")
 
 
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
