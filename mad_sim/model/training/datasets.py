@@ -20,8 +20,9 @@ a folder with a manifest is complete. The folder's name is a hash of the spec
 and the sources, so changing either builds a new cache and never mixes clips. The box option
 enters the hash only when enabled: caches without boxes keep their names.
 
-Sources (:class:`SourceConfig`): a scenario file/glob (WOMD TFRecord,
-ScenarioNet pickle) read with :func:`mad_sim.data.load_scenarios`, or
+Sources (:class:`SourceConfig`): a scenario file/glob (any format
+:func:`mad_sim.data.load_scenarios` reads), a split of the real-scene corpus
+(``kind: corpus``, ``path: train`` or ``val``; :mod:`mad_sim.data.corpus`), or
 ``procedural`` scenes from :func:`mad_sim.data.procedural.generate_scenario`
 with seeds ``seed, seed + 1, ...``. Each source belongs to one split; hold a
 real log out as ``eval`` to measure on scenes never trained on.
@@ -63,11 +64,13 @@ class SourceConfig:
     """One source of scenarios.
 
     Attributes:
-      kind: ``file`` (``path`` is a file or glob) or ``procedural``.
+      kind: ``file`` (``path`` is a file or glob), ``corpus`` (``path`` is a
+        corpus split: ``train`` or ``val``) or ``procedural``.
       path: scenario file(s), for ``file``. Relative paths are resolved
         against the data root (``$MAD_SIM_DATA`` or ``../shared/data`` beside
         the checkout) when they exist there, else against the cwd.
-      split: ``train`` or ``eval``.
+      split: ``train`` or ``eval``. The corpus's ``val`` scenes may only feed
+        ``eval``: training on them would void every validation figure.
       count: number of procedural scenes.
       seed: first procedural seed; also seeds viewpoint choice.
       scene_kind: procedural layout (``straight``/``curve``/``intersection``);
@@ -76,7 +79,7 @@ class SourceConfig:
       max_clips: keep at most this many clips of the source (0 = all).
     """
 
-    kind: Literal["file", "procedural"] = "file"
+    kind: Literal["file", "corpus", "procedural"] = "file"
     path: str = ""
     split: Literal["train", "eval"] = "train"
     count: int = 0
@@ -84,6 +87,13 @@ class SourceConfig:
     scene_kind: str = ""
     t_range: Optional[List[int]] = None
     max_clips: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind == "corpus":
+            if self.path not in ("train", "val"):
+                raise ConfigError(f"data.sources: kind 'corpus' needs path 'train' or 'val', not {self.path!r}")
+            if self.path == "val" and self.split == "train":
+                raise ConfigError("data.sources: the corpus's val scenes cannot be a train source (split: eval)")
 
 
 @dataclass
@@ -126,9 +136,10 @@ class DatasetConfig:
 
 
 def data_root() -> Path:
-    """``$MAD_SIM_DATA``, else ``../shared/data`` beside the checkout (as the tests use)."""
-    env = os.environ.get("MAD_SIM_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    """``$MAD_SIM_DATA``, else ``../shared/data`` beside the checkout (:func:`mad_sim.data.corpus.data_root`)."""
+    from mad_sim.data.corpus import data_root as root
+
+    return root()
 
 
 def _resolve(path: str) -> str:
@@ -154,6 +165,10 @@ def iter_source_scenarios(src: SourceConfig, index: int) -> Iterator[Tuple[Scena
         return
     from mad_sim.data import load_scenarios
 
+    if src.kind == "corpus":
+        for k, scenario in enumerate(load_scenarios(f"corpus:{src.path}")):
+            yield scenario, src.seed * 1000 + k
+        return
     if not src.path:
         raise ConfigError(f"data.sources[{index}]: kind 'file' needs a path")
     for k, scenario in enumerate(load_scenarios(_resolve(src.path))):
@@ -162,7 +177,13 @@ def iter_source_scenarios(src: SourceConfig, index: int) -> Iterator[Tuple[Scena
 
 def cache_key(spec: ClipSpec, sources: Sequence[SourceConfig], boxes: Optional[BoxClipConfig] = None) -> str:
     """16 hex digits of sha256 over version, spec, sources (and the box option only when enabled)."""
-    content = {"v": CACHE_VERSION, "spec": asdict(spec), "sources": [asdict(s) for s in sources]}
+    content: Dict[str, object] = {"v": CACHE_VERSION, "spec": asdict(spec), "sources": [asdict(s) for s in sources]}
+    corpus_splits = sorted({s.path for s in sources if s.kind == "corpus"})
+    if corpus_splits:  # the scenes of a split change with the data: they enter the key, not just its name
+        from mad_sim.data.corpus import build_index, select
+
+        entries = build_index()
+        content["corpus"] = {name: [e.key for e in select(entries, name)] for name in corpus_splits}
     if boxes is not None and boxes.enabled:
         content["boxes"] = asdict(boxes)
     blob = json.dumps(content, sort_keys=True)
