@@ -18,7 +18,7 @@ from mad_sim import __version__
 from mad_sim.errors import MadSimError
 
 # Subcommand modules, in the order `mad-sim --help` lists them.
-SUBCOMMANDS = ["demo", "info", "render", "replay", "generate", "train", "eval"]
+SUBCOMMANDS = ["demo", "info", "convert", "render", "replay", "generate", "train", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:

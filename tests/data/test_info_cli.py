@@ -14,7 +14,10 @@ from mad_sim.cli import main
 
 def test_info_json_on_womd_and_scenarionet(womd_path, womd_still_path, scenarionet_path, capsys):
     assert main(["info", str(womd_path), str(womd_still_path), str(scenarionet_path), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    out = doc["scenes"]
+    assert doc["aggregate"]["scenes"] == 3 and doc["aggregate"]["by_format"] == {"scenarionet": 1, "womd": 2}
+    assert [o["format"] for o in out] == ["womd", "womd", "scenarionet"]
     assert [o["scenario_id"] for o in out] == ["ee519cf571686d19", "637f20cafde22ff8", "eb4b91b10ca94ff2"]
     first = out[0]
     assert (first["num_tracks"], first["num_steps"], first["current_index"], first["sdc_index"]) == (257, 91, 10, 256)
