@@ -35,7 +35,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mad_sim.data.formats import SCENARIO_PATTERNS, holds_scenes, scene_format, scenarios_in_file
+from mad_sim.data.formats import files_under, holds_scenes, scene_format, scenarios_in_file
 from mad_sim.data.scenario import DT, ObjectType, Scenario
 from mad_sim.errors import DataError, DataNotFoundError
 from mad_sim.io import write_text_atomic
@@ -181,12 +181,6 @@ def _entry(scenario: Scenario, root: Path, path: Path, record: int, fmt: str) ->
                        agents=dict(sorted(agents.items())), has_sdc=scenario.sdc_logged)
 
 
-def scene_files(root: Path) -> List[Path]:
-    """Every file under ``root`` whose name matches the scenario patterns, sorted."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
-                  and any(p.match(pat) for pat in SCENARIO_PATTERNS))
-
-
 def _fingerprint(root: Path, files: Iterable[Path]) -> str:
     h = hashlib.sha256(f"v{INDEX_VERSION}|{root.resolve()}".encode())
     for p in files:
@@ -225,7 +219,7 @@ def build_index(root: Optional[Path] = None, use_cache: bool = True) -> List[Cor
     root = Path(root) if root is not None else data_root()
     if not root.is_dir():
         raise DataNotFoundError("the data root does not exist (set MAD_SIM_DATA)", path=os.fspath(root))
-    files = scene_files(root)
+    files = files_under(root)
     cache = _cache_dir() / f"index-{_fingerprint(root, files)}.json"
     if use_cache and cache.is_file():
         return [CorpusEntry(**e) for e in json.loads(cache.read_text())["entries"]]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator, List, Literal
 
 from mad_sim.data.scenario import Scenario
 from mad_sim.data.tfrecord import iter_records, masked_crc32c
@@ -46,6 +46,12 @@ def _head(path: Path) -> bytes:
 def _is_tfrecord_head(head: bytes) -> bool:
     """True when ``head`` starts with a TFRecord length whose masked CRC32C matches (a 1-in-2^32 accident otherwise)."""
     return len(head) >= 12 and masked_crc32c(head[:8]) == int.from_bytes(head[8:12], "little")
+
+
+def files_under(folder: Path) -> List[Path]:
+    """Every non-hidden file under ``folder`` (recursively) matching :data:`SCENARIO_PATTERNS`, sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and any(p.match(pat) for pat in SCENARIO_PATTERNS))
 
 
 def scene_format(path: Path) -> SceneFormat:

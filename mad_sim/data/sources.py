@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
-from mad_sim.data.formats import (SCENARIO_PATTERNS, SceneFormat, is_index_json, is_single_scene_file, scene_format,
+from mad_sim.data.formats import (SCENARIO_PATTERNS, SceneFormat, files_under, is_index_json, is_single_scene_file, scene_format,
                                   scenarios_in_file)
 from mad_sim.data.scenario import Scenario
 from mad_sim.data.tfrecord import PathSpec, expand_paths, iter_records
@@ -32,12 +32,20 @@ CORPUS_PREFIX = "corpus:"
 """A path spec item ``corpus:SPLIT`` names a split of the real-scene corpus (:mod:`.corpus`)."""
 
 
+def _expand(item: str) -> List[Path]:
+    folder = Path(item)
+    return files_under(folder) if folder.is_dir() else expand_paths(item, SCENARIO_PATTERNS)
+
+
 def scenario_files(spec: PathSpec) -> List[Path]:
     """Expand ``spec`` into scenario files, in order, without reading scenes.
 
     ``corpus:SPLIT`` items expand to that split's files (:func:`mad_sim.data.corpus.split_files`).
-    JSON files that a directory or glob matched but that hold no scene are
-    dropped (logged); DataNotFoundError when nothing is left.
+    A directory expands to the files under it, recursively, that match
+    :data:`~mad_sim.data.formats.SCENARIO_PATTERNS`, sorted by path.  JSON
+    files that a directory or glob matched but that hold no scene (file
+    indexes) are dropped (logged); DataNotFoundError when an item leaves
+    nothing.
     """
     items: List[str] = [os.fspath(spec)] if isinstance(spec, (str, os.PathLike)) else [os.fspath(s) for s in spec]
     out: List[Path] = []
@@ -49,7 +57,7 @@ def scenario_files(spec: PathSpec) -> List[Path]:
             continue
         explicit = Path(item).is_file()
         before = len(out)
-        for path in expand_paths(item, SCENARIO_PATTERNS):
+        for path in _expand(item):
             if not explicit and path.suffix.lower() == ".json" and is_index_json(path):
                 log.info("skipping %s: a JSON file that holds no scene", path)
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 import json
 import shutil
 from pathlib import Path
@@ -114,3 +115,13 @@ def test_info_lists_the_whole_corpus_folder(capsys):
     assert doc["aggregate"]["with_logged_sdc"] == 10
     assert {s["format"] for s in doc["scenes"]} == {"scene_json", "scenarionet"}
     assert Path(doc["scenes"][0]["source"]).name.startswith("noc_")
+
+
+def test_info_on_the_corpus_folder_lists_every_scene(index, capsys):
+    """A folder expands recursively; the aggregate is what the closing note and README quote."""
+    assert main(["info", str(data_root() / "corpus"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    under = [e for e in index if e.path.startswith("corpus/")]
+    assert doc["aggregate"]["scenes"] == len(under) == len(doc["scenes"])
+    assert {s["scenario_id"] for s in doc["scenes"]} == {e.scene_id for e in under}
+    assert doc["aggregate"]["agents"] == dict(sorted(sum((Counter(e.agents) for e in under), Counter()).items()))
