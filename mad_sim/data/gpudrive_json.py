@@ -84,19 +84,16 @@ import logging
 import math
 import os
 import re
-from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
 
+from mad_sim.data.gpudrive_map import read_lights, read_roads
+from mad_sim.data.json_fields import JsonFields
 from mad_sim.data.scenario import (
     DT,
-    MapKind,
     ObjectType,
-    RoadMap,
     Scenario,
-    SignalState,
-    TrafficLights,
     Trajectory,
 )
 from mad_sim.data.tfrecord import PathLike
@@ -123,16 +120,7 @@ MIN_MOVING_SAMPLES = 10
 
 _OBJECT_TYPES = {"vehicle": ObjectType.VEHICLE, "pedestrian": ObjectType.PEDESTRIAN, "cyclist": ObjectType.CYCLIST,
                  "other": ObjectType.OTHER, "unset": ObjectType.UNSET}
-_ROAD_KINDS = {k.proto_name: k for k in MapKind}
-# Waymax MapElementIds -> (kind, subtype): 0-3 lanes, 5-13 road lines, 14-16 road edges, 17-20 the rest.
-_ELEMENT_KIND = {**{i: (MapKind.LANE, i) for i in range(4)}, **{i: (MapKind.ROAD_LINE, i - 5) for i in range(5, 14)},
-                 **{i: (MapKind.ROAD_EDGE, i - 14) for i in range(14, 17)}, 17: (MapKind.STOP_SIGN, 0),
-                 18: (MapKind.CROSSWALK, 0), 19: (MapKind.SPEED_BUMP, 0), 20: (MapKind.DRIVEWAY, 0)}
-_SUBTYPE_BASE = {MapKind.LANE: (0, 3), MapKind.ROAD_LINE: (5, 13), MapKind.ROAD_EDGE: (14, 16)}
-_SIGNALS = {s.name.lower(): s for s in SignalState}
 _HEX_ID = re.compile(r"^(?:tfrecord-)?(?:\d+-of-\d+_)?([0-9a-f]{12,})$")
-_XY = itemgetter("x", "y")
-_XYZ = itemgetter("x", "y", "z")
 
 
 def looks_like_scene_json(obj: Any) -> bool:
@@ -179,69 +167,8 @@ def headings_in_degrees(heading: np.ndarray, velocity: np.ndarray, valid: np.nda
 
 def heading_units(obj: dict[str, Any], source: str = "") -> Literal["deg", "rad"]:
     """``"deg"`` or ``"rad"``: the unit the scene's ``heading`` lists are in (by content)."""
-    raw = _read_objects(_Ctx(source or "<scene json>"), obj)
+    raw = _read_objects(JsonFields(source or "<scene json>"), obj)
     return "deg" if headings_in_degrees(raw.heading, raw.velocity, raw.valid) else "rad"
-
-
-# --- parsing helpers -------------------------------------------------------------
-
-class _Ctx:
-    """The file name for error messages, and field helpers."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, message: str, field: str) -> SchemaError:
-        return SchemaError(message, path=self.source, field=field)
-
-    def get(self, d: Any, key: str, field: str) -> Any:
-        if not isinstance(d, dict):
-            raise self.fail(f"expected an object, found {type(d).__name__}", field)
-        if key not in d:
-            raise self.fail("missing key", f"{field}.{key}" if field else key)
-        return d[key]
-
-    def number(self, value: Any, field: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(f"expected a finite number, found {value!r}", field)
-        return float(value)
-
-    def series(self, value: Any, field: str, dims: int, dtype: Any = np.float64) -> np.ndarray:
-        """[K, dims] from a list of {x, y[, z]} dicts, a dict of lists, or a list of lists; missing z -> 0."""
-        try:
-            if isinstance(value, dict):
-                cols = [np.asarray(value[k], dtype) for k in "xyz"[:dims] if k in value or k != "z"]
-                if len({c.shape for c in cols}) != 1 or cols[0].ndim != 1:
-                    raise self.fail(f"x / y lists differ in shape {[c.shape for c in cols]}", field)
-                out = np.stack(cols, -1)
-            elif isinstance(value, list) and value and isinstance(value[0], dict):
-                if dims == 3 and "z" in value[0]:
-                    try:
-                        out = np.asarray(list(map(_XYZ, value)), dtype)
-                    except KeyError:  # z on some points only: the others are at 0
-                        out = np.asarray([(p["x"], p["y"], p.get("z", 0.0)) for p in value], dtype)
-                else:
-                    out = np.asarray(list(map(_XY, value)), dtype)
-            else:
-                out = np.asarray(value, dtype)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise self.fail(self._first_bad_point(value, dims) or f"not a list of points ({exc})", field) from None
-        if out.ndim == 1 and out.size == 0:
-            out = out.reshape(0, dims)
-        if out.ndim != 2 or out.shape[1] not in (2, 3) or out.shape[1] > dims:
-            raise self.fail(f"shape {out.shape}, expected [K, {dims}] points", field)
-        if out.shape[1] < dims:
-            out = np.concatenate([out, np.zeros((len(out), dims - out.shape[1]), dtype)], 1)
-        return out
-
-    @staticmethod
-    def _first_bad_point(value: Any, dims: int) -> str | None:
-        if not isinstance(value, (list, dict)):
-            return f"expected a list of points, found {type(value).__name__}"
-        pts = [value] if isinstance(value, dict) else value
-        bad = next((i for i, p in enumerate(pts) if isinstance(p, dict) and not all(
-            isinstance(p.get(k), (int, float, list)) and not isinstance(p.get(k), bool) for k in "xy")), None)
-        return None if bad is None else f"point {bad} lacks a numeric x or y: {pts[bad]!r:.80}"
 
 
 class _Objects:
@@ -266,7 +193,7 @@ def _object_type(value: Any) -> ObjectType:
     return ObjectType.OTHER
 
 
-def _read_objects(ctx: _Ctx, obj: Any) -> _Objects:
+def _read_objects(ctx: JsonFields, obj: Any) -> _Objects:
     objects = ctx.get(obj, "objects", "")
     if not isinstance(objects, list) or not objects:
         raise ctx.fail("expected a non-empty list of objects", "objects")
@@ -336,92 +263,6 @@ def _int_ids(values: list[Any]) -> np.ndarray:
     return np.arange(len(values), dtype=np.int64)
 
 
-def _road_kind(ctx: _Ctx, road: dict[str, Any], where: str) -> tuple[MapKind, int] | None:
-    kind_name = ctx.get(road, "type", where)
-    element = road.get("map_element_id")
-    element = element if isinstance(element, int) and not isinstance(element, bool) else None
-    if isinstance(kind_name, str) and kind_name.lower() in _ROAD_KINDS:
-        kind = _ROAD_KINDS[kind_name.lower()]
-        lo, hi = _SUBTYPE_BASE.get(kind, (0, -1))
-        return kind, (element - lo if element is not None and lo <= element <= hi else 0)
-    if isinstance(kind_name, int) and not isinstance(kind_name, bool) and kind_name in _ELEMENT_KIND:
-        return _ELEMENT_KIND[kind_name]
-    log.warning("%s: %s has road type %r, not a WOMD map feature: skipped", ctx.source, where, kind_name)
-    return None
-
-
-def _read_roads(ctx: _Ctx, obj: dict[str, Any]) -> RoadMap:
-    roads = ctx.get(obj, "roads", "")
-    if not isinstance(roads, list):
-        raise ctx.fail(f"expected a list, found {type(roads).__name__}", "roads")
-    ids: list[Any] = []
-    index: list[int] = []
-    kinds, subtypes, chunks = [], [], []
-    for m, road in enumerate(roads):
-        where = f"roads[{m}]"
-        parsed = _road_kind(ctx, road, where)
-        if parsed is None:
-            continue
-        pts = ctx.series(ctx.get(road, "geometry", where), f"{where}.geometry", 3)
-        if len(pts) == 0:
-            raise ctx.fail("no points", f"{where}.geometry")
-        if not np.isfinite(pts).all():
-            raise ctx.fail("non-finite coordinate", f"{where}.geometry")
-        if parsed[0] is MapKind.STOP_SIGN:
-            pts = pts[:1]
-        ids.append(road.get("id"))
-        index.append(m)
-        kinds.append(int(parsed[0]))
-        subtypes.append(parsed[1])
-        chunks.append(pts)
-    offsets = np.zeros(len(chunks) + 1, np.int64)
-    np.cumsum([len(c) for c in chunks], out=offsets[1:])
-    has_ids = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
-    return RoadMap(ids=np.asarray(ids if has_ids else index, np.int64), kinds=np.asarray(kinds, np.int8), subtypes=np.asarray(subtypes, np.int8),
-                   offsets=offsets, points=np.concatenate(chunks) if chunks else np.zeros((0, 3)))
-
-
-def _read_lights(ctx: _Ctx, obj: dict[str, Any], t: int) -> TrafficLights:
-    states = obj.get("tl_states") or {}
-    if not isinstance(states, dict):
-        raise ctx.fail(f"expected an object keyed by lane id, found {type(states).__name__}", "tl_states")
-    n = len(states)
-    tl = TrafficLights(lane_ids=np.zeros((t, n), np.int64), states=np.zeros((t, n), np.int8),
-                       stop_points=np.zeros((t, n, 3)), valid=np.zeros((t, n), bool))
-    unknown = set()
-    for k, (key, light) in enumerate(states.items()):
-        where = f"tl_states.{key}"
-        names = ctx.get(light, "state", where)
-        steps = np.asarray(light.get("time_index", range(len(names))))
-        if not isinstance(names, list) or steps.shape != (len(names),) or steps.dtype.kind not in "iu":
-            raise ctx.fail("state and time_index must be lists of one length", where)
-        if len(steps) and (steps.min() < 0 or steps.max() >= t):
-            raise ctx.fail(f"time index outside [0, {t})", f"{where}.time_index")
-        try:
-            tl.lane_ids[:, k] = int(key)
-        except ValueError:
-            raise ctx.fail(f"lane id {key!r} is not an integer", where) from None
-        pts = np.zeros((len(steps), 3))
-        for j, axis in enumerate("xyz"):
-            if axis in light:
-                col = np.asarray(light[axis], np.float64)
-                if col.shape != steps.shape:
-                    raise ctx.fail(f"{col.shape[0] if col.ndim else 0} values for {len(steps)} steps", f"{where}.{axis}")
-                pts[:, j] = col
-        codes = []
-        for s in names:
-            name = str(s).lower().removeprefix("lane_state_")
-            if name not in _SIGNALS:
-                unknown.add(s)
-            codes.append(int(_SIGNALS.get(name, SignalState.UNKNOWN)))
-        tl.states[steps, k] = codes
-        tl.stop_points[steps, k] = pts
-        tl.valid[steps, k] = True
-    if unknown:
-        log.warning("%s: traffic-light states %s are not WOMD states: read as UNKNOWN", ctx.source, sorted(map(str, unknown)))
-    return tl
-
-
 def choose_sdc(xy: np.ndarray, valid: np.ndarray, types: np.ndarray, current: int) -> int:
     """The default ego of a scene without a logged SDC (rule in the module docstring).
 
@@ -443,7 +284,7 @@ def choose_sdc(xy: np.ndarray, valid: np.ndarray, types: np.ndarray, current: in
 
 def scenario_from_gpudrive(obj: Any, source: str = "") -> Scenario:
     """Convert one GPUDrive / Nocturne scene dict; SchemaError names ``source`` and the field at fault."""
-    ctx = _Ctx(source or "<scene json>")
+    ctx = JsonFields(source or "<scene json>")
     if not looks_like_scene_json(obj):
         raise ctx.fail(f"not a GPUDrive / Nocturne scene: {_describe(obj)}", _missing_field(obj))
     raw = _read_objects(ctx, obj)
@@ -476,7 +317,7 @@ def scenario_from_gpudrive(obj: Any, source: str = "") -> Scenario:
     scenario = Scenario(
         scenario_id=scenario_id_of(obj, source), timestamps=np.arange(t) * DT, current_index=current,
         sdc_index=sdc, track_ids=_int_ids(raw.ids), object_types=raw.types, tracks=tracks,
-        roadmap=_read_roads(ctx, obj), traffic_lights=_read_lights(ctx, obj, t),
+        roadmap=read_roads(ctx, obj), traffic_lights=read_lights(ctx, obj, t),
         tracks_to_predict=np.asarray(ttp, np.int64), tracks_to_predict_difficulty=np.asarray(difficulty, np.int8),
         objects_of_interest=np.asarray(interest, np.int64), source=source, sdc_logged=logged)
     scenario.validate()
