@@ -125,3 +125,22 @@ def test_info_on_the_corpus_folder_lists_every_scene(index, capsys):
     assert doc["aggregate"]["scenes"] == len(under) == len(doc["scenes"])
     assert {s["scenario_id"] for s in doc["scenes"]} == {e.scene_id for e in under}
     assert doc["aggregate"]["agents"] == dict(sorted(sum((Counter(e.agents) for e in under), Counter()).items()))
+
+
+def test_env_and_eval_take_a_corpus_split(index):
+    import gymnasium as gym
+
+    import mad_sim  # noqa: F401  (registers MADDrive-v0)
+    from mad_sim.eval.open_loop import iter_jobs
+
+    val_ids = {e.scene_id for e in select(index, "val")}
+    env = gym.make("MADDrive-v0", scenario="corpus:val", agents="log")
+    try:
+        for seed in range(3):
+            env.reset(seed=seed)
+            assert env.unwrapped.scenario.scenario_id in val_ids
+            env.step(env.action_space.sample())
+    finally:
+        env.close()
+    jobs = list(iter_jobs("corpus:val"))
+    assert len(jobs) == len(select(index, "val"))
