@@ -42,7 +42,10 @@ Rules and defaults:
   then wrapped into ``[-pi, pi)``.
 * Missing z -> 0; missing height -> :data:`DEFAULT_HEIGHT` by type (vehicle
   1.5 m, pedestrian 1.8 m, cyclist 1.7 m, other 1.0 m).  The size of an object
-  is one value for all steps.  At invalid steps position, heading and velocity
+  is one value for all steps.  A length or width of 0 (three Nocturne files
+  hold 55 such pedestrians and vehicles) is replaced by :data:`DEFAULT_FOOTPRINT`
+  of its type, with a warning: a box must have an area to be drawn, collided
+  with or parsed.  At invalid steps position, heading and velocity
   are set to 0 (the files hold sentinels there: -10000 or 1e-4).
 * Time: 10 Hz from 0 (``timestamps = arange(T) * 0.1``); ``current_index``
   is 10 (WOMD: 1 s of history, 8 s of future), or ``T - 1`` for a shorter log.
@@ -113,6 +116,11 @@ DEFAULT_HEIGHT: dict[int, float] = {int(ObjectType.VEHICLE): 1.5, int(ObjectType
                                     int(ObjectType.CYCLIST): 1.7, int(ObjectType.OTHER): 1.0,
                                     int(ObjectType.UNSET): 1.0}
 """Height in metres used where the file has none (Nocturne), by :class:`ObjectType`."""
+
+DEFAULT_FOOTPRINT: dict[int, tuple[float, float]] = {
+    int(ObjectType.VEHICLE): (4.5, 2.0), int(ObjectType.PEDESTRIAN): (0.8, 0.8), int(ObjectType.CYCLIST): (1.8, 0.8),
+    int(ObjectType.OTHER): (1.0, 1.0), int(ObjectType.UNSET): (1.0, 1.0)}
+"""(length, width) in metres used where the file gives 0, by :class:`ObjectType`."""
 
 MOVING_SPEED = 2.0
 """m/s: samples faster than this vote on the heading unit."""
@@ -291,6 +299,11 @@ def scenario_from_gpudrive(obj: Any, source: str = "") -> Scenario:
     n, t = raw.valid.shape
     degrees = headings_in_degrees(raw.heading, raw.velocity, raw.valid)
     heading = _wrap(np.deg2rad(raw.heading) if degrees else raw.heading)
+    flat = ~(raw.size[:, :2] > 0).all(1)
+    if flat.any():
+        log.warning("%s: %d object(s) have a zero length or width: given their type's default footprint",
+                    ctx.source, int(flat.sum()))
+        raw.size[flat, :2] = [DEFAULT_FOOTPRINT[int(k)] for k in raw.types[flat]]
     invalid = ~raw.valid
     raw.xyz[invalid] = 0.0
     raw.velocity[invalid] = 0.0

@@ -346,3 +346,14 @@ def test_unknown_road_type_skipped_with_warning(caplog):
     with caplog.at_level(logging.WARNING):
         s = scenario_from_gpudrive(obj, "x.json")
     assert s.roadmap.num_features == 123 and "pothole" in caplog.text
+
+
+def test_zero_footprints_get_their_type_default(corpus):
+    """Three Nocturne files hold pedestrians and vehicles of length and width 0: every box must have an area."""
+    from mad_sim.data.gpudrive_json import DEFAULT_FOOTPRINT
+
+    for rel, s in corpus.items():
+        assert (s.tracks.size[..., :2][s.tracks.valid] > 0).all(), rel
+    s = corpus["corpus/nocturne/noc_state_test.json"]
+    ped = s.object_types == ObjectType.PEDESTRIAN
+    assert np.isclose(s.tracks.size[ped, 0, :2], DEFAULT_FOOTPRINT[int(ObjectType.PEDESTRIAN)]).all(1).sum() >= 1
