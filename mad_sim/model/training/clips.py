@@ -44,6 +44,7 @@ import numpy as np
 
 from mad_sim.data.scenario import ObjectType, Scenario
 from mad_sim.errors import ConfigError, ShapeError
+from mad_sim.render.camera_mount import CameraMount
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ class ClipSpec:
       static_fraction: fraction of each window's viewpoint slots that may go
         to vehicles that do not move (parked cars make static videos; a few
         are useful, many would dominate).
+      camera_height, camera_pitch_deg, camera_hfov_deg: the pose camera's
+        :class:`~mad_sim.render.camera_mount.CameraMount` (metres, degrees
+        down, degrees); the ego-motion video keeps its dashcam camera.
     """
 
     context_frames: int = 9
@@ -73,6 +77,14 @@ class ClipSpec:
     max_viewpoints: int = 8
     min_travel_m: float = 2.0
     static_fraction: float = 0.25
+    camera_height: float = 1.6
+    camera_pitch_deg: float = 0.0
+    camera_hfov_deg: float = 90.0
+
+    @property
+    def mount(self) -> CameraMount:
+        """The pose camera's mount."""
+        return CameraMount(hfov_deg=self.camera_hfov_deg, mount_height=self.camera_height, pitch_deg=self.camera_pitch_deg)
 
     def __post_init__(self) -> None:
         for name in ("context_frames", "future_frames"):
@@ -179,7 +191,7 @@ class ClipRenderer:
         from mad_sim.render.pose import PoseRenderer
 
         self.spec = spec
-        self.pose = PoseRenderer(width=spec.width, height=spec.height)
+        self.pose = PoseRenderer(camera=spec.mount.camera(spec.width, spec.height))
         self._ego_cls = EgoMotionRenderer
 
     def render(self, scenario: Scenario, ref: ClipRef, seed: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -177,7 +177,11 @@ def iter_source_scenarios(src: SourceConfig, index: int) -> Iterator[Tuple[Scena
 
 def cache_key(spec: ClipSpec, sources: Sequence[SourceConfig], boxes: Optional[BoxClipConfig] = None) -> str:
     """16 hex digits of sha256 over version, spec, sources (and the box option only when enabled)."""
-    content: Dict[str, object] = {"v": CACHE_VERSION, "spec": asdict(spec), "sources": [asdict(s) for s in sources]}
+    spec_d = asdict(spec)
+    for name, default in (("camera_height", 1.6), ("camera_pitch_deg", 0.0), ("camera_hfov_deg", 90.0)):
+        if spec_d[name] == default:  # the dashcam mount stays out of the key: caches made before the field keep their names
+            del spec_d[name]
+    content: Dict[str, object] = {"v": CACHE_VERSION, "spec": spec_d, "sources": [asdict(s) for s in sources]}
     corpus_splits = sorted({s.path for s in sources if s.kind == "corpus"})
     if corpus_splits:  # the scenes of a split change with the data: they enter the key, not just its name
         from mad_sim.data.corpus import build_index, select

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -135,11 +136,14 @@ def test_box_option_keeps_plain_cache_names(small_cache):
     from mad_sim.model.training.datasets import CACHE_VERSION, BoxClipConfig, cache_key
 
     folder, spec, sources, _ = small_cache
-    old = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "spec": asdict(spec), "sources": [asdict(s) for s in sources]},
+    plain = {k: v for k, v in asdict(spec).items() if not k.startswith("camera_")}  # the spec before camera fields
+    old = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "spec": plain, "sources": [asdict(s) for s in sources]},
                                     sort_keys=True).encode()).hexdigest()[:16]
     assert folder.name == old == cache_key(spec, sources, BoxClipConfig(enabled=False, max_agents=2))
     assert cache_key(spec, sources, BoxClipConfig(enabled=True)) != old
     assert ClipCache(folder).boxes is None and ClipCache(folder).box_indices("train").size == 0
+    elevated = dataclasses.replace(spec, camera_height=12.0, camera_pitch_deg=35.0)
+    assert cache_key(elevated, sources) != old  # another camera is another cache
     with pytest.raises(DataError, match="no box videos"):
         ClipCache(folder).box_batch([0])
     with pytest.raises(ConfigError, match="max_agents"):
