@@ -134,7 +134,9 @@ class MADPlanner:
 
         self.settings = s = settings or MADPlannerSettings()
         self.service = service or shared_service(s.preset, s.weights, s.lora, None, s.sampler_steps, s.threads)
-        self.renderer = PoseRenderer(width=s.size, height=s.size)
+        from mad_sim.model.presets import pose_camera
+
+        self.renderer = PoseRenderer(camera=pose_camera(s.preset, s.size, s.size))
         self.last_videos: Optional[np.ndarray] = None
 
     def history(self, ctx: PlanningContext) -> np.ndarray:

@@ -225,7 +225,7 @@ def run_pose(args: argparse.Namespace) -> int:
     backbone.check_size(args.frames, *size, what="--frames/--size")
     backbone.check_size(args.history, *size, what="--history/--size")
     t = time.perf_counter()
-    renderer = PoseRenderer(width=size[1], height=size[0])
+    renderer = PoseRenderer(camera=backbone.config.camera.camera(size[1], size[0]))
     history = renderer.render_scenario(scenario, vp, t0, present + 1)
     ego = _ego_video(args, scenario, vp, t0, present, size)
     boxes, box_agents = _box_video(args, scenario, vp, present, renderer.camera)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Literal, Optional, Tuple
 
 from mad_sim.errors import PresetError
+from mad_sim.render.camera import Camera
+from mad_sim.render.camera_mount import DASHCAM, CameraMount
 
 Family = Literal["ltx", "svd"]
 
@@ -53,10 +55,30 @@ TINY_VAE: Dict[str, Any] = dict(
     patch_size=4, patch_size_t=1, timestep_conditioning=False, encoder_causal=True, decoder_causal=False,
     spatial_compression_ratio=32, temporal_compression_ratio=8,
 )
+TINY_S16_VAE: Dict[str, Any] = dict(
+    in_channels=3, out_channels=3, latent_channels=32,
+    block_out_channels=(16, 32, 64, 64), down_block_types=("LTXVideo095DownBlock3D",) * 3,
+    layers_per_block=(1, 1, 1, 1), downsample_type=("spatiotemporal",) * 3,
+    spatio_temporal_scaling=(True, True, True),
+    decoder_block_out_channels=(16, 32, 64), decoder_layers_per_block=(1, 1, 1, 1),
+    decoder_spatio_temporal_scaling=(True, True, True), decoder_inject_noise=(False, False, False, False),
+    upsample_residual=(True, True, True), upsample_factor=(2, 2, 2),
+    patch_size=2, patch_size_t=1, timestep_conditioning=False, encoder_causal=True, decoder_causal=False,
+    spatial_compression_ratio=16, temporal_compression_ratio=8,
+)
+"""A representation candidate (issue 13): 16x space / 8x time, 32 latent channels (an 8x8 grid at 128x128).
+
+The LTX 0.9.5 decoder's up blocks always scale time and space together, so a
+16x/8x VAE is ``patch_size=2`` plus three space-time blocks.  With the
+transformer's ``patch_size=2`` a token carries 2x2 latent cells (32 x 4 = 128
+channels): the same token count as the 32x VAE, with 4x the spatial detail in
+the latents.
+"""
 TINY_TRANSFORMER: Dict[str, Any] = dict(
     in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=8, attention_head_dim=64,
     cross_attention_dim=512, num_layers=8, caption_channels=128,
 )
+TINY_S16_TRANSFORMER: Dict[str, Any] = {**TINY_TRANSFORMER, "patch_size": 2}
 TINY_TEXT: Dict[str, Any] = dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4,
                                  relative_attention_num_buckets=8, feed_forward_proj="gated-gelu",
                                  dropout_rate=0.0)
@@ -128,12 +150,15 @@ class Preset:
     max_text_tokens: int = 16
     lora_targets: Tuple[str, ...] = LTX_LORA_TARGETS
     default_size: Tuple[int, int] = (128, 128)
+    camera: CameraMount = DASHCAM
     description: str = ""
 
 
 PRESETS: Dict[str, Preset] = {
     "tiny": Preset("tiny", "ltx", False, vae=TINY_VAE, denoiser=TINY_TRANSFORMER, text=TINY_TEXT,
                    description="LTX architecture, ~36M transformer, VAE 32x/8x; trained on CPU, shipped in mad_sim/weights"),
+    "tiny-s16": Preset("tiny-s16", "ltx", False, vae=TINY_S16_VAE, denoiser=TINY_S16_TRANSFORMER, text=TINY_TEXT,
+                       description="candidate tiny representation: VAE 16x/8x (32 ch), transformer patch 2"),
     "ltx-2b": Preset("ltx-2b", "ltx", True, vae=LTX_VAE, denoiser=LTX_2B_TRANSFORMER, max_text_tokens=128,
                      default_size=(512, 768), description="LTX-Video 0.9.x 2B from a local diffusers directory"),
     "ltx-13b": Preset("ltx-13b", "ltx", True, vae=LTX_VAE, denoiser=LTX_13B_TRANSFORMER, max_text_tokens=128,
@@ -155,6 +180,13 @@ def get_preset(name: str, path: Optional[str] = None) -> Preset:
         raise PresetError(f"preset {name!r} needs a local diffusers-format directory: pass --backbone PATH "
                           f"(load_backbone({name!r}, path=...)); no weights are downloaded at run time")
     return preset
+
+
+def pose_camera(name: str, width: int, height: int) -> Camera:
+    """The pose-video camera of preset ``name`` at ``width`` x ``height`` (no weights needed; PresetError if unknown)."""
+    if name not in PRESETS:
+        raise PresetError(f"unknown model preset {name!r} (known: {', '.join(PRESETS)})")
+    return PRESETS[name].camera.camera(width, height)
 
 
 # --------------------------------------------------------------------------- YAML model configs

@@ -129,7 +129,9 @@ class LearnedAgents:
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.adapter = action_adapter
         self.action_kind = action_kind
-        self.renderer = PoseRenderer(width=s.size, height=s.size)
+        from mad_sim.model.presets import pose_camera
+
+        self.renderer = PoseRenderer(camera=pose_camera(s.preset, s.size, s.size))
         self.camera = self.renderer.camera
         self.parser = PoseParser(renderer=self.renderer, config=ParseConfig(detect=s.detect_entering))
         self.ego_renderer = EgoMotionRenderer(s.size, s.size)
