@@ -25,13 +25,16 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, Mapping, Optional, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Type, TypeVar, Union
 
 import yaml
 
 from mad_sim.errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")  # config classes are dataclasses
 
 
 def _type_name(tp: Any) -> str:
@@ -59,7 +62,7 @@ def _check_value(value: Any, tp: Any, where: str, source: str) -> Any:
         if value not in args:
             raise ConfigError(f"{source}: key {where!r}: {value!r} is not one of {list(args)}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a type hint names a class, never an instance
         if not isinstance(value, Mapping):
             raise ConfigError(f"{source}: key {where!r}: expected a mapping, got {type(value).__name__}")
         return from_dict(value, tp, source=source, prefix=where)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Tuple, Union, cast
 
 import cv2
 import numpy as np
@@ -38,7 +38,8 @@ def read_video(path: PathLike, max_frames: Optional[int] = None) -> Tuple[np.nda
     try:
         reader = imageio.get_reader(str(path))
         fps = float(reader.get_meta_data().get("fps", 0.0) or 0.0)
-        for i, frame in enumerate(reader):
+        # imageio's stub types Reader.__iter__ as returning one array; it yields the frames
+        for i, frame in enumerate(cast(Iterable[np.ndarray], reader)):
             if max_frames is not None and i >= max_frames:
                 break
             frames.append(np.asarray(frame)[..., :3])

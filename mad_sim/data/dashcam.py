@@ -49,7 +49,7 @@ of these; see :class:`mad_sim.model.appearance.pose_extract.PoseExtractor`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple, cast
 
 import cv2
 import numpy as np
@@ -127,9 +127,9 @@ def marking_segments(frame: np.ndarray, cfg: LaneConfig) -> np.ndarray:
     white = hls[..., 1] >= cfg.white_l
     yellow = (hls[..., 0] >= 10) & (hls[..., 0] <= 40) & (hls[..., 2] >= cfg.yellow_s) & (hls[..., 1] >= 80)
     marks = (white | yellow).astype(np.uint8) * 255
-    marks = cv2.dilate(marks, np.ones((5, 5), np.uint8))
+    marks = cast(np.ndarray, cv2.dilate(marks, np.ones((5, 5), np.uint8)))  # cv2's stubs: integer | floating; it is uint8
     grey = cv2.GaussianBlur(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (5, 5), 0)
-    edges = cv2.Canny(grey, cfg.canny_low, cfg.canny_high)
+    edges = cast(np.ndarray, cv2.Canny(grey, cfg.canny_low, cfg.canny_high))  # uint8 (cv2's stubs: integer | floating)
     roi = np.zeros((h, w), np.uint8)
     cv2.fillPoly(roi, [_roi_polygon(w, h, cfg)], 255)
     edges &= marks & roi
@@ -196,10 +196,10 @@ class LaneTracker:
         ends = np.array([0.0, 1.0])
         for side, fit in zip(self.sides, fits):
             accepted = fit is not None
-            if accepted and side.coeffs is not None:
+            if fit is not None and side.coeffs is not None:
                 jump = np.abs(np.polyval(fit, ends) - np.polyval(side.coeffs, ends)).max()
                 accepted = jump <= self.cfg.gate * self.w
-            if accepted:
+            if fit is not None and accepted:
                 side.coeffs = fit.copy() if side.coeffs is None else (1 - self.cfg.ema) * side.coeffs + self.cfg.ema * fit
                 side.missed = 0
             else:
@@ -219,7 +219,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
-def vehicle_candidates(frame: np.ndarray, cfg: LaneConfig, lane_width_at: Optional[callable] = None) -> np.ndarray:
+def vehicle_candidates(frame: np.ndarray, cfg: LaneConfig,
+                       lane_width_at: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> np.ndarray:
     """Boxes ``[V, 4]`` of dark-shadow / saturated blobs on the road that have a car's size.
 
     ``lane_width_at(v) -> pixels`` (from the tracked lanes) sets the expected
@@ -324,8 +325,10 @@ class DashcamExtractor:
             self._size = (w, h)
             self._lanes = LaneTracker(w, h, self.config)
         elif self._size != (w, h):
-            raise ShapeError(f"dashcam frame: size {w}x{h} differs from the video's {self._size[0]}x{self._size[1]}; call reset() between videos")
+            raise ShapeError(f"dashcam frame: size {w}x{h} differs from the video's {self._size[0]}x{self._size[1]}; "
+                             "call reset() between videos")
         cfg = self.config
+        assert self._lanes is not None  # made with _size on the first frame
         tracked = self._lanes.update(fit_lane_boundaries(frame, cfg))
         v_top, v_bot = cfg.roi_top * h, cfg.roi_bottom * h
         t = np.linspace(1.0, 0.0, cfg.vertices)
@@ -340,7 +343,7 @@ class DashcamExtractor:
         if self.detect_vehicles:
             width_at = None
             if valid.all():
-                cl, cr = tracked
+                cl, cr = cast(List[np.ndarray], tracked)  # valid.all(): neither side is None
 
                 def width_at(v: np.ndarray) -> np.ndarray:
                     tt = (np.asarray(v) - v_top) / (v_bot - v_top)

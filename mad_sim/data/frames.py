@@ -11,10 +11,15 @@ broadcasts over leading dimensions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
-def wrap_angle(a: np.ndarray) -> np.ndarray:
+
+def wrap_angle(a: npt.ArrayLike) -> np.ndarray:
     """Wrap radians to (-pi, pi]."""
     return np.pi - np.mod(np.pi - np.asarray(a), 2 * np.pi)
 

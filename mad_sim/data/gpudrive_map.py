@@ -74,7 +74,8 @@ def read_roads(ctx: JsonFields, obj: dict[str, Any]) -> RoadMap:
     offsets = np.zeros(len(chunks) + 1, np.int64)
     np.cumsum([len(c) for c in chunks], out=offsets[1:])
     has_ids = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
-    return RoadMap(ids=np.asarray(ids if has_ids else index, np.int64), kinds=np.asarray(kinds, np.int8), subtypes=np.asarray(subtypes, np.int8),
+    return RoadMap(ids=np.asarray(ids if has_ids else index, np.int64), kinds=np.asarray(kinds, np.int8),
+                   subtypes=np.asarray(subtypes, np.int8),
                    offsets=offsets, points=np.concatenate(chunks) if chunks else np.zeros((0, 3)))
 
 

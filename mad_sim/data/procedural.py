@@ -172,7 +172,10 @@ def _poses(routes: List[_Route], r: np.ndarray, s: np.ndarray):
 
 
 def _roadmap(layout: Layout) -> RoadMap:
-    ids, kinds, subtypes, chunks = [], [], [], []
+    ids: List[int] = []
+    kinds: List[int] = []
+    subtypes: List[int] = []
+    chunks: List[np.ndarray] = []
     lanes = {}
     for k, lane in enumerate(layout.lanes):
         fid = k + 1
@@ -184,11 +187,20 @@ def _roadmap(layout: Layout) -> RoadMap:
                               entry_lanes=[i + 1 for i in lane.entry], exit_lanes=[i + 1 for i in lane.exit],
                               left_neighbors=[i + 1 for i in lane.left], right_neighbors=[i + 1 for i in lane.right])
     for xy, sub in layout.lines:
-        ids.append(len(ids) + 1), kinds.append(MapKind.ROAD_LINE), subtypes.append(sub), chunks.append(xy)
+        ids.append(len(ids) + 1)
+        kinds.append(MapKind.ROAD_LINE)
+        subtypes.append(sub)
+        chunks.append(xy)
     for xy, sub in layout.edges:
-        ids.append(len(ids) + 1), kinds.append(MapKind.ROAD_EDGE), subtypes.append(sub), chunks.append(xy)
+        ids.append(len(ids) + 1)
+        kinds.append(MapKind.ROAD_EDGE)
+        subtypes.append(sub)
+        chunks.append(xy)
     for xy, kind in layout.polygons:
-        ids.append(len(ids) + 1), kinds.append(kind), subtypes.append(0), chunks.append(xy)
+        ids.append(len(ids) + 1)
+        kinds.append(kind)
+        subtypes.append(0)
+        chunks.append(xy)
     pts = np.concatenate(chunks)
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
     return RoadMap(ids=np.asarray(ids, np.int64), kinds=np.asarray(kinds, np.int8), subtypes=np.asarray(subtypes, np.int8),
@@ -242,7 +254,7 @@ def generate_scenario(rng: np.random.Generator, kind: Optional[str] = None, num_
     layout = LAYOUTS[kind](rng)
     routes = [_route(layout, lanes) for lanes in layout.routes]
     horizon_s = MAX_SPEED * (num_steps - 1) * DT
-    for attempt in range(20):
+    for _attempt in range(20):
         placed = _place_vehicles(rng, routes, n_veh, min(r.length for r in routes) - horizon_s / 3)
         if not placed:
             continue

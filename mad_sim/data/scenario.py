@@ -141,8 +141,8 @@ class Trajectory:
 
     def take(self, index: np.ndarray, axis: int = 0) -> "Trajectory":
         """Select objects (``axis=0``) or steps (``axis=1``) by index or mask."""
-        return Trajectory(**{f.name: np.take(getattr(self, f.name), np.flatnonzero(index) if np.asarray(index).dtype == bool else index, axis=axis)
-                             for f in dataclasses.fields(self)})
+        picked = np.flatnonzero(index) if np.asarray(index).dtype == bool else index
+        return Trajectory(**{f.name: np.take(getattr(self, f.name), picked, axis=axis) for f in dataclasses.fields(self)})
 
     def validate(self, source: str = "<trajectory>") -> None:
         """Raise SchemaError if shapes disagree or a valid state holds a non-finite number."""
@@ -313,7 +313,8 @@ class Scenario:
         self.tracks.validate(src)
         n, t = self.tracks.valid.shape
         if self.track_ids.shape != (n,) or self.object_types.shape != (n,):
-            raise SchemaError(f"{n} tracks but ids {self.track_ids.shape} / types {self.object_types.shape}", path=src, field="tracks")
+            raise SchemaError(f"{n} tracks but ids {self.track_ids.shape} / types {self.object_types.shape}",
+                              path=src, field="tracks")
         if self.object_labels.shape not in ((0,), (n,)):
             raise SchemaError(f"{n} tracks but {self.object_labels.shape} labels (expected [0] or [{n}])", path=src,
                               field="object_labels")

@@ -236,7 +236,8 @@ def _lights_from_dict(source: str, states: dict[Any, Any], num_steps: int) -> Tr
             raise SchemaError("missing key", path=source, record=0, field=f"{where}.state.object_state")
         seq = state["object_state"]
         if len(seq) != num_steps:
-            raise SchemaError(f"{len(seq)} states for {num_steps} steps", path=source, record=0, field=f"{where}.state.object_state")
+            raise SchemaError(f"{len(seq)} states for {num_steps} steps", path=source, record=0,
+                              field=f"{where}.state.object_state")
         coded = [_signal(s) for s in seq]
         tl.states[:, k] = [c for c, _ in coded]
         observed = np.array([o for _, o in coded], bool)

@@ -110,11 +110,12 @@ def load_scenarios(spec: PathSpec) -> Iterator[Scenario]:
 def load_scenario(path: PathSpec, index: int = 0) -> Scenario:
     """The ``index``-th scenario (zero-based) of ``path``; DataNotFoundError if there are fewer."""
     if index < 0:
-        raise DataNotFoundError(f"scenario index {index} is negative", path=os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)
+        raise DataNotFoundError(f"scenario index {index} is negative",
+                                path=os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)
     count = 0
     for scenario in load_scenarios(path):
         if count == index:
             return scenario
         count += 1
-    where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else ", ".join(map(os.fspath, path))
+    where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else ", ".join([os.fspath(p) for p in path])
     raise DataNotFoundError(f"holds {count} scenario(s), index {index} requested", path=where)

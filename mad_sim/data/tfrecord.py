@@ -117,7 +117,8 @@ def iter_records_from(f: BinaryIO, name: str, check_crc: bool = True, size: Opti
                                        f"({size - offset - _HEADER.size} bytes left)", path=name, record=index)
         payload = _read_exact(f, length)
         if len(payload) < length:
-            raise TruncatedRecordError(f"file ends inside the payload ({len(payload)} of {length} bytes)", path=name, record=index)
+            raise TruncatedRecordError(f"file ends inside the payload ({len(payload)} of {length} bytes)",
+                                       path=name, record=index)
         footer = _read_exact(f, _FOOTER.size)
         if len(footer) < _FOOTER.size:
             raise TruncatedRecordError("file ends before the payload CRC", path=name, record=index)

@@ -175,7 +175,8 @@ def _tracks(rd: _Reader, state: Any) -> tuple[Trajectory, np.ndarray, np.ndarray
     w = "log_trajectory"
     valid = rd.array(traj, "valid", w, 2, bool)
     shape = valid.shape
-    f = {k: rd.array(traj, k, w, 2, np.float64, shape) for k in ("x", "y", "z", "vel_x", "vel_y", "yaw", "length", "width", "height")}
+    f = {k: rd.array(traj, k, w, 2, np.float64, shape)
+         for k in ("x", "y", "z", "vel_x", "vel_y", "yaw", "length", "width", "height")}
     micros = rd.array(traj, "timestamp_micros", w, 2, np.int64, shape)
     keep = np.asarray(valid.any(1))
     v = valid[keep]

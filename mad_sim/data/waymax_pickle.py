@@ -69,8 +69,8 @@ WAYMAX_CLASSES: dict[tuple[str, str], tuple[str, ...]] = {
 """The Waymax dataclasses a pickle may hold, with their fields in declaration order (waymax/datatypes/*.py)."""
 
 
-if TYPE_CHECKING:  # typing.Self is Python >= 3.11: imported for type checkers only
-    from typing import Self
+if TYPE_CHECKING:  # typing.Self is Python >= 3.11 (we support 3.10): imported for type checkers only
+    from typing_extensions import Self
 
 
 class WaymaxRecord:

@@ -131,16 +131,17 @@ def _matrix(values, path: str, record: int, name: str) -> np.ndarray:
 
 
 def _boxes3d(labels) -> Boxes3D:
-    b = [(l.box.center_x, l.box.center_y, l.box.center_z, l.box.length, l.box.width, l.box.height, l.box.heading,
-          l.metadata.speed_x, l.metadata.speed_y) for l in labels]
+    b = [(lb.box.center_x, lb.box.center_y, lb.box.center_z, lb.box.length, lb.box.width, lb.box.height, lb.box.heading,
+          lb.metadata.speed_x, lb.metadata.speed_y) for lb in labels]
     a = np.asarray(b, np.float64).reshape(-1, 9)
     return Boxes3D(center=a[:, 0:3], size=a[:, 3:6], heading=a[:, 6], speed=a[:, 7:9],
-                   types=np.asarray([l.type for l in labels], np.int8), ids=[l.id for l in labels])
+                   types=np.asarray([lb.type for lb in labels], np.int8), ids=[lb.id for lb in labels])
 
 
 def _boxes2d(labels) -> Boxes2D:
-    a = np.asarray([(l.box.center_x, l.box.center_y, l.box.length, l.box.width) for l in labels], np.float64).reshape(-1, 4)
-    return Boxes2D(center=a[:, :2], size=a[:, 2:], types=np.asarray([l.type for l in labels], np.int8), ids=[l.id for l in labels])
+    a = np.asarray([(lb.box.center_x, lb.box.center_y, lb.box.length, lb.box.width) for lb in labels], np.float64).reshape(-1, 4)
+    return Boxes2D(center=a[:, :2], size=a[:, 2:], types=np.asarray([lb.type for lb in labels], np.int8),
+                   ids=[lb.id for lb in labels])
 
 
 def decode_jpeg(data: bytes, path: str = "<memory>", record: int = 0, field_name: str = "image") -> np.ndarray:

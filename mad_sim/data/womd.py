@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -119,7 +119,8 @@ def _states_fast(msg: scenario_pb2.Scenario, num_steps: int) -> Optional[Dict[st
     full, short = size == 59, size == 11
     if not (full | short).all():
         return None
-    if (u8[start[full, None] + _FULL_TAG_AT] != _FULL_TAGS).any() or (u8[start[short, None] + _SHORT_TAG_AT] != _SHORT_TAGS).any():
+    if ((u8[start[full, None] + _FULL_TAG_AT] != _FULL_TAGS).any()
+            or (u8[start[short, None] + _SHORT_TAG_AT] != _SHORT_TAGS).any()):
         return None
     cols: Dict[str, np.ndarray] = {}
     for name, (off, dt) in _FULL.items():
@@ -144,6 +145,7 @@ def _tracks_from_proto(msg: scenario_pb2.Scenario, num_steps: int, path: Optiona
         raise SchemaError(f"track {i} has {counts[i]} states, expected {num_steps} (one per timestamp)",
                           path=path, record=record, field="tracks.states")
     fast = _states_fast(msg, num_steps) if fast_path else None
+    cols: Mapping[str, Union[np.ndarray, List[float]]]  # decoded columns, or per-field lists of message values
     if fast is not None:
         cols = fast
     else:
@@ -153,7 +155,8 @@ def _tracks_from_proto(msg: scenario_pb2.Scenario, num_steps: int, path: Optiona
     xyz = np.stack([np.asarray(cols[k], np.float64).reshape(shape) for k in ("center_x", "center_y", "center_z")], -1)
     size = np.stack([np.asarray(cols[k], np.float32).reshape(shape) for k in ("length", "width", "height")], -1)
     heading = np.asarray(cols["heading"], np.float32).reshape(shape).astype(np.float64)
-    velocity = np.stack([np.asarray(cols[k], np.float32).reshape(shape) for k in ("velocity_x", "velocity_y")], -1).astype(np.float64)
+    velocity = np.stack([np.asarray(cols[k], np.float32).reshape(shape) for k in ("velocity_x", "velocity_y")],
+                        -1).astype(np.float64)
     valid = np.asarray(cols["valid"], bool).reshape(shape)
     traj = Trajectory(xyz=xyz, heading=heading, velocity=velocity, size=size, valid=valid)
     ids = np.asarray([t.id for t in msg.tracks], np.int64)
@@ -219,11 +222,11 @@ def traffic_lights_from_states(steps: List[Iterable[map_pb2.TrafficSignalLaneSta
     if len(steps) != num_steps:
         raise SchemaError(f"{len(steps)} dynamic map states for {num_steps} timestamps",
                           path=path, record=record, field="dynamic_map_states")
-    steps = [list(s) for s in steps]
-    width = max((len(s) for s in steps), default=0)
+    rows = [list(s) for s in steps]
+    width = max((len(s) for s in rows), default=0)
     tl = TrafficLights(lane_ids=np.zeros((num_steps, width), np.int64), states=np.zeros((num_steps, width), np.int8),
                        stop_points=np.zeros((num_steps, width, 3)), valid=np.zeros((num_steps, width), bool))
-    for t, lane_states in enumerate(steps):
+    for t, lane_states in enumerate(rows):
         for k, ls in enumerate(lane_states):
             tl.lane_ids[t, k] = ls.lane
             tl.states[t, k] = ls.state
@@ -347,9 +350,9 @@ def scenario_to_proto(scenario: Scenario) -> scenario_pb2.Scenario:
     if tl.valid.shape[1] > 0:
         for step in range(t):
             dms = msg.dynamic_map_states.add()
-            for k in np.flatnonzero(tl.valid[step]):
-                x, y, z = tl.stop_points[step, k].tolist()
-                dms.lane_states.add(lane=int(tl.lane_ids[step, k]), state=int(tl.states[step, k]),
+            for slot in np.flatnonzero(tl.valid[step]):
+                x, y, z = tl.stop_points[step, slot].tolist()
+                dms.lane_states.add(lane=int(tl.lane_ids[step, slot]), state=int(tl.states[step, slot]),
                                     stop_point=map_pb2.MapPoint(x=x, y=y, z=z))
     msg.objects_of_interest.extend(int(i) for i in scenario.objects_of_interest)
     difficulty = scenario.tracks_to_predict_difficulty

@@ -51,7 +51,8 @@ def test_convert_reads_back_the_same_scenario(relative: str, tmp_path: Path, cap
 
 
 def test_convert_shards_mixed_formats(tmp_path: Path, capsys):
-    inputs = [str(data_file("womd/womd_scenario_input.tfrecord")), str(data_file("scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl")),
+    inputs = [str(data_file("womd/womd_scenario_input.tfrecord")),
+              str(data_file("scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl")),
               str(data_file("corpus/nocturne/noc_example_scenario.json"))]
     assert main(["convert", *inputs, "--out", str(tmp_path), "--shards", "2"]) == 0
     assert json.loads(capsys.readouterr().out)["files"] == 2

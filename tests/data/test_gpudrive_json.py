@@ -207,7 +207,8 @@ def test_first_frame_boxes_barely_overlap(corpus):
         size = tr.size[:, 0]
         pairs = int(overlap_matrix(tr.xy[:, 0], tr.heading[:, 0], size[:, 0], size[:, 1], v).sum()) // 2
         assert pairs <= 2 + 0.02 * v.sum(), rel
-        other = np.rad2deg(tr.heading[:, 0]) if heading_units(read_json(data_file(rel))) == "deg" else np.deg2rad(tr.heading[:, 0])
+        deg = heading_units(read_json(data_file(rel))) == "deg"
+        other = np.rad2deg(tr.heading[:, 0]) if deg else np.deg2rad(tr.heading[:, 0])
         wrong += int(overlap_matrix(tr.xy[:, 0], other, size[:, 0], size[:, 1], v).sum()) // 2
         ours += pairs
     assert ours <= 20 and wrong >= 10 * ours

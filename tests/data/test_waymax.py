@@ -204,7 +204,8 @@ def _tiny_state(timestep: int = 0) -> SimpleNamespace:
     traj = SimpleNamespace(x=x, y=np.where(valid, 1.0, -1.0).astype(np.float32), z=np.zeros((n, t), np.float32),
                            vel_x=np.where(valid, np.array([[10.0], [5.0], [0.0]]), -1.0).astype(np.float32),
                            vel_y=np.where(valid, 0.0, -1.0).astype(np.float32), yaw=np.where(valid, 0.0, -1.0).astype(np.float32),
-                           length=np.where(valid, 4.5, -1.0).astype(np.float32), width=np.where(valid, 2.0, -1.0).astype(np.float32),
+                           length=np.where(valid, 4.5, -1.0).astype(np.float32),
+                           width=np.where(valid, 2.0, -1.0).astype(np.float32),
                            height=np.where(valid, 1.5, -1.0).astype(np.float32), valid=valid,
                            timestamp_micros=np.where(valid, (np.arange(t) * 100_000)[None], -1).astype(np.int32))
     meta = SimpleNamespace(ids=np.array([7, 9, -1], np.int32), object_types=np.array([1, 2, -1], np.int32),

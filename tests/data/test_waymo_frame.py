@@ -56,9 +56,10 @@ def test_official_frame_fields_agree(frame_path, official_protos):
         view = next(v for v in f.cameras.values() if v.camera_id == c.name)
         np.testing.assert_array_equal(view.intrinsic, list(c.intrinsic))
         np.testing.assert_array_equal(view.extrinsic.ravel(), list(c.extrinsic.transform))
-    np.testing.assert_array_equal(f.laser_labels.center, [[l.box.center_x, l.box.center_y, l.box.center_z] for l in msg.laser_labels])
-    np.testing.assert_array_equal(f.laser_labels.size, [[l.box.length, l.box.width, l.box.height] for l in msg.laser_labels])
-    assert f.laser_labels.types.tolist() == [l.type for l in msg.laser_labels]
+    labels = msg.laser_labels
+    np.testing.assert_array_equal(f.laser_labels.center, [[lb.box.center_x, lb.box.center_y, lb.box.center_z] for lb in labels])
+    np.testing.assert_array_equal(f.laser_labels.size, [[lb.box.length, lb.box.width, lb.box.height] for lb in labels])
+    assert f.laser_labels.types.tolist() == [lb.type for lb in labels]
 
 
 def test_scenario_file_is_not_a_frame(womd_path):

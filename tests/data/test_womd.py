@@ -138,7 +138,8 @@ def _official_check(msg, s):
         which = f.WhichOneof("feature_data")
         assert MapKind(rm.kinds[m]).proto_name == which
         data = getattr(f, which)
-        pts = [data.position] if which == "stop_sign" else (data.polyline if which in ("lane", "road_line", "road_edge") else data.polygon)
+        lines = which in ("lane", "road_line", "road_edge")
+        pts = [data.position] if which == "stop_sign" else (data.polyline if lines else data.polygon)
         np.testing.assert_array_equal(rm.polyline(m), np.asarray([[p.x, p.y, p.z] for p in pts]).reshape(-1, 3))
         if which in ("lane", "road_line", "road_edge"):
             assert rm.subtypes[m] == data.type
