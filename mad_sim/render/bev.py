@@ -14,7 +14,7 @@ colours, anything else grey; the viewpoint agent is filled dark grey.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union, cast
 
 import cv2
 import numpy as np
@@ -28,8 +28,9 @@ from mad_sim.render.skeleton import CYCLIST_FRAME_RGB, CYCLIST_RIDER_RGB, OPENPO
 _SHIFT = 4
 
 
-def _fx(p: np.ndarray) -> np.ndarray:
-    return np.rint(p * (1 << _SHIFT)).astype(np.int32)
+def _fx(p: np.ndarray) -> Sequence[np.ndarray]:
+    """[S, k, 2] pixels as int32 fixed point; cv2 takes the array as S polylines (its stubs ask for a Sequence)."""
+    return cast(Sequence[np.ndarray], np.rint(p * (1 << _SHIFT)).astype(np.int32))
 
 
 def render_bev(state, size: Union[int, Tuple[int, int]] = 256, extent_m: float = 50.0,

@@ -22,14 +22,17 @@ in one vectorised pass, pixels written in painter order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import numpy as np
 
 from mad_sim.errors import RenderError
 from mad_sim.render.camera import Camera
-from mad_sim.render.skeleton import SPECS, class_of, keypoints_for, place
+from mad_sim.render.skeleton import SPECS, SkeletonSpec, class_of, keypoints_for, place
 from mad_sim.render.splat import Strokes, splat
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class PoseStyle:
         return self.dot_width(width) if self.agent_dots(width) else 0
 
 
-@dataclass
+@dataclass(init=False)
 class AgentPoses:
     """Agents to draw, in the camera's vehicle frame.
 
@@ -84,27 +87,32 @@ class AgentPoses:
       speed: [n] float64 m/s (sets the pedestrians' limb swing).
       ids: [n] int64 labels (track indices) used by :func:`agent_id_mask`.
       frame: [n] int64 which frame of a batch the agent belongs to (0 for one frame).
+
+    The constructor takes array-likes and stores arrays of the shapes above; ``phase`` and ``speed``
+    default to 0, ``ids`` to ``arange(n)``, ``frame`` to 0.
     """
 
     xyz: np.ndarray
     heading: np.ndarray
     size: np.ndarray
     types: np.ndarray
-    phase: Optional[np.ndarray] = None
-    speed: Optional[np.ndarray] = None
-    ids: Optional[np.ndarray] = None
-    frame: Optional[np.ndarray] = None
+    phase: np.ndarray
+    speed: np.ndarray
+    ids: np.ndarray
+    frame: np.ndarray
 
-    def __post_init__(self) -> None:
-        self.xyz = np.asarray(self.xyz, np.float64).reshape(-1, 3)
+    def __init__(self, xyz: npt.ArrayLike, heading: npt.ArrayLike, size: npt.ArrayLike, types: npt.ArrayLike,
+                 phase: Optional[npt.ArrayLike] = None, speed: Optional[npt.ArrayLike] = None,
+                 ids: Optional[npt.ArrayLike] = None, frame: Optional[npt.ArrayLike] = None) -> None:
+        self.xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
         n = self.xyz.shape[0]
-        self.heading = np.asarray(self.heading, np.float64).reshape(n)
-        self.size = np.asarray(self.size, np.float64).reshape(n, 3)
-        self.types = np.asarray(self.types).reshape(n)
-        self.phase = np.zeros(n) if self.phase is None else np.asarray(self.phase, np.float64).reshape(n)
-        self.speed = np.zeros(n) if self.speed is None else np.asarray(self.speed, np.float64).reshape(n)
-        self.ids = np.arange(n) if self.ids is None else np.asarray(self.ids, np.int64).reshape(n)
-        self.frame = np.zeros(n, np.int64) if self.frame is None else np.asarray(self.frame, np.int64).reshape(n)
+        self.heading = np.asarray(heading, np.float64).reshape(n)
+        self.size = np.asarray(size, np.float64).reshape(n, 3)
+        self.types = np.asarray(types).reshape(n)
+        self.phase = np.zeros(n) if phase is None else np.asarray(phase, np.float64).reshape(n)
+        self.speed = np.zeros(n) if speed is None else np.asarray(speed, np.float64).reshape(n)
+        self.ids = np.arange(n) if ids is None else np.asarray(ids, np.int64).reshape(n)
+        self.frame = np.zeros(n, np.int64) if frame is None else np.asarray(frame, np.int64).reshape(n)
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -146,7 +154,7 @@ class ClassGeometry:
       dot_keep: [m, K] bool, the keypoint has a dot, is in front of the camera and inside the image.
     """
 
-    spec: object
+    spec: SkeletonSpec
     agent: np.ndarray
     seg_a: np.ndarray
     seg_b: np.ndarray

@@ -23,7 +23,7 @@ the camera is :meth:`Camera.default_front` mounted on the ego.  The same
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -62,8 +62,8 @@ def poses_from_actions(initial_speed: float, actions: np.ndarray, initial_pose: 
     if not np.isfinite(acts).all() or not math.isfinite(initial_speed):
         raise RenderError("actions / initial speed must be finite")
     xy = np.asarray(initial_pose[:2], np.float64)
-    yaw = np.float64(initial_pose[2])
-    v = np.float64(initial_speed)
+    yaw: Union[np.float64, np.ndarray] = np.float64(initial_pose[2])  # then [] arrays from bicycle_step
+    v: Union[np.float64, np.ndarray] = np.float64(initial_speed)
     out = [np.array([xy[0], xy[1], yaw])]
     for a, k in acts:
         xy, yaw, v = bicycle_step(xy, yaw, v, a, k, dt)

@@ -100,7 +100,9 @@ class MapGeometry:
             groups.append(np.full(len(simple) - 1, _KIND_GROUP[MapKind(kind)], np.int8))
             if kind == MapKind.LANE and dot_spacing_m > 0:
                 dots.append(_resample(pts, dot_spacing_m))
-        cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
+        def cat(xs, shape):
+            return np.concatenate(xs) if xs else np.zeros(shape)
+
         return cls(seg_a=cat(seg_a, (0, 3)), seg_b=cat(seg_b, (0, 3)),
                    seg_group=cat(groups, (0,)).astype(np.int8), dots=cat(dots, (0, 3)))
 
@@ -287,7 +289,7 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
     style_list.append((colors[LANE], dot_px))
     if lights is not None:
         pole_px = line_px + 1
-        for state, rgb in LIGHT_RGB.items():
+        for rgb in LIGHT_RGB.values():
             if (rgb, pole_px) not in style_list:
                 style_list.append((rgb, pole_px))
         for f, lt in enumerate(lights):
@@ -303,10 +305,10 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
             keys.append(f * 16 + np.array([style_list.index((LIGHT_RGB[int(x)], pole_px)) for x in lt[1][known]]))
     if not keys:
         return
-    a = tuple(np.concatenate([c[k] for c in segs_a]) for k in range(3))
-    b = tuple(np.concatenate([c[k] for c in segs_b]) for k in range(3))
+    ax, ay, az = (np.concatenate([c[k] for c in segs_a]) for k in range(3))
+    bx, by, bz = (np.concatenate([c[k] for c in segs_b]) for k in range(3))
     key = np.concatenate(keys)
-    ac, bc, keep = camera.clip_segments_xyz(a, b)
+    ac, bc, keep = camera.clip_segments_xyz((ax, ay, az), (bx, by, bz))
     # Kept segments in draw-call order (stable: within a call they keep their order) in one gather.
     kept = np.flatnonzero(keep)
     if not kept.size:

@@ -24,7 +24,7 @@ Colours are RGB tuples.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Tuple, cast
 
 import cv2
 import numpy as np
@@ -61,7 +61,7 @@ class SkeletonSpec:
     @property
     def has_dot(self) -> np.ndarray:
         """[K] bool: the keypoint is drawn as a dot (its dot colour is not black)."""
-        return self.dot_colors.any(1)
+        return cast(np.ndarray, self.dot_colors.any(1))  # [K, 3] colours: always an array
 
     @property
     def num_keypoints(self) -> int:
@@ -79,7 +79,7 @@ class SkeletonSpec:
 def _groups(colors: np.ndarray) -> List[Tuple[Color, np.ndarray]]:
     uniq, inverse = np.unique(colors, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    return [(tuple(int(c) for c in uniq[g]), np.flatnonzero(inverse == g)) for g in range(len(uniq))]
+    return [(cast(Color, tuple(int(c) for c in uniq[g])), np.flatnonzero(inverse == g)) for g in range(len(uniq))]
 
 
 # --- vehicles ------------------------------------------------------------------------

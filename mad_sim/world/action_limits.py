@@ -103,7 +103,8 @@ class ClippedDelta:
     clipped: np.ndarray
 
     @property
-    def any_clipped(self) -> np.ndarray:
+    def any_clipped(self) -> np.ndarray | np.bool_:
+        """[...] bool: some entry of the action was clipped (a numpy bool for one ``[3]`` action)."""
         return self.clipped.any(-1)
 
 

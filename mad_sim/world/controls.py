@@ -61,17 +61,17 @@ class TrafficControls:
                 continue
             cols[int(lid)] = len(cols)
             signal_col[f] = cols[int(lid)]
-            t, l = np.argwhere(valid & (lane_ids == lid))[0]
-            signal_u[f] = float(project_to_polyline(np.asarray(tl.stop_points[t, l, :2], np.float64),
+            t, slot = np.argwhere(valid & (lane_ids == lid))[0]
+            signal_u[f] = float(project_to_polyline(np.asarray(tl.stop_points[t, slot, :2], np.float64),
                                                     graph.polylines[f])[0])
         states = np.full((t_steps, len(cols)), int(SignalState.UNKNOWN), np.int8)
         if cols:
             rows = min(t_steps, lane_ids.shape[0])
             for t in range(rows):  # a few steps x a few slots, once per scenario
-                for l in np.flatnonzero(valid[t]):
-                    c = cols.get(int(lane_ids[t, l]))
+                for slot in np.flatnonzero(valid[t]):
+                    c = cols.get(int(lane_ids[t, slot]))
                     if c is not None:
-                        states[t, c] = tl.states[t, l]
+                        states[t, c] = tl.states[t, slot]
             known = np.zeros((t_steps, len(cols)), bool)
             known[:rows] = valid_cols(lane_ids[:rows], valid[:rows], cols)
             idx = np.where(known, np.arange(t_steps)[:, None], 0)

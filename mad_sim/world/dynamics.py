@@ -64,7 +64,7 @@ never clipped silently.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
@@ -72,6 +72,9 @@ from mad_sim.data.frames import wrap_angle
 from mad_sim.data.scenario import DT, Trajectory
 from mad_sim.errors import ShapeError
 from mad_sim.world.action_limits import BicycleLimits, ClippedBicycle, ClippedDelta, DeltaLimits
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = [
     "BicycleLimits", "ClippedBicycle", "DeltaLimits", "ClippedDelta", "ExpertActions",
@@ -81,8 +84,8 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- bicycle
-def bicycle_step(xy: np.ndarray, heading: np.ndarray, speed: np.ndarray, accel: np.ndarray,
-                 curvature: np.ndarray, dt: float = DT) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bicycle_step(xy: npt.ArrayLike, heading: npt.ArrayLike, speed: npt.ArrayLike, accel: npt.ArrayLike,
+                 curvature: npt.ArrayLike, dt: float = DT) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One semi-implicit bicycle step (see the module docstring for the equations).
 
     Args:

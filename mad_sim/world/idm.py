@@ -177,6 +177,7 @@ class IDM:
     def _localise(self, state: WorldState, drivers: np.ndarray, need: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(drivers on a path [D], their path arclength [D]); paths built / rebuilt as needed."""
         store = self._store
+        assert store is not None  # _bind() built it
         now = state.at()
         s_path = np.full(drivers.size, np.nan)
         tr = self._track
@@ -231,6 +232,7 @@ class IDM:
         v = v_all[keep]
         drivers = drivers_on
         store = self._store
+        assert store is not None  # _bind() built it
         lane_now, _ = store.lane_at(drivers, s)
         self._lane = dict(zip(drivers.tolist(), lane_now.tolist()))
         if drivers.size == 0:

@@ -83,7 +83,11 @@ def map_segments(roadmap: RoadMap) -> MapSegments:
     la, lb, lf, ls = feature_segments(roadmap, MapKind.LANE)
     segs = MapSegments(edge_a=ea, edge_b=eb, lane_a=la, lane_b=lb, lane_feature=lf, lane_s0=ls)
     key = id(roadmap)
-    _CACHE[key] = (weakref.ref(roadmap, lambda _r, k=key: _CACHE.pop(k, None)), segs)
+
+    def forget(_ref: "weakref.ref[RoadMap]", k: int = key) -> None:  # the map was collected: drop its entry
+        _CACHE.pop(k, None)
+
+    _CACHE[key] = (weakref.ref(roadmap, forget), segs)
     return segs
 
 

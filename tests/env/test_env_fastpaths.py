@@ -32,7 +32,7 @@ def test_index_crop_and_probe_equal_generic(which, womd_path, scenarionet_path):
     path = _walk(np.random.default_rng(0), start, 400, 0.8)
     got, want = [], []
     crops_checked = 0
-    for k, p in enumerate(path):
+    for p in path:
         gen = local.generation
         local.update(p)
         if local.generation != gen and crops_checked < 4:  # a fresh crop equals the generic one

@@ -35,7 +35,7 @@ def _clip_area(subject: np.ndarray, clip: np.ndarray) -> float:
     poly = [tuple(p) for p in subject]
     for i in range(len(clip)):
         a, b = clip[i], clip[(i + 1) % len(clip)]
-        inside = lambda p: (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) >= 0  # noqa: E731
+        inside = lambda p, a=a, b=b: (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) >= 0  # noqa: E731
         out = []
         for j in range(len(poly)):
             p, q = np.array(poly[j]), np.array(poly[(j + 1) % len(poly)])
