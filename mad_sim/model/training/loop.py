@@ -102,6 +102,10 @@ class VaeLossConfig:
       vehicle_weight: extra weight of RGB pixels inside the vehicle boxes of the
         pose extraction (:func:`mad_sim.model.training.appearance_vehicles.clip_vehicle_masks`),
         on top of the edge weight; 0 = none. The dashcam's cars are ~10 px at 128x128.
+      agent_weight: extra weight of the agents' coloured strokes in pose windows
+        (:func:`~mad_sim.model.training.vae_stage.agent_pixel_mask`), on top of the
+        edge weight; 0 = none. Lane lines outnumber vehicle pixels several times
+        over in a pose frame, and an unweighted VAE keeps the lines and loses the cars.
 
     Collapse (measured on the preset's former LTX 0.9.0-style VAE, strided
     convs only): at lr 1e-3 the clip-to-clip difference of the encoder's third
@@ -122,6 +126,7 @@ class VaeLossConfig:
     rgb_fraction: float = 0.0
     rgb_clips: Dict[str, Any] = field(default_factory=dict)
     vehicle_weight: float = 0.0
+    agent_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.ego_fraction and 0.0 <= self.rgb_fraction and self.ego_fraction + self.rgb_fraction <= 1.0):
@@ -219,7 +224,8 @@ class TrainConfig:
         if self.steps < 1 or self.batch_size < 1 or self.log_every < 1:
             raise ConfigError("steps, batch_size and log_every must be >= 1")
         if self.frames < 1 or (self.frames - 1) % 8:
-            raise ConfigError(f"frames={self.frames} must be 8k+1 (1, 9, 17, 25...): LTX's VAE compresses time 8x after the first frame")
+            raise ConfigError(f"frames={self.frames} must be 8k+1 (1, 9, 17, 25...): "
+                              "LTX's VAE compresses time 8x after the first frame")
         if self.threads < 1:
             raise ConfigError(f"threads={self.threads} must be >= 1")
 

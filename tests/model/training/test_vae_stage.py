@@ -51,3 +51,27 @@ def test_pose_only_mix_never_opens_the_rgb_clips(clip_cache, tmp_path) -> None: 
 def test_fractions_are_checked() -> None:
     with pytest.raises(ConfigError, match="rgb_fraction"):
         VaeLossConfig(ego_fraction=0.6, rgb_fraction=0.6)
+
+
+def test_agent_pixel_mask_marks_coloured_strokes_of_pose_windows_only() -> None:
+    from mad_sim.model.training.vae_stage import agent_pixel_mask
+
+    w = np.zeros((2, 3, 16, 16, 3), np.uint8)
+    w[0, :, 5, 5] = (255, 0, 0)  # a vehicle edge pixel
+    w[0, :, 10, 10] = 255  # a white lane pixel
+    w[1] = 128  # a lit frame (ego-motion / camera RGB): never masked
+    w[1, :, 5, 5] = (255, 0, 0)
+    m = agent_pixel_mask(w)
+    assert m[0, :, 4:7, 4:7].all() and m[0].sum() == 3 * 9  # the pixel and its 1-px ring, every frame
+    assert not m[0, :, 10, 10].any() and not m[1].any()
+
+
+def test_agent_weight_raises_the_loss_on_agent_pixels(clip_cache, tmp_path) -> None:  # noqa: F811
+    """The same batch and weights: an agent weight re-weights the error towards the agents, so the loss changes."""
+    batch = clip_cache.indices("train")[:2]
+    losses = {}
+    for aw in (0.0, 50.0):
+        torch.manual_seed(0)
+        stage = VaeStage(_cfg(tmp_path, "vae", vae_loss={"ego_fraction": 0.0, "agent_weight": aw}), clip_cache, "cpu")
+        losses[aw] = float(stage.loss(batch, np.random.default_rng(0), torch.Generator().manual_seed(0))[0])
+    assert losses[50.0] != losses[0.0]
