@@ -97,7 +97,8 @@ def main() -> None:
     print(json.dumps({
         "load_average_1min": round(os.getloadavg()[0], 2),
         "weights": "shipped" if shipped else "random-init (same architecture)",
-        "threads": args.threads, "drop_empty_pose_tokens": args.drop_empty, "sampler_steps": args.steps, "chunk_frames": args.chunk, "episode_steps": steps,
+        "threads": args.threads, "drop_empty_pose_tokens": args.drop_empty, "sampler_steps": args.steps,
+        "chunk_frames": args.chunk, "episode_steps": steps,
         "pose_only_steps_per_s": round(pose_fps, 1),
         "rgb_frames_per_s_chunked": round(rgb_fps, 2),
         "rgb_syntheses": cache.stats.syntheses, "rgb_cache_hits": cache.stats.hits,

@@ -77,7 +77,7 @@ def main() -> int:
     for (w, h) in ((128, 128), (768, 512)):
         r = PoseRenderer(w, h)
         r.render_scenario(sc, vp, 0, steps)  # warm the map cache
-        cpu, wall, frames = best(lambda: r.render_scenario(sc, vp, 0, steps), args.repeats, "pose")
+        cpu, wall, frames = best(lambda r=r: r.render_scenario(sc, vp, 0, steps), args.repeats, "pose")
         geo = r.last_geometry
         results[f"pose_{w}x{h}_fps_cpu"] = steps / cpu
         results[f"pose_{w}x{h}_fps_cpu_median"] = steps / MEDIANS["pose"]
@@ -88,7 +88,7 @@ def main() -> int:
         fixed = np.rint(np.stack([st.a, st.b], 1) * 16).astype(np.int32)
         cuts = np.searchsorted(st.frame, np.arange(steps + 1))
 
-        def baseline():
+        def baseline(r=r, w=w, h=h, fixed=fixed, cuts=cuts):  # called by best() within this iteration
             out = np.zeros((steps, h, w, 3), np.uint8)
             for f in range(steps):
                 cv2.polylines(out[f], fixed[cuts[f]:cuts[f + 1]], False, (255, 255, 255), r.style.line_width(w),
@@ -110,7 +110,7 @@ def main() -> int:
     poses[:, :2] -= poses[0, :2]
     for (w, h) in ((128, 128), (768, 512)):
         e = EgoMotionRenderer(w, h, seed=0)
-        cpu, wall, _ = best(lambda: e.render(poses), args.repeats)
+        cpu, wall, _ = best(lambda e=e: e.render(poses), args.repeats)
         results[f"ego_{w}x{h}_fps_cpu"] = steps / cpu
         results[f"ego_{w}x{h}_fps_wall"] = steps / wall
     states = [WorldState(scenario=sc, sim=sc.tracks, timestep=t, ego_index=vp) for t in range(steps)]

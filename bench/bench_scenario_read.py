@@ -52,7 +52,8 @@ def timeit(fn, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--file", type=Path, default=Path(os.environ.get("MAD_SIM_DATA", DEFAULT.parent.parent)) / "womd" / DEFAULT.name
+    ap.add_argument("--file", type=Path,
+                    default=Path(os.environ.get("MAD_SIM_DATA", DEFAULT.parent.parent)) / "womd" / DEFAULT.name
                     if "MAD_SIM_DATA" in os.environ else DEFAULT)
     args = ap.parse_args()
 

@@ -5,7 +5,8 @@
 For each scene (the real WOMD log with 257 tracks; a procedural signalised
 intersection) the world is stepped env-style: every ``horizon`` steps the
 policy is asked for the next ``horizon`` states of all agents but the SDC
-(which holds still), and they are written into the state one step at a time.  Prints CPU milliseconds per step (this process only, best of
+(which holds still), and they are written into the state one step at a time.  Prints CPU milliseconds per
+step (this process only, best of
 ``--repeat``), path (re)builds per step, and the IDM / LogReplay ratio.
 No assertion on time: figures only.
 """

@@ -86,7 +86,8 @@ def main() -> None:
     total = cumulative(stats, "drive.py", "step")
     load = os.getloadavg()
     sim = args.steps * 0.1
-    print(f"agents=mad, WOMD {DATA.name}, {args.steps} steps ({sim:.1f} sim s), {policy.stats.predictions - warm_predictions} predictions, "
+    print(f"agents=mad, WOMD {DATA.name}, {args.steps} steps ({sim:.1f} sim s), "
+          f"{policy.stats.predictions - warm_predictions} predictions, "
           f"torch threads {args.threads}, weights {policy.service.weights_info or args.weights}")
     print(f"wall {wall:.2f} s ({sim / wall:.2f} sim s / wall s), CPU {cpu:.2f} s ({sim / cpu:.2f} sim s / CPU s), "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")

@@ -185,7 +185,8 @@ def gather_rows(rows: Dict[str, List[Dict[str, Any]]], world_size: int) -> Dict[
     return merged
 
 
-def collect_rows(spec: Any, names: Tuple[str, ...], run_job: Callable[[Tuple[Job, Tuple[str, ...], Any]], Dict[str, List[Dict[str, Any]]]],
+def collect_rows(spec: Any, names: Tuple[str, ...],
+                 run_job: Callable[[Tuple[Job, Tuple[str, ...], Any]], Dict[str, List[Dict[str, Any]]]],
                  settings: Any, workers: int = 1, progress: bool = True, label: str = "eval") -> Dict[str, List[Dict[str, Any]]]:
     """Run ``run_job`` on every scenario of ``spec`` and gather the per-planner rows.
 

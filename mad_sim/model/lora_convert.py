@@ -65,7 +65,7 @@ def convert_authors_lora(sd: Dict[str, torch.Tensor], source: str = "<state dict
     ranks = {v.shape[0] for k, v in out.items() if k.endswith("lora_A.weight")}
     if len(ranks) > 1:
         raise CheckpointError(f"{source}: mixed LoRA ranks {sorted(ranks)}; one rank per adapter is supported")
-    for k, v in out.items():
+    for k in out:
         if k.endswith("lora_A.weight"):
             b = k.replace("lora_A", "lora_B")
             if b not in out:

@@ -210,7 +210,10 @@ class LearnedAgents:
         self._result = frames
 
     def intended_poses(self, state: WorldState, action: Any = None, next_step: Any = None) -> np.ndarray:
-        """``[F, 3]`` world ``(x, y, yaw)`` the ego intends at ``t + 1 .. t + F`` (:func:`~mad_sim.model.agents.ego_intent.intended_poses`)."""
+        """``[F, 3]`` world ``(x, y, yaw)`` the ego intends at ``t + 1 .. t + F``.
+
+        See :func:`~mad_sim.model.agents.ego_intent.intended_poses`.
+        """
         return intended_poses(state, self.settings.future_frames, self.action_kind, self.adapter, action, next_step)
 
     def _history_frames(self, state: WorldState) -> np.ndarray:

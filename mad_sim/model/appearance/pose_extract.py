@@ -301,7 +301,9 @@ def detections_geometry(det: PoseDetections, camera: Camera, style: PoseStyle) -
             seg_b.append(centre[1:])
             groups.append(np.full(len(centre) - 1, LANE, np.int8))
             dots = _resample_ground(centre, style.lane_dot_spacing_m)
-    cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
+    def cat(xs, shape):
+        return np.concatenate(xs) if xs else np.zeros(shape)
+
     geo = MapGeometry(seg_a=cat(seg_a, (0, 3)), seg_b=cat(seg_b, (0, 3)), seg_group=cat(groups, (0,)).astype(np.int8),
                       dots=dots)
     center, heading, size = lift_vehicles(det.vehicles, camera)

@@ -39,7 +39,12 @@ import torch
 
 from mad_sim.config import from_dict, read_yaml
 from mad_sim.errors import ConfigError
-from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips, shared_data_sources
+from mad_sim.model.training.appearance_clips import (
+    AppearanceClips,
+    AppearanceClipSpec,
+    build_appearance_clips,
+    shared_data_sources,
+)
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]

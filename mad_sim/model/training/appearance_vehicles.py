@@ -315,7 +315,12 @@ def _load(preset: str, weights: Optional[str], vae_decoder: Optional[str], lora:
 def run(out: PathLike, preset: str = "tiny", weights: Optional[str] = None, vae_decoder: Optional[str] = None,
         lora: Optional[str] = None, steps: int = 8, seed: int = 0, clip_for_image: int = 0) -> Dict[str, object]:
     """All measurements on the held-out dashcam clips; writes ``out/vehicles.json`` and ``out/vehicles.png``."""
-    from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips, shared_data_sources
+    from mad_sim.model.training.appearance_clips import (
+        AppearanceClips,
+        AppearanceClipSpec,
+        build_appearance_clips,
+        shared_data_sources,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

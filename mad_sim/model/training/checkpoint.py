@@ -182,7 +182,8 @@ def latest_checkpoint(directory: PathLike) -> Optional[Path]:
         try:
             path = directory / json.loads(pointer.read_text())["path"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{pointer}: not a valid checkpoint pointer ({exc}); delete it to fall back to the newest folder") from exc
+            raise CheckpointError(f"{pointer}: not a valid checkpoint pointer ({exc}); "
+                                  "delete it to fall back to the newest folder") from exc
         if (path / _META).is_file():
             return path
     ckpts = list_checkpoints(directory)

@@ -104,7 +104,9 @@ def evaluate_object_control(predictor, cache, index: Sequence[int], *, steps: in
                                     follow_iou(truth[b], boxes[b], n, margin_px)))
         log.info("object control: %d/%d clips", len(scores), index.size)
     ok = [s for s in scores if np.isfinite([s.controlled, s.uncontrolled, s.logged]).all()]
-    mean = (lambda a: float(np.mean([getattr(s, a) for s in ok])) if ok else float("nan"))
+    def mean(a: str) -> float:
+        return float(np.mean([getattr(s, a) for s in ok])) if ok else float("nan")
+
     return ObjectControlReport(len(ok), mean("controlled"), mean("uncontrolled"), mean("logged"), steps, seed,
                                ego_motion, scores)
 
