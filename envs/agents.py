@@ -24,7 +24,7 @@ a longer horizon.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional
 
 import numpy as np
 
@@ -33,7 +33,10 @@ from mad_sim.envs.config import EnvConfig
 from mad_sim.errors import ConfigError, ShapeError
 from mad_sim.world.state import WorldState
 
-AgentPolicyFactory = Callable[[EnvConfig, np.random.Generator], object]
+if TYPE_CHECKING:
+    from mad_sim.world.traffic import TrafficPolicy
+
+AgentPolicyFactory = Callable[[EnvConfig, np.random.Generator], "TrafficPolicy"]
 """``factory(config, rng) -> TrafficPolicy``; ``rng`` is the env's generator."""
 
 _REGISTRY: Dict[str, AgentPolicyFactory] = {}
@@ -51,7 +54,7 @@ def agent_policy_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_agent_policy(name: str, config: EnvConfig, rng: np.random.Generator) -> object:
+def make_agent_policy(name: str, config: EnvConfig, rng: np.random.Generator) -> TrafficPolicy:
     """Build the policy registered as ``name``; ConfigError names the known ones otherwise."""
     _register_builtin()
     if name not in _REGISTRY:
@@ -60,7 +63,7 @@ def make_agent_policy(name: str, config: EnvConfig, rng: np.random.Generator) ->
 
 
 def _builtin(name: str) -> AgentPolicyFactory:
-    def factory(config: EnvConfig, rng: np.random.Generator) -> object:
+    def factory(config: EnvConfig, rng: np.random.Generator) -> TrafficPolicy:
         from mad_sim.world.scripted import make_scripted_policy
 
         return make_scripted_policy(name)
@@ -68,7 +71,7 @@ def _builtin(name: str) -> AgentPolicyFactory:
     return factory
 
 
-def _mad(config: EnvConfig, rng: np.random.Generator) -> object:
+def _mad(config: EnvConfig, rng: np.random.Generator) -> TrafficPolicy:
     from mad_sim.model.agents.learned import make_mad_policy  # torch is imported only when agents="mad"
 
     return make_mad_policy(config, rng)
@@ -86,7 +89,7 @@ def _register_builtin() -> None:
 class AgentStream:
     """Buffers a policy's multi-step output and serves it one step at a time."""
 
-    def __init__(self, policy: object, horizon: int) -> None:
+    def __init__(self, policy: TrafficPolicy, horizon: int) -> None:
         self.policy = policy
         self.horizon = int(horizon)
         self._buffer: Optional[Trajectory] = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -26,6 +26,9 @@ from mad_sim.envs.reward import Route, StepMetrics, ego_collides, has_road_edges
 from mad_sim.envs.scenes import ScenarioSource
 from mad_sim.errors import ConfigError, EnvStateError
 from mad_sim.world.state import WorldState
+
+if TYPE_CHECKING:
+    from mad_sim.render.pose import PoseRenderer
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ class MADDriveEnv(gym.Env):
         self.observation_space = obs_mod.observation_space(self.config)
         self._source = ScenarioSource(self.config.procedural_kind)
         self._map_index: Optional[MapIndex] = None
-        self._pose_renderer = None
+        self._pose_renderer: Optional[PoseRenderer] = None
         self._rgb: Optional[RGBCamera] = RGBCamera(self.config) if wants_rgb(self.config) else None
         self.state: Optional[WorldState] = None
         self._stream: Optional[AgentStream] = None
@@ -161,15 +164,17 @@ class MADDriveEnv(gym.Env):
         if self._done:
             raise EnvStateError("step() after the episode ended (terminated or truncated): call reset()")
         s = self.state
+        stream = self._stream
+        assert stream is not None  # made by reset()
         t = s.timestep
         ego = s.ego_index
         sim = s.sim
         xy, yaw = sim.xyz[ego, t, :2].copy(), float(sim.heading[ego, t])
         nxt = self.adapter.step(xy, yaw, self._speed, action)
-        self._stream.observe(s, action, nxt)  # learned agents condition on the ego's intended motion
+        stream.observe(s, action, nxt)  # learned agents condition on the ego's intended motion
         controlled = np.ones(s.num_agents, bool)
         controlled[ego] = False
-        agents = self._stream.next_step(s, controlled)
+        agents = stream.next_step(s, controlled)
         # the agents' column as the policy gave it (write_step copies), then the sizes and the ego on top
         valid = agents.valid[:, 0]
         grow = valid & ~sim.valid[:, t]  # agents entering the scene bring their own size
@@ -203,6 +208,7 @@ class MADDriveEnv(gym.Env):
     # ---------------------------------------------------------------- helpers
     def _measure(self, progress: float, jerk: float) -> StepMetrics:
         s = self.state
+        assert s is not None  # the helpers run between reset() and the end of the episode
         t, ego = s.timestep, s.ego_index
         xy = s.sim.xy[:, t]
         collision = ego_collides(xy, s.sim.heading[:, t], s.sim.size[:, t], s.sim.valid[:, t], ego)
@@ -235,6 +241,7 @@ class MADDriveEnv(gym.Env):
 
     def _observation(self) -> Dict[str, np.ndarray]:
         s, c, m = self.state, self.config, self.last_metrics
+        assert s is not None
         t, ego = s.timestep, s.ego_index
         ego_xy = s.sim.xy[ego, t]
         ego_yaw = float(s.sim.heading[ego, t])
@@ -251,11 +258,13 @@ class MADDriveEnv(gym.Env):
         return obs_mod.assemble(ego_vec, agents, road, pose, rgb)
 
     def _info(self) -> Dict[str, Any]:
+        s, stream = self.state, self._stream
+        assert s is not None and stream is not None
         info: Dict[str, Any] = self.last_metrics.as_info()
-        info["scenario_id"] = self.state.scenario.scenario_id
-        info["timestep"] = int(self.state.timestep)
-        info["agent_queries"] = int(self._stream.queries)
-        learned = self._stream.learned_mask
+        info["scenario_id"] = s.scenario.scenario_id
+        info["timestep"] = int(s.timestep)
+        info["agent_queries"] = int(stream.queries)
+        learned = stream.learned_mask
         if learned is not None:  # track indices the learned predictor moved this step
             info["learned_agents"] = np.flatnonzero(learned).tolist()
         return info
@@ -265,14 +274,16 @@ class MADDriveEnv(gym.Env):
             from mad_sim.render.pose import PoseRenderer
 
             self._pose_renderer = PoseRenderer(width=self.config.pose_width, height=self.config.pose_height)
+        assert self.state is not None
         return np.ascontiguousarray(self._pose_renderer.render_state(self.state), dtype=np.uint8)
 
     def _render_rgb(self) -> np.ndarray:
         """The camera frame of the present step (one synthesis per chunk, :mod:`mad_sim.envs.rgb`)."""
         if self._pose_renderer is None:
             self._render_pose()
-        pose = self._pose_renderer
-        return self._rgb.frame(self.state, EgoMotion(self._speed, self._accel, self._curvature),
+        pose, camera = self._pose_renderer, self._rgb
+        assert pose is not None and camera is not None  # rgb modes make the camera in __init__
+        return camera.frame(self.state, EgoMotion(self._speed, self._accel, self._curvature),
                                lambda state, t: pose.render_state(state, t=t))
 
     @property

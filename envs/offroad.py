@@ -85,6 +85,8 @@ class RoadEdgeProbe:
     def _window_query(self, p: np.ndarray) -> Optional[float]:
         """The exact signed distance from the window, or None when the window cannot prove it."""
         w = self._win
+        if w is None:  # callers query only a built window
+            return None
         if w.edge_a.shape[0] == 0 or w.lane_a.shape[0] == 0:
             return None
         bound = self._half - max(abs(p[0] - self._center[0]), abs(p[1] - self._center[1]))

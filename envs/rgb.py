@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -198,7 +198,7 @@ class RGBCamera:
         self._cache = None
         self._forecast: dict[int, tuple[np.ndarray, float]] = {}  # step -> (ego xy, ego yaw) its frame was drawn for
         self.resyncs = 0
-        self._episode = dict(prompt=check_prompt(config.prompt, "key 'prompt'"), seed=0, first_frame=None)
+        self._episode: Dict[str, Any] = dict(prompt=check_prompt(config.prompt, "key 'prompt'"), seed=0, first_frame=None)
         # fail fast on a missing adapter (a file check, nothing is loaded); "given" for an injected synthesizer
         self.weights = resolve_weights(config) if synthesizer is None else "given"
 

@@ -12,11 +12,14 @@ import logging
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from mad_sim.data.scenario import Scenario
+
+if TYPE_CHECKING:
+    from mad_sim.data.tfrecord import PathSpec
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class ScenarioSource:
         index = int(rng.integers(count)) if count > 1 else 0
         return self._load(path, index)
 
-    def _expand(self, spec: ScenarioSpec) -> List[Path]:
+    def _expand(self, spec: PathSpec) -> List[Path]:
         key = repr(spec)
         if key not in self._paths:
             from mad_sim.data.sources import scenario_files

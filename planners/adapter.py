@@ -55,15 +55,20 @@ class RecedingHorizonDriver:
         self._world_heading = heading_ego_to_world(plan.heading[b], ctx.origin_yaw)
         self._t_plan = s.timestep
 
+    def _planned_xy(self) -> np.ndarray:
+        """World ``[F, 2]`` positions of the current plan (set by :meth:`_replan`)."""
+        assert self._world_xy is not None
+        return self._world_xy
+
     def waypoints(self, env: Any, n: int) -> np.ndarray:
         """The next ``n`` planned positions ``[n, 2]`` in the current ego frame (replanning when due)."""
         s = env.state
         if self._world_xy is None or s.timestep - self._t_plan >= self.replan_every or s.timestep < self._t_plan:
             self._replan(env)
-        ahead = self._world_xy[s.timestep - self._t_plan:]
+        ahead = self._planned_xy()[s.timestep - self._t_plan:]
         if len(ahead) == 0:
             self._replan(env)
-            ahead = self._world_xy
+            ahead = self._planned_xy()
         idx = np.minimum(np.arange(n), len(ahead) - 1)
         e = s.ego()
         return world_to_ego(ahead[idx], e.xy[0], float(e.heading[0]))
@@ -80,7 +85,9 @@ class RecedingHorizonDriver:
             return np.clip([accel / cfg.max_accel, curvature / cfg.max_curvature], -1, 1).astype(np.float32)
         wp = self.waypoints(base, 1)[0]
         s = base.state
-        i = min(s.timestep + 1 - self._t_plan, len(self._world_heading)) - 1
-        dyaw = float(wrap_angle(self._world_heading[max(i, 0)] - s.sim.heading[s.ego_index, s.timestep]))
+        world_heading = self._world_heading
+        assert world_heading is not None  # waypoints() planned
+        i = min(s.timestep + 1 - self._t_plan, len(world_heading)) - 1
+        dyaw = float(wrap_angle(world_heading[max(i, 0)] - s.sim.heading[s.ego_index, s.timestep]))
         d = np.array([wp[0] / cfg.max_delta_xy, wp[1] / cfg.max_delta_xy, dyaw / cfg.max_delta_yaw])
         return np.clip(d, -1, 1).astype(np.float32)

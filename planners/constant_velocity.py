@@ -27,8 +27,7 @@ class ConstantVelocityPlanner:
     def modes(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(speed_scale[K], yaw_rate[K], probability[K])``, most likely first."""
         r = int(np.ceil(np.sqrt(k))) + 1
-        i, j = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
-        i, j = i.ravel(), j.ravel()
+        i, j = (g.ravel() for g in np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij"))
         cost = i.astype(float) ** 2 + j.astype(float) ** 2
         order = np.lexsort((j, i, cost))[:k]  # ties broken deterministically
         c = cost[order]

@@ -173,15 +173,15 @@ class IDMPlanner:
             cv = self.fallback.plan(context, k - len(rows), horizon)
             worst = rows[-1][0] + 1.0
             rows.extend((worst + i, cv.xy[i], cv.heading[i]) for i in range(k - len(rows)))
-        cost = np.array([r[0] for r in rows])
-        p = np.exp(-(cost - cost.min()))
+        row_cost = np.array([r[0] for r in rows])
+        p = np.exp(-(row_cost - row_cost.min()))
         return Plan(xy=np.stack([r[1] for r in rows]), heading=np.stack([r[2] for r in rows]),
                     probabilities=p / p.sum())
 
     def _variants(self, ctx: PlanningContext, cost: float, poly: np.ndarray, limit: float,
                   horizon: int) -> List[Tuple[float, np.ndarray, np.ndarray]]:
-        s0, lat0 = project_to_polyline(np.zeros((1, 2)), poly)
-        s0, lat0 = float(s0[0]), float(lat0[0])
+        s0_at, lat0_at = project_to_polyline(np.zeros((1, 2)), poly)
+        s0, lat0 = float(s0_at[0]), float(lat0_at[0])
         gap, v_lead = np.inf, 0.0
         last = ctx.agents_valid[:, -1] if ctx.agents_valid.size else np.zeros(0, bool)
         if last.any():

@@ -216,8 +216,8 @@ class MADPlanner:
         fallback = np.arange(k) >= valid
         xy = np.zeros((k, horizon, 2))
         heading = np.zeros((k, horizon))
-        for i, t in enumerate(kept):
-            xy[i], heading[i] = t[:, :2], t[:, 2]
+        for row, t in enumerate(kept):
+            xy[row], heading[row] = t[:, :2], t[:, 2]
         if valid < k:
             cv = ConstantVelocityPlanner().plan(context, k - valid, horizon)
             xy[valid:], heading[valid:] = cv.xy, cv.heading

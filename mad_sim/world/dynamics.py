@@ -275,7 +275,7 @@ def expert_actions(tracks: Trajectory, t0: int = 0, t1: Optional[int] = None, dt
 
 
 # ----------------------------------------------------------------------------- delta
-def delta_step(xy: np.ndarray, heading: np.ndarray, dxdydyaw: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def delta_step(xy: npt.ArrayLike, heading: npt.ArrayLike, dxdydyaw: npt.ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
     """Move poses by ``(dx, dy)`` m in their own frame (x forward, y left) and turn by ``dyaw`` rad.
 
     ``p' = p + R(yaw) [dx, dy]``, ``yaw' = wrap(yaw + dyaw)``.  Shapes:
