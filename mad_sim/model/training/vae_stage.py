@@ -113,7 +113,12 @@ class VaeStage:
     def _rgb(self):
         """The paired dashcam clip cache (opened on first use; only when ``rgb_fraction > 0``)."""
         if self._rgb_clips is None:
-            from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips, shared_data_sources
+            from mad_sim.model.training.appearance_clips import (
+                AppearanceClips,
+                AppearanceClipSpec,
+                build_appearance_clips,
+                shared_data_sources,
+            )
 
             try:
                 spec = AppearanceClipSpec(**self.cfg.vae_loss.rgb_clips)
@@ -233,7 +238,8 @@ class VaeStage:
             key = "" if name == "pose" else f"{name}_"
             out[f"eval_{key}psnr"] = psnr(np.asarray(videos), rec)
             if name == "pose":
-                out.update({f"eval_{k}": v for k, v in line_metrics(np.asarray(videos), rec).items() if k in ("recall", "precision")})
+                lines = line_metrics(np.asarray(videos), rec)
+                out.update({f"eval_{k}": v for k, v in lines.items() if k in ("recall", "precision")})
         out["eval_loss"] = float(np.mean(losses))
         vae.train(was_training)
         return out
