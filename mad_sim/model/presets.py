@@ -107,7 +107,7 @@ SVD_TINY_UNET: Dict[str, Any] = dict(
     num_frames=25,
 )
 SVD_TINY_VAE: Dict[str, Any] = dict(
-    in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"),
+    in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
     block_out_channels=(32, 32, 64, 64), layers_per_block=1, latent_channels=4, scaling_factor=0.18215,
 )
 SVD_TINY_IMAGE_ENCODER: Dict[str, Any] = dict(hidden_size=32, intermediate_size=64, projection_dim=64, num_hidden_layers=2,

@@ -105,7 +105,7 @@ class ParseConfig:
     def fine_reach(self) -> Tuple[float, float]:
         """(metres, degrees) the fine levels and the refine level can move a pose in all."""
         lv = tuple(self.levels) + (self.refine_level,)
-        return (sum(l[0] * (l[1] - 1) / 2.0 for l in lv), sum(l[2] * (l[3] - 1) / 2.0 for l in lv))
+        return (sum(lev[0] * (lev[1] - 1) / 2.0 for lev in lv), sum(lev[2] * (lev[3] - 1) / 2.0 for lev in lv))
 
     def coarse_levels(self) -> Tuple[SearchLevel, ...]:
         """The coarse parts 1 and 2 (see the class docstring) that this configuration needs."""

@@ -176,7 +176,8 @@ class OdometryTrack:
         Invalid frames hold the filtered constant-velocity prediction (moved by at most the bounded
         correction toward a registration that failed the checks).
       valid: [F] bool, frame ``k``'s pose is a measurement: the frame is readable and its registration
-        passed the validity checks (:mod:`~mad_sim.model.parse.odometry_validity`).  Frame 0 (the origin) is valid when readable.  Step ``k`` (frame ``k - 1`` to ``k``)
+        passed the validity checks (:mod:`~mad_sim.model.parse.odometry_validity`).  Frame 0 (the origin) is valid
+        when readable.  Step ``k`` (frame ``k - 1`` to ``k``)
         is the pose of frame ``k``; the poses are registered against earlier *valid* frames, so one
         invalid frame does not invalidate its neighbours.
       cost: [F] registration cost of each frame (pixels, prior included); 0 for frame 0 and where no

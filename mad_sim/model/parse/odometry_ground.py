@@ -57,13 +57,13 @@ class FrameData:
 
 
 def frame_data(frame: np.ndarray, camera: Camera, max_range_m: float, max_points: int, tau: float,
-               pixels: PixelThresholds = PixelThresholds()) -> FrameData:
+               pixels: PixelThresholds | None = None) -> FrameData:
     """:class:`FrameData` of an ``[H, W, 3]`` uint8 pose frame drawn by ``camera``.
 
     Ground points farther than ``max_range_m`` from the camera, and pixels at or above
     the horizon, are dropped; ``tau`` (pixels) truncates the distance maps.
     """
-    lane, grey = map_pixels(frame, pixels)
+    lane, grey = map_pixels(frame, pixels or PixelThresholds())
     dist = np.stack([truncated_distance_map(lane, tau), truncated_distance_map(grey, tau)])
     pts, cls = [], []
     for k, m in enumerate((lane, grey)):

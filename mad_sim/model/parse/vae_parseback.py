@@ -276,7 +276,7 @@ def measure(scenarios: Sequence[Scenario], rep: Representation, protocol: Protoc
     jobs = jobs[:protocol.max_clips] if protocol.max_clips is not None else jobs
     clean_s, vae_s = Samples(), (Samples() if roundtrip is not None else None)
     clips: list[dict[str, object]] = []
-    for k, (i, sc, seat, t0) in enumerate(tqdm(jobs, desc="parse-back clips", disable=not progress)):
+    for k, (_, sc, seat, t0) in enumerate(tqdm(jobs, desc="parse-back clips", disable=not progress)):
         measure_clip(parser, sc, seat, t0, protocol, roundtrip, clean_s, vae_s, ground_band, seed=protocol.seed + k)
         clips.append({"scene": sc.scenario_id, "source": sc.source, "seat": seat, "t0": t0})
     return ParsebackResult(clean_s, vae_s, clips, len(scenarios))

@@ -10,7 +10,8 @@ targets and ``all``):
 * ``pos_median`` / ``pos_p90`` (m), ``yaw_median_deg``: errors of the found ones;
 * ``tracked``, ``track_median`` / ``track_p90`` (m): visible vehicles still tracked and the tracked set's
   ungated errors; ``prior_median`` (m): the same vehicles' error of the parser's prediction from its prior
-  alone (no image: the baseline the fit must beat); ``tracked_share`` (of the visible), ``never_tracked_share`` (never in the prior: for the
+  alone (no image: the baseline the fit must beat); ``tracked_share`` (of the visible), ``never_tracked_share``
+  (never in the prior: for the
   closed loop, not in view at the anchor), ``recall_tracked`` / ``recall_untracked`` (found among the
   tracked / among the others, through entering detection);
 * ``lane_pixels``, ``lane_recall``: clean line pixels and the share the frames keep within 1 px;
@@ -152,7 +153,8 @@ COLUMNS = (("recall", "recall", ".2f"), ("prec", "precision", ".2f"), ("posMed",
            ("lnPrec", "line_precision", ".2f"))
 """Printed columns: (header, stats key, format); the legend is :data:`LEGEND`."""
 LEGEND = ("vis: visible vehicle-frames; recall/prec: vehicles found within the gate / detections that match; "
-          "posMed/posP90 (m), yawDeg: errors of the found; trkMed (m): the tracked set's error, ungated; priMed (m): its prior's prediction alone; "
+          "posMed/posP90 (m), yawDeg: errors of the found; trkMed (m): the tracked set's error, ungated; "
+          "priMed (m): its prior's prediction alone; "
           "trk%: visible vehicles still tracked; lane: clean line pixels kept within 1 px; lnPrec: lit pixels "
           "away from agents that lie on a line")
 
