@@ -80,9 +80,14 @@ TINY_TRANSFORMER: Dict[str, Any] = dict(
 )
 TINY_S16_TRANSFORMER: Dict[str, Any] = {**TINY_TRANSFORMER, "patch_size": 2}
 ELEVATED_12M = CameraMount(hfov_deg=90.0, mount_height=12.0, pitch_deg=35.0)
-"""A pose camera 12 m above the viewpoint, 35 deg down: the ground from 5 to 50 m ahead spans rows 38-104 of a
-128-row frame (66 rows) instead of rows 65-84 (18 rows) with the dashcam mount; on clean frames the parser then finds 0.91 of the visible vehicles within
-30 m (dashcam mount: 0.77) with a median error of 0.04 m (0.30 m) (``bench/bench_vae_parseback.py --no-vae``)."""
+"""A pose camera 12 m above the viewpoint, 35 deg down.
+
+The ground from 5 to 50 m ahead spans rows 38-104 of a 128-row frame (66
+rows), against rows 65-84 (18 rows) with the dashcam mount.  On clean frames
+the parser then finds 0.91 of the visible vehicles within 30 m (dashcam
+mount: 0.77), with a median error of 0.04 m (0.30 m), measured with
+``bench/bench_vae_parseback.py --no-vae``.
+"""
 TINY_TEXT: Dict[str, Any] = dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4,
                                  relative_attention_num_buckets=8, feed_forward_proj="gated-gelu",
                                  dropout_rate=0.0)

@@ -11,7 +11,9 @@ The stage (what is trained and its loss) comes from
   ``constant_with_warmup``...) with linear warm-up; gradient-norm clipping;
 - **deterministic data and noise**: the clips of step ``s`` are drawn by
   ``numpy.random.default_rng([seed, s])`` and the stage's noise by a
-  ``torch.Generator`` seeded from ``(seed, s)``. No random state carries from
+  ``torch.Generator`` seeded from ``(seed, s)``; under several processes each
+  also seeds with its process index (:func:`step_generators`), so ranks draw
+  different clips. No random state carries from
   one step to the next, so resuming from a checkpoint (model + AdamW moments +
   scheduler) continues *bit-exactly*: ``N`` straight steps and ``N/2`` steps,
   resume, ``N/2`` steps give identical parameters (tested);
@@ -241,11 +243,23 @@ def load_train_config(path: Union[str, os.PathLike], stage: Optional[str] = None
 
 
 # --- helpers ------------------------------------------------------------------------
-def step_generators(seed: int, step: int) -> Tuple[np.random.Generator, torch.Generator]:
-    """The data RNG and noise generator of one step (independent of every other step)."""
-    rng = np.random.default_rng([seed, step])
-    gen = torch.Generator().manual_seed(int(np.random.default_rng([seed, step, 1]).integers(2**62)))
+def step_generators(seed: int, step: int, process: int = 0) -> Tuple[np.random.Generator, torch.Generator]:
+    """The data RNG and noise generator of one step of one process (independent of every other step and process).
+
+    Process 0 draws from ``(seed, step)`` exactly as a single-process run
+    always has (so runs made before multi-process seeding reproduce); process
+    ``k > 0`` from ``(seed, step, 2, k)``.  Without the process index every
+    rank of an ``accelerate launch`` would train on the same samples.
+    """
+    key = [seed, step] if process == 0 else [seed, step, 2, process]
+    rng = np.random.default_rng(key)
+    gen = torch.Generator().manual_seed(int(np.random.default_rng([*key, 1]).integers(2**62)))
     return rng, gen
+
+
+def draw_batch(rng: np.random.Generator, train_idx: np.ndarray, batch_size: int) -> np.ndarray:
+    """``batch_size`` clip indices of ``train_idx`` (with replacement only when there are fewer clips)."""
+    return rng.choice(train_idx, size=batch_size, replace=train_idx.size < batch_size)
 
 
 def plot_losses(records: List[dict], path: Union[str, os.PathLike], title: str = "") -> None:
@@ -365,8 +379,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     loss_value = float("nan")
     window: List[float] = []
     for step in bar:
-        rng, gen = step_generators(cfg.seed, step)
-        batch = rng.choice(train_idx, size=cfg.batch_size, replace=train_idx.size < cfg.batch_size)
+        rng, gen = step_generators(cfg.seed, step, accelerator.process_index)
+        batch = draw_batch(rng, train_idx, cfg.batch_size)
         with accelerator.autocast():
             loss, parts = stage.loss(batch, rng, gen)
         if not torch.isfinite(loss):
