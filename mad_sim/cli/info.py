@@ -63,19 +63,15 @@ def aggregate(summaries: List[dict]) -> Dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from mad_sim.data.scenario import DT
-    from mad_sim.data.formats import scenarios_in_file
-    from mad_sim.data.sources import iter_scene_files
+    from mad_sim.data.sources import iter_scenes
 
     summaries = []
-    for path, fmt in iter_scene_files(args.paths):
-        for scenario in scenarios_in_file(path):
-            s = scenario.summary()
-            seen = scenario.tracks.valid.any(1)
-            s.update(format=fmt, source=scenario.source or str(path),
-                     duration_s=round((scenario.num_steps - 1) * DT, 3),
-                     agents=dict(sorted(Counter(scenario.labels()[seen].tolist()).items())),
-                     sdc_logged=scenario.sdc_logged)
-            summaries.append(s)
+    for scenario, fmt in iter_scenes(args.paths):
+        s = scenario.summary()
+        seen = scenario.tracks.valid.any(1)
+        s.update(format=fmt, source=scenario.source, duration_s=round((scenario.num_steps - 1) * DT, 3),
+                 agents=dict(sorted(Counter(scenario.labels()[seen].tolist()).items())), sdc_logged=scenario.sdc_logged)
+        summaries.append(s)
     total = aggregate(summaries)
     if args.json:
         print(json.dumps({"scenes": summaries, "aggregate": total}))

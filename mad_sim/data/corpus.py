@@ -201,10 +201,10 @@ def _scan(root: Path, files: Sequence[Path]) -> Tuple[List[CorpusEntry], List[se
     sigs: List[set] = []
     for path in tqdm(files, desc="indexing scenes", disable=not log.isEnabledFor(logging.INFO), leave=False):
         fmt = scene_format(path)
-        if not holds_scenes(path):
+        if fmt == "womd" and not holds_scenes(path):  # a TFRecord of other messages (a perception Frame file)
             log.info("corpus: skipping %s (holds no scene)", path)
             continue
-        for record, scenario in enumerate(scenarios_in_file(path)):
+        for record, scenario in enumerate(scenarios_in_file(path, skip_index=True)):
             entries.append(_entry(scenario, root, path, record, fmt))
             sigs.append(scene_positions(scenario))
     return entries, sigs

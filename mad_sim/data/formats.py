@@ -75,26 +75,35 @@ def is_single_scene_file(path: Path) -> bool:
     return scene_format(path) != "womd"
 
 
-def _read_one(path: Path, fmt: SceneFormat) -> Scenario:
+def _read_one(path: Path, fmt: SceneFormat, skip_index: bool) -> Iterator[Scenario]:
     if fmt == "scenarionet":
         from mad_sim.data.scenarionet import load_scenarionet
 
-        return load_scenarionet(path)
-    if fmt == "waymax":
+        yield load_scenarionet(path)
+    elif fmt == "waymax":
         from mad_sim.data.waymax import load_waymax
 
-        return load_waymax(path)
-    from mad_sim.data.gpudrive_json import load_scene_json
+        yield load_waymax(path)
+    else:
+        from mad_sim.data.gpudrive_json import looks_like_scene_json, read_json, scene_from_json
 
-    return load_scene_json(path)
+        obj = read_json(path)
+        if skip_index and not looks_like_scene_json(obj):
+            log.info("skipping %s: a JSON file that holds no scene", path)
+            return
+        yield scene_from_json(obj, os.fspath(path))
 
 
-def scenarios_in_file(path: Path) -> Iterator[Scenario]:
-    """Every scenario in one file (a TFRecord may hold many, every other format holds one)."""
+def scenarios_in_file(path: Path, skip_index: bool = False) -> Iterator[Scenario]:
+    """Every scenario in one file (a TFRecord may hold many, every other format holds one).
+
+    ``skip_index``: a JSON file that holds no scene (a file index) yields
+    nothing instead of raising SchemaError (for files a folder or glob found).
+    """
     name = os.fspath(path)
     fmt = scene_format(path)
     if fmt != "womd":
-        yield _read_one(path, fmt)
+        yield from _read_one(path, fmt, skip_index)
         return
     for index, payload in enumerate(iter_records(path)):
         yield scenario_from_bytes(payload, name, index)

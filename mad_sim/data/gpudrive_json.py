@@ -377,10 +377,14 @@ def read_json(path: PathLike) -> Any:
         raise CorruptRecordError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=name) from None
 
 
-def load_scene_json(path: PathLike) -> Scenario:
-    """Read one GPUDrive / Nocturne ``.json`` scene file and convert it."""
-    name = os.fspath(path)
-    obj = read_json(name)
+def scene_from_json(obj: Any, name: str) -> Scenario:
+    """The scene of the parsed JSON ``obj`` read from file ``name``; SchemaError naming the file when it holds none."""
     if not looks_like_scene_json(obj):
         raise SchemaError(f"not a GPUDrive / Nocturne scene: {_describe(obj)}", path=name, field=_missing_field(obj))
     return scenario_from_gpudrive(obj, name)
+
+
+def load_scene_json(path: PathLike) -> Scenario:
+    """Read one GPUDrive / Nocturne ``.json`` scene file and convert it."""
+    name = os.fspath(path)
+    return scene_from_json(read_json(name), name)

@@ -37,35 +37,39 @@ def _expand(item: str) -> List[Path]:
     return files_under(folder) if folder.is_dir() else expand_paths(item, SCENARIO_PATTERNS)
 
 
+def _expand_items(spec: PathSpec) -> List[Tuple[str, List[Tuple[Path, bool]]]]:
+    """Each item of ``spec`` with its files and, per file, whether it was found (folder, glob, corpus) or named."""
+    items: List[str] = [os.fspath(spec)] if isinstance(spec, (str, os.PathLike)) else [os.fspath(s) for s in spec]
+    if not items:
+        raise DataNotFoundError("no input path given")
+    out: List[Tuple[str, List[Tuple[Path, bool]]]] = []
+    for item in items:
+        if item.startswith(CORPUS_PREFIX):
+            from mad_sim.data.corpus import split_files
+
+            out.append((item, [(p, True) for p in split_files(item[len(CORPUS_PREFIX):])]))
+            continue
+        found = not Path(item).is_file()
+        out.append((item, [(p, found) for p in _expand(item)]))
+    return out
+
+
 def scenario_files(spec: PathSpec) -> List[Path]:
-    """Expand ``spec`` into scenario files, in order, without reading scenes.
+    """Expand ``spec`` into scenario files, in order.
 
     ``corpus:SPLIT`` items expand to that split's files (:func:`mad_sim.data.corpus.split_files`).
     A directory expands to the files under it, recursively, that match
     :data:`~mad_sim.data.formats.SCENARIO_PATTERNS`, sorted by path.  JSON
     files that a directory or glob matched but that hold no scene (file
-    indexes) are dropped (logged); DataNotFoundError when an item leaves
-    nothing.
+    indexes) are dropped (logged; JSON has no cheaper test than reading the
+    file); DataNotFoundError when an item leaves nothing.
     """
-    items: List[str] = [os.fspath(spec)] if isinstance(spec, (str, os.PathLike)) else [os.fspath(s) for s in spec]
     out: List[Path] = []
-    for item in items:
-        if item.startswith(CORPUS_PREFIX):
-            from mad_sim.data.corpus import split_files
-
-            out.extend(split_files(item[len(CORPUS_PREFIX):]))
-            continue
-        explicit = Path(item).is_file()
-        before = len(out)
-        for path in _expand(item):
-            if not explicit and path.suffix.lower() == ".json" and is_index_json(path):
-                log.info("skipping %s: a JSON file that holds no scene", path)
-                continue
-            out.append(path)
-        if len(out) == before:
+    for item, files in _expand_items(spec):
+        kept = [p for p, found in files if not (found and p.suffix.lower() == ".json" and is_index_json(p))]
+        if not kept:
             raise DataNotFoundError("holds no scene file", path=item)
-    if not out:
-        raise DataNotFoundError("no input path given")
+        out.extend(kept)
     return out
 
 
@@ -89,22 +93,31 @@ def check_scenario_files(spec: PathSpec) -> List[Path]:
     return paths
 
 
-def iter_scene_files(spec: PathSpec) -> Iterator[Tuple[Path, SceneFormat]]:
-    """``(path, format)`` for every file of ``spec``."""
-    for path in scenario_files(spec):
-        yield path, scene_format(path)
+def iter_scenes(spec: PathSpec) -> Iterator[Tuple[Scenario, SceneFormat]]:
+    """``(scenario, format of its file)`` for every scene of ``spec``; see :func:`load_scenarios`."""
+    for item, files in _expand_items(spec):
+        count = 0
+        for path, found in files:
+            log.debug("reading scenarios from %s", path)
+            fmt = scene_format(path)
+            for scenario in scenarios_in_file(path, skip_index=found):
+                count += 1
+                yield scenario, fmt
+        if count == 0:
+            raise DataNotFoundError("holds no scene file", path=item)
 
 
 def load_scenarios(spec: PathSpec) -> Iterator[Scenario]:
     """Stream scenarios from a path, glob, directory, corpus split, or list of those (in that order).
 
     Raises DataNotFoundError for paths / patterns that match nothing (before
-    reading anything), and the :mod:`mad_sim.errors` class of the first bad
-    record (naming its file and record index) when it is reached.
+    reading anything) or for an item whose files hold no scene (when it is
+    reached), and the :mod:`mad_sim.errors` class of the first bad record
+    (naming its file and record index) when it is reached.  Every file is read
+    once: a JSON file index found in a folder is recognised while reading it.
     """
-    for path in scenario_files(spec):
-        log.debug("reading scenarios from %s", path)
-        yield from scenarios_in_file(path)
+    for scenario, _ in iter_scenes(spec):
+        yield scenario
 
 
 def load_scenario(path: PathSpec, index: int = 0) -> Scenario:

@@ -144,3 +144,16 @@ def test_env_and_eval_take_a_corpus_split(index):
         env.close()
     jobs = list(iter_jobs("corpus:val"))
     assert len(jobs) == len(select(index, "val"))
+
+
+def test_a_folder_reads_each_json_file_once(tmp_path, monkeypatch):
+    """The file index beside the scenes is recognised while reading it, not by a second read."""
+    import mad_sim.data.gpudrive_json as gj
+
+    shutil.copy(data_file("corpus/nocturne_maps50/valid_files.json"), tmp_path / "valid_files.json")
+    shutil.copy(data_file("corpus/nocturne/noc_example_scenario.json"), tmp_path / "a.json")
+    reads = []
+    real = gj.read_json
+    monkeypatch.setattr(gj, "read_json", lambda path: reads.append(str(path)) or real(path))
+    assert [s.source for s in load_scenarios(str(tmp_path))] == [str(tmp_path / "a.json")]
+    assert sorted(reads) == sorted([str(tmp_path / "a.json"), str(tmp_path / "valid_files.json")])

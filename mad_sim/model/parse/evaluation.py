@@ -155,7 +155,7 @@ def evaluate_parse(scenario: Scenario, steps: Iterable[int], parser: PoseParser,
         prior = AgentStates(xyz=xyz, heading=heading, velocity=prev.velocity.copy(), size=prev.size.copy(),
                             valid=pvalid, types=prev.types)
         w2v = ego_pose_of(state)
-        bg = background_mask(renderer, w2v, scenario.roadmap, _lights(scenario, int(t)))
+        bg = background_mask(renderer, w2v, scenario.roadmap, lights_at(scenario, int(t)))
         res = parser.parse(frame, prior, w2v, background=bg)
         cam_w = (np.linalg.inv(np.vstack([w2v, [0, 0, 0, 1]])) @ np.append(renderer.camera.position, 1.0))[:2]
         known = vis[~np.isin(vis, hidden)]
@@ -194,7 +194,8 @@ def evaluate_parse(scenario: Scenario, steps: Iterable[int], parser: PoseParser,
     return out
 
 
-def _lights(scenario: Scenario, t: int):
+def lights_at(scenario: Scenario, t: int):
+    """``(stop points [L, 3], states [L])`` of the lights valid at step ``t``, or None (the parser's light mask input)."""
     lights = scenario.traffic_lights
     if lights is None or lights.valid.shape[0] <= t or not lights.valid[t].any():
         return None

@@ -61,6 +61,7 @@ import numpy as np
 from mad_sim.data.scenario import DT, ObjectType, Scenario
 from mad_sim.errors import ConfigError
 from mad_sim.model.parse.config import ParseConfig
+from mad_sim.model.parse.evaluation import lights_at
 from mad_sim.model.parse.parser import PoseParser
 from mad_sim.model.parse.results import ParseResult, background_mask
 from mad_sim.model.parse.vae_parseback_scoring import (
@@ -180,14 +181,6 @@ def select_clips(scenario: Scenario, protocol: Protocol, rng: np.random.Generato
     return out
 
 
-def _lights(scenario: Scenario, t: int):
-    lights = scenario.traffic_lights
-    if lights is None or lights.valid.shape[0] <= t or not lights.valid[t].any():
-        return None
-    v = lights.valid[t]
-    return lights.stop_points[t][v], lights.states[t][v]
-
-
 def parse_clip(parser: PoseParser, frames: np.ndarray, scenario: Scenario, seat: int, t0: int, protocol: Protocol,
                rng: np.random.Generator) -> list[tuple[np.ndarray, ParseResult, np.ndarray]]:
     """Parse ``frames`` (steps ``t0 ..``) under the protocol's prior; per frame ``(rows [K], result, alive [K])``."""
@@ -196,7 +189,7 @@ def parse_clip(parser: PoseParser, frames: np.ndarray, scenario: Scenario, seat:
     w2v = renderer.viewpoint_transforms(tr, seat, steps, scenario.source)
     out = []
     bgs = [background_mask(renderer, w2v[j], scenario.roadmap, lt) if protocol.detect and lt is not None else None
-           for j, lt in enumerate(_lights(scenario, int(t)) for t in steps)]
+           for j, lt in enumerate(lights_at(scenario, int(t)) for t in steps)]
     if protocol.prior == "closed-loop":
         ta = t0 - 1
         a = renderer.viewpoint_transform(tr, seat, ta, scenario.source)
