@@ -1,14 +1,20 @@
-"""Closed-loop sanity on the real scenarios: expert ego, agents mad vs log vs idm.
+"""Closed-loop sanity on real scenarios: expert ego, agents mad vs constant velocity vs log vs idm.
 
-    python bench/closed_loop_sanity.py [--steps 80] [--video out/sanity_mad.mp4] [--weights auto]
+    python bench/closed_loop_sanity.py [--data SPEC] [--max-scenes N] [--steps 80] [--agents log,constant_velocity,idm,mad]
+                                       [--video out/sanity_mad.mp4] [--weights auto]
 
-Per agent policy, over the WOMD and ScenarioNet samples (ego = SDC driven by
-the expert planner through ``RecedingHorizonDriver``): ego collision rate and
-offroad rate (fraction of steps), and the log divergence of the *other*
-agents (mean metres between simulated and logged positions over valid
-controlled agents within 60 m of the ego; for ``mad`` also over the
-learned-driven ones alone).  Writes a pose | BEV video of the ``mad`` run on
-the first scenario.
+Per agent policy, over the scenes of ``--data`` (any ``load_scenarios`` spec,
+e.g. ``corpus:val``; default the WOMD and ScenarioNet samples; ego = SDC
+driven by the expert planner through ``RecedingHorizonDriver``): ego
+collision rate and offroad rate (fraction of steps), and the log divergence
+of the *other* agents (mean metres between simulated and logged positions
+over valid controlled agents within 60 m of the ego).  With ``mad`` in the
+list, also on **the same agents**: the (step, agent) samples the model drove
+in the ``mad`` run, scored under every policy (so the model is compared with
+constant velocity on exactly the agents it moved); the model's share of the
+nearby agent-steps; and the mean distance between the learned agents and the
+same agents in the constant-velocity run.  Writes a pose | BEV video of the
+``mad`` run on the first scene.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ def episode(path: Path, agents: str, steps: int, frames: list | None = None) -> 
     base = env.unwrapped
     col = off = 0
     div_all, div_learned = [], []
+    per_sample: dict = {}
+    learned_keys: list = []
     n = 0
     if frames is not None:
         from mad_sim.render.bev import render_bev
@@ -58,17 +66,24 @@ def episode(path: Path, agents: str, steps: int, frames: list | None = None) -> 
         learned = np.zeros(s.num_agents, bool)
         learned[info.get("learned_agents", [])] = True
         div_learned.extend(d[ok & learned].tolist())
+        for a in np.flatnonzero(ok):
+            per_sample[(t, int(a))] = (float(d[a]), s.sim.xy[a, t].copy())
+        learned_keys += [(t, int(a)) for a in np.flatnonzero(ok & learned)]
         if frames is not None:
             frames.append((pose.render_state(s), render_bev(s, size=128, extent_m=40.0)))
         if term or trunc:
             break
     env.close()
     return {"steps": n, "collision": col / n, "offroad": off / n, "div_all": float(np.mean(div_all)) if div_all else float("nan"),
-            "div_learned": float(np.mean(div_learned)) if div_learned else float("nan"), "learned_samples": len(div_learned)}
+            "div_learned": float(np.mean(div_learned)) if div_learned else float("nan"), "learned_samples": len(div_learned),
+            "nearby_samples": len(div_all), "per_sample": per_sample, "learned_keys": learned_keys}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="+", default=[str(DATA / f) for f in FILES])
+    ap.add_argument("--max-scenes", type=int, default=0, help="first N scenes of --data (0: all)")
+    ap.add_argument("--agents", default="log,idm,mad")
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--weights", default="auto")
     ap.add_argument("--threads", type=int, default=1)
@@ -77,27 +92,46 @@ def main() -> None:
     import torch
 
     import mad_sim  # noqa: F401
+    from mad_sim.data.sources import scenario_files
     from mad_sim.model.agents import learned as la
 
     torch.set_num_threads(args.threads)
     la.configure(weights=args.weights, threads=args.threads)
-    rows = {}
-    for agents in ("log", "idm", "mad"):
+    files = scenario_files(args.data)[: args.max_scenes or None]
+    policies = args.agents.split(",")
+    runs: dict = {}
+    for agents in policies:
         res = []
-        for i, f in enumerate(FILES):
+        for i, f in enumerate(files):
             frames = [] if (agents == "mad" and i == 0 and args.video) else None
-            res.append(episode(DATA / f, agents, args.steps, frames))
+            res.append(episode(f, agents, args.steps, frames))
             if frames:
                 from mad_sim.render.video import side_by_side, write_video
 
                 video = side_by_side([np.stack([p for p, _ in frames]), np.stack([b for _, b in frames])],
                                      labels=["pose (mad agents)", "bev"])
                 write_video(args.video, video, fps=10)
-        rows[agents] = {k: float(np.nanmean([r[k] for r in res])) for k in ("collision", "offroad", "div_all", "div_learned")}
-    print(f"closed-loop sanity: expert ego, {len(FILES)} real scenarios, up to {args.steps} steps, weights {args.weights}")
-    print(f"{'agents':8s} {'collision':>10s} {'offroad':>10s} {'log div (m)':>12s} {'learned div (m)':>16s}")
-    for a, r in rows.items():
-        print(f"{a:8s} {r['collision']:10.3f} {r['offroad']:10.3f} {r['div_all']:12.2f} {r['div_learned']:16.2f}")
+        runs[agents] = res
+    print(f"closed-loop sanity: expert ego, {len(files)} scenes, up to {args.steps} steps, weights {args.weights}")
+    print(f"{'agents':18s} {'collision':>10s} {'offroad':>10s} {'log div (m)':>12s} {'same agents (m)':>16s}")
+    same = {}
+    if "mad" in runs:
+        for a, res in runs.items():
+            vals = [r["per_sample"][k][0] for r, m in zip(res, runs["mad"]) for k in m["learned_keys"] if k in r["per_sample"]]
+            same[a] = float(np.mean(vals)) if vals else float("nan")
+    for a, res in runs.items():
+        row = {k: float(np.nanmean([r[k] for r in res])) for k in ("collision", "offroad", "div_all")}
+        print(f"{a:18s} {row['collision']:10.3f} {row['offroad']:10.3f} {row['div_all']:12.2f} {same.get(a, float('nan')):16.2f}")
+    if "mad" in runs:
+        m = runs["mad"]
+        learned = sum(r["learned_samples"] for r in m)
+        nearby = sum(r["nearby_samples"] for r in m)
+        print(f"model share of nearby agent-steps: {learned}/{nearby} = {learned / max(nearby, 1):.3f}")
+        if "constant_velocity" in runs:
+            gaps = [float(np.hypot(*(r["per_sample"][k][1] - c["per_sample"][k][1])))
+                    for r, c in zip(m, runs["constant_velocity"]) for k in r["learned_keys"] if k in c["per_sample"]]
+            print(f"learned agents vs the same agents under constant velocity: mean distance {np.mean(gaps):.2f} m "
+                  f"over {len(gaps)} samples")
     if args.video:
         print(f"wrote {args.video}")
 
