@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 from mad_sim.config import from_dict, load_config
 from mad_sim.config_checks import require_choice, require_frames_8k1, require_positive
@@ -52,12 +52,15 @@ class EnvConfig:
         roadgraph_spacing: metres between resampled map points.
       pose_observation: add the ``pose`` frame (uint8 HxWx3).
       pose_width / pose_height: pixels of the pose frame.
-    Reward (per step; metrics in ``info`` whatever the weights):
-      progress_weight * metres of route progress
-      - collision_weight * collision - offroad_weight * offroad
-      - jerk_weight * |jerk| (m/s^3) - divergence_weight * log divergence (m).
+    Reward (per step; metrics in ``info`` whatever the weights; :mod:`mad_sim.envs.reward`):
+      reward_weights: term name -> weight (``progress``, ``route_completion``,
+        ``collision``, ``offroad``, ``overspeed``, ``ttc``, ``jerk``,
+        ``log_divergence``); names left out keep their defaults, unknown
+        names fail at ``gym.make``.
+      default_speed_limit: m/s where the route's lanes carry no speed limit.
     Episode:
-      terminate_on_collision, terminate_on_offroad; max_steps (None:
+      terminate_on_collision, terminate_on_offroad, terminate_on_route_completion
+      (the goal at the end of the logged route reached); max_steps (None:
       until the log ends; ``gym.make``'s own ``max_episode_steps`` adds a
       TimeLimit wrapper instead); offroad_margin: metres beyond the road edge that
       still count as on the road.
@@ -97,13 +100,11 @@ class EnvConfig:
     pose_observation: bool = False
     pose_width: int = 128
     pose_height: int = 128
-    progress_weight: float = 0.1
-    collision_weight: float = 10.0
-    offroad_weight: float = 5.0
-    jerk_weight: float = 0.0
-    divergence_weight: float = 0.0
+    reward_weights: Optional[Dict[str, float]] = None
+    default_speed_limit: float = 15.0
     terminate_on_collision: bool = True
     terminate_on_offroad: bool = True
+    terminate_on_route_completion: bool = True
     max_steps: Optional[int] = None
     offroad_margin: float = 0.5
     render_mode: Optional[str] = None
@@ -128,7 +129,7 @@ class EnvConfig:
             raise ConfigError(f"key 'ego': {self.ego!r} must be 'sdc' or a track index")
         positive = ("agent_horizon", "trajectory_steps", "num_agents", "num_roadgraph_points", "pose_width",
                     "pose_height", "bev_size", "max_accel", "max_curvature", "max_delta_xy", "max_delta_yaw",
-                    "agent_radius", "roadgraph_radius", "roadgraph_spacing", "bev_extent_m")
+                    "agent_radius", "roadgraph_radius", "roadgraph_spacing", "bev_extent_m", "default_speed_limit")
         require_positive("", self, positive)
         require_frames_8k1("", "rgb_chunk_frames", self.rgb_chunk_frames, minimum=9)
         if self.rgb_steps < 2:

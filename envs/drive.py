@@ -22,7 +22,8 @@ from mad_sim.envs.config import RENDER_MODES, EnvConfig, make_config
 from mad_sim.envs.local_map import LocalMap, MapIndex
 from mad_sim.envs.offroad import RoadEdgeProbe
 from mad_sim.envs.rgb import EgoMotion, RGBCamera, check_prompt, wants_rgb
-from mad_sim.envs.reward import Route, StepMetrics, ego_collides, has_road_edges, reward
+from mad_sim.envs.reward import LinearReward, StepMetrics, ego_collides, has_road_edges, time_to_collision
+from mad_sim.envs.route import Route
 from mad_sim.envs.scenes import ScenarioSource
 from mad_sim.errors import ConfigError, EnvStateError
 from mad_sim.world.state import WorldState
@@ -43,7 +44,9 @@ class MADDriveEnv(gym.Env):
     generated from the env's seeded generator; a file or glob is drawn from
     with the same generator.  The simulation starts at the log's
     ``current_index`` (the steps before it are history, copied from the log);
-    it is truncated when the log ends (or after ``max_steps``).
+    it is truncated when the log ends (or after ``max_steps``); each reset sets
+    ``spec.max_episode_steps`` to that episode's step count unless ``gym.make``
+    was given one.
 
     **Actions** (``action=``; see :mod:`mad_sim.envs.actions`):
 
@@ -65,9 +68,32 @@ class MADDriveEnv(gym.Env):
     ``roadgraph`` [P, 11] f32 + ``roadgraph_mask`` [P] i8, optionally ``pose``
     [H, W, 3] u8 and ``rgb`` [H, W, 3] u8).
 
-    **Reward and info**: see :mod:`mad_sim.envs.reward`; ``info`` carries every
-    metric each step plus ``scenario_id``, ``timestep`` and ``agent_queries``.
-    Terminates on collision / offroad when configured.
+    **Reward** (:mod:`mad_sim.envs.reward`): a sum of named terms times weights
+    (``reward_weights`` sets any of them by name), per step:
+
+    ==================  ====================================================  ======  ======
+    term                value                                                 unit    weight
+    ==================  ====================================================  ======  ======
+    progress            metres gained along the route (the logged ego path),  m       0.1
+                        counted only up to its goal (the end of the log)
+    route_completion    1 on the step the goal is reached (terminal success,  0/1     10.0
+                        ``info["route_completed"]``)
+    collision           1 when the ego's box overlaps another agent's         0/1     -10.0
+    offroad             1 when the ego is beyond the road edge                0/1     -5.0
+    overspeed           speed above the lane speed limit along the route      m/s     -0.05
+                        (``default_speed_limit``, 15 m/s, where lanes have none)
+    ttc                 ``max(0, 1 - TTC / 3 s)``, TTC to the agent ahead     [0, 1]  0
+    jerk                ``|jerk|``                                            m/s^3   0
+    log_divergence      distance to the logged ego position                   m       0
+    ==================  ====================================================  ======  ======
+
+    A route shorter than 5 m ahead (an ego that stood still in the log) is
+    extended straight to 5 m (:mod:`mad_sim.envs.route`).  Terminates on
+    collision / offroad / route completion when configured (all three by default).
+
+    **Info**: every metric each step (:class:`~mad_sim.envs.reward.StepMetrics`:
+    ``route_completed``, ``route_length``, ``speed_limit``, ``ttc``...), the
+    unweighted ``reward_terms``, plus ``scenario_id``, ``timestep`` and ``agent_queries``.
 
     **Render modes**: ``pose`` (the pose frame seen from the ego, 128x128 by
     default), ``bev`` (a top-down view) and ``rgb_array`` (the camera frame of the
@@ -92,6 +118,9 @@ class MADDriveEnv(gym.Env):
         self.adapter = make_action_adapter(self.config)
         self.action_space = self.adapter.space
         self.observation_space = obs_mod.observation_space(self.config)
+        self.reward_fn = LinearReward(self.config.reward_weights)
+        """The reward: ``reward_fn(metrics) -> float``; ``reward_fn.weights`` holds every term's weight."""
+        self._spec_steps: Optional[int] = None
         self._source = ScenarioSource(self.config.procedural_kind)
         self._map_index: Optional[MapIndex] = None
         self._pose_renderer: Optional[PoseRenderer] = None
@@ -142,10 +171,13 @@ class MADDriveEnv(gym.Env):
         self._edge_d: Optional[float] = None
         self._edge_xy = xy
         log_ego = scenario.tracks
-        self.route = Route(log_ego.xy[ego_index], log_ego.valid[ego_index], xy, yaw)
-        self._route_s0 = self.route.project(xy)[0]
-        self._prev_s = self._route_s0
-        self._route_now = self.route.project(xy)
+        self.route = Route(log_ego.xy[ego_index], log_ego.valid[ego_index], xy, yaw, scenario.roadmap,
+                           self.config.default_speed_limit)
+        self._route_s0 = self.route.start
+        self._prev_s = min(self._route_s0, self.route.goal)
+        self._route_now = self.route.project_segment(xy)
+        self._completed = False
+        self._set_spec_steps()
         self._speed = float(np.dot(e.velocity[0], [np.cos(yaw), np.sin(yaw)]))
         self._accel = 0.0
         self._curvature = 0.0
@@ -192,21 +224,35 @@ class MADDriveEnv(gym.Env):
         self._yaw_rate = float(wrap_angle(nxt.heading - yaw)) / DT
         self._speed, self._accel, self._curvature = nxt.speed, nxt.accel, nxt.curvature
         self._local.update(nxt.xy)
-        self._route_now = self.route.project(nxt.xy)
-        s_now = self._route_now[0]
-        m = self._measure(progress=s_now - self._prev_s, jerk=jerk)
+        self._route_now = self.route.project_segment(nxt.xy)
+        s_now = min(self._route_now[0], self.route.goal)  # no progress beyond the goal
+        completed = not self._completed and self.route.completed(self._route_now[0])
+        self._completed = self._completed or completed
+        m = self._measure(progress=s_now - self._prev_s, jerk=jerk, completed=completed)
         self._prev_s = s_now
         self.last_metrics = m
-        r = reward(m, self.config)
+        r = self.reward_fn(m)
         terminated = bool((m.collision and self.config.terminate_on_collision)
-                          or (m.offroad and self.config.terminate_on_offroad))
+                          or (m.offroad and self.config.terminate_on_offroad)
+                          or (completed and self.config.terminate_on_route_completion))
         truncated = bool(s.remaining_log_steps <= 0 or (self.config.max_steps is not None
                                                         and self._steps >= self.config.max_steps))
         self._done = terminated or truncated
         return self._observation(), r, terminated, truncated, self._info()
 
     # ---------------------------------------------------------------- helpers
-    def _measure(self, progress: float, jerk: float) -> StepMetrics:
+    def _set_spec_steps(self) -> None:
+        """``spec.max_episode_steps`` := this episode's steps (the log's remaining steps, capped by
+        ``max_steps``), unless ``gym.make`` set one (then a TimeLimit wrapper enforces it)."""
+        assert self.state is not None
+        steps = int(self.state.remaining_log_steps)
+        if self.config.max_steps is not None:
+            steps = min(steps, int(self.config.max_steps))
+        spec = self.spec
+        if spec is not None and (spec.max_episode_steps is None or spec.max_episode_steps == self._spec_steps):
+            spec.max_episode_steps = self._spec_steps = steps
+
+    def _measure(self, progress: float, jerk: float, completed: bool = False) -> StepMetrics:
         s = self.state
         assert s is not None  # the helpers run between reset() and the end of the episode
         t, ego = s.timestep, s.ego_index
@@ -215,14 +261,18 @@ class MADDriveEnv(gym.Env):
         offroad = False
         if self._offroad_enabled:
             offroad = self._offroad(xy[ego])
-        s_route, lateral, route_yaw = self._route_now
+        s_route, lateral, route_yaw, seg = self._route_now
+        limit = float(self.route.speed_limit[seg])
+        ttc = time_to_collision(xy, s.sim.heading[:, t], s.sim.velocity[:, t], s.sim.size[:, t], s.sim.valid[:, t],
+                                ego, self._speed)
         logv = s.log.valid[ego, t]
         div = float(np.linalg.norm(xy[ego] - s.log.xy[ego, t])) if logv else float("nan")
         return StepMetrics(collision=collision, offroad=offroad, progress=float(progress),
-                           route_progress=float(s_route - self._route_s0), route_lateral=lateral,
+                           route_progress=float(min(s_route, self.route.goal) - self._route_s0), route_lateral=lateral,
                            route_heading_error=float(wrap_angle(s.sim.heading[ego, t] - route_yaw)),
                            speed=self._speed, accel=self._accel, jerk=float(jerk), curvature=self._curvature,
-                           log_divergence=div)
+                           log_divergence=div, route_length=self.route.length, route_completed=completed,
+                           speed_limit=limit, overspeed=max(0.0, self._speed - limit), ttc=ttc)
 
     def _offroad(self, xy: np.ndarray) -> bool:
         """Signed road-edge distance > ``offroad_margin``.
@@ -261,6 +311,7 @@ class MADDriveEnv(gym.Env):
         s, stream = self.state, self._stream
         assert s is not None and stream is not None
         info: Dict[str, Any] = self.last_metrics.as_info()
+        info["reward_terms"] = self.reward_fn.terms(self.last_metrics)
         info["scenario_id"] = s.scenario.scenario_id
         info["timestep"] = int(s.timestep)
         info["agent_queries"] = int(stream.queries)

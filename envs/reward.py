@@ -1,6 +1,6 @@
-"""Per-step driving metrics and the configurable reward of ``MADDrive-v0``.
+"""Per-step driving metrics and the reward of ``MADDrive-v0``: named terms times weights.
 
-Metrics (all in ``info`` every step, whatever the weights):
+Metrics (:class:`StepMetrics`, all in ``info`` every step, whatever the weights):
 
 - ``collision``: the ego's box overlaps a valid agent's box (oriented-box test,
   :func:`mad_sim.world.geometry.overlap_matrix`).
@@ -8,35 +8,61 @@ Metrics (all in ``info`` every step, whatever the weights):
   the nearest road edge (:func:`mad_sim.world.road_distance.road_edge_distance`,
   positive = off the road; without road edges the lanes' corridors bound the
   road); never set on maps with neither road edges nor lanes.
-- ``progress``: metres gained this step along the *route*, the ego's logged
-  path (its valid log positions as a polyline); ``route_progress`` is the
-  total since reset.  A log whose ego barely moves (< 1 m) gets a 1 m route
-  along its initial heading.
+- ``progress``: metres gained this step along the route
+  (:class:`mad_sim.envs.route.Route`, the ego's logged path), counted only up
+  to the route's goal (driving past the end of the log earns nothing);
+  ``route_progress`` is the total since reset, ``route_length`` the metres
+  from the start to the goal, ``route_completed`` True on the step the goal
+  is reached (a terminal success when ``terminate_on_route_completion``).
+- ``speed_limit``: m/s along the route at the ego's projection (lane limits,
+  else ``default_speed_limit``); ``overspeed``: ``max(0, speed - speed_limit)`` m/s.
+- ``ttc``: seconds to collision with the nearest agent ahead in the ego's
+  corridor at the present closing speed (inf when none is closing, see :func:`time_to_collision`).
 - ``jerk``: ``(a_t - a_{t-1}) / dt`` in m/s^3; ``accel``, ``curvature``,
   ``speed`` as applied.
 - ``log_divergence``: metres between the ego and its logged position at the
   same step (NaN where the log is invalid, counted as 0 in the reward; in
   ``info`` it is then ``None``, so equal episodes give equal infos).
 
-Reward = ``progress_weight * progress - collision_weight * collision
-- offroad_weight * offroad - jerk_weight * |jerk| - divergence_weight * log_divergence``.
+Reward = ``sum(weight[name] * value(name))`` over :data:`REWARD_TERMS`
+(each value per step; the table gives the default weights)::
+
+    name              value (per step)                         unit     weight
+    progress          progress                                 m        0.1
+    route_completion  route_completed                          0/1      10.0
+    collision         collision                                0/1      -10.0
+    offroad           offroad                                  0/1      -5.0
+    overspeed         overspeed                                m/s      -0.05
+    ttc               max(0, 1 - ttc / TTC_THRESHOLD_S)        [0, 1]   0.0
+    jerk              |jerk|                                   m/s^3    0.0
+    log_divergence    log_divergence (NaN -> 0)                m        0.0
+
+``reward_weights`` (an env config key) maps term names to weights; the
+names it leaves out keep their defaults, 0 switches a term off, and an
+unknown name is a :class:`~mad_sim.errors.ConfigError`.  ``info["reward_terms"]``
+holds every term's value (unweighted) each step.  A new term is one
+:func:`register_reward_term` call: a :class:`RewardTerm` reading a metric field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Dict
+from typing import Callable, Dict, Mapping, Optional
 
 import numpy as np
 
 from mad_sim.data.scenario import MapKind, RoadMap
-from mad_sim.envs.config import EnvConfig
+from mad_sim.errors import ConfigError
 
-MIN_ROUTE_LENGTH_M = 1.0
+TTC_THRESHOLD_S = 3.0
+"""Seconds below which the ``ttc`` term is non-zero (it grows linearly to 1 at a TTC of 0)."""
 
 
 @dataclass
 class StepMetrics:
+    """One step's metrics (see the module docstring for units)."""
+
     collision: bool
     offroad: bool
     progress: float
@@ -48,65 +74,91 @@ class StepMetrics:
     jerk: float
     curvature: float
     log_divergence: float
+    route_length: float = 0.0
+    route_completed: bool = False
+    speed_limit: float = float("inf")
+    overspeed: float = 0.0
+    ttc: float = float("inf")
 
     def as_info(self) -> Dict[str, object]:
         d: Dict[str, object] = dict(self.__dict__)
-        d["collision"], d["offroad"] = bool(self.collision), bool(self.offroad)
+        for k in ("collision", "offroad", "route_completed"):
+            d[k] = bool(d[k])
         if not np.isfinite(self.log_divergence):
             d["log_divergence"] = None
         return d
 
 
-def reward(m: StepMetrics, config: EnvConfig) -> float:
-    div = 0.0 if not np.isfinite(m.log_divergence) else m.log_divergence
-    return float(config.progress_weight * m.progress - config.collision_weight * float(m.collision)
-                 - config.offroad_weight * float(m.offroad) - config.jerk_weight * abs(m.jerk)
-                 - config.divergence_weight * div)
+METRIC_FIELDS = tuple(f.name for f in dataclasses.fields(StepMetrics))
 
 
-class Route:
-    """The ego's logged path as a polyline with arclength (world frame, metres).
+@dataclass(frozen=True)
+class RewardTerm:
+    """A named reward term: ``value(metrics)`` (per step, in ``unit``) times its weight.
 
-    :meth:`project` follows :func:`mad_sim.world.geometry.project_to_polyline`'s
-    conventions (closest segment; the end segments extended, so arclength can be
-    negative or exceed the length; lateral offset positive to the left) on
-    segment arrays precomputed once per episode, since it runs every step.
+    ``metric`` names the :class:`StepMetrics` field the term reads (checked when registered).
     """
 
-    def __init__(self, xy: np.ndarray, valid: np.ndarray, start_xy: np.ndarray, start_heading: float) -> None:
-        from mad_sim.world.geometry import polyline_arclength
+    metric: str
+    value: Callable[[StepMetrics], float]
+    unit: str
+    weight: float
 
-        pts = np.asarray(xy, np.float64)[np.asarray(valid, bool)]
-        if len(pts) > 1:  # drop repeated points so every segment has a direction
-            keep = np.r_[True, np.linalg.norm(np.diff(pts, axis=0), axis=-1) > 1e-3]
-            pts = pts[keep]
-        if len(pts) < 2 or polyline_arclength(pts)[-1] < MIN_ROUTE_LENGTH_M:
-            d = np.array([np.cos(start_heading), np.sin(start_heading)])
-            pts = np.stack([start_xy, start_xy + MIN_ROUTE_LENGTH_M * d])
-        self.points = pts
-        self.arclength = polyline_arclength(pts)
-        self._a = pts[:-1]
-        ab = np.diff(pts, axis=0)
-        self._len = np.hypot(ab[:, 0], ab[:, 1])
-        self._unit = ab / self._len[:, None]
-        self._yaw = np.arctan2(ab[:, 1], ab[:, 0])
-        self._lo = np.zeros(len(ab))
-        self._lo[0] = -np.inf
-        self._hi = self._len.copy()
-        self._hi[-1] = np.inf
 
-    def project(self, xy: np.ndarray) -> tuple[float, float, float]:
-        """``(arclength m, lateral offset m (left +), route heading rad)`` of a world point."""
-        ap = np.asarray(xy, np.float64) - self._a  # [S, 2]
-        along = ap[:, 0] * self._unit[:, 0] + ap[:, 1] * self._unit[:, 1]
-        cross = self._unit[:, 0] * ap[:, 1] - self._unit[:, 1] * ap[:, 0]
-        t = np.minimum(np.maximum(along, 0.0), self._len)
-        dist2 = (along - t) ** 2 + cross ** 2
-        seg = int(np.argmin(dist2))
-        a = min(max(float(along[seg]), self._lo[seg]), self._hi[seg])
-        off = ap[seg] - a * self._unit[seg]
-        lateral = float(np.copysign(np.hypot(off[0], off[1]), cross[seg])) if cross[seg] != 0 else 0.0
-        return float(self.arclength[seg] + a), lateral, float(self._yaw[seg])
+def _finite_or_zero(x: float) -> float:
+    return float(x) if np.isfinite(x) else 0.0
+
+
+REWARD_TERMS: Dict[str, RewardTerm] = {}
+
+
+def register_reward_term(name: str, term: RewardTerm, *, overwrite: bool = False) -> None:
+    """Add a term (its weight is the default; ``reward_weights`` can then set it by name)."""
+    if term.metric not in METRIC_FIELDS:
+        raise ConfigError(f"reward term {name!r} reads {term.metric!r}, not a metric (known: {', '.join(METRIC_FIELDS)})")
+    if name in REWARD_TERMS and not overwrite:
+        raise ConfigError(f"reward term {name!r} is already registered")
+    REWARD_TERMS[name] = term
+
+
+for _name, _term in {
+    "progress": RewardTerm("progress", lambda m: m.progress, "m", 0.1),
+    "route_completion": RewardTerm("route_completed", lambda m: float(m.route_completed), "0/1", 10.0),
+    "collision": RewardTerm("collision", lambda m: float(m.collision), "0/1", -10.0),
+    "offroad": RewardTerm("offroad", lambda m: float(m.offroad), "0/1", -5.0),
+    "overspeed": RewardTerm("overspeed", lambda m: m.overspeed, "m/s", -0.05),
+    "ttc": RewardTerm("ttc", lambda m: max(0.0, 1.0 - m.ttc / TTC_THRESHOLD_S), "[0, 1]", 0.0),
+    "jerk": RewardTerm("jerk", lambda m: abs(m.jerk), "m/s^3", 0.0),
+    "log_divergence": RewardTerm("log_divergence", lambda m: _finite_or_zero(m.log_divergence), "m", 0.0),
+}.items():
+    register_reward_term(_name, _term)
+
+
+def reward_weights(overrides: Optional[Mapping[str, float]] = None) -> Dict[str, float]:
+    """The default weight of every term with ``overrides`` applied (ConfigError on unknown names / non-numbers)."""
+    weights = {name: t.weight for name, t in REWARD_TERMS.items()}
+    for name, w in dict(overrides or {}).items():
+        if name not in REWARD_TERMS:
+            raise ConfigError(f"key 'reward_weights': unknown term {name!r} (known: {', '.join(sorted(REWARD_TERMS))})")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w):
+            raise ConfigError(f"key 'reward_weights': weight of {name!r} must be a finite number, got {w!r}")
+        weights[name] = float(w)
+    return weights
+
+
+class LinearReward:
+    """``reward(m) = sum(w[name] * term(m))`` over the terms with a non-zero weight."""
+
+    def __init__(self, overrides: Optional[Mapping[str, float]] = None) -> None:
+        self.weights = reward_weights(overrides)
+        self._active = [(REWARD_TERMS[n].value, w) for n, w in self.weights.items() if w != 0.0]
+
+    def terms(self, m: StepMetrics) -> Dict[str, float]:
+        """Every term's unweighted value."""
+        return {n: float(REWARD_TERMS[n].value(m)) for n in self.weights}
+
+    def __call__(self, m: StepMetrics) -> float:
+        return float(sum(w * f(m) for f, w in self._active))
 
 
 def has_road_edges(roadmap: RoadMap) -> bool:
@@ -131,3 +183,29 @@ def ego_collides(xy: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: n
     m = overlap_matrix(xy[sel], heading[sel], size[sel, 0].astype(np.float64), size[sel, 1].astype(np.float64),
                        np.ones(sel.size, bool))
     return bool(np.asarray(m)[0, 1:].any())
+
+
+def time_to_collision(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, size: np.ndarray,
+                      valid: np.ndarray, ego: int, ego_speed: float, margin: float = 0.5,
+                      horizon_m: float = 60.0) -> float:
+    """Seconds until the ego's front meets the nearest agent ahead at the present closing speed.
+
+    In the ego frame (x along its heading): agents with ``0 < x < horizon_m`` and
+    ``|y| <= (w_ego + w_other) / 2 + margin`` are in the corridor; the gap is
+    ``x - (l_ego + l_other) / 2`` (0 if negative) and the closing speed
+    ``ego_speed - v_other . heading``.  Returns inf when no agent in the corridor is closing.
+    """
+    c, s = np.cos(heading[ego]), np.sin(heading[ego])
+    d = xy - xy[ego]
+    x = c * d[:, 0] + s * d[:, 1]
+    y = -s * d[:, 0] + c * d[:, 1]
+    half_w = 0.5 * size[:, 1]
+    cand = valid & (x > 0) & (x < horizon_m) & (np.abs(y) <= half_w + half_w[ego] + margin)
+    cand[ego] = False
+    if not cand.any():
+        return float("inf")
+    idx = np.flatnonzero(cand)
+    gap = np.maximum(x[idx] - 0.5 * (size[idx, 0] + size[ego, 0]), 0.0)
+    closing = ego_speed - (c * velocity[idx, 0] + s * velocity[idx, 1])
+    ttc = np.where(closing > 1e-6, gap / np.maximum(closing, 1e-6), np.inf)
+    return float(ttc.min())

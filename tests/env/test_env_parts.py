@@ -1,4 +1,4 @@
-"""Env building blocks: action adapters, road-graph resampling, map crop, route projection, reward."""
+"""Env building blocks: action adapters, road-graph resampling, map crop (route and reward: test_env_reward.py)."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,6 @@ from mad_sim.envs.actions import BicycleAdapter, DeltaAdapter, TrajectoryAdapter
 from mad_sim.envs.config import EnvConfig
 from mad_sim.envs.local_map import crop_roadmap
 from mad_sim.envs.observation import RoadgraphPoints, roadgraph_features
-from mad_sim.envs.reward import Route, StepMetrics, reward
 from mad_sim.world.road_distance import road_edge_distance
 
 
@@ -65,15 +64,3 @@ def test_roadgraph_resampling_and_crop(womd_path):
     feats, mask = roadgraph_features(pts, centre, 0.0, 64, 50.0)
     d = np.hypot(feats[:, 0], feats[:, 1])
     assert mask.sum() == 64 and np.all(np.diff(d) >= 0) and d.max() <= 50.0
-
-
-def test_route_still_ego_and_reward():
-    r = Route(np.zeros((91, 2)), np.ones(91, bool), np.zeros(2), np.pi / 2)
-    s, lat, yaw = r.project(np.array([0.5, 2.0]))
-    assert s == pytest.approx(2.0) and lat == pytest.approx(-0.5) and yaw == pytest.approx(np.pi / 2)
-    m = StepMetrics(collision=True, offroad=False, progress=2.0, route_progress=2.0, route_lateral=0.0,
-                    route_heading_error=0.0, speed=1.0, accel=0.0, jerk=-3.0, curvature=0.0,
-                    log_divergence=float("nan"))
-    cfg = EnvConfig(jerk_weight=0.1, divergence_weight=1.0)
-    assert reward(m, cfg) == pytest.approx(0.1 * 2.0 - 10.0 - 0.1 * 3.0)
-    assert m.as_info()["log_divergence"] is None

@@ -1,0 +1,155 @@
+"""The ego's route: its logged path with a goal at the end and the speed limits along it (world frame, metres).
+
+The route is the polyline of the ego's valid logged positions (repeated
+points dropped).  Its **goal** is the end of the logged path: progress is
+credited only up to it, and reaching it (:attr:`Route.goal` minus
+:data:`GOAL_TOLERANCE_M`) is *route completion*.  Where less than
+:data:`MIN_REMAINING_M` of logged path lies ahead of the starting position
+(an ego that stands still, or a log that ends early), the route is extended
+straight along the last logged heading (the initial heading if the ego's
+logged positions all lie within 1 m of the first) until that much lies ahead, so every episode has a goal to reach.
+
+Each route segment carries a **speed limit** (m/s): that of the nearest lane
+whose centre line passes within :data:`LANE_MATCH_M` of the segment's start
+with a direction within :data:`LANE_MATCH_RAD` of the segment's, if that lane
+has a limit (WOMD lanes carry ``speed_limit_mph``); else ``default_limit``.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+from mad_sim.data.frames import wrap_angle
+from mad_sim.data.scenario import RoadMap
+from mad_sim.world.idm_law import MPH
+
+MIN_REMAINING_M = 5.0
+"""Metres of route ahead of the starting position at least (the log is extended straight to it)."""
+GOAL_TOLERANCE_M = 1.0
+"""The route counts as completed once the ego's arclength is within this distance of the goal."""
+LANE_MATCH_M = 3.0
+"""A lane gives a route segment its speed limit when its centre line is within this distance (m)..."""
+LANE_MATCH_RAD = np.pi / 4
+"""...and its direction within this angle (rad) of the segment's."""
+
+
+class Route:
+    """The ego's logged path as a polyline with arclength, a goal and per-segment speed limits.
+
+    :meth:`project` follows :func:`mad_sim.world.geometry.project_to_polyline`'s
+    conventions (closest segment; the end segments extended, so arclength can be
+    negative or exceed the length; lateral offset positive to the left) on
+    segment arrays precomputed once per episode, since it runs every step.
+
+    Attributes:
+      points: [R, 2] vertices; arclength: [R] m at each vertex.
+      goal: m, arclength of the goal (the route's end).
+      start: m, arclength of the starting position.
+      speed_limit: [R-1] m/s per segment.
+    """
+
+    def __init__(self, xy: np.ndarray, valid: np.ndarray, start_xy: np.ndarray, start_heading: float,
+                 roadmap: RoadMap | None = None, default_limit: float = 15.0) -> None:
+        pts = np.asarray(xy, np.float64)[np.asarray(valid, bool)][:, :2]
+        if len(pts) > 1:  # drop repeated points so every segment has a direction
+            keep = np.r_[True, np.linalg.norm(np.diff(pts, axis=0), axis=-1) > 1e-3]
+            pts = pts[keep]
+        start_xy = np.asarray(start_xy, np.float64)[:2]
+        if len(pts) < 2 or float(np.linalg.norm(pts - pts[0], axis=-1).max()) < 1.0:
+            # no logged path (an ego that stood still, up to jitter): 5 m straight ahead of the start
+            pts = np.stack([start_xy, start_xy + MIN_REMAINING_M * _unit(start_heading)])
+        self._set(pts)
+        self.start = self.project(start_xy)[0]
+        short = MIN_REMAINING_M - (self.arclength[-1] - self.start)
+        if short > 0:  # extend the last segment's direction until MIN_REMAINING_M lies ahead
+            far = np.flatnonzero(np.linalg.norm(pts[-1] - pts, axis=-1) >= 1.0)  # direction over the last metre+
+            d = pts[-1] - pts[far[-1] if far.size else 0]
+            self._set(np.concatenate([pts, (pts[-1] + short * d / float(np.hypot(*d)))[None]]))
+            self.start = self.project(start_xy)[0]
+        self.goal = float(self.arclength[-1])
+        self.speed_limit = _segment_limits(self.points, roadmap, float(default_limit))
+
+    def _set(self, pts: np.ndarray) -> None:
+        from mad_sim.world.geometry import polyline_arclength
+
+        self.points = pts
+        self.arclength = polyline_arclength(pts)
+        self._a = pts[:-1]
+        ab = np.diff(pts, axis=0)
+        self._len = np.hypot(ab[:, 0], ab[:, 1])
+        self._unit = ab / np.maximum(self._len, 1e-12)[:, None]
+        self._yaw = np.arctan2(ab[:, 1], ab[:, 0])
+        self._lo = np.zeros(len(ab))
+        self._lo[0] = -np.inf
+        self._hi = self._len.copy()
+        self._hi[-1] = np.inf
+
+    @property
+    def length(self) -> float:
+        """Metres from the starting position to the goal."""
+        return self.goal - self.start
+
+    def completed(self, s: float) -> bool:
+        """Whether arclength ``s`` (m) has reached the goal (within :data:`GOAL_TOLERANCE_M`)."""
+        return bool(s >= self.goal - GOAL_TOLERANCE_M)
+
+    def project(self, xy: np.ndarray) -> Tuple[float, float, float]:
+        """``(arclength m, lateral offset m (left +), route heading rad)`` of a world point."""
+        return self.project_segment(xy)[:3]
+
+    def project_segment(self, xy: np.ndarray) -> Tuple[float, float, float, int]:
+        """:meth:`project` plus the index of the segment the point projects on."""
+        ap = np.asarray(xy, np.float64)[:2] - self._a  # [S, 2]
+        along = ap[:, 0] * self._unit[:, 0] + ap[:, 1] * self._unit[:, 1]
+        cross = self._unit[:, 0] * ap[:, 1] - self._unit[:, 1] * ap[:, 0]
+        t = np.minimum(np.maximum(along, 0.0), self._len)
+        dist2 = (along - t) ** 2 + cross ** 2
+        seg = int(np.argmin(dist2))
+        a = min(max(float(along[seg]), self._lo[seg]), self._hi[seg])
+        off = ap[seg] - a * self._unit[seg]
+        lateral = float(np.copysign(np.hypot(off[0], off[1]), cross[seg])) if cross[seg] != 0 else 0.0
+        return float(self.arclength[seg] + a), lateral, float(self._yaw[seg]), seg
+
+
+def _unit(heading: float) -> np.ndarray:
+    return np.array([np.cos(heading), np.sin(heading)])
+
+
+def _segment_limits(points: np.ndarray, roadmap: RoadMap | None, default: float) -> np.ndarray:
+    """[R-1] m/s: the speed limit of the lane nearest each segment's start (see the module docstring)."""
+    n = len(points) - 1
+    out = np.full(n, default)
+    if roadmap is None or not roadmap.lanes:
+        return out
+    from mad_sim.world.road_distance import map_segments
+
+    segs = map_segments(roadmap)
+    if segs.lane_a.shape[0] == 0:
+        return out
+    mph = np.array([roadmap.lanes[int(i)].speed_limit_mph if int(i) in roadmap.lanes else 0.0
+                    for i in roadmap.ids[segs.lane_feature]])
+    has = mph > 0
+    if not has.any():
+        return out
+    a, b, limit = segs.lane_a[has], segs.lane_b[has], mph[has] * MPH
+    q = points[:-1]
+    lo, hi = q.min(0) - LANE_MATCH_M, q.max(0) + LANE_MATCH_M
+    near = np.flatnonzero(((np.minimum(a, b) <= hi) & (np.maximum(a, b) >= lo)).all(-1))
+    if near.size == 0:
+        return out
+    a, b, limit = a[near], b[near], limit[near]
+    ab = b - a
+    l2 = np.maximum((ab ** 2).sum(-1), 1e-12)
+    aq = q[:, None, :] - a[None]
+    t = np.clip(np.einsum("qsk,sk->qs", aq, ab) / l2, 0.0, 1.0)
+    d = np.hypot(*(aq - t[..., None] * ab[None]).transpose(2, 0, 1))  # [R-1, S]
+    seg_yaw = np.arctan2(*np.diff(points, axis=0)[:, ::-1].T)
+    lane_yaw = np.arctan2(ab[:, 1], ab[:, 0])
+    ok = (d <= LANE_MATCH_M) & (np.abs(wrap_angle(seg_yaw[:, None] - lane_yaw[None])) <= LANE_MATCH_RAD)
+    cost = np.where(ok, d, np.inf)
+    j = cost.argmin(1)
+    found = np.isfinite(cost[np.arange(n), j])
+    out[found] = limit[j[found]]
+    return out
