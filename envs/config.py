@@ -50,6 +50,8 @@ class EnvConfig:
       num_agents: K nearest agents reported; agent_radius: metres.
       num_roadgraph_points: P nearest map points; roadgraph_radius: metres;
         roadgraph_spacing: metres between resampled map points.
+      obs_mode: ``dict`` (the Dict of feature arrays) or ``flat`` (one
+        normalised float32 vector, :mod:`mad_sim.envs.observation`).
       pose_observation: add the ``pose`` frame (uint8 HxWx3).
       pose_width / pose_height: pixels of the pose frame.
     Reward (per step; metrics in ``info`` whatever the weights; :mod:`mad_sim.envs.reward`):
@@ -97,6 +99,7 @@ class EnvConfig:
     num_roadgraph_points: int = 128
     roadgraph_radius: float = 50.0
     roadgraph_spacing: float = 2.0
+    obs_mode: str = "dict"
     pose_observation: bool = False
     pose_width: int = 128
     pose_height: int = 128
@@ -121,6 +124,7 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         require_choice("", "action", self.action, ACTION_KINDS)
+        require_choice("", "obs_mode", self.obs_mode, ("dict", "flat"))
         if self.render_mode is not None:
             require_choice("", "render_mode", self.render_mode, RENDER_MODES)
         if self.procedural_kind is not None:

@@ -66,7 +66,9 @@ class MADDriveEnv(gym.Env):
     **Observation**: a flat Dict, see :mod:`mad_sim.envs.observation`
     (``ego`` [10] f32, ``agents`` [K, 11] f32 + ``agents_mask`` [K] i8,
     ``roadgraph`` [P, 11] f32 + ``roadgraph_mask`` [P] i8, optionally ``pose``
-    [H, W, 3] u8 and ``rgb`` [H, W, 3] u8).
+    [H, W, 3] u8 and ``rgb`` [H, W, 3] u8), every Box with finite physical
+    bounds; ``obs_mode="flat"``: one float32 vector in [-1, 1] of length
+    ``10 + 12 K + 12 P`` (the layout in :mod:`mad_sim.envs.observation`).
 
     **Reward** (:mod:`mad_sim.envs.reward`): a sum of named terms times weights
     (``reward_weights`` sets any of them by name), per step:
@@ -118,6 +120,7 @@ class MADDriveEnv(gym.Env):
         self.adapter = make_action_adapter(self.config)
         self.action_space = self.adapter.space
         self.observation_space = obs_mod.observation_space(self.config)
+        self._pack = obs_mod.ObservationPacker(self.config)
         self.reward_fn = LinearReward(self.config.reward_weights)
         """The reward: ``reward_fn(metrics) -> float``; ``reward_fn.weights`` holds every term's weight."""
         self._spec_steps: Optional[int] = None
@@ -289,7 +292,7 @@ class MADDriveEnv(gym.Env):
             self._edge_xy = np.asarray(xy, np.float64).copy()
         return bool(self._edge_d > margin)
 
-    def _observation(self) -> Dict[str, np.ndarray]:
+    def _observation(self) -> Any:
         s, c, m = self.state, self.config, self.last_metrics
         assert s is not None
         t, ego = s.timestep, s.ego_index
@@ -305,7 +308,7 @@ class MADDriveEnv(gym.Env):
         road = obs_mod.roadgraph_features(self._local.points, ego_xy, ego_yaw, c.num_roadgraph_points, c.roadgraph_radius)
         pose = self._render_pose() if c.pose_observation else None
         rgb = self._render_rgb() if c.rgb_observation else None
-        return obs_mod.assemble(ego_vec, agents, road, pose, rgb)
+        return self._pack(ego_vec, agents, road, pose, rgb)
 
     def _info(self) -> Dict[str, Any]:
         s, stream = self.state, self._stream

@@ -1,4 +1,4 @@
-"""The ``MADDrive-v0`` observation: a flat ``gymnasium.spaces.Dict``.
+"""The ``MADDrive-v0`` observation: a flat ``gymnasium.spaces.Dict`` (``obs_mode="dict"``) or one vector (``"flat"``).
 
 Flat (no nested Dicts) so stable-baselines3's ``MultiInputPolicy`` and
 ``FlattenObservation`` take it as is.  Everything is in the ego frame at the
@@ -18,19 +18,42 @@ pose           [H, W, 3]           uint8    the pose frame (only with ``pose_obs
 rgb            [H, W, 3]           uint8    the camera frame (only with ``rgb_observation``,
                                             :mod:`mad_sim.envs.rgb`)
 ============== =================== ======== =========================================
+
+**Bounds.**  Every Box is finite: feature ``f`` lies in ``[-B_f, B_f]``
+(``[0, B_f]`` for sizes and time, ``[0, 1]`` for one-hots), see
+:func:`feature_bounds`: agent and map positions within their radius
+(``agent_radius``, ``roadgraph_radius``), unit vectors within 1, speeds
+within :data:`MAX_SPEED` m/s, accelerations within :data:`MAX_ACCEL` m/s^2,
+yaw rate within :data:`MAX_YAW_RATE` rad/s, curvature within
+:data:`MAX_CURVATURE` 1/m, sizes within :data:`MAX_SIZE` m, route progress and
+lateral offset within :data:`MAX_ROUTE` m, time left within :data:`MAX_TIME` s.
+Values beyond a bound (a delta action's implied acceleration, a far
+excursion from the route) are clipped to it.
+
+**Flat mode** (``obs_mode="flat"``): one float32 vector in ``[-1, 1]`` of
+length ``10 + 12 K + 12 P``, every feature divided by its bound ``B_f``::
+
+    [0, 10)                    ego features / bounds (EGO_FEATURES order)
+    [10, 10 + 12 K)            K agent rows of 12: AGENT_FEATURES / bounds, then the mask (0/1)
+    [10 + 12 K, 10 + 12 (K+P)) P roadgraph rows of 12: ROADGRAPH_FEATURES / bounds, then the mask
+
+Rows keep the Dict's order (nearest first); :func:`flat_layout` gives the slices.
+Image observations cannot be flattened (``pose_observation`` / ``rgb_observation``
+with ``obs_mode="flat"`` is a ConfigError).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import numpy as np
 from gymnasium import spaces
 
 from mad_sim.data.scenario import MapKind, ObjectType, RoadMap
 from mad_sim.envs.config import EnvConfig
+from mad_sim.errors import ConfigError
 
 EGO_FEATURES = ("speed", "accel", "yaw_rate", "curvature", "length", "width",
                 "route_progress", "route_lateral", "route_heading_error", "time_left")
@@ -43,15 +66,75 @@ AGENT_FEATURES = ("x", "y", "cos_heading", "sin_heading", "vx", "vy", "length", 
 ROADGRAPH_FEATURES = ("x", "y", "dir_x", "dir_y") + tuple(f"is_{k.proto_name}" for k in MapKind)
 
 
-def observation_space(config: EnvConfig) -> spaces.Dict:
-    """The observation space of an env built with ``config``."""
-    inf = np.float32(np.inf)
+MAX_SPEED = 60.0
+"""m/s, bound of speeds and velocity components."""
+MAX_ACCEL = 50.0
+"""m/s^2, bound of the ego's acceleration."""
+MAX_YAW_RATE = 10.0
+"""rad/s, bound of the ego's yaw rate."""
+MAX_CURVATURE = 2.0
+"""1/m, bound of the ego's curvature."""
+MAX_SIZE = 30.0
+"""m, bound of lengths and widths."""
+MAX_ROUTE = 1000.0
+"""m, bound of route progress and lateral offset."""
+MAX_TIME = 600.0
+"""s, bound of the time left."""
+OBS_MODES = ("dict", "flat")
+
+
+@dataclass(frozen=True)
+class FeatureBounds:
+    """``low`` / ``high`` float32 arrays per Dict key (``ego`` [10], ``agents`` [11], ``roadgraph`` [11])."""
+
+    ego: tuple[np.ndarray, np.ndarray]
+    agents: tuple[np.ndarray, np.ndarray]
+    roadgraph: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def scales(self) -> Dict[str, np.ndarray]:
+        """Per key, the divisor that maps each feature into [-1, 1] (its largest absolute bound)."""
+        return {k: np.maximum(np.abs(lo), np.abs(hi)).astype(np.float32)
+                for k, (lo, hi) in (("ego", self.ego), ("agents", self.agents), ("roadgraph", self.roadgraph))}
+
+
+def feature_bounds(config: EnvConfig) -> FeatureBounds:
+    """The finite bounds of every feature (see the module docstring)."""
+    pi = np.pi
+    ego_hi = np.array([MAX_SPEED, MAX_ACCEL, MAX_YAW_RATE, MAX_CURVATURE, MAX_SIZE, MAX_SIZE, MAX_ROUTE, MAX_ROUTE,
+                       pi, MAX_TIME], np.float32)
+    ego_lo = -ego_hi
+    ego_lo[[4, 5, 9]] = 0.0
+    r = float(config.agent_radius)
+    ag_hi = np.array([r, r, 1, 1, MAX_SPEED, MAX_SPEED, MAX_SIZE, MAX_SIZE, 1, 1, 1], np.float32)
+    ag_lo = -ag_hi
+    ag_lo[6:] = 0.0
+    rr = float(config.roadgraph_radius)
+    rg_hi = np.array([rr, rr, 1, 1] + [1] * (len(ROADGRAPH_FEATURES) - 4), np.float32)
+    rg_lo = -rg_hi
+    rg_lo[4:] = 0.0
+    return FeatureBounds((ego_lo, ego_hi), (ag_lo, ag_hi), (rg_lo, rg_hi))
+
+
+def flat_layout(config: EnvConfig) -> Dict[str, slice]:
+    """Slices of the flat vector: ``ego``, ``agents`` (K rows of 12), ``roadgraph`` (P rows of 12)."""
     k, p = config.num_agents, config.num_roadgraph_points
+    a0 = len(EGO_FEATURES)
+    r0 = a0 + k * (len(AGENT_FEATURES) + 1)
+    return {"ego": slice(0, a0), "agents": slice(a0, r0), "roadgraph": slice(r0, r0 + p * (len(ROADGRAPH_FEATURES) + 1))}
+
+
+def observation_space(config: EnvConfig) -> spaces.Space:
+    """The observation space of an env built with ``config`` (a Dict, or a Box in flat mode)."""
+    k, p = config.num_agents, config.num_roadgraph_points
+    if config.obs_mode == "flat":
+        return spaces.Box(-1.0, 1.0, (flat_layout(config)["roadgraph"].stop,), np.float32)
+    b = feature_bounds(config)
     d: Dict[str, spaces.Space] = {
-        "ego": spaces.Box(-inf, inf, (len(EGO_FEATURES),), np.float32),
-        "agents": spaces.Box(-inf, inf, (k, len(AGENT_FEATURES)), np.float32),
+        "ego": spaces.Box(b.ego[0], b.ego[1], dtype=np.float32),
+        "agents": spaces.Box(np.tile(b.agents[0], (k, 1)), np.tile(b.agents[1], (k, 1)), dtype=np.float32),
         "agents_mask": spaces.MultiBinary(k),
-        "roadgraph": spaces.Box(-inf, inf, (p, len(ROADGRAPH_FEATURES)), np.float32),
+        "roadgraph": spaces.Box(np.tile(b.roadgraph[0], (p, 1)), np.tile(b.roadgraph[1], (p, 1)), dtype=np.float32),
         "roadgraph_mask": spaces.MultiBinary(p),
     }
     if config.pose_observation:
@@ -59,6 +142,35 @@ def observation_space(config: EnvConfig) -> spaces.Dict:
     if config.rgb_observation:
         d["rgb"] = spaces.Box(0, 255, (config.pose_height, config.pose_width, 3), np.uint8)
     return spaces.Dict(d)
+
+
+class ObservationPacker:
+    """Clips the features to their bounds and packs them as the Dict or the flat vector."""
+
+    def __init__(self, config: EnvConfig) -> None:
+        if config.obs_mode == "flat" and (config.pose_observation or config.rgb_observation):
+            raise ConfigError("obs_mode='flat' holds no images: drop pose_observation / rgb_observation "
+                              "or use obs_mode='dict'")
+        self.flat = config.obs_mode == "flat"
+        b = feature_bounds(config)
+        self._bounds = {"ego": b.ego, "agents": b.agents, "roadgraph": b.roadgraph}
+        self._scale = b.scales
+        self._size = flat_layout(config)["roadgraph"].stop
+
+    def __call__(self, ego: np.ndarray, agents: tuple[np.ndarray, np.ndarray],
+                 roadgraph: tuple[np.ndarray, np.ndarray], pose: Optional[np.ndarray] = None,
+                 rgb: Optional[np.ndarray] = None) -> Union[Dict[str, np.ndarray], np.ndarray]:
+        bd = self._bounds
+        ego = np.clip(ego, *bd["ego"])
+        ag = np.clip(agents[0], *bd["agents"])
+        rg = np.clip(roadgraph[0], *bd["roadgraph"])
+        if not self.flat:
+            return assemble(ego, (ag, agents[1]), (rg, roadgraph[1]), pose, rgb)
+        sc = self._scale
+        return np.concatenate([ego / sc["ego"],
+                               np.concatenate([ag / sc["agents"], agents[1][:, None]], 1).ravel(),
+                               np.concatenate([rg / sc["roadgraph"], roadgraph[1][:, None]], 1).ravel()]
+                              ).astype(np.float32)
 
 
 @dataclass
