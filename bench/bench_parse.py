@@ -45,7 +45,7 @@ import numpy as np
 
 from mad_sim.data import load_scenario
 from mad_sim.model.parse.config import ParseConfig
-from mad_sim.model.parse.evaluation import ParseEval, degrade, evaluate_parse
+from mad_sim.model.evaluation.parse import ParseEval, degrade, evaluate_parse
 from mad_sim.model.parse.odometry import estimate_ego_motion, trajectory_in_first_frame
 from mad_sim.model.parse.parser import PoseParser
 from mad_sim.model.parse.pixels import pixel_maps

@@ -27,11 +27,11 @@ for stage in $STAGES; do
   esac
 done
 # held-out evaluations (outside the repo), then ship the weights (backbone, both adapters) and write the model card
-python -m mad_sim.model.training.motion_eval --backbone runs/tiny/base/final/tiny.safetensors \
+python -m mad_sim.model.evaluation.motion --backbone runs/tiny/base/final/tiny.safetensors \
   --lora runs/tiny/motion/final/tiny_motion.safetensors --config configs/train/tiny_motion.yaml \
   --out runs/tiny/eval
 python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml \
   --score targeted_noise=runs/tiny/appearance/final/tiny_appearance.safetensors \
   no_targeted_noise=runs/tiny/appearance_no_tn/final/tiny_appearance.safetensors --out runs/tiny/appearance_eval
-python -m mad_sim.model.training.model_card --runs runs/tiny --out mad_sim/weights --evaluation runs/tiny/eval/motion_eval.json \
+python -m mad_sim.model.evaluation.model_card --runs runs/tiny --out mad_sim/weights --evaluation runs/tiny/eval/motion_eval.json \
   --appearance runs/tiny/appearance_eval/scores.json

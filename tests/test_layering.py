@@ -5,7 +5,10 @@ Layers, lowest first: ``data`` and ``world`` < ``render`` < ``model`` < ``envs``
 and above may import torch.
 Inside ``model``: the core modules of its folder import none of its
 subpackages; ``parse`` and ``appearance`` build on the core only, ``agents`` also
-on ``parse``, ``training`` also on ``appearance``.
+on ``parse``, ``training`` also on ``appearance``, ``evaluation`` on all of these
+but ``agents``.  The training stages report held-out scores, so ``training`` may
+import the *score* modules of ``evaluation``: those that import nothing from
+``training`` themselves (checked below).
 
 No two modules import each other, directly or around a loop (a cycle that
 "works" only thanks to an import inside a function is still a cycle).
@@ -31,7 +34,8 @@ SOURCES = {"mad_sim": ROOT / "mad_sim", "mad_sim.envs": ROOT / "envs", "mad_sim.
 RANK = {"data": 0, "world": 0, "render": 1, "model": 2, "envs": 3, "planners": 4, "eval": 5, "cli": 6}
 NO_TORCH = {"data", "world", "render"}
 MODEL_ALLOWED = {"core": {"core"}, "parse": {"core", "parse"}, "appearance": {"core", "appearance"},
-                 "agents": {"core", "parse", "agents"}, "training": {"core", "appearance", "training"}}
+                 "agents": {"core", "parse", "agents"}, "training": {"core", "appearance", "training", "evaluation"},
+                 "evaluation": {"core", "parse", "appearance", "training", "evaluation"}}
 
 
 def _modules() -> Iterator[Tuple[str, Path]]:
@@ -121,6 +125,16 @@ def test_model_subpackages_build_on_the_core_only() -> None:
             if target.startswith("mad_sim.model.") and _model_group(target) not in MODEL_ALLOWED[mine]:
                 bad.append(f"{name} ({mine}) imports {target} ({_model_group(target)})")
     assert not bad, "\n".join(sorted(bad))
+
+
+def test_training_uses_only_the_score_modules_of_evaluation() -> None:
+    """An evaluation module a training module imports is a score: it imports no training module."""
+    used = {t for n, imps in MODULES.items() if _model_group(n) == "training" for t in imps
+            if t in MODULES and _model_group(t) == "evaluation"}
+    assert "mad_sim.model.evaluation.vae_metrics" in used  # the scan sees the use
+    bad = sorted(f"{m} (imported by training) imports {t}" for m in used for t in MODULES[m]
+                 if t.startswith("mad_sim.model.") and _model_group(t) == "training")
+    assert not bad, "\n".join(bad)
 
 
 def _cycles(edges: Dict[str, Set[str]]) -> List[List[str]]:

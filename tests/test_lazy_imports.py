@@ -25,7 +25,8 @@ import mad_sim.model
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "diffusers", "peft", "accelerate", "transformers")
 NUMPY_ONLY = ["mad_sim.model", "mad_sim.model.parse", "mad_sim.model.agents", "mad_sim.model.appearance",
-              "mad_sim.model.training",
+              "mad_sim.model.training", "mad_sim.model.evaluation", "mad_sim.model.evaluation.parse",
+              "mad_sim.model.evaluation.vae_metrics",
               *sorted(f"mad_sim.model.parse.{p.stem}" for p in (ROOT / "mad_sim/model/parse").glob("*.py")
                       if p.stem != "__init__"),
               "mad_sim.model.agents.settings", "mad_sim.model.agents.ego_intent"]

@@ -2,13 +2,15 @@
 
 Layout.  The modules of this folder are the core (presets, backbone, backbone_loading,
 ltx, svd, text, lora, lora_convert, conditioning, object_control, noise, losses, sampling,
-weights_codec, onednn_conv, mad, motion); four subpackages build on it, and the
+weights_codec, onednn_conv, mad, motion); five subpackages build on it, and the
 core imports none of them:
 
 * :mod:`.parse`: pose frames back to agent states and the ego's motion (numpy / OpenCV);
 * :mod:`.appearance`: pose video -> camera RGB, camera RGB -> pose video;
 * :mod:`.agents`: learned agents and the shared predictor service (also imports ``parse``);
-* :mod:`.training`: training, evaluation and shipping (also imports ``appearance``).
+* :mod:`.training`: training (also imports ``appearance`` and the score modules of ``evaluation``);
+* :mod:`.evaluation`: scores, held-out evaluations and the model card (also imports ``parse``,
+  ``appearance`` and ``training``).
 
 Public API (stable; the training code builds on it):
 

@@ -3,7 +3,7 @@
 Held-out data only: the WOMD scenario 637f20cafde22ff8
 (``womd/motion_data_one_scenario.tfrecord``, never trained on) rendered from
 six of its vehicles' viewpoints, and the last quarter of the dashcam video (the appearance
-clips' held-out time). Scores are :mod:`mad_sim.model.training.vae_metrics`.
+clips' held-out time). Scores are :mod:`mad_sim.model.evaluation.vae_metrics`.
 
 The decisive check is that the decoder *uses* its latent: each clip's
 reconstruction must match that clip far better than the reconstruction of a
@@ -23,7 +23,7 @@ from mad_sim.data.scenario import ObjectType
 from mad_sim.model import load_backbone
 from mad_sim.model.appearance.pose_extract import resize_frames
 from mad_sim.model.conditioning import uint8_to_video, video_to_uint8
-from mad_sim.model.training.vae_metrics import line_metrics, psnr
+from mad_sim.model.evaluation.vae_metrics import line_metrics, psnr
 from mad_sim.render.pose import PoseRenderer
 
 

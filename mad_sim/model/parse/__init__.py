@@ -10,7 +10,7 @@ Its modules use numpy and OpenCV, and importing them does not import torch (the
 * :mod:`.config`: :class:`~mad_sim.model.parse.config.ParseConfig`.
 * :mod:`.parser`: :class:`~mad_sim.model.parse.parser.PoseParser` (tracking known agents), and
   :mod:`.results`: what it returns (``ParseResult``) and takes (``ego_pose_of``, ``background_mask``);
-  :mod:`.detect`: entering agents; :mod:`.evaluation`: parse-back accuracy on logged scenes.
+  :mod:`.detect`: entering agents (parse-back accuracy on logged scenes: :mod:`mad_sim.model.evaluation.parse`).
 * :mod:`.odometry` (with :mod:`.odometry_ground`, :mod:`.odometry_limits`,
   :mod:`.odometry_validity`): the ego's motion from the static map's pixels (lane odometry).
 

@@ -24,7 +24,7 @@ Measured at 128 x 128 on the WOMD log (four 33-frame clips, lag-12
 references, ``tau`` 3.2 px, inliers within 1 px): clean rendered frames
 have residual 0.2-0.6 px and inlier share 0.8-1.0; frames degraded like
 generated ones (noise, blur, 1 px jitter, dropped pixels;
-:func:`~mad_sim.model.parse.evaluation.degrade`) 1.0-1.7 px (1.9-2.1 on the 3 of
+:func:`~mad_sim.model.evaluation.parse.degrade`) 1.0-1.7 px (1.9-2.1 on the 3 of
 132 frames where the track had drifted) and 0.27-0.66; a frame of another
 scene spliced into a clip 1.87-2.17 px and 0.22-0.34.  The residual
 separates them (default 1.75 px); the inlier share is a backstop (0.2).

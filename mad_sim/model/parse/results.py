@@ -6,7 +6,8 @@
   ego (the camera's *vehicle frame*: x forward, y left, z up, origin on the
   ground below the ego's box centre, as in :class:`~mad_sim.render.pose.PoseRenderer`).
 * :func:`background_mask`: the static scene's skeleton-coloured pixels
-  (traffic-light poles), which are not entering agents.
+  (traffic-light poles), which are not entering agents; :func:`lights_at`: a
+  logged scenario's lights at one step, in the form it takes.
 
 Nothing here imports torch.
 """
@@ -19,6 +20,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from mad_sim.data.scenario import Scenario
 from mad_sim.model.parse.pixels import PixelThresholds
 from mad_sim.render.draw import AgentPoses
 from mad_sim.render.pose import PoseRenderer, world_to_vehicle
@@ -116,3 +118,12 @@ def background_mask(renderer: PoseRenderer, ego_pose: np.ndarray, roadmap=None, 
 
 
 __all__ = ["EnteredAgents", "ParseResult", "background_mask", "ego_pose_of"]
+
+
+def lights_at(scenario: Scenario, t: int):
+    """``(stop points [L, 3], states [L])`` of the lights valid at step ``t``, or None (the parser's light mask input)."""
+    lights = scenario.traffic_lights
+    if lights is None or lights.valid.shape[0] <= t or not lights.valid[t].any():
+        return None
+    v = lights.valid[t]
+    return lights.stop_points[t][v], lights.states[t][v]

@@ -61,9 +61,8 @@ import numpy as np
 from mad_sim.data.scenario import DT, ObjectType, Scenario
 from mad_sim.errors import ConfigError
 from mad_sim.model.parse.config import ParseConfig
-from mad_sim.model.parse.evaluation import lights_at
 from mad_sim.model.parse.parser import PoseParser
-from mad_sim.model.parse.results import ParseResult, background_mask
+from mad_sim.model.parse.results import ParseResult, background_mask, lights_at
 from mad_sim.model.parse.vae_parseback_scoring import (
     Samples,
     add_lanes,

@@ -33,7 +33,7 @@ counterpart, *line precision*, is the share of the decoded frame's lit
 pixels (more than 2 px from any agent pixel of the clean frame) that lie
 within 1 px of a line pixel: a bright blur near the horizon "keeps" every
 far line but scores low here.  (The same lit threshold and 1-px radius as
-:func:`mad_sim.model.training.vae_metrics.line_metrics`, which ``parse/``
+:func:`mad_sim.model.evaluation.vae_metrics.line_metrics`, which ``parse/``
 may not import: it sits in ``training/``, and it has no per-band or
 map-only mask.)
 """
@@ -57,7 +57,7 @@ from mad_sim.render.skeleton import walking_phase
 BANDS: tuple[tuple[float, float], ...] = ((0.0, 15.0), (15.0, 30.0), (30.0, 50.0), (50.0, np.inf))
 """Distance bands, ground range from the camera (metres)."""
 LIT = 60.0
-"""A pixel is lit when its max channel exceeds this (as in :mod:`mad_sim.model.training.vae_metrics`)."""
+"""A pixel is lit when its max channel exceeds this (as in :mod:`mad_sim.model.evaluation.vae_metrics`)."""
 LINE_KINDS = ("lane", "road_line", "road_edge")
 
 

@@ -20,7 +20,7 @@ Per sample (flow matching on the RGB clip's normalised latents ``x0``):
 The VAE is frozen, so RGB latents, pose latents and pose patch masks are
 encoded once and cached beside the clips (``latents-<vae hash>.safetensors``).
 ``eval_loss`` scores held-out clips at fixed noise levels with clean poses
-and with poses perturbed like forecasts (:func:`~mad_sim.model.appearance.evaluation.perturb_pose`),
+and with poses perturbed like forecasts (:func:`~mad_sim.model.evaluation.appearance.perturb_pose`),
 the numbers the targeted-noise ablation compares.
 
 Task knobs are read from ``cfg.task`` with defaults when absent:
@@ -56,7 +56,7 @@ def encode_appearance_latents(backbone, clips, batch_size: int = 4, progress: bo
     """
     from safetensors.torch import load_file
 
-    from mad_sim.model.appearance.evaluation import perturb_pose
+    from mad_sim.model.evaluation.appearance import perturb_pose
 
     path = Path(clips.folder) / f"latents-{vae_fingerprint(backbone.vae)}.safetensors"
     if path.is_file():

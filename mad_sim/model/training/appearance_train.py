@@ -129,7 +129,7 @@ def score_adapter(cfg, task: AppearanceTaskConfig, clips: AppearanceClips, lora:
 
     Returns ``({eval_loss, eval_loss_perturbed_pose, psnr, ssim, psnr_perturbed, ssim_perturbed}, synthesizer)``.
     """
-    from mad_sim.model.appearance.evaluation import evaluate_appearance
+    from mad_sim.model.evaluation.appearance import evaluate_appearance
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
     from mad_sim.model.mad import MADModel
 
@@ -149,7 +149,7 @@ def score_adapter(cfg, task: AppearanceTaskConfig, clips: AppearanceClips, lora:
 @torch.no_grad()
 def vae_ceiling(backbone, clips: AppearanceClips, split: str = "eval") -> Dict[str, float]:
     """PSNR / SSIM of the VAE's own encode -> decode of the held-out RGB clips (all frames)."""
-    from mad_sim.model.appearance.evaluation import psnr, ssim
+    from mad_sim.model.evaluation.appearance import psnr, ssim
     from mad_sim.model.conditioning import video_to_uint8
     from mad_sim.model.training.stage_io import videos_to_tensor
 
@@ -170,7 +170,7 @@ def report(cfg, task: AppearanceTaskConfig, adapters: Dict[str, Optional[PathLik
     ``comparison_<name>.png``: real | pose | synthesized rows of the first held-out clip (first real frame given).
     """
     from mad_sim.io import write_text_atomic
-    from mad_sim.model.appearance.evaluation import comparison_image
+    from mad_sim.model.evaluation.appearance import comparison_image
 
     out = Path(out)
     clips = open_clips(task, progress)

@@ -102,7 +102,7 @@ class VaeLossConfig:
       rgb_clips: the RGB clips' :class:`~mad_sim.model.training.appearance_clips.AppearanceClipSpec`
         fields (the same spec as the appearance stage's reuses its cache).
       vehicle_weight: extra weight of RGB pixels inside the vehicle boxes of the
-        pose extraction (:func:`mad_sim.model.training.appearance_vehicles.clip_vehicle_masks`),
+        pose extraction (:func:`mad_sim.model.appearance.vehicle_masks.clip_vehicle_masks`),
         on top of the edge weight; 0 = none. The dashcam's cars are ~10 px at 128x128.
       agent_weight: extra weight of the agents' coloured strokes in pose windows
         (:func:`~mad_sim.model.training.vae_stage.agent_pixel_mask`), on top of the

@@ -153,7 +153,7 @@ class VaeStage:
             out[i] = clips.rgb[k, s:s + cfg.frames]
             if vehicles:
                 if self._rgb_vehicles is None:
-                    from mad_sim.model.training.appearance_vehicles import clip_vehicle_masks
+                    from mad_sim.model.appearance.vehicle_masks import clip_vehicle_masks
 
                     self._rgb_vehicles = clip_vehicle_masks(clips)
                 masks[i] = self._rgb_vehicles[k, s:s + cfg.frames]
@@ -205,11 +205,11 @@ class VaeStage:
         their ego-motion videos; and, with ``rgb_fraction > 0``, eval-split RGB
         clips), reconstructed through the posterior mean: ``eval_loss`` (the
         training loss), ``eval_psnr`` / ``eval_recall`` / ``eval_precision``
-        of the pose videos (:mod:`mad_sim.model.training.vae_metrics`), ``eval_ego_psnr``
+        of the pose videos (:mod:`mad_sim.model.evaluation.vae_metrics`), ``eval_ego_psnr``
         and ``eval_rgb_psnr`` (dB).
         """
         from mad_sim.model.conditioning import video_to_uint8
-        from mad_sim.model.training.vae_metrics import line_metrics, psnr
+        from mad_sim.model.evaluation.vae_metrics import line_metrics, psnr
 
         vae = self._unwrap()
         was_training = vae.training

@@ -18,7 +18,7 @@ import torch
 from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, appearance_lora_path
 from mad_sim.model.training.appearance_clips import AppearanceClips, build_appearance_clips
 from mad_sim.model.training.appearance_train import load_appearance_config
-from mad_sim.model.training.vae_metrics import psnr
+from mad_sim.model.evaluation.vae_metrics import psnr
 from tests.conftest import data_file
 from tests.model.training.test_appearance_train import CONFIG
 

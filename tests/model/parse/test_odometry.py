@@ -60,7 +60,7 @@ def test_bad_video_shape():
 
 
 def _degraded(path, t0: int, frames: int, seed: int):
-    from mad_sim.model.parse.evaluation import degrade
+    from mad_sim.model.evaluation.parse import degrade
 
     sc = load_scenario(path)
     r = PoseRenderer(128, 128)

@@ -9,7 +9,7 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ShapeError
-from mad_sim.model.parse.evaluation import degrade, evaluate_parse, visible_agents
+from mad_sim.model.evaluation.parse import degrade, evaluate_parse, visible_agents
 from mad_sim.model.parse.parser import PoseParser
 from mad_sim.model.parse.results import background_mask, ego_pose_of
 from mad_sim.render.pose import PoseRenderer

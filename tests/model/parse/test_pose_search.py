@@ -11,7 +11,7 @@ import pytest
 from mad_sim.data import load_scenario
 from mad_sim.errors import ConfigError
 from mad_sim.model.parse.config import ParseConfig
-from mad_sim.model.parse.evaluation import degrade, evaluate_parse
+from mad_sim.model.evaluation.parse import degrade, evaluate_parse
 from mad_sim.model.parse.parser import PoseParser
 from mad_sim.model.parse.pixels import colour_pixels, pixel_maps, truncated_distances
 from mad_sim.model.parse.results import ego_pose_of

@@ -9,7 +9,7 @@ import torch
 from mad_sim.errors import ConfigError, DataNotFoundError, ShapeError
 from mad_sim.model.training.appearance_clips import (AppearanceClips, AppearanceClipSpec, build_appearance_clips,
                                                      plan_windows, resample_indices)
-from mad_sim.model.appearance.evaluation import comparison_image, evaluate_appearance, perturb_pose, psnr, ssim
+from mad_sim.model.evaluation.appearance import comparison_image, evaluate_appearance, perturb_pose, psnr, ssim
 from tests.conftest import data_file
 
 SPEC = AppearanceClipSpec(frames=9, width=64, height=64, phases=1, mirror=False, stride=6, eval_stride=4)

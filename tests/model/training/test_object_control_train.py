@@ -101,7 +101,7 @@ def test_motion_training_with_boxes_records_the_task(box_cache, tmp_path):
     assert "eval_history_boxes_boxclips" in records[-1] and "eval_history_boxclips" in records[-1]
     info = boxes_task_info(res.exported["motion"])
     assert info == {"p_boxes": 1.0, "slots": 8, "max_agents": 2}
-    from mad_sim.model.training.model_card import to_half
+    from mad_sim.model.evaluation.model_card import to_half
 
     assert boxes_task_info(to_half(res.exported["motion"], tmp_path / "shipped.safetensors")) == info  # ship keeps it
     from mad_sim.model.lora import read_lora

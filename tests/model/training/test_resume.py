@@ -72,7 +72,7 @@ def test_motion_export_is_a_loadable_lora_that_changes_the_model(clip_cache, tmp
     res = train(_cfg(tmp_path / "m", "motion", steps=3), cache=clip_cache, progress=False)
     model = MADModel(load_backbone("tiny", weights="random", device="cpu", seed=0))
     model.load_adapter("motion", res.exported["motion"])
-    from mad_sim.model.training.motion_eval import evaluate_motion
+    from mad_sim.model.evaluation.motion import evaluate_motion
 
     ev = evaluate_motion(model, clip_cache, max_clips=2, sigmas=(0.5,))
     assert ev.num_clips == 2 and set(ev.base) == {"history", "history_ego"}
@@ -84,7 +84,7 @@ def test_motion_export_is_a_loadable_lora_that_changes_the_model(clip_cache, tmp
     again = evaluate_motion(model, clip_cache, max_clips=2, sigmas=(0.5,))
     assert again.base == ev.base and again.adapted == ev.adapted  # fixed noise: reproducible
     # the forecast comparison: context frames shared, futures from the base and the adapted model
-    from mad_sim.model.training.motion_eval import forecast_comparison, write_forecast_video
+    from mad_sim.model.evaluation.motion import forecast_comparison, write_forecast_video
 
     clip = int(clip_cache.indices("eval")[0])
     before = model.active_adapter

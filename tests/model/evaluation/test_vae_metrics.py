@@ -1,4 +1,4 @@
-"""Pose-video reconstruction metrics (:mod:`mad_sim.model.training.vae_metrics`) on synthetic line drawings."""
+"""Pose-video reconstruction metrics (:mod:`mad_sim.model.evaluation.vae_metrics`) on synthetic line drawings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mad_sim.errors import ShapeError
-from mad_sim.model.training.vae_metrics import line_metrics, psnr
+from mad_sim.model.evaluation.vae_metrics import line_metrics, psnr
 
 
 def _pose_like(rng: np.random.Generator, n: int = 6, f: int = 3, size: int = 32) -> np.ndarray:

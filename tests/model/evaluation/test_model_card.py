@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mad_sim.model.training.model_card import session_seconds, to_half
+from mad_sim.model.evaluation.model_card import session_seconds, to_half
 
 
 def test_float16_copy_loads_into_a_float32_backbone(tmp_path):
@@ -29,7 +29,7 @@ def test_session_seconds_adds_the_segments_of_a_resumed_run():
 
 
 def test_card_reports_the_held_out_losses_and_the_ego_sensitivity(tmp_path):
-    from mad_sim.model.training.model_card import write_model_card
+    from mad_sim.model.evaluation.model_card import write_model_card
 
     weights = tmp_path / "tiny.safetensors"
     weights.write_bytes(b"\0" * 1000)

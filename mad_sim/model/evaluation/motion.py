@@ -175,7 +175,7 @@ def main_report(model, cache, out_dir: Union[str, Path], *, clips: Sequence[int]
 
 
 def main(argv=None) -> int:
-    """``python -m mad_sim.model.training.motion_eval --backbone FILE --lora FILE --config TRAIN.yaml --out DIR``."""
+    """``python -m mad_sim.model.evaluation.motion --backbone FILE --lora FILE --config TRAIN.yaml --out DIR``."""
     import argparse
 
     from mad_sim.model import MADModel, load_backbone

@@ -1,4 +1,4 @@
-"""motion_eval.other_clips_ego: the counterfactual behind the ego-sensitivity figure."""
+"""evaluation.motion.other_clips_ego: the counterfactual behind the ego-sensitivity figure."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mad_sim.errors import ConfigError
-from mad_sim.model.training.motion_eval import other_clips_ego
+from mad_sim.model.evaluation.motion import other_clips_ego
 
 
 def _latents(n: int = 6) -> dict:

@@ -15,7 +15,7 @@ future pose video scored the same way (``logged``) is the ceiling the
 measure reaches on the truth. Object control works when ``controlled`` is
 clearly above ``uncontrolled``.
 
-    python -m mad_sim.model.training.object_control_eval --config configs/train/tiny_motion.yaml \\
+    python -m mad_sim.model.evaluation.object_control --config configs/train/tiny_motion.yaml \\
         --lora runs/tiny/motion/final/tiny_motion.safetensors --weights runs/tiny/base/final/tiny.safetensors \\
         --clips 32 --out runs/tiny/motion/object_control.json
 
@@ -117,7 +117,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mad_sim.model.training.datasets import open_dataset
     from mad_sim.model.training.loop import load_train_config
 
-    p = argparse.ArgumentParser(prog="python -m mad_sim.model.training.object_control_eval", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mad_sim.model.evaluation.object_control", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="motion train config (its data block, with data.boxes enabled)")
     p.add_argument("--lora", help="motion adapter (default: the shipped one of --preset)")
     p.add_argument("--weights", help="backbone weights (default: the shipped ones)")

@@ -30,7 +30,7 @@ import numpy as np
 
 from mad_sim.data.scenario import Scenario
 from mad_sim.model.parse.parser import PoseParser
-from mad_sim.model.parse.results import background_mask, ego_pose_of
+from mad_sim.model.parse.results import background_mask, ego_pose_of, lights_at
 from mad_sim.render.draw import AgentPoses, agent_id_mask
 from mad_sim.render.pose import PoseRenderer
 from mad_sim.world.state import AgentStates, WorldState
@@ -193,11 +193,3 @@ def evaluate_parse(scenario: Scenario, steps: Iterable[int], parser: PoseParser,
             out.hidden_found += matched.tolist()
     return out
 
-
-def lights_at(scenario: Scenario, t: int):
-    """``(stop points [L, 3], states [L])`` of the lights valid at step ``t``, or None (the parser's light mask input)."""
-    lights = scenario.traffic_lights
-    if lights is None or lights.valid.shape[0] <= t or not lights.valid[t].any():
-        return None
-    v = lights.valid[t]
-    return lights.stop_points[t][v], lights.states[t][v]

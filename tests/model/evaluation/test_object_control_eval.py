@@ -27,7 +27,7 @@ def test_evaluation_on_a_random_model(tmp_path, capsys):
     """Report structure, identical noise for both forecasts, the log's IoU as ceiling; the CLI writes the JSON."""
     from mad_sim.model import MADModel, MotionPredictor, load_backbone
     from mad_sim.model.lora import save_lora
-    from mad_sim.model.training.object_control_eval import evaluate_object_control, main
+    from mad_sim.model.evaluation.object_control import evaluate_object_control, main
 
     torch.set_num_threads(1)
     cache = _held_out_cache(tmp_path / "clips", 64, 9, 8)
@@ -74,7 +74,7 @@ def test_shipped_adapter_follows_the_boxes(tmp_path):
     from mad_sim.model import MotionPredictor
     from mad_sim.model.backbone import WEIGHTS_DIR
     from mad_sim.model.training.denoiser_stage import boxes_task_info
-    from mad_sim.model.training.object_control_eval import evaluate_object_control
+    from mad_sim.model.evaluation.object_control import evaluate_object_control
 
     shipped = WEIGHTS_DIR / "tiny_motion.safetensors"
     if not shipped.is_file():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mad_sim.errors import ShapeError
-from mad_sim.model.training.appearance_vehicles import (box_mask, clip_vehicle_masks, inpaint_vehicles, masked_mae,
-                                               response_locality, vehicle_clips, vehicle_gain)
+from mad_sim.model.appearance.vehicle_masks import box_mask, clip_vehicle_masks, vehicle_clips
+from mad_sim.model.evaluation.appearance_vehicles import inpaint_vehicles, masked_mae, response_locality, vehicle_gain
 from mad_sim.model.training.vae_stage import VaeStage
 from tests.conftest import data_file
 from tests.model.training.test_resume import _cfg, clip_cache  # noqa: F401  (fixture)
@@ -132,10 +132,10 @@ def test_shipped_synthesizer_responds_to_vehicle_skeletons_where_they_are() -> N
     inside the boxes about 3x more than outside (measured 10.5 vs 3.2 grey levels on the 4 held-out clips) and
     the in-box frames get closer to the real ones (21.0 vs 24.8). The response is local but barely car-like:
     its gain against the real car signal is 0.05 (1 = the real car), and with the first frame given the
-    skeletons change nothing (0.2 grey levels); see mad_sim/model/appearance_vehicles.py."""
+    skeletons change nothing (0.2 grey levels); see mad_sim/model/evaluation/appearance_vehicles.py."""
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, appearance_lora_path
     from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
-    from mad_sim.model.training.appearance_vehicles import measure_synthesizer
+    from mad_sim.model.evaluation.appearance_vehicles import measure_synthesizer
 
     if not appearance_lora_path("tiny").is_file():
         pytest.skip("no shipped tiny appearance adapter")

@@ -1,6 +1,6 @@
 """Ship trained tiny weights into the package and write their model card.
 
-``python -m mad_sim.model.training.model_card --runs runs/tiny --out mad_sim/weights``
+``python -m mad_sim.model.evaluation.model_card --runs runs/tiny --out mad_sim/weights``
 takes the final exports of the three training runs
 
 - ``<runs>/base/final/<preset>.safetensors`` (VAE + transformer + text encoder,
@@ -12,7 +12,7 @@ model's dtype on load; float16 keeps 10 mantissa bits, far below the noise
 of a model trained for minutes) and writes ``MODEL_CARD.md`` with the data,
 steps, losses, wall time and the command that reproduces them, read from the
 runs' ``losses.json``, checkpoint ``meta.json`` and the clip manifest.
-Optionally a held-out evaluation JSON (``mad_sim.model.training.motion_eval``) is
+Optionally a held-out evaluation JSON (``mad_sim.model.evaluation.motion``) is
 quoted.
 """
 
@@ -141,7 +141,7 @@ def _vae_text(summaries: Dict[str, dict]) -> str:
     scores = (f"  Held-out reconstruction at the last checkpoint (8 clips of the held-out scenario, "
               f"first {cfg.get('frames', 9)} frames): pose PSNR {ev.get('eval_psnr', float('nan')):.2f} dB, "
               f"line recall {ev.get('eval_recall', float('nan')):.3f} / precision {ev.get('eval_precision', float('nan')):.3f} "
-              f"(`mad_sim/model/training/vae_metrics.py`), ego-motion PSNR {ev.get('eval_ego_psnr', float('nan')):.2f} dB")
+              f"(`mad_sim/model/evaluation/vae_metrics.py`), ego-motion PSNR {ev.get('eval_ego_psnr', float('nan')):.2f} dB")
     if "eval_rgb_psnr" in ev:
         scores += f", dashcam RGB PSNR {ev['eval_rgb_psnr']:.2f} dB (held-out quarter of the video)"
     return ("- `vae`: `AutoencoderKLLTXVideo` in the LTX-Video 0.9.5 design (32x space, 8x time;\n"
@@ -297,7 +297,7 @@ evaluation.
 
 (`configs/train/tiny_{{vae,base,motion}}.yaml`; the clip cache is built on the
 first run under `~/.cache/mad-sim/clips`; then
-`python -m mad_sim.model.training.model_card --runs runs/tiny --out mad_sim/weights`.)
+`python -m mad_sim.model.evaluation.model_card --runs runs/tiny --out mad_sim/weights`.)
 """
     if appearance:
         app_run = runs / "appearance"
@@ -354,7 +354,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--runs", default="runs/tiny")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "weights"))
     p.add_argument("--preset", default="tiny")
-    p.add_argument("--evaluation", help="motion_eval.json from mad_sim.model.training.motion_eval")
+    p.add_argument("--evaluation", help="motion_eval.json from mad_sim.model.evaluation.motion")
     p.add_argument("--vae-decoder", help="decoder-only VAE weights (file or checkpoint folder) to ship")
     p.add_argument("--appearance", help="scores.json of appearance_train --score (the card's appearance section)")
     a = p.parse_args(argv)
