@@ -4,78 +4,36 @@ A submission holds, per scenario, R joint rollouts ("joint scenes") of A
 objects over 80 future steps (8 s at 10 Hz, i.e. steps ``current_index + 1 ...``
 of the log).  :func:`rollout_metrics` treats the R rollouts as R predictions
 per object and scores them against the log with :mod:`mad_sim.eval.metrics`
-(world frame; the metrics are invariant to the frame).
+(world frame; the metrics are invariant to the frame).  The WOSAC realism
+metrics of the same rollouts are :mod:`mad_sim.eval.sim_agents`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Dict, List, Union
 
 import numpy as np
 
 from mad_sim.data.scenario import DT, Scenario
-from mad_sim.errors import DataNotFoundError, SchemaError
+from mad_sim.errors import SchemaError
 from mad_sim.eval import metrics as M
+from mad_sim.eval.sim_agents.rollout_set import SimRollouts
+from mad_sim.eval.sim_agents.submission_io import read_submission as _read
 
 
-@dataclass
-class ScenarioRollouts:
-    """One scenario's rollouts: ``xy [R, A, T, 2]``, ``heading [R, A, T]`` (world frame), ``object_ids [A]``."""
+ScenarioRollouts = SimRollouts
+"""One scenario's rollouts (``xy`` / ``xyz``, ``heading``, ``object_ids``).
 
-    scenario_id: str
-    object_ids: np.ndarray
-    xy: np.ndarray
-    heading: np.ndarray
-
-    @property
-    def num_rollouts(self) -> int:
-        return int(self.xy.shape[0])
+See :class:`~mad_sim.eval.sim_agents.rollout_set.SimRollouts`."""
 
 
-def read_submission(path: Union[str, os.PathLike]) -> List[ScenarioRollouts]:
-    """Parse a submission file; SchemaError names the scenario / rollout / object at fault."""
-    from google.protobuf.message import DecodeError
-
-    from mad_sim.data.proto import sim_agents_submission_pb2 as pb
-
-    p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise DataNotFoundError("no such file", path=p)
-    msg = pb.SimAgentsChallengeSubmission()
-    try:
-        with open(p, "rb") as f:
-            msg.ParseFromString(f.read())
-    except DecodeError as exc:
-        raise SchemaError(f"not a SimAgentsChallengeSubmission ({exc})", path=p) from None
-    out = []
-    for si, sr in enumerate(msg.scenario_rollouts):
-        if not sr.joint_scenes:
-            raise SchemaError(f"scenario {sr.scenario_id!r} has no rollouts", path=p, record=si, field="joint_scenes")
-        ids0 = [t.object_id for t in sr.joint_scenes[0].simulated_trajectories]
-        steps = len(sr.joint_scenes[0].simulated_trajectories[0].center_x) if ids0 else 0
-        xy = np.zeros((len(sr.joint_scenes), len(ids0), steps, 2))
-        heading = np.zeros((len(sr.joint_scenes), len(ids0), steps))
-        for r, scene in enumerate(sr.joint_scenes):
-            ids = [t.object_id for t in scene.simulated_trajectories]
-            if ids != ids0:
-                raise SchemaError(f"rollout {r} lists other objects than rollout 0", path=p, record=si,
-                                  field="simulated_trajectories.object_id")
-            for a, traj in enumerate(scene.simulated_trajectories):
-                if not (len(traj.center_x) == len(traj.center_y) == len(traj.heading) == steps):
-                    raise SchemaError(f"rollout {r}, object {traj.object_id}: {len(traj.center_x)} steps, expected {steps}",
-                                      path=p, record=si, field="center_x")
-                xy[r, a, :, 0] = traj.center_x
-                xy[r, a, :, 1] = traj.center_y
-                heading[r, a] = traj.heading
-        if not (np.isfinite(xy).all() and np.isfinite(heading).all()):
-            raise SchemaError("a rollout holds a non-finite coordinate", path=p, record=si, field="center_x")
-        out.append(ScenarioRollouts(sr.scenario_id, np.asarray(ids0, np.int64), xy, heading))
-    return out
+def read_submission(path: Union[str, os.PathLike]) -> List[SimRollouts]:
+    """Parse a submission file; see :func:`mad_sim.eval.sim_agents.submission_io.read_submission`."""
+    return _read(path)
 
 
-def rollout_metrics(rollouts: ScenarioRollouts, scenario: Scenario) -> Dict[str, object]:
+def rollout_metrics(rollouts: SimRollouts, scenario: Scenario) -> Dict[str, object]:
     """Per-object and mean minADE / minFDE / miss rate / APD with K = R rollouts.
 
     Ground truth: the log's positions at steps ``current_index + 1 ... + T``;

@@ -1,0 +1,25 @@
+"""Score one scenario's rollouts: features (:mod:`.features`) -> likelihoods and meta-metric (:mod:`.likelihood`)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+
+from mad_sim.data.scenario import Scenario
+from mad_sim.eval.sim_agents.config import FeatureConfig
+from mad_sim.eval.sim_agents.features import compute_features
+from mad_sim.eval.sim_agents.likelihood import scenario_metrics
+from mad_sim.eval.sim_agents.rollout_set import SimRollouts
+
+
+def score_rollouts(scenario: Scenario, rollouts: SimRollouts, config: Optional[Mapping[str, FeatureConfig]] = None,
+                   evaluated: Optional[np.ndarray] = None) -> Dict[str, Any]:
+    """The scenario's row: ``scenario_id``, every value of :func:`~.likelihood.scenario_metrics`,
+    ``has_traffic_lights`` (the log has any signal state) and ``evaluated_ids``."""
+    log_f, sim_f = compute_features(scenario, rollouts, evaluated)
+    row: Dict[str, Any] = {"scenario_id": scenario.scenario_id}
+    row.update(scenario_metrics(log_f, sim_f, config))
+    row["has_traffic_lights"] = bool(scenario.traffic_lights.valid.any())
+    row["evaluated_ids"] = [int(i) for i in log_f.object_ids]
+    return row

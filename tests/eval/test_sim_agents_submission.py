@@ -1,0 +1,89 @@
+"""The shared Waymo test submission (32 rollouts of scenario 637f20cafde22ff8) scored end to end; export / import."""
+
+import numpy as np
+import pytest
+
+from mad_sim.data import load_scenario
+from mad_sim.errors import SchemaError, ShapeError
+from mad_sim.eval.sim_agents.config import FEATURES, WOSAC_2025
+from mad_sim.eval.sim_agents.rollout_set import SimRollouts, evaluated_ids, sim_agent_rows
+from mad_sim.eval.sim_agents.scoring import score_rollouts
+from mad_sim.eval.sim_agents.submission_io import read_submission, write_submission
+
+
+@pytest.fixture(scope="module")
+def scored(request):
+    from tests.conftest import data_file
+
+    scenario = load_scenario(data_file("womd/motion_data_one_scenario.tfrecord"))
+    rollouts = read_submission(data_file("womd/test_submission.binproto"))[0]
+    return scenario, rollouts, score_rollouts(scenario, rollouts)
+
+
+def test_submission_scored(scored):
+    scenario, rollouts, row = scored
+    assert rollouts.xyz.shape == (32, 50, 80, 3)
+    assert row["evaluated_ids"] == [1675, 1676, 2320, 2406]  # the SDC and the 3 tracks to predict
+    for f in FEATURES:
+        assert 0.0 < row[f"{f}_likelihood"] <= 1.0
+    assert row["metametric"] == pytest.approx(sum(WOSAC_2025[f].weight * row[f"{f}_likelihood"] for f in FEATURES))
+    # measured on this file (numpy implementation of the WOSAC 2025 definitions)
+    assert row["metametric"] == pytest.approx(0.2582, abs=2e-3)
+    assert row["linear_speed_likelihood"] == pytest.approx(0.6471, abs=2e-3)
+    assert row["min_average_displacement_error"] == pytest.approx(2.085, abs=0.01)
+    assert row["simulated_collision_rate"] == pytest.approx(0.6875)
+    assert row["has_traffic_lights"]
+
+
+def _log_rollouts(scenario, r=4, t=80):
+    rows = sim_agent_rows(scenario)
+    t0 = scenario.current_index
+    tr = scenario.tracks
+    xyz = np.repeat(tr.xyz[rows, t0 + 1:t0 + 1 + t][None], r, 0)
+    heading = np.repeat(tr.heading[rows, t0 + 1:t0 + 1 + t][None], r, 0)
+    return SimRollouts(scenario.scenario_id, scenario.track_ids[rows].astype(np.int64), xyz, heading)
+
+
+def test_log_as_rollouts_is_near_perfect(scored):
+    scenario = scored[0]
+    row = score_rollouts(scenario, _log_rollouts(scenario))
+    assert row["min_average_displacement_error"] == pytest.approx(0.0, abs=1e-9)
+    for f in ("collision_indication", "offroad_indication", "traffic_light_violation"):
+        assert row[f"{f}_likelihood"] == pytest.approx(4.001 / 4.002, abs=1e-6)
+    assert row["metametric"] > scored[2]["metametric"] + 0.3
+
+
+def test_roundtrip(tmp_path, scored):
+    _, rollouts, _ = scored
+    path = tmp_path / "out.binproto"
+    small = SimRollouts(rollouts.scenario_id, rollouts.object_ids, rollouts.xyz[:2], rollouts.heading[:2])
+    write_submission(path, [small], method_name="test")
+    back = read_submission(path)[0]
+    assert back.scenario_id == small.scenario_id and list(back.object_ids) == list(small.object_ids)
+    np.testing.assert_allclose(back.xyz, small.xyz, atol=1e-3)  # float32 on the wire
+    np.testing.assert_allclose(back.heading, small.heading, atol=1e-6)
+
+
+def test_bad_rollouts(scored, womd_path):
+    scenario, rollouts, _ = scored
+    with pytest.raises(SchemaError, match="scenario"):
+        score_rollouts(load_scenario(womd_path), rollouts)
+    short = _log_rollouts(scenario, 2, 80)
+    long = SimRollouts(short.scenario_id, short.object_ids, np.concatenate([short.xyz] * 2, 2),
+                       np.concatenate([short.heading] * 2, 2))
+    with pytest.raises(ShapeError, match="160 steps"):
+        score_rollouts(scenario, long)
+    nan = _log_rollouts(scenario, 2, 10)
+    nan.xyz[1, 3, 4, 0] = np.nan
+    with pytest.raises(ShapeError, match="rollout 1, object .* step 4 is not finite"):
+        score_rollouts(scenario, nan)
+    ok = _log_rollouts(scenario, 2, 10)
+    missing = SimRollouts(ok.scenario_id, ok.object_ids[1:], ok.xyz[:, 1:], ok.heading[:, 1:])
+    with pytest.raises(SchemaError, match="missing"):
+        score_rollouts(scenario, missing)
+    assert len(evaluated_ids(scenario)) == 4
+
+
+def test_not_a_submission(womd_path, tmp_path):
+    with pytest.raises(SchemaError, match="SimAgentsChallengeSubmission"):
+        read_submission(womd_path)
