@@ -59,7 +59,8 @@ class EnvConfig:
         ``collision``, ``offroad``, ``overspeed``, ``ttc``, ``jerk``,
         ``log_divergence``); names left out keep their defaults, unknown
         names fail at ``gym.make``.
-      default_speed_limit: m/s where the route's lanes carry no speed limit.
+      default_speed_limit: m/s where the route's lanes carry no speed limit
+        (the logged ego's top speed there if higher).
     Episode:
       terminate_on_collision, terminate_on_offroad, terminate_on_route_completion
       (the goal at the end of the logged route reached); max_steps (None:

@@ -83,7 +83,8 @@ class MADDriveEnv(gym.Env):
     collision           1 when the ego's box overlaps another agent's         0/1     -10.0
     offroad             1 when the ego is beyond the road edge                0/1     -5.0
     overspeed           speed above the lane speed limit along the route      m/s     -0.05
-                        (``default_speed_limit``, 15 m/s, where lanes have none)
+                        (where lanes have none: ``default_speed_limit``, 15 m/s,
+                        or the logged ego's top speed if higher)
     ttc                 ``max(0, 1 - TTC / 3 s)``, TTC to the agent ahead     [0, 1]  0
     jerk                ``|jerk|``                                            m/s^3   0
     log_divergence      distance to the logged ego position                   m       0

@@ -17,6 +17,7 @@ rebuilding them.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional
 
@@ -45,6 +46,11 @@ def _take_features(roadmap: RoadMap, feat: np.ndarray, owner: np.ndarray) -> Roa
                    offsets=np.r_[0, np.cumsum(counts)].astype(np.int64), points=roadmap.points[feat[owner]],
                    lanes=roadmap.lanes, stop_sign_lanes=roadmap.stop_sign_lanes)
 
+
+
+INDEX_CACHE_SIZE = 128
+"""Map indexes kept by :meth:`MapIndex.build` (least recently used dropped first)."""
+_INDEX_CACHE: "OrderedDict[tuple, MapIndex]" = OrderedDict()
 
 @dataclass
 class MapIndex:
@@ -75,6 +81,20 @@ class MapIndex:
 
     @classmethod
     def build(cls, roadmap: RoadMap, spacing: float) -> "MapIndex":
+        """The index of ``roadmap`` at ``spacing`` m, kept for the :data:`INDEX_CACHE_SIZE` maps used last
+        (maps are never modified), so an env cycling over a set of scenes builds each map's index once."""
+        key = (id(roadmap), float(spacing))
+        hit = _INDEX_CACHE.get(key)
+        if hit is not None and hit.roadmap is roadmap:
+            _INDEX_CACHE.move_to_end(key)
+            return hit
+        index = _INDEX_CACHE[key] = cls._build(roadmap, spacing)
+        while len(_INDEX_CACHE) > INDEX_CACHE_SIZE:
+            _INDEX_CACHE.popitem(last=False)
+        return index
+
+    @classmethod
+    def _build(cls, roadmap: RoadMap, spacing: float) -> "MapIndex":
         m = roadmap.num_features
         owner = roadmap.point_feature_index()
         lo = np.full((m, 2), np.inf)

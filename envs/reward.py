@@ -15,7 +15,7 @@ Metrics (:class:`StepMetrics`, all in ``info`` every step, whatever the weights)
   from the start to the goal, ``route_completed`` True on the step the goal
   is reached (a terminal success when ``terminate_on_route_completion``).
 - ``speed_limit``: m/s along the route at the ego's projection (lane limits,
-  else ``default_speed_limit``); ``overspeed``: ``max(0, speed - speed_limit)`` m/s.
+  else ``default_speed_limit`` or the logged ego's top speed if higher); ``overspeed``: ``max(0, speed - speed_limit)`` m/s.
 - ``ttc``: seconds to collision with the nearest agent ahead in the ego's
   corridor at the present closing speed (inf when none is closing, see :func:`time_to_collision`).
 - ``jerk``: ``(a_t - a_{t-1}) / dt`` in m/s^3; ``accel``, ``curvature``,

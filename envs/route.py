@@ -12,7 +12,9 @@ logged positions all lie within 1 m of the first) until that much lies ahead, so
 Each route segment carries a **speed limit** (m/s): that of the nearest lane
 whose centre line passes within :data:`LANE_MATCH_M` of the segment's start
 with a direction within :data:`LANE_MATCH_RAD` of the segment's, if that lane
-has a limit (WOMD lanes carry ``speed_limit_mph``); else ``default_limit``.
+has a limit (WOMD lanes carry ``speed_limit_mph``); else ``default_limit`` or,
+if higher, the logged ego's top speed (the log shows that speed was driven
+there: the logged ego is never penalised for speeding on lanes without a limit).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Tuple
 import numpy as np
 
 from mad_sim.data.frames import wrap_angle
-from mad_sim.data.scenario import RoadMap
+from mad_sim.data.scenario import DT, RoadMap
 from mad_sim.world.idm_law import MPH
 
 MIN_REMAINING_M = 5.0
@@ -48,11 +50,16 @@ class Route:
       goal: m, arclength of the goal (the route's end).
       start: m, arclength of the starting position.
       speed_limit: [R-1] m/s per segment.
+      logged_top_speed: m/s, the fastest the logged ego drove between two valid steps.
     """
 
     def __init__(self, xy: np.ndarray, valid: np.ndarray, start_xy: np.ndarray, start_heading: float,
                  roadmap: RoadMap | None = None, default_limit: float = 15.0) -> None:
-        pts = np.asarray(xy, np.float64)[np.asarray(valid, bool)][:, :2]
+        ok = np.asarray(valid, bool)
+        xy_all = np.asarray(xy, np.float64)[:, :2]
+        both = ok[1:] & ok[:-1]  # the logged top speed, from consecutive valid positions
+        top = float(np.hypot(*np.diff(xy_all, axis=0)[both].T).max() / DT) if both.any() else 0.0
+        pts = xy_all[ok]
         if len(pts) > 1:  # drop repeated points so every segment has a direction
             keep = np.r_[True, np.linalg.norm(np.diff(pts, axis=0), axis=-1) > 1e-3]
             pts = pts[keep]
@@ -69,7 +76,8 @@ class Route:
             self._set(np.concatenate([pts, (pts[-1] + short * d / float(np.hypot(*d)))[None]]))
             self.start = self.project(start_xy)[0]
         self.goal = float(self.arclength[-1])
-        self.speed_limit = _segment_limits(self.points, roadmap, float(default_limit))
+        self.logged_top_speed = top
+        self.speed_limit = _segment_limits(self.points, roadmap, max(float(default_limit), top))
 
     def _set(self, pts: np.ndarray) -> None:
         from mad_sim.world.geometry import polyline_arclength

@@ -42,7 +42,8 @@ def test_route_speed_limits_come_from_the_lanes(womd_path):
     assert limits  # this WOMD log's lanes carry limits
     assert {round(v / MPH, 3) for v in r.speed_limit} <= limits  # every segment matched a lane with a limit
     far = Route(sc.tracks.xy[i] + 1000.0, sc.tracks.valid[i], sc.tracks.xy[i, t] + 1000.0, 0.0, sc.roadmap, 9.0)
-    assert np.all(far.speed_limit == 9.0)  # no lane near: the default
+    assert np.all(far.speed_limit == max(9.0, far.logged_top_speed))  # no lane near: the default
+    assert 2.0 < far.logged_top_speed < 9.0
 
 
 def test_linear_reward_terms_and_weights():
