@@ -1,0 +1,130 @@
+"""Run the benchmark over a stream of scenarios: local worker processes, ``accelerate launch`` shards, one result.
+
+Scenarios are streamed (:func:`mad_sim.eval.open_loop.iter_jobs`: raw
+records are read one at a time and parsed where they are scored, never all
+in memory).  Under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1)
+scenario ``i`` goes to process ``i % num_processes`` of
+:class:`accelerate.PartialState`, and every process's rows are collected
+with :func:`accelerate.utils.gather_object`; ``workers`` > 1 spreads a
+process's scenarios over that many local processes (spawned).  A tqdm bar
+counts rollouts, with the scenarios done in its postfix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from mad_sim.eval.open_loop import Job, iter_jobs, job_scenario
+from mad_sim.eval.sim_agents.likelihood import aggregate
+from mad_sim.eval.sim_agents.probe import PROBE_KEYS, probe_row
+from mad_sim.eval.sim_agents.rollouts import RolloutSettings, simulate
+from mad_sim.eval.sim_agents.scoring import score_rollouts
+
+
+@dataclass
+class BenchSettings:
+    """What to run per scenario: ``rollout`` settings, the ``probe`` (None or ``"brake"``) and an
+    ``export_dir`` for the rollouts as submission files (``DIR/POLICY/SCENARIO_ID.binproto``)."""
+
+    rollout: RolloutSettings
+    probe: Optional[str] = None
+    export_dir: Optional[str] = None
+
+
+def run_scenario(scenario: Any, policies: Sequence[str], settings: BenchSettings) -> Dict[str, Dict[str, Any]]:
+    """``{policy: {"row": metrics row, "probe": probe row | None}}`` for one scenario."""
+    from dataclasses import replace
+
+    out: Dict[str, Dict[str, Any]] = {}
+    for name in policies:
+        ro = simulate(scenario, name, settings.rollout)
+        row = score_rollouts(scenario, ro)
+        row["deterministic"] = bool(ro.info.get("deterministic"))
+        probe = None
+        if settings.probe == "brake":
+            braking = simulate(scenario, name, replace(settings.rollout, ego="brake"))
+            probe = probe_row(scenario, ro, braking)
+        if settings.export_dir:
+            from mad_sim.eval.sim_agents.submission_io import write_submission
+
+            write_submission(Path(settings.export_dir) / name / f"{scenario.scenario_id}.binproto", [ro],
+                             method_name=f"mad-sim-{name}")
+        out[name] = {"row": row, "probe": probe}
+    return out
+
+
+def _job(args: Tuple[Job, Tuple[str, ...], BenchSettings]) -> Dict[str, Dict[str, Any]]:
+    job, policies, settings = args
+    return run_scenario(job_scenario(job), policies, settings)
+
+
+def _world() -> Tuple[int, int, Any]:
+    """``(process_index, num_processes, state)``; accelerate's PartialState only when launched distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, None
+    from accelerate import PartialState
+
+    state = PartialState(cpu=True)
+    return state.process_index, state.num_processes, state
+
+
+def run_sim_agents(spec: Any, policies: Sequence[str], settings: BenchSettings, workers: int = 1,
+                   progress: bool = True) -> Dict[str, Dict[str, Any]]:
+    """``{policy: {"aggregate", "scenarios", "probe"?}}`` over every scenario of ``spec`` (module docstring)."""
+    from tqdm import tqdm
+
+    names = tuple(policies)
+    rank, world, state = _world()
+    jobs = ((job, names, settings) for job in iter_jobs(spec, rank, world))
+    per = settings.rollout.rollouts * len(names) * (2 if settings.probe else 1)
+    bar = tqdm(desc=f"sim-agents {','.join(names)}", unit="rollout", disable=not progress)
+    parts: List[Dict[str, Dict[str, Any]]] = []
+
+    def done(out: Dict[str, Dict[str, Any]]) -> None:
+        parts.append(out)
+        bar.update(per)
+        bar.set_postfix(scenarios=len(parts))
+
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for out in pool.imap(_job, jobs, chunksize=1):
+                done(out)
+    else:
+        for args in jobs:
+            done(_job(args))
+    bar.close()
+    if state is not None:
+        from accelerate.utils import gather_object
+
+        parts = list(gather_object(parts))
+    return collect(parts, names, bool(settings.probe))
+
+
+def collect(parts: List[Dict[str, Dict[str, Any]]], names: Sequence[str], probe: bool) -> Dict[str, Dict[str, Any]]:
+    """Per-policy aggregate and rows from the per-scenario outputs of :func:`run_scenario`."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for n in names:
+        rows = [p[n]["row"] for p in parts]
+        res: Dict[str, Any] = {"aggregate": aggregate(rows), "scenarios": rows}
+        if probe:
+            prow = [p[n]["probe"] for p in parts if p[n]["probe"] is not None]
+            res["probe"] = {"aggregate": _probe_aggregate(prow), "scenarios": prow}
+        out[n] = res
+    return out
+
+
+def _probe_aggregate(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Follower-weighted means of the probe values over scenarios that have followers."""
+    import numpy as np
+
+    agg: Dict[str, Any] = {"followers": int(sum(r["followers"] for r in rows))}
+    have = [r for r in rows if r["followers"]]
+    w = np.array([r["followers"] for r in have], float)
+    for k in PROBE_KEYS[1:]:
+        agg[k] = float(np.average([r[k] for r in have], weights=w)) if have else None
+    return agg

@@ -1,0 +1,68 @@
+"""Rollouts of the scripted policies, the brake probe and the streaming runner (small: few rollouts, short horizon)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mad_sim.data import load_scenario
+from mad_sim.errors import ConfigError
+from mad_sim.eval.sim_agents.probe import probe_row
+from mad_sim.eval.sim_agents.rollouts import RolloutSettings, brake_profile, simulate
+from mad_sim.eval.sim_agents.runner import BenchSettings, run_sim_agents
+from mad_sim.eval.sim_agents.scoring import score_rollouts
+
+FAST = RolloutSettings(rollouts=2, horizon_s=3.0)
+
+
+def test_brake_profile():
+    s = brake_profile(10.0, 5.0, 30)
+    assert s[0] == pytest.approx(10 * 0.1 - 2.5 * 0.01)
+    assert s[19] == pytest.approx(10.0) and s[-1] == pytest.approx(10.0)  # stands after 2 s, 10 m on
+
+
+def test_log_replay_reproduces_the_log(womd_path):
+    scenario = load_scenario(womd_path)
+    ro = simulate(scenario, "log", FAST)
+    assert ro.info["deterministic"] and ro.xyz.shape[:3] == (2, int(scenario.tracks.valid[:, 10].sum()), 30)
+    row = score_rollouts(scenario, ro)
+    assert row["min_average_displacement_error"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_deterministic_shortcut_matches_a_full_run(womd_path):
+    from mad_sim.eval.sim_agents import rollouts as R
+
+    scenario = load_scenario(womd_path)
+    once = simulate(scenario, "idm", FAST)
+    full = R.simulate_once(scenario, "idm", FAST, np.random.default_rng([0, 1]))
+    xyz, _ = R._held(full, R.sim_agent_rows(scenario), scenario.current_index, FAST.horizon)
+    np.testing.assert_allclose(once.xyz[1], xyz)
+
+
+def test_unknown_policy(womd_path):
+    with pytest.raises(ConfigError, match="unknown agent policy 'nope'"):
+        simulate(load_scenario(womd_path), "nope", FAST)
+
+
+def test_brake_probe_log_agents_do_not_react(womd_path):
+    scenario = load_scenario(womd_path)
+    normal = simulate(scenario, "log", FAST)
+    braking = simulate(scenario, "log", replace(FAST, ego="brake"))
+    e = list(normal.object_ids).index(int(scenario.track_ids[scenario.sdc_index]))
+    moved_n = np.hypot(*(normal.xy[0, e, -1] - normal.xy[0, e, 0]))
+    moved_b = np.hypot(*(braking.xy[0, e, -1] - braking.xy[0, e, 0]))
+    assert moved_b < moved_n  # the ego brakes
+    others = np.arange(normal.num_objects) != e
+    np.testing.assert_allclose(normal.xyz[:, others], braking.xyz[:, others])  # log replay ignores it
+    row = probe_row(scenario, normal, braking)
+    assert row["followers"] >= 0
+
+
+def test_runner_two_policies(womd_path, womd_still_path):
+    res = run_sim_agents([str(womd_path), str(womd_still_path)], ["log", "constant_velocity"],
+                         BenchSettings(FAST, probe="brake"), progress=False)
+    assert set(res) == {"log", "constant_velocity"}
+    for r in res.values():
+        assert r["aggregate"]["num_scenarios"] == 2 and 0 < r["aggregate"]["metametric"] <= 1
+        assert "aggregate" in r["probe"]
+    assert res["log"]["aggregate"]["metametric"] > res["constant_velocity"]["aggregate"]["metametric"]
