@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
+from mad_sim.data.root import data_root
+
+DATA = data_root() / "womd" / "womd_scenario_input.tfrecord"
 
 
 def run(make, num_envs: int, steps: int) -> tuple[float, float]:

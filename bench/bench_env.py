@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mad_sim.data.root import data_root
+
 REPO = Path(__file__).resolve().parents[1]
-WOMD = REPO.parent / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
+WOMD = data_root() / "womd" / "womd_scenario_input.tfrecord"
 TARGET_SIM_S_PER_S = 200.0
 
 

@@ -8,7 +8,7 @@ asserts on time):
 * a 4-step forecast of 17 frames at 128x128 (pose history 9 frames + ego-motion
   video as prepended condition tokens), split into condition encoding,
   denoising and decoding; baseline: diffusers' stock ``LTXPipeline`` on the
-  same components with no conditions. Target (issue 5): <= 0.5 s.
+  same components with no conditions. Target: <= 0.5 s (the learned agents' forecast budget).
 * one LoRA (rank 32) training step at batch 1 on pre-encoded latents;
   baseline: the same step training the whole transformer. Target: <= 0.15 s,
   not met on the 2-core machines (0.19-0.27 s): the step is compute-bound.
@@ -33,7 +33,7 @@ that measure the single-core cost (the idle 2-core wall time is then roughly
 0.55-0.7x of it).
 
 The context is the real WOMD log's SDC pose history and logged ego motion
-(``../shared/data``), or noise when that folder is missing.
+(the data root: ``$MAD_SIM_DATA`` or ``../shared/data``), or noise when that file is missing.
 
 Weights are random (timings do not depend on them).  Medians over ``--repeats``.
 """
@@ -46,6 +46,8 @@ import statistics
 import time
 
 import torch
+
+from mad_sim.data.root import data_root
 
 
 CPU_SECONDS = {}
@@ -72,14 +74,13 @@ def _median(fn, repeats: int, name: str = "") -> float:
 
 def _context(args):
     """Pose history + ego-motion video of the real WOMD log (SDC), or noise if the shared data is missing."""
-    from pathlib import Path
 
     import numpy as np
 
     from mad_sim.model import uint8_to_video
 
     s, f, h = args.size, args.frames, args.history
-    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
+    path = data_root() / "womd" / "womd_scenario_input.tfrecord"
     if path.is_file():
         from mad_sim.data import load_scenario
         from mad_sim.render.ego_motion import EgoMotionRenderer

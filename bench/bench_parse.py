@@ -38,12 +38,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
 from mad_sim.data import load_scenario
+from mad_sim.data.root import data_root
 from mad_sim.model.parse.config import ParseConfig
 from mad_sim.model.evaluation.parse import ParseEval, degrade, evaluate_parse
 from mad_sim.model.parse.odometry import estimate_ego_motion, trajectory_in_first_frame
@@ -53,7 +53,7 @@ from mad_sim.model.parse.search import Level
 from mad_sim.model.parse.skeleton_fit import body_samples, score, template
 from mad_sim.render.pose import PoseRenderer
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
+DEFAULT = data_root() / "womd" / "womd_scenario_input.tfrecord"
 EXHAUSTIVE_LEVELS = ((0.5, 7, 5.0, 7), (0.2, 3, 2.0, 3), (0.08, 3, 0.8, 3))
 STEPS = range(20, 91, 5)
 

@@ -9,7 +9,7 @@ printed beside them: on a loaded machine CPU seconds still stretch (shared
 caches, memory bandwidth), so quote the load with the figures.  The baseline, measured in the same run, is the
 cheapest possible pose drawing: every frame's skeleton segments (already
 projected) drawn white in ONE ``cv2.polylines`` call per frame, no map, no
-projection, no colours, no painter's order.  Targets from issue 3: 2,000
+projection, no colours, no painter's order.  Targets (the renderer's speed budget): 2,000
 pose frames/s at 128x128, 300 at 768x512, 500 ego-motion frames/s at 128x128.
 """
 
@@ -29,10 +29,12 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mad_sim.data.root import data_root  # noqa: E402
+
 cv2.setNumThreads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MAD_SIM_DATA", REPO.parent / "shared" / "data"))
+DATA = data_root()
 
 
 MEDIANS = {}

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mad_sim.data.root import data_root
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT = REPO.parent / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
+DEFAULT = data_root() / "womd" / "womd_scenario_input.tfrecord"
 PROTOS = Path(os.environ.get("MAD_SIM_WAYMO_PROTOS", Path.home() / ".cache" / "mad-sim" / "waymo-protos"))
 
 
@@ -53,8 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--file", type=Path,
-                    default=Path(os.environ.get("MAD_SIM_DATA", DEFAULT.parent.parent)) / "womd" / DEFAULT.name
-                    if "MAD_SIM_DATA" in os.environ else DEFAULT)
+                    default=DEFAULT)
     args = ap.parse_args()
 
     from mad_sim.data import load_scenario

@@ -1,4 +1,4 @@
-"""Parse-back through the VAE (issue 13): print the table for one candidate representation, or compare several.
+"""Parse-back through the VAE: print the table for one candidate pose representation, or compare several.
 
 Renders real scenes' log pose videos from several vehicles' seats (17-frame
 clips), round-trips them through the candidate VAE, parses the clean and the
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mad_sim.data import load_scenarios
+from mad_sim.data.root import data_root
 from mad_sim.errors import ConfigError
 from mad_sim.io import write_text_atomic
 from mad_sim.model.parse.vae_parseback import Protocol, Representation, measure
@@ -47,7 +48,7 @@ from mad_sim.model.parse.vae_parseback_report import (
 )
 from mad_sim.render.draw import PoseStyle
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = data_root()
 DEFAULT_DATA = [str(SHARED / "womd" / "*scenario*.tfrecord"), str(SHARED / "scenarionet" / "*.pkl")]
 """The WOMD Scenario files (womd_scenario_input, motion_data_one_scenario) and the ScenarioNet pickle."""
 CANDIDATE_KEYS = ("name", "size", "width", "height", "hfov", "camera_height", "pitch", "preset", "weights",

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from mad_sim.data.root import data_root
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def data_root() -> Path:
-    env = os.environ.get("MAD_SIM_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+__all__ = ["REPO", "data_file", "data_root"]
 
 
 def data_file(relative: str) -> Path:

@@ -1,4 +1,4 @@
-"""Imports point downward (DESIGN.md), checked on the source of every module.
+"""Imports point downward (the project's layering rule, stated here), checked on the source of every module.
 
 Layers, lowest first: ``data`` and ``world`` < ``render`` < ``model`` < ``envs`` <
 ``planners`` < ``eval`` (the evaluators run planners) < ``cli``; only ``model``

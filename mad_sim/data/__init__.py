@@ -1,4 +1,4 @@
-"""Scenario data layer of mad-sim (see DESIGN.md).
+"""Scenario data layer of mad-sim: scenes in, :class:`Scenario` out (the bottom layer, with ``world``; no torch).
 
 ``load_scenarios(spec)`` streams :class:`Scenario` objects from a file, glob,
 folder, corpus split (``"corpus:val"``) or a list of those, reading each file in

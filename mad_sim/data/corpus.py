@@ -1,12 +1,13 @@
 """The real-scene corpus: an index over every scene under the data root, split by scene.
 
 The data root is ``$MAD_SIM_DATA``, else ``../shared/data`` beside the
-checkout.  :func:`build_index` walks it (recursively), keeps every file that
-holds scenes in a format :mod:`.sources` reads (TFRecords of other messages,
-such as perception ``Frame`` files, and JSON file indexes are skipped), reads
-each scene once and records a :class:`CorpusEntry`.  The index is cached as
-JSON under ``~/.cache/mad-sim/corpus`` keyed by the files' paths, sizes and
-modification times, so it is rebuilt only when the data changes.
+checkout (:func:`mad_sim.data.root.data_root`).  :func:`build_index` walks it
+(recursively), keeps every file that holds scenes in a format :mod:`.sources`
+reads (TFRecords of other messages, such as perception ``Frame`` files, and
+JSON file indexes are skipped), reads each scene once and records a
+:class:`CorpusEntry`.  The index is cached as JSON under
+``~/.cache/mad-sim/corpus`` keyed by the files' paths, sizes and modification
+times, so it is rebuilt only when the data changes.
 
 Split (train / val), **by scene**: windows of one scene never land on both
 sides, and a scene stored in two formats counts as one (duplicates are found
@@ -36,6 +37,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mad_sim.data.formats import files_under, holds_scenes, scene_format, scenarios_in_file
+from mad_sim.data.root import data_root
 from mad_sim.data.scenario import DT, ObjectType, Scenario
 from mad_sim.errors import DataError, DataNotFoundError
 from mad_sim.io import write_text_atomic
@@ -55,12 +57,6 @@ INDEX_VERSION = 1
 """Bumped whenever the entry layout or the split rule changes (it invalidates caches)."""
 
 SPLITS = ("train", "val", "all")
-
-
-def data_root() -> Path:
-    """``$MAD_SIM_DATA``, else ``../shared/data`` beside the checkout (as the tests use)."""
-    env = os.environ.get("MAD_SIM_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""render layer of mad-sim (see DESIGN.md): the videos MAD reads and writes.
+"""render layer of mad-sim: the videos MAD reads and writes.
+
+Above ``data`` and ``world``, below ``model``; numpy / OpenCV, no torch.
 
 * :mod:`.camera` -- pinhole camera (vehicle <-> OpenCV camera <-> pixels), frustum clipping,
   ground back-projection, Waymo calibrations.

@@ -1,6 +1,6 @@
 """The pose frames of the WOMD scenario are pinned bit for bit.
 
-The hashes were recorded from the renderer before the speed work of issue 3
+The hashes were recorded from the renderer before its speed work
 (vectorised splat gathers, block-sorted painter order, slice-wise bbox
 reductions); the optimisations must not move a single pixel.  The pinned
 values hold for this platform's numpy / OpenCV builds: if a library upgrade

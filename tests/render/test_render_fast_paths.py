@@ -1,4 +1,4 @@
-"""The renderer's fast paths give exactly what the plain forms they replace give (issue 3 speed pass).
+"""The renderer's fast paths give exactly what the plain forms they replace give (bit for bit).
 
 Each test runs a fast path and the plain computation side by side on the
 WOMD clip's real geometry and asserts bit equality: chained map polylines

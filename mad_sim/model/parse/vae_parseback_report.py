@@ -1,4 +1,4 @@
-"""Parse-back figures: band statistics, the issue's targets, the JSON report and the printed table.
+"""Parse-back figures: band statistics, the targets (:data:`TARGETS`), the JSON report and the printed table.
 
 Turns the :class:`~mad_sim.model.parse.vae_parseback_scoring.Samples` of a
 :func:`~mad_sim.model.parse.vae_parseback.measure` run into, per band
@@ -17,8 +17,9 @@ targets and ``all``):
 * ``lane_pixels``, ``lane_recall``: clean line pixels and the share the frames keep within 1 px;
   ``lit_pixels``, ``line_precision``: the frames' lit pixels away from agents and the share on a line.
 
-:data:`TARGETS` are issue 13's (within 30 m: recall >= 0.9, median position
-error <= 0.5 m, lane-line recall >= 0.85 after the VAE).  Report keys
+:data:`TARGETS`: what a pose representation must keep through the VAE for
+the parser to rebuild the world from generated frames (within 30 m: recall
+>= 0.9, median position error <= 0.5 m, lane-line recall >= 0.85 after the VAE).  Report keys
 (:func:`build_report`): ``representation``, ``protocol``, ``data``,
 ``scenes``, ``clips``, ``frames``, ``vae`` (compression, latent shape,
 patch, ``tokens`` per clip, ``timing``; None with ``--no-vae``), ``clean``
@@ -105,7 +106,7 @@ def _check(value: float, op: str, target: float) -> bool:
 
 
 def targets(after: dict[str, Any] | None, clean: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets on the ``0-30 m`` figures after the VAE (``value``; None without a VAE) and on the
+    """The :data:`TARGETS` on the ``0-30 m`` figures after the VAE (``value``; None without a VAE) and on the
     clean frames (``ceiling``)."""
     out = []
     for name, key, op, target in TARGETS:

@@ -254,8 +254,11 @@ class AppearanceClips:
 
 
 def shared_data_sources(root: Optional[PathLike] = None) -> dict:
-    """The real files of ``shared/data`` as ``build_appearance_clips`` keyword arguments."""
-    base = Path(root) if root else Path(os.environ.get("MAD_SIM_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
+    """The real files of the data root (``root``, default :func:`mad_sim.data.root.data_root`) as
+    ``build_appearance_clips`` keyword arguments."""
+    from mad_sim.data.root import data_root
+
+    base = Path(root) if root else data_root()
     return {"videos": [base / "video" / "solidWhiteRight.mp4"],
             "stills": [base / "video" / "solidWhiteCurve.jpg", base / "video" / "solidYellowLeft.jpg"],
             "waymo_frames": [base / "womd" / "pvps_data_one_frame.tfrecord"]}

@@ -10,7 +10,8 @@ A checkpoint is a folder ``<run>/checkpoints/step_<NNNNNNN>/`` holding
 - ``meta.json``: step, scheduler state, the run's config, free-form extras
   (e.g. the loss history) and the SHA-256 of every tensor file.
 
-No pickle anywhere (DESIGN.md: weights and checkpoints are safetensors only).
+No pickle anywhere (the project's rule: weights and checkpoints are safetensors only, so loading
+one runs no code).
 The folder is first written under a hidden temporary name and renamed into
 place, then ``latest.json`` (also written atomically) points at it, so an
 interrupted run leaves either the previous checkpoint or the complete new one.

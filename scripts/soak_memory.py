@@ -1,6 +1,6 @@
 """10,000-step soak with learned agents (episodes reset as they end): RSS at start and end.
 
-    python bench/soak_memory.py [--steps 10000] [--weights auto|random] [--size 128] [--actions episode|random]
+    python scripts/soak_memory.py [--steps 10000] [--weights auto|random] [--size 128] [--actions episode|random]
 
 Actions: ``episode`` (default) draws one bicycle action per episode, uniform in
 [-0.3, 0.3]^2, and holds it (the agents re-predict once per chunk, as under a
@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
+from mad_sim.data.root import data_root
+
+DATA = data_root() / "womd" / "womd_scenario_input.tfrecord"
 
 
 def rss_mb() -> tuple[float, float]:

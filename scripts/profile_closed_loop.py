@@ -1,6 +1,6 @@
 """Where one env's step time goes with learned agents (``agents="mad"``): a cProfile split by stage.
 
-    python bench/profile_closed_loop.py [--steps 48] [--threads 1] [--weights auto|random] [--clock cpu|wall]
+    python scripts/profile_closed_loop.py [--steps 48] [--threads 1] [--weights auto|random] [--clock cpu|wall]
 
 Drives the WOMD log's SDC with a constant action for ``--steps`` steps after a
 warm-up step (model load, first prediction) and prints, per stage, the
@@ -23,11 +23,12 @@ import cProfile
 import os
 import pstats
 import time
-from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "womd" / "womd_scenario_input.tfrecord"
+from mad_sim.data.root import data_root
+
+DATA = data_root() / "womd" / "womd_scenario_input.tfrecord"
 
 STAGES = {
     "history render": [("agents/learned.py", "_history_frames")],

@@ -1,6 +1,6 @@
 """Closed-loop sanity on real scenarios: expert ego, agents mad vs constant velocity vs log vs idm.
 
-    python bench/closed_loop_sanity.py [--data SPEC] [--max-scenes N] [--steps 80] [--agents log,constant_velocity,idm,mad]
+    python scripts/closed_loop_sanity.py [--data SPEC] [--max-scenes N] [--steps 80] [--agents log,constant_velocity,idm,mad]
                                        [--video out/sanity_mad.mp4] [--weights auto]
 
 Per agent policy, over the scenes of ``--data`` (any ``load_scenarios`` spec,
@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from mad_sim.data.root import data_root
+
+DATA = data_root()
 FILES = ["womd/womd_scenario_input.tfrecord", "womd/motion_data_one_scenario.tfrecord",
          "scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl"]
 
