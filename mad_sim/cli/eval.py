@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             q.add_argument("--replan-every", type=int, default=5, help="env steps between replans")
             q.add_argument("--plan-horizon", type=int, default=30, help="planned steps")
         q.set_defaults(func=run)
+    from mad_sim.cli import eval_sim_agents
+
+    eval_sim_agents.add_parser(sub, eval_sim_agents.run)
 
 
 def run(args: argparse.Namespace) -> int:
