@@ -11,9 +11,13 @@ average is printed).  Configurations with learned agents:
 
 * ``mad, 1 env, unmerged LoRA``: the motion adapter applied as a separate
   low-rank product in every layer (the state before the merge; same frames);
-* ``mad, 1 env``: the default (LoRA merged into the base weights, float32);
-* ``mad, 1 env, bfloat16``: opt-in CPU autocast (not bit-identical);
-* ``mad, 4 envs``: :class:`MADVectorEnv`, one batched sampler call per chunk.
+* ``mad, 1 env, float32`` / ``bfloat16``: the LoRA merged into the base weights, each precision asked
+  for (bfloat16 is CPU autocast, not bit-identical: faster where the CPU has native bf16, much slower
+  where it emulates it);
+* ``mad, 1 env (precision auto)``: the default, the precision this machine gets (the header's
+  ``machine:`` line says which and why: :mod:`mad_sim.model.cpu_paths`);
+* ``mad, 4 envs``: :class:`~mad_sim.envs.vector.MADVectorEnv` from ``gymnasium.make_vec``, one batched
+  sampler call per chunk.
 
 Target: >= 1.0 simulated s / wall s for one env with learned agents.
 """
@@ -63,40 +67,45 @@ def main() -> None:
     import torch
 
     import mad_sim  # noqa: F401
-    from mad_sim.model.agents import learned as la
-    from mad_sim.model.agents.predictor_service import make_mad_vector_env
+    from mad_sim.model.agents.settings import LearnedAgentSettings
+    from mad_sim.model.cpu_paths import describe, resolve_precision
 
     torch.set_num_threads(args.threads)
-    la.configure(weights=args.weights, threads=args.threads, chunk=args.chunk)
+    opts = dict(weights=args.weights, threads=args.threads, chunk=args.chunk)
     kw = dict(scenario=str(DATA), terminate_on_collision=False, terminate_on_offroad=False)
-    mad = lambda: gym.make("MADDrive-v0", agents="mad", **kw)  # noqa: E731
+
+    def mad(**extra):
+        return lambda: gym.make("MADDrive-v0", agents="mad", agent_options={**opts, **extra}, **kw)
+
+    auto = resolve_precision("auto")[0]
     results = {}
     load0 = os.getloadavg()[0]
     results["log, 1 env"] = run(lambda: gym.make("MADDrive-v0", agents="log", **kw), 1, args.steps)
     if "unmerged" not in skip:
-        la.configure(merge_lora=False)
-        results["mad, 1 env, unmerged LoRA (before)"] = run(mad, 1, args.steps)
-        la.configure(merge_lora=True)
-    results["mad, 1 env"] = run(mad, 1, args.steps)
+        results["mad, 1 env, unmerged LoRA (before)"] = run(mad(merge_lora=False, precision="float32"), 1, args.steps)
+    results["mad, 1 env, float32"] = run(mad(precision="float32"), 1, args.steps)
     if "bf16" not in skip:
-        la.configure(precision="bfloat16")
-        results["mad, 1 env, bfloat16 (opt-in)"] = run(mad, 1, args.steps)
-        la.configure(precision="float32")
+        results["mad, 1 env, bfloat16"] = run(mad(precision="bfloat16"), 1, args.steps)
+    results[f"mad, 1 env (precision auto: {auto})"] = run(mad(), 1, args.steps)
     if "vector" not in skip:
         results["log, 4 envs (SyncVectorEnv)"] = run(
             lambda: gym.vector.SyncVectorEnv([lambda: gym.make("MADDrive-v0", agents="log", **kw)] * 4), 4, args.steps)
-        results["mad, 4 envs (MADVectorEnv, batched)"] = run(lambda: make_mad_vector_env(4, **kw), 4, args.steps)
+        results["mad, 4 envs (MADVectorEnv, batched)"] = run(
+            lambda: gym.make_vec("MADDrive-v0", num_envs=4, vectorization_mode="vector_entry_point", agents="mad",
+                                 agent_options=opts, **kw), 4, args.steps)
     base_wall, base_cpu = results["log, 1 env"]
-    svc = la.default_settings()
+    svc = LearnedAgentSettings(**opts)
+    print(f"machine: {describe()}")
     print(f"closed loop, WOMD {DATA.name}, {args.steps} steps, torch threads {args.threads}, chunk {svc.chunk}, "
-          f"{svc.future_frames} frames at {svc.size}x{svc.size}, {svc.sampler_steps} sampler steps, weights {args.weights}")
+          f"{svc.future_frames} frames at {svc.size}x{svc.size}, {svc.sampler_steps or 'preset'} sampler steps, "
+          f"weights {args.weights}")
     print(f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
     print(f"  {'configuration':38s} {'sim s/wall s':>12s} {'x log':>8s} {'sim s/CPU s':>12s} {'x log':>8s}")
     for name, (wall, cpu) in results.items():
         print(f"  {name:38s} {wall:12.2f} {wall / base_wall:8.4f} {cpu:12.2f} {cpu / base_cpu:8.4f}")
-    one = results["mad, 1 env"][0]
+    one, one_cpu = results[f"mad, 1 env (precision auto: {auto})"]
     print(f"  target >= 1.0 sim s / wall s for one env with learned agents: {'MET' if one >= 1.0 else 'NOT MET'} "
-          f"({one:.2f}; {results['mad, 1 env'][1]:.2f} per CPU second)")
+          f"({one:.2f}; {one_cpu:.2f} per CPU second)")
 
 
 if __name__ == "__main__":

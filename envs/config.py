@@ -11,7 +11,7 @@ Keywords win over the file.  Unknown keys and wrong types raise
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Union
 
 from mad_sim.config import from_dict, load_config
@@ -35,7 +35,12 @@ class EnvConfig:
       ego: ``"sdc"`` (the log's self-driving car) or a track index.
     Other agents:
       agents: name of a registered agent policy (``log``, ``idm``,
-        ``constant_velocity``; ``mad`` once the learned predictor registers).
+        ``constant_velocity``, ``mad``: :mod:`mad_sim.envs.agents`); an unknown
+        name is a ConfigError at ``gym.make``.
+      agent_options: settings of that policy, validated into its settings
+        dataclass at ``gym.make`` (for ``mad``:
+        :class:`~mad_sim.model.agents.settings.LearnedAgentSettings`, e.g.
+        ``{"weights": "random", "chunk": 8}``); empty for the scripted ones.
       agent_horizon: steps the policy is asked for per call; its output is
         consumed over that many env steps before it is asked again.
     Ego action:
@@ -88,6 +93,7 @@ class EnvConfig:
     procedural_kind: Optional[str] = None
     ego: Union[int, str] = "sdc"
     agents: str = "log"
+    agent_options: Dict[str, Any] = field(default_factory=dict)
     agent_horizon: int = 1
     action: str = "bicycle"
     max_accel: float = 6.0

@@ -15,9 +15,9 @@ import numpy as np
 
 from mad_sim.data.frames import wrap_angle
 from mad_sim.data.scenario import DT, Scenario
-from mad_sim.envs import observation as obs_mod
-from mad_sim.envs.actions import make_action_adapter
-from mad_sim.envs.agents import AgentStream, make_agent_policy
+import mad_sim.envs.observation as obs_mod
+from mad_sim.envs.actions import EgoStep, make_action_adapter
+from mad_sim.envs.agents import AgentPolicy, AgentStream, agent_settings, make_agent_policy
 from mad_sim.envs.config import RENDER_MODES, EnvConfig, make_config
 from mad_sim.envs.local_map import LocalMap, MapIndex
 from mad_sim.envs.offroad import RoadEdgeProbe
@@ -59,9 +59,12 @@ class MADDriveEnv(gym.Env):
 
     Non-finite or wrongly shaped actions raise :class:`~mad_sim.errors.ActionError`.
 
-    **Other agents** (``agents=``): ``log``, ``idm``, ``constant_velocity``
-    or any name added with :func:`mad_sim.envs.register_agent_policy`; the
-    policy is asked for ``agent_horizon`` steps per call.
+    **Other agents** (``agents=``): ``log``, ``idm``, ``constant_velocity``,
+    ``mad`` (learned; its settings in ``agent_options``) or any name added with
+    :func:`mad_sim.envs.register_agent_policy`; the policy
+    (:attr:`agent_policy`, an :class:`~mad_sim.envs.agents.AgentPolicy`) is
+    asked for ``agent_horizon`` steps per call.  An unknown name or bad
+    ``agent_options`` is a ConfigError at ``gym.make``.
 
     **Observation**: a flat Dict, see :mod:`mad_sim.envs.observation`
     (``ego`` [10] f32, ``agents`` [K, 11] f32 + ``agents_mask`` [K] i8,
@@ -113,6 +116,8 @@ class MADDriveEnv(gym.Env):
     def __init__(self, config: Any = None, render_mode: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__()
         self.config: EnvConfig = make_config(config, **kwargs)
+        self.agent_settings: Any = agent_settings(self.config)
+        """``agent_options`` validated into the settings dataclass of ``agents`` (None for the scripted ones)."""
         if render_mode is not None:
             if render_mode not in RENDER_MODES:
                 raise ConfigError(f"render_mode {render_mode!r} is not one of {list(RENDER_MODES)}")
@@ -158,10 +163,7 @@ class MADDriveEnv(gym.Env):
         ego_index = scenario.sdc_index if ego == "sdc" else int(ego)
         self.state = WorldState.from_scenario(scenario, ego_index=ego_index)
         self._start_step = self.state.timestep
-        if self._stream is None:
-            policy = make_agent_policy(self.config.agents, self.config, self.np_random)
-            self._stream = AgentStream(policy, self.config.agent_horizon)
-        self._stream.reset(self.state, self.np_random)  # learned agents draw their noise from the reseeded generator
+        self._agent_stream().reset(self.state, self.np_random)  # learned agents draw their noise from the reseeded generator
         index = self._map_index
         if index is None or index.roadmap is not scenario.roadmap:  # per-map structures, kept across resets
             index = self._map_index = MapIndex.build(scenario.roadmap, self.config.roadgraph_spacing)
@@ -205,8 +207,8 @@ class MADDriveEnv(gym.Env):
         t = s.timestep
         ego = s.ego_index
         sim = s.sim
-        xy, yaw = sim.xyz[ego, t, :2].copy(), float(sim.heading[ego, t])
-        nxt = self.adapter.step(xy, yaw, self._speed, action)
+        yaw = float(sim.heading[ego, t])
+        nxt = self.ego_step(action)
         stream.observe(s, action, nxt)  # learned agents condition on the ego's intended motion
         controlled = np.ones(s.num_agents, bool)
         controlled[ego] = False
@@ -244,7 +246,22 @@ class MADDriveEnv(gym.Env):
         self._done = terminated or truncated
         return self._observation(), r, terminated, truncated, self._info()
 
+    def ego_step(self, action: Any) -> EgoStep:
+        """The ego's next step under ``action`` from the present state (nothing changes; ActionError for a bad
+        action).  :meth:`step` moves the ego by exactly this; a vector env asks it before stepping."""
+        if self.state is None:
+            raise EnvStateError("ego_step() before reset()")
+        s = self.state
+        t, ego = s.timestep, s.ego_index
+        return self.adapter.step(s.sim.xyz[ego, t, :2].copy(), float(s.sim.heading[ego, t]), self._speed, action)
+
     # ---------------------------------------------------------------- helpers
+    def _agent_stream(self) -> AgentStream:
+        if self._stream is None:
+            policy = make_agent_policy(self.config.agents, self.config, self.np_random, self.agent_settings)
+            self._stream = AgentStream(policy, self.config.agent_horizon)
+        return self._stream
+
     def _set_spec_steps(self) -> None:
         """``spec.max_episode_steps`` := this episode's steps (the log's remaining steps, capped by
         ``max_steps``), unless ``gym.make`` set one (then a TimeLimit wrapper enforces it)."""
@@ -370,6 +387,33 @@ class MADDriveEnv(gym.Env):
         super().close()
 
     # --------------------------------------------------------------- accessors
+    @property
+    def agent_policy(self) -> AgentPolicy:
+        """The policy moving the other agents (built on first use: the first reset, or here)."""
+        return self._agent_stream().policy
+
+    @property
+    def agent_queries(self) -> int:
+        """Calls to the agent policy this episode (a policy returning k steps is asked every k steps)."""
+        return 0 if self._stream is None else int(self._stream.queries)
+
+    def requery_agents(self) -> None:
+        """Drop the agent steps buffered from the policy's last call: the next step asks it again."""
+        if self._stream is not None:
+            self._stream.requery()
+
+    @property
+    def running(self) -> bool:
+        """True between ``reset`` and the end of the episode (terminated, truncated or closed)."""
+        return self.state is not None and not self._done and not self._closed
+
+    @property
+    def ego_speed(self) -> float:
+        """The ego's signed speed along its heading (m/s) at the present step."""
+        if self.state is None:
+            raise EnvStateError("no ego speed before reset()")
+        return float(self._speed)
+
     @property
     def scenario(self) -> Scenario:
         if self.state is None:

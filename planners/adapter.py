@@ -81,7 +81,7 @@ class RecedingHorizonDriver:
         if cfg.action == "bicycle":
             tracker = TrajectoryAdapter(cfg)
             wp = self.waypoints(base, tracker.horizon)
-            accel, curvature = tracker.controls(wp, base._speed)
+            accel, curvature = tracker.controls(wp, base.ego_speed)
             return np.clip([accel / cfg.max_accel, curvature / cfg.max_curvature], -1, 1).astype(np.float32)
         wp = self.waypoints(base, 1)[0]
         s = base.state

@@ -58,7 +58,8 @@ HEIGHTS = {int(ObjectType.VEHICLE): 1.6, int(ObjectType.PEDESTRIAN): 1.75, int(O
 @dataclass
 class MADPlannerSettings:
     """preset / weights / lora / threads: the model (see :func:`~mad_sim.model.agents.predictor_service.load_predictor`);
-    size: pose frame pixels; history_frames / future_frames: 8k+1; sampler_steps; seed: base noise seed;
+    size: pose frame pixels; history_frames / future_frames: 8k+1; sampler_steps (None: the preset's);
+    precision: ``auto`` / ``float32`` / ``bfloat16`` (as the learned agents'); seed: base noise seed;
     max_chunks: autoregressive forecasts per plan at most (beyond, the last estimated motion is held);
     min_valid_fraction: share of a sample's generated frames with valid odometry for the sample to count;
     max_resamples: extra samples a plan may draw to replace invalid ones (0: none)."""
@@ -70,7 +71,8 @@ class MADPlannerSettings:
     size: int = 128
     history_frames: int = 9
     future_frames: int = 17
-    sampler_steps: int = 4
+    sampler_steps: Optional[int] = None
+    precision: str = "auto"
     seed: int = 0
     max_chunks: int = 5
     min_valid_fraction: float = 0.8
@@ -80,6 +82,9 @@ class MADPlannerSettings:
         from mad_sim.config_checks import require_frames_8k1
         from mad_sim.errors import ConfigError
 
+        from mad_sim.config_checks import require_choice
+
+        require_choice("MAD planner: ", "precision", self.precision, ("auto", "float32", "bfloat16"))
         require_frames_8k1("MAD planner: ", "history_frames", self.history_frames)
         require_frames_8k1("MAD planner: ", "future_frames", self.future_frames, minimum=9)
         if not 0.0 < self.min_valid_fraction <= 1.0 or self.max_resamples < 0 or self.max_chunks < 1:
@@ -133,7 +138,8 @@ class MADPlanner:
         from mad_sim.render.pose import PoseRenderer
 
         self.settings = s = settings or MADPlannerSettings()
-        self.service = service or shared_service(s.preset, s.weights, s.lora, None, s.sampler_steps, s.threads)
+        self.service = service or shared_service(s.preset, s.weights, s.lora, None, s.sampler_steps, s.threads,
+                                                 precision=s.precision)
         from mad_sim.model.presets import pose_camera
 
         self.renderer = PoseRenderer(camera=pose_camera(s.preset, s.size, s.size))

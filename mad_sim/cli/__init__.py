@@ -3,7 +3,10 @@
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers) -> None``, which adds its parser and sets
 ``func(args) -> int`` as the handler.  Errors from :mod:`mad_sim.errors` are
-printed as one line on stderr (no traceback) and exit with status 2.
+printed as one line on stderr (no traceback) and exit with status 2, and so
+are operating-system errors (``OSError``: a full disk, a permission; ``-vv``
+shows their traceback).  Output paths are checked before the work starts
+(:mod:`mad_sim.cli.outputs`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MadSimError as exc:
+        print(f"mad-sim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine said no (a full disk, a permission): one line too, unless -vv
+        if args.verbose >= 2:
+            raise
         print(f"mad-sim {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="learned agents' model: auto (shipped tiny weights if present, else random), shipped, "
                         "random, or a base safetensors path")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the learned agents' model")
+    p.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting of the learned agents (LearnedAgentSettings), e.g. chunk=8 or size=64; repeatable")
     p.add_argument("--size", type=int, default=256, help="panel size in pixels")
     p.add_argument("--out", default="out/demo.mp4", help="video file (.mp4 or .gif)")
     p.add_argument("--rgb", action="store_true",
@@ -132,6 +134,21 @@ def drive_and_record(env: Any, driver: Any, size: int, out: str, seed: int = 0,
     return summary
 
 
+def parse_options(items: list) -> Dict[str, Any]:
+    """``["chunk=8", "precision=float32"]`` -> ``{"chunk": 8, "precision": "float32"}`` (values read as YAML)."""
+    import yaml
+
+    from mad_sim.errors import ConfigError
+
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--agent-option {item!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
@@ -139,36 +156,39 @@ def run(args: argparse.Namespace) -> int:
     from mad_sim.planners import make_planner
     from mad_sim.planners.adapter import RecedingHorizonDriver
 
+    from mad_sim.cli.outputs import check_output
+    from mad_sim.render.video import VIDEO_SUFFIXES
+
     t0 = time.perf_counter()
+    check_output(args.out, suffixes=VIDEO_SUFFIXES)
     learned = args.agents == "mad"
     steps = args.steps
-    if learned:
-        import torch
-
-        from mad_sim.model.agents import learned as la
-
-        torch.set_num_threads(max(1, args.threads))
-        settings = la.configure(weights=args.weights, threads=args.threads)
-        if steps is None:
-            steps = LEARNED_CHUNKS * settings.chunk
     if args.prompt is not None and not args.rgb:
         from mad_sim.errors import ConfigError
 
         raise ConfigError("--prompt is the camera panel's text: add --rgb")
     camera = dict(render_mode="rgb_array", prompt=args.prompt) if args.rgb else {}
-    env = gym.make("MADDrive-v0", scenario=args.scenario, procedural_kind=args.kind, agents=args.agents,
-                   action="trajectory", terminate_on_offroad=False, **camera)
+    options = dict(weights=args.weights, threads=args.threads, **parse_options(args.agent_option)) if learned else {}
     driver = RecedingHorizonDriver(make_planner(args.planner), k=6, horizon=30, replan_every=5)
+    env = gym.make("MADDrive-v0", scenario=args.scenario, procedural_kind=args.kind, agents=args.agents,
+                   agent_options=options, action="trajectory", terminate_on_offroad=False, **camera)
+    if learned:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+        if steps is None:
+            steps = LEARNED_CHUNKS * env.unwrapped.agent_settings.chunk
     labels = (f"pose (agents: {args.agents})", "bev")
     try:
         summary = drive_and_record(env, driver, args.size, args.out, seed=args.seed, max_steps=steps, labels=labels)
         summary = {"agents": args.agents, "planner": args.planner, **summary}
         if learned:
-            policy = env.unwrapped._stream.policy
+            policy = env.unwrapped.agent_policy
             info = policy.service.weights_info
             summary.update(weights="random" if info == "random" else "shipped" if args.weights in ("auto", "shipped")
                            else "given", weights_info=info, predictions=policy.stats.predictions,
-                           early_predictions=policy.stats.early)
+                           early_predictions=policy.stats.early, precision=policy.service.precision,
+                           precision_why=policy.service.precision_why)
             if args.steps is None:
                 summary["note"] = (f"{steps * 0.1:.1f} s of simulated time ({LEARNED_CHUNKS} prediction chunks of "
                                    f"{steps // LEARNED_CHUNKS} steps) by default with learned agents, to stay under "

@@ -42,11 +42,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     eval_sim_agents.add_parser(sub, eval_sim_agents.run)
 
 
+def validate(args: argparse.Namespace) -> list[str]:
+    """Check every option (planners, agents, numbers, the data's files and first scene) before any
+    progress bar starts: bad input ends with one line, no bar around it.  Returns the planner names."""
+    from mad_sim.errors import ConfigError
+    from mad_sim.eval.open_loop import iter_jobs, job_scenario
+    from mad_sim.planners import PLANNERS
+
+    planners = [p.strip() for p in args.planner.split(",") if p.strip()]
+    if not planners:
+        raise ConfigError(f"--planner: no planner named in {args.planner!r}")
+    for name in planners:
+        PLANNERS.entry(name, "--planner: ")
+    for flag, value in (("--k", args.k), ("--workers", args.workers)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    if args.mode == "open-loop":
+        if not args.horizon > 0:
+            raise ConfigError(f"--horizon must be > 0 seconds, got {args.horizon}")
+        if args.stride is not None and args.stride < 1:
+            raise ConfigError(f"--stride must be >= 1, got {args.stride}")
+    else:
+        from mad_sim.envs.agents import agent_settings
+        from mad_sim.envs.config import make_config
+
+        for flag, value in (("--replan-every", args.replan_every), ("--plan-horizon", args.plan_horizon)):
+            if value < 1:
+                raise ConfigError(f"{flag} must be >= 1, got {value}")
+        agent_settings(make_config(agents=args.agents, action=args.action))
+    data = args.data if len(args.data) > 1 else args.data[0]
+    first = next(iter_jobs(data), None)  # the files exist and the first scene reads
+    if first is None:
+        raise ConfigError(f"--data {' '.join(args.data)}: no scenario in these files")
+    job_scenario(first)
+    return planners
+
+
 def run(args: argparse.Namespace) -> int:
     from mad_sim.eval import report
     from mad_sim.eval.open_loop import distributed_rank
 
-    planners = [p.strip() for p in args.planner.split(",") if p.strip()]
+    planners = validate(args)
     data = args.data if len(args.data) > 1 else args.data[0]
     if args.mode == "open-loop":
         from mad_sim.eval.open_loop import OpenLoopSettings, run_open_loop

@@ -1,7 +1,7 @@
 """``mad-sim generate pose``: forecast a pose video from a log's context with the motion adapter.
 
     mad-sim generate pose --scenario FILE --viewpoint sdc --frames 17 --out OUT.mp4
-                          [--ego-motion log|none|VIDEO|ACTIONS.npy] [--preset tiny] [--steps 4]
+                          [--ego-motion log|none|VIDEO|ACTIONS.npy] [--preset tiny] [--steps N]
                           [--boxes-agents IDS|auto [--boxes-shift DX,DY]]
 
 The context is the viewpoint vehicle's pose video over the ``--history``
@@ -56,8 +56,9 @@ def _pose_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="backbone weights for built-in presets: file, dir or 'random' (default: shipped)")
     p.add_argument("--lora", help="motion LoRA file (default: mad_sim/weights/<preset>_motion.safetensors)")
     p.add_argument("--no-lora", action="store_true", help="use the base model without the motion adapter")
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--guidance", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's, 4 for tiny)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="guidance scale (default: the preset's, 1.0 for tiny, 3.5 for ltx-*)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compare", action="store_true", help="write log | forecast panels (needs the logged future)")
     p.add_argument("--boxes-agents", help="object control: comma-separated track indices or 'auto'")
@@ -187,8 +188,10 @@ def run_pose(args: argparse.Namespace) -> int:
     from mad_sim.data import load_scenario
     from mad_sim.model import MADModel, MotionPredictor, load_backbone
     from mad_sim.render.pose import PoseRenderer
-    from mad_sim.render.video import side_by_side, write_video
+    from mad_sim.cli.outputs import check_output
+    from mad_sim.render.video import VIDEO_SUFFIXES, side_by_side, write_video
 
+    check_output(args.out, suffixes=VIDEO_SUFFIXES)
     timings = {}
     t = time.perf_counter()
     scenario = load_scenario(args.scenario, index=args.index)
@@ -231,9 +234,11 @@ def run_pose(args: argparse.Namespace) -> int:
     boxes, box_agents = _box_video(args, scenario, vp, present, renderer.camera)
     timings["render_context_s"] = time.perf_counter() - t
 
+    steps = backbone.config.sampler_steps if args.steps is None else args.steps
+    guidance = backbone.config.guidance_scale if args.guidance is None else args.guidance
     t = time.perf_counter()
-    frames = predictor.forecast(history, ego_motion=ego, num_frames=args.frames, steps=args.steps,
-                                generator=torch.Generator().manual_seed(args.seed), guidance_scale=args.guidance,
+    frames = predictor.forecast(history, ego_motion=ego, num_frames=args.frames, steps=steps,
+                                generator=torch.Generator().manual_seed(args.seed), guidance_scale=guidance,
                                 boxes=boxes)
     timings["forecast_s"] = time.perf_counter() - t
     extra = {}
@@ -257,6 +262,6 @@ def run_pose(args: argparse.Namespace) -> int:
     timings["write_s"] = time.perf_counter() - t
     print(json.dumps({"out": str(args.out), "scenario": scenario.scenario_id, "viewpoint": vp, "present_step": present,
                       "history": args.history, "frames": args.frames, "size": list(size), "preset": args.preset,
-                      "adapter": adapter, "ego_motion": args.ego_motion, "steps": args.steps, **extra,
+                      "adapter": adapter, "ego_motion": args.ego_motion, "steps": steps, "guidance": guidance, **extra,
                       **{k: round(v, 3) for k, v in timings.items()}}))
     return 0

@@ -80,9 +80,11 @@ def run(args: argparse.Namespace) -> int:
 
     from mad_sim.data.camera_files import check_rgb_frame, read_image, read_video
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, check_prompt
-    from mad_sim.render.video import side_by_side, write_video
+    from mad_sim.cli.outputs import check_output
+    from mad_sim.render.video import VIDEO_SUFFIXES, side_by_side, write_video
 
     prompt = check_prompt(args.prompt)  # before any loading: a bad prompt fails fast
+    check_output(args.out, suffixes=VIDEO_SUFFIXES)
     pose, _ = read_video(args.pose)
     first = None if args.first_frame is None else check_rgb_frame(read_image(args.first_frame), args.first_frame)
     check_inputs(pose, args.pose, first, args.first_frame, args.preset)

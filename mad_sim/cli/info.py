@@ -1,4 +1,4 @@
-"""``mad-sim info INPUT... [--json]``: summarise scenario files of every supported format.
+"""``mad-sim info INPUT... [--json]``: summarise scenario files of every supported format; ``--system``: the machine.
 
 Inputs are files, globs, folders (mixing formats) or ``corpus:train|val|all``.
 With ``--json`` it prints one JSON object: ``scenes``, a list with one object
@@ -7,6 +7,11 @@ per scenario (:meth:`mad_sim.data.scenario.Scenario.summary` plus ``format``,
 ``aggregate`` (scenes, hours of driving, agents by label, scenes per format).
 Without, a readable table and the aggregate line.  Bad input ends with the
 one-line error of :mod:`mad_sim.errors` (exit 2).
+
+``--system`` (or no INPUT) reports the machine instead: CPU, torch threads and
+which CPU fast paths this machine gets (``precision="auto"``'s choice of
+bfloat16 or float32, the oneDNN Conv3d swap; :mod:`mad_sim.model.cpu_paths`),
+as a ``system`` object with ``--json``.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("info", help="summarise scenario files (WOMD, ScenarioNet, Waymax, GPUDrive/Nocturne)",
                               description="Print a summary of every scenario in the given files, globs, folders "
                                           "or corpus splits.")
-    p.add_argument("paths", nargs="+", metavar="INPUT",
+    p.add_argument("paths", nargs="*", metavar="INPUT",
                    help="scene files (.tfrecord, .pkl, .json), globs, folders, or corpus:train|val|all")
     p.add_argument("--json", action="store_true", help="print a JSON object {scenes: [...], aggregate: {...}}")
+    p.add_argument("--system", action="store_true",
+                   help="report the machine: CPU, torch threads, precision='auto' and the oneDNN Conv3d swap choices")
     p.set_defaults(func=run)
 
 
@@ -62,6 +69,12 @@ def aggregate(summaries: List[dict]) -> Dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.system or not args.paths:
+        from mad_sim.model.cpu_paths import describe, system_info
+
+        print(json.dumps({"system": system_info()}) if args.json else f"system: {describe()}")
+        if not args.paths:
+            return 0
     from mad_sim.data.scenario import DT
     from mad_sim.data.sources import iter_scenes
 

@@ -77,8 +77,12 @@ def run(args: argparse.Namespace) -> int:
     from mad_sim.render.video import side_by_side, write_video
     from mad_sim.world.state import WorldState
 
+    from mad_sim.cli.outputs import check_output
+    from mad_sim.render.video import VIDEO_SUFFIXES
+
     width, height = parse_size(args.size)
     panels = parse_panels(args.panels)
+    check_output(args.out, suffixes=VIDEO_SUFFIXES)
     scenario = load_scenario(args.file, index=args.index)
     if args.viewpoint.strip().lower() == "sdc":
         vp = scenario.sdc_index

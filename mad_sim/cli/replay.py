@@ -31,12 +31,18 @@ def run(args: argparse.Namespace) -> int:
     from mad_sim.planners import make_planner
     from mad_sim.planners.adapter import RecedingHorizonDriver
 
+    from mad_sim.cli.outputs import check_output
+    from mad_sim.render.video import VIDEO_SUFFIXES
+
+    check_output(args.out, suffixes=VIDEO_SUFFIXES)
     scenario = load_scenario(args.file, args.index)
     ego = args.ego if args.ego == "sdc" else int(args.ego)
     env = gym.make("MADDrive-v0", agents=args.agents, action="trajectory", terminate_on_collision=False,
                    terminate_on_offroad=False)
     driver = RecedingHorizonDriver(make_planner("expert"), k=1, horizon=20, replan_every=1)
-    summary = drive_and_record(env, driver, args.size, args.out, options={"scenario": scenario, "ego": ego})
-    env.close()
+    try:
+        summary = drive_and_record(env, driver, args.size, args.out, options={"scenario": scenario, "ego": ego})
+    finally:
+        env.close()
     print(json.dumps(summary))
     return 0

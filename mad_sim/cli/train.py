@@ -12,7 +12,35 @@ import json
 import os
 from typing import Any, Dict
 
-STAGES = ("vae", "base", "motion", "appearance")
+from mad_sim.registry import Registry
+
+TRAINING_STAGES: Registry[Any] = Registry("training stage")
+"""Stage name -> ``runner(args, overrides) -> (config, result)`` (the registry style of agent policies and planners)."""
+
+
+def _train_loop(args: argparse.Namespace, overrides: Dict[str, Any]) -> Any:
+    """The VAE, the base model and the motion LoRA: :func:`mad_sim.model.training.loop.train`."""
+    from mad_sim.model.training.loop import load_train_config, train
+
+    cfg = load_train_config(args.config, stage=args.stage, overrides=overrides)
+    os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
+    return cfg, train(cfg, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
+
+
+def _train_appearance(args: argparse.Namespace, overrides: Dict[str, Any]) -> Any:
+    """The appearance LoRA on paired RGB / pose clips of the shared dashcam data (an ``appearance:`` section)."""
+    from mad_sim.model.training.appearance_train import load_appearance_config, train_appearance
+
+    cfg, task = load_appearance_config(args.config, overrides=overrides)
+    os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
+    return cfg, train_appearance(cfg, task, resume=args.resume, progress=not args.no_progress,
+                                 stop_after=args.stop_after)
+
+
+for _stage in ("vae", "base", "motion"):
+    TRAINING_STAGES.register(_stage, _train_loop)
+TRAINING_STAGES.register("appearance", _train_appearance)
+STAGES = tuple(TRAINING_STAGES.names())
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +63,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mad_sim.config import read_yaml
-    from mad_sim.model.training.loop import load_train_config, train
 
     overrides: Dict[str, Any] = {}
     for key, attr in (("output_dir", "output"), ("steps", "steps"), ("threads", "threads"),
@@ -46,18 +73,7 @@ def run(args: argparse.Namespace) -> int:
         data = dict(read_yaml(args.config).get("data") or {})
         data["cache_dir"] = args.cache
         overrides["data"] = data
-    if args.stage == "appearance":
-        # paired RGB/pose clips of the shared dashcam data and an `appearance:` task section
-        from mad_sim.model.training.appearance_train import load_appearance_config, train_appearance
-
-        cfg, task = load_appearance_config(args.config, overrides=overrides)
-        os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-        result = train_appearance(cfg, task, resume=args.resume, progress=not args.no_progress,
-                                  stop_after=args.stop_after)
-    else:
-        cfg = load_train_config(args.config, stage=args.stage, overrides=overrides)
-        os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-        result = train(cfg, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
+    cfg, result = TRAINING_STAGES.make(args.stage, args, overrides)
     print(json.dumps({"stage": cfg.stage, "output_dir": str(result.output_dir), "steps": result.steps,
                       "final_loss": result.final_loss, "seconds": round(result.seconds, 1),
                       "exported": result.exported}, indent=1))

@@ -43,8 +43,9 @@ Public API (stable; the training code builds on it):
   conditions, text_embeds, text_mask) -> velocity``), :mod:`.lora` (``add_lora``,
   ``set_active``, ``save_lora`` / ``read_lora`` / ``load_lora``), :mod:`.noise`
   (``sample_sigmas``, ``targeted_noise``), :mod:`.losses` (``flow_matching_loss``),
-  :mod:`.sampling` (``denoise``), :mod:`.presets` (``ModelConfig`` for
-  ``configs/model/*.yaml``, ``load_model_config``).
+  :mod:`.sampling` (``denoise``), :mod:`.presets` (each preset's sampler steps, guidance scale
+  and adapter rank: the one place these defaults are written), :mod:`.cpu_paths` (which CPU fast
+  paths pay on this machine: bf16 autocast, the oneDNN Conv3d swap).
 * SVD family (:mod:`.svd`): same interface; conditions are concatenated as
   channel slots instead of prepended tokens, the CLIP image embedding replaces
   text, SVD's EDM v-prediction is wrapped as a flow-matching velocity.

@@ -44,17 +44,6 @@ class MADModel:
     def __init__(self, backbone) -> None:
         self.backbone = backbone
 
-    @classmethod
-    def from_config(cls, cfg, device=None, dtype=None, with_adapters: bool = True) -> "MADModel":
-        """Backbone and (empty, B = 0) adapters of a :class:`~mad_sim.model.presets.ModelConfig`."""
-        from mad_sim.model.backbone_loading import load_backbone
-
-        model = cls(load_backbone(cfg.preset, path=cfg.backbone, weights=cfg.weights, device=device, dtype=dtype))
-        if with_adapters:
-            for name, a in cfg.adapters.items():
-                model.add_adapter(name, rank=a.rank, alpha=a.alpha, targets=list(a.targets))
-        return model
-
     # ------------------------------------------------------------------ adapters
     @property
     def denoiser(self) -> torch.nn.Module:
@@ -76,9 +65,11 @@ class MADModel:
     def active_adapter(self) -> Optional[str]:
         return _lora.active_adapter(self._lora_module)
 
-    def add_adapter(self, name: str, rank: int = 512, alpha: Optional[float] = None,
+    def add_adapter(self, name: str, rank: Optional[int] = None, alpha: Optional[float] = None,
                     targets: Optional[Sequence[str]] = None) -> None:
-        """Add LoRA adapter ``name`` (alpha defaults to rank; targets to the preset's, the paper's six)."""
+        """Add LoRA adapter ``name`` (rank defaults to the preset's ``adapter_rank``, alpha to rank, targets to
+        the preset's, the paper's six)."""
+        rank = int(self.backbone.config.adapter_rank if rank is None else rank)
         _lora.add_lora(self._lora_module, name, rank, float(rank if alpha is None else alpha),
                        list(targets or self.backbone.config.lora_targets))
 
@@ -187,19 +178,27 @@ class MADModel:
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def sample(self, conditions: Sequence[Condition] = (), num_frames: int = 17, height: int = 128, width: int = 128,
-               steps: int = 4, guidance_scale: float = 1.0, generator: Optional[torch.Generator] = None,
+               steps: Optional[int] = None, guidance_scale: Optional[float] = None,
+               generator: Optional[torch.Generator] = None,
                prompts: Optional[Sequence[str]] = None, negative_prompt: str = "",
                drop_empty_pose_tokens: bool = False, batch_size: Optional[int] = None,
-               return_latents: bool = False, progress: bool = False) -> torch.Tensor:
+               return_latents: bool = False, progress: bool = False,
+               latents: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Generate a video ``[B, 3, num_frames, height, width]`` in [-1, 1].
 
-        ``B`` comes from the conditions, the prompts or ``batch_size``.  With
-        ``drop_empty_pose_tokens`` the tokens of all-black pose patches (no patch of the
-        batch holds >= 5% pose pixels) are left out of the sequence.
+        ``B`` comes from the conditions, the prompts, ``latents`` or ``batch_size``.  ``steps`` /
+        ``guidance_scale`` None: the preset's (:attr:`~mad_sim.model.presets.Preset.sampler_steps`,
+        ``guidance_scale``).  ``latents``: the initial noise ``[B, C, f, h, w]`` (float32; default drawn from
+        ``generator``), e.g. one seeded draw per request of a batch.  With ``drop_empty_pose_tokens`` the
+        tokens of all-black pose patches (no patch of the batch holds >= 5% pose pixels) are left out.
         """
         bb = self.backbone
         bb.check_size(num_frames, height, width, what="sample")
+        steps = int(bb.config.sampler_steps if steps is None else steps)
+        guidance_scale = float(bb.config.guidance_scale if guidance_scale is None else guidance_scale)
         b = batch_size
+        if latents is not None:
+            b = latents.size(0)
         if conditions:
             b = conditions[0].video.size(0)
         elif prompts is not None:
@@ -212,9 +211,13 @@ class MADModel:
         if guidance_scale > 1.0:
             neg_e, neg_m = bb.encode_prompts([negative_prompt] * b, b)
         shape = (b,) + tuple(bb.latent_shape(num_frames, height, width))
+        if latents is not None and tuple(latents.shape) != shape:
+            raise ShapeError(f"latents: {tuple(latents.shape)}, expected {shape} for {num_frames} frames at "
+                             f"{height}x{width}")
         latents = denoise(self.denoiser, bb.scheduler, shape, conds, embeds, mask, steps=steps,
                           guidance_scale=guidance_scale, neg_embeds=neg_e, neg_mask=neg_m, generator=generator,
-                          drop_empty=drop_empty_pose_tokens, device=bb.device, progress=progress)
+                          drop_empty=drop_empty_pose_tokens, device=bb.device, progress=progress,
+                          latents=None if latents is None else latents.to(bb.device, torch.float32))
         if return_latents:
             return latents
         video = bb.decode_latents(latents.to(bb.dtype)).float().clamp(-1.0, 1.0)

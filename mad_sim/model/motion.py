@@ -78,7 +78,8 @@ class MotionPredictor:
         return self.model.backbone
 
     def forecast(self, pose_history: ArrayLike, ego_motion: Optional[ArrayLike] = None, num_frames: int = 17,
-                 steps: int = 4, generator: Optional[torch.Generator] = None, guidance_scale: float = 1.0,
+                 steps: Optional[int] = None, generator: Optional[torch.Generator] = None,
+                 guidance_scale: Optional[float] = None,
                  prompts: Optional[Sequence[str]] = None, drop_empty_pose_tokens: bool = False,
                  boxes: Optional[ArrayLike] = None) -> np.ndarray:
         """Future pose frames ``[num_frames, H, W, 3]`` uint8 (``[B, ...]`` for batched input).
@@ -89,7 +90,8 @@ class MotionPredictor:
           boxes: optional uint8 box video of the controlled agents over the future span, ``num_frames``
             long, same size (:func:`~mad_sim.model.object_control.box_video_from_trajectory`).
           num_frames: frames to generate (8k+1 for LTX presets).
-          steps: sampler steps; generator: the noise's torch.Generator.
+          steps / guidance_scale: sampler steps and guidance (None: the preset's defaults);
+            generator: the noise's torch.Generator.
         """
         hist = _as_frames(pose_history, "pose_history")
         batched = hist.ndim == 5

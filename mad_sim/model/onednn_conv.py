@@ -23,17 +23,24 @@ zero padding and falls back to ``F.conv3d`` everywhere else (GPU, other
 dtypes, CPU autocast — which must see ``conv3d`` to cast it —, or a PyTorch
 built without oneDNN).  Results equal the fallback's up to float32 rounding
 (different summation order), not bit for bit.
+
+Whether the swap pays is machine-specific (the table is from AVX-512 CPUs):
+with ``mode="auto"`` (the default) :func:`use_onednn_conv3d` swaps only where
+:func:`mad_sim.model.cpu_paths.onednn_conv_choice` says so (a timing probe,
+cached per machine; ``MAD_SIM_ONEDNN_CONV=0|1`` overrides it).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
+from mad_sim.errors import ConfigError
+from mad_sim.model.cpu_paths import onednn_available, onednn_conv_choice
 
-def onednn_available() -> bool:
-    """True when this PyTorch has oneDNN and it is enabled (``torch.backends.mkldnn``)."""
-    return bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
 
 
 class OneDNNConv3d(torch.nn.Conv3d):
@@ -55,12 +62,17 @@ class OneDNNConv3d(torch.nn.Conv3d):
         return F.conv3d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-def use_onednn_conv3d(module: torch.nn.Module) -> int:
+def use_onednn_conv3d(module: torch.nn.Module, mode: Literal["auto", "always", "never"] = "auto") -> int:
     """Make every plain zero-padded ``Conv3d`` inside ``module`` a :class:`OneDNNConv3d`; returns how many.
 
-    Convolutions with ``padding_mode != "zeros"`` or string padding
+    ``mode``: ``auto`` swaps where the swap pays on this machine (module doc), ``always`` / ``never``
+    as they say.  Convolutions with ``padding_mode != "zeros"`` or string padding
     (``"same"``) and subclasses of ``Conv3d`` are left as they are.
     """
+    if mode not in ("auto", "always", "never"):
+        raise ConfigError(f"oneDNN Conv3d swap mode {mode!r} is not one of auto, always, never")
+    if mode == "never" or (mode == "auto" and not onednn_conv_choice().use):
+        return 0
     n = 0
     for m in module.modules():
         if type(m) is torch.nn.Conv3d and m.padding_mode == "zeros" and not isinstance(m.padding, str):

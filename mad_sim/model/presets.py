@@ -74,11 +74,38 @@ transformer's ``patch_size=2`` a token carries 2x2 latent cells (32 x 4 = 128
 channels): the same token count as the 32x VAE, with 4x the spatial detail in
 the latents.
 """
+TINY_S8_VAE: Dict[str, Any] = dict(
+    in_channels=3, out_channels=3, latent_channels=16,
+    block_out_channels=(16, 32, 64, 64), down_block_types=("LTXVideo095DownBlock3D",) * 3,
+    layers_per_block=(1, 1, 1, 1), downsample_type=("spatiotemporal",) * 3,
+    spatio_temporal_scaling=(True, True, True),
+    decoder_block_out_channels=(16, 32, 64), decoder_layers_per_block=(1, 1, 1, 1),
+    decoder_spatio_temporal_scaling=(True, True, True), decoder_inject_noise=(False, False, False, False),
+    upsample_residual=(True, True, True), upsample_factor=(2, 2, 2),
+    patch_size=1, patch_size_t=1, timestep_conditioning=False, encoder_causal=True, decoder_causal=False,
+    spatial_compression_ratio=8, temporal_compression_ratio=8,
+)
+"""A representation candidate (issue 13): 8x space / 8x time, 16 latent channels (a 16x16 grid at 128x128).
+
+``patch_size=1`` plus three space-time blocks (the decoder's up blocks scale
+time and space together).  With the transformer's ``patch_size=4`` a token
+carries 4x4 latent cells (16 x 16 = 256 channels): the 32x VAE's token count.
+"""
+TINY_S8T4_VAE: Dict[str, Any] = {
+    **TINY_S8_VAE, "block_out_channels": (16, 32, 64), "down_block_types": ("LTXVideo095DownBlock3D",) * 2,
+    "layers_per_block": (1, 1, 1), "downsample_type": ("spatiotemporal",) * 2, "spatio_temporal_scaling": (True, True),
+    "decoder_block_out_channels": (32, 64), "decoder_layers_per_block": (1, 1, 1),
+    "decoder_spatio_temporal_scaling": (True, True), "decoder_inject_noise": (False, False, False),
+    "upsample_residual": (True, True), "upsample_factor": (2, 2), "patch_size": 2, "temporal_compression_ratio": 4,
+}
+"""A representation candidate (issue 13): 8x space / 4x time, 16 latent channels (``patch_size=2`` + two space-time
+blocks); frames ``4k + 1``, so a 9 + 17 frame clip has 3 + 5 latent frames instead of 2 + 3."""
 TINY_TRANSFORMER: Dict[str, Any] = dict(
     in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=8, attention_head_dim=64,
     cross_attention_dim=512, num_layers=8, caption_channels=128,
 )
 TINY_S16_TRANSFORMER: Dict[str, Any] = {**TINY_TRANSFORMER, "patch_size": 2}
+TINY_S8_TRANSFORMER: Dict[str, Any] = {**TINY_TRANSFORMER, "in_channels": 256, "out_channels": 256, "patch_size": 4}
 ELEVATED_12M = CameraMount(hfov_deg=90.0, mount_height=12.0, pitch_deg=35.0)
 """A pose camera 12 m above the viewpoint, 35 deg down.
 
@@ -146,6 +173,10 @@ class Preset:
       max_text_tokens: prompt length (tokens) fed to the text encoder.
       lora_targets: module-name suffixes LoRA adapters attach to.
       default_size: (height, width) of pose videos for this preset.
+      sampler_steps / guidance_scale: the sampler's defaults (every caller that
+        is not given steps or a guidance scale uses these: ``MADModel.sample``,
+        the predictor service, the learned agents, the MAD planner, ``mad-sim generate``).
+      adapter_rank: LoRA rank (alpha = rank) of ``MADModel.add_adapter`` when none is given.
     """
 
     name: str
@@ -161,19 +192,34 @@ class Preset:
     default_size: Tuple[int, int] = (128, 128)
     camera: CameraMount = DASHCAM
     description: str = ""
+    sampler_steps: int = 4
+    guidance_scale: float = 1.0
+    adapter_rank: int = 32
 
 
 PRESETS: Dict[str, Preset] = {
+    # tiny ones: 4 steps, no guidance (what the shipped tiny weights were measured with), rank 32 (the paper's
+    # 512 scaled to the 512-wide transformer).  LTX: the MAD paper's inference (50 steps, guidance 3.5), rank 512.
     "tiny": Preset("tiny", "ltx", False, vae=TINY_VAE, denoiser=TINY_TRANSFORMER, text=TINY_TEXT,
                    description="LTX architecture, ~36M transformer, VAE 32x/8x; trained on CPU, shipped in mad_sim/weights"),
     "tiny-s16": Preset("tiny-s16", "ltx", False, vae=TINY_S16_VAE, denoiser=TINY_S16_TRANSFORMER, text=TINY_TEXT,
                        camera=ELEVATED_12M,
                        description="representation candidate (no shipped weights): VAE 16x/8x (32 ch), transformer "
                                    "patch 2, pose camera 12 m high pitched 35 deg; configs/train/candidates/"),
+    "tiny-s8": Preset("tiny-s8", "ltx", False, vae=TINY_S8_VAE, denoiser=TINY_S8_TRANSFORMER, text=TINY_TEXT,
+                      camera=ELEVATED_12M,
+                      description="representation candidate (no shipped weights): VAE 8x/8x (16 ch), transformer "
+                                  "patch 4, pose camera 12 m high pitched 35 deg; configs/train/candidates/"),
+    "tiny-s8t4": Preset("tiny-s8t4", "ltx", False, vae=TINY_S8T4_VAE, denoiser=TINY_S8_TRANSFORMER, text=TINY_TEXT,
+                        camera=ELEVATED_12M,
+                        description="representation candidate (no shipped weights): VAE 8x/4x (16 ch), transformer "
+                                    "patch 4, pose camera 12 m high pitched 35 deg; configs/train/candidates/"),
     "ltx-2b": Preset("ltx-2b", "ltx", True, vae=LTX_VAE, denoiser=LTX_2B_TRANSFORMER, max_text_tokens=128,
-                     default_size=(512, 768), description="LTX-Video 0.9.x 2B from a local diffusers directory"),
+                     default_size=(512, 768), sampler_steps=50, guidance_scale=3.5, adapter_rank=512,
+                     description="LTX-Video 0.9.x 2B from a local diffusers directory"),
     "ltx-13b": Preset("ltx-13b", "ltx", True, vae=LTX_VAE, denoiser=LTX_13B_TRANSFORMER, max_text_tokens=128,
-                      default_size=(512, 768), description="LTX-Video 0.9.7+ 13B from a local diffusers directory"),
+                      default_size=(512, 768), sampler_steps=50, guidance_scale=3.5, adapter_rank=512,
+                      description="LTX-Video 0.9.7+ 13B from a local diffusers directory"),
     "svd-tiny": Preset("svd-tiny", "svd", False, vae=SVD_TINY_VAE, denoiser=SVD_TINY_UNET, text=SVD_TINY_IMAGE_ENCODER,
                        lora_targets=SVD_LORA_TARGETS, default_size=(128, 128),
                        description="tiny UNetSpatioTemporalCondition + AutoencoderKLTemporalDecoder + CLIP vision, random init"),
@@ -198,54 +244,3 @@ def pose_camera(name: str, width: int, height: int) -> Camera:
     if name not in PRESETS:
         raise PresetError(f"unknown model preset {name!r} (known: {', '.join(PRESETS)})")
     return PRESETS[name].camera.camera(width, height)
-
-
-# --------------------------------------------------------------------------- YAML model configs
-@dataclass
-class AdapterConfig:
-    """One LoRA adapter: rank, alpha (scale alpha / rank) and target module-name suffixes."""
-
-    rank: int = 512
-    alpha: float = 512.0
-    targets: Tuple[str, ...] = LTX_LORA_TARGETS
-
-
-@dataclass
-class SamplingConfig:
-    """Sampler defaults: steps, guidance scale, dropping all-black pose tokens."""
-
-    steps: int = 4
-    guidance_scale: float = 1.0
-    drop_empty_pose_tokens: bool = False
-
-
-@dataclass
-class ModelConfig:
-    """``configs/model/<name>.yaml``: which backbone, which adapters, how to sample.
-
-    Attributes:
-      preset: backbone preset name.
-      backbone: local diffusers directory for path presets (``--backbone``).
-      weights: weights for built-in presets (None: shipped; ``"random"``; a file or dir).
-      adapters: adapter name -> :class:`AdapterConfig` (``motion``, ``appearance``).
-      sampling: :class:`SamplingConfig`.
-    """
-
-    preset: str = "tiny"
-    backbone: Optional[str] = None
-    weights: Optional[str] = None
-    adapters: Dict[str, AdapterConfig] = field(default_factory=dict)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            from mad_sim.errors import ConfigError
-
-            raise ConfigError(f"unknown model preset {self.preset!r} (known: {', '.join(PRESETS)})")
-
-
-def load_model_config(path: str) -> ModelConfig:
-    """Read ``configs/model/*.yaml`` into a :class:`ModelConfig` (ConfigError names unknown keys and the file)."""
-    from mad_sim.config import load_config
-
-    return load_config(path, ModelConfig)

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 
-from mad_sim.model.agents import learned as la
 from mad_sim.model.agents.predictor_service import ForecastRequest, ServiceStats
 
 FAST = dict(weights="random", size=64, history_frames=9, future_frames=9, chunk=8, threads=1, sampler_steps=2)
@@ -17,12 +16,11 @@ FAST = dict(weights="random", size=64, history_frames=9, future_frames=9, chunk=
 
 @pytest.fixture()
 def fast_mad():
-    """``agents="mad"`` with a random-weight tiny model at 64x64, 9 frames, chunks of 8 steps."""
+    """``agent_options`` of ``agents="mad"``: a random-weight tiny model at 64x64, 9 frames, chunks of 8 steps."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    old = la.default_settings()
-    s = la.configure(**FAST)
-    yield s
-    la._SETTINGS = old
+    yield dict(FAST)
+    torch.set_num_threads(threads)
 
 
 class LogOracleService:

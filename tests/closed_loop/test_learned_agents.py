@@ -30,17 +30,15 @@ def _episode(env, seed, steps, action):
 
 
 def test_check_env_mad(fast_mad, womd_path):
-    env = gym.make("MADDrive-v0", agents="mad", scenario=str(womd_path))
+    env = gym.make("MADDrive-v0", agents="mad", agent_options=fast_mad, scenario=str(womd_path))
     check_env(env.unwrapped)
     env.close()
 
 
 def test_seeded_runs_reproduce_and_fallback_is_exact(fast_mad, womd_path):
     """Same seed, same world; agents not learned-driven follow the fallback (here the log) exactly."""
-    import mad_sim.model.agents.learned as la
-
-    la.configure(fallback="log")
-    kw = dict(agents="mad", scenario=str(womd_path), terminate_on_collision=False, terminate_on_offroad=False)
+    kw = dict(agents="mad", agent_options={**fast_mad, "fallback": "log"}, scenario=str(womd_path),
+              terminate_on_collision=False, terminate_on_offroad=False)
     env_a, env_b = gym.make("MADDrive-v0", **kw), gym.make("MADDrive-v0", **kw)
     act = np.array([0.1, 0.0], np.float32)
     xy_a, learned_a = _episode(env_a, 3, 12, act)
@@ -58,7 +56,7 @@ def test_seeded_runs_reproduce_and_fallback_is_exact(fast_mad, womd_path):
         others[s.ego_index] = False
         others &= log.valid[:, t]
         np.testing.assert_allclose(s.sim.xy[others, t], log.xy[others, t])
-    policy = env_a.unwrapped._stream.policy
+    policy = env_a.unwrapped.agent_policy
     assert policy.stats.predictions == 2  # 12 steps in chunks of 8
     env_a.close(), env_b.close()
 
@@ -82,11 +80,11 @@ def test_intended_poses_follow_trajectory_waypoints(womd_path):
 
 def test_early_repredict_when_the_ego_changes_its_plan(fast_mad, womd_path):
     """A trajectory action that swerves 3 m beyond the assumed path makes the agents re-predict in that step."""
-    env = gym.make("MADDrive-v0", agents="mad", scenario=str(womd_path), action="trajectory",
+    env = gym.make("MADDrive-v0", agents="mad", agent_options=fast_mad, scenario=str(womd_path), action="trajectory",
                    terminate_on_collision=False, terminate_on_offroad=False)
     env.reset(seed=0)
-    pol = env.unwrapped._stream.policy
-    v = max(env.unwrapped._speed, 1.0)
+    pol = env.unwrapped.agent_policy
+    v = max(env.unwrapped.ego_speed, 1.0)
     straight = np.stack([np.arange(1, 11) * v * 0.1, np.zeros(10)], -1).astype(np.float32)
     for _ in range(3):
         env.step(straight)
@@ -149,13 +147,10 @@ def test_log_oracle_predictor_reproduces_the_log(womd_path):
 
 def test_no_forecast_when_no_agent_is_in_view(fast_mad, womd_path):
     """With nobody in view (a 1 m view range) no forecast runs and the fallback drives everyone exactly."""
-    import mad_sim.model.agents.learned as la
-
-    la.configure(fallback="log", view_range_m=1.0)
-    env = gym.make("MADDrive-v0", agents="mad", scenario=str(womd_path), terminate_on_collision=False,
-                   terminate_on_offroad=False)
+    env = gym.make("MADDrive-v0", agents="mad", agent_options={**fast_mad, "fallback": "log", "view_range_m": 1.0},
+                   scenario=str(womd_path), terminate_on_collision=False, terminate_on_offroad=False)
     xy, learned = _episode(env, 0, 10, np.array([0.1, 0.0], np.float32))
-    pol = env.unwrapped._stream.policy
+    pol = env.unwrapped.agent_policy
     assert pol.stats.predictions == 0 and pol.stats.skipped == 10 and not any(len(x) for x in learned)
     s = env.unwrapped.state
     t0 = s.scenario.current_index
@@ -171,3 +166,24 @@ def test_no_forecast_when_no_agent_is_in_view(fast_mad, womd_path):
     assert pol.stats.predictions == 1 and pol.stats.skipped == 0  # agents in view: the model runs again
     assert pol.service.stats.calls == calls + 1
     env.close()
+
+
+def test_settings_come_from_the_env_config(fast_mad, womd_path, tmp_path):
+    """agent_options (keywords or YAML) are validated into LearnedAgentSettings at gym.make; two envs differ."""
+    a = gym.make("MADDrive-v0", agents="mad", agent_options={**fast_mad, "chunk": 4})
+    b = gym.make("MADDrive-v0", agents="mad", agent_options=fast_mad)
+    assert isinstance(a.unwrapped.agent_settings, LearnedAgentSettings)
+    assert a.unwrapped.agent_settings.chunk == 4 and b.unwrapped.agent_settings.chunk == 8
+    assert a.unwrapped.agent_policy.settings.chunk == 4 and b.unwrapped.agent_policy.settings.chunk == 8
+    cfg = tmp_path / "env.yaml"
+    cfg.write_text("agents: mad\nagent_options:\n  weights: random\n  chunk: 2\n  fallback: log\n")
+    c = gym.make("MADDrive-v0", config=str(cfg))
+    assert c.unwrapped.agent_settings == LearnedAgentSettings(weights="random", chunk=2, fallback="log")
+    with pytest.raises(ConfigError, match="chunkk"):
+        gym.make("MADDrive-v0", agents="mad", agent_options={"chunkk": 4})
+    with pytest.raises(ConfigError, match="chunk"):
+        gym.make("MADDrive-v0", agents="mad", agent_options={"chunk": "four"})
+    with pytest.raises(ConfigError, match="fallback"):
+        gym.make("MADDrive-v0", agents="mad", agent_options={"fallback": "teleport"})
+    for env in (a, b, c):
+        env.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mad_sim.data import load_scenario
+from mad_sim.errors import ConfigError
 from mad_sim.planners import make_planner
 from mad_sim.planners.base import context_from_scenario
 from mad_sim.planners.mad import MADPlanner, MADPlannerSettings, context_scenario
@@ -43,4 +45,7 @@ def test_registered_for_eval(fast_mad):
     import mad_sim.planners.mad as pm
 
     assert "mad" in __import__("mad_sim.planners", fromlist=["PLANNERS"]).PLANNERS
-    assert isinstance(make_planner("mad"), pm.MADPlanner)
+    planner = make_planner("mad", **{k: fast_mad[k] for k in ("weights", "size", "future_frames", "sampler_steps")})
+    assert isinstance(planner, pm.MADPlanner) and planner.settings.size == 64 and planner.settings.sampler_steps == 2
+    with pytest.raises(ConfigError, match="sizee"):
+        make_planner("mad", sizee=64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import mad_sim  # noqa: F401
-from mad_sim.model.agents.predictor_service import ForecastRequest, make_mad_vector_env, shared_service
+from mad_sim.model.agents.predictor_service import ForecastRequest, shared_service
 from mad_sim.render.pose import PoseRenderer
 
 
@@ -14,7 +14,7 @@ def test_batch_equals_single_requests(fast_mad, womd_path):
 
     sc = load_scenario(womd_path)
     hist = PoseRenderer(64, 64).render_scenario(sc, sc.sdc_index, 2, 11)
-    svc = shared_service("tiny", "random", None, None, fast_mad.sampler_steps, 1)
+    svc = shared_service("tiny", "random", None, None, fast_mad["sampler_steps"], 1)
     reqs = [ForecastRequest(hist, None, 9, seed) for seed in (5, 6, 7)]
     alone = [svc.forecast([r])[0] for r in reqs]
     calls = svc.stats.calls
@@ -27,10 +27,17 @@ def test_batch_equals_single_requests(fast_mad, womd_path):
 
 
 def test_vector_env_batches_predictions(fast_mad, womd_path):
-    venv = make_mad_vector_env(2, scenario=str(womd_path), terminate_on_collision=False, terminate_on_offroad=False)
+    import gymnasium as gym
+
+    from mad_sim.envs import MADVectorEnv
+
+    venv = gym.make_vec("MADDrive-v0", num_envs=2, vectorization_mode="vector_entry_point", agents="mad",
+                        agent_options=fast_mad, scenario=str(womd_path), terminate_on_collision=False,
+                        terminate_on_offroad=False)
+    assert isinstance(venv, MADVectorEnv)
     venv.reset(seed=[1, 2])
-    svc = venv.envs[0].unwrapped._stream.policy.service
-    assert svc is venv.envs[1].unwrapped._stream.policy.service
+    svc = venv.envs[0].unwrapped.agent_policy.service
+    assert svc is venv.envs[1].unwrapped.agent_policy.service
     calls, reqs = svc.stats.calls, svc.stats.requests
     actions = np.zeros((2, 2), np.float32)
     for _ in range(9):

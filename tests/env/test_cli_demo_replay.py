@@ -13,19 +13,16 @@ def quick_learned_agents():
     """Learned agents on a small random-weight model (64 px, 9 frames, chunks of 8) so the demo test stays quick."""
     import torch
 
-    from mad_sim.model.agents import learned as la
-
-    old, threads = la.default_settings(), torch.get_num_threads()
-    la.configure(size=64, history_frames=9, future_frames=9, chunk=8, sampler_steps=2)
-    yield
-    la._SETTINGS = old
+    threads = torch.get_num_threads()
+    yield [f"--agent-option={kv}" for kv in ("size=64", "history_frames=9", "future_frames=9", "chunk=8",
+                                             "sampler_steps=2")]
     torch.set_num_threads(threads)
 
 
 def test_demo_learned_agents(tmp_path, capsys, quick_learned_agents):
     """The default demo is the closed loop with learned agents: they drive some agents; video and summary say so."""
     out = tmp_path / "demo.gif"
-    rc = main(["demo", "--seed", "0", "--weights", "random", "--size", "64", "--out", str(out)])
+    rc = main(["demo", "--seed", "0", "--weights", "random", "--size", "64", "--out", str(out), *quick_learned_agents])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["agents"] == "mad" and summary["planner"] == "idm"

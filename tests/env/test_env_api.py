@@ -74,8 +74,10 @@ def test_config_file_and_keywords(tmp_path):
         gym.make("MADDrive-v0", config=str(bad))
     with pytest.raises(ConfigError, match="action"):
         gym.make("MADDrive-v0", action="teleport")
-    with pytest.raises(ConfigError, match="unknown agent policy"):
-        gym.make("MADDrive-v0", agents="nobody").reset(seed=0)
+    with pytest.raises(ConfigError, match="unknown agent policy 'nobody'"):
+        gym.make("MADDrive-v0", agents="nobody")  # at gym.make, like action=, not at the first reset
+    with pytest.raises(ConfigError, match="takes no settings"):
+        gym.make("MADDrive-v0", agents="idm", agent_options={"chunk": 8})
 
 
 def test_bad_actions_and_order():

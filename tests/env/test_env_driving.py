@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import mad_sim  # noqa: F401
-from mad_sim.envs import AgentStream, make_vec, register_agent_policy
+from mad_sim.envs import make_vec, register_agent_policy
 from mad_sim.planners import make_planner
 from mad_sim.planners.adapter import RecedingHorizonDriver
 
@@ -73,8 +73,8 @@ def test_multi_step_agent_policy_is_consumed_over_k_steps(womd_path):
     for _ in range(20):
         env.step(np.zeros(2, np.float32))
     assert policy.calls == [(10, 8), (18, 8), (26, 8)]
-    stream: AgentStream = env.unwrapped._stream
-    stream.requery()
+    assert env.unwrapped.agent_queries == 3
+    env.unwrapped.requery_agents()
     env.step(np.zeros(2, np.float32))
     assert policy.calls[-1] == (30, 8)
     # the agents really follow the log

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from mad_sim.errors import ConfigError
 from mad_sim.model.onednn_conv import OneDNNConv3d, onednn_available, use_onednn_conv3d
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN")
@@ -16,7 +17,7 @@ def _pair(cin: int = 16, cout: int = 16, **kw) -> tuple[torch.nn.Conv3d, torch.n
     plain = torch.nn.Conv3d(cin, cout, 3, **kw)
     fast = torch.nn.Conv3d(cin, cout, 3, **kw)
     fast.load_state_dict(plain.state_dict())
-    assert use_onednn_conv3d(fast) == 1
+    assert use_onednn_conv3d(fast, "always") == 1
     return plain, fast
 
 
@@ -69,15 +70,26 @@ def test_only_plain_zero_padded_conv3d_is_swapped():
     net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.Conv3d(4, 4, 3, padding=1, padding_mode="replicate"),
                               torch.nn.Conv3d(4, 4, 3, padding="same"), torch.nn.Conv2d(4, 4, 3))
     sd = {k: v.clone() for k, v in net.state_dict().items()}
-    assert use_onednn_conv3d(net) == 1
+    assert use_onednn_conv3d(net, "always") == 1
     assert [type(m) for m in net] == [OneDNNConv3d, torch.nn.Conv3d, torch.nn.Conv3d, torch.nn.Conv2d]
-    assert use_onednn_conv3d(net) == 0  # idempotent
+    assert use_onednn_conv3d(net, "always") == 0  # idempotent
     assert all(torch.equal(sd[k], v) for k, v in net.state_dict().items())
 
 
-def test_tiny_vae_uses_it_and_reconstructs_as_before():
+def test_modes_never_and_auto_follow_the_choice(monkeypatch):
+    monkeypatch.setenv("MAD_SIM_ONEDNN_CONV", "0")
+    conv = torch.nn.Conv3d(2, 2, 3)
+    assert use_onednn_conv3d(conv) == 0 and type(conv) is torch.nn.Conv3d
+    monkeypatch.setenv("MAD_SIM_ONEDNN_CONV", "1")
+    assert use_onednn_conv3d(conv, "never") == 0 and use_onednn_conv3d(conv) == 1
+    with pytest.raises(ConfigError, match="sometimes"):
+        use_onednn_conv3d(conv, "sometimes")  # type: ignore[arg-type]
+
+
+def test_tiny_vae_uses_it_and_reconstructs_as_before(monkeypatch):
     from mad_sim.model import load_backbone
 
+    monkeypatch.setenv("MAD_SIM_ONEDNN_CONV", "1")  # the swap where it pays (auto decides per machine)
     bb = load_backbone("tiny", weights="random", device="cpu")
     convs = [m for m in bb.vae.modules() if isinstance(m, torch.nn.Conv3d)]
     assert convs and all(type(m) is OneDNNConv3d for m in convs)

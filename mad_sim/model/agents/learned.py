@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -71,6 +71,13 @@ from mad_sim.model.agents.settings import FALLBACKS, LearnedAgentSettings
 from mad_sim.world.state import AgentStates, WorldState
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class _Resettable(Protocol):
+    """A scripted fallback that keeps per-episode state (IDM's lane paths)."""
+
+    def reset(self, state: Optional[WorldState] = None) -> None: ...
 
 
 @dataclass
@@ -153,6 +160,7 @@ class LearnedAgents:
         self.rng = rng
 
     def reset(self, state: Optional[WorldState] = None) -> None:
+        """A new episode from ``state``: caches, the chunk and the counters are dropped."""
         self._frames.clear()
         self._chunk = None
         self._prepared_t = None
@@ -160,13 +168,12 @@ class LearnedAgents:
         self._idle = False
         self.stats = LearnedStats()
         self.learned = np.zeros(0 if state is None else state.num_agents, bool)
-        reset = getattr(self.fallback, "reset", None)
-        if callable(reset):
-            reset(state)
+        if isinstance(self.fallback, _Resettable):
+            self.fallback.reset(state)
 
-    def observe_ego_action(self, state: WorldState, action: Any = None, next_step: Any = None) -> None:
-        """The env's hook, called with the action of the step about to be taken."""
-        self.prepare(state, action, next_step)
+    def observe_ego_action(self, state: WorldState, action: Any = None, ego_step: Any = None) -> None:
+        """The env's hook, called with the action of the step about to be taken and its ego step."""
+        self.prepare(state, action, ego_step)
 
     # ------------------------------------------------------------------ planning a prediction
     def prepare(self, state: WorldState, action: Any = None, next_step: Any = None) -> Optional[ForecastRequest]:
@@ -355,32 +362,18 @@ class LearnedAgents:
         return out
 
 
-_SETTINGS = LearnedAgentSettings()
-
-
-def default_settings() -> LearnedAgentSettings:
-    """The settings ``agents="mad"`` uses (change them with :func:`configure`)."""
-    return _SETTINGS
-
-
-def configure(**kwargs: Any) -> LearnedAgentSettings:
-    """Change the settings of ``agents="mad"`` for envs made afterwards, e.g. ``configure(weights="random", chunk=8)``."""
-    global _SETTINGS
-    import dataclasses
-
-    _SETTINGS = dataclasses.replace(_SETTINGS, **kwargs)
-    return _SETTINGS
-
-
 def make_mad_policy(config: Any, rng: np.random.Generator,
                     settings: Optional[LearnedAgentSettings] = None) -> LearnedAgents:
-    """The agent-policy factory of ``agents="mad"``: ``factory(env_config, env_rng)``."""
-    s = settings or _SETTINGS
+    """The agent-policy factory of ``agents="mad"``: ``factory(env_config, env_rng, settings)``.
+
+    ``settings`` are the env's ``agent_options`` validated into :class:`LearnedAgentSettings`
+    (``gym.make("MADDrive-v0", agents="mad", agent_options={"chunk": 8})``); None: the defaults.
+    """
+    s = settings if settings is not None else LearnedAgentSettings()
     if getattr(config, "agent_horizon", 1) != 1:
         raise ConfigError("agents='mad' chunks its own predictions (LearnedAgentSettings.chunk): "
                           "leave agent_horizon at 1")
     return LearnedAgents(s, rng=rng, action_kind=config.action)
 
 
-__all__ = ["FALLBACKS", "LearnedAgentSettings", "LearnedAgents", "LearnedStats", "configure", "default_settings",
-           "make_mad_policy"]
+__all__ = ["FALLBACKS", "LearnedAgentSettings", "LearnedAgents", "LearnedStats", "make_mad_policy"]

@@ -4,11 +4,11 @@ Learned agents (:mod:`mad_sim.model.agents.learned`) and the MAD planner do
 not call the sampler themselves: they hand a :class:`ForecastRequest` (pose
 history, optional ego-motion video, a noise seed) to a
 :class:`PredictorService`, which stacks every request of the same geometry
-into ONE batched sampler call.  A vector of envs
-therefore costs one diffusion call per chunk, not one per env, when it is this
-module's ``MADVectorEnv`` (made on first access, so gymnasium is imported only
-then; :func:`make_mad_vector_env` builds one); :func:`mad_sim.envs.make_vec`
-gives a plain ``SyncVectorEnv`` that does not batch.
+into ONE batched :meth:`MADModel.sample <mad_sim.model.mad.MADModel.sample>`
+call (given each request's initial noise).  A vector of envs therefore costs
+one diffusion call per chunk, not one per env, when it is
+:class:`mad_sim.envs.vector.MADVectorEnv` (``gymnasium.make_vec("MADDrive-v0",
+num_envs=n, vectorization_mode="vector_entry_point", agents="mad")``).
 
 Determinism: each request carries its own seed; its initial noise
 ``[C, f, h, w]`` is drawn from ``torch.Generator().manual_seed(seed)`` alone,
@@ -20,17 +20,21 @@ motion LoRA into the base weights once (``W + (alpha / r) B A``, peft's
 ``merge``), so each linear layer runs one matmul instead of three; the result
 equals the unmerged adapter up to float rounding (tests: below one grey
 level).  The model must then not be used with another adapter.
-``precision="bfloat16"`` (opt-in, not the default) runs the sampler call
-under ``torch.autocast("cpu", torch.bfloat16)``: about 1.6x less CPU time
-on CPUs with AVX512-BF16, with frames that differ from float32 by about 0.5
-grey levels on average (measured on the random tiny model; check it on
-trained weights before relying on it).
+``precision="bfloat16"`` runs the sampler call under
+``torch.autocast("cpu", torch.bfloat16)``: about 1.6x less CPU time on CPUs
+with AVX512-BF16, with frames that differ from float32 by about 0.5 grey
+levels on average (measured on the random tiny model), but about 9x MORE on
+an AVX2-only CPU, which emulates bf16.  ``precision="auto"`` (the default)
+therefore picks bfloat16 only on CPUs with native bf16
+(:func:`mad_sim.model.cpu_paths.resolve_precision`), float32 elsewhere; the
+service reports its choice in :attr:`PredictorService.precision_why`.
 
-Weights: :func:`load_predictor` picks the shipped tiny weights
+Weights: :func:`load_predictor` loads the shipped weights
 (``mad_sim/weights/<preset>.safetensors`` + ``<preset>_motion.safetensors``)
-when both exist (``weights="auto"``), else a seeded random init with a
-warning; ``weights="random"`` forces the random init (tests), a path loads
-that base file.
+for ``weights="auto"`` / ``"shipped"`` and a base file for a path; a file
+that is missing or unreadable (the shipped ones, a base path, a ``lora=``
+path) is a :class:`~mad_sim.errors.CheckpointError`.  Random untrained
+weights only when asked for: ``weights="random"``.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from mad_sim.errors import CheckpointError, ConfigError, ShapeError
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
-"""Sampler precision -> autocast dtype (None: plain float32)."""
+"""Sampler precision -> autocast dtype (None: plain float32); ``auto`` resolves to one of them."""
 
 
 @dataclass
@@ -92,35 +96,56 @@ def load_predictor(preset: str = "tiny", weights: str = "auto", lora: Optional[s
 
     Args:
       preset: backbone preset (``tiny`` is the embedded one).
-      weights: ``"auto"`` (shipped weights if both the base and the motion LoRA
-        files exist, else random), ``"shipped"`` (CheckpointError if missing),
-        ``"random"`` (seeded random init with a no-op motion adapter), or a
-        path to a base safetensors file.
+      weights: ``"auto"`` / ``"shipped"`` (the shipped base and motion LoRA),
+        ``"random"`` (seeded random init: a no-op motion adapter, or ``lora`` when given),
+        or a path to a base safetensors file.
       lora: motion LoRA file (default: the shipped ``<preset>_motion.safetensors``).
+
+    Raises:
+      CheckpointError: a named or shipped file is missing or unreadable; never a silent random model.
     """
     from mad_sim.model.backbone import WEIGHTS_DIR, shipped_weights
     from mad_sim.model.backbone_loading import load_backbone
     from mad_sim.model.mad import MADModel
     from mad_sim.model.motion import MotionPredictor
 
-    lora_path = Path(lora) if lora is not None else WEIGHTS_DIR / f"{preset}_motion.safetensors"
-    if weights == "auto":
-        have = shipped_weights(preset).is_file() and lora_path.is_file()
-        if not have:
-            log.warning("no shipped %s weights (%s, %s): learned agents run a RANDOM untrained model", preset,
-                        shipped_weights(preset), lora_path)
-        weights = "shipped" if have else "random"
+    if lora is not None and not Path(lora).is_file():
+        raise CheckpointError(f"{lora}: motion LoRA file not found (lora=); train one with `mad-sim train motion` "
+                              f"or leave lora out for the shipped one")
     if weights == "random":
         model = MADModel(load_backbone(preset, device=device, weights="random", seed=seed))
-        model.add_adapter("motion", rank=8, alpha=8)
-        return MotionPredictor(model, "motion"), "random"
-    base = None if weights == "shipped" else weights
+        if lora is None:
+            model.add_adapter("motion", rank=8, alpha=8)
+            return MotionPredictor(model, "motion"), "random"
+        _load_lora(model, Path(lora))
+        return MotionPredictor(model, "motion"), f"random + {lora}"
+    lora_path = Path(lora) if lora is not None else WEIGHTS_DIR / f"{preset}_motion.safetensors"
+    if weights in ("auto", "shipped"):
+        missing = [str(p) for p in (shipped_weights(preset), lora_path) if not p.is_file()]
+        if missing:
+            raise CheckpointError(f"no shipped {preset} weights ({', '.join(missing)} missing): pass weights=PATH "
+                                  f"and lora=PATH, or weights='random' for an untrained model")
+        base = None
+    else:
+        if not Path(weights).is_file():
+            raise CheckpointError(f"{weights}: base weights file not found (weights=)")
+        base = weights
     model = MADModel(load_backbone(preset, device=device, weights=base))
     if not lora_path.is_file():
         raise CheckpointError(f"{lora_path}: motion adapter not found; train it with `mad-sim train motion`, "
                               f"pass lora=PATH, or use weights='random'")
-    model.load_adapter("motion", lora_path)
+    _load_lora(model, lora_path)
     return MotionPredictor(model, "motion"), f"{base or shipped_weights(preset)} + {lora_path}"
+
+
+def _load_lora(model, path: Path) -> None:
+    """Load ``path`` as the motion adapter; an unreadable file is a CheckpointError naming it."""
+    try:
+        model.load_adapter("motion", path)
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: cannot read the motion LoRA ({type(exc).__name__}: {exc})") from exc
 
 
 class PredictorService:
@@ -132,16 +157,20 @@ class PredictorService:
       threads: torch intra-op threads to use while sampling (None: leave torch's setting).
       merge_lora: merge the adapter into the base weights for inference (only when the
         service owns the model: the model then serves this adapter alone).
-      precision: ``float32`` or ``bfloat16`` (CPU autocast of the whole sampler call).
+      precision: ``auto`` (bfloat16 on CPUs with native bf16, else float32: module doc), ``float32`` or
+        ``bfloat16`` (CPU autocast of the whole sampler call); :attr:`precision` holds the one used and
+        :attr:`precision_why` why.
     """
 
-    def __init__(self, predictor, steps: int = 4, threads: Optional[int] = None, weights_info: str = "",
-                 merge_lora: bool = False, precision: str = "float32") -> None:
-        if precision not in PRECISIONS:
-            raise ConfigError(f"predictor precision {precision!r} is not one of {sorted(PRECISIONS)}")
-        self.precision = precision
+    def __init__(self, predictor, steps: Optional[int] = None, threads: Optional[int] = None, weights_info: str = "",
+                 merge_lora: bool = False, precision: str = "auto") -> None:
+        from mad_sim.model.cpu_paths import resolve_precision
+
+        if precision != "auto" and precision not in PRECISIONS:
+            raise ConfigError(f"predictor precision {precision!r} is not one of {['auto', *sorted(PRECISIONS)]}")
+        self.precision, self.precision_why = resolve_precision(precision, predictor.model.backbone.device)
         self.predictor = predictor
-        self.steps = int(steps)
+        self.steps = int(steps) if steps is not None else predictor.model.backbone.config.sampler_steps
         self.threads = threads
         self.weights_info = weights_info
         self.stats = ServiceStats()
@@ -163,7 +192,6 @@ class PredictorService:
     @torch.no_grad()
     def _run(self, reqs: List[ForecastRequest]) -> np.ndarray:
         from mad_sim.model.conditioning import Condition, uint8_to_video, video_to_uint8
-        from mad_sim.model.sampling import denoise
 
         with self._lock:
             t0 = time.perf_counter()
@@ -193,11 +221,7 @@ class PredictorService:
                 noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(r.seed)))
                                      for r in reqs]).to(device)
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                    lat_conds = model.encode_conditions(conds, batch=b)
-                    embeds, mask = bb.encode_prompts(None, b)
-                    latents = denoise(model.denoiser, bb.scheduler, (b,) + shape, lat_conds, embeds, mask,
-                                      steps=self.steps, device=device, latents=noise)
-                    video = bb.decode_latents(latents.to(bb.dtype)).float().clamp(-1.0, 1.0)
+                    video = model.sample(conds, num_frames=f, height=h, width=w, steps=self.steps, latents=noise)
                 frames = video_to_uint8(video.cpu()).numpy()
             finally:
                 if self.threads:
@@ -235,78 +259,20 @@ _SHARED: Dict[Tuple, PredictorService] = {}
 
 
 def shared_service(preset: str = "tiny", weights: str = "auto", lora: Optional[str] = None,
-                   device: Optional[str] = None, steps: int = 4, threads: Optional[int] = None,
-                   merge_lora: bool = True, precision: str = "float32") -> PredictorService:
-    """The process-wide service for these settings (the model is loaded once and shared by every env)."""
-    key = (preset, str(weights), None if lora is None else str(lora), device, int(steps), threads, bool(merge_lora),
+                   device: Optional[str] = None, steps: Optional[int] = None, threads: Optional[int] = None,
+                   merge_lora: bool = True, precision: str = "auto") -> PredictorService:
+    """The process-wide service for these settings (the model is loaded once and shared by every env).
+
+    ``steps`` None: the preset's sampler steps (:attr:`~mad_sim.model.presets.Preset.sampler_steps`).
+    """
+    if precision != "auto" and precision not in PRECISIONS:
+        raise ConfigError(f"predictor precision {precision!r} is not one of {['auto', *sorted(PRECISIONS)]}")
+    key = (preset, str(weights), None if lora is None else str(lora), device, steps, threads, bool(merge_lora),
            precision)
     svc = _SHARED.get(key)
     if svc is None:
-        if precision not in PRECISIONS:
-            raise ConfigError(f"predictor precision {precision!r} is not one of {sorted(PRECISIONS)}")
         predictor, info = load_predictor(preset, weights, lora, device)
         svc = PredictorService(predictor, steps=steps, threads=threads, weights_info=info, merge_lora=merge_lora,
                                precision=precision)
         _SHARED[key] = svc
     return svc
-
-
-def make_mad_vector_env(num_envs: int, **env_kwargs):
-    """``num_envs`` copies of ``gym.make("MADDrive-v0", agents="mad", **env_kwargs)`` as a :class:`MADVectorEnv`."""
-    import gymnasium as gym
-
-    import mad_sim  # noqa: F401  (registers the env)
-
-    env_kwargs.setdefault("agents", "mad")
-    return _vector_env_class()([(lambda: gym.make("MADDrive-v0", **env_kwargs)) for _ in range(int(num_envs))])
-
-
-def _vector_env_class():
-    import gymnasium as gym
-    from gymnasium.vector.utils import iterate
-
-    class _MADVectorEnv(gym.vector.SyncVectorEnv):
-        """A ``SyncVectorEnv`` whose learned agents share ONE batched sampler call per step.
-
-        Before the envs step, every env's learned-agent policy is asked
-        whether this step needs a prediction (:meth:`LearnedAgents.prepare`,
-        given the env's action and the ego step it produces); the requests
-        of all envs go to their shared :class:`PredictorService` together,
-        and each policy receives its frames.  The envs then step as usual
-        (their own prediction is already there).  Envs whose agents are not
-        learned are stepped unchanged.  Autoreset is Gymnasium's default
-        (next step).
-        """
-
-        def step(self, actions):
-            pending = []
-            for i, (env, action) in enumerate(zip(self.envs, iterate(self.action_space, actions))):
-                if self._autoreset_envs[i]:
-                    continue
-                base = env.unwrapped
-                policy = getattr(getattr(base, "_stream", None), "policy", None)
-                if base.state is None or not hasattr(policy, "prepare") or not hasattr(policy, "service"):
-                    continue
-                e = base.state.ego()
-                nxt = base.adapter.step(e.xy[0].copy(), float(e.heading[0]), base._speed, action)
-                req = policy.prepare(base.state, action, nxt)
-                if req is not None:
-                    pending.append((policy, req))
-            by_service: Dict[int, List] = {}
-            for policy, req in pending:
-                by_service.setdefault(id(policy.service), []).append((policy, req))
-            for group in by_service.values():
-                frames = group[0][0].service.forecast([r for _, r in group])
-                for (policy, _), f in zip(group, frames):
-                    policy.accept(f)
-            return super().step(actions)
-
-    return _MADVectorEnv
-
-
-def __getattr__(name: str):
-    if name == "MADVectorEnv":
-        cls = _vector_env_class()
-        globals()["MADVectorEnv"] = cls
-        return cls
-    raise AttributeError(name)

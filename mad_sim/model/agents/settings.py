@@ -12,6 +12,8 @@ from mad_sim.config_checks import require_choice, require_frames_8k1, require_po
 from mad_sim.errors import ConfigError
 from mad_sim.world.scripted import SCRIPTED_POLICIES
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+"""Names the ``precision`` setting accepts."""
 FALLBACKS = tuple(sorted(SCRIPTED_POLICIES))
 """Names the ``fallback`` setting accepts: the scripted policies of :mod:`mad_sim.world.scripted`."""
 
@@ -24,8 +26,10 @@ class LearnedAgentSettings:
       preset, weights, lora, device, threads: the model (see :func:`~mad_sim.model.agents.predictor_service.load_predictor`);
         ``threads`` torch threads while sampling (None: torch's default).
       merge_lora: merge the motion LoRA into the base weights for inference (same frames, less CPU).
-      precision: ``float32`` (default) or ``bfloat16`` (CPU autocast: faster, not bit-identical; opt-in).
-      sampler_steps: flow-matching sampler steps per prediction.
+      precision: ``auto`` (default: bfloat16 on CPUs with native bf16, float32 elsewhere; see
+        :func:`mad_sim.model.cpu_paths.resolve_precision`), ``float32`` or ``bfloat16`` (CPU autocast: faster
+        where bf16 is native, not bit-identical, much slower where it is emulated).
+      sampler_steps: flow-matching sampler steps per prediction (None: the preset's, 4 for tiny).
       size: pose frames are ``size x size`` pixels (multiple of 32).
       history_frames / future_frames: frames in / out of the model (8k+1).
       chunk: steps taken from each prediction before predicting again (<= future_frames).
@@ -44,8 +48,8 @@ class LearnedAgentSettings:
     device: Optional[str] = None
     threads: Optional[int] = None
     merge_lora: bool = True
-    precision: str = "float32"
-    sampler_steps: int = 4
+    precision: str = "auto"
+    sampler_steps: Optional[int] = None
     size: int = 128
     history_frames: int = 9
     future_frames: int = 17
@@ -65,9 +69,10 @@ class LearnedAgentSettings:
         if not 1 <= self.chunk <= self.future_frames:
             raise ConfigError(f"learned agents: chunk={self.chunk} must be in [1, future_frames={self.future_frames}]")
         require_choice("learned agents: ", "fallback", self.fallback, sorted(FALLBACKS))
-        require_choice("learned agents: ", "precision", self.precision, ("float32", "bfloat16"))
-        require_positive("learned agents: ", self, ("tolerance_m", "view_range_m", "min_interval", "sampler_steps"))
+        require_choice("learned agents: ", "precision", self.precision, PRECISIONS)
+        require_positive("learned agents: ", self, ("tolerance_m", "view_range_m", "min_interval"))
+        if self.sampler_steps is not None and self.sampler_steps < 2:
+            raise ConfigError(f"learned agents: sampler_steps={self.sampler_steps} must be >= 2 (or None: the preset's)")
 
 
-
-__all__ = ["FALLBACKS", "LearnedAgentSettings"]
+__all__ = ["FALLBACKS", "PRECISIONS", "LearnedAgentSettings"]
