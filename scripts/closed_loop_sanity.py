@@ -31,13 +31,14 @@ FILES = ["womd/womd_scenario_input.tfrecord", "womd/motion_data_one_scenario.tfr
          "scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl"]
 
 
-def episode(path: Path, agents: str, steps: int, frames: list | None = None) -> dict:
+def episode(path: Path, agents: str, steps: int, frames: list | None = None, agent_options: dict | None = None) -> dict:
     import gymnasium as gym
 
     from mad_sim.planners import make_planner
     from mad_sim.planners.adapter import RecedingHorizonDriver
 
     env = gym.make("MADDrive-v0", scenario=str(path), agents=agents, action="trajectory",
+                   agent_options=(agent_options or {}) if agents == "mad" else {},
                    terminate_on_collision=False, terminate_on_offroad=False)
     driver = RecedingHorizonDriver(make_planner("expert"), k=1, horizon=30, replan_every=5)
     env.reset(seed=0)
@@ -95,10 +96,8 @@ def main() -> None:
 
     import mad_sim  # noqa: F401
     from mad_sim.data.sources import scenario_files
-    from mad_sim.model.agents import learned as la
-
     torch.set_num_threads(args.threads)
-    la.configure(weights=args.weights, threads=args.threads)
+    options = dict(weights=args.weights, threads=args.threads)
     files = scenario_files(args.data)[: args.max_scenes or None]
     policies = args.agents.split(",")
     runs: dict = {}
@@ -106,7 +105,7 @@ def main() -> None:
         res = []
         for i, f in enumerate(files):
             frames = [] if (agents == "mad" and i == 0 and args.video) else None
-            res.append(episode(f, agents, args.steps, frames))
+            res.append(episode(f, agents, args.steps, frames, options))
             if frames:
                 from mad_sim.render.video import side_by_side, write_video
 

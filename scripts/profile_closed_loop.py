@@ -62,16 +62,13 @@ def main() -> None:
     import torch
 
     import mad_sim  # noqa: F401
-    from mad_sim.model.agents import learned as la
-
     torch.set_num_threads(args.threads)
-    la.configure(weights=args.weights, threads=args.threads)
     env = gym.make("MADDrive-v0", agents="mad", scenario=str(DATA), terminate_on_collision=False,
-                   terminate_on_offroad=False)
+                   terminate_on_offroad=False, agent_options=dict(weights=args.weights, threads=args.threads))
     env.reset(seed=0)
     act = np.zeros(2, np.float32)
     env.step(act)
-    policy = env.unwrapped._stream.policy
+    policy = env.unwrapped.agent_policy
     warm_predictions = policy.stats.predictions
     timer = time.process_time if args.clock == "cpu" else time.perf_counter
     prof = cProfile.Profile(timer)

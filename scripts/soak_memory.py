@@ -50,11 +50,9 @@ def main() -> None:
     import torch
 
     import mad_sim  # noqa: F401
-    from mad_sim.model.agents import learned as la
-
     torch.set_num_threads(args.threads)
-    la.configure(weights=args.weights, size=args.size, threads=args.threads)
-    env = gym.make("MADDrive-v0", agents="mad", scenario=str(DATA))
+    env = gym.make("MADDrive-v0", agents="mad", scenario=str(DATA),
+                   agent_options=dict(weights=args.weights, size=args.size, threads=args.threads))
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     start_rss = None
@@ -64,7 +62,7 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    policy = env.unwrapped._stream.policy
+    policy = env.unwrapped.agent_policy
     print(f"soak: agents=mad, {DATA.name}, up to {args.steps} steps, {args.size}x{args.size}, torch threads "
           f"{args.threads}, weights {policy.service.weights_info or args.weights}; RSS at start {rss_mb()[0]:.1f} MB",
           flush=True)
