@@ -46,6 +46,9 @@ def main() -> None:
     ap.add_argument("--env-steps", type=int, default=48, help="env steps per render mode (0: skip the env figures)")
     ap.add_argument("--drop-empty", action="store_true", help="leave all-black pose patches out of the tokens")
     args = ap.parse_args()
+    from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
+
+    print(f"machine: {describe()}", flush=True)
     torch.set_num_threads(args.threads)
 
     from mad_sim.data import load_scenario

@@ -124,6 +124,9 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="skip highway-env")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
+    from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
+
+    print(f"machine: {describe()}", flush=True)
     if not WOMD.is_file():
         sys.exit(f"missing {WOMD}")
     rows = [bench_single(False, args.episodes), bench_single(True, max(1, args.episodes // 2)),

@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--root", type=Path, default=None, help="data root (default $MAD_SIM_DATA or ../shared/data)")
     args = ap.parse_args()
+    from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
+
+    print(f"machine: {describe()}", flush=True)
 
     from mad_sim.data import load_scenarios
     from mad_sim.data.corpus import build_index, data_root

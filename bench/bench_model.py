@@ -110,6 +110,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads; with 1, the CPU seconds are the single-core cost even on a loaded machine")
     args = ap.parse_args()
+    from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
+
+    print(f"machine: {describe()}", flush=True)
     if args.threads:
         torch.set_num_threads(args.threads)
 

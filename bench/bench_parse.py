@@ -192,6 +192,9 @@ def main() -> None:
     ap.add_argument("--degrade", action="store_true", help="also run on degraded (generated-looking) frames")
     ap.add_argument("--no-odometry", action="store_true", help="parse figures only")
     args = ap.parse_args()
+    from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
+
+    print(f"machine: {describe()}", flush=True)
     sc = load_scenario(args.data)
     for w in (int(x) for x in args.sizes.split(",")):
         for deg in ((False, True) if args.degrade else (False,)):

@@ -57,6 +57,9 @@ def main() -> None:
     ap.add_argument("--file", type=Path,
                     default=DEFAULT)
     args = ap.parse_args()
+    from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
+
+    print(f"machine: {describe()}", flush=True)
 
     from mad_sim.data import load_scenario
     from mad_sim.data.tfrecord import iter_records

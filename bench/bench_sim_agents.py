@@ -23,6 +23,9 @@ def main() -> None:
     ap.add_argument("--policies", default="log,constant_velocity,idm")
     ap.add_argument("--rollouts", type=int, default=4)
     args = ap.parse_args()
+    from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
+
+    print(f"machine: {describe()}", flush=True)
     scenario = load_scenario(data_root() / "womd" / "womd_scenario_input.tfrecord")
     settings = RolloutSettings(rollouts=args.rollouts)
     rates = {}

@@ -53,6 +53,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
+
+    print(f"machine: {describe()}", flush=True)
     from mad_sim.data import load_scenario
     from mad_sim.data.procedural import generate_scenario
     from mad_sim.world.idm import IDM

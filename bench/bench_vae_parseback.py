@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidate", action="append", help="KEY=VAL,... (repeatable): compare candidates")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
+    from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
+
+    print(f"machine: {describe()}", flush=True)
     if args.threads:
         import torch
 
