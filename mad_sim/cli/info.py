@@ -69,7 +69,7 @@ def aggregate(summaries: List[dict]) -> Dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.system or not args.paths:
+    if not args.paths or (args.system and not args.json):
         from mad_sim.model.cpu_paths import describe, system_info
 
         print(json.dumps({"system": system_info()}) if args.json else f"system: {describe()}")
@@ -87,7 +87,12 @@ def run(args: argparse.Namespace) -> int:
         summaries.append(s)
     total = aggregate(summaries)
     if args.json:
-        print(json.dumps({"scenes": summaries, "aggregate": total}))
+        doc: Dict[str, Any] = {"scenes": summaries, "aggregate": total}
+        if args.system:
+            from mad_sim.model.cpu_paths import system_info
+
+            doc["system"] = system_info()
+        print(json.dumps(doc))
     else:
         print(_table(summaries))
         print(f"{total['scenes']} scene(s), {total['hours']:.3f} h of driving, agents "
