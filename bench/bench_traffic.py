@@ -8,6 +8,9 @@ policy is asked for the next ``horizon`` states of all agents but the SDC
 (which holds still), and they are written into the state one step at a time.  Prints CPU milliseconds per
 step (this process only, best of
 ``--repeat``), path (re)builds per step, and the IDM / LogReplay ratio.
+Then the same scene through the env (``gym.make("MADDrive-v0", agents=...)``,
+zero ego action, no termination): env steps per CPU second with IDM agents
+against log agents in the same run (best of ``--repeat`` runs of ``--steps`` steps).
 No assertion on time: figures only.
 """
 
@@ -79,6 +82,36 @@ def main() -> None:
             steps = min(args.steps, sc.num_steps - 1 - sc.current_index)
             b = "-" if builds is None else f"{builds / steps:.2f}"
             print(f"{name:26s} {label:18s} {sc.num_tracks:6d} {best:13.3f} {b:>11s} {best / base:7.1f}x")
+    env_rows(args.steps, args.repeat)
+
+
+def _env_rate(path: Path, agents: str, steps: int) -> float:
+    """Env steps per CPU second on ``path`` with ``agents`` (zero ego action, episodes restarted at the log's end)."""
+    import gymnasium as gym
+
+    import mad_sim  # noqa: F401
+
+    env = gym.make("MADDrive-v0", scenario=str(path), agents=agents, terminate_on_collision=False,
+                   terminate_on_offroad=False, terminate_on_route_completion=False).unwrapped
+    env.reset(seed=0)
+    action = np.zeros(2, np.float32)
+    cpu = time.process_time()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(action)
+        if term or trunc:
+            env.reset(seed=0)
+    rate = steps / (time.process_time() - cpu)
+    env.close()
+    return rate
+
+
+def env_rows(steps: int, repeat: int) -> None:
+    if not WOMD.is_file():
+        return
+    rates = {a: max(_env_rate(WOMD, a, steps) for _ in range(repeat)) for a in ("log", "idm")}
+    print(f"\n{'env (WOMD log, 257 tracks)':34s} {'agents':8s} {'env steps/s (cpu)':>17s} {'vs log':>8s}")
+    for a, r in rates.items():
+        print(f"{'':34s} {a:8s} {r:17.0f} {r / rates['log']:7.2f}x")
 
 
 if __name__ == "__main__":

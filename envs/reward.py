@@ -190,22 +190,26 @@ def time_to_collision(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray,
                       horizon_m: float = 60.0) -> float:
     """Seconds until the ego's front meets the nearest agent ahead at the present closing speed.
 
-    In the ego frame (x along its heading): agents with ``0 < x < horizon_m`` and
+    In the ego frame (x along its heading): agents within ``horizon_m`` of the ego with ``x > 0`` and
     ``|y| <= (w_ego + w_other) / 2 + margin`` are in the corridor; the gap is
     ``x - (l_ego + l_other) / 2`` (0 if negative) and the closing speed
     ``ego_speed - v_other . heading``.  Returns inf when no agent in the corridor is closing.
     """
-    c, s = np.cos(heading[ego]), np.sin(heading[ego])
     d = xy - xy[ego]
-    x = c * d[:, 0] + s * d[:, 1]
-    y = -s * d[:, 0] + c * d[:, 1]
-    half_w = 0.5 * size[:, 1]
-    cand = valid & (x > 0) & (x < horizon_m) & (np.abs(y) <= half_w + half_w[ego] + margin)
-    cand[ego] = False
+    near = np.flatnonzero(valid & ((d * d).sum(-1) < horizon_m * horizon_m))  # the few agents within reach
+    near = near[near != ego]
+    if near.size == 0:
+        return float("inf")
+    c, s = np.cos(heading[ego]), np.sin(heading[ego])
+    dn = d[near]
+    x = c * dn[:, 0] + s * dn[:, 1]
+    y = -s * dn[:, 0] + c * dn[:, 1]
+    sz = size[near]
+    cand = (x > 0) & (np.abs(y) <= 0.5 * (sz[:, 1] + size[ego, 1]) + margin)
     if not cand.any():
         return float("inf")
-    idx = np.flatnonzero(cand)
-    gap = np.maximum(x[idx] - 0.5 * (size[idx, 0] + size[ego, 0]), 0.0)
-    closing = ego_speed - (c * velocity[idx, 0] + s * velocity[idx, 1])
+    gap = np.maximum(x[cand] - 0.5 * (sz[cand, 0] + size[ego, 0]), 0.0)
+    v = velocity[near[cand]]
+    closing = ego_speed - (c * v[:, 0] + s * v[:, 1])
     ttc = np.where(closing > 1e-6, gap / np.maximum(closing, 1e-6), np.inf)
     return float(ttc.min())

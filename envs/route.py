@@ -136,8 +136,9 @@ def _segment_limits(points: np.ndarray, roadmap: RoadMap | None, default: float)
     segs = map_segments(roadmap)
     if segs.lane_a.shape[0] == 0:
         return out
-    mph = np.array([roadmap.lanes[int(i)].speed_limit_mph if int(i) in roadmap.lanes else 0.0
-                    for i in roadmap.ids[segs.lane_feature]])
+    per_feature = np.array([roadmap.lanes[int(i)].speed_limit_mph if int(i) in roadmap.lanes else 0.0
+                            for i in roadmap.ids])
+    mph = per_feature[segs.lane_feature]
     has = mph > 0
     if not has.any():
         return out

@@ -86,7 +86,8 @@ class IDM:
         """Forget lanes, paths, fork choices and served stop signs (a new episode)."""
         self._lane: Dict[int, int] = {}
         self._exit: Dict[Tuple[int, int], Optional[int]] = {}
-        self._no_lane: Dict[int, Tuple[float, float]] = {}
+        n = 0 if self._scenario is None else self._scenario.num_tracks
+        self._no_lane = np.full((n, 2), np.inf)  # where each agent was last found on no lane (inf: never)
         self._served: Dict[int, Set[int]] = {}  # agent -> lanes whose stop sign it has served
         self._committed: Dict[int, Set[int]] = {}  # agent -> lanes whose signal it is stopping for
         self._track: Optional[dict] = None
@@ -102,6 +103,8 @@ class IDM:
         self._scenario = scenario
         self._graph = LaneGraph(scenario.roadmap)
         self._controls = TrafficControls.build(scenario, self._graph)
+        self._top_limit = float(self._graph.speed_limit.max(initial=0.0)) * MPH
+        self._drivable = np.isin(scenario.object_types, [ObjectType.VEHICLE, ObjectType.CYCLIST])
         self.reset()
 
     @property
@@ -130,7 +133,7 @@ class IDM:
         lane = np.full(len(agents), -1, np.int64)
         s_on = np.zeros(len(agents))
         # agents found on no lane before and not moved since (parked cars) are not searched again
-        known = np.array([self._no_lane.get(int(i), (np.inf, np.inf)) for i in agents]).reshape(-1, 2)
+        known = self._no_lane[agents]
         fresh = np.hypot(*(xy - known).T) > 0.5
         if segs.lane_a.shape[0] == 0 or not fresh.any():
             return lane, s_on
@@ -143,39 +146,49 @@ class IDM:
         if near.size == 0:
             self._remember_off_lane(agents, xy, np.zeros(len(agents), bool))
             return full_lane, full_s
-        a, b = segs.lane_a[near], segs.lane_b[near]
-        feature, s0 = segs.lane_feature[near], segs.lane_s0[near]
-        ab = b - a
-        l2 = np.maximum((ab ** 2).sum(-1), 1e-12)
-        ap = xy[:, None, :] - a[None]
-        t = np.clip(np.einsum("ask,sk->as", ap, ab) / l2, 0.0, 1.0)
-        d = np.hypot(*(ap - t[..., None] * ab[None]).transpose(2, 0, 1))  # [A, S]
-        seg_h = np.arctan2(ab[:, 1], ab[:, 0])
-        aligned = np.abs(wrap_angle(heading[:, None] - seg_h[None])) <= p.lane_match_angle
-        cost = np.where(aligned & (d <= p.lane_match_distance), d, np.inf)
-        # keep the previous lane while it still matches (no flicker between overlapping lanes)
-        prev = np.array([self._lane.get(int(i), -1) for i in agents])
-        prev_cost = np.where(feature[None, :] == prev[:, None], cost, np.inf)
-        use_prev = np.isfinite(prev_cost.min(1))
-        cost = np.where(use_prev[:, None], prev_cost, cost)
-        j = cost.argmin(1)
-        rows = np.arange(len(agents))
-        found = np.isfinite(cost[rows, j])
-        lane[found] = feature[j[found]]
-        s_on[found] = s0[j[found]] + t[rows, j][found] * np.sqrt(l2)[j[found]]
+        # (agent, segment) pairs whose segment box comes within the match distance of the agent
+        md = p.lane_match_distance
+        ai, sj = np.nonzero(((segs.lane_lo[near][None] <= xy[:, None] + md)
+                             & (segs.lane_hi[near][None] >= xy[:, None] - md)).all(-1))
+        found = np.zeros(len(agents), bool)
+        if ai.size:
+            seg = near[sj]
+            a = segs.lane_a[seg]
+            ab = segs.lane_b[seg] - a
+            l2 = np.maximum((ab ** 2).sum(-1), 1e-12)
+            ap = xy[ai] - a
+            t = np.clip(np.einsum("pk,pk->p", ap, ab) / l2, 0.0, 1.0)
+            d = np.hypot(*(ap - t[:, None] * ab).T)
+            seg_h = np.arctan2(ab[:, 1], ab[:, 0])
+            aligned = np.abs(wrap_angle(heading[ai] - seg_h)) <= p.lane_match_angle
+            cost = np.where(aligned & (d <= md), d, np.inf)
+            feature = segs.lane_feature[seg]
+            # keep the previous lane while it still matches (no flicker between overlapping lanes)
+            prev = np.array([self._lane.get(int(i), -1) for i in agents], np.int64)
+            is_prev = feature == prev[ai]
+            use_prev = np.bincount(ai[is_prev & np.isfinite(cost)], minlength=len(agents)) > 0
+            cost = np.where(use_prev[ai] & ~is_prev, np.inf, cost)
+            order = np.lexsort((sj, cost, ai))  # per agent: cheapest, then the first segment (argmin's tie rule)
+            first = np.r_[True, ai[order][1:] != ai[order][:-1]]
+            best = order[first]
+            ok = np.isfinite(cost[best])
+            rows, best = ai[best][ok], best[ok]
+            found[rows] = True
+            lane[rows] = feature[best]
+            s_on[rows] = segs.lane_s0[seg[best]] + t[best] * np.sqrt(l2[best])
         self._remember_off_lane(agents, xy, found)
         full_lane[fresh], full_s[fresh] = lane, s_on
         return full_lane, full_s
 
     def _remember_off_lane(self, agents: np.ndarray, xy: np.ndarray, found: np.ndarray) -> None:
-        for i, pos in zip(agents[~found], xy[~found]):
-            self._no_lane[int(i)] = (float(pos[0]), float(pos[1]))
-        for i in agents[found]:
-            self._no_lane.pop(int(i), None)
+        self._no_lane[agents[~found]] = xy[~found]
+        self._no_lane[agents[found]] = np.inf
 
     # --- localisation: tracked agents keep their path, the others are matched ---------------------
-    def _localise(self, state: WorldState, drivers: np.ndarray, need: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(drivers on a path [D], their path arclength [D]); paths built / rebuilt as needed."""
+    def _localise(self, state: WorldState, drivers: np.ndarray,
+                  need: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(drivers on a path [D], their path arclength [D], which of ``drivers`` they are [len(drivers)] bool);
+        paths built / rebuilt as needed."""
         store = self._store
         assert store is not None  # _bind() built it
         now = state.at()
@@ -202,13 +215,14 @@ class IDM:
             s_path[fresh] = built
         on = ~np.isnan(s_path)
         drivers, s_path, need = drivers[on], s_path[on], need[on]
+        keep = on
         # tracked paths that run short ahead or trail too far behind are rebuilt from the current lane
         short = ((s_path + need > store.length[drivers]) & store.open_end[drivers]) | (s_path > store.trim + 10.0)
         if short.any():
             lanes, u = store.lane_at(drivers[short], s_path[short])
             for n, (i, m, uu) in enumerate(zip(drivers[short], lanes, u)):
                 s_path[np.flatnonzero(short)[n]] = store.build(int(i), int(m), float(uu), float(need[short][n]))
-        return drivers, s_path
+        return drivers, s_path, keep
 
     # --- main -------------------------------------------------------------------------------------
     def advance(self, state: WorldState, controlled: np.ndarray, num_steps: int) -> Trajectory:
@@ -217,18 +231,16 @@ class IDM:
         self._bind(state.scenario)
         out = ConstantVelocity(dt).advance(state, c, num_steps)
         now = state.at()
-        types = state.scenario.object_types
-        drivers = np.flatnonzero(c & now.valid & np.isin(types, [ObjectType.VEHICLE, ObjectType.CYCLIST]))
+        drivers = np.flatnonzero(c & now.valid & self._drivable)
         if drivers.size == 0:
             self._lane, self._track = {}, None
             return out
         g = self._graph
         v_all = np.maximum(now.velocity[drivers, 0] * np.cos(now.heading[drivers])
                            + now.velocity[drivers, 1] * np.sin(now.heading[drivers]), 0.0)
-        v_cap = max(float(v_all.max()), p.desired_speed or 0.0, float(g.speed_limit.max()) * MPH, p.default_speed)
+        v_cap = max(float(v_all.max()), p.desired_speed or 0.0, self._top_limit, p.default_speed)
         need = np.full(drivers.size, v_cap * num_steps * dt + p.lookahead)
-        drivers_on, s = self._localise(state, drivers, need)
-        keep = np.isin(drivers, drivers_on)
+        drivers_on, s, keep = self._localise(state, drivers, need)
         v = v_all[keep]
         drivers = drivers_on
         store = self._store

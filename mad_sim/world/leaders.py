@@ -8,9 +8,10 @@ within ``lookahead`` metres ahead.  Its gap is bumper to bumper along the path,
 ``s_other - s_d - (l_self + l_other) / 2``, and its speed is its velocity
 projected on the path tangent at its projection.
 
-Candidates are pruned before the exact projection on the path: by distance
-(``lookahead``), by being not behind the driver, by the path's bounding box
-grown by the corridor, and by a coarse copy of the path (every
+Candidates are pruned before the exact projection on the path: by the union
+of all paths' bounding boxes, by distance (``lookahead``), by being not behind
+the driver, by the path's bounding box grown by the driver's widest corridor,
+and by a coarse copy of the path (every
 ``_COARSE_STRIDE``-th vertex): every point of the path lies within ``sag`` of
 the coarse copy, so ``dist(coarse) - sag > corridor`` proves the agent is
 outside the corridor and the pruning never drops a true leader.
@@ -65,6 +66,14 @@ class PathGeometry:
         l2 = np.maximum((ab ** 2).sum(-1), 1e-12)
         t = np.clip(((P - a) * ab).sum(-1) / l2, 0.0, 1.0)
         self.sag = np.sqrt(((P - a - t[..., None] * ab) ** 2).sum(-1).max(1)) + 1e-6
+        # component arrays for the per-pair projections (x and y apart: no trailing axis of 2 to reduce over)
+        cab = self.cb - self.ca
+        self._cax, self._cay = self.ca[..., 0], self.ca[..., 1]
+        self._cabx, self._caby = cab[..., 0], cab[..., 1]
+        self._cl2 = np.maximum(self._cabx ** 2 + self._caby ** 2, 1e-12)
+        self._ax, self._ay = P[:, :-1, 0], P[:, :-1, 1]
+        self._abx, self._aby = self.ab[..., 0], self.ab[..., 1]
+        self._pad = np.where(self.real_seg, 0.0, np.inf)  # added to squared distances: padding never wins
 
     def interp(self, s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Points [D, 2] and tangent headings [D] at path arclength ``s`` [D]
@@ -78,14 +87,13 @@ class PathGeometry:
         return a + frac[:, None] * ab, np.arctan2(ab[:, 1], ab[:, 0])
 
 
-def _min_segment_distance(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[P] distance from points ``q`` [P, 2] to the nearest of their segments ``a -> b`` [P, S, 2]."""
-    ab = b - a
-    l2 = np.maximum((ab ** 2).sum(-1), 1e-12)
-    aq = q[:, None, :] - a
-    t = np.clip(np.einsum("psc,psc->ps", aq, ab) / l2, 0.0, 1.0)
-    e = aq - t[..., None] * ab
-    return np.sqrt((e ** 2).sum(-1).min(1))
+def _coarse_distance(geo: PathGeometry, di: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """[P] distance from points ``q`` [P, 2] to the nearest coarse segment of path ``di`` [P]."""
+    ax, ay, abx, aby = geo._cax[di], geo._cay[di], geo._cabx[di], geo._caby[di]
+    qx, qy = q[:, 0:1] - ax, q[:, 1:2] - ay
+    t = np.clip((qx * abx + qy * aby) / geo._cl2[di], 0.0, 1.0)
+    ex, ey = qx - t * abx, qy - t * aby
+    return np.sqrt((ex * ex + ey * ey).min(1))
 
 
 def find_leaders(geo: PathGeometry, s: np.ndarray, h_d: np.ndarray, drivers: np.ndarray, pos: np.ndarray,
@@ -103,41 +111,51 @@ def find_leaders(geo: PathGeometry, s: np.ndarray, h_d: np.ndarray, drivers: np.
     d_n = drivers.size
     gap = np.full(d_n, np.inf)
     v_lead = np.zeros(d_n)
+    # agents that can be a leader of some driver: valid and inside the union of the paths' boxes grown by
+    # the widest corridor (a superset of the per-driver box test below, so nothing is lost)
+    hw_d = half_w[drivers]
+    grow = float(hw_d.max()) + float(half_w.max()) + p.corridor_margin
+    lo_all, hi_all = geo.lo.min(0) - grow, geo.hi.max(0) + grow
+    others = np.flatnonzero(valid & (pos[:, 0] >= lo_all[0]) & (pos[:, 0] <= hi_all[0])
+                            & (pos[:, 1] >= lo_all[1]) & (pos[:, 1] <= hi_all[1]))
+    if others.size == 0:
+        return gap, v_lead
+    po = pos[others]
     me = pos[drivers]
-    dx = pos[None, :, 0] - me[:, None, 0]
-    dy = pos[None, :, 1] - me[:, None, 1]
+    hl_d = half_l[drivers]
+    dx = po[None, :, 0] - me[:, None, 0]
+    dy = po[None, :, 1] - me[:, None, 1]
     fwd = dx * np.cos(h_d)[:, None] + dy * np.sin(h_d)[:, None]
-    corridor_max = half_w[drivers][:, None] + half_w[None, :] + p.corridor_margin  # [D, N]
-    cand = ((dx * dx + dy * dy < p.lookahead ** 2) & valid[None, :]
-            & (fwd > -half_l[None, :] - half_l[drivers][:, None])
-            & (pos[None, :, 0] >= geo.lo[:, None, 0] - corridor_max) & (pos[None, :, 0] <= geo.hi[:, None, 0] + corridor_max)
-            & (pos[None, :, 1] >= geo.lo[:, None, 1] - corridor_max) & (pos[None, :, 1] <= geo.hi[:, None, 1] + corridor_max))
-    cand[np.arange(d_n), drivers] = False
-    di, oj = np.nonzero(cand)
+    # each driver's path box grown by its widest corridor (pruning only: the exact corridor test comes later)
+    g_d = (hw_d + (float(half_w[others].max()) + p.corridor_margin))[:, None]
+    lo, hi = geo.lo[:, :, None] - g_d[:, None], geo.hi[:, :, None] + g_d[:, None]  # [D, 2, 1]
+    cand = ((dx * dx + dy * dy < p.lookahead ** 2) & (fwd > -half_l[others][None, :] - hl_d[:, None])
+            & (po.T[None] >= lo).all(1) & (po.T[None] <= hi).all(1) & (others[None, :] != drivers[:, None]))
+    di, oc = np.nonzero(cand)
     if di.size == 0:
         return gap, v_lead
-    corridor = half_w[drivers][di] + half_w[oj] + p.corridor_margin
+    oj = others[oc]
+    corridor = hw_d[di] + half_w[oj] + p.corridor_margin
     # coarse pre-filter: the path lies within sag of its coarse copy
-    dc = _min_segment_distance(pos[oj], geo.ca[di], geo.cb[di])
+    dc = _coarse_distance(geo, di, pos[oj])
     keep = dc - geo.sag[di] <= corridor
     di, oj, corridor = di[keep], oj[keep], corridor[keep]
     if di.size == 0:
         return gap, v_lead
-    a = geo.P[di, :-1]
-    ab = geo.ab[di]
-    l2 = geo.l2[di]
-    ap = pos[oj][:, None, :] - a
-    t = np.clip(np.einsum("pkc,pkc->pk", ap, ab) / l2, 0.0, 1.0)
-    d = np.hypot(*(ap - t[..., None] * ab).transpose(2, 0, 1))
-    d = np.where(geo.real_seg[di], d, np.inf)
-    j = d.argmin(1)
+    q = pos[oj]
+    abx, aby, l2 = geo._abx[di], geo._aby[di], geo.l2[di]
+    qx, qy = q[:, 0:1] - geo._ax[di], q[:, 1:2] - geo._ay[di]
+    t = np.clip((qx * abx + qy * aby) / l2, 0.0, 1.0)
+    ex, ey = qx - t * abx, qy - t * aby
+    d2 = ex * ex + ey * ey + geo._pad[di]
+    j = d2.argmin(1)
     r = np.arange(di.size)
     s_o = geo.cum[di, j] + t[r, j] * np.sqrt(l2[r, j])
-    lat = d[r, j]
+    lat = np.sqrt(d2[r, j])
     ahead = s_o - s[di]
     ok = (ahead > 0) & (lat <= corridor) & (ahead < p.lookahead)
-    g = np.where(ok, ahead - half_l[drivers][di] - half_l[oj], np.inf)
-    seg_h = np.arctan2(ab[r, j, 1], ab[r, j, 0])
+    g = np.where(ok, ahead - hl_d[di] - half_l[oj], np.inf)
+    seg_h = np.arctan2(aby[r, j], abx[r, j])
     along = vel[oj, 0] * np.cos(seg_h) + vel[oj, 1] * np.sin(seg_h)
     order = np.lexsort((g, di))  # per driver, nearest first
     first = np.ones(order.size, bool)

@@ -33,6 +33,12 @@ from mad_sim.world.lanes import PathStore
 
 __all__ = ["StopLines"]
 
+_STATE_LOOKUP = 256  # signal states are int8 codes: lookup tables indexed by code + 128
+_IS_STOP = np.zeros(_STATE_LOOKUP, bool)
+_IS_STOP[np.asarray(STOP_STATES, np.int64) + 128] = True
+_IS_SIGN = np.zeros(_STATE_LOOKUP, bool)
+_IS_SIGN[np.asarray(SIGN_STATES, np.int64) + 128] = True
+
 
 class StopLines:
     """Stop lines on the drivers' paths for one :meth:`mad_sim.world.idm.IDM.advance` call.
@@ -61,11 +67,13 @@ class StopLines:
 
     def _flags(self, table: Dict[int, Set[int]]) -> np.ndarray:
         """[D, J] bool: lane slot (d, j) is in ``table[driver d]``."""
-        out = np.zeros(self.lanes.shape, bool)
-        if self.any and table:
-            for r in np.flatnonzero(np.isin(self.drivers, list(table))):
-                out[r] = np.isin(self.lanes[r], list(table[int(self.drivers[r])]))
-        return out
+        if not (self.any and table):
+            return np.zeros(self.lanes.shape, bool)
+        pairs = np.array([(a, m) for a, lanes in table.items() for m in lanes], np.int64).reshape(-1, 2)
+        width = int(max(pairs[:, 1].max(), self.lanes.max(), 0)) + 2  # codes agent * width + lane + 1 (-1 -> 0)
+        codes = pairs[:, 0] * width + pairs[:, 1] + 1
+        mine = self.drivers[:, None].astype(np.int64) * width + self.lanes + 1
+        return np.isin(mine, codes) & (self.lanes >= 0)
 
     def accel(self, t: int, front: np.ndarray, v: np.ndarray, v0: np.ndarray) -> np.ndarray:
         """[D] IDM acceleration (m/s^2) towards the nearest active stop line (inf where none).
@@ -80,11 +88,12 @@ class StopLines:
         states = self.controls.state_at(t)
         st = np.where(self.col >= 0, states[np.maximum(self.col, 0)] if states.size else 0, -1)
         dist_sig = self.sig_s - p.stop_margin - front[:, None]
-        red = (self.col >= 0) & np.isin(st, STOP_STATES) & (self.sig_s > front[:, None])
+        code = np.asarray(st, np.int64) + 128
+        red = (self.col >= 0) & _IS_STOP[code] & (self.sig_s > front[:, None])
         comfy = v[:, None] ** 2 <= 2.0 * p.signal_decel * np.maximum(dist_sig, 0.0)
         stop_sig = red & (self.committed | comfy) & (dist_sig < p.lookahead)
         self.committed = stop_sig | (self.committed & red)
-        flashing = (self.col >= 0) & np.isin(st, SIGN_STATES)
+        flashing = (self.col >= 0) & _IS_SIGN[code]
         sign_line = np.where(np.isfinite(self.sign_s), self.sign_s, np.where(flashing, self.sig_s, np.nan))
         dist_sign = sign_line - p.stop_margin - front[:, None]
         self._sign_active = (np.isfinite(sign_line) & ~self.served & (sign_line > front[:, None] - 0.5)
