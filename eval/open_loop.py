@@ -9,16 +9,15 @@ scenario's ``tracks_to_predict`` is also evaluated as if it were the ego.
 
 Scenarios are streamed (never all in memory): the main process reads raw
 records, ``workers`` local processes parse and evaluate them, and under
-``accelerate launch`` (``WORLD_SIZE`` > 1) record ``i`` goes to rank
-``i % WORLD_SIZE`` and the rows are gathered on every rank (the same under
-``torchrun``; checked with ``torchrun --nproc_per_node 2``).
+``accelerate launch`` or ``torchrun`` (``WORLD_SIZE`` > 1) record ``i`` goes to
+process ``i % WORLD_SIZE`` and the rows are gathered on every process with
+accelerate (:mod:`mad_sim.eval.sharding`; checked with two CPU processes).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -28,6 +27,7 @@ import numpy as np
 from mad_sim.data.frames import heading_world_to_ego
 from mad_sim.data.scenario import DT, Scenario
 from mad_sim.eval import metrics as M
+from mad_sim.eval.sharding import distributed_rank, gather_rows
 from mad_sim.planners import make_planner
 from mad_sim.planners.base import Planner, context_from_scenario
 
@@ -151,40 +151,6 @@ def _run_job(args: Tuple[Job, Tuple[str, ...], OpenLoopSettings]) -> Dict[str, L
     return {name: evaluate_scenario(scenario, make_planner(name), settings) for name in planners}
 
 
-def distributed_rank() -> Tuple[int, int]:
-    """``(rank, world_size)`` from the environment ``accelerate launch`` / torchrun set."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def gather_rows(rows: Dict[str, List[Dict[str, Any]]], world_size: int) -> Dict[str, List[Dict[str, Any]]]:
-    """Concatenate every rank's rows (a no-op on one process).
-
-    Uses ``torch.distributed.all_gather_object`` over the process group that
-    ``accelerate launch`` / ``torchrun`` describe in the environment (``RANK``,
-    ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``); gloo when none exists yet.
-    """
-    if world_size <= 1:
-        return rows
-    import torch.distributed as dist
-
-    created = not dist.is_initialized()
-    if created:
-        dist.init_process_group("gloo")
-    parts: List[Any] = [None] * dist.get_world_size()
-    try:
-        dist.all_gather_object(parts, rows)
-    finally:
-        # A gloo group left alive at interpreter exit can abort a rank
-        # ("terminate called without an active exception"): tear down what we made.
-        if created:
-            dist.destroy_process_group()
-    merged: Dict[str, List[Dict[str, Any]]] = {k: [] for k in rows}
-    for part in parts:
-        for k, v in part.items():
-            merged.setdefault(k, []).extend(v)
-    return merged
-
-
 def collect_rows(spec: Any, names: Tuple[str, ...],
                  run_job: Callable[[Tuple[Job, Tuple[str, ...], Any]], Dict[str, List[Dict[str, Any]]]],
                  settings: Any, workers: int = 1, progress: bool = True, label: str = "eval") -> Dict[str, List[Dict[str, Any]]]:
@@ -220,7 +186,7 @@ def collect_rows(spec: Any, names: Tuple[str, ...],
                 rows[n].extend(out[n])
             bar.update()
     bar.close()
-    return gather_rows(rows, world)
+    return gather_rows(rows)
 
 
 def run_open_loop(spec: Any, planners: Iterable[str], settings: OpenLoopSettings, workers: int = 1,

@@ -1,0 +1,53 @@
+"""Splitting an evaluation across processes and gathering its rows, with accelerate.
+
+Launched with several processes (``accelerate launch`` or ``torchrun``, which set
+``WORLD_SIZE`` > 1), the evaluators take accelerate's
+:class:`accelerate.PartialState` (CPU, gloo: rows are Python objects, whatever
+device the planners use) for this process's index and the number of processes;
+scenario ``i`` of the stream goes to process ``i % num_processes``
+(:func:`mad_sim.eval.open_loop.iter_jobs`), and
+:func:`accelerate.utils.gather_object` hands every process the rows of all of
+them, in process order.  One process (no ``WORLD_SIZE``) imports neither torch
+nor accelerate: index 0 of 1, and gathering returns the rows as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+Rows = Dict[str, List[Dict[str, Any]]]
+"""Per-planner result rows: ``{planner name: [row, ...]}``."""
+
+
+def process_state() -> Optional[Any]:
+    """accelerate's :class:`~accelerate.PartialState` (CPU) when launched with several processes, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState(cpu=True)
+
+
+def distributed_rank() -> Tuple[int, int]:
+    """``(process index, number of processes)``: ``(0, 1)`` for a single process."""
+    state = process_state()
+    return (0, 1) if state is None else (int(state.process_index), int(state.num_processes))
+
+
+def gather_rows(rows: Rows) -> Rows:
+    """Every process's rows, concatenated per planner in process order (the rows themselves on one process).
+
+    Every process must call it (it is a collective); planners a process saw no scenario for still
+    appear, with the rows of the others.
+    """
+    state = process_state()
+    if state is None or state.num_processes <= 1:
+        return rows
+    from accelerate.utils import gather_object
+
+    merged: Rows = {k: [] for k in rows}
+    for part in gather_object([rows]):
+        for k, v in part.items():
+            merged.setdefault(k, []).extend(v)
+    return merged
