@@ -70,7 +70,7 @@ class Route:
         self._set(pts)
         self.start = self.project(start_xy)[0]
         short = MIN_REMAINING_M - (self.arclength[-1] - self.start)
-        if short > 0:  # extend the last segment's direction until MIN_REMAINING_M lies ahead
+        if short > 1e-6:  # extend the last segment's direction until MIN_REMAINING_M lies ahead
             far = np.flatnonzero(np.linalg.norm(pts[-1] - pts, axis=-1) >= 1.0)  # direction over the last metre+
             d = pts[-1] - pts[far[-1] if far.size else 0]
             self._set(np.concatenate([pts, (pts[-1] + short * d / float(np.hypot(*d)))[None]]))

@@ -34,6 +34,18 @@ def test_still_ego_route_is_extended_along_its_heading():
     assert r.length == pytest.approx(MIN_REMAINING_M) and r.points[-1] == pytest.approx([MIN_REMAINING_M, 0.0])
 
 
+def test_still_ego_log_is_not_completed_by_standing(womd_still_path):
+    """The logged ego stands still all 9 s: its route is 5 m straight ahead, and holding still never completes it."""
+    env = gym.make("MADDrive-v0", scenario=str(womd_still_path))
+    _, info = env.reset(seed=0)
+    assert info["route_length"] == pytest.approx(MIN_REMAINING_M)
+    total, term, trunc = 0.0, False, False
+    while not (term or trunc):
+        _, r, term, trunc, info = env.step(np.zeros(2, np.float32))
+        total += r
+    assert trunc and not info["route_completed"] and abs(info["route_progress"]) < 0.01 and abs(total) < 0.01
+
+
 def test_route_speed_limits_come_from_the_lanes(womd_path):
     sc = load_scenario(womd_path)
     i, t = sc.sdc_index, sc.current_index
