@@ -20,7 +20,10 @@ The stage (what is trained and its loss) comes from
 - checkpoints every ``checkpoint_every`` steps and every
   ``checkpoint_minutes`` of wall time (:mod:`mad_sim.model.training.checkpoint`, atomic);
 - ``losses.json`` (every logged step) and ``loss.png`` (matplotlib) beside
-  the checkpoints; a tqdm bar with the running loss;
+  the checkpoints; a tqdm bar with the running loss.  Under several processes
+  a logged loss is the mean over all of them (``accelerator.gather``; each loss
+  part over the processes that report it), and the main process saves,
+  evaluates and exports the model itself (``accelerator.unwrap_model``);
 - at the end, the stage's exportable weights in ``<output_dir>/final/``.
 """
 
@@ -30,9 +33,10 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Literal, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -306,6 +310,44 @@ class TrainResult:
     exported: Dict[str, str]
 
 
+def mean_over_processes(accelerator: Any, value: float) -> float:
+    """The mean of ``value`` over the accelerate processes (``accelerator.gather``; ``value`` on one process).
+
+    float64, so that a single process logs exactly the value it computed.
+    """
+    t = torch.tensor([value], dtype=torch.float64, device=accelerator.device)
+    return float(accelerator.gather(t).mean())
+
+
+def parts_over_processes(parts: Dict[str, float]) -> Dict[str, float]:
+    """Each loss part averaged over the processes that report it (the parts differ: a process's batch may
+    hold no clip of a task); :func:`accelerate.utils.gather_object`, the parts themselves on one process."""
+    from accelerate.utils import gather_object
+
+    seen: Dict[str, List[float]] = {}
+    for one in gather_object([{k: float(v) for k, v in parts.items()}]):
+        for k, v in one.items():
+            seen.setdefault(k, []).append(v)
+    return {k: float(np.mean(v)) for k, v in seen.items()}
+
+
+@contextmanager
+def unwrapped(stage: Any, accelerator: Any) -> Iterator[None]:
+    """``stage.module`` as the model itself (``accelerator.unwrap_model``) while the block runs.
+
+    Training calls the module through the wrapper ``accelerator.prepare`` put around it (under several
+    processes it synchronises the gradients); saving, evaluating and exporting use the model itself,
+    so state names carry no wrapper prefix and an evaluation on the main process alone runs no
+    collective that the other processes would have to join.
+    """
+    wrapped = stage.module
+    stage.module = accelerator.unwrap_model(wrapped)
+    try:
+        yield
+    finally:
+        stage.module = wrapped
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop_after: Optional[int] = None,
           cache=None) -> TrainResult:
     """Run (or resume) one training stage.
@@ -367,9 +409,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     cfg_dict = to_dict(cfg)
 
     def checkpoint(step: int) -> None:
-        if hasattr(stage, "eval_loss") and records and records[-1]["step"] == step:
-            records[-1].update(stage.eval_loss())
-        save_checkpoint(ckpt_dir, step, stage.trainable_state(), optimizer=optimizer, scheduler=scheduler,
+        with unwrapped(stage, accelerator):
+            if hasattr(stage, "eval_loss") and records and records[-1]["step"] == step:
+                records[-1].update(stage.eval_loss())
+            state = stage.trainable_state()
+        save_checkpoint(ckpt_dir, step, state, optimizer=optimizer, scheduler=scheduler,
                         config=cfg_dict, extra={"records": records}, keep=cfg.keep_checkpoints)
         write_text_atomic(out / "losses.json", json.dumps({"stage": cfg.stage, "records": records}, indent=0))
         plot_losses(records, out / "loss.png", title=f"{cfg.preset} {cfg.stage}")
@@ -394,10 +438,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         loss_value = float(loss.detach())
         window.append(loss_value)
         done = step + 1
-        if done % cfg.log_every == 0 or done == end:
-            rec = {"step": done, "loss": float(np.mean(window)), "lr": scheduler.get_last_lr()[0],
-                   "time": round(time.monotonic() - t_start, 2)}
-            rec.update({k: float(v) for k, v in parts.items()})
+        if done % cfg.log_every == 0 or done == end:  # every process gets here at the same steps
+            rec = {"step": done, "loss": mean_over_processes(accelerator, float(np.mean(window))),
+                   "lr": scheduler.get_last_lr()[0], "time": round(time.monotonic() - t_start, 2)}
+            rec.update(parts_over_processes(parts))
             records.append(rec)
             window = []
             bar.set_postfix(loss=f"{rec['loss']:.4f}")
@@ -410,6 +454,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     accelerator.wait_for_everyone()
     exported: Dict[str, str] = {}
     if end == cfg.steps and accelerator.is_main_process:
-        exported = {k: str(v) for k, v in stage.export(out / "final").items()}
+        with unwrapped(stage, accelerator):
+            exported = {k: str(v) for k, v in stage.export(out / "final").items()}
     return TrainResult(output_dir=out, steps=end, final_loss=loss_value, seconds=time.monotonic() - t_start,
                        exported=exported)
