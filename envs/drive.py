@@ -84,7 +84,7 @@ class MADDriveEnv(gym.Env):
     route_completion    1 on the step the goal is reached (terminal success,  0/1     10.0
                         ``info["route_completed"]``)
     collision           1 when the ego's box overlaps another agent's         0/1     -10.0
-    offroad             1 when the ego is beyond the road edge                0/1     -5.0
+    offroad             1 when the ego is beyond the road edge                0/1     -10.0
     overspeed           speed above the lane speed limit along the route      m/s     -0.05
                         (where lanes have none: ``default_speed_limit``, 15 m/s,
                         or the logged ego's top speed if higher)
@@ -93,8 +93,9 @@ class MADDriveEnv(gym.Env):
     log_divergence      distance to the logged ego position                   m       0
     ==================  ====================================================  ======  ======
 
-    A route shorter than 5 m ahead (an ego that stood still in the log) is
-    extended straight to 5 m (:mod:`mad_sim.envs.route`).  Terminates on
+    Completion needs the ego within 1 m of the goal along the route and 4 m of
+    it laterally; a route with under 2 m ahead (the logged ego stood still)
+    cannot be completed (:mod:`mad_sim.envs.route`).  Terminates on
     collision / offroad / route completion when configured (all three by default).
 
     **Info**: every metric each step (:class:`~mad_sim.envs.reward.StepMetrics`:
@@ -232,7 +233,7 @@ class MADDriveEnv(gym.Env):
         self._local.update(nxt.xy)
         self._route_now = self.route.project_segment(nxt.xy)
         s_now = min(self._route_now[0], self.route.goal)  # no progress beyond the goal
-        completed = not self._completed and self.route.completed(self._route_now[0])
+        completed = not self._completed and self.route.completed(self._route_now[0], self._route_now[1])
         self._completed = self._completed or completed
         m = self._measure(progress=s_now - self._prev_s, jerk=jerk, completed=completed)
         self._prev_s = s_now

@@ -31,7 +31,7 @@ Reward = ``sum(weight[name] * value(name))`` over :data:`REWARD_TERMS`
     progress          progress                                 m        0.1
     route_completion  route_completed                          0/1      10.0
     collision         collision                                0/1      -10.0
-    offroad           offroad                                  0/1      -5.0
+    offroad           offroad                                  0/1      -10.0
     overspeed         overspeed                                m/s      -0.05
     ttc               max(0, 1 - ttc / TTC_THRESHOLD_S)        [0, 1]   0.0
     jerk              |jerk|                                   m/s^3    0.0
@@ -125,7 +125,7 @@ for _name, _term in {
     "progress": RewardTerm("progress", lambda m: m.progress, "m", 0.1),
     "route_completion": RewardTerm("route_completed", lambda m: float(m.route_completed), "0/1", 10.0),
     "collision": RewardTerm("collision", lambda m: float(m.collision), "0/1", -10.0),
-    "offroad": RewardTerm("offroad", lambda m: float(m.offroad), "0/1", -5.0),
+    "offroad": RewardTerm("offroad", lambda m: float(m.offroad), "0/1", -10.0),
     "overspeed": RewardTerm("overspeed", lambda m: m.overspeed, "m/s", -0.05),
     "ttc": RewardTerm("ttc", lambda m: max(0.0, 1.0 - m.ttc / TTC_THRESHOLD_S), "[0, 1]", 0.0),
     "jerk": RewardTerm("jerk", lambda m: abs(m.jerk), "m/s^3", 0.0),

@@ -1,13 +1,20 @@
 """The ego's route: its logged path with a goal at the end and the speed limits along it (world frame, metres).
 
 The route is the polyline of the ego's valid logged positions (repeated
-points dropped).  Its **goal** is the end of the logged path: progress is
-credited only up to it, and reaching it (:attr:`Route.goal` minus
-:data:`GOAL_TOLERANCE_M`) is *route completion*.  Where less than
-:data:`MIN_REMAINING_M` of logged path lies ahead of the starting position
-(an ego that stands still, or a log that ends early), the route is extended
-straight along the last logged heading (the initial heading if the ego's
-logged positions all lie within 1 m of the first) until that much lies ahead, so every episode has a goal to reach.
+points dropped); :meth:`Route.project` extends its end segments linearly, so
+arclength keeps growing past the end, but progress is credited only up to
+the **goal**, the end of the logged path (driving past the end of the log
+earns nothing).  Reaching the goal is *route completion*: the ego's
+arclength within :data:`GOAL_TOLERANCE_M` of it and its lateral offset at
+most :data:`GOAL_LATERAL_M` (so a straight line that only projects past the
+end of a curved route does not count).
+
+A route with less than :data:`MIN_ROUTE_M` ahead of the starting position
+(the logged ego stood still, or did its moving before the present step)
+cannot be completed: there is nothing to drive, and any policy's best is to
+stay put without colliding.  When the ego's logged positions all lie within
+1 m of each other the route is a 1 m stub along the initial heading, for the
+observation's route features.
 
 Each route segment carries a **speed limit** (m/s): that of the nearest lane
 whose centre line passes within :data:`LANE_MATCH_M` of the segment's start
@@ -27,10 +34,12 @@ from mad_sim.data.frames import wrap_angle
 from mad_sim.data.scenario import DT, RoadMap
 from mad_sim.world.idm_law import MPH
 
-MIN_REMAINING_M = 5.0
-"""Metres of route ahead of the starting position at least (the log is extended straight to it)."""
+MIN_ROUTE_M = 2.0
+"""Metres of logged route ahead of the start below which the route cannot be completed."""
 GOAL_TOLERANCE_M = 1.0
-"""The route counts as completed once the ego's arclength is within this distance of the goal."""
+"""The route counts as completed once the ego's arclength is within this distance of the goal..."""
+GOAL_LATERAL_M = 4.0
+"""...and the ego is at most this far (m) from the route laterally."""
 LANE_MATCH_M = 3.0
 """A lane gives a route segment its speed limit when its centre line is within this distance (m)..."""
 LANE_MATCH_RAD = np.pi / 4
@@ -49,6 +58,7 @@ class Route:
       points: [R, 2] vertices; arclength: [R] m at each vertex.
       goal: m, arclength of the goal (the route's end).
       start: m, arclength of the starting position.
+      completable: False when less than :data:`MIN_ROUTE_M` lies ahead of the start.
       speed_limit: [R-1] m/s per segment.
       logged_top_speed: m/s, the fastest the logged ego drove between two valid steps.
     """
@@ -65,17 +75,15 @@ class Route:
             pts = pts[keep]
         start_xy = np.asarray(start_xy, np.float64)[:2]
         if len(pts) < 2 or float(np.linalg.norm(pts - pts[0], axis=-1).max()) < 1.0:
-            # no logged path (an ego that stood still, up to jitter): 5 m straight ahead of the start
-            pts = np.stack([start_xy, start_xy + MIN_REMAINING_M * _unit(start_heading)])
-        self._set(pts)
-        self.start = self.project(start_xy)[0]
-        short = MIN_REMAINING_M - (self.arclength[-1] - self.start)
-        if short > 1e-6:  # extend the last segment's direction until MIN_REMAINING_M lies ahead
-            far = np.flatnonzero(np.linalg.norm(pts[-1] - pts, axis=-1) >= 1.0)  # direction over the last metre+
-            d = pts[-1] - pts[far[-1] if far.size else 0]
-            self._set(np.concatenate([pts, (pts[-1] + short * d / float(np.hypot(*d)))[None]]))
+            # no logged path (an ego that stood still, up to jitter): a 1 m stub, its goal at the start
+            self._set(np.stack([start_xy, start_xy + _unit(start_heading)]))
+            self.start = 0.0
+            self.goal = 0.0
+        else:
+            self._set(pts)
             self.start = self.project(start_xy)[0]
-        self.goal = float(self.arclength[-1])
+            self.goal = float(self.arclength[-1])
+        self.completable = self.goal - self.start >= MIN_ROUTE_M
         self.logged_top_speed = top
         self.speed_limit = _segment_limits(self.points, roadmap, max(float(default_limit), top))
 
@@ -96,12 +104,12 @@ class Route:
 
     @property
     def length(self) -> float:
-        """Metres from the starting position to the goal."""
-        return self.goal - self.start
+        """Metres from the starting position to the goal (0 or more)."""
+        return max(self.goal - self.start, 0.0)
 
-    def completed(self, s: float) -> bool:
-        """Whether arclength ``s`` (m) has reached the goal (within :data:`GOAL_TOLERANCE_M`)."""
-        return bool(s >= self.goal - GOAL_TOLERANCE_M)
+    def completed(self, s: float, lateral: float) -> bool:
+        """Whether arclength ``s`` (m) at lateral offset ``lateral`` (m) reaches the goal (see the module docstring)."""
+        return bool(self.completable and s >= self.goal - GOAL_TOLERANCE_M and abs(lateral) <= GOAL_LATERAL_M)
 
     def project(self, xy: np.ndarray) -> Tuple[float, float, float]:
         """``(arclength m, lateral offset m (left +), route heading rad)`` of a world point."""

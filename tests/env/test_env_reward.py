@@ -8,7 +8,7 @@ import mad_sim  # noqa: F401
 from mad_sim.data import load_scenario
 from mad_sim.envs.reward import (REWARD_TERMS, LinearReward, RewardTerm, StepMetrics, register_reward_term,
                                  reward_weights, time_to_collision)
-from mad_sim.envs.route import GOAL_TOLERANCE_M, MIN_REMAINING_M, Route
+from mad_sim.envs.route import GOAL_LATERAL_M, GOAL_TOLERANCE_M, Route
 from mad_sim.errors import ConfigError
 from mad_sim.world.idm_law import MPH
 
@@ -20,25 +20,31 @@ def _metrics(**kw):
     return StepMetrics(**base)
 
 
-def test_still_ego_route_is_extended_along_its_heading():
+def test_still_ego_route_cannot_be_completed():
     r = Route(np.zeros((91, 2)), np.ones(91, bool), np.zeros(2), np.pi / 2)
-    assert r.length == pytest.approx(MIN_REMAINING_M)
-    s, lat, yaw = r.project(np.array([0.5, 2.0]))
+    assert r.length == 0.0 and not r.completable and not r.completed(0.0, 0.0)
+    s, lat, yaw = r.project(np.array([0.5, 2.0]))  # a 1 m stub along the heading, for the route features
     assert s == pytest.approx(2.0) and lat == pytest.approx(-0.5) and yaw == pytest.approx(np.pi / 2)
-    assert not r.completed(r.goal - GOAL_TOLERANCE_M - 0.01) and r.completed(r.goal - GOAL_TOLERANCE_M)
     assert np.all(r.speed_limit == 15.0)  # no map: the default
     jitter = np.random.default_rng(0).normal(0.0, 0.01, (91, 2))  # a parked car's logged jitter
-    r = Route(jitter, np.ones(91, bool), np.zeros(2), 0.0)
-    assert r.length == pytest.approx(MIN_REMAINING_M) and r.points[-1] == pytest.approx([MIN_REMAINING_M, 0.0])
-    r = Route(np.c_[np.linspace(0, 3, 31), np.zeros(31)], np.ones(31, bool), np.zeros(2), 1.0)  # 3 m, then on
-    assert r.length == pytest.approx(MIN_REMAINING_M) and r.points[-1] == pytest.approx([MIN_REMAINING_M, 0.0])
+    assert not Route(jitter, np.ones(91, bool), np.zeros(2), 0.0).completable
+    short = Route(np.c_[np.linspace(0, 1.5, 16), np.zeros(16)], np.ones(16, bool), np.zeros(2), 0.0)
+    assert short.length == pytest.approx(1.5) and not short.completable  # under MIN_ROUTE_M ahead
+
+
+def test_goal_needs_arclength_and_lateral():
+    r = Route(np.c_[np.linspace(0, 30, 31), np.zeros(31)], np.ones(31, bool), np.zeros(2), 0.0)
+    assert r.completable and r.length == pytest.approx(30.0) and r.goal == pytest.approx(30.0)
+    assert not r.completed(30.0 - GOAL_TOLERANCE_M - 0.01, 0.0) and r.completed(30.0 - GOAL_TOLERANCE_M, 0.0)
+    assert r.completed(35.0, GOAL_LATERAL_M) and not r.completed(35.0, -GOAL_LATERAL_M - 0.1)
+    assert r.project(np.array([40.0, 1.0]))[0] == pytest.approx(40.0)  # projection runs on past the end
 
 
 def test_still_ego_log_is_not_completed_by_standing(womd_still_path):
-    """The logged ego stands still all 9 s: its route is 5 m straight ahead, and holding still never completes it."""
+    """The logged ego stands still all 9 s: nothing to complete, standing still earns nothing and loses nothing."""
     env = gym.make("MADDrive-v0", scenario=str(womd_still_path))
     _, info = env.reset(seed=0)
-    assert info["route_length"] == pytest.approx(MIN_REMAINING_M)
+    assert info["route_length"] == 0.0 and not env.unwrapped.route.completable
     total, term, trunc = 0.0, False, False
     while not (term or trunc):
         _, r, term, trunc, info = env.step(np.zeros(2, np.float32))
