@@ -19,8 +19,9 @@ from mad_sim.config_checks import require_choice, require_frames_8k1, require_po
 from mad_sim.errors import ConfigError
 
 ACTION_KINDS = ("bicycle", "trajectory", "delta")
-RENDER_MODES = ("pose", "bev", "rgb_array")
-"""Declared render modes; ``rgb_array`` is the camera frame of the appearance synthesizer (:mod:`mad_sim.envs.rgb`)."""
+RENDER_MODES = ("pose", "bev", "rgb_array", "human")
+"""Declared render modes; ``rgb_array`` is the camera frame of the appearance synthesizer (:mod:`mad_sim.envs.rgb`),
+``human`` the BEV in a pygame window (:mod:`mad_sim.envs.human_render`)."""
 PROCEDURAL_KINDS = ("straight", "curve", "intersection")
 
 
@@ -73,7 +74,8 @@ class EnvConfig:
       TimeLimit wrapper instead); offroad_margin: metres beyond the road edge that
       still count as on the road.
     Rendering:
-      render_mode: ``pose``, ``bev`` or ``rgb_array`` (None: no rendering).
+      render_mode: ``pose``, ``bev``, ``rgb_array`` or ``human`` (the BEV in a
+        pygame window; needs pygame) (None: no rendering).
       bev_size: pixels of the square BEV frame; bev_extent_m: metres from its
       centre (the ego) to the nearest border.
     Camera frames (``rgb_array`` / ``rgb_observation``; see :mod:`mad_sim.envs.rgb`):
@@ -119,7 +121,7 @@ class EnvConfig:
     offroad_margin: float = 0.5
     render_mode: Optional[str] = None
     bev_size: int = 256
-    bev_extent_m: float = 40.0
+    bev_extent_m: float = 30.0
     rgb_observation: bool = False
     prompt: Optional[str] = None
     appearance_preset: str = "tiny"

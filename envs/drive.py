@@ -19,6 +19,7 @@ import mad_sim.envs.observation as obs_mod
 from mad_sim.envs.actions import EgoStep, make_action_adapter
 from mad_sim.envs.agents import AgentPolicy, AgentStream, agent_settings, make_agent_policy
 from mad_sim.envs.config import RENDER_MODES, EnvConfig, make_config
+from mad_sim.envs.human_render import HumanWindow, require_pygame
 from mad_sim.envs.local_map import LocalMap, MapIndex
 from mad_sim.envs.offroad import RoadEdgeProbe
 from mad_sim.envs.rgb import EgoMotion, RGBCamera, check_prompt, wants_rgb
@@ -103,9 +104,11 @@ class MADDriveEnv(gym.Env):
     unweighted ``reward_terms``, plus ``scenario_id``, ``timestep`` and ``agent_queries``.
 
     **Render modes**: ``pose`` (the pose frame seen from the ego, 128x128 by
-    default), ``bev`` (a top-down view) and ``rgb_array`` (the camera frame of the
+    default), ``bev`` (a top-down view centred on the ego, 60 m across by default:
+    :mod:`mad_sim.render.bev`) and ``rgb_array`` (the camera frame of the
     appearance synthesizer, synthesized in chunks and cached: :mod:`mad_sim.envs.rgb`),
-    all ``[H, W, 3]`` uint8.  Only ``rgb_array`` / ``rgb_observation`` load the
+    all ``[H, W, 3]`` uint8; ``human`` shows the BEV in a pygame window after every
+    reset and step (:mod:`mad_sim.envs.human_render`; needs pygame).  Only ``rgb_array`` / ``rgb_observation`` load the
     appearance model.
 
     Stepping before ``reset``, after termination/truncation, or after
@@ -135,6 +138,9 @@ class MADDriveEnv(gym.Env):
         self._map_index: Optional[MapIndex] = None
         self._pose_renderer: Optional[PoseRenderer] = None
         self._rgb: Optional[RGBCamera] = RGBCamera(self.config) if wants_rgb(self.config) else None
+        self._window: Optional[HumanWindow] = None
+        if self.render_mode == "human":
+            require_pygame()
         self.state: Optional[WorldState] = None
         self._stream: Optional[AgentStream] = None
         self._done = False
@@ -192,6 +198,8 @@ class MADDriveEnv(gym.Env):
         self._done = False
         self._steps = 0
         self.last_metrics = self._measure(progress=0.0, jerk=0.0)
+        if self.render_mode == "human":
+            self._show_human()
         return self._observation(), self._info()
 
     # ------------------------------------------------------------------- step
@@ -245,6 +253,8 @@ class MADDriveEnv(gym.Env):
         truncated = bool(s.remaining_log_steps <= 0 or (self.config.max_steps is not None
                                                         and self._steps >= self.config.max_steps))
         self._done = terminated or truncated
+        if self.render_mode == "human":
+            self._show_human()
         return self._observation(), r, terminated, truncated, self._info()
 
     def ego_step(self, action: Any) -> EgoStep:
@@ -367,7 +377,8 @@ class MADDriveEnv(gym.Env):
     # ----------------------------------------------------------------- render
     def render(self) -> Optional[np.ndarray]:
         if self.render_mode is None:
-            gym.logger.warn("render() without a render_mode: pass render_mode='pose', 'bev' or 'rgb_array' to gym.make")
+            gym.logger.warn("render() without a render_mode: pass render_mode='pose', 'bev', 'rgb_array' or 'human' "
+                            "to gym.make")
             return None
         if self.state is None:
             raise EnvStateError("render() before reset()")
@@ -375,14 +386,28 @@ class MADDriveEnv(gym.Env):
             return self._render_pose()
         if self.render_mode == "rgb_array":
             return self._render_rgb()
+        if self.render_mode == "human":  # shown by reset() and step() already (Gymnasium's convention)
+            return None
+        return self._render_bev()
+
+    def _render_bev(self) -> np.ndarray:
         from mad_sim.render.bev import render_bev
 
+        assert self.state is not None
         return np.ascontiguousarray(render_bev(self.state, size=self.config.bev_size,
                                                extent_m=self.config.bev_extent_m), dtype=np.uint8)
+
+    def _show_human(self) -> None:
+        if self._window is None:
+            self._window = HumanWindow(self.metadata["render_fps"])
+        self._window.show(self._render_bev())
 
     def close(self) -> None:
         self._closed = True
         self._pose_renderer = None
+        if self._window is not None:
+            self._window.close()
+            self._window = None
         if self._rgb is not None:
             self._rgb.close()
         super().close()
