@@ -23,7 +23,8 @@ from mad_sim.envs.human_render import HumanWindow, require_pygame
 from mad_sim.envs.local_map import LocalMap, MapIndex
 from mad_sim.envs.offroad import RoadEdgeProbe
 from mad_sim.envs.rgb import EgoMotion, RGBCamera, check_prompt, wants_rgb
-from mad_sim.envs.reward import LinearReward, StepMetrics, ego_collides, has_road_edges, time_to_collision
+from mad_sim.envs.reward import (LinearReward, StepMetrics, collision_at_fault, ego_overlaps, has_road_edges,
+                                 time_to_collision)
 from mad_sim.envs.route import Route
 from mad_sim.envs.scenes import ScenarioSource
 from mad_sim.errors import ConfigError, EnvStateError
@@ -84,7 +85,9 @@ class MADDriveEnv(gym.Env):
                         counted only up to its goal (the end of the log)
     route_completion    1 on the step the goal is reached (terminal success,  0/1     10.0
                         ``info["route_completed"]``)
-    collision           1 when the ego's box overlaps another agent's         0/1     -10.0
+    collision           1 when the ego's box overlaps another agent's while   0/1     -10.0
+                        it moves and that agent is not behind it (at fault:
+                        ``info["collision_at_fault"]``; any overlap ends the episode)
     offroad             1 when the ego is beyond the road edge                0/1     -10.0
     overspeed           speed above the lane speed limit along the route      m/s     -0.05
                         (where lanes have none: ``default_speed_limit``, 15 m/s,
@@ -289,7 +292,8 @@ class MADDriveEnv(gym.Env):
         assert s is not None  # the helpers run between reset() and the end of the episode
         t, ego = s.timestep, s.ego_index
         xy = s.sim.xy[:, t]
-        collision = ego_collides(xy, s.sim.heading[:, t], s.sim.size[:, t], s.sim.valid[:, t], ego)
+        hits = ego_overlaps(xy, s.sim.heading[:, t], s.sim.size[:, t], s.sim.valid[:, t], ego)
+        collision = bool(hits.size)
         offroad = False
         if self._offroad_enabled:
             offroad = self._offroad(xy[ego])
@@ -304,7 +308,8 @@ class MADDriveEnv(gym.Env):
                            route_heading_error=float(wrap_angle(s.sim.heading[ego, t] - route_yaw)),
                            speed=self._speed, accel=self._accel, jerk=float(jerk), curvature=self._curvature,
                            log_divergence=div, route_length=self.route.length, route_completed=completed,
-                           speed_limit=limit, overspeed=max(0.0, self._speed - limit), ttc=ttc)
+                           speed_limit=limit, overspeed=max(0.0, self._speed - limit), ttc=ttc,
+                           collision_at_fault=collision_at_fault(xy, s.sim.heading[:, t], hits, ego, self._speed))
 
     def _offroad(self, xy: np.ndarray) -> bool:
         """Signed road-edge distance > ``offroad_margin``.

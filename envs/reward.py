@@ -3,7 +3,13 @@
 Metrics (:class:`StepMetrics`, all in ``info`` every step, whatever the weights):
 
 - ``collision``: the ego's box overlaps a valid agent's box (oriented-box test,
-  :func:`mad_sim.world.geometry.overlap_matrix`).
+  :func:`mad_sim.world.geometry.overlap_matrix`); ``collision_at_fault``: such
+  an overlap while the ego moves (|speed| >= :data:`STANDING_SPEED`) with an
+  agent whose centre is not behind the ego's (its ego-frame x >= 0): being
+  run into from behind, or while standing, is not the ego's fault (the
+  logged agents cannot react; nuPlan's at-fault rule, simplified).  Either
+  ends the episode (``terminate_on_collision``); the reward's ``collision``
+  term counts only the at-fault one.
 - ``offroad``: the ego's centre is more than ``offroad_margin`` metres beyond
   the nearest road edge (:func:`mad_sim.world.road_distance.road_edge_distance`,
   positive = off the road; without road edges the lanes' corridors bound the
@@ -30,7 +36,7 @@ Reward = ``sum(weight[name] * value(name))`` over :data:`REWARD_TERMS`
     name              value (per step)                         unit     weight
     progress          progress                                 m        0.1
     route_completion  route_completed                          0/1      10.0
-    collision         collision                                0/1      -10.0
+    collision         collision_at_fault                       0/1      -10.0
     offroad           offroad                                  0/1      -10.0
     overspeed         overspeed                                m/s      -0.05
     ttc               max(0, 1 - ttc / TTC_THRESHOLD_S)        [0, 1]   0.0
@@ -55,6 +61,8 @@ import numpy as np
 from mad_sim.data.scenario import MapKind, RoadMap
 from mad_sim.errors import ConfigError
 
+STANDING_SPEED = 0.1
+"""m/s below which a collision is never the ego's fault."""
 TTC_THRESHOLD_S = 3.0
 """Seconds below which the ``ttc`` term is non-zero (it grows linearly to 1 at a TTC of 0)."""
 
@@ -79,10 +87,11 @@ class StepMetrics:
     speed_limit: float = float("inf")
     overspeed: float = 0.0
     ttc: float = float("inf")
+    collision_at_fault: bool = False
 
     def as_info(self) -> Dict[str, object]:
         d: Dict[str, object] = dict(self.__dict__)
-        for k in ("collision", "offroad", "route_completed"):
+        for k in ("collision", "collision_at_fault", "offroad", "route_completed"):
             d[k] = bool(d[k])
         if not np.isfinite(self.log_divergence):
             d["log_divergence"] = None
@@ -124,7 +133,7 @@ def register_reward_term(name: str, term: RewardTerm, *, overwrite: bool = False
 for _name, _term in {
     "progress": RewardTerm("progress", lambda m: m.progress, "m", 0.1),
     "route_completion": RewardTerm("route_completed", lambda m: float(m.route_completed), "0/1", 10.0),
-    "collision": RewardTerm("collision", lambda m: float(m.collision), "0/1", -10.0),
+    "collision": RewardTerm("collision_at_fault", lambda m: float(m.collision_at_fault), "0/1", -10.0),
     "offroad": RewardTerm("offroad", lambda m: float(m.offroad), "0/1", -10.0),
     "overspeed": RewardTerm("overspeed", lambda m: m.overspeed, "m/s", -0.05),
     "ttc": RewardTerm("ttc", lambda m: max(0.0, 1.0 - m.ttc / TTC_THRESHOLD_S), "[0, 1]", 0.0),
@@ -166,8 +175,8 @@ def has_road_edges(roadmap: RoadMap) -> bool:
     return bool(np.any((roadmap.kinds == MapKind.ROAD_EDGE) | (roadmap.kinds == MapKind.LANE)))
 
 
-def ego_collides(xy: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: np.ndarray, ego: int) -> bool:
-    """Whether agent ``ego``'s box overlaps any other valid box (``xy[N,2]``, ``size[N,>=2]`` length, width).
+def ego_overlaps(xy: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: np.ndarray, ego: int) -> np.ndarray:
+    """Indices of the valid agents whose box overlaps agent ``ego``'s (``xy[N,2]``, ``size[N,>=2]`` length, width).
 
     Only agents within the sum of the two half-diagonals are passed to the exact test.
     """
@@ -178,11 +187,25 @@ def ego_collides(xy: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: n
     near[ego] = False
     idx = np.flatnonzero(near)
     if idx.size == 0:
-        return False
+        return idx
     sel = np.r_[ego, idx]
     m = overlap_matrix(xy[sel], heading[sel], size[sel, 0].astype(np.float64), size[sel, 1].astype(np.float64),
                        np.ones(sel.size, bool))
-    return bool(np.asarray(m)[0, 1:].any())
+    return idx[np.asarray(m)[0, 1:]]
+
+
+def ego_collides(xy: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: np.ndarray, ego: int) -> bool:
+    """Whether agent ``ego``'s box overlaps any other valid box (see :func:`ego_overlaps`)."""
+    return bool(ego_overlaps(xy, heading, size, valid, ego).size)
+
+
+def collision_at_fault(xy: np.ndarray, heading: np.ndarray, hits: np.ndarray, ego: int, ego_speed: float) -> bool:
+    """Whether the overlaps ``hits`` (agent indices) are the ego's fault: it moves and one of them is not behind it."""
+    if hits.size == 0 or abs(ego_speed) < STANDING_SPEED:
+        return False
+    d = xy[hits] - xy[ego]
+    ahead = np.cos(heading[ego]) * d[:, 0] + np.sin(heading[ego]) * d[:, 1]
+    return bool((ahead >= 0).any())
 
 
 def time_to_collision(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, size: np.ndarray,

@@ -6,8 +6,8 @@ import pytest
 
 import mad_sim  # noqa: F401
 from mad_sim.data import load_scenario
-from mad_sim.envs.reward import (REWARD_TERMS, LinearReward, RewardTerm, StepMetrics, register_reward_term,
-                                 reward_weights, time_to_collision)
+from mad_sim.envs.reward import (REWARD_TERMS, LinearReward, RewardTerm, StepMetrics, collision_at_fault,
+                                 ego_overlaps, register_reward_term, reward_weights, time_to_collision)
 from mad_sim.envs.route import GOAL_LATERAL_M, GOAL_TOLERANCE_M, Route
 from mad_sim.errors import ConfigError
 from mad_sim.world.idm_law import MPH
@@ -65,7 +65,8 @@ def test_route_speed_limits_come_from_the_lanes(womd_path):
 
 
 def test_linear_reward_terms_and_weights():
-    m = _metrics(collision=True, progress=2.0, jerk=-3.0, overspeed=1.5, ttc=1.5, route_completed=True)
+    m = _metrics(collision=True, collision_at_fault=True, progress=2.0, jerk=-3.0, overspeed=1.5, ttc=1.5,
+                 route_completed=True)
     f = LinearReward({"jerk": -0.1, "ttc": -2.0})
     assert f.weights["progress"] == 0.1 and f.weights["jerk"] == -0.1
     expected = 0.1 * 2.0 + 10.0 - 10.0 - 0.1 * 3.0 - 0.05 * 1.5 - 2.0 * 0.5
@@ -75,6 +76,7 @@ def test_linear_reward_terms_and_weights():
     assert sum(f.weights[k] * v for k, v in terms.items()) == pytest.approx(expected)
     assert LinearReward({k: 0.0 for k in REWARD_TERMS})(m) == 0.0
     assert m.as_info()["log_divergence"] is None and m.as_info()["route_completed"] is True
+    assert f(_metrics(collision=True)) == 0.0  # run into from behind: no penalty (the episode still ends)
 
 
 @pytest.mark.parametrize("bad", [{"speeding": 1.0}, {"progress": "a lot"}, {"progress": float("nan")}, {"jerk": True}])
@@ -92,6 +94,17 @@ def test_a_registered_term_reads_a_metric():
         assert LinearReward({"lateral": -1.0, "progress": 0.0})(_metrics(route_lateral=-2.0)) == pytest.approx(-2.0)
     finally:
         REWARD_TERMS.pop("lateral")
+
+
+def test_collision_fault():
+    xy = np.array([[0.0, 0.0], [3.0, 0.5], [-3.5, 0.0]])
+    heading = np.zeros(3)
+    assert collision_at_fault(xy, heading, np.array([1]), 0, 5.0)  # drove into the agent ahead
+    assert not collision_at_fault(xy, heading, np.array([2]), 0, 5.0)  # rear-ended
+    assert not collision_at_fault(xy, heading, np.array([1]), 0, 0.0)  # standing still
+    assert not collision_at_fault(xy, heading, np.array([], int), 0, 5.0)
+    size = np.tile([4.5, 2.0], (3, 1))
+    assert set(ego_overlaps(xy, heading, size, np.ones(3, bool), 0).tolist()) == {1, 2}
 
 
 def test_time_to_collision():
