@@ -92,11 +92,14 @@ def load_backbone(preset: str = "tiny", path: Optional[PathLike] = None, device:
       CheckpointError: missing / corrupt / mismatched weights.
     """
     cfg = get_preset(preset, None if path is None else str(path))
+    bb: Backbone
     if cfg.family == "svd":
         from mad_sim.model.svd import load_svd_backbone
 
         bb = load_svd_backbone(cfg, path=path, weights=weights, seed=seed, dtype=dtype)
     elif cfg.needs_path:
+        if path is None:  # get_preset refuses a path preset without one; narrowed here for the type checker
+            raise CheckpointError(f"preset {cfg.name!r} needs path= (a diffusers folder)")
         directory = Path(path)
         if not directory.is_dir():
             raise CheckpointError(f"{directory}: backbone directory not found (--backbone PATH)")

@@ -26,7 +26,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -217,7 +217,7 @@ def infer_lora_config(sd: Dict[str, torch.Tensor]) -> Dict[str, object]:
     return {"r": max(ranks), "lora_alpha": float(max(ranks)), "target_modules": targets}
 
 
-def load_lora(module: torch.nn.Module, name: str, sd: Dict[str, torch.Tensor], cfg: Dict[str, object],
+def load_lora(module: torch.nn.Module, name: str, sd: Dict[str, torch.Tensor], cfg: Dict[str, Any],
               source: str = "<state dict>") -> None:
     """Create adapter ``name`` from ``cfg`` (if absent) and load ``sd`` into it; CheckpointError on mismatch."""
     from peft import set_peft_model_state_dict

@@ -25,7 +25,7 @@ agent went elsewhere scores low.
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -40,6 +40,10 @@ from mad_sim.render.skeleton import box_keypoints, hue_cycle, place
 
 MAX_SLOTS = 8
 """Controlled agents per video (each gets its own colour)."""
+
+
+Indices = Union[Sequence[int], np.ndarray]
+"""Track or step indices: a sequence of ints or an int array."""
 
 
 def slot_colors(n: int = MAX_SLOTS) -> np.ndarray:
@@ -102,15 +106,15 @@ def boxes_in_viewpoint(traj: Trajectory, viewpoint: int, agents: np.ndarray, ste
     return xyz, heading, np.where(size > 0, size, 1.0)
 
 
-def box_video_from_trajectory(traj: Trajectory, viewpoint: int, agents: Sequence[int], steps: Sequence[int],
+def box_video_from_trajectory(traj: Trajectory, viewpoint: int, agents: Indices, steps: Indices,
                               camera: Camera) -> np.ndarray:
     """Box video of ``agents`` (track indices, slot order) over ``steps``, seen from ``viewpoint``'s camera."""
-    steps = np.asarray(steps, np.int64)
-    agents = np.asarray(agents, np.int64)
-    if agents.size == 0:
+    step_idx = np.asarray(steps, np.int64)
+    agent_idx = np.asarray(agents, np.int64)
+    if agent_idx.size == 0:
         raise ShapeError("box video: no controlled agent given")
-    xyz, heading, size = boxes_in_viewpoint(traj, viewpoint, agents, steps)
-    return render_box_video(camera, xyz, heading, size, traj.valid[agents][:, steps].T)
+    xyz, heading, size = boxes_in_viewpoint(traj, viewpoint, agent_idx, step_idx)
+    return render_box_video(camera, xyz, heading, size, traj.valid[agent_idx][:, step_idx].T)
 
 
 def _may_cover(camera: Camera, xyz: np.ndarray, heading: np.ndarray, size: np.ndarray, min_pixels: int) -> np.ndarray:
@@ -178,7 +182,7 @@ def follow_iou(pose_video: np.ndarray, box_video: np.ndarray, num_agents: int, m
 
 
 # --- the conditional-forecaster training task (history + boxes -> future) -------------------------
-def choose_controlled_agents(traj: Trajectory, types: np.ndarray, viewpoint: int, steps: Sequence[int],
+def choose_controlled_agents(traj: Trajectory, types: np.ndarray, viewpoint: int, steps: Indices,
                              camera: Camera, rng: np.random.Generator, max_agents: int = 2,
                              min_pixels: int = 8) -> np.ndarray:
     """Track indices (slot order) of up to ``max_agents`` vehicles to control over ``steps``, drawn by ``rng``.
@@ -191,21 +195,21 @@ def choose_controlled_agents(traj: Trajectory, types: np.ndarray, viewpoint: int
     """
     from mad_sim.data.scenario import ObjectType
 
-    steps = np.asarray(steps, np.int64)
-    ok = (np.asarray(types) == ObjectType.VEHICLE) & traj.valid[:, steps].all(1)
+    step_idx = np.asarray(steps, np.int64)
+    ok = (np.asarray(types) == ObjectType.VEHICLE) & traj.valid[:, step_idx].all(1)
     ok[viewpoint] = False
     cand = np.flatnonzero(ok)
     if cand.size:  # cheap geometric pre-filter; the exact pixel count below decides
-        cand = cand[_may_cover(camera, *boxes_in_viewpoint(traj, viewpoint, cand, steps), min_pixels)]
-    keep = []
+        cand = cand[_may_cover(camera, *boxes_in_viewpoint(traj, viewpoint, cand, step_idx), min_pixels)]
+    keep: List[int] = []
     for a in cand:
-        video = box_video_from_trajectory(traj, viewpoint, [int(a)], steps, camera)
+        video = box_video_from_trajectory(traj, viewpoint, [int(a)], step_idx, camera)
         c = slot_colors()[0]  # fill pixels (not the white outline), channel by channel: a reduction over
         fill = (video[..., 0] == c[0]) & (video[..., 1] == c[1]) & (video[..., 2] == c[2])  # the size-3 axis is slow
         if np.count_nonzero(fill, axis=(1, 2)).min() >= min_pixels:
             keep.append(int(a))
-    keep = np.asarray(keep, np.int64)
-    return rng.permutation(keep)[:max_agents] if keep.size else keep
+    chosen = np.asarray(keep, np.int64)
+    return rng.permutation(chosen)[:max_agents] if chosen.size else chosen
 
 
 def boxes_task_loss(model, pose_history: np.ndarray, future_pose: np.ndarray, box_video: np.ndarray,

@@ -235,7 +235,7 @@ class AppearanceSynthesizer:
         cond_tokens = denoiser.condition_tokens(conds, drop_empty) if hasattr(denoiser, "condition_tokens") else None
         kwargs = {"cond_tokens": cond_tokens} if cond_tokens is not None else {}
         for t in timesteps:
-            if z_first is not None:
+            if z_first is not None and eps_first is not None:
                 sigma = float(t) / 1000.0
                 latents[:, :, :1] = (1.0 - sigma) * z_first + sigma * eps_first
             x = torch.cat([latents] * 2) if cfg else latents
@@ -281,6 +281,21 @@ class CacheStats:
     hits: int = 0
 
 
+@dataclass
+class _Chunk:
+    """The frames :class:`RGBChunkCache` holds: steps ``start`` to ``end - 1``, RGB ``frames`` and the ``pose``
+    frames they were synthesized from (both ``[n, H, W, 3]`` uint8)."""
+
+    start: int
+    frames: np.ndarray
+    pose: np.ndarray
+
+    @property
+    def end(self) -> int:
+        """One past the last step held."""
+        return self.start + len(self.frames)
+
+
 class RGBChunkCache:
     """Camera frames for a running episode, synthesized ``chunk_frames`` at a time.
 
@@ -316,9 +331,7 @@ class RGBChunkCache:
         self.prompt = check_prompt(prompt)
         self.seed = int(seed)
         self.first_frame = None if first_frame is None else self.synth._check_first(first_frame, 1)[0].numpy()
-        self._start: Optional[int] = None
-        self._frames: Optional[np.ndarray] = None
-        self._pose: Optional[np.ndarray] = None
+        self._cached: Optional[_Chunk] = None
         self._last_frame: Optional[np.ndarray] = None  # the last frame synthesized (the look a new chunk continues)
         self._chunk = 0
         self.stats = CacheStats()
@@ -326,7 +339,7 @@ class RGBChunkCache:
     def set_prompt(self, prompt: Optional[str]) -> None:
         """Change the prompt; frames already synthesized are dropped (they show the old text)."""
         self.prompt = check_prompt(prompt)
-        self._frames = self._start = self._pose = self._last_frame = None
+        self._cached = self._last_frame = None
 
     def truncate(self, t: int) -> None:
         """Forget the cached frames of steps ``>= t`` (their pose forecast went stale).
@@ -336,16 +349,17 @@ class RGBChunkCache:
         over; when nothing before ``t`` is cached, everything is dropped and the
         next chunk starts from the last frame synthesized.
         """
-        if self._frames is None or t >= self._start + len(self._frames):
+        c = self._cached
+        if c is None or t >= c.end:
             return
-        keep = int(t) - self._start
+        keep = int(t) - c.start
         if keep <= 0:
-            self._frames = self._start = self._pose = None
+            self._cached = None
             return
-        self._frames, self._pose = self._frames[:keep], self._pose[:keep]
+        self._cached = _Chunk(c.start, c.frames[:keep], c.pose[:keep])
 
     def cached(self, t: int) -> bool:
-        return self._frames is not None and self._start <= t < self._start + len(self._frames)
+        return self._cached is not None and self._cached.start <= t < self._cached.end
 
     def frame(self, t: int, pose_lookahead: Callable[[int], np.ndarray]) -> np.ndarray:
         """RGB frame ``[H, W, 3]`` uint8 of step ``t`` (see the class doc).
@@ -356,25 +370,26 @@ class RGBChunkCache:
         hard-conditioned on the last frame synthesized so far, else the
         episode's first frame (if given), else nothing.
         """
-        if self.cached(t):
+        c = self._cached
+        if c is not None and c.start <= t < c.end:
             self.stats.hits += 1
-            return self._frames[t - self._start]
+            return c.frames[t - c.start]
         n = self.chunk_frames
-        contiguous = self._frames is not None and t == self._start + len(self._frames)
+        contiguous = c is not None and t == c.end
         want = n - 1 if contiguous else n
         pose = np.asarray(pose_lookahead(want))
         if pose.shape[:1] != (want,):
             raise ShapeError(f"pose_lookahead({want}) returned {pose.shape[:1][0] if pose.ndim else 0} frames")
-        if contiguous:
-            start, first = t - 1, self._frames[-1]
-            pose = np.concatenate([self._pose[-1:], pose])
+        if c is not None and contiguous:
+            start, first = t - 1, c.frames[-1]
+            pose = np.concatenate([c.pose[-1:], pose])
         else:
             start = t
             first = self._last_frame if self._last_frame is not None else self.first_frame
         gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, self._chunk]).integers(2 ** 62)))
         frames = self.synth.synthesize(pose, first_frame=first, prompt=self.prompt, steps=self.steps, generator=gen,
                                        drop_empty_pose_tokens=self.drop_empty)
-        self._frames, self._start, self._pose, self._last_frame = frames, start, pose, frames[-1]
+        self._cached, self._last_frame = _Chunk(start, frames, pose), frames[-1]
         self._chunk += 1
         self.stats.syntheses += 1
-        return self._frames[t - start]
+        return frames[t - start]

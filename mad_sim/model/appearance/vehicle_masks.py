@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def box_mask(boxes: np.ndarray, width: int, height: int, pad: int = 1) -> np.nda
 
 def source_vehicle_tracks(path: PathLike, width: int, height: int, mirrored: bool = False,
                           extractor: str = "classical", pad: int = 1,
-                          with_poses: bool = True) -> Dict[str, object]:
+                          with_poses: bool = True) -> Dict[str, Any]:
     """Run the pose extraction over a whole camera video; per source frame: boxes, masks and pose frames.
 
     Returns ``{"boxes": [N] list of [V, 4] (clip pixels), "masks": [N, height, width] bool}`` and, with
@@ -84,10 +84,10 @@ def source_vehicle_tracks(path: PathLike, width: int, height: int, mirrored: boo
         det = ext.detect(np.ascontiguousarray(frames[i]))
         cam = ground.update(det)
         sw, sh = det.image_size
-        b = np.asarray(det.vehicles, np.float32).reshape(-1, 4) * np.float32([width / sw, height / sh] * 2)
+        b = np.asarray(det.vehicles, np.float32).reshape(-1, 4) * np.array([width / sw, height / sh] * 2, np.float32)
         boxes.append(b)
         masks[i] = box_mask(b, width, height, pad)
-        if with_poses:
+        if pose is not None and pose_without is not None:  # with_poses
             pose[i] = draw_detections(det, cam, width, height)
             bare = PoseDetections(image_size=det.image_size, lanes=det.lanes, vehicles=np.zeros((0, 4), np.float32),
                                   ego_lane=det.ego_lane, persons=det.persons)

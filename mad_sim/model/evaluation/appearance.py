@@ -74,8 +74,8 @@ def perturb_pose(pose: np.ndarray, rng: np.random.Generator, max_shift_px: int =
     out = np.empty_like(pose)
     for k in range(f):
         dx, dy = rng.integers(-max_shift_px, max_shift_px + 1, size=2)
-        m = np.float32([[1, 0, dx], [0, 1, dy]])
-        img = cv2.warpAffine(pose[k], m, (w, h), borderValue=0).astype(np.float32)
+        m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+        img: np.ndarray = cv2.warpAffine(pose[k], m, (w, h), borderValue=0).astype(np.float32)
         sigma = float(rng.uniform(0.0, max_blur))
         if sigma > 0.2:
             img = cv2.GaussianBlur(img, (0, 0), sigma)

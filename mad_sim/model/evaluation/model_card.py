@@ -23,7 +23,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 
@@ -81,7 +81,7 @@ def session_seconds(records: List[dict]) -> float:
     return total + last
 
 
-def run_summary(run: Path) -> Dict[str, object]:
+def run_summary(run: Path) -> Dict[str, Any]:
     """Steps, batch, final train/eval losses and wall time of one run folder."""
     losses = json.loads((run / "losses.json").read_text())
     recs = losses["records"]

@@ -29,7 +29,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -164,7 +164,7 @@ def main_report(model, cache, out_dir: Union[str, Path], *, clips: Sequence[int]
 
     out_dir = Path(out_dir)
     res = evaluate_motion(model, cache, seed=seed, max_clips=max_clips)
-    report = {"denoising_loss": res.to_dict(), "videos": []}
+    report: Dict[str, Any] = {"denoising_loss": res.to_dict(), "videos": []}
     for c in clips:
         path = write_forecast_video(forecast_comparison(model, cache, int(c), steps=steps, seed=seed),
                                     out_dir / f"forecast_clip{int(c)}.mp4")

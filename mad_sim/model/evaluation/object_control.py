@@ -28,7 +28,7 @@ import argparse
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ class ObjectControlReport:
         return asdict(self)
 
 
-def evaluate_object_control(predictor, cache, index: Sequence[int], *, steps: int = 4, seed: int = 0,
+def evaluate_object_control(predictor, cache, index: Union[Sequence[int], np.ndarray], *, steps: int = 4, seed: int = 0,
                             ego_motion: bool = True, batch_size: int = 4, margin_px: int = 4) -> ObjectControlReport:
     """Forecast clips ``index`` of ``cache`` with and without boxes (same noise) and score both.
 
@@ -80,14 +80,14 @@ def evaluate_object_control(predictor, cache, index: Sequence[int], *, steps: in
       ego_motion: also condition both forecasts on the clip's ego-motion video.
     """
     spec = cache.spec
-    index = np.asarray(index, np.int64)
-    index = index[np.asarray(cache.num_box_agents)[index] > 0]
-    if index.size == 0:
+    clips = np.asarray(index, np.int64)
+    clips = clips[np.asarray(cache.num_box_agents)[clips] > 0]
+    if clips.size == 0:
         raise DataError("object-control evaluation: none of the given clips has a controlled agent "
                         "(is the cache built with data.boxes.enabled?)", path=str(cache.folder))
     scores: List[ClipScore] = []
-    for j, start in enumerate(range(0, index.size, batch_size)):
-        idx = index[start:start + batch_size]
+    for j, start in enumerate(range(0, clips.size, batch_size)):
+        idx = clips[start:start + batch_size]
         pose, ego = cache.batch(idx)
         boxes = cache.box_batch(idx)
         hist, truth = pose[:, spec.context_slice], pose[:, spec.future_slice]
@@ -102,7 +102,7 @@ def evaluate_object_control(predictor, cache, index: Sequence[int], *, steps: in
             scores.append(ClipScore(int(k), n, follow_iou(runs["controlled"][b], boxes[b], n, margin_px),
                                     follow_iou(runs["uncontrolled"][b], boxes[b], n, margin_px),
                                     follow_iou(truth[b], boxes[b], n, margin_px)))
-        log.info("object control: %d/%d clips", len(scores), index.size)
+        log.info("object control: %d/%d clips", len(scores), clips.size)
     ok = [s for s in scores if np.isfinite([s.controlled, s.uncontrolled, s.logged]).all()]
     def mean(a: str) -> float:
         return float(np.mean([getattr(s, a) for s in ok])) if ok else float("nan")

@@ -41,7 +41,7 @@ BANDS: Tuple[Tuple[float, float], ...] = ((0.0, 20.0), (20.0, 40.0), (40.0, np.i
 def degrade(frame: np.ndarray, rng: np.random.Generator, noise: float = 8.0, blur: bool = True,
             max_shift: int = 1, drop: float = 0.05) -> np.ndarray:
     """A clean pose frame made to look generated: blur (3x3 Gaussian), shift, Gaussian noise, dropped pixels."""
-    img = frame.astype(np.float32)
+    img: np.ndarray = frame.astype(np.float32)
     if blur:
         img = cv2.GaussianBlur(img, (3, 3), 0.6)
         # Re-normalise stroke brightness the way a generator keeps strokes bright.

@@ -73,7 +73,7 @@ def _build_palette() -> Tuple[np.ndarray, Dict[str, np.ndarray], Dict[str, np.nd
     colours: List[Tuple[int, int, int]] = []
 
     def index(c: np.ndarray) -> int:
-        t = tuple(int(x) for x in c)
+        t = (int(c[0]), int(c[1]), int(c[2]))
         if t not in colours:
             colours.append(t)
         return colours.index(t)

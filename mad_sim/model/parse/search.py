@@ -44,7 +44,7 @@ z up, metres, ground at z = 0).  Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -205,11 +205,14 @@ class PoseSearch:
         hp, wp = self.cmaps.comb.shape[1:]
         ui = np.clip(u[:, 0, 0] + 0.5, 0, wp - 1).astype(np.int64)
         vi = np.clip(v[:, 0, 0] + 0.5, 0, hp - 1).astype(np.int64)
-        return self.occ.depth[vi, ui] < self.thr[rows, None]
+        occ = self.occ
+        assert occ is not None  # asked for on levels with an occluder map only
+        return occ.depth[vi, ui] < self.thr[rows, None]
 
     def _costs(self, rows: slice, centre: np.ndarray, level: Level) -> np.ndarray:
         """[b, Y, X] mean sample cost of the level's candidates around ``centre [b, 3]`` (prior not included)."""
         base = self.base
+        occluded: Union[np.ndarray, slice]
         if level.bilinear and self.occ is not None:
             # Fine levels move a sample by a pixel or two, and the occluder map is already widened by
             # one: a sample hidden at the level's centre is taken as hidden for all its candidates
@@ -254,11 +257,14 @@ class PoseSearch:
             pix = v.astype(np.int32) * rs + u.astype(np.int32)
             val = flat[pix + self.base]
             pix = pix[occluded]
+        occ = self.occ  # agents are occluded (a slice, or a non-empty index) only with an occluder map
         if not isinstance(occluded, np.ndarray):
-            hidden = self.occ.depth.reshape(-1)[pix] < self.thr[rows, None, None, None]
+            assert occ is not None
+            hidden = occ.depth.reshape(-1)[pix] < self.thr[rows, None, None, None]
             val[hidden] = np.float32(cm.unobserved)
         elif occluded.size:
-            hidden = self.occ.depth.reshape(-1)[pix] < self.thr[rows][occluded, None, None, None]
+            assert occ is not None
+            hidden = occ.depth.reshape(-1)[pix] < self.thr[rows][occluded, None, None, None]
             val[occluded] = np.where(hidden, np.float32(cm.unobserved), val[occluded])
         return val.sum(-1, dtype=np.float32) / np.float32(val.shape[-1])
 

@@ -34,7 +34,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -175,7 +175,9 @@ def build_appearance_clips(videos: Sequence[PathLike] = (), stills: Sequence[Pat
         rgb += r
         pose += p
         entries += e
-    still_rgb, still_pose, still_entries = [], [], []
+    still_rgb: List[np.ndarray] = []
+    still_pose: List[np.ndarray] = []
+    still_entries: List[Dict[str, Any]] = []
     for path in (Path(s) for s in stills):
         img = read_image(path)
         still_rgb.append(resize_frames(img[None], spec.width, spec.height)[0])
@@ -185,9 +187,9 @@ def build_appearance_clips(videos: Sequence[PathLike] = (), stills: Sequence[Pat
 
     for path in (Path(w) for w in waymo_frames):
         for k, frame in enumerate(read_frames(path)):
-            r, p, _ = waymo_pose_pair(frame, "FRONT", spec.width, spec.height)
-            still_rgb.append(r)
-            still_pose.append(p)
+            w_rgb, w_pose, _ = waymo_pose_pair(frame, "FRONT", spec.width, spec.height)
+            still_rgb.append(w_rgb)
+            still_pose.append(w_pose)
             still_entries.append({"split": "train", "source": str(path), "kind": "waymo", "record": k})
     shape = (spec.frames, spec.height, spec.width, 3)
     arrays = {
@@ -230,8 +232,10 @@ class AppearanceClips:
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(f"corrupt manifest ({exc})", path=str(path)) from exc
         try:
-            for name in ("rgb", "pose", "still_rgb", "still_pose"):
-                setattr(self, name, np.load(self.folder / f"{name}.npy", mmap_mode="r"))
+            self.rgb: np.ndarray = np.load(self.folder / "rgb.npy", mmap_mode="r")
+            self.pose: np.ndarray = np.load(self.folder / "pose.npy", mmap_mode="r")
+            self.still_rgb: np.ndarray = np.load(self.folder / "still_rgb.npy", mmap_mode="r")
+            self.still_pose: np.ndarray = np.load(self.folder / "still_pose.npy", mmap_mode="r")
         except (OSError, ValueError) as exc:
             raise DataError(f"clip arrays unreadable ({exc})", path=str(self.folder)) from exc
         want = (len(self.clips), self.spec.frames, self.spec.height, self.spec.width, 3)

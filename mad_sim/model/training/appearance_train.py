@@ -32,7 +32,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -163,7 +163,7 @@ def vae_ceiling(backbone, clips: AppearanceClips, split: str = "eval") -> Dict[s
     return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "clips": len(ps)}
 
 
-def report(cfg, task: AppearanceTaskConfig, adapters: Dict[str, Optional[PathLike]], out: PathLike, *,
+def report(cfg, task: AppearanceTaskConfig, adapters: Mapping[str, Optional[PathLike]], out: PathLike, *,
            steps: int = 8, seed: int = 0, image_adapter: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
     """Score each named adapter (None = untrained) and the VAE ceiling; write ``scores.json`` and comparison PNGs.
 
