@@ -6,8 +6,11 @@ in memory).  Under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1)
 scenario ``i`` goes to process ``i % num_processes`` of
 :class:`accelerate.PartialState`, and every process's rows are collected
 with :func:`accelerate.utils.gather_object`; ``workers`` > 1 spreads a
-process's scenarios over that many local processes (spawned).  A tqdm bar
-counts rollouts, with the scenarios done in its postfix.
+process's scenarios over that many local processes (spawned).  The gathered
+rows are put back in stream order (process ``p``'s ``k``-th scenario is the
+stream's ``p + k * num_processes``-th), so every sharding gives the result
+of one process.  A tqdm bar counts rollouts, with the scenarios done in its
+postfix.
 """
 
 from __future__ import annotations
@@ -81,10 +84,10 @@ def run_sim_agents(spec: Any, policies: Sequence[str], settings: BenchSettings, 
     jobs = ((job, names, settings) for job in iter_jobs(spec, rank, world))
     per = settings.rollout.rollouts * len(names) * (2 if settings.probe else 1)
     bar = tqdm(desc=f"sim-agents {','.join(names)}", unit="rollout", disable=not progress)
-    parts: List[Dict[str, Dict[str, Any]]] = []
+    parts: List[Tuple[int, Dict[str, Dict[str, Any]]]] = []
 
     def done(out: Dict[str, Dict[str, Any]]) -> None:
-        parts.append(out)
+        parts.append((rank + len(parts) * world, out))
         bar.update(per)
         bar.set_postfix(scenarios=len(parts))
 
@@ -102,7 +105,7 @@ def run_sim_agents(spec: Any, policies: Sequence[str], settings: BenchSettings, 
         from accelerate.utils import gather_object
 
         parts = list(gather_object(parts))
-    return collect(parts, names, bool(settings.probe))
+    return collect([p for _, p in sorted(parts, key=lambda ip: ip[0])], names, bool(settings.probe))
 
 
 def collect(parts: List[Dict[str, Dict[str, Any]]], names: Sequence[str], probe: bool) -> Dict[str, Dict[str, Any]]:

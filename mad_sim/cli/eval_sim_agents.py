@@ -4,7 +4,11 @@
         --json out.json [--plots DIR] [--workers N] [--probe brake] [--export DIR]
     mad-sim eval sim-agents --submission rollouts.binproto --data scenario.tfrecord --json out.json
 
-Under ``accelerate launch`` the scenarios are sharded across processes and rank 0 writes the gathered result.
+Under ``accelerate launch`` the scenarios are sharded across processes and rank 0 writes the gathered result
+(in the one-process order).  Two local CPU processes: ``accelerate launch --multi_gpu --num_processes 2 -m
+mad_sim eval sim-agents ...`` (or ``torchrun --nproc_per_node 2``); the processes stay on the CPU (gloo).
+``accelerate launch --cpu --num_processes 2`` starts ONE process (accelerate's simple launcher, which
+needs ``--mpirun_hostfile`` for more).
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                               f"(known: {', '.join(agent_policy_names())})")
         results = run_sim_agents(data, names, BenchSettings(settings, args.probe, args.export), args.workers,
                                  progress=not args.no_progress)
-    rank, _ = distributed_rank()
+    rank, world = distributed_rank()
     if rank != 0:
         return 0
     print(report.table(results))
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         from mad_sim.eval.report import write_json
 
         meta = {"mode": "sim-agents", "config": "wosac2025", "rollouts": args.rollouts, "horizon_s": args.horizon,
-                "ego": settings.ego, "seed": args.seed, "probe": args.probe, "submission": args.submission}
+                "ego": settings.ego, "seed": args.seed, "probe": args.probe, "submission": args.submission,
+                "num_processes": world, "workers": args.workers}
         write_json(args.json_out, report.document(results, meta))
         print(f"wrote {args.json_out}")
     if args.plots:
