@@ -229,11 +229,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.log_every < 1:
             raise ConfigError("steps, batch_size and log_every must be >= 1")
-        if self.frames < 1 or (self.frames - 1) % 8:
-            raise ConfigError(f"frames={self.frames} must be 8k+1 (1, 9, 17, 25...): "
-                              "LTX's VAE compresses time 8x after the first frame")
+        ratio = self._temporal_ratio()
+        if self.frames < 1 or (self.frames - 1) % ratio:
+            raise ConfigError(f"frames={self.frames} must be {ratio}k+1 ({', '.join(str(1 + ratio * k) for k in range(4))}"
+                              f"...): preset {self.preset!r}'s VAE compresses time {ratio}x after the first frame")
         if self.threads < 1:
             raise ConfigError(f"threads={self.threads} must be >= 1")
+
+    def _temporal_ratio(self) -> int:
+        """The preset's VAE time compression: its config's ``temporal_compression_ratio``, else LTX's 8."""
+        from mad_sim.model.presets import PRESETS
+
+        preset = PRESETS.get(self.preset)
+        return int(preset.vae.get("temporal_compression_ratio", 8)) if preset is not None else 8
 
 
 def load_train_config(path: Union[str, os.PathLike], stage: Optional[str] = None,

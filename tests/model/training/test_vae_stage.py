@@ -75,3 +75,13 @@ def test_agent_weight_raises_the_loss_on_agent_pixels(clip_cache, tmp_path) -> N
         stage = VaeStage(_cfg(tmp_path, "vae", vae_loss={"ego_fraction": 0.0, "agent_weight": aw}), clip_cache, "cpu")
         losses[aw] = float(stage.loss(batch, np.random.default_rng(0), torch.Generator().manual_seed(0))[0])
     assert losses[50.0] != losses[0.0]
+
+
+def test_training_frames_follow_the_presets_time_compression() -> None:
+    from mad_sim.model.training.loop import TrainConfig
+
+    assert TrainConfig(stage="vae", preset="tiny-s8t4", frames=5).frames == 5  # 4x in time: 4k + 1
+    with pytest.raises(ConfigError, match="4k\\+1"):
+        TrainConfig(stage="vae", preset="tiny-s8t4", frames=7)
+    with pytest.raises(ConfigError, match="8k\\+1"):
+        TrainConfig(stage="vae", preset="tiny", frames=5)
