@@ -25,8 +25,10 @@ rgb            [H, W, 3]           uint8    the camera frame (only with ``rgb_ob
 (``agent_radius``, ``roadgraph_radius``), unit vectors within 1, speeds
 within :data:`MAX_SPEED` m/s, accelerations within :data:`MAX_ACCEL` m/s^2,
 yaw rate within :data:`MAX_YAW_RATE` rad/s, curvature within
-:data:`MAX_CURVATURE` 1/m, sizes within :data:`MAX_SIZE` m, route progress and
-lateral offset within :data:`MAX_ROUTE` m, time left within :data:`MAX_TIME` s.
+:data:`MAX_CURVATURE` 1/m, sizes within :data:`MAX_SIZE` m, route progress
+within :data:`MAX_ROUTE` m, lateral offset within :data:`MAX_LATERAL` m, time
+left within :data:`MAX_TIME` s.  The bounds are chosen so that the flat mode's
+division by them keeps the useful range visible (a 2 m lateral offset is 0.1).
 Values beyond a bound (a delta action's implied acceleration, a far
 excursion from the route) are clipped to it.
 
@@ -77,9 +79,11 @@ MAX_CURVATURE = 2.0
 MAX_SIZE = 30.0
 """m, bound of lengths and widths."""
 MAX_ROUTE = 1000.0
-"""m, bound of route progress and lateral offset."""
-MAX_TIME = 600.0
-"""s, bound of the time left."""
+"""m, bound of route progress."""
+MAX_LATERAL = 20.0
+"""m, bound of the lateral offset from the route (farther is clipped: the flat vector keeps a lane's width visible)."""
+MAX_TIME = 30.0
+"""s, bound of the time left (longer logs are clipped)."""
 OBS_MODES = ("dict", "flat")
 
 
@@ -101,7 +105,7 @@ class FeatureBounds:
 def feature_bounds(config: EnvConfig) -> FeatureBounds:
     """The finite bounds of every feature (see the module docstring)."""
     pi = np.pi
-    ego_hi = np.array([MAX_SPEED, MAX_ACCEL, MAX_YAW_RATE, MAX_CURVATURE, MAX_SIZE, MAX_SIZE, MAX_ROUTE, MAX_ROUTE,
+    ego_hi = np.array([MAX_SPEED, MAX_ACCEL, MAX_YAW_RATE, MAX_CURVATURE, MAX_SIZE, MAX_SIZE, MAX_ROUTE, MAX_LATERAL,
                        pi, MAX_TIME], np.float32)
     ego_lo = -ego_hi
     ego_lo[[4, 5, 9]] = 0.0
