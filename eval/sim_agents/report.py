@@ -14,8 +14,8 @@ from mad_sim.io import atomic_path
 
 TABLE_KEYS = ("metametric", "kinematic_metrics", "interactive_metrics", "map_based_metrics",
               "min_average_displacement_error", "simulated_collision_rate", "simulated_offroad_rate", "num_scenarios")
-PROBE_TABLE_KEYS = ("followers", "min_gap_log_ego", "min_gap_brake", "speed_drop_log_ego", "speed_drop_brake",
-                    "rear_end_rate")
+PROBE_TABLE_KEYS = ("scenarios_probed", "followers", "min_gap_log_ego", "min_gap_brake", "speed_drop_log_ego",
+                    "speed_drop_brake", "reaction_speed_drop", "rear_end_rate")
 
 
 def table(results: Dict[str, Dict[str, Any]], keys: Sequence[str] = TABLE_KEYS, part: Optional[str] = None) -> str:
@@ -25,6 +25,20 @@ def table(results: Dict[str, Dict[str, Any]], keys: Sequence[str] = TABLE_KEYS, 
     if part:
         results = {n: r[part] for n, r in results.items() if part in r}
     return _table(results, list(keys))
+
+
+def probe_notes(results: Dict[str, Dict[str, Any]]) -> str:
+    """Lines naming the scenarios the probe could not measure: no follower of the ego in its lane, or an ego
+    standing still (the probe's rows are the same for every policy, so the first policy's are read)."""
+    rows = next((r["probe"]["scenarios"] for r in results.values() if "probe" in r), [])
+    lines = [f"probe: {sum(r['status'] == 'ok' for r in rows)} of {len(rows)} scenarios probed"]
+    for status, what in (("no_followers", "without a follower of the ego in its lane (values null)"),
+                         ("ego_still", "where the ego stands still at the current step (left out of the means)")):
+        ids = [r["scenario_id"] for r in rows if r["status"] == status]
+        if ids:
+            more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
+            lines.append(f"probe: {len(ids)} {what}: {', '.join(ids[:8])}{more}")
+    return "\n".join(lines)
 
 
 def document(results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> Dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mad_sim.eval.open_loop import Job, iter_jobs, job_scenario
 from mad_sim.eval.sim_agents.likelihood import aggregate
-from mad_sim.eval.sim_agents.probe import PROBE_KEYS, probe_row
+from mad_sim.eval.sim_agents.probe import probe_aggregate, probe_row
 from mad_sim.eval.sim_agents.rollouts import RolloutSettings, simulate
 from mad_sim.eval.sim_agents.scoring import score_rollouts
 
@@ -116,18 +116,7 @@ def collect(parts: List[Dict[str, Dict[str, Any]]], names: Sequence[str], probe:
         res: Dict[str, Any] = {"aggregate": aggregate(rows), "scenarios": rows}
         if probe:
             prow = [p[n]["probe"] for p in parts if p[n]["probe"] is not None]
-            res["probe"] = {"aggregate": _probe_aggregate(prow), "scenarios": prow}
+            res["probe"] = {"aggregate": probe_aggregate(prow), "scenarios": prow}
         out[n] = res
     return out
 
-
-def _probe_aggregate(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Follower-weighted means of the probe values over scenarios that have followers."""
-    import numpy as np
-
-    agg: Dict[str, Any] = {"followers": int(sum(r["followers"] for r in rows))}
-    have = [r for r in rows if r["followers"]]
-    w = np.array([r["followers"] for r in have], float)
-    for k in PROBE_KEYS[1:]:
-        agg[k] = float(np.average([r[k] for r in have], weights=w)) if have else None
-    return agg

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.probe and not args.submission:
         print("reaction probe (ego brakes at 6 m/s^2 from the current step; followers in its lane):")
         print(report.table(results, report.PROBE_TABLE_KEYS, part="probe"))
+        print(report.probe_notes(results))
     if args.json_out:
         from mad_sim.eval.report import write_json
 

@@ -7,7 +7,7 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ConfigError
-from mad_sim.eval.sim_agents.probe import probe_row
+from mad_sim.eval.sim_agents.probe import PROBE_KEYS, probe_aggregate, probe_row
 from mad_sim.eval.sim_agents.rollouts import RolloutSettings, brake_profile, simulate
 from mad_sim.eval.sim_agents.runner import BenchSettings, run_sim_agents
 from mad_sim.eval.sim_agents.scoring import score_rollouts
@@ -55,7 +55,27 @@ def test_brake_probe_log_agents_do_not_react(womd_path):
     others = np.arange(normal.num_objects) != e
     np.testing.assert_allclose(normal.xyz[:, others], braking.xyz[:, others])  # log replay ignores it
     row = probe_row(scenario, normal, braking)
-    assert row["followers"] >= 0
+    assert row["followers"] == 0 and row["status"] == "no_followers"  # this log has no in-lane follower
+    assert all(row[k] is None for k in PROBE_KEYS)  # reported as unmeasured, not as zero
+    agg = probe_aggregate([row])
+    assert agg["scenarios_without_followers"] == 1 and agg["scenarios_probed"] == 0 and agg["rear_end_rate"] is None
+
+
+def test_brake_probe_on_a_follower_idm_reacts_log_does_not():
+    """Waymax scene ece3cc63fd24035d: the ego drives 20 m/s with one vehicle behind it in its lane."""
+    from tests.conftest import data_file
+
+    scenario = load_scenario(data_file("corpus/waymax/waymax_scenario_ece3cc63fd24035d.pkl"))
+    fast = replace(FAST, rollouts=1, horizon_s=8.0)
+    rows = {}
+    for name in ("log", "idm"):
+        normal = simulate(scenario, name, fast)
+        rows[name] = probe_row(scenario, normal, simulate(scenario, name, replace(fast, ego="brake")))
+    log, idm = rows["log"], rows["idm"]
+    assert log["status"] == idm["status"] == "ok" and log["followers"] == 1 and log["ego_speed"] > 15
+    assert log["reaction_speed_drop"] == 0.0 and log["rear_end_rate"] == 1.0  # log replay drives into the ego
+    assert idm["reaction_speed_drop"] > 2.0 and idm["rear_end_rate"] == 0.0  # IDM brakes behind it
+    assert 0.0 < idm["min_gap_brake"] < idm["min_gap_log_ego"]
 
 
 def test_runner_two_policies(womd_path, womd_still_path):
@@ -64,5 +84,5 @@ def test_runner_two_policies(womd_path, womd_still_path):
     assert set(res) == {"log", "constant_velocity"}
     for r in res.values():
         assert r["aggregate"]["num_scenarios"] == 2 and 0 < r["aggregate"]["metametric"] <= 1
-        assert "aggregate" in r["probe"]
+        assert r["probe"]["aggregate"]["scenarios"] == 2 and len(r["probe"]["scenarios"]) == 2
     assert res["log"]["aggregate"]["metametric"] > res["constant_velocity"]["aggregate"]["metametric"]
