@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -30,7 +30,7 @@ def table(results: Dict[str, Dict[str, Any]], keys: Sequence[str] = TABLE_KEYS, 
 def probe_notes(results: Dict[str, Dict[str, Any]]) -> str:
     """Lines naming the scenarios the probe could not measure: no follower of the ego in its lane, or an ego
     standing still (the probe's rows are the same for every policy, so the first policy's are read)."""
-    rows = next((r["probe"]["scenarios"] for r in results.values() if "probe" in r), [])
+    rows: List[Dict[str, Any]] = next((r["probe"]["scenarios"] for r in results.values() if "probe" in r), [])
     lines = [f"probe: {sum(r['status'] == 'ok' for r in rows)} of {len(rows)} scenarios probed"]
     for status, what in (("no_followers", "without a follower of the ego in its lane (values null)"),
                          ("ego_still", "where the ego stands still at the current step (left out of the means)")):
