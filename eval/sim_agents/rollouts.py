@@ -35,7 +35,7 @@ from mad_sim.eval.sim_agents.rollout_set import SimRollouts, sim_agent_rows
 from mad_sim.world.state import WorldState
 
 DETERMINISTIC_POLICIES = frozenset({"log", "constant_velocity", "idm"})
-DETERMINISTIC_EGOS = frozenset({"log", "brake", "expert", "cv", "idm"})
+DETERMINISTIC_EGOS = frozenset({"log", "brake", "expert", "cv", "constant_velocity", "idm"})
 
 
 @dataclass

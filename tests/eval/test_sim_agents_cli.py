@@ -28,3 +28,14 @@ def test_submission_and_errors(submission_path, womd_still_path, womd_path):
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "scenario" in bad.stderr
     bad = _run("--agents", "nope", "--data", str(womd_path))
     assert bad.returncode != 0 and "unknown agent policy 'nope'" in bad.stderr
+    bad = _run("--ego", "nope", "--data", str(womd_path))
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "--ego" in bad.stderr
+
+
+def test_planner_ego(tmp_path, womd_still_path):
+    out = tmp_path / "r.json"
+    p = _run("--agents", "idm", "--ego", "cv", "--data", str(womd_still_path), "--rollouts", "2", "--horizon", "2",
+             "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["ego"] == "cv" and doc["policies"]["idm"]["aggregate"]["num_scenarios"] == 1

@@ -8,7 +8,7 @@ import pytest
 from mad_sim.data import load_scenario
 from mad_sim.errors import ConfigError
 from mad_sim.eval.sim_agents.probe import PROBE_KEYS, probe_aggregate, probe_row
-from mad_sim.eval.sim_agents.rollouts import RolloutSettings, brake_profile, simulate
+from mad_sim.eval.sim_agents.rollouts import RolloutSettings, brake_profile, ego_mode_check, simulate
 from mad_sim.eval.sim_agents.runner import BenchSettings, run_sim_agents
 from mad_sim.eval.sim_agents.scoring import score_rollouts
 
@@ -37,6 +37,32 @@ def test_deterministic_shortcut_matches_a_full_run(womd_path):
     full = R.simulate_once(scenario, "idm", FAST, np.random.default_rng([0, 1]))
     xyz, _ = R._held(full, R.sim_agent_rows(scenario), scenario.current_index, FAST.horizon)
     np.testing.assert_allclose(once.xyz[1], xyz)
+
+
+def _ego_path(scenario, ro):
+    return ro.xy[:, list(ro.object_ids).index(int(scenario.track_ids[scenario.sdc_index]))]  # [R, T, 2]
+
+
+def test_planner_egos(womd_path):
+    """``ego=expert`` drives the log (the expert planner is the log); ``idm`` / ``cv`` drive their own plan,
+    replanned from the simulated state, and the agents around them are simulated and scored as usual."""
+    scenario = load_scenario(womd_path)
+    t0, t = scenario.current_index, FAST.horizon
+    log_xy = scenario.tracks.xy[scenario.sdc_index, t0 + 1:t0 + 1 + t]
+    paths = {}
+    for ego in ("expert", "idm", "cv"):
+        ro = simulate(scenario, "idm", replace(FAST, ego=ego_mode_check(ego)))
+        assert ro.info["ego"] == ego and ro.info["deterministic"]
+        paths[ego] = _ego_path(scenario, ro)[0]
+        row = score_rollouts(scenario, ro)
+        assert 0 < row["metametric"] <= 1
+    np.testing.assert_allclose(paths["expert"], log_xy, atol=1e-6)
+    for ego in ("idm", "cv"):
+        err = np.hypot(*(paths[ego] - log_xy).T)
+        assert err[-1] > 0.5  # its own plan, not the log
+        assert np.all(np.hypot(*np.diff(paths[ego], axis=0).T) < 3.0)  # a drivable path: under 30 m/s per step
+    with pytest.raises(ConfigError, match="--ego"):
+        ego_mode_check("nope")
 
 
 def test_unknown_policy(womd_path):
