@@ -30,7 +30,10 @@ from mad_sim.eval.sim_agents.scoring import score_rollouts
 @dataclass
 class BenchSettings:
     """What to run per scenario: ``rollout`` settings, the ``probe`` (None or ``"brake"``) and an
-    ``export_dir`` for the rollouts as submission files (``DIR/POLICY/SCENARIO_ID.binproto``)."""
+    ``export_dir`` for the rollouts: one submission per policy, ``DIR/POLICY.binproto-KKKKK-of-NNNNN``
+    shards (:func:`~.submission_io.write_submission_shards`), assembled by process 0 from the per-scenario
+    parts every process writes to ``DIR/.parts/POLICY/`` (removed afterwards; several machines need
+    ``DIR`` on a shared file system)."""
 
     rollout: RolloutSettings
     probe: Optional[str] = None
@@ -51,11 +54,29 @@ def run_scenario(scenario: Any, policies: Sequence[str], settings: BenchSettings
             braking = simulate(scenario, name, replace(settings.rollout, ego="brake"))
             probe = probe_row(scenario, ro, braking)
         if settings.export_dir:
-            from mad_sim.eval.sim_agents.submission_io import write_submission
+            from mad_sim.eval.sim_agents.submission_io import write_submission_part
 
-            write_submission(Path(settings.export_dir) / name / f"{scenario.scenario_id}.binproto", [ro],
-                             method_name=f"mad-sim-{name}")
+            write_submission_part(_part_path(settings.export_dir, name, scenario.scenario_id), ro)
         out[name] = {"row": row, "probe": probe}
+    return out
+
+
+def _part_path(export_dir: str, policy: str, scenario_id: str) -> Path:
+    return Path(export_dir) / ".parts" / policy / f"{scenario_id}.binproto"
+
+
+def export_submissions(results: Dict[str, Dict[str, Any]], export_dir: str) -> Dict[str, List[str]]:
+    """``{policy: shard paths}``: every policy's parts, in the results' scenario order, as one sharded
+    submission (method name ``mad-sim-POLICY``); the parts folder is removed."""
+    import shutil
+
+    from mad_sim.eval.sim_agents.submission_io import write_submission_shards
+
+    out = {}
+    for name, res in results.items():
+        parts = [_part_path(export_dir, name, r["scenario_id"]) for r in res["scenarios"]]
+        out[name] = write_submission_shards(export_dir, name, parts, method_name=f"mad-sim-{name}")
+    shutil.rmtree(Path(export_dir) / ".parts", ignore_errors=True)
     return out
 
 
@@ -105,7 +126,12 @@ def run_sim_agents(spec: Any, policies: Sequence[str], settings: BenchSettings, 
         from accelerate.utils import gather_object
 
         parts = list(gather_object(parts))
-    return collect([p for _, p in sorted(parts, key=lambda ip: ip[0])], names, bool(settings.probe))
+    results = collect([p for _, p in sorted(parts, key=lambda ip: ip[0])], names, bool(settings.probe))
+    if settings.export_dir and rank == 0:
+        export_submissions(results, settings.export_dir)
+    if state is not None:
+        state.wait_for_everyone()  # no process leaves before the shards are written
+    return results
 
 
 def collect(parts: List[Dict[str, Dict[str, Any]]], names: Sequence[str], probe: bool) -> Dict[str, Dict[str, Any]]:

@@ -8,18 +8,28 @@ into :class:`~.rollout_set.SimRollouts` (checking that every rollout lists
 the same objects and every trajectory has the same, finite length);
 :func:`write_submission` writes rollouts back out, so Waymo's own scorer can
 read what mad-sim simulated.
+
+A benchmark run exports one submission per policy the way Waymo's are made:
+shards ``NAME.binproto-00000-of-00003`` of at most ``SCENARIOS_PER_SHARD``
+scenarios each (:func:`write_submission_shards`).  They are assembled from
+per-scenario part files without holding all rollouts in memory: a protobuf
+message's serialization concatenated with another's parses as the merge of
+the two (repeated ``scenario_rollouts`` appended), so a shard is the header
+(type, method name, authors, description) followed by the parts' bytes.
+:func:`read_submission` reads a list of shard files as one submission.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
 from mad_sim.errors import DataNotFoundError, SchemaError
 from mad_sim.eval.sim_agents.rollout_set import SimRollouts
-from mad_sim.io import write_bytes_atomic
+from mad_sim.io import atomic_path, write_bytes_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -43,8 +53,15 @@ def _parse(path: PathLike):  # type: ignore[no-untyped-def]
     return msg
 
 
-def read_submission(path: PathLike) -> List[SimRollouts]:
-    """Every scenario's rollouts in the file; SchemaError names the scenario / rollout / object at fault."""
+SCENARIOS_PER_SHARD = 64
+"""Scenarios per exported shard file (about 2 MB per scenario of 50 objects x 32 rollouts x 80 steps)."""
+
+
+def read_submission(path: Union[PathLike, Sequence[PathLike]]) -> List[SimRollouts]:
+    """Every scenario's rollouts in the file (or in every file of a list of shards, in order);
+    SchemaError names the scenario / rollout / object at fault."""
+    if not isinstance(path, (str, os.PathLike)):
+        return [ro for one in path for ro in read_submission(one)]
     p = os.fspath(path)
     out = []
     for si, sr in enumerate(_parse(p).scenario_rollouts):
@@ -84,14 +101,18 @@ def read_submission(path: PathLike) -> List[SimRollouts]:
 
 
 def submission_bytes(rollouts: Iterable[SimRollouts], method_name: str = "mad-sim",
-                     authors: Sequence[str] = (), description: Optional[str] = None) -> bytes:
-    """The serialized submission of ``rollouts`` (``submission_type = SIM_AGENTS_SUBMISSION``)."""
+                     authors: Sequence[str] = (), description: Optional[str] = None, header: bool = True) -> bytes:
+    """The serialized submission of ``rollouts`` (``submission_type = SIM_AGENTS_SUBMISSION``);
+    ``header=False``: the ``scenario_rollouts`` only (a part for :func:`write_submission_shards`)."""
     from mad_sim.data.proto import sim_agents_submission_pb2 as pb
 
-    msg = pb.SimAgentsChallengeSubmission(submission_type=pb.SimAgentsChallengeSubmission.SIM_AGENTS_SUBMISSION,
-                                          unique_method_name=method_name, authors=list(authors))
-    if description:
-        msg.description = description
+    msg = pb.SimAgentsChallengeSubmission()
+    if header:
+        msg.submission_type = pb.SimAgentsChallengeSubmission.SIM_AGENTS_SUBMISSION
+        msg.unique_method_name = method_name
+        msg.authors.extend(authors)
+        if description:
+            msg.description = description
     for ro in rollouts:
         ro.check_shapes()
         sr = msg.scenario_rollouts.add(scenario_id=ro.scenario_id)
@@ -108,3 +129,29 @@ def submission_bytes(rollouts: Iterable[SimRollouts], method_name: str = "mad-si
 def write_submission(path: PathLike, rollouts: Iterable[SimRollouts], **kwargs: object) -> None:
     """Write ``rollouts`` as a submission file (atomically); keywords as :func:`submission_bytes`."""
     write_bytes_atomic(path, submission_bytes(rollouts, **kwargs))  # type: ignore[arg-type]
+
+
+def write_submission_part(path: PathLike, rollouts: SimRollouts) -> None:
+    """One scenario's rollouts as a headerless part file for :func:`write_submission_shards`."""
+    write_bytes_atomic(path, submission_bytes([rollouts], header=False))
+
+
+def write_submission_shards(out_dir: PathLike, name: str, parts: Sequence[PathLike],
+                            per_shard: int = SCENARIOS_PER_SHARD, method_name: Optional[str] = None,
+                            authors: Sequence[str] = (), description: Optional[str] = None) -> List[str]:
+    """Assemble the part files (in order) into ``OUT_DIR/NAME.binproto-KKKKK-of-NNNNN`` shards of at most
+    ``per_shard`` scenarios; returns the shard paths.  The parts are left in place."""
+    if per_shard < 1:
+        raise SchemaError(f"per_shard must be positive, got {per_shard}", path=os.fspath(out_dir))
+    head = submission_bytes([], method_name=method_name or name, authors=authors, description=description)
+    groups = [list(parts[i:i + per_shard]) for i in range(0, len(parts), per_shard)]
+    paths = []
+    for k, group in enumerate(groups):
+        path = os.path.join(os.fspath(out_dir), f"{name}.binproto-{k:05d}-of-{len(groups):05d}")
+        with atomic_path(path) as tmp, open(tmp, "wb") as out:
+            out.write(head)
+            for part in group:
+                with open(os.fspath(part), "rb") as f:
+                    shutil.copyfileobj(f, out)
+        paths.append(path)
+    return paths

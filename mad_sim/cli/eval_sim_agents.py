@@ -2,7 +2,7 @@
 
     mad-sim eval sim-agents --agents log,constant_velocity,idm --data corpus:val --rollouts 32 --horizon 8 \\
         --json out.json [--plots DIR] [--workers N] [--probe brake] [--export DIR]
-    mad-sim eval sim-agents --submission rollouts.binproto --data scenario.tfrecord --json out.json
+    mad-sim eval sim-agents --submission rollouts.binproto[-*-of-*] --data scenario.tfrecord --json out.json
 
 Under ``accelerate launch`` the scenarios are sharded across processes and rank 0 writes the gathered result
 (in the one-process order).  Two local CPU processes: ``accelerate launch --multi_gpu --num_processes 2 -m
@@ -26,8 +26,10 @@ def add_parser(sub: Any, run: Any) -> None:
     q.add_argument("--ego", default="log", help="the ego: log (WOSAC), or a planner name (expert, idm, cv)")
     q.add_argument("--seed", type=int, default=0, help="rollout r draws from default_rng([seed, r])")
     q.add_argument("--probe", choices=["brake"], help="also run every rollout with the ego braking hard")
-    q.add_argument("--submission", help="score this SimAgentsChallengeSubmission instead of simulating")
-    q.add_argument("--export", help="write the rollouts as submissions to DIR/POLICY/SCENARIO_ID.binproto")
+    q.add_argument("--submission", nargs="+", help="score this SimAgentsChallengeSubmission (or these shards of one) "
+                   "instead of simulating")
+    q.add_argument("--export", help="write each policy's rollouts as one submission, DIR/POLICY.binproto-KKKKK-of-NNNNN "
+                   "shards of at most 64 scenarios")
     q.add_argument("--json", dest="json_out", help="write the results here")
     q.add_argument("--plots", help="folder for the likelihood bars and a BEV of rollouts vs log")
     q.add_argument("--workers", type=int, default=1, help="local worker processes")
@@ -43,13 +45,14 @@ def _score_submission(args: argparse.Namespace, data: Any) -> Dict[str, Dict[str
     from mad_sim.eval.sim_agents.submission_io import read_submission
 
     todo = {r.scenario_id: r for r in read_submission(args.submission)}
+    where = args.submission[0] if len(args.submission) == 1 else f"{args.submission[0]} (+{len(args.submission) - 1})"
     rows = []
     for scenario in load_scenarios(data):
         if scenario.scenario_id in todo:
             rows.append(score_rollouts(scenario, todo.pop(scenario.scenario_id)))
     if todo:
         raise SchemaError(f"the submission holds scenarios {sorted(todo)[:3]} that --data does not",
-                          path=args.submission, field="scenario_id")
+                          path=where, field="scenario_id")
     return {"submission": {"aggregate": aggregate(rows), "scenarios": rows}}
 
 

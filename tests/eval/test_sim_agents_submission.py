@@ -87,3 +87,24 @@ def test_bad_rollouts(scored, womd_path):
 def test_not_a_submission(womd_path, tmp_path):
     with pytest.raises(SchemaError, match="SimAgentsChallengeSubmission"):
         read_submission(womd_path)
+
+
+def test_shards_from_parts(tmp_path, scored):
+    """Parts concatenate into shards of at most ``per_shard`` scenarios, read back as one submission."""
+    from mad_sim.data.proto import sim_agents_submission_pb2 as pb
+    from mad_sim.eval.sim_agents.submission_io import write_submission_part, write_submission_shards
+
+    _, rollouts, _ = scored
+    parts = []
+    for k in range(3):
+        ro = SimRollouts(f"s{k}", rollouts.object_ids[:3], rollouts.xyz[:2, :3, :5] + k, rollouts.heading[:2, :3, :5])
+        parts.append(tmp_path / "parts" / f"s{k}.binproto")
+        write_submission_part(parts[-1], ro)
+    shards = write_submission_shards(tmp_path, "cv", parts, per_shard=2, authors=["a"])
+    assert [p.rsplit("/", 1)[1] for p in shards] == ["cv.binproto-00000-of-00002", "cv.binproto-00001-of-00002"]
+    first = pb.SimAgentsChallengeSubmission.FromString(open(shards[0], "rb").read())
+    assert first.unique_method_name == "cv" and list(first.authors) == ["a"]
+    assert first.submission_type == pb.SimAgentsChallengeSubmission.SIM_AGENTS_SUBMISSION
+    back = read_submission(shards)
+    assert [r.scenario_id for r in back] == ["s0", "s1", "s2"]
+    np.testing.assert_allclose(back[2].xyz, rollouts.xyz[:2, :3, :5] + 2, atol=1e-3)
