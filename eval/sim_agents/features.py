@@ -8,6 +8,11 @@ step, and for each rollout (the log is one more "rollout"):
 - map (:mod:`.map_features`): distance to the road edge, offroad, red-light violation;
 - the average displacement error from the log.
 
+A map without a road edge (no WOMD scene; some corpus formats) has no
+distance to the road edge: those arrays are NaN and ``has_road_edges`` is
+False, and :mod:`.likelihood` leaves the two road-edge features unscored
+(Waymo's scorer stops with ``ValueError('Missing road edges.')`` there).
+
 As in WOSAC, every trajectory is the log's history (steps ``0 .. current``,
 with the log's validity) followed by the ``T`` simulated steps, which count
 as valid; box sizes after the current step are the sizes at the current step.
@@ -25,7 +30,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from mad_sim.data.scenario import DT, Scenario
+from mad_sim.data.scenario import DT, MapKind, Scenario
 from mad_sim.eval.sim_agents.interaction import distance_to_nearest_object, time_to_collision
 from mad_sim.eval.sim_agents.kinematics import kinematic_features
 from mad_sim.eval.sim_agents.map_features import distance_to_road_edge, red_light_violation
@@ -41,7 +46,7 @@ class MetricFeatures:
     ``angular_speed`` (rad/s), ``angular_acceleration`` (rad/s^2), ``distance_to_nearest_object`` (m),
     ``time_to_collision`` (s), ``distance_to_road_edge`` (m); bool ``[R, E, T]``:
     ``collision_per_step``, ``offroad_per_step``, ``traffic_light_violation_per_step``;
-    ``ade [R, E]`` (m).
+    ``ade [R, E]`` (m); ``has_road_edges``: False when the map has none (road-edge distances NaN).
     """
 
     object_ids: np.ndarray
@@ -58,6 +63,7 @@ class MetricFeatures:
     offroad_per_step: np.ndarray
     traffic_light_violation_per_step: np.ndarray
     ade: np.ndarray
+    has_road_edges: bool = True
 
 
 def _sample_features(xyz: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: np.ndarray,
@@ -82,19 +88,33 @@ def _sample_features(xyz: np.ndarray, heading: np.ndarray, size: np.ndarray, val
 
 def _map_features(scenario: Scenario, xyz: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: np.ndarray,
                   t0: int) -> dict:
-    """Road-edge distance and red-light violations of scenes ``xyz [S, E, F, 3]`` over the future steps."""
-    edge = distance_to_road_edge(xyz[:, :, t0 + 1:], heading[:, :, t0 + 1:], size[:, :, t0 + 1:].astype(np.float64),
-                                 valid[:, :, t0 + 1:], scenario.roadmap)
+    """Road-edge distance and red-light violations of scenes ``xyz [S, E, F, 3]`` over the future steps
+    (road-edge distances NaN on a map without road edges)."""
+    if has_road_edges(scenario):
+        edge = distance_to_road_edge(xyz[:, :, t0 + 1:], heading[:, :, t0 + 1:],
+                                     size[:, :, t0 + 1:].astype(np.float64), valid[:, :, t0 + 1:], scenario.roadmap)
+    else:
+        edge = np.full(valid[:, :, t0 + 1:].shape, np.nan)
     tl = red_light_violation(xyz[:, :, t0:, :2], valid[:, :, t0:], scenario.roadmap, scenario.traffic_lights, start=t0)
     return {"distance_to_road_edge": edge, "traffic_light_violation_per_step": tl[:, :, 1:]}
 
 
-def _stack(samples: list, maps: dict, ids: np.ndarray, types: np.ndarray, valid: np.ndarray) -> MetricFeatures:
+def has_road_edges(scenario: Scenario) -> bool:
+    """Whether the map has a road-edge polyline of at least 2 points (the road-edge features need one)."""
+    rm = scenario.roadmap
+    n = np.diff(rm.offsets)
+    return bool(((rm.kinds == int(MapKind.ROAD_EDGE)) & (n >= 2)).any())
+
+
+def _stack(samples: list, maps: dict, ids: np.ndarray, types: np.ndarray, valid: np.ndarray,
+           edges: bool) -> MetricFeatures:
     f = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
     f.update(maps)
+    with np.errstate(invalid="ignore"):
+        offroad = f["distance_to_road_edge"] > 0.0
     return MetricFeatures(object_ids=ids, object_types=types, valid=valid,
                           collision_per_step=f["distance_to_nearest_object"] < 0.0,
-                          offroad_per_step=f["distance_to_road_edge"] > 0.0, **f)
+                          offroad_per_step=offroad, has_road_edges=edges, **f)
 
 
 def compute_features(scenario: Scenario, rollouts: SimRollouts, evaluated: Optional[np.ndarray] = None,
@@ -120,7 +140,7 @@ def compute_features(scenario: Scenario, rollouts: SimRollouts, evaluated: Optio
     fut_valid = log_valid[ev, t0 + 1:]
     log_f = _stack([_sample_features(log_xyz, log_heading, size, log_valid, log_xyz, log_valid, ev, t0, dt)],
                    _map_features(scenario, log_xyz[None, ev], log_heading[None, ev], size[None, ev],
-                                 log_valid[None, ev], t0), ids, types, fut_valid)
+                                 log_valid[None, ev], t0), ids, types, fut_valid, has_road_edges(scenario))
     xyz = np.concatenate([np.broadcast_to(log_xyz[None, :, :t0 + 1], (rollouts.num_rollouts,) + log_xyz[:, :t0 + 1].shape),
                           rollouts.xyz], 2)
     heading = np.concatenate([np.broadcast_to(log_heading[None, :, :t0 + 1], xyz.shape[:2] + (t0 + 1,)),
@@ -130,4 +150,4 @@ def compute_features(scenario: Scenario, rollouts: SimRollouts, evaluated: Optio
     r = rollouts.num_rollouts
     maps = _map_features(scenario, xyz[:, ev], heading[:, ev], np.broadcast_to(size[ev], (r,) + size[ev].shape),
                          np.broadcast_to(sim_valid[ev], (r,) + sim_valid[ev].shape), t0)
-    return log_f, _stack(sims, maps, ids, types, fut_valid)
+    return log_f, _stack(sims, maps, ids, types, fut_valid, log_f.has_road_edges)

@@ -17,7 +17,12 @@ collision and traffic-light violation count vehicles only.  Collision,
 offroad and red-light violation are per object: the indicator "at some
 log-valid future step" of the log is scored under the Bernoulli of the R
 rollouts' indicators; the likelihood is ``exp`` of the mean over objects.
-A feature with nothing to score is NaN.
+A feature with nothing to score is NaN.  On a map without road edges
+(``has_road_edges`` False) the distance to the road edge and offroad are
+not scored (NaN, listed in ``skipped_features``), and neither are the
+offroad rate, the map-based bucket and the meta-metric, whose weights need
+every feature: such a scene drops out of those means in :func:`aggregate`
+(``num_scenarios_without_road_edge`` counts them) instead of stopping the run.
 
 **Meta-metric** ``sum_i w_i L_i`` with the weights of :mod:`.config`;
 buckets (kinematic / interactive / map-based) are ``sum w L / sum w`` over
@@ -102,9 +107,13 @@ def scenario_metrics(log: MetricFeatures, sim: MetricFeatures,
     series("angular_acceleration", accel_ok)
     series("distance_to_nearest_object", valid)
     series("time_to_collision", vehicle)
-    series("distance_to_road_edge", valid)
     collided = indicator("collision_indication", "collision_per_step", valid)
-    offroad = indicator("offroad_indication", "offroad_per_step", valid)
+    if log.has_road_edges:
+        series("distance_to_road_edge", valid)
+        offroad = indicator("offroad_indication", "offroad_per_step", valid)
+    else:
+        out["distance_to_road_edge_likelihood"] = out["offroad_indication_likelihood"] = float("nan")
+        offroad = np.zeros((0, 0), bool)
     indicator("traffic_light_violation", "traffic_light_violation_per_step", vehicle)
     ran_red = (sim.traffic_light_violation_per_step & valid[None]).any(-1)
     out["metametric"] = float(sum(cfg[f].weight * out[f"{f}_likelihood"] for f in FEATURES))
@@ -117,6 +126,7 @@ def scenario_metrics(log: MetricFeatures, sim: MetricFeatures,
     out["simulated_collision_rate"] = float(collided.mean()) if collided.size else float("nan")
     out["simulated_offroad_rate"] = float(offroad.mean()) if offroad.size else float("nan")
     out["simulated_traffic_light_violation_rate"] = float(ran_red.mean()) if ran_red.size else float("nan")
+    out["skipped_features"] = [] if log.has_road_edges else ["distance_to_road_edge", "offroad_indication"]
     out["num_evaluated_objects"] = int(len(log.object_ids))
     out["num_rollouts"] = int(sim.ade.shape[0])
     return out
@@ -137,4 +147,5 @@ def aggregate(rows: List[Mapping[str, Any]]) -> Dict[str, Any]:
         v = v[np.isfinite(v)]
         out[key] = float(v.mean()) if v.size else None
     out["num_scenarios"] = len(rows)
+    out["num_scenarios_without_road_edge"] = sum("distance_to_road_edge" in r.get("skipped_features", ()) for r in rows)
     return out

@@ -108,3 +108,29 @@ def test_shards_from_parts(tmp_path, scored):
     back = read_submission(shards)
     assert [r.scenario_id for r in back] == ["s0", "s1", "s2"]
     np.testing.assert_allclose(back[2].xyz, rollouts.xyz[:2, :3, :5] + 2, atol=1e-3)
+
+
+def test_a_map_without_road_edges_skips_their_features(scored, caplog):
+    """The shared submission on its scene with the road edges relabelled as road lines: the two road-edge
+    features (and the meta-metric, which needs them) are not scored, with a warning; the others are unchanged."""
+    import dataclasses
+
+    from mad_sim.data.scenario import MapKind
+    from mad_sim.eval.sim_agents.likelihood import aggregate
+
+    scenario, rollouts, full = scored
+    rm = scenario.roadmap
+    kinds = np.where(rm.kinds == int(MapKind.ROAD_EDGE), int(MapKind.ROAD_LINE), rm.kinds).astype(rm.kinds.dtype)
+    bare = dataclasses.replace(scenario, roadmap=dataclasses.replace(rm, kinds=kinds))
+    with caplog.at_level("WARNING"):
+        row = score_rollouts(bare, rollouts)
+    assert "no road edge" in caplog.text
+    assert row["skipped_features"] == ["distance_to_road_edge", "offroad_indication"] and full["skipped_features"] == []
+    for key in ("distance_to_road_edge_likelihood", "offroad_indication_likelihood", "metametric", "map_based_metrics",
+                "simulated_offroad_rate"):
+        assert np.isnan(row[key])
+    for f in FEATURES[:7] + ("traffic_light_violation",):
+        assert row[f"{f}_likelihood"] == pytest.approx(full[f"{f}_likelihood"], abs=1e-12)
+    agg = aggregate([full, row])
+    assert agg["num_scenarios"] == 2 and agg["num_scenarios_without_road_edge"] == 1
+    assert agg["metametric"] == pytest.approx(full["metametric"])  # the scene drops out of that mean only
