@@ -1,6 +1,9 @@
 """Simulated seconds per wall second: one env with learned agents (tiny, 128x128), 4 envs batched, vs log agents.
 
-    python bench/bench_closed_loop.py [--steps 64] [--threads 1] [--weights auto|random]
+    python bench/bench_closed_loop.py [--steps 64] [--threads 1] [--weights auto|random] [--preset tiny]
+
+``--preset NAME --weights random`` times a representation candidate's architecture (token count, VAE
+decode, parse) before it has trained weights; the parser then finds noise, so only the time is meaningful.
 
 Each configuration drives the WOMD log's SDC with a constant action for
 ``--steps`` steps (0.1 s each) after a warm-up step, on the same machine in
@@ -59,6 +62,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--weights", default="auto")
+    ap.add_argument("--preset", default="tiny", help="learned agents' model preset (candidates: --weights random)")
     ap.add_argument("--chunk", type=int, default=16)
     ap.add_argument("--skip", default="", help="comma-separated configurations to skip: unmerged,bf16,vector")
     args = ap.parse_args()
@@ -71,7 +75,7 @@ def main() -> None:
     from mad_sim.model.cpu_paths import describe, resolve_precision
 
     torch.set_num_threads(args.threads)
-    opts = dict(weights=args.weights, threads=args.threads, chunk=args.chunk)
+    opts = dict(preset=args.preset, weights=args.weights, threads=args.threads, chunk=args.chunk)
     kw = dict(scenario=str(DATA), terminate_on_collision=False, terminate_on_offroad=False)
 
     def mad(**extra):
@@ -98,7 +102,7 @@ def main() -> None:
     print(f"machine: {describe()}")
     print(f"closed loop, WOMD {DATA.name}, {args.steps} steps, torch threads {args.threads}, chunk {svc.chunk}, "
           f"{svc.future_frames} frames at {svc.size}x{svc.size}, {svc.sampler_steps or 'preset'} sampler steps, "
-          f"weights {args.weights}")
+          f"preset {args.preset}, weights {args.weights}")
     print(f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
     print(f"  {'configuration':38s} {'sim s/wall s':>12s} {'x log':>8s} {'sim s/CPU s':>12s} {'x log':>8s}")
     for name, (wall, cpu) in results.items():
