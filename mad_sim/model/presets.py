@@ -66,7 +66,8 @@ TINY_S16_VAE: Dict[str, Any] = dict(
     patch_size=2, patch_size_t=1, timestep_conditioning=False, encoder_causal=True, decoder_causal=False,
     spatial_compression_ratio=16, temporal_compression_ratio=8,
 )
-"""A representation candidate (issue 13): 16x space / 8x time, 32 latent channels (an 8x8 grid at 128x128).
+"""A representation candidate for the tiny preset (measured by VAE parse-back):
+16x space / 8x time, 32 latent channels (an 8x8 grid at 128x128).
 
 The LTX 0.9.5 decoder's up blocks always scale time and space together, so a
 16x/8x VAE is ``patch_size=2`` plus three space-time blocks.  With the
@@ -85,7 +86,8 @@ TINY_S8_VAE: Dict[str, Any] = dict(
     patch_size=1, patch_size_t=1, timestep_conditioning=False, encoder_causal=True, decoder_causal=False,
     spatial_compression_ratio=8, temporal_compression_ratio=8,
 )
-"""A representation candidate (issue 13): 8x space / 8x time, 16 latent channels (a 16x16 grid at 128x128).
+"""A representation candidate for the tiny preset (measured by VAE parse-back):
+8x space / 8x time, 16 latent channels (a 16x16 grid at 128x128).
 
 ``patch_size=1`` plus three space-time blocks (the decoder's up blocks scale
 time and space together).  With the transformer's ``patch_size=4`` a token
@@ -98,7 +100,8 @@ TINY_S8T4_VAE: Dict[str, Any] = {
     "decoder_spatio_temporal_scaling": (True, True), "decoder_inject_noise": (False, False, False),
     "upsample_residual": (True, True), "upsample_factor": (2, 2), "patch_size": 2, "temporal_compression_ratio": 4,
 }
-"""A representation candidate (issue 13): 8x space / 4x time, 16 latent channels (``patch_size=2`` + two space-time
+"""A representation candidate for the tiny preset (measured by VAE parse-back):
+8x space / 4x time, 16 latent channels (``patch_size=2`` + two space-time
 blocks); frames ``4k + 1``, so a 9 + 17 frame clip has 3 + 5 latent frames instead of 2 + 3."""
 TINY_TRANSFORMER: Dict[str, Any] = dict(
     in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=8, attention_head_dim=64,
