@@ -69,11 +69,11 @@ class MADDriveEnv(gym.Env):
     ``agent_options`` is a ConfigError at ``gym.make``.
 
     **Observation**: a flat Dict, see :mod:`mad_sim.envs.observation`
-    (``ego`` [10] f32, ``agents`` [K, 11] f32 + ``agents_mask`` [K] i8,
+    (``ego`` [13] f32, ``agents`` [K, 11] f32 + ``agents_mask`` [K] i8,
     ``roadgraph`` [P, 11] f32 + ``roadgraph_mask`` [P] i8, optionally ``pose``
     [H, W, 3] u8 and ``rgb`` [H, W, 3] u8), every Box with finite physical
     bounds; ``obs_mode="flat"``: one float32 vector in [-1, 1] of length
-    ``10 + 12 K + 12 P`` (the layout in :mod:`mad_sim.envs.observation`).
+    ``13 + 12 K + 12 P`` (the layout in :mod:`mad_sim.envs.observation`).
 
     **Reward** (:mod:`mad_sim.envs.reward`): a sum of named terms times weights
     (``reward_weights`` sets any of them by name), per step:
@@ -333,9 +333,11 @@ class MADDriveEnv(gym.Env):
         ego_xy = s.sim.xy[ego, t]
         ego_yaw = float(s.sim.heading[ego, t])
         size = s.sim.size[ego, t]
+        s_now = min(self._route_now[0], self.route.goal)
+        log_ahead = float(self.route.log_s[min(t, len(self.route.log_s) - 1)]) - s_now
         ego_vec = obs_mod.ego_features(self._speed, self._accel, self._yaw_rate, self._curvature, float(size[0]),
                                        float(size[1]), m.route_progress, m.route_lateral, m.route_heading_error,
-                                       s.remaining_log_steps * DT)
+                                       s.remaining_log_steps * DT, m.speed_limit, self.route.goal - s_now, log_ahead)
         agents = obs_mod.agent_features(s.sim.xy[:, t], s.sim.heading[:, t], s.sim.velocity[:, t], s.sim.size[:, t],
                                         s.scenario.object_types, s.sim.valid[:, t], ego, ego_xy, ego_yaw,
                                         c.num_agents, c.agent_radius)

@@ -7,7 +7,7 @@ present step (x forward, y left, metres, radians, m/s).
 ============== =================== ======== =========================================
 key            shape               dtype    content
 ============== =================== ======== =========================================
-ego            [10]                float32  :data:`EGO_FEATURES`
+ego            [13]                float32  :data:`EGO_FEATURES`
 agents         [K, 11]             float32  K nearest valid agents, :data:`AGENT_FEATURES`,
                                             nearest first, zero padded
 agents_mask    [K]                 int8     1 where the ``agents`` row is an agent
@@ -33,11 +33,11 @@ Values beyond a bound (a delta action's implied acceleration, a far
 excursion from the route) are clipped to it.
 
 **Flat mode** (``obs_mode="flat"``): one float32 vector in ``[-1, 1]`` of
-length ``10 + 12 K + 12 P``, every feature divided by its bound ``B_f``::
+length ``13 + 12 K + 12 P``, every feature divided by its bound ``B_f``::
 
-    [0, 10)                    ego features / bounds (EGO_FEATURES order)
-    [10, 10 + 12 K)            K agent rows of 12: AGENT_FEATURES / bounds, then the mask (0/1)
-    [10 + 12 K, 10 + 12 (K+P)) P roadgraph rows of 12: ROADGRAPH_FEATURES / bounds, then the mask
+    [0, 13)                    ego features / bounds (EGO_FEATURES order)
+    [13, 13 + 12 K)            K agent rows of 12: AGENT_FEATURES / bounds, then the mask (0/1)
+    [13 + 12 K, 13 + 12 (K+P)) P roadgraph rows of 12: ROADGRAPH_FEATURES / bounds, then the mask
 
 Rows keep the Dict's order (nearest first); :func:`flat_layout` gives the slices.
 Image observations cannot be flattened (``pose_observation`` / ``rgb_observation``
@@ -58,10 +58,14 @@ from mad_sim.envs.config import EnvConfig
 from mad_sim.errors import ConfigError
 
 EGO_FEATURES = ("speed", "accel", "yaw_rate", "curvature", "length", "width",
-                "route_progress", "route_lateral", "route_heading_error", "time_left")
+                "route_progress", "route_lateral", "route_heading_error", "time_left",
+                "speed_limit", "route_remaining", "log_ahead")
 """speed m/s, accel m/s^2, yaw_rate rad/s, curvature 1/m (last applied), length/width m,
 route_progress m along the logged route since reset, route_lateral m (signed, left +) and
-route_heading_error rad from the logged route, time_left s until the log ends."""
+route_heading_error rad from the logged route, time_left s until the log ends, speed_limit m/s
+(the reward's, at the ego's place on the route), route_remaining m to the route's goal,
+log_ahead m that the logged ego is ahead of the ego along the route at this step (negative:
+behind; its last logged place once the log ends)."""
 
 AGENT_FEATURES = ("x", "y", "cos_heading", "sin_heading", "vx", "vy", "length", "width",
                   "is_vehicle", "is_pedestrian", "is_cyclist")
@@ -84,6 +88,8 @@ MAX_LATERAL = 20.0
 """m, bound of the lateral offset from the route (farther is clipped: the flat vector keeps a lane's width visible)."""
 MAX_TIME = 30.0
 """s, bound of the time left (longer logs are clipped)."""
+MAX_AHEAD = 50.0
+"""m, bound of how far the logged ego is ahead or behind."""
 OBS_MODES = ("dict", "flat")
 
 
@@ -106,9 +112,9 @@ def feature_bounds(config: EnvConfig) -> FeatureBounds:
     """The finite bounds of every feature (see the module docstring)."""
     pi = np.pi
     ego_hi = np.array([MAX_SPEED, MAX_ACCEL, MAX_YAW_RATE, MAX_CURVATURE, MAX_SIZE, MAX_SIZE, MAX_ROUTE, MAX_LATERAL,
-                       pi, MAX_TIME], np.float32)
+                       pi, MAX_TIME, MAX_SPEED, MAX_ROUTE, MAX_AHEAD], np.float32)
     ego_lo = -ego_hi
-    ego_lo[[4, 5, 9]] = 0.0
+    ego_lo[[4, 5, 9, 10, 11]] = 0.0
     r = float(config.agent_radius)
     ag_hi = np.array([r, r, 1, 1, MAX_SPEED, MAX_SPEED, MAX_SIZE, MAX_SIZE, 1, 1, 1], np.float32)
     ag_lo = -ag_hi
@@ -222,9 +228,11 @@ class RoadgraphPoints:
 
 
 def ego_features(speed: float, accel: float, yaw_rate: float, curvature: float, length: float, width: float,
-                 progress: float, lateral: float, heading_error: float, time_left: float) -> np.ndarray:
-    return np.array([speed, accel, yaw_rate, curvature, length, width, progress, lateral, heading_error, time_left],
-                    np.float32)
+                 progress: float, lateral: float, heading_error: float, time_left: float, speed_limit: float,
+                 remaining: float, log_ahead: float) -> np.ndarray:
+    """The ego row (:data:`EGO_FEATURES` order; an infinite speed limit is reported as :data:`MAX_SPEED`)."""
+    return np.array([speed, accel, yaw_rate, curvature, length, width, progress, lateral, heading_error, time_left,
+                     min(speed_limit, MAX_SPEED), remaining, log_ahead], np.float32)
 
 
 _KIND_VALUES = np.array([int(m) for m in MapKind])

@@ -59,6 +59,7 @@ class Route:
       goal: m, arclength of the goal (the route's end).
       start: m, arclength of the starting position.
       completable: False when less than :data:`MIN_ROUTE_M` lies ahead of the start.
+      log_s: [T] m, the logged ego's arclength at each step (held over invalid steps).
       speed_limit: [R-1] m/s per segment.
       logged_top_speed: m/s, the fastest the logged ego drove between two valid steps.
     """
@@ -84,6 +85,14 @@ class Route:
             self.start = self.project(start_xy)[0]
             self.goal = float(self.arclength[-1])
         self.completable = self.goal - self.start >= MIN_ROUTE_M
+        # arclength of the logged ego at each step (its last valid place after the end, its first before the start)
+        steps = np.flatnonzero(ok)
+        self.log_s = np.zeros(len(ok))
+        if steps.size:
+            self.log_s[steps] = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy_all[steps], axis=0).T))])
+            self.log_s = np.maximum.accumulate(self.log_s)
+        if self.goal == 0.0:  # the still stub
+            self.log_s = np.zeros(len(ok))
         self.logged_top_speed = top
         self.speed_limit = _segment_limits(self.points, roadmap, max(float(default_limit), top))
 

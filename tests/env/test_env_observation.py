@@ -53,7 +53,7 @@ def test_flat_layout_matches_the_dict(womd_path):
         a = np.array([0.3, -0.1], np.float32)
         d_obs, *_ = d_env.step(a)
         f_obs, *_ = f_env.step(a)
-    assert f_obs.dtype == np.float32 and f_obs.shape == (10 + 12 * 5 + 12 * 7,) == f_env.observation_space.shape
+    assert f_obs.dtype == np.float32 and f_obs.shape == (13 + 12 * 5 + 12 * 7,) == f_env.observation_space.shape
     assert f_env.observation_space.contains(f_obs) and np.abs(f_obs).max() <= 1.0
     cfg = EnvConfig(num_agents=5, num_roadgraph_points=7)
     lay, scales = flat_layout(cfg), feature_bounds(cfg).scales
@@ -64,7 +64,7 @@ def test_flat_layout_matches_the_dict(womd_path):
     road = f_obs[lay["roadgraph"]].reshape(7, len(ROADGRAPH_FEATURES) + 1)
     np.testing.assert_allclose(road[:, :-1] * scales["roadgraph"], d_obs["roadgraph"], rtol=1e-5, atol=1e-4)
     assert (road[:, -1] == d_obs["roadgraph_mask"]).all()
-    assert len(EGO_FEATURES) == 10
+    assert len(EGO_FEATURES) == 13
 
 
 def test_flat_mode_refuses_images():
@@ -72,3 +72,18 @@ def test_flat_mode_refuses_images():
         gym.make("MADDrive-v0", obs_mode="flat", pose_observation=True)
     with pytest.raises(ConfigError, match="obs_mode"):
         gym.make("MADDrive-v0", obs_mode="vector")
+
+
+def test_route_features_pace_the_ego(womd_path):
+    """speed_limit, route_remaining and log_ahead: what the ego needs to keep the log's pace."""
+    env = gym.make("MADDrive-v0", scenario=str(womd_path))
+    obs, info = env.reset(seed=0)
+    ego = dict(zip(EGO_FEATURES, obs["ego"]))
+    assert ego["speed_limit"] == pytest.approx(info["speed_limit"]) and 0 < ego["speed_limit"] < 20
+    assert ego["route_remaining"] == pytest.approx(info["route_length"], abs=1e-3)
+    assert abs(ego["log_ahead"]) < 0.05  # the ego starts where the log has it
+    for _ in range(15):
+        obs, _, _, _, info = env.step(np.array([-1.0, 0.0], np.float32))  # brake: the log drives on
+    ego = dict(zip(EGO_FEATURES, obs["ego"]))
+    assert ego["log_ahead"] > 1.0
+    assert ego["route_remaining"] == pytest.approx(info["route_length"] - info["route_progress"], abs=1e-3)
