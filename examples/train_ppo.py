@@ -9,6 +9,9 @@ and drives with the bicycle action; the other agents replay the log.  Every
 reset draws a training scene with the wrapper's seeded generator (the scenes
 of ``--train``, a corpus split, glob or file, are parsed once and kept in memory).
 
+``--train-reward`` changes reward weights for training only (shaping); the
+evaluations always score the env's default reward, as ``rl_eval.py`` does.
+
 Written to ``--out``:
 
 - ``train.csv``: per rollout: timesteps, wall seconds, env steps per second
@@ -123,7 +126,7 @@ def train(steps: int = 200_000, minutes: Optional[float] = None, train_spec: str
           val_spec: str = "corpus:val", eval_scenes: int = 12, eval_every: int = 20_000, n_envs: int = 2,
           n_steps: int = 1024, batch_size: int = 256, seed: int = 0, out: Optional[str] = None,
           subproc: bool = False, train_limit: Optional[int] = None, normalize: bool = True,
-          verbose: bool = False) -> Dict[str, Any]:
+          train_reward: Optional[Dict[str, float]] = None, verbose: bool = False) -> Dict[str, Any]:
     """Train for ``steps`` env steps (or until ``minutes`` of wall time); returns the run's figures."""
     import torch
     from stable_baselines3 import PPO
@@ -140,7 +143,8 @@ def train(steps: int = 200_000, minutes: Optional[float] = None, train_spec: str
             (out_dir / name).unlink(missing_ok=True)
     train_scenes = rl_eval.load_scenes(train_spec, train_limit)
     val_scenes = rl_eval.load_scenes(val_spec, eval_scenes)
-    fns = [lambda i=i: Monitor(make_env(train_scenes, seed + i)) for i in range(n_envs)]
+    train_kwargs = dict(rl_eval.ENV_KWARGS, reward_weights=train_reward) if train_reward else None
+    fns = [lambda i=i: Monitor(make_env(train_scenes, seed + i, train_kwargs)) for i in range(n_envs)]
     venv = SubprocVecEnv(fns) if subproc else DummyVecEnv(fns)
     venv.seed(seed)
     if normalize:  # running mean / std of observations and returns (the SB3 zoo's default for continuous control)
@@ -200,12 +204,16 @@ def main() -> None:
     ap.add_argument("--n-envs", type=int, default=2)
     ap.add_argument("--subproc", action="store_true", help="training envs in subprocesses (SubprocVecEnv)")
     ap.add_argument("--no-normalize", action="store_true", help="no VecNormalize (observation / return scaling)")
+    ap.add_argument("--train-reward", default=None,
+                    help='reward weights for training only, JSON (e.g. \'{"log_divergence": -0.01}\'); '
+                         'evaluation always uses the defaults')
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="folder for the curves and the model")
     args = ap.parse_args()
     res = train(steps=args.steps, minutes=args.minutes, train_spec=args.train, val_spec=args.val,
                 eval_scenes=args.eval_scenes, eval_every=args.eval_every, n_envs=args.n_envs, seed=args.seed,
-                out=args.out, subproc=args.subproc, normalize=not args.no_normalize)
+                out=args.out, subproc=args.subproc, normalize=not args.no_normalize,
+                train_reward=json.loads(args.train_reward) if args.train_reward else None)
     print(json.dumps(res, default=float))
 
 
