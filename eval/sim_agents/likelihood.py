@@ -5,9 +5,16 @@ into ``[min_val, max_val]`` and binned on ``num_bins`` equal bins (each
 ``[lo, hi)``, the last one closed); ``p_k = (n_k + c) / sum_j (n_j + c)`` with
 ``n_k`` the simulated samples in bin ``k`` and ``c`` the pseudocount; the log
 value's log-likelihood is ``log p_k`` of its bin.  A NaN sample (the
-finite-difference pads at the trajectory's end) counts in the last bin, as
-a ``searchsorted`` binning (numpy's, and TensorFlow's upper-bound search)
-places it; logged NaNs are never scored (their steps are invalid).
+finite-difference pads at the trajectory's end: the last simulated step's
+speeds, the last two steps' accelerations) counts in the LAST bin: Waymo's
+``tf.clip_by_value`` keeps NaN and ``tfp.stats.histogram`` (``find_bins``:
+an upper-bound ``searchsorted``, clipped to the last bin) puts it there,
+checked in TensorFlow 2.13 / tensorflow-probability 0.21 (``[nan, 1, -100]``
+clipped to ``[0, 25]`` on 10 bins counts ``[2, 0, ..., 0, 1]``); numpy's
+``searchsorted`` places it the same way.  Logged NaNs are never scored
+(their steps are invalid).  On the shared test submission every feature
+array agrees with Waymo's NaN for NaN, and every likelihood to 3e-5
+(``tests/eval/test_sim_agents_official.py``).
 
 **Per-feature likelihood** of a scenario: ``exp`` of the mean log-likelihood
 over the scored (object, step) pairs: speeds need the log valid at ``t-1``
