@@ -18,11 +18,13 @@ if [[ -z "$py" ]]; then
   exit 1
 fi
 "$py" -m venv "$venv"
+# in two steps: TensorFlow first, with a recent requests; in one `pip install` the resolver backtracked
+# through dozens of requests / tensorboard-data-server versions for more than 15 minutes
+"$venv/bin/pip" install "tensorflow==2.13.0" "requests>=2.31"
 "$venv/bin/pip" install "waymo-open-dataset-tf-2-12-0==1.6.7"
 "$venv/bin/python" - <<'PY'
 from waymo_open_dataset.utils.sim_agents import submission_specs
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import metrics
-cfg = metrics.load_metrics_config(submission_specs.ChallengeType.SIM_AGENTS)
-print("waymo sim-agents metrics import fine; 2025 collision weight", cfg.collision_indication.metametric_weight)
+print("waymo sim-agents metrics import fine:", metrics.__file__, submission_specs.ChallengeType.SIM_AGENTS)
 PY
 echo "built $venv"
