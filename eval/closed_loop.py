@@ -43,7 +43,8 @@ def drive_scenario(scenario: Any, settings: ClosedLoopSettings, planner_name: st
 
     import mad_sim  # noqa: F401
 
-    env = gym.make("MADDrive-v0", agents=settings.agents, action=settings.action).unwrapped
+    env = gym.make("MADDrive-v0", agents=settings.agents, action=settings.action,
+                   terminate_on_route_completion=False).unwrapped  # to the end of the log, as documented
     driver = RecedingHorizonDriver(make_planner(planner_name), k=settings.k, horizon=settings.horizon,
                                    replan_every=settings.replan_every)
     env.reset(seed=settings.seed, options={"scenario": scenario})

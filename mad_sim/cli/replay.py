@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.file, args.index)
     ego = args.ego if args.ego == "sdc" else int(args.ego)
     env = gym.make("MADDrive-v0", agents=args.agents, action="trajectory", terminate_on_collision=False,
-                   terminate_on_offroad=False)
+                   terminate_on_offroad=False, terminate_on_route_completion=False)  # the whole log
     driver = RecedingHorizonDriver(make_planner("expert"), k=1, horizon=20, replan_every=1)
     try:
         summary = drive_and_record(env, driver, args.size, args.out, options={"scenario": scenario, "ego": ego})

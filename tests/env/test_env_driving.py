@@ -101,7 +101,7 @@ def test_vector_envs():
     for asynchronous in (False, True):
         venv = make_vec(2, asynchronous=asynchronous, agents="constant_velocity", max_episode_steps=5)
         obs, info = venv.reset(seed=7)
-        assert obs["ego"].shape == (2, 10) and obs["agents_mask"].dtype == np.int8
+        assert obs["ego"].shape == (2, 13) and obs["agents_mask"].dtype == np.int8
         for _ in range(7):  # crosses an episode end: autoreset
             obs, r, term, trunc, info = venv.step(venv.action_space.sample())
         assert r.shape == (2,) and np.isfinite(r).all()
