@@ -83,8 +83,12 @@ def main() -> None:
     def lookahead_from(t: int):
         def look(n: int) -> np.ndarray:
             ks = np.minimum(np.arange(t, t + n), scenario.num_steps - 1)
-            return renderer.render_scenario(scenario, sdc, int(ks[0]), int(ks[-1]) + 1) if ks[-1] - ks[0] == n - 1 \
+            return (
+                renderer.render_scenario(scenario, sdc, int(ks[0]), int(ks[-1]) + 1)
+                if ks[-1] - ks[0] == n - 1
                 else np.stack([pose_at(int(k)) for k in ks])
+            )
+
         return look
 
     warm = RGBChunkCache(synth, args.chunk, steps=args.steps)
@@ -99,20 +103,29 @@ def main() -> None:
     synth.synthesize(lookahead_from(0)(args.chunk), steps=args.steps, generator=torch.Generator().manual_seed(0))
     one = time.perf_counter() - t0
     env_figures = env_rates(args) if args.env_steps > 0 else {}
-    print(json.dumps({
-        "load_average_1min": round(os.getloadavg()[0], 2),
-        "weights": "shipped" if shipped else "random-init (same architecture)",
-        "threads": args.threads, "drop_empty_pose_tokens": args.drop_empty, "sampler_steps": args.steps,
-        "chunk_frames": args.chunk, "episode_steps": steps,
-        "pose_only_steps_per_s": round(pose_fps, 1),
-        "rgb_frames_per_s_chunked": round(rgb_fps, 2),
-        "rgb_syntheses": cache.stats.syntheses, "rgb_cache_hits": cache.stats.hits,
-        "one_chunk_synthesis_s": round(one, 3),
-        "rgb_frames_per_s_one_chunk": round(args.chunk / one, 2),
-        "rgb_cost_vs_pose_step": round(pose_fps / rgb_fps, 1),
-        "target_10_fps_met": bool(rgb_fps >= 10.0),
-        **env_figures,
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "load_average_1min": round(os.getloadavg()[0], 2),
+                "weights": "shipped" if shipped else "random-init (same architecture)",
+                "threads": args.threads,
+                "drop_empty_pose_tokens": args.drop_empty,
+                "sampler_steps": args.steps,
+                "chunk_frames": args.chunk,
+                "episode_steps": steps,
+                "pose_only_steps_per_s": round(pose_fps, 1),
+                "rgb_frames_per_s_chunked": round(rgb_fps, 2),
+                "rgb_syntheses": cache.stats.syntheses,
+                "rgb_cache_hits": cache.stats.hits,
+                "one_chunk_synthesis_s": round(one, 3),
+                "rgb_frames_per_s_one_chunk": round(args.chunk / one, 2),
+                "rgb_cost_vs_pose_step": round(pose_fps / rgb_fps, 1),
+                "target_10_fps_met": bool(rgb_fps >= 10.0),
+                **env_figures,
+            },
+            indent=1,
+        )
+    )
 
 
 def env_rates(args: argparse.Namespace) -> dict:
@@ -123,9 +136,16 @@ def env_rates(args: argparse.Namespace) -> dict:
 
     out = {}
     for mode in ("pose", "rgb_array"):
-        env = gym.make("MADDrive-v0", scenario=str(DATA / "womd" / "womd_scenario_input.tfrecord"), render_mode=mode,
-                       rgb_steps=args.steps, rgb_chunk_frames=args.chunk, rgb_threads=args.threads,
-                       terminate_on_collision=False, terminate_on_offroad=False)
+        env = gym.make(
+            "MADDrive-v0",
+            scenario=str(DATA / "womd" / "womd_scenario_input.tfrecord"),
+            render_mode=mode,
+            rgb_steps=args.steps,
+            rgb_chunk_frames=args.chunk,
+            rgb_threads=args.threads,
+            terminate_on_collision=False,
+            terminate_on_offroad=False,
+        )
         env.reset(seed=0)
         env.render()  # loads the model (rgb_array) and fills the first chunk: not timed
         n = min(args.env_steps, env.unwrapped.state.remaining_log_steps)

@@ -93,23 +93,32 @@ def main() -> None:
     results[f"mad, 1 env (precision auto: {auto})"] = run(mad(), 1, args.steps)
     if "vector" not in skip:
         results["log, 4 envs (SyncVectorEnv)"] = run(
-            lambda: gym.vector.SyncVectorEnv([lambda: gym.make("MADDrive-v0", agents="log", **kw)] * 4), 4, args.steps)
+            lambda: gym.vector.SyncVectorEnv([lambda: gym.make("MADDrive-v0", agents="log", **kw)] * 4), 4, args.steps
+        )
         results["mad, 4 envs (MADVectorEnv, batched)"] = run(
-            lambda: gym.make_vec("MADDrive-v0", num_envs=4, vectorization_mode="vector_entry_point", agents="mad",
-                                 agent_options=opts, **kw), 4, args.steps)
+            lambda: gym.make_vec(
+                "MADDrive-v0", num_envs=4, vectorization_mode="vector_entry_point", agents="mad", agent_options=opts, **kw
+            ),
+            4,
+            args.steps,
+        )
     base_wall, base_cpu = results["log, 1 env"]
     svc = LearnedAgentSettings(**opts)
     print(f"machine: {describe()}")
-    print(f"closed loop, WOMD {DATA.name}, {args.steps} steps, torch threads {args.threads}, chunk {svc.chunk}, "
-          f"{svc.future_frames} frames at {svc.size}x{svc.size}, {svc.sampler_steps or 'preset'} sampler steps, "
-          f"preset {args.preset}, weights {args.weights}")
+    print(
+        f"closed loop, WOMD {DATA.name}, {args.steps} steps, torch threads {args.threads}, chunk {svc.chunk}, "
+        f"{svc.future_frames} frames at {svc.size}x{svc.size}, {svc.sampler_steps or 'preset'} sampler steps, "
+        f"preset {args.preset}, weights {args.weights}"
+    )
     print(f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
     print(f"  {'configuration':38s} {'sim s/wall s':>12s} {'x log':>8s} {'sim s/CPU s':>12s} {'x log':>8s}")
     for name, (wall, cpu) in results.items():
         print(f"  {name:38s} {wall:12.2f} {wall / base_wall:8.4f} {cpu:12.2f} {cpu / base_cpu:8.4f}")
     one, one_cpu = results[f"mad, 1 env (precision auto: {auto})"]
-    print(f"  target >= 1.0 sim s / wall s for one env with learned agents: {'MET' if one >= 1.0 else 'NOT MET'} "
-          f"({one:.2f}; {one_cpu:.2f} per CPU second)")
+    print(
+        f"  target >= 1.0 sim s / wall s for one env with learned agents: {'MET' if one >= 1.0 else 'NOT MET'} "
+        f"({one:.2f}; {one_cpu:.2f} per CPU second)"
+    )
 
 
 if __name__ == "__main__":

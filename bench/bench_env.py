@@ -55,23 +55,35 @@ def bench_single(pose: bool, episodes: int, agents: str = "log") -> dict:
 
     import mad_sim  # noqa: F401
 
-    env = gym.make("MADDrive-v0", scenario=str(WOMD), agents=agents, pose_observation=pose,
-                   terminate_on_collision=False, terminate_on_offroad=False).unwrapped
+    env = gym.make(
+        "MADDrive-v0",
+        scenario=str(WOMD),
+        agents=agents,
+        pose_observation=pose,
+        terminate_on_collision=False,
+        terminate_on_offroad=False,
+    ).unwrapped
     env.reset(seed=0)
     n_agents = int(env.state.sim.valid[:, env.state.timestep].sum())
     _episodes(env, 1, np.zeros(2, np.float32))  # warm-up (map crop, renderer)
     steps, wall, cpu = _episodes(env, episodes, np.zeros(2, np.float32))
     env.close()
-    return {"name": f"MADDrive {agents} agents, {'pose 128x128' if pose else 'no pose'}", "agents": n_agents,
-            "steps": steps, "steps_per_s": steps / wall, "sim_s_per_s": steps * 0.1 / wall,
-            "sim_s_per_cpu_s": steps * 0.1 / cpu}
+    return {
+        "name": f"MADDrive {agents} agents, {'pose 128x128' if pose else 'no pose'}",
+        "agents": n_agents,
+        "steps": steps,
+        "steps_per_s": steps / wall,
+        "sim_s_per_s": steps * 0.1 / wall,
+        "sim_s_per_cpu_s": steps * 0.1 / cpu,
+    }
 
 
 def bench_async(n: int, episodes: int) -> dict:
     from mad_sim.envs import make_vec
 
-    venv = make_vec(n, asynchronous=True, scenario=str(WOMD), agents="log", terminate_on_collision=False,
-                    terminate_on_offroad=False)
+    venv = make_vec(
+        n, asynchronous=True, scenario=str(WOMD), agents="log", terminate_on_collision=False, terminate_on_offroad=False
+    )
     venv.reset(seed=0)
     action = np.zeros((n, 2), np.float32)
     for _ in range(10):
@@ -82,8 +94,14 @@ def bench_async(n: int, episodes: int) -> dict:
         venv.step(action)
     wall = time.perf_counter() - start
     venv.close()
-    return {"name": f"MADDrive x{n} AsyncVectorEnv, log agents, no pose", "agents": None, "steps": steps * n,
-            "steps_per_s": steps * n / wall, "sim_s_per_s": steps * n * 0.1 / wall, "sim_s_per_cpu_s": None}
+    return {
+        "name": f"MADDrive x{n} AsyncVectorEnv, log agents, no pose",
+        "agents": None,
+        "steps": steps * n,
+        "steps_per_s": steps * n / wall,
+        "sim_s_per_s": steps * n * 0.1 / wall,
+        "sim_s_per_cpu_s": None,
+    }
 
 
 def ensure_highway_env() -> bool:
@@ -93,8 +111,7 @@ def ensure_highway_env() -> bool:
 
     print("installing highway-env into this venv (peer benchmark) ...", file=sys.stderr)
     pin = [f"gymnasium=={gymnasium.__version__}", f"numpy=={np.__version__}"]
-    out = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "highway-env", *pin],
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "highway-env", *pin], capture_output=True, text=True)
     if out.returncode != 0:
         print(f"highway-env could not be installed: {out.stderr.strip()[-400:]}", file=sys.stderr)
         return False
@@ -113,9 +130,14 @@ def bench_highway(episodes: int) -> dict | None:
     _episodes(env, 1, 1)
     steps, wall, cpu = _episodes(env, episodes, 1)  # IDLE
     env.close()
-    return {"name": f"highway-fast-v0 ({cfg['vehicles_count']} vehicles, {step_s:g} s/step)",
-            "agents": cfg["vehicles_count"], "steps": steps, "steps_per_s": steps / wall,
-            "sim_s_per_s": steps * step_s / wall, "sim_s_per_cpu_s": steps * step_s / cpu}
+    return {
+        "name": f"highway-fast-v0 ({cfg['vehicles_count']} vehicles, {step_s:g} s/step)",
+        "agents": cfg["vehicles_count"],
+        "steps": steps,
+        "steps_per_s": steps / wall,
+        "sim_s_per_s": steps * step_s / wall,
+        "sim_s_per_cpu_s": steps * step_s / cpu,
+    }
 
 
 def main() -> None:
@@ -129,21 +151,28 @@ def main() -> None:
     print(f"machine: {describe()}", flush=True)
     if not WOMD.is_file():
         sys.exit(f"missing {WOMD}")
-    rows = [bench_single(False, args.episodes), bench_single(True, max(1, args.episodes // 2)),
-            bench_single(False, max(1, args.episodes // 2), agents="idm"), bench_async(4, max(1, args.episodes // 2))]
+    rows = [
+        bench_single(False, args.episodes),
+        bench_single(True, max(1, args.episodes // 2)),
+        bench_single(False, max(1, args.episodes // 2), agents="idm"),
+        bench_async(4, max(1, args.episodes // 2)),
+    ]
     peer = None if args.no_peer else bench_highway(args.episodes)
     if peer:
         rows.append(peer)
-    print(f"{'benchmark':58s} {'agents':>6s} {'steps':>6s} {'steps/s':>9s} {'sim s/s':>9s} "
-          f"{'sim s/cpu s':>11s} {'vs peer':>8s}")
+    print(f"{'benchmark':58s} {'agents':>6s} {'steps':>6s} {'steps/s':>9s} {'sim s/s':>9s} {'sim s/cpu s':>11s} {'vs peer':>8s}")
     for r in rows:
         ratio = f"{r['sim_s_per_s'] / peer['sim_s_per_s']:.2f}x" if peer else "-"
         cpu = "-" if r["sim_s_per_cpu_s"] is None else f"{r['sim_s_per_cpu_s']:.1f}"
-        print(f"{r['name']:58s} {str(r['agents'] or '-'):>6s} {r['steps']:6d} {r['steps_per_s']:9.1f} "
-              f"{r['sim_s_per_s']:9.1f} {cpu:>11s} {ratio:>8s}")
+        print(
+            f"{r['name']:58s} {str(r['agents'] or '-'):>6s} {r['steps']:6d} {r['steps_per_s']:9.1f} "
+            f"{r['sim_s_per_s']:9.1f} {cpu:>11s} {ratio:>8s}"
+        )
     first = rows[0]["sim_s_per_s"]
-    print(f"target: >= {TARGET_SIM_S_PER_S:.0f} simulated s per wall s for one env, log agents, no pose: "
-          f"{first:.1f} ({'met' if first >= TARGET_SIM_S_PER_S else 'NOT met'})")
+    print(
+        f"target: >= {TARGET_SIM_S_PER_S:.0f} simulated s per wall s for one env, log agents, no pose: "
+        f"{first:.1f} ({'met' if first >= TARGET_SIM_S_PER_S else 'NOT met'})"
+    )
     if args.json:
         from mad_sim.io import write_text_atomic
 

@@ -55,8 +55,10 @@ def main() -> None:
             by_collection[e.collection].append(p)
 
     print(f"load average {os.getloadavg()[0]:.2f}; best of {args.repeats}")
-    print(f"{'collection':<28} {'format':<11} {'scenes':>6} {'MB':>7} {'MB wr':>7} {'native s':>9} {'tfrec s':>8} "
-          f"{'native/s':>9} {'tfrec/s':>8} {'ratio':>6}")
+    print(
+        f"{'collection':<28} {'format':<11} {'scenes':>6} {'MB':>7} {'MB wr':>7} {'native s':>9} {'tfrec s':>8} "
+        f"{'native/s':>9} {'tfrec/s':>8} {'ratio':>6}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for collection, files in sorted(by_collection.items()):
             scenes = list(load_scenarios(files))
@@ -67,8 +69,10 @@ def main() -> None:
             tfrec_s = best_of(lambda womd=womd: sum(1 for _ in load_scenarios(womd)), args.repeats)
             mb = sum(p.stat().st_size for p in files) / 1e6
             n = len(scenes)
-            print(f"{collection:<28} {fmt:<11} {n:>6} {mb:>7.1f} {womd.stat().st_size / 1e6:>7.1f} {native_s:>9.3f} "
-                  f"{tfrec_s:>8.3f} {n / native_s:>9.1f} {n / tfrec_s:>8.1f} {native_s / tfrec_s:>6.2f}")
+            print(
+                f"{collection:<28} {fmt:<11} {n:>6} {mb:>7.1f} {womd.stat().st_size / 1e6:>7.1f} {native_s:>9.3f} "
+                f"{tfrec_s:>8.3f} {n / native_s:>9.1f} {n / tfrec_s:>8.1f} {native_s / tfrec_s:>6.2f}"
+            )
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

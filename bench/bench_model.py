@@ -49,7 +49,6 @@ import torch
 
 from mad_sim.data.root import data_root
 
-
 CPU_SECONDS = {}
 
 
@@ -89,14 +88,14 @@ def _context(args):
         sc = load_scenario(path)
         vp, now = sc.sdc_index, sc.current_index
         hist = PoseRenderer(s, s).render_scenario(sc, vp, now - h + 1, now + 1)
-        poses = np.concatenate([sc.tracks.xy[vp, now - h + 1:now + 1 + f],
-                                sc.tracks.heading[vp, now - h + 1:now + 1 + f, None]], axis=1)
+        poses = np.concatenate(
+            [sc.tracks.xy[vp, now - h + 1 : now + 1 + f], sc.tracks.heading[vp, now - h + 1 : now + 1 + f, None]], axis=1
+        )
         ego = EgoMotionRenderer(s, s, seed=0).render(poses)[-f:]
         to = lambda a: uint8_to_video(torch.from_numpy(np.ascontiguousarray(a))).unsqueeze(0)  # noqa: E731
         return to(hist), to(ego), "womd"
     gen = torch.Generator().manual_seed(0)
-    return (torch.rand(1, 3, h, s, s, generator=gen) * 2 - 1, torch.rand(1, 3, f, s, s, generator=gen) * 2 - 1,
-            "random")
+    return (torch.rand(1, 3, h, s, s, generator=gen) * 2 - 1, torch.rand(1, 3, f, s, s, generator=gen) * 2 - 1, "random")
 
 
 def main() -> None:
@@ -107,8 +106,12 @@ def main() -> None:
     ap.add_argument("--history", type=int, default=9)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--rank", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads; with 1, the CPU seconds are the single-core cost even on a loaded machine")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads; with 1, the CPU seconds are the single-core cost even on a loaded machine",
+    )
     args = ap.parse_args()
     from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
 
@@ -132,31 +135,40 @@ def main() -> None:
     res = {"threads": torch.get_num_threads(), "size": s, "frames": f, "steps": args.steps, "context": source}
 
     with torch.inference_mode():
-        res["forecast_s"] = _median(lambda: model.sample(conds, num_frames=f, height=s, width=s, steps=args.steps,
-                                                         generator=g()), r, "forecast_s")
-        res["forecast_drop_empty_s"] = _median(lambda: model.sample(conds, num_frames=f, height=s, width=s,
-                                                                    steps=args.steps, generator=g(),
-                                                                    drop_empty_pose_tokens=True), r, "forecast_drop_empty_s")
+        res["forecast_s"] = _median(
+            lambda: model.sample(conds, num_frames=f, height=s, width=s, steps=args.steps, generator=g()), r, "forecast_s"
+        )
+        res["forecast_drop_empty_s"] = _median(
+            lambda: model.sample(
+                conds, num_frames=f, height=s, width=s, steps=args.steps, generator=g(), drop_empty_pose_tokens=True
+            ),
+            r,
+            "forecast_drop_empty_s",
+        )
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            res["forecast_bf16_s"] = _median(lambda: model.sample(conds, num_frames=f, height=s, width=s,
-                                                                  steps=args.steps, generator=g()), r, "forecast_bf16_s")
+            res["forecast_bf16_s"] = _median(
+                lambda: model.sample(conds, num_frames=f, height=s, width=s, steps=args.steps, generator=g()),
+                r,
+                "forecast_bf16_s",
+            )
         masked = model.encode_conditions(conds, pose_masks=True)
         res["pose_tokens_kept"] = f"{int(masked[0].keep.sum())}/{masked[0].keep.numel()}"
-        res["adapter_switch_ms"] = 1000 * _median(lambda: (model.set_adapter(None), model.set_adapter("motion")),
-                                                  max(r, 5)) / 2
+        res["adapter_switch_ms"] = 1000 * _median(lambda: (model.set_adapter(None), model.set_adapter("motion")), max(r, 5)) / 2
         lat = model.encode_conditions(conds)
         e, m = bb.encode_prompts(None, 1)
         shape = (1,) + bb.latent_shape(f, s, s)
         res["encode_conditions_s"] = _median(lambda: model.encode_conditions(conds), r, "encode_conditions_s")
-        res["denoise_s"] = _median(lambda: denoise(bb.denoiser, bb.scheduler, shape, lat, e, m, steps=args.steps,
-                                                   generator=g()), r, "denoise_s")
+        res["denoise_s"] = _median(
+            lambda: denoise(bb.denoiser, bb.scheduler, shape, lat, e, m, steps=args.steps, generator=g()), r, "denoise_s"
+        )
         z = denoise(bb.denoiser, bb.scheduler, shape, lat, e, m, steps=args.steps, generator=g())
         res["decode_s"] = _median(lambda: bb.decode_latents(z), r, "decode_s")
         convs = [m for m in bb.vae.modules() if type(m) is OneDNNConv3d]
         for m in convs:  # baseline: PyTorch's own dispatch (im2col slow_conv3d for these batch-1 shapes)
             m.__class__ = torch.nn.Conv3d
-        res["baseline_encode_conditions_default_conv_s"] = _median(lambda: model.encode_conditions(conds), r,
-                                                                   "baseline_encode_conditions_default_conv_s")
+        res["baseline_encode_conditions_default_conv_s"] = _median(
+            lambda: model.encode_conditions(conds), r, "baseline_encode_conditions_default_conv_s"
+        )
         res["baseline_decode_default_conv_s"] = _median(lambda: bb.decode_latents(z), r, "baseline_decode_default_conv_s")
         for m in convs:
             m.__class__ = OneDNNConv3d
@@ -165,11 +177,22 @@ def main() -> None:
         model.set_adapter(None)
         pipe = bb.pipeline()
         pipe.set_progress_bar_config(disable=True)
-        res["baseline_ltxpipeline_s"] = _median(lambda: pipe(prompt="", height=s, width=s, num_frames=f,
-                                                             num_inference_steps=args.steps, guidance_scale=1.0,
-                                                             generator=g(), output_type="pt",
-                                                             max_sequence_length=bb.config.max_text_tokens,
-                                                             frame_rate=bb.config.frame_rate), r, "baseline_ltxpipeline_s")
+        res["baseline_ltxpipeline_s"] = _median(
+            lambda: pipe(
+                prompt="",
+                height=s,
+                width=s,
+                num_frames=f,
+                num_inference_steps=args.steps,
+                guidance_scale=1.0,
+                generator=g(),
+                output_type="pt",
+                max_sequence_length=bb.config.max_text_tokens,
+                frame_rate=bb.config.frame_rate,
+            ),
+            r,
+            "baseline_ltxpipeline_s",
+        )
         model.set_adapter("motion")
         target = bb.encode_video(torch.rand(1, 3, f, s, s, generator=g()) * 2 - 1)
 

@@ -44,8 +44,8 @@ import numpy as np
 
 from mad_sim.data import load_scenario
 from mad_sim.data.root import data_root
-from mad_sim.model.parse.config import ParseConfig
 from mad_sim.model.evaluation.parse import ParseEval, degrade, evaluate_parse
+from mad_sim.model.parse.config import ParseConfig
 from mad_sim.model.parse.odometry import estimate_ego_motion, trajectory_in_first_frame
 from mad_sim.model.parse.parser import PoseParser
 from mad_sim.model.parse.pixels import pixel_maps
@@ -62,16 +62,18 @@ class ExhaustiveParser(PoseParser):
     """The baseline: every candidate of every level scored by :func:`skeleton_fit.score` on dense distance maps."""
 
     def __init__(self, renderer: PoseRenderer, detect: bool = False) -> None:
-        super().__init__(renderer=renderer, config=ParseConfig(search_radius_m=0.0, search_yaw_deg=0.0,
-                                                               levels=EXHAUSTIVE_LEVELS, small_agent_px=0.0,
-                                                               detect=detect))
+        super().__init__(
+            renderer=renderer,
+            config=ParseConfig(
+                search_radius_m=0.0, search_yaw_deg=0.0, levels=EXHAUSTIVE_LEVELS, small_agent_px=0.0, detect=detect
+            ),
+        )
 
     def parse(self, frame, *args, **kw):
         self._dense = pixel_maps(frame, self.tau, self.config.pixels)
         return super().parse(frame, *args, **kw)
 
-    def _search(self, cmaps, act, start, pred, pred_xyz, size, types, occ, levels: Sequence[Level], per_edge,
-                small=None):
+    def _search(self, cmaps, act, start, pred, pred_xyz, size, types, occ, levels: Sequence[Level], per_edge, small=None):
         best = np.asarray(start, np.float64).copy()
         cam = self.camera
         for c, sel in self._groups(act, types):
@@ -83,8 +85,20 @@ class ExhaustiveParser(PoseParser):
             for lv in levels:
                 offs = np.concatenate([np.repeat(lv.xy, lv.yaw.size, 0), np.tile(lv.yaw, lv.xy.shape[0])[:, None]], 1)
                 cand = cur[:, None, :] + offs[None]
-                sc = score(cam, self._dense, c, body, tpl.colour, cand, pred_xyz[rows, 2], size[rows, 2], depth, occ,
-                           pred[sel], self.config.score)
+                sc = score(
+                    cam,
+                    self._dense,
+                    c,
+                    body,
+                    tpl.colour,
+                    cand,
+                    pred_xyz[rows, 2],
+                    size[rows, 2],
+                    depth,
+                    occ,
+                    pred[sel],
+                    self.config.score,
+                )
                 cur = cand[np.arange(rows.size), np.argmin(sc.cost, 1)]
             best[sel] = cur
         return best
@@ -110,8 +124,16 @@ def _timed(parser: PoseParser) -> Dict[str, float]:
 def run_parse(sc, parser: PoseParser, degraded: bool, narrow: bool, hide: bool) -> Tuple[ParseEval, Dict[str, float]]:
     acc = _timed(parser)
     noise, yaw = (0.3, 3.0) if narrow else (1.0, 10.0)
-    ev = evaluate_parse(sc, STEPS, parser, np.random.default_rng(0), pos_noise=noise, yaw_noise=np.radians(yaw),
-                        hide_frac=0.2 if hide else 0.0, degrade_frames=degraded)
+    ev = evaluate_parse(
+        sc,
+        STEPS,
+        parser,
+        np.random.default_rng(0),
+        pos_noise=noise,
+        yaw_noise=np.radians(yaw),
+        hide_frac=0.2 if hide else 0.0,
+        degrade_frames=degraded,
+    )
     return ev, acc
 
 
@@ -119,16 +141,24 @@ def print_accuracy(title: str, ev: ParseEval, detect: bool) -> None:
     print(f"\n-- {title}: {ev.frames} frames, {len(ev.errors)} visible known agents --")
     fit, base = ev.band_stats(), ev.band_stats(which="prior_errors")
     lat, rad = ev.band_stats(which="lateral"), ev.band_stats(which="radial")
-    print(f"{'band':>9} {'n':>4} {'fit med':>8} {'fit p90':>8} {'prior med':>9} {'prior p90':>9} {'across med':>10} "
-          f"{'along med':>9}")
+    print(
+        f"{'band':>9} {'n':>4} {'fit med':>8} {'fit p90':>8} {'prior med':>9} {'prior p90':>9} {'across med':>10} "
+        f"{'along med':>9}"
+    )
     for k in fit:
-        print(f"{k:>9} {fit[k]['n']:>4} {fit[k]['median']:>8.2f} {fit[k]['p90']:>8.2f} {base[k]['median']:>9.2f} "
-              f"{base[k]['p90']:>9.2f} {lat[k]['median']:>10.2f} {rad[k]['median']:>9.2f}")
-    print(f"found (reported visible) {ev.found_rate:.2f}; visible wrongly 'left' {ev.left_false}; "
-          f"vehicle yaw error median {np.degrees(np.nanmedian(ev.yaw_errors)):.1f} deg")
+        print(
+            f"{k:>9} {fit[k]['n']:>4} {fit[k]['median']:>8.2f} {fit[k]['p90']:>8.2f} {base[k]['median']:>9.2f} "
+            f"{base[k]['p90']:>9.2f} {lat[k]['median']:>10.2f} {rad[k]['median']:>9.2f}"
+        )
+    print(
+        f"found (reported visible) {ev.found_rate:.2f}; visible wrongly 'left' {ev.left_false}; "
+        f"vehicle yaw error median {np.degrees(np.nanmedian(ev.yaw_errors)):.1f} deg"
+    )
     if detect:
-        print(f"entering: recall {ev.recall:.2f} ({int(np.sum(ev.hidden_found))}/{len(ev.hidden_found)} hidden), "
-              f"precision {ev.precision:.2f} ({ev.true_detections}/{ev.detections} detections)")
+        print(
+            f"entering: recall {ev.recall:.2f} ({int(np.sum(ev.hidden_found))}/{len(ev.hidden_found)} hidden), "
+            f"precision {ev.precision:.2f} ({ev.true_detections}/{ev.detections} detections)"
+        )
 
 
 def bench_parse(sc, width: int, degraded: bool) -> None:
@@ -176,13 +206,15 @@ def bench_odometry(sc, width: int, degraded: bool) -> None:
             tic = time.process_time()
             est = estimate_ego_motion(video, r.camera)
             ms = (time.process_time() - tic) / frames * 1000
-            gt = trajectory_in_first_frame(sc.tracks.xy[e, t0:t0 + frames], sc.tracks.heading[e, t0:t0 + frames])
+            gt = trajectory_in_first_frame(sc.tracks.xy[e, t0 : t0 + frames], sc.tracks.heading[e, t0 : t0 + frames])
             err = np.hypot(*(est[:, :2] - gt[:, :2]).T)
             still = np.hypot(*gt[:, :2].T).mean()
             cv = np.arange(frames)[:, None] * gt[1, :2]
             cv_ade = np.hypot(*(cv - gt[:, :2]).T).mean()
-            print(f"{t0:>3} {frames:>3} {np.hypot(*gt[-1, :2]):>6.1f} {err.mean():>6.2f} {err[-1]:>6.2f} {still:>9.2f} "
-                  f"{cv_ade:>7.2f} {ms:>12.0f}")
+            print(
+                f"{t0:>3} {frames:>3} {np.hypot(*gt[-1, :2]):>6.1f} {err.mean():>6.2f} {err[-1]:>6.2f} {still:>9.2f} "
+                f"{cv_ade:>7.2f} {ms:>12.0f}"
+            )
 
 
 def main() -> None:
@@ -197,7 +229,7 @@ def main() -> None:
     print(f"machine: {describe()}", flush=True)
     sc = load_scenario(args.data)
     for w in (int(x) for x in args.sizes.split(",")):
-        for deg in ((False, True) if args.degrade else (False,)):
+        for deg in (False, True) if args.degrade else (False,):
             bench_parse(sc, w, deg)
             if not args.no_odometry:
                 bench_odometry(sc, w, deg)

@@ -76,10 +76,14 @@ def main() -> int:
         return 1
     sc = load_scenario(path)
     vp, steps = sc.sdc_index, sc.num_steps
-    results = {"scenario": sc.scenario_id, "tracks": sc.num_tracks, "frames_per_run": steps,
-               "load_avg_1min_start": os.getloadavg()[0]}
+    results = {
+        "scenario": sc.scenario_id,
+        "tracks": sc.num_tracks,
+        "frames_per_run": steps,
+        "load_avg_1min_start": os.getloadavg()[0],
+    }
 
-    for (w, h) in ((128, 128), (768, 512)):
+    for w, h in ((128, 128), (768, 512)):
         r = PoseRenderer(w, h)
         r.render_scenario(sc, vp, 0, steps)  # warm the map cache
         cpu, wall, frames = best(lambda r=r: r.render_scenario(sc, vp, 0, steps), args.repeats, "pose")
@@ -96,8 +100,7 @@ def main() -> int:
         def baseline(r=r, w=w, h=h, fixed=fixed, cuts=cuts):  # called by best() within this iteration
             out = np.zeros((steps, h, w, 3), np.uint8)
             for f in range(steps):
-                cv2.polylines(out[f], fixed[cuts[f]:cuts[f + 1]], False, (255, 255, 255), r.style.line_width(w),
-                              cv2.LINE_8, 4)
+                cv2.polylines(out[f], fixed[cuts[f] : cuts[f + 1]], False, (255, 255, 255), r.style.line_width(w), cv2.LINE_8, 4)
             return out
 
         bcpu, _, _ = best(baseline, args.repeats)
@@ -113,7 +116,7 @@ def main() -> int:
     traj = sc.tracks
     poses = np.concatenate([traj.xy[vp], traj.heading[vp][:, None]], 1)
     poses[:, :2] -= poses[0, :2]
-    for (w, h) in ((128, 128), (768, 512)):
+    for w, h in ((128, 128), (768, 512)):
         e = EgoMotionRenderer(w, h, seed=0)
         cpu, wall, _ = best(lambda e=e: e.render(poses), args.repeats)
         results[f"ego_{w}x{h}_fps_cpu"] = steps / cpu

@@ -34,10 +34,23 @@ PROTOS = Path(os.environ.get("MAD_SIM_WAYMO_PROTOS", Path.home() / ".cache" / "m
 
 def official_scenario_pb2():
     if not (PROTOS / "waymo_open_dataset" / "protos" / "scenario_pb2.py").is_file():
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(PROTOS),
-                        "waymo-open-dataset-tf-2-12-0==1.6.7"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(PROTOS),
+                "waymo-open-dataset-tf-2-12-0==1.6.7",
+            ],
+            check=True,
+        )
     sys.path.append(str(PROTOS))
     from waymo_open_dataset.protos import scenario_pb2
+
     return scenario_pb2
 
 
@@ -54,16 +67,15 @@ def timeit(fn, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--file", type=Path,
-                    default=DEFAULT)
+    ap.add_argument("--file", type=Path, default=DEFAULT)
     args = ap.parse_args()
     from mad_sim.model.cpu_paths import describe  # the CPU fast paths this machine gets
 
     print(f"machine: {describe()}", flush=True)
 
     from mad_sim.data import load_scenario
-    from mad_sim.data.tfrecord import iter_records
     from mad_sim.data.proto import scenario_pb2 as ours_pb2
+    from mad_sim.data.tfrecord import iter_records
 
     payload = next(iter_records(args.file))
     official = official_scenario_pb2()
@@ -80,13 +92,19 @@ def main() -> None:
     def official_parse_numpy():
         msg = official.Scenario.FromString(payload)
         xyz = np.array([[(s.center_x, s.center_y, s.center_z) for s in t.states] for t in msg.tracks])
-        other = np.array([[(s.length, s.width, s.height, s.heading, s.velocity_x, s.velocity_y, s.valid)
-                           for s in t.states] for t in msg.tracks])
+        other = np.array(
+            [
+                [(s.length, s.width, s.height, s.heading, s.velocity_x, s.velocity_y, s.valid) for s in t.states]
+                for t in msg.tracks
+            ]
+        )
         return xyz, other
 
     s = ours()
-    print(f"file: {args.file} ({len(payload) / 1e6:.2f} MB payload), {s.num_tracks} tracks x {s.num_steps} steps, "
-          f"{s.roadmap.num_features} map features, {s.roadmap.points.shape[0]} map points")
+    print(
+        f"file: {args.file} ({len(payload) / 1e6:.2f} MB payload), {s.num_tracks} tracks x {s.num_steps} steps, "
+        f"{s.roadmap.num_features} map features, {s.roadmap.points.shape[0]} map points"
+    )
     a = timeit(ours, args.repeats)
     p = timeit(ours_parse_only, args.repeats)
     b = timeit(official_parse, args.repeats)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from mad_sim.data import load_scenario
-from mad_sim.data.root import data_root
 from mad_sim.eval.sim_agents.rollouts import RolloutSettings, simulate
 from mad_sim.eval.sim_agents.scoring import score_rollouts
+
+from mad_sim.data import load_scenario
+from mad_sim.data.root import data_root
 
 
 def main() -> None:
@@ -37,8 +38,10 @@ def main() -> None:
         score_rollouts(scenario, ro)
         score_s = time.perf_counter() - t
         rates[name] = args.rollouts / sim_s
-        print(f"{name:18s} {rates[name]:8.1f} rollouts/s  x{rates[name] / rates['log']:.3f} of log replay  "
-              f"scoring {score_s:.2f} s ({'deterministic' if ro.info['deterministic'] else 'stochastic'})")
+        print(
+            f"{name:18s} {rates[name]:8.1f} rollouts/s  x{rates[name] / rates['log']:.3f} of log replay  "
+            f"scoring {score_s:.2f} s ({'deterministic' if ro.info['deterministic'] else 'stochastic'})"
+        )
 
 
 if __name__ == "__main__":

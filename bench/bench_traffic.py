@@ -70,8 +70,12 @@ def main() -> None:
     else:
         print(f"missing {WOMD}: real-log rows skipped", file=sys.stderr)
     scenes.append(("procedural intersection", generate_scenario(np.random.default_rng(1), kind="intersection")))
-    policies = [("LogReplay", LogReplay, 1), ("ConstantVelocity", ConstantVelocity, 1),
-                ("IDM horizon 1", IDM, 1), ("IDM horizon 10", IDM, 10)]
+    policies = [
+        ("LogReplay", LogReplay, 1),
+        ("ConstantVelocity", ConstantVelocity, 1),
+        ("IDM horizon 1", IDM, 1),
+        ("IDM horizon 10", IDM, 10),
+    ]
     print(f"{'scene':26s} {'policy':18s} {'agents':>6s} {'ms/step (cpu)':>13s} {'builds/step':>11s} {'vs log':>8s}")
     for name, sc in scenes:
         base = None
@@ -91,8 +95,14 @@ def _env_rate(path: Path, agents: str, steps: int) -> float:
 
     import mad_sim  # noqa: F401
 
-    env = gym.make("MADDrive-v0", scenario=str(path), agents=agents, terminate_on_collision=False,
-                   terminate_on_offroad=False, terminate_on_route_completion=False).unwrapped
+    env = gym.make(
+        "MADDrive-v0",
+        scenario=str(path),
+        agents=agents,
+        terminate_on_collision=False,
+        terminate_on_offroad=False,
+        terminate_on_route_completion=False,
+    ).unwrapped
     env.reset(seed=0)
     action = np.zeros(2, np.float32)
     cpu = time.process_time()

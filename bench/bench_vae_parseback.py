@@ -51,8 +51,22 @@ from mad_sim.render.draw import PoseStyle
 SHARED = data_root()
 DEFAULT_DATA = [str(SHARED / "womd" / "*scenario*.tfrecord"), str(SHARED / "scenarionet" / "*.pkl")]
 """The WOMD Scenario files (womd_scenario_input, motion_data_one_scenario) and the ScenarioNet pickle."""
-CANDIDATE_KEYS = ("name", "size", "width", "height", "hfov", "camera_height", "pitch", "preset", "weights",
-                  "vae_config", "vae_weights", "patch", "patch_t", "no_vae")
+CANDIDATE_KEYS = (
+    "name",
+    "size",
+    "width",
+    "height",
+    "hfov",
+    "camera_height",
+    "pitch",
+    "preset",
+    "weights",
+    "vae_config",
+    "vae_weights",
+    "patch",
+    "patch_t",
+    "no_vae",
+)
 
 
 def _style_value(name: str, text: str, default: Any) -> Any:
@@ -110,25 +124,34 @@ def candidate_options(args: argparse.Namespace, text: str | None) -> dict[str, A
     return opts
 
 
-def run_candidate(opts: dict[str, Any], scenarios: list, protocol: Protocol, data: Any,
-                  progress: bool) -> dict[str, Any]:
-    rep = Representation(width=int(opts["width"]), height=int(opts["height"]), hfov_deg=float(opts["hfov"]),
-                         mount_height=float(opts["camera_height"]), pitch_deg=float(opts["pitch"]), style=opts["style"])
+def run_candidate(opts: dict[str, Any], scenarios: list, protocol: Protocol, data: Any, progress: bool) -> dict[str, Any]:
+    rep = Representation(
+        width=int(opts["width"]),
+        height=int(opts["height"]),
+        hfov_deg=float(opts["hfov"]),
+        mount_height=float(opts["camera_height"]),
+        pitch_deg=float(opts["pitch"]),
+        style=opts["style"],
+    )
     roundtrip = None
     if not opts["no_vae"]:
         from mad_sim.model.parse.vae_roundtrip import VaeRoundTrip, VaeSpec
 
-        spec = VaeSpec(preset=opts["preset"], weights=opts["weights"], vae_config=opts["vae_config"],
-                       vae_weights=opts["vae_weights"], patch_size=int(opts["patch"]) if opts["patch"] else None,
-                       patch_size_t=int(opts["patch_t"]) if opts["patch_t"] else None)
+        spec = VaeSpec(
+            preset=opts["preset"],
+            weights=opts["weights"],
+            vae_config=opts["vae_config"],
+            vae_weights=opts["vae_weights"],
+            patch_size=int(opts["patch"]) if opts["patch"] else None,
+            patch_size_t=int(opts["patch_t"]) if opts["patch_t"] else None,
+        )
         roundtrip = VaeRoundTrip(spec)
     tic = time.perf_counter()
     result = measure(scenarios, rep, protocol, roundtrip, progress=progress)
     vae = None
     if roundtrip is not None:
         vae = {**roundtrip.describe(protocol.frames, rep.height, rep.width), "timing": roundtrip.timing()}
-    report = build_report(result, rep, protocol, vae, data=data, wall_s=time.perf_counter() - tic,
-                          load=os.getloadavg())
+    report = build_report(result, rep, protocol, vae, data=data, wall_s=time.perf_counter() - tic, load=os.getloadavg())
     return {"name": opts["name"], **report}
 
 
@@ -169,12 +192,19 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    protocol = Protocol(frames=args.frames, seats=args.seats, clips_per_seat=args.clips_per_seat, prior=args.prior,
-                        detect=args.detect, min_pixels=args.min_pixels, seed=args.seed, max_clips=args.max_clips)
+    protocol = Protocol(
+        frames=args.frames,
+        seats=args.seats,
+        clips_per_seat=args.clips_per_seat,
+        prior=args.prior,
+        detect=args.detect,
+        min_pixels=args.min_pixels,
+        seed=args.seed,
+        max_clips=args.max_clips,
+    )
     data = args.data[0] if len(args.data) == 1 else list(args.data)
     scenarios = list(load_scenarios(data))
-    print(f"{len(scenarios)} scenes from {data}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
-          flush=True)
+    print(f"{len(scenarios)} scenes from {data}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     reports = []
     for text in args.candidate or [None]:
         rep = run_candidate(candidate_options(args, text), scenarios, protocol, data, args.progress)

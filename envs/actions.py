@@ -30,9 +30,9 @@ from typing import Protocol
 
 import numpy as np
 from gymnasium import spaces
+from mad_sim.envs.config import EnvConfig
 
 from mad_sim.data.scenario import DT
-from mad_sim.envs.config import EnvConfig
 from mad_sim.errors import ActionError
 
 TRAJECTORY_RANGE_M = 60.0
@@ -69,8 +69,9 @@ def check_action(action: object, space: spaces.Box, kind: str) -> np.ndarray:
     return np.clip(a, space.low, space.high)
 
 
-def bicycle_step_scalar(x: float, y: float, heading: float, speed: float, accel: float, curvature: float,
-                        dt: float = DT) -> tuple[tuple[float, float], float, float]:
+def bicycle_step_scalar(
+    x: float, y: float, heading: float, speed: float, accel: float, curvature: float, dt: float = DT
+) -> tuple[tuple[float, float], float, float]:
     """:func:`mad_sim.world.dynamics.bicycle_step` for ONE agent on Python floats (same operations in
     the same order, so bit-identical results; a tenth of the cost of the array version on 0-d arrays).
 

@@ -40,9 +40,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
+from mad_sim.envs.config import EnvConfig
 
 from mad_sim.data.scenario import Trajectory
-from mad_sim.envs.config import EnvConfig
 from mad_sim.errors import ShapeError
 from mad_sim.model.agents.settings import LearnedAgentSettings
 from mad_sim.registry import Registry
@@ -132,8 +132,9 @@ AGENT_POLICIES: Registry[Any] = Registry("agent policy")
 """The policies ``agents=`` names."""
 
 
-def register_agent_policy(name: str, factory: AgentPolicyFactory, *, settings: Optional[type] = None,
-                          overwrite: bool = False) -> None:
+def register_agent_policy(
+    name: str, factory: AgentPolicyFactory, *, settings: Optional[type] = None, overwrite: bool = False
+) -> None:
     """Make ``agents=name`` build its policy with ``factory`` (see the module doc)."""
     AGENT_POLICIES.register(name, factory, settings=settings, overwrite=overwrite)
 
@@ -146,8 +147,7 @@ def agent_settings(config: EnvConfig) -> Any:
     """``config.agent_options`` validated into the settings of ``config.agents`` (None for a policy without
     settings); ConfigError for an unknown policy name, unknown options or bad values."""
     AGENT_POLICIES.entry(config.agents, "key 'agents': ")
-    return AGENT_POLICIES.settings(config.agents, config.agent_options,
-                                   source=f"agent_options of agents={config.agents!r}")
+    return AGENT_POLICIES.settings(config.agents, config.agent_options, source=f"agent_options of agents={config.agents!r}")
 
 
 def make_agent_policy(name: str, config: EnvConfig, rng: np.random.Generator, settings: Any = None) -> AgentPolicy:
@@ -166,6 +166,7 @@ def _scripted(name: str) -> AgentPolicyFactory:
         from mad_sim.world.scripted import make_scripted_policy
 
         return make_scripted_policy(name)
+
     factory.__name__ = f"make_{name}"
     return factory
 
@@ -221,8 +222,10 @@ class AgentStream:
             steps = max(1, min(self.horizon, state.remaining_log_steps))
             out = self.policy.advance(state, controlled, steps)
             if out.valid.shape[0] != state.num_agents or out.valid.shape[1] < 1:
-                raise ShapeError(f"agent policy {type(self.policy).__name__} returned {out.valid.shape}, "
-                                 f"expected [{state.num_agents}, {steps}]")
+                raise ShapeError(
+                    f"agent policy {type(self.policy).__name__} returned {out.valid.shape}, "
+                    f"expected [{state.num_agents}, {steps}]"
+                )
             self._buffer, self._start, col = out, t_next, 0
             self.queries += 1
         if self._buffer.num_steps == 1:

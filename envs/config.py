@@ -140,9 +140,24 @@ class EnvConfig:
             require_choice("", "procedural_kind", self.procedural_kind, PROCEDURAL_KINDS)
         if isinstance(self.ego, str) and self.ego != "sdc":
             raise ConfigError(f"key 'ego': {self.ego!r} must be 'sdc' or a track index")
-        positive = ("agent_horizon", "trajectory_steps", "num_agents", "num_roadgraph_points", "pose_width",
-                    "pose_height", "bev_size", "max_accel", "max_curvature", "max_delta_xy", "max_delta_yaw",
-                    "agent_radius", "roadgraph_radius", "roadgraph_spacing", "bev_extent_m", "default_speed_limit")
+        positive = (
+            "agent_horizon",
+            "trajectory_steps",
+            "num_agents",
+            "num_roadgraph_points",
+            "pose_width",
+            "pose_height",
+            "bev_size",
+            "max_accel",
+            "max_curvature",
+            "max_delta_xy",
+            "max_delta_yaw",
+            "agent_radius",
+            "roadgraph_radius",
+            "roadgraph_spacing",
+            "bev_extent_m",
+            "default_speed_limit",
+        )
         require_positive("", self, positive)
         require_frames_8k1("", "rgb_chunk_frames", self.rgb_chunk_frames, minimum=9)
         if self.rgb_steps < 2:
@@ -150,8 +165,10 @@ class EnvConfig:
         if self.rgb_resync_m is not None and not self.rgb_resync_m > 0:
             raise ConfigError(f"key 'rgb_resync_m': must be > 0 or None, got {self.rgb_resync_m!r}")
         if self.prompt is not None and (not isinstance(self.prompt, str) or not self.prompt.strip()):
-            raise ConfigError(f"key 'prompt': {self.prompt!r} is empty: leave it out (None) for no prompt, "
-                              f"or describe the scene (e.g. 'rainy night')")
+            raise ConfigError(
+                f"key 'prompt': {self.prompt!r} is empty: leave it out (None) for no prompt, "
+                f"or describe the scene (e.g. 'rainy night')"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"key 'max_steps': must be >= 1, got {self.max_steps}")
 

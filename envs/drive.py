@@ -11,22 +11,21 @@ import math
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 import gymnasium as gym
-import numpy as np
-
-from mad_sim.data.frames import wrap_angle
-from mad_sim.data.scenario import DT, Scenario
 import mad_sim.envs.observation as obs_mod
+import numpy as np
 from mad_sim.envs.actions import EgoStep, make_action_adapter
 from mad_sim.envs.agents import AgentPolicy, AgentStream, agent_settings, make_agent_policy
 from mad_sim.envs.config import RENDER_MODES, EnvConfig, make_config
 from mad_sim.envs.human_render import HumanWindow, require_pygame
 from mad_sim.envs.local_map import LocalMap, MapIndex
 from mad_sim.envs.offroad import RoadEdgeProbe
+from mad_sim.envs.reward import LinearReward, StepMetrics, collision_at_fault, ego_overlaps, has_road_edges, time_to_collision
 from mad_sim.envs.rgb import EgoMotion, RGBCamera, check_prompt, wants_rgb
-from mad_sim.envs.reward import (LinearReward, StepMetrics, collision_at_fault, ego_overlaps, has_road_edges,
-                                 time_to_collision)
 from mad_sim.envs.route import Route
 from mad_sim.envs.scenes import ScenarioSource
+
+from mad_sim.data.frames import wrap_angle
+from mad_sim.data.scenario import DT, Scenario
 from mad_sim.errors import ConfigError, EnvStateError
 from mad_sim.world.state import WorldState
 
@@ -151,8 +150,9 @@ class MADDriveEnv(gym.Env):
         self._steps = 0
 
     # ------------------------------------------------------------------ reset
-    def reset(self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None
-              ) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    def reset(
+        self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None
+    ) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
         if self._closed:
             raise EnvStateError("reset() after close()")
         super().reset(seed=seed)
@@ -161,13 +161,14 @@ class MADDriveEnv(gym.Env):
         if unknown:
             raise ConfigError(f"reset options: unknown key(s) {sorted(unknown)} (known: ego, first_frame, prompt, scenario)")
         if self._rgb is not None:  # its own generator: the env's random stream is not consumed
-            self._rgb.reset(int(self.np_random.spawn(1)[0].integers(2 ** 62)), options.get("prompt"),
-                            options.get("first_frame"))
+            self._rgb.reset(int(self.np_random.spawn(1)[0].integers(2**62)), options.get("prompt"), options.get("first_frame"))
         else:
             check_prompt(options.get("prompt"), "reset option 'prompt'")
             if options.get("first_frame") is not None:
-                raise ConfigError("reset option 'first_frame': the env makes no camera frames; "
-                                  "use render_mode='rgb_array' or rgb_observation=True")
+                raise ConfigError(
+                    "reset option 'first_frame': the env makes no camera frames; "
+                    "use render_mode='rgb_array' or rgb_observation=True"
+                )
         scenario = self._source.draw(self.np_random, options.get("scenario", self.config.scenario))
         ego = options.get("ego", self.config.ego)
         ego_index = scenario.sdc_index if ego == "sdc" else int(ego)
@@ -179,16 +180,18 @@ class MADDriveEnv(gym.Env):
             index = self._map_index = MapIndex.build(scenario.roadmap, self.config.roadgraph_spacing)
         e = self.state.ego()
         xy, yaw = e.xy[0].copy(), float(e.heading[0])
-        self._local = LocalMap(scenario.roadmap, index.points, radius=max(self.config.roadgraph_radius, 40.0) + 15.0,
-                               refresh=10.0, index=index)
+        self._local = LocalMap(
+            scenario.roadmap, index.points, radius=max(self.config.roadgraph_radius, 40.0) + 15.0, refresh=10.0, index=index
+        )
         self._local.update(xy)
         self._edge_probe = RoadEdgeProbe(self._local)
         self._offroad_enabled = has_road_edges(scenario.roadmap)
         self._edge_d: Optional[float] = None
         self._edge_xy = xy
         log_ego = scenario.tracks
-        self.route = Route(log_ego.xy[ego_index], log_ego.valid[ego_index], xy, yaw, scenario.roadmap,
-                           self.config.default_speed_limit)
+        self.route = Route(
+            log_ego.xy[ego_index], log_ego.valid[ego_index], xy, yaw, scenario.roadmap, self.config.default_speed_limit
+        )
         self._route_s0 = self.route.start
         self._prev_s = min(self._route_s0, self.route.goal)
         self._route_now = self.route.project_segment(xy)
@@ -250,11 +253,14 @@ class MADDriveEnv(gym.Env):
         self._prev_s = s_now
         self.last_metrics = m
         r = self.reward_fn(m)
-        terminated = bool((m.collision and self.config.terminate_on_collision)
-                          or (m.offroad and self.config.terminate_on_offroad)
-                          or (completed and self.config.terminate_on_route_completion))
-        truncated = bool(s.remaining_log_steps <= 0 or (self.config.max_steps is not None
-                                                        and self._steps >= self.config.max_steps))
+        terminated = bool(
+            (m.collision and self.config.terminate_on_collision)
+            or (m.offroad and self.config.terminate_on_offroad)
+            or (completed and self.config.terminate_on_route_completion)
+        )
+        truncated = bool(
+            s.remaining_log_steps <= 0 or (self.config.max_steps is not None and self._steps >= self.config.max_steps)
+        )
         self._done = terminated or truncated
         if self.render_mode == "human":
             self._show_human()
@@ -299,17 +305,30 @@ class MADDriveEnv(gym.Env):
             offroad = self._offroad(xy[ego])
         s_route, lateral, route_yaw, seg = self._route_now
         limit = float(self.route.speed_limit[seg])
-        ttc = time_to_collision(xy, s.sim.heading[:, t], s.sim.velocity[:, t], s.sim.size[:, t], s.sim.valid[:, t],
-                                ego, self._speed)
+        ttc = time_to_collision(
+            xy, s.sim.heading[:, t], s.sim.velocity[:, t], s.sim.size[:, t], s.sim.valid[:, t], ego, self._speed
+        )
         logv = s.log.valid[ego, t]
         div = float(np.linalg.norm(xy[ego] - s.log.xy[ego, t])) if logv else float("nan")
-        return StepMetrics(collision=collision, offroad=offroad, progress=float(progress),
-                           route_progress=float(min(s_route, self.route.goal) - self._route_s0), route_lateral=lateral,
-                           route_heading_error=float(wrap_angle(s.sim.heading[ego, t] - route_yaw)),
-                           speed=self._speed, accel=self._accel, jerk=float(jerk), curvature=self._curvature,
-                           log_divergence=div, route_length=self.route.length, route_completed=completed,
-                           speed_limit=limit, overspeed=max(0.0, self._speed - limit), ttc=ttc,
-                           collision_at_fault=collision_at_fault(xy, s.sim.heading[:, t], hits, ego, self._speed))
+        return StepMetrics(
+            collision=collision,
+            offroad=offroad,
+            progress=float(progress),
+            route_progress=float(min(s_route, self.route.goal) - self._route_s0),
+            route_lateral=lateral,
+            route_heading_error=float(wrap_angle(s.sim.heading[ego, t] - route_yaw)),
+            speed=self._speed,
+            accel=self._accel,
+            jerk=float(jerk),
+            curvature=self._curvature,
+            log_divergence=div,
+            route_length=self.route.length,
+            route_completed=completed,
+            speed_limit=limit,
+            overspeed=max(0.0, self._speed - limit),
+            ttc=ttc,
+            collision_at_fault=collision_at_fault(xy, s.sim.heading[:, t], hits, ego, self._speed),
+        )
 
     def _offroad(self, xy: np.ndarray) -> bool:
         """Signed road-edge distance > ``offroad_margin``.
@@ -335,12 +354,34 @@ class MADDriveEnv(gym.Env):
         size = s.sim.size[ego, t]
         s_now = min(self._route_now[0], self.route.goal)
         log_ahead = float(self.route.log_s[min(t, len(self.route.log_s) - 1)]) - s_now
-        ego_vec = obs_mod.ego_features(self._speed, self._accel, self._yaw_rate, self._curvature, float(size[0]),
-                                       float(size[1]), m.route_progress, m.route_lateral, m.route_heading_error,
-                                       s.remaining_log_steps * DT, m.speed_limit, self.route.goal - s_now, log_ahead)
-        agents = obs_mod.agent_features(s.sim.xy[:, t], s.sim.heading[:, t], s.sim.velocity[:, t], s.sim.size[:, t],
-                                        s.scenario.object_types, s.sim.valid[:, t], ego, ego_xy, ego_yaw,
-                                        c.num_agents, c.agent_radius)
+        ego_vec = obs_mod.ego_features(
+            self._speed,
+            self._accel,
+            self._yaw_rate,
+            self._curvature,
+            float(size[0]),
+            float(size[1]),
+            m.route_progress,
+            m.route_lateral,
+            m.route_heading_error,
+            s.remaining_log_steps * DT,
+            m.speed_limit,
+            self.route.goal - s_now,
+            log_ahead,
+        )
+        agents = obs_mod.agent_features(
+            s.sim.xy[:, t],
+            s.sim.heading[:, t],
+            s.sim.velocity[:, t],
+            s.sim.size[:, t],
+            s.scenario.object_types,
+            s.sim.valid[:, t],
+            ego,
+            ego_xy,
+            ego_yaw,
+            c.num_agents,
+            c.agent_radius,
+        )
         road = obs_mod.roadgraph_features(self._local.points, ego_xy, ego_yaw, c.num_roadgraph_points, c.roadgraph_radius)
         pose = self._render_pose() if c.pose_observation else None
         rgb = self._render_rgb() if c.rgb_observation else None
@@ -373,8 +414,9 @@ class MADDriveEnv(gym.Env):
             self._render_pose()
         pose, camera = self._pose_renderer, self._rgb
         assert pose is not None and camera is not None  # rgb modes make the camera in __init__
-        return camera.frame(self.state, EgoMotion(self._speed, self._accel, self._curvature),
-                               lambda state, t: pose.render_state(state, t=t))
+        return camera.frame(
+            self.state, EgoMotion(self._speed, self._accel, self._curvature), lambda state, t: pose.render_state(state, t=t)
+        )
 
     @property
     def rgb_camera(self) -> Optional[RGBCamera]:
@@ -384,8 +426,7 @@ class MADDriveEnv(gym.Env):
     # ----------------------------------------------------------------- render
     def render(self) -> Optional[np.ndarray]:
         if self.render_mode is None:
-            gym.logger.warn("render() without a render_mode: pass render_mode='pose', 'bev', 'rgb_array' or 'human' "
-                            "to gym.make")
+            gym.logger.warn("render() without a render_mode: pass render_mode='pose', 'bev', 'rgb_array' or 'human' to gym.make")
             return None
         if self.state is None:
             raise EnvStateError("render() before reset()")
@@ -401,8 +442,9 @@ class MADDriveEnv(gym.Env):
         from mad_sim.render.bev import render_bev
 
         assert self.state is not None
-        return np.ascontiguousarray(render_bev(self.state, size=self.config.bev_size,
-                                               extent_m=self.config.bev_extent_m), dtype=np.uint8)
+        return np.ascontiguousarray(
+            render_bev(self.state, size=self.config.bev_size, extent_m=self.config.bev_extent_m), dtype=np.uint8
+        )
 
     def _show_human(self) -> None:
         if self._window is None:

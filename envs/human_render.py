@@ -24,8 +24,9 @@ WINDOW_TITLE = "MADDrive-v0"
 def require_pygame() -> None:
     """ConfigError unless pygame can be imported."""
     if importlib.util.find_spec("pygame") is None:
-        raise ConfigError("render_mode='human' needs pygame (pip install pygame); "
-                          "render_mode='bev' gives the same view as an array")
+        raise ConfigError(
+            "render_mode='human' needs pygame (pip install pygame); render_mode='bev' gives the same view as an array"
+        )
 
 
 class HumanWindow:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from mad_sim.envs.observation import RoadgraphPoints
 
 from mad_sim.data.scenario import MapKind, RoadMap
-from mad_sim.envs.observation import RoadgraphPoints
 from mad_sim.world.road_distance import MapSegments, feature_segments
 
 
@@ -42,15 +42,21 @@ def crop_roadmap(roadmap: RoadMap, center: np.ndarray, radius: float) -> RoadMap
 def _take_features(roadmap: RoadMap, feat: np.ndarray, owner: np.ndarray) -> RoadMap:
     """The sub-map of the features where ``feat`` [M] is True (``owner`` [P]: feature of every point)."""
     counts = np.diff(roadmap.offsets)[feat]
-    return RoadMap(ids=roadmap.ids[feat], kinds=roadmap.kinds[feat], subtypes=roadmap.subtypes[feat],
-                   offsets=np.r_[0, np.cumsum(counts)].astype(np.int64), points=roadmap.points[feat[owner]],
-                   lanes=roadmap.lanes, stop_sign_lanes=roadmap.stop_sign_lanes)
-
+    return RoadMap(
+        ids=roadmap.ids[feat],
+        kinds=roadmap.kinds[feat],
+        subtypes=roadmap.subtypes[feat],
+        offsets=np.r_[0, np.cumsum(counts)].astype(np.int64),
+        points=roadmap.points[feat[owner]],
+        lanes=roadmap.lanes,
+        stop_sign_lanes=roadmap.stop_sign_lanes,
+    )
 
 
 INDEX_CACHE_SIZE = 128
 """Map indexes kept by :meth:`MapIndex.build` (least recently used dropped first)."""
 _INDEX_CACHE: "OrderedDict[tuple, MapIndex]" = OrderedDict()
+
 
 @dataclass
 class MapIndex:
@@ -105,9 +111,20 @@ class MapIndex:
             np.maximum.at(hi, owner, xy)
         ea, eb, ef, _ = feature_segments(roadmap, MapKind.ROAD_EDGE)
         la, lb, lf, ls = feature_segments(roadmap, MapKind.LANE)
-        return cls(roadmap=roadmap, points=RoadgraphPoints.from_roadmap(roadmap, spacing), owner=owner,
-                   feat_lo=lo, feat_hi=hi, edge_a=ea, edge_b=eb, edge_feature=ef, lane_a=la, lane_b=lb,
-                   lane_feature=lf, lane_s0=ls)
+        return cls(
+            roadmap=roadmap,
+            points=RoadgraphPoints.from_roadmap(roadmap, spacing),
+            owner=owner,
+            feat_lo=lo,
+            feat_hi=hi,
+            edge_a=ea,
+            edge_b=eb,
+            edge_feature=ef,
+            lane_a=la,
+            lane_b=lb,
+            lane_feature=lf,
+            lane_s0=ls,
+        )
 
     def crop_features(self, center: np.ndarray, radius: float) -> np.ndarray:
         """[M] bool: features with a point within ``radius`` of ``center`` (same set as :func:`crop_roadmap`).
@@ -132,8 +149,14 @@ class MapIndex:
         rounding)."""
         e = feat[self.edge_feature]
         ln = feat[self.lane_feature]
-        return MapSegments(edge_a=self.edge_a[e], edge_b=self.edge_b[e], lane_a=self.lane_a[ln],
-                           lane_b=self.lane_b[ln], lane_feature=self.lane_feature[ln], lane_s0=self.lane_s0[ln])
+        return MapSegments(
+            edge_a=self.edge_a[e],
+            edge_b=self.edge_b[e],
+            lane_a=self.lane_a[ln],
+            lane_b=self.lane_b[ln],
+            lane_feature=self.lane_feature[ln],
+            lane_s0=self.lane_s0[ln],
+        )
 
 
 class LocalMap:
@@ -143,8 +166,9 @@ class LocalMap:
     :class:`mad_sim.envs.offroad.RoadEdgeProbe`) know when to drop their state.
     """
 
-    def __init__(self, roadmap: RoadMap, points: RoadgraphPoints, radius: float, refresh: float = 10.0,
-                 index: Optional[MapIndex] = None) -> None:
+    def __init__(
+        self, roadmap: RoadMap, points: RoadgraphPoints, radius: float, refresh: float = 10.0, index: Optional[MapIndex] = None
+    ) -> None:
         self.roadmap_full = roadmap
         self.points_full = points
         self.index = index

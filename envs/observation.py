@@ -52,14 +52,26 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 from gymnasium import spaces
+from mad_sim.envs.config import EnvConfig
 
 from mad_sim.data.scenario import MapKind, ObjectType, RoadMap
-from mad_sim.envs.config import EnvConfig
 from mad_sim.errors import ConfigError
 
-EGO_FEATURES = ("speed", "accel", "yaw_rate", "curvature", "length", "width",
-                "route_progress", "route_lateral", "route_heading_error", "time_left",
-                "speed_limit", "route_remaining", "log_ahead")
+EGO_FEATURES = (
+    "speed",
+    "accel",
+    "yaw_rate",
+    "curvature",
+    "length",
+    "width",
+    "route_progress",
+    "route_lateral",
+    "route_heading_error",
+    "time_left",
+    "speed_limit",
+    "route_remaining",
+    "log_ahead",
+)
 """speed m/s, accel m/s^2, yaw_rate rad/s, curvature 1/m (last applied), length/width m,
 route_progress m along the logged route since reset, route_lateral m (signed, left +) and
 route_heading_error rad from the logged route, time_left s until the log ends, speed_limit m/s
@@ -67,8 +79,19 @@ route_heading_error rad from the logged route, time_left s until the log ends, s
 log_ahead m that the logged ego is ahead of the ego along the route at this step (negative:
 behind; its last logged place once the log ends)."""
 
-AGENT_FEATURES = ("x", "y", "cos_heading", "sin_heading", "vx", "vy", "length", "width",
-                  "is_vehicle", "is_pedestrian", "is_cyclist")
+AGENT_FEATURES = (
+    "x",
+    "y",
+    "cos_heading",
+    "sin_heading",
+    "vx",
+    "vy",
+    "length",
+    "width",
+    "is_vehicle",
+    "is_pedestrian",
+    "is_cyclist",
+)
 ROADGRAPH_FEATURES = ("x", "y", "dir_x", "dir_y") + tuple(f"is_{k.proto_name}" for k in MapKind)
 
 
@@ -104,15 +127,33 @@ class FeatureBounds:
     @property
     def scales(self) -> Dict[str, np.ndarray]:
         """Per key, the divisor that maps each feature into [-1, 1] (its largest absolute bound)."""
-        return {k: np.maximum(np.abs(lo), np.abs(hi)).astype(np.float32)
-                for k, (lo, hi) in (("ego", self.ego), ("agents", self.agents), ("roadgraph", self.roadgraph))}
+        return {
+            k: np.maximum(np.abs(lo), np.abs(hi)).astype(np.float32)
+            for k, (lo, hi) in (("ego", self.ego), ("agents", self.agents), ("roadgraph", self.roadgraph))
+        }
 
 
 def feature_bounds(config: EnvConfig) -> FeatureBounds:
     """The finite bounds of every feature (see the module docstring)."""
     pi = np.pi
-    ego_hi = np.array([MAX_SPEED, MAX_ACCEL, MAX_YAW_RATE, MAX_CURVATURE, MAX_SIZE, MAX_SIZE, MAX_ROUTE, MAX_LATERAL,
-                       pi, MAX_TIME, MAX_SPEED, MAX_ROUTE, MAX_AHEAD], np.float32)
+    ego_hi = np.array(
+        [
+            MAX_SPEED,
+            MAX_ACCEL,
+            MAX_YAW_RATE,
+            MAX_CURVATURE,
+            MAX_SIZE,
+            MAX_SIZE,
+            MAX_ROUTE,
+            MAX_LATERAL,
+            pi,
+            MAX_TIME,
+            MAX_SPEED,
+            MAX_ROUTE,
+            MAX_AHEAD,
+        ],
+        np.float32,
+    )
     ego_lo = -ego_hi
     ego_lo[[4, 5, 9, 10, 11]] = 0.0
     r = float(config.agent_radius)
@@ -159,17 +200,21 @@ class ObservationPacker:
 
     def __init__(self, config: EnvConfig) -> None:
         if config.obs_mode == "flat" and (config.pose_observation or config.rgb_observation):
-            raise ConfigError("obs_mode='flat' holds no images: drop pose_observation / rgb_observation "
-                              "or use obs_mode='dict'")
+            raise ConfigError("obs_mode='flat' holds no images: drop pose_observation / rgb_observation or use obs_mode='dict'")
         self.flat = config.obs_mode == "flat"
         b = feature_bounds(config)
         self._bounds = {"ego": b.ego, "agents": b.agents, "roadgraph": b.roadgraph}
         self._scale = b.scales
         self._size = flat_layout(config)["roadgraph"].stop
 
-    def __call__(self, ego: np.ndarray, agents: tuple[np.ndarray, np.ndarray],
-                 roadgraph: tuple[np.ndarray, np.ndarray], pose: Optional[np.ndarray] = None,
-                 rgb: Optional[np.ndarray] = None) -> Union[Dict[str, np.ndarray], np.ndarray]:
+    def __call__(
+        self,
+        ego: np.ndarray,
+        agents: tuple[np.ndarray, np.ndarray],
+        roadgraph: tuple[np.ndarray, np.ndarray],
+        pose: Optional[np.ndarray] = None,
+        rgb: Optional[np.ndarray] = None,
+    ) -> Union[Dict[str, np.ndarray], np.ndarray]:
         bd = self._bounds
         ego = np.clip(ego, *bd["ego"])
         ag = np.clip(agents[0], *bd["agents"])
@@ -177,10 +222,13 @@ class ObservationPacker:
         if not self.flat:
             return assemble(ego, (ag, agents[1]), (rg, roadgraph[1]), pose, rgb)
         sc = self._scale
-        return np.concatenate([ego / sc["ego"],
-                               np.concatenate([ag / sc["agents"], agents[1][:, None]], 1).ravel(),
-                               np.concatenate([rg / sc["roadgraph"], roadgraph[1][:, None]], 1).ravel()]
-                              ).astype(np.float32)
+        return np.concatenate(
+            [
+                ego / sc["ego"],
+                np.concatenate([ag / sc["agents"], agents[1][:, None]], 1).ravel(),
+                np.concatenate([rg / sc["roadgraph"], roadgraph[1][:, None]], 1).ravel(),
+            ]
+        ).astype(np.float32)
 
 
 @dataclass
@@ -227,12 +275,40 @@ class RoadgraphPoints:
         return cls(pts[keep], d[keep], np.asarray(roadmap.kinds)[owner[keep]].astype(np.int8))
 
 
-def ego_features(speed: float, accel: float, yaw_rate: float, curvature: float, length: float, width: float,
-                 progress: float, lateral: float, heading_error: float, time_left: float, speed_limit: float,
-                 remaining: float, log_ahead: float) -> np.ndarray:
+def ego_features(
+    speed: float,
+    accel: float,
+    yaw_rate: float,
+    curvature: float,
+    length: float,
+    width: float,
+    progress: float,
+    lateral: float,
+    heading_error: float,
+    time_left: float,
+    speed_limit: float,
+    remaining: float,
+    log_ahead: float,
+) -> np.ndarray:
     """The ego row (:data:`EGO_FEATURES` order; an infinite speed limit is reported as :data:`MAX_SPEED`)."""
-    return np.array([speed, accel, yaw_rate, curvature, length, width, progress, lateral, heading_error, time_left,
-                     min(speed_limit, MAX_SPEED), remaining, log_ahead], np.float32)
+    return np.array(
+        [
+            speed,
+            accel,
+            yaw_rate,
+            curvature,
+            length,
+            width,
+            progress,
+            lateral,
+            heading_error,
+            time_left,
+            min(speed_limit, MAX_SPEED),
+            remaining,
+            log_ahead,
+        ],
+        np.float32,
+    )
 
 
 _KIND_VALUES = np.array([int(m) for m in MapKind])
@@ -254,9 +330,19 @@ def rotate_to_ego(c: float, s: float, x: np.ndarray, y: np.ndarray) -> tuple[np.
     return c * x + s * y, -s * x + c * y
 
 
-def agent_features(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, size: np.ndarray,
-                   types: np.ndarray, valid: np.ndarray, ego_index: int, ego_xy: np.ndarray, ego_yaw: float,
-                   k: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+def agent_features(
+    xy: np.ndarray,
+    heading: np.ndarray,
+    velocity: np.ndarray,
+    size: np.ndarray,
+    types: np.ndarray,
+    valid: np.ndarray,
+    ego_index: int,
+    ego_xy: np.ndarray,
+    ego_yaw: float,
+    k: int,
+    radius: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """``([K, 11] float32, [K] int8)``: the K nearest valid agents within ``radius`` (ego frame).
 
     Rows: ``R(-yaw0)(p - p0)``, ``cos/sin(h - yaw0)``, ``R(-yaw0) v``, length,
@@ -288,8 +374,9 @@ def agent_features(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, si
     return out, mask
 
 
-def roadgraph_features(points: RoadgraphPoints, ego_xy: np.ndarray, ego_yaw: float, p: int,
-                       radius: float) -> tuple[np.ndarray, np.ndarray]:
+def roadgraph_features(
+    points: RoadgraphPoints, ego_xy: np.ndarray, ego_yaw: float, p: int, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
     """``([P, 11] float32, [P] int8)``: the P nearest map points within ``radius`` (ego frame).
 
     Rows: position ``R(-yaw0)(q - p0)``, unit direction ``R(-yaw0) u``, one-hot
@@ -315,10 +402,14 @@ def roadgraph_features(points: RoadgraphPoints, ego_xy: np.ndarray, ego_yaw: flo
     return out, mask
 
 
-def assemble(ego: np.ndarray, agents: tuple[np.ndarray, np.ndarray], roadgraph: tuple[np.ndarray, np.ndarray],
-             pose: Optional[np.ndarray], rgb: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
-    obs = {"ego": ego, "agents": agents[0], "agents_mask": agents[1],
-           "roadgraph": roadgraph[0], "roadgraph_mask": roadgraph[1]}
+def assemble(
+    ego: np.ndarray,
+    agents: tuple[np.ndarray, np.ndarray],
+    roadgraph: tuple[np.ndarray, np.ndarray],
+    pose: Optional[np.ndarray],
+    rgb: Optional[np.ndarray] = None,
+) -> Dict[str, np.ndarray]:
+    obs = {"ego": ego, "agents": agents[0], "agents_mask": agents[1], "roadgraph": roadgraph[0], "roadgraph_mask": roadgraph[1]}
     if pose is not None:
         obs["pose"] = pose
     if rgb is not None:

@@ -27,10 +27,10 @@ import math
 from typing import Optional
 
 import numpy as np
-
 from mad_sim.envs.local_map import LocalMap
+
 from mad_sim.errors import ShapeError
-from mad_sim.world.geometry import segments_cross, point_segment_distance
+from mad_sim.world.geometry import point_segment_distance, segments_cross
 from mad_sim.world.road_distance import MapSegments, segments_in_box, signed_road_distance
 
 WINDOW_SLACK_M = 6.0
@@ -79,8 +79,14 @@ class RoadEdgeProbe:
         e = segments_in_box(segs.edge_lo, segs.edge_hi, lo, hi)
         ln = segments_in_box(segs.lane_lo, segs.lane_hi, lo, hi)
         self._center = p.copy()
-        self._win = MapSegments(edge_a=segs.edge_a[e], edge_b=segs.edge_b[e], lane_a=segs.lane_a[ln],
-                                lane_b=segs.lane_b[ln], lane_feature=segs.lane_feature[ln], lane_s0=segs.lane_s0[ln])
+        self._win = MapSegments(
+            edge_a=segs.edge_a[e],
+            edge_b=segs.edge_b[e],
+            lane_a=segs.lane_a[ln],
+            lane_b=segs.lane_b[ln],
+            lane_feature=segs.lane_feature[ln],
+            lane_s0=segs.lane_s0[ln],
+        )
 
     def _window_query(self, p: np.ndarray) -> Optional[float]:
         """The exact signed distance from the window, or None when the window cannot prove it."""

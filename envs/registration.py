@@ -13,5 +13,4 @@ VECTOR_ENTRY_POINT = "mad_sim.envs.vector:MADVectorEnv"
 def register_envs() -> None:
     """Register ``MADDrive-v0`` (also reachable as ``mad_sim:MADDrive-v0``) unless it already is."""
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
-                     disable_env_checker=False)
+        gym.register(id=ENV_ID, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT, disable_env_checker=False)

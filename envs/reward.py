@@ -189,8 +189,9 @@ def ego_overlaps(xy: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: n
     if idx.size == 0:
         return idx
     sel = np.r_[ego, idx]
-    m = overlap_matrix(xy[sel], heading[sel], size[sel, 0].astype(np.float64), size[sel, 1].astype(np.float64),
-                       np.ones(sel.size, bool))
+    m = overlap_matrix(
+        xy[sel], heading[sel], size[sel, 0].astype(np.float64), size[sel, 1].astype(np.float64), np.ones(sel.size, bool)
+    )
     return idx[np.asarray(m)[0, 1:]]
 
 
@@ -208,9 +209,17 @@ def collision_at_fault(xy: np.ndarray, heading: np.ndarray, hits: np.ndarray, eg
     return bool((ahead >= 0).any())
 
 
-def time_to_collision(xy: np.ndarray, heading: np.ndarray, velocity: np.ndarray, size: np.ndarray,
-                      valid: np.ndarray, ego: int, ego_speed: float, margin: float = 0.5,
-                      horizon_m: float = 60.0) -> float:
+def time_to_collision(
+    xy: np.ndarray,
+    heading: np.ndarray,
+    velocity: np.ndarray,
+    size: np.ndarray,
+    valid: np.ndarray,
+    ego: int,
+    ego_speed: float,
+    margin: float = 0.5,
+    horizon_m: float = 60.0,
+) -> float:
     """Seconds until the ego's front meets the nearest agent ahead at the present closing speed.
 
     In the ego frame (x along its heading): agents within ``horizon_m`` of the ego with ``x > 0`` and

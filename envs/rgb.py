@@ -112,7 +112,8 @@ def forecast_state(state: WorldState, ego: EgoMotion, num_steps: int) -> WorldSt
     cols = t + np.arange(1, k + 1)
     # everyone: constant velocity, heading held
     sim.xyz[:, cols] = sim.xyz[:, t, None] + np.concatenate(
-        [sim.velocity[:, t, None] * (steps[None, :, None] * DT), np.zeros((sim.num_objects, k, 1))], axis=-1)
+        [sim.velocity[:, t, None] * (steps[None, :, None] * DT), np.zeros((sim.num_objects, k, 1))], axis=-1
+    )
     sim.heading[:, cols] = sim.heading[:, t, None]
     sim.velocity[:, cols] = sim.velocity[:, t, None]
     sim.size[:, cols] = sim.size[:, t, None]
@@ -159,9 +160,12 @@ def resolve_weights(config: "EnvConfig") -> str:
         if preset != "tiny" or (appearance_lora_path(preset).is_file() and shipped_weights(preset).is_file()):
             check_appearance_lora(preset)
             return "shipped"
-        log.warning("no shipped tiny backbone + appearance adapter (%s, %s): RGB frames come from an untrained random "
-                    "model (appearance_weights='auto'; pass 'shipped' to make this an error)",
-                    shipped_weights(preset), appearance_lora_path(preset))
+        log.warning(
+            "no shipped tiny backbone + appearance adapter (%s, %s): RGB frames come from an untrained random "
+            "model (appearance_weights='auto'; pass 'shipped' to make this an error)",
+            shipped_weights(preset),
+            appearance_lora_path(preset),
+        )
         return "random"
     check_appearance_lora(preset, None if w == "shipped" else w)
     return w
@@ -175,12 +179,13 @@ def _load(config: "EnvConfig", size: tuple):
         log.warning("RGB frames from an untrained random appearance model")
         synth = AppearanceSynthesizer.random(size=size, preset=config.appearance_preset)
     else:
-        synth = AppearanceSynthesizer.from_pretrained(config.appearance_preset,
-                                                      lora=None if weights == "shipped" else weights)
+        synth = AppearanceSynthesizer.from_pretrained(config.appearance_preset, lora=None if weights == "shipped" else weights)
     if tuple(synth.size) != size:
-        raise ConfigError(f"keys 'pose_height'/'pose_width': the {config.appearance_preset} appearance adapter renders "
-                          f"{synth.size[0]}x{synth.size[1]} pixels, the env's pose frames are {size[0]}x{size[1]}: "
-                          f"set pose_height={synth.size[0]}, pose_width={synth.size[1]}")
+        raise ConfigError(
+            f"keys 'pose_height'/'pose_width': the {config.appearance_preset} appearance adapter renders "
+            f"{synth.size[0]}x{synth.size[1]} pixels, the env's pose frames are {size[0]}x{size[1]}: "
+            f"set pose_height={synth.size[0]}, pose_width={synth.size[1]}"
+        )
     return synth
 
 

@@ -64,8 +64,15 @@ class Route:
       logged_top_speed: m/s, the fastest the logged ego drove between two valid steps.
     """
 
-    def __init__(self, xy: np.ndarray, valid: np.ndarray, start_xy: np.ndarray, start_heading: float,
-                 roadmap: RoadMap | None = None, default_limit: float = 15.0) -> None:
+    def __init__(
+        self,
+        xy: np.ndarray,
+        valid: np.ndarray,
+        start_xy: np.ndarray,
+        start_heading: float,
+        roadmap: RoadMap | None = None,
+        default_limit: float = 15.0,
+    ) -> None:
         ok = np.asarray(valid, bool)
         xy_all = np.asarray(xy, np.float64)[:, :2]
         both = ok[1:] & ok[:-1]  # the logged top speed, from consecutive valid positions
@@ -130,7 +137,7 @@ class Route:
         along = ap[:, 0] * self._unit[:, 0] + ap[:, 1] * self._unit[:, 1]
         cross = self._unit[:, 0] * ap[:, 1] - self._unit[:, 1] * ap[:, 0]
         t = np.minimum(np.maximum(along, 0.0), self._len)
-        dist2 = (along - t) ** 2 + cross ** 2
+        dist2 = (along - t) ** 2 + cross**2
         seg = int(np.argmin(dist2))
         a = min(max(float(along[seg]), self._lo[seg]), self._hi[seg])
         off = ap[seg] - a * self._unit[seg]
@@ -153,8 +160,7 @@ def _segment_limits(points: np.ndarray, roadmap: RoadMap | None, default: float)
     segs = map_segments(roadmap)
     if segs.lane_a.shape[0] == 0:
         return out
-    per_feature = np.array([roadmap.lanes[int(i)].speed_limit_mph if int(i) in roadmap.lanes else 0.0
-                            for i in roadmap.ids])
+    per_feature = np.array([roadmap.lanes[int(i)].speed_limit_mph if int(i) in roadmap.lanes else 0.0 for i in roadmap.ids])
     mph = per_feature[segs.lane_feature]
     has = mph > 0
     if not has.any():
@@ -167,7 +173,7 @@ def _segment_limits(points: np.ndarray, roadmap: RoadMap | None, default: float)
         return out
     a, b, limit = a[near], b[near], limit[near]
     ab = b - a
-    l2 = np.maximum((ab ** 2).sum(-1), 1e-12)
+    l2 = np.maximum((ab**2).sum(-1), 1e-12)
     aq = q[:, None, :] - a[None]
     t = np.clip(np.einsum("qsk,sk->qs", aq, ab) / l2, 0.0, 1.0)
     d = np.hypot(*(aq - t[..., None] * ab[None]).transpose(2, 0, 1))  # [R-1, S]

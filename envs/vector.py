@@ -19,8 +19,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import iterate
-
 from mad_sim.envs.registration import ENV_ID, register_envs
+
 from mad_sim.world.state import WorldState
 
 
@@ -45,6 +45,7 @@ def _env_fn(kwargs: Dict[str, Any]) -> Callable[[], gym.Env]:
         import mad_sim  # noqa: F401  (registers the env inside worker processes)
 
         return gym.make(ENV_ID, **kwargs)
+
     return make
 
 
@@ -65,14 +66,14 @@ class MADVectorEnv(gym.vector.SyncVectorEnv):
       **kwargs: ``gym.make`` keywords of every env (``agents``, ``agent_options``, ``max_episode_steps``, ...).
     """
 
-    def __init__(self, num_envs: int = 1, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
-                 **kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, **kwargs: Any) -> None:
         register_envs()
         super().__init__([_env_fn(dict(kwargs)) for _ in range(int(num_envs))], autoreset_mode=autoreset_mode)
         self._ended = np.zeros(self.num_envs, bool)  # episodes that ended in the last step (not yet reset)
 
-    def reset(self, *, seed: Optional[int | List[int | None]] = None,
-              options: Optional[Dict[str, Any]] = None) -> Tuple[Any, Dict[str, Any]]:
+    def reset(
+        self, *, seed: Optional[int | List[int | None]] = None, options: Optional[Dict[str, Any]] = None
+    ) -> Tuple[Any, Dict[str, Any]]:
         out = super().reset(seed=seed, options=options)
         mask = (options or {}).get("reset_mask")
         self._ended = np.zeros(self.num_envs, bool) if mask is None else self._ended & ~np.asarray(mask, bool)

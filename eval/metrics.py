@@ -97,8 +97,14 @@ def speed_scale(speed: np.ndarray) -> np.ndarray:
     return SCALE_LOWER + (SCALE_UPPER - SCALE_LOWER) * frac
 
 
-def miss_at_steps(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, gt_heading: np.ndarray,
-                  speed_t0: np.ndarray, steps: Sequence[Tuple[int, float, float]]) -> np.ndarray:
+def miss_at_steps(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    valid: np.ndarray,
+    gt_heading: np.ndarray,
+    speed_t0: np.ndarray,
+    steps: Sequence[Tuple[int, float, float]],
+) -> np.ndarray:
     """``[B, S]`` float: 1.0 missed, 0.0 hit, NaN not scored (ground truth invalid or step beyond T).
 
     ``steps`` holds ``(step_index, lateral_threshold, longitudinal_threshold)``
@@ -183,10 +189,16 @@ class TrajectoryMetrics:
             return np.where(n > 0, np.nansum(m, -1) / np.maximum(n, 1), np.nan)
 
 
-def trajectory_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, gt_heading: np.ndarray,
-                       speed_t0: np.ndarray, dt: float = 0.1) -> TrajectoryMetrics:
+def trajectory_metrics(
+    pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, gt_heading: np.ndarray, speed_t0: np.ndarray, dt: float = 0.1
+) -> TrajectoryMetrics:
     """All metrics of the module docstring for ``pred[B,K,T,2]`` against ``gt[B,T,2]``."""
     ade, best = min_ade(pred, gt, valid)
-    return TrajectoryMetrics(min_ade=ade, min_fde=min_fde(pred, gt, valid), best_mode=best,
-                             miss=miss_at_steps(pred, gt, valid, gt_heading, speed_t0, waymo_miss_steps(dt)),
-                             apd=apd(pred, valid), apd_flat=apd_flat(pred, valid))
+    return TrajectoryMetrics(
+        min_ade=ade,
+        min_fde=min_fde(pred, gt, valid),
+        best_mode=best,
+        miss=miss_at_steps(pred, gt, valid, gt_heading, speed_t0, waymo_miss_steps(dt)),
+        apd=apd(pred, valid),
+        apd_flat=apd_flat(pred, valid),
+    )

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
-
-from mad_sim.data.frames import heading_world_to_ego
-from mad_sim.data.scenario import DT, Scenario
 from mad_sim.eval import metrics as M
 from mad_sim.eval.sharding import distributed_rank, gather_rows
 from mad_sim.planners import make_planner
 from mad_sim.planners.base import Planner, context_from_scenario
+
+from mad_sim.data.frames import heading_world_to_ego
+from mad_sim.data.scenario import DT, Scenario
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +76,28 @@ def evaluate_scenario(scenario: Scenario, planner: Planner, settings: OpenLoopSe
             seconds = time.perf_counter() - start
             n = min(f, scenario.num_steps - t0 - 1)
             heading = np.zeros(f)
-            heading[:n] = heading_world_to_ego(log_tracks.heading[target, t0 + 1:t0 + 1 + n], ctx.origin_yaw)
-            m = M.trajectory_metrics(plan.xy[None], ctx.future_xy[None], ctx.future_valid[None], heading[None],
-                                     np.array([abs(ctx.speed)]))
-            row: Dict[str, Any] = {"scenario_id": scenario.scenario_id, "t0": int(t0), "track": target,
-                                   "is_sdc": target == scenario.sdc_index,
-                                   "valid_steps": int(ctx.future_valid.sum()),
-                                   "minADE": float(m.min_ade[0]), "minFDE": float(m.min_fde[0]),
-                                   "miss_rate": float(m.miss_rate()[0]),
-                                   "miss_3s": float(m.miss[0, 0]), "miss_5s": float(m.miss[0, 1]),
-                                   "miss_8s": float(m.miss[0, 2]),
-                                   "APD": float(m.apd[0]), "APD_flat": float(m.apd_flat[0]),
-                                   "plan_seconds": seconds,
-                                   "valid_proposals": _int_or_none(plan.info.get("valid_proposals")),
-                                   "fallback_proposals": _int_or_none(sum(plan.info["fallback"]))
-                                   if "fallback" in plan.info else None}
+            heading[:n] = heading_world_to_ego(log_tracks.heading[target, t0 + 1 : t0 + 1 + n], ctx.origin_yaw)
+            m = M.trajectory_metrics(
+                plan.xy[None], ctx.future_xy[None], ctx.future_valid[None], heading[None], np.array([abs(ctx.speed)])
+            )
+            row: Dict[str, Any] = {
+                "scenario_id": scenario.scenario_id,
+                "t0": int(t0),
+                "track": target,
+                "is_sdc": target == scenario.sdc_index,
+                "valid_steps": int(ctx.future_valid.sum()),
+                "minADE": float(m.min_ade[0]),
+                "minFDE": float(m.min_fde[0]),
+                "miss_rate": float(m.miss_rate()[0]),
+                "miss_3s": float(m.miss[0, 0]),
+                "miss_5s": float(m.miss[0, 1]),
+                "miss_8s": float(m.miss[0, 2]),
+                "APD": float(m.apd[0]),
+                "APD_flat": float(m.apd_flat[0]),
+                "plan_seconds": seconds,
+                "valid_proposals": _int_or_none(plan.info.get("valid_proposals")),
+                "fallback_proposals": _int_or_none(sum(plan.info["fallback"])) if "fallback" in plan.info else None,
+            }
             rows.append(row)
     return rows
 
@@ -151,9 +158,15 @@ def _run_job(args: Tuple[Job, Tuple[str, ...], OpenLoopSettings]) -> Dict[str, L
     return {name: evaluate_scenario(scenario, make_planner(name), settings) for name in planners}
 
 
-def collect_rows(spec: Any, names: Tuple[str, ...],
-                 run_job: Callable[[Tuple[Job, Tuple[str, ...], Any]], Dict[str, List[Dict[str, Any]]]],
-                 settings: Any, workers: int = 1, progress: bool = True, label: str = "eval") -> Dict[str, List[Dict[str, Any]]]:
+def collect_rows(
+    spec: Any,
+    names: Tuple[str, ...],
+    run_job: Callable[[Tuple[Job, Tuple[str, ...], Any]], Dict[str, List[Dict[str, Any]]]],
+    settings: Any,
+    workers: int = 1,
+    progress: bool = True,
+    label: str = "eval",
+) -> Dict[str, List[Dict[str, Any]]]:
     """Run ``run_job`` on every scenario of ``spec`` and gather the per-planner rows.
 
     The shared loop of the open- and closed-loop evaluators: scenarios are
@@ -189,8 +202,9 @@ def collect_rows(spec: Any, names: Tuple[str, ...],
     return gather_rows(rows)
 
 
-def run_open_loop(spec: Any, planners: Iterable[str], settings: OpenLoopSettings, workers: int = 1,
-                  progress: bool = True) -> Dict[str, Dict[str, Any]]:
+def run_open_loop(
+    spec: Any, planners: Iterable[str], settings: OpenLoopSettings, workers: int = 1, progress: bool = True
+) -> Dict[str, Dict[str, Any]]:
     """Evaluate ``planners`` on every scenario of ``spec``: ``{planner: {"aggregate", "scenarios"}}``."""
     names = tuple(planners)
     rows = collect_rows(spec, names, _run_job, settings, workers, progress, label="open-loop")

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-
 from mad_sim.eval.open_loop import json_safe
+
 from mad_sim.io import atomic_path, write_text_atomic
 
 
@@ -19,8 +19,10 @@ def table(results: Dict[str, Dict[str, Any]], keys: Sequence[str]) -> str:
     rows = [head]
     for name, res in results.items():
         agg = res["aggregate"]
-        rows.append([name] + ["-" if agg.get(k) is None else (f"{agg[k]:.3f}" if isinstance(agg[k], float) else str(agg[k]))
-                              for k in keys])
+        rows.append(
+            [name]
+            + ["-" if agg.get(k) is None else (f"{agg[k]:.3f}" if isinstance(agg[k], float) else str(agg[k])) for k in keys]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
 
@@ -61,8 +63,15 @@ def plot_metric_bars(results: Dict[str, Dict[str, Any]], keys: Sequence[str], pa
     plt.close(fig)
 
 
-def plot_plan_bev(scenario: Any, plan_xy_world: np.ndarray, probabilities: np.ndarray, t0: int, horizon: int,
-                  path: Union[str, os.PathLike], title: str = "") -> None:
+def plot_plan_bev(
+    scenario: Any,
+    plan_xy_world: np.ndarray,
+    probabilities: np.ndarray,
+    t0: int,
+    horizon: int,
+    path: Union[str, os.PathLike],
+    title: str = "",
+) -> None:
     """Top-down view: map polylines (grey), the K planned trajectories (colour, width by probability),
     the logged ego future (black dashed) and the other agents at t0 (dots).  World frame, metres."""
     import matplotlib
@@ -73,7 +82,7 @@ def plot_plan_bev(scenario: Any, plan_xy_world: np.ndarray, probabilities: np.nd
     rm = scenario.roadmap
     ego = scenario.sdc_index
     tr = scenario.tracks
-    fut = tr.xy[ego, t0:t0 + horizon + 1][tr.valid[ego, t0:t0 + horizon + 1]]
+    fut = tr.xy[ego, t0 : t0 + horizon + 1][tr.valid[ego, t0 : t0 + horizon + 1]]
     centre = tr.xy[ego, t0]
     extent = max(30.0, float(np.abs(np.concatenate([plan_xy_world.reshape(-1, 2), fut]) - centre).max()) + 10.0)
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -99,12 +108,14 @@ def plot_plan_bev(scenario: Any, plan_xy_world: np.ndarray, probabilities: np.nd
     plt.close(fig)
 
 
-def plot_scenarios(spec: Any, planners: List[str], k: int, horizon: int, out_dir: Union[str, os.PathLike],
-                   limit: int = 8) -> List[Path]:
+def plot_scenarios(
+    spec: Any, planners: List[str], k: int, horizon: int, out_dir: Union[str, os.PathLike], limit: int = 8
+) -> List[Path]:
     """BEV plots of each planner's K trajectories on the first ``limit`` scenarios of ``spec``."""
+    from mad_sim.planners import context_from_scenario, make_planner
+
     from mad_sim.data.frames import ego_to_world
     from mad_sim.data.sources import load_scenarios
-    from mad_sim.planners import context_from_scenario, make_planner
 
     out = []
     for i, scenario in enumerate(load_scenarios(spec)):
@@ -115,7 +126,14 @@ def plot_scenarios(spec: Any, planners: List[str], k: int, horizon: int, out_dir
             plan = make_planner(name).plan(ctx, k, horizon)
             world = ego_to_world(plan.xy, ctx.origin_xy, ctx.origin_yaw)
             path = Path(out_dir) / f"{scenario.scenario_id}_{name}.png"
-            plot_plan_bev(scenario, world, plan.probabilities, scenario.current_index, horizon, path,
-                          title=f"{scenario.scenario_id} {name} K={k}")
+            plot_plan_bev(
+                scenario,
+                world,
+                plan.probabilities,
+                scenario.current_index,
+                horizon,
+                path,
+                title=f"{scenario.scenario_id} {name} K={k}",
+            )
             out.append(path)
     return out

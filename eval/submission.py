@@ -14,13 +14,12 @@ import os
 from typing import Dict, List, Union
 
 import numpy as np
-
-from mad_sim.data.scenario import DT, Scenario
-from mad_sim.errors import SchemaError
 from mad_sim.eval import metrics as M
 from mad_sim.eval.sim_agents.rollout_set import SimRollouts
 from mad_sim.eval.sim_agents.submission_io import read_submission as _read
 
+from mad_sim.data.scenario import DT, Scenario
+from mad_sim.errors import SchemaError
 
 ScenarioRollouts = SimRollouts
 """One scenario's rollouts (``xy`` / ``xyz``, ``heading``, ``object_ids``).
@@ -40,8 +39,11 @@ def rollout_metrics(rollouts: SimRollouts, scenario: Scenario) -> Dict[str, obje
     objects whose id is not in the log raise SchemaError.
     """
     if rollouts.scenario_id != scenario.scenario_id:
-        raise SchemaError(f"rollouts are for scenario {rollouts.scenario_id}, the log is {scenario.scenario_id}",
-                          path=scenario.source, field="scenario_id")
+        raise SchemaError(
+            f"rollouts are for scenario {rollouts.scenario_id}, the log is {scenario.scenario_id}",
+            path=scenario.source,
+            field="scenario_id",
+        )
     index = {int(i): n for n, i in enumerate(scenario.track_ids)}
     missing = [int(i) for i in rollouts.object_ids if int(i) not in index]
     if missing:
@@ -61,8 +63,14 @@ def rollout_metrics(rollouts: SimRollouts, scenario: Scenario) -> Dict[str, obje
         x = x[np.isfinite(x)]
         return float(x.mean()) if x.size else float("nan")
 
-    return {"scenario_id": scenario.scenario_id, "num_objects": int(len(rows)), "k": rollouts.num_rollouts,
-            "minADE": mean(m.min_ade), "minFDE": mean(m.min_fde), "miss_rate": mean(m.miss_rate()),
-            "APD": mean(m.apd), "APD_flat": mean(m.apd_flat),
-            "per_object": {"object_id": rollouts.object_ids.tolist(), "minADE": m.min_ade.tolist(),
-                           "APD": m.apd.tolist()}}
+    return {
+        "scenario_id": scenario.scenario_id,
+        "num_objects": int(len(rows)),
+        "k": rollouts.num_rollouts,
+        "minADE": mean(m.min_ade),
+        "minFDE": mean(m.min_fde),
+        "miss_rate": mean(m.miss_rate()),
+        "APD": mean(m.apd),
+        "APD_flat": mean(m.apd_flat),
+        "per_object": {"object_id": rollouts.object_ids.tolist(), "minADE": m.min_ade.tolist(), "APD": m.apd.tolist()},
+    }

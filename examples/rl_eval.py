@@ -29,8 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-ENV_KWARGS: Dict[str, Any] = dict(agents="log", action="bicycle", obs_mode="flat", num_agents=8,
-                                  num_roadgraph_points=64)
+ENV_KWARGS: Dict[str, Any] = dict(agents="log", action="bicycle", obs_mode="flat", num_agents=8, num_roadgraph_points=64)
 """The env the PPO example trains and evaluates on (flat observation for an MLP policy)."""
 
 Policy = Callable[[Any, Any], np.ndarray]
@@ -63,11 +62,15 @@ def make_policy(name: str, env: Any, seed: int = 0) -> Policy:
         from mad_sim.planners import make_planner
         from mad_sim.planners.adapter import RecedingHorizonDriver
 
-        driver = (RecedingHorizonDriver(make_planner("expert"), k=1, horizon=20) if name == "expert"
-                  else RecedingHorizonDriver(make_planner("idm"), k=6, horizon=30, replan_every=5))
+        driver = (
+            RecedingHorizonDriver(make_planner("expert"), k=1, horizon=20)
+            if name == "expert"
+            else RecedingHorizonDriver(make_planner("idm"), k=6, horizon=30, replan_every=5)
+        )
 
         def act(obs: Any, e: Any) -> np.ndarray:
             return driver.act(e)
+
         act.reset = driver.reset  # type: ignore[attr-defined]  # called by run_episodes at every reset
         return act
     raise ValueError(f"unknown policy {name!r} (zero, throttle, random, expert, idm)")
@@ -80,8 +83,7 @@ def model_policy(model: Any, normalize: Optional[Callable[[Any], Any]] = None) -
     return lambda obs, e: model.predict(normalize(obs), deterministic=True)[0]
 
 
-def run_episodes(act: Policy, scenes: Sequence, env_kwargs: Dict[str, Any] | None = None,
-                 seed: int = 0) -> List[Dict[str, Any]]:
+def run_episodes(act: Policy, scenes: Sequence, env_kwargs: Dict[str, Any] | None = None, seed: int = 0) -> List[Dict[str, Any]]:
     """One episode per scene; a row each: return, steps, route_completed, collision, offroad, progress share."""
     import gymnasium as gym
 
@@ -100,35 +102,57 @@ def run_episodes(act: Policy, scenes: Sequence, env_kwargs: Dict[str, Any] | Non
             if term or trunc:
                 break
         completable = bool(env.unwrapped.route.completable)
-        rows.append({"scenario_id": sc.scenario_id, "return": total, "steps": steps, "completable": completable,
-                     "route_completed": float(info["route_completed"]), "collision": float(info["collision"]),
-                     "collision_at_fault": float(info["collision_at_fault"]),
-                     "offroad": float(info["offroad"]),
-                     "progress_share": float(info["route_progress"] / info["route_length"]) if completable else None})
+        rows.append(
+            {
+                "scenario_id": sc.scenario_id,
+                "return": total,
+                "steps": steps,
+                "completable": completable,
+                "route_completed": float(info["route_completed"]),
+                "collision": float(info["collision"]),
+                "collision_at_fault": float(info["collision_at_fault"]),
+                "offroad": float(info["offroad"]),
+                "progress_share": float(info["route_progress"] / info["route_length"]) if completable else None,
+            }
+        )
     env.close()
     return rows
 
 
 def summarise(name: str, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Means over scenes (the rates are shares of episodes)."""
+
     def mean(k: str, only_completable: bool = False) -> float:
         vals = [r[k] for r in rows if r["completable"] or not only_completable]
         return float(np.mean(vals)) if vals else float("nan")
-    return {"policy": name, "scenes": len(rows), "completable": int(sum(r["completable"] for r in rows)),
-            "return": mean("return"), "return_std": float(np.std([r["return"] for r in rows])),
-            "route_completion": mean("route_completed", True), "collision": mean("collision"),
-            "collision_at_fault": mean("collision_at_fault"),
-            "offroad": mean("offroad"), "progress_share": mean("progress_share", True), "steps": mean("steps")}
+
+    return {
+        "policy": name,
+        "scenes": len(rows),
+        "completable": int(sum(r["completable"] for r in rows)),
+        "return": mean("return"),
+        "return_std": float(np.std([r["return"] for r in rows])),
+        "route_completion": mean("route_completed", True),
+        "collision": mean("collision"),
+        "collision_at_fault": mean("collision_at_fault"),
+        "offroad": mean("offroad"),
+        "progress_share": mean("progress_share", True),
+        "steps": mean("steps"),
+    }
 
 
 def format_table(summaries: List[Dict[str, Any]]) -> str:
-    head = (f"{'policy':10s} {'scenes':>6s} {'return':>14s} {'route compl.':>12s} {'collision':>9s} {'at fault':>8s} "
-            f"{'offroad':>8s} {'progress':>8s}")
+    head = (
+        f"{'policy':10s} {'scenes':>6s} {'return':>14s} {'route compl.':>12s} {'collision':>9s} {'at fault':>8s} "
+        f"{'offroad':>8s} {'progress':>8s}"
+    )
     lines = [head]
     for s in summaries:
-        lines.append(f"{s['policy']:10s} {s['scenes']:6d} {s['return']:7.2f} ± {s['return_std']:5.2f} "
-                     f"{s['route_completion']:12.2f} {s['collision']:9.2f} {s['collision_at_fault']:8.2f} "
-                     f"{s['offroad']:8.2f} {s['progress_share']:8.2f}")
+        lines.append(
+            f"{s['policy']:10s} {s['scenes']:6d} {s['return']:7.2f} ± {s['return_std']:5.2f} "
+            f"{s['route_completion']:12.2f} {s['collision']:9.2f} {s['collision_at_fault']:8.2f} "
+            f"{s['offroad']:8.2f} {s['progress_share']:8.2f}"
+        )
     return "\n".join(lines)
 
 

@@ -84,10 +84,13 @@ def _callbacks(out: Optional[Path], val_scenes: Sequence, eval_every: int, seed:
         def _on_rollout_end(self) -> None:
             buf = self.model.ep_info_buffer
             wall = time.perf_counter() - self.t0
-            row = {"timesteps": int(self.num_timesteps), "wall_s": round(wall, 2),
-                   "steps_per_s": round(self.num_timesteps / max(wall, 1e-9), 1),
-                   "ep_return_mean": float(np.mean([e["r"] for e in buf])) if buf else float("nan"),
-                   "ep_len_mean": float(np.mean([e["l"] for e in buf])) if buf else float("nan")}
+            row = {
+                "timesteps": int(self.num_timesteps),
+                "wall_s": round(wall, 2),
+                "steps_per_s": round(self.num_timesteps / max(wall, 1e-9), 1),
+                "ep_return_mean": float(np.mean([e["r"] for e in buf])) if buf else float("nan"),
+                "ep_len_mean": float(np.mean([e["l"] for e in buf])) if buf else float("nan"),
+            }
             self.train_rows.append(row)
             self.logger.record("rollout/steps_per_s", row["steps_per_s"])
             _append_csv(out, "train.csv", row)
@@ -99,8 +102,11 @@ def _callbacks(out: Optional[Path], val_scenes: Sequence, eval_every: int, seed:
             t = time.perf_counter()
             act = rl_eval.model_policy(self.model, getattr(venv, "normalize_obs", None))
             s = rl_eval.summarise("ppo", rl_eval.run_episodes(act, val_scenes, seed=seed))
-            s.update(timesteps=int(self.num_timesteps), wall_s=round(time.perf_counter() - self.t0, 2),
-                     eval_s=round(time.perf_counter() - t, 2))
+            s.update(
+                timesteps=int(self.num_timesteps),
+                wall_s=round(time.perf_counter() - self.t0, 2),
+                eval_s=round(time.perf_counter() - t, 2),
+            )
             for k in ("return", "route_completion", "collision", "collision_at_fault", "offroad"):
                 self.logger.record(f"eval/{k}", s[k])
             self.eval_rows.append(s)
@@ -122,11 +128,24 @@ def _append_csv(out: Optional[Path], name: str, row: Dict[str, Any]) -> None:
         w.writerow(row)
 
 
-def train(steps: int = 200_000, minutes: Optional[float] = None, train_spec: str = "corpus:train",
-          val_spec: str = "corpus:val", eval_scenes: int = 12, eval_every: int = 20_000, n_envs: int = 2,
-          n_steps: int = 1024, batch_size: int = 256, seed: int = 0, out: Optional[str] = None,
-          subproc: bool = False, train_limit: Optional[int] = None, normalize: bool = True,
-          train_reward: Optional[Dict[str, float]] = None, verbose: bool = False) -> Dict[str, Any]:
+def train(
+    steps: int = 200_000,
+    minutes: Optional[float] = None,
+    train_spec: str = "corpus:train",
+    val_spec: str = "corpus:val",
+    eval_scenes: int = 12,
+    eval_every: int = 20_000,
+    n_envs: int = 2,
+    n_steps: int = 1024,
+    batch_size: int = 256,
+    seed: int = 0,
+    out: Optional[str] = None,
+    subproc: bool = False,
+    train_limit: Optional[int] = None,
+    normalize: bool = True,
+    train_reward: Optional[Dict[str, float]] = None,
+    verbose: bool = False,
+) -> Dict[str, Any]:
     """Train for ``steps`` env steps (or until ``minutes`` of wall time); returns the run's figures."""
     import torch
     from stable_baselines3 import PPO
@@ -149,9 +168,21 @@ def train(steps: int = 200_000, minutes: Optional[float] = None, train_spec: str
     venv.seed(seed)
     if normalize:  # running mean / std of observations and returns (the SB3 zoo's default for continuous control)
         venv = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=0.99)
-    model = PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=batch_size, n_epochs=10, learning_rate=3e-4,
-                gamma=0.99, gae_lambda=0.95, ent_coef=0.0, seed=seed, verbose=0, device="cpu",
-                policy_kwargs=dict(log_std_init=-1.0))  # start near the zero action (std 0.37, not 1)
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=n_steps,
+        batch_size=batch_size,
+        n_epochs=10,
+        learning_rate=3e-4,
+        gamma=0.99,
+        gae_lambda=0.95,
+        ent_coef=0.0,
+        seed=seed,
+        verbose=0,
+        device="cpu",
+        policy_kwargs=dict(log_std_init=-1.0),
+    )  # start near the zero action (std 0.37, not 1)
     formats = ["csv"] if out_dir is not None else []
     try:
         import tensorboard  # noqa: F401
@@ -176,9 +207,16 @@ def train(steps: int = 200_000, minutes: Optional[float] = None, train_spec: str
         model.save(str(out_dir / "ppo_maddrive"))
         if isinstance(venv, VecNormalize):
             venv.save(str(out_dir / "vecnormalize.pkl"))
-    return {"timesteps": int(model.num_timesteps), "wall_s": wall, "steps_per_s": model.num_timesteps / wall,
-            "train_scenes": len(train_scenes), "eval_scenes": len(val_scenes), "final_eval": final,
-            "evals": len(curves.eval_rows), "rollouts": len(curves.train_rows)}
+    return {
+        "timesteps": int(model.num_timesteps),
+        "wall_s": wall,
+        "steps_per_s": model.num_timesteps / wall,
+        "train_scenes": len(train_scenes),
+        "eval_scenes": len(val_scenes),
+        "final_eval": final,
+        "evals": len(curves.eval_rows),
+        "rollouts": len(curves.train_rows),
+    }
 
 
 def _deadline(t_end: float) -> Any:
@@ -204,16 +242,28 @@ def main() -> None:
     ap.add_argument("--n-envs", type=int, default=2)
     ap.add_argument("--subproc", action="store_true", help="training envs in subprocesses (SubprocVecEnv)")
     ap.add_argument("--no-normalize", action="store_true", help="no VecNormalize (observation / return scaling)")
-    ap.add_argument("--train-reward", default=None,
-                    help='reward weights for training only, JSON (e.g. \'{"log_divergence": -0.01}\'); '
-                         'evaluation always uses the defaults')
+    ap.add_argument(
+        "--train-reward",
+        default=None,
+        help="reward weights for training only, JSON (e.g. '{\"log_divergence\": -0.01}'); evaluation always uses the defaults",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="folder for the curves and the model")
     args = ap.parse_args()
-    res = train(steps=args.steps, minutes=args.minutes, train_spec=args.train, val_spec=args.val,
-                eval_scenes=args.eval_scenes, eval_every=args.eval_every, n_envs=args.n_envs, seed=args.seed,
-                out=args.out, subproc=args.subproc, normalize=not args.no_normalize,
-                train_reward=json.loads(args.train_reward) if args.train_reward else None)
+    res = train(
+        steps=args.steps,
+        minutes=args.minutes,
+        train_spec=args.train,
+        val_spec=args.val,
+        eval_scenes=args.eval_scenes,
+        eval_every=args.eval_every,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        out=args.out,
+        subproc=args.subproc,
+        normalize=not args.no_normalize,
+        train_reward=json.loads(args.train_reward) if args.train_reward else None,
+    )
     print(json.dumps(res, default=float))
 
 

@@ -126,6 +126,7 @@ def from_dict(data: Mapping[str, Any], cls: Type[T], *, source: str = "<dict>", 
 
 def to_dict(obj: Any) -> dict:
     """The inverse of :func:`from_dict` (tuples become lists so YAML stays plain)."""
+
     def plain(v: Any) -> Any:
         if isinstance(v, tuple):
             return [plain(x) for x in v]
@@ -134,6 +135,7 @@ def to_dict(obj: Any) -> dict:
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
         return v
+
     return {k: plain(v) for k, v in dataclasses.asdict(obj).items()}
 
 

@@ -15,8 +15,7 @@ from mad_sim.errors import ConfigError
 def require_frames_8k1(where: str, name: str, n: int, minimum: int = 1) -> None:
     """``n`` must be ``8k + 1 >= minimum`` (the LTX VAE compresses time 8x after the first frame)."""
     if n < minimum or (n - 1) % 8:
-        raise ConfigError(f"{where}key {name!r}: must be 8k+1 >= {minimum} (9, 17, 25...: the VAE's time grid), "
-                          f"got {n}")
+        raise ConfigError(f"{where}key {name!r}: must be 8k+1 >= {minimum} (9, 17, 25...: the VAE's time grid), got {n}")
 
 
 def require_positive(where: str, obj: Any, names: Iterable[str]) -> None:

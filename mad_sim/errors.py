@@ -38,8 +38,9 @@ class DataError(MadSimError, ValueError):
       field: the field at fault, if known.
     """
 
-    def __init__(self, message: str, *, path: Optional[str] = None,
-                 record: Optional[int] = None, field: Optional[str] = None) -> None:
+    def __init__(
+        self, message: str, *, path: Optional[str] = None, record: Optional[int] = None, field: Optional[str] = None
+    ) -> None:
         self.path = None if path is None else str(path)
         self.record = record
         self.field = field

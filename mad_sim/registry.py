@@ -45,8 +45,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: Dict[str, Entry[T]] = {}
 
-    def register(self, name: str, factory: Callable[..., T], *, settings: Optional[type] = None,
-                 overwrite: bool = False) -> None:
+    def register(self, name: str, factory: Callable[..., T], *, settings: Optional[type] = None, overwrite: bool = False) -> None:
         """Make ``name`` build with ``factory``; ConfigError if taken by another factory (unless ``overwrite``)."""
         if settings is not None and not dataclasses.is_dataclass(settings):
             raise ConfigError(f"{self.kind} {name!r}: settings must be a dataclass, got {settings!r}")

@@ -18,6 +18,7 @@ from mad_sim.planners.base import Plan, Planner, PlanningContext, build_context,
 from mad_sim.planners.constant_velocity import ConstantVelocityPlanner
 from mad_sim.planners.expert import ExpertPlanner
 from mad_sim.planners.mad import MADPlannerSettings
+
 from mad_sim.registry import Registry
 
 PLANNERS: Registry[Planner] = Registry("planner")
@@ -48,5 +49,15 @@ def make_planner(name: str, **settings: Any) -> Planner:
     return PLANNERS.make(name, **settings)
 
 
-__all__ = ["ConstantVelocityPlanner", "ExpertPlanner", "MADPlannerSettings", "Plan", "Planner", "PlanningContext",
-           "PLANNERS", "build_context", "context_from_scenario", "make_planner"]
+__all__ = [
+    "ConstantVelocityPlanner",
+    "ExpertPlanner",
+    "MADPlannerSettings",
+    "Plan",
+    "Planner",
+    "PlanningContext",
+    "PLANNERS",
+    "build_context",
+    "context_from_scenario",
+    "make_planner",
+]

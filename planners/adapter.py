@@ -20,10 +20,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
-
-from mad_sim.data.frames import ego_to_world, heading_ego_to_world, wrap_angle, world_to_ego
 from mad_sim.envs.actions import TrajectoryAdapter
 from mad_sim.planners.base import Plan, Planner, build_context
+
+from mad_sim.data.frames import ego_to_world, heading_ego_to_world, world_to_ego, wrap_angle
 
 
 class RecedingHorizonDriver:
@@ -46,8 +46,17 @@ class RecedingHorizonDriver:
 
     def _replan(self, env: Any) -> None:
         s = env.state
-        ctx = build_context(s.sim, s.scenario.object_types, s.roadmap, s.timestep, s.ego_index, self.history,
-                            log=s.log, horizon=self.horizon, source=s.scenario.source or s.scenario.scenario_id)
+        ctx = build_context(
+            s.sim,
+            s.scenario.object_types,
+            s.roadmap,
+            s.timestep,
+            s.ego_index,
+            self.history,
+            log=s.log,
+            horizon=self.horizon,
+            source=s.scenario.source or s.scenario.scenario_id,
+        )
         plan = self.planner.plan(ctx, self.k, self.horizon)
         b = plan.best
         self.last_plan = plan
@@ -65,7 +74,7 @@ class RecedingHorizonDriver:
         s = env.state
         if self._world_xy is None or s.timestep - self._t_plan >= self.replan_every or s.timestep < self._t_plan:
             self._replan(env)
-        ahead = self._planned_xy()[s.timestep - self._t_plan:]
+        ahead = self._planned_xy()[s.timestep - self._t_plan :]
         if len(ahead) == 0:
             self._replan(env)
             ahead = self._planned_xy()

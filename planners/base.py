@@ -62,7 +62,7 @@ class PlanningContext:
 
     def yaw_rate(self, steps: int = 5) -> float:
         """Mean yaw rate (rad/s) over the last ``steps`` valid history steps (0 without history)."""
-        idx = np.flatnonzero(self.ego_valid)[-(steps + 1):]
+        idx = np.flatnonzero(self.ego_valid)[-(steps + 1) :]
         if idx.size < 2:
             return 0.0
         dh = np.angle(np.exp(1j * (self.ego_heading[idx[-1]] - self.ego_heading[idx[0]])))
@@ -89,8 +89,10 @@ class Plan:
     def __post_init__(self) -> None:
         k, f = self.xy.shape[:2]
         if self.xy.shape != (k, f, 2) or self.heading.shape != (k, f) or self.probabilities.shape != (k,):
-            raise ShapeError(f"plan shapes disagree: xy {self.xy.shape}, heading {self.heading.shape}, "
-                             f"probabilities {self.probabilities.shape}")
+            raise ShapeError(
+                f"plan shapes disagree: xy {self.xy.shape}, heading {self.heading.shape}, "
+                f"probabilities {self.probabilities.shape}"
+            )
         if not (np.isfinite(self.xy).all() and np.isfinite(self.heading).all()):
             raise ShapeError("plan holds a non-finite position or heading")
 
@@ -112,13 +114,28 @@ def transform_roadmap(roadmap: RoadMap, origin_xy: np.ndarray, origin_yaw: float
     pts = roadmap.points.copy()
     if len(pts):
         pts[:, :2] = world_to_ego(pts[:, :2], origin_xy, origin_yaw)
-    return RoadMap(ids=roadmap.ids, kinds=roadmap.kinds, subtypes=roadmap.subtypes, offsets=roadmap.offsets,
-                   points=pts, lanes=roadmap.lanes, stop_sign_lanes=roadmap.stop_sign_lanes)
+    return RoadMap(
+        ids=roadmap.ids,
+        kinds=roadmap.kinds,
+        subtypes=roadmap.subtypes,
+        offsets=roadmap.offsets,
+        points=pts,
+        lanes=roadmap.lanes,
+        stop_sign_lanes=roadmap.stop_sign_lanes,
+    )
 
 
-def build_context(tracks: Trajectory, object_types: np.ndarray, roadmap: RoadMap, t0: int, ego_index: int,
-                  history: int = 11, log: Optional[Trajectory] = None, horizon: int = 0,
-                  source: str = "<scenario>") -> PlanningContext:
+def build_context(
+    tracks: Trajectory,
+    object_types: np.ndarray,
+    roadmap: RoadMap,
+    t0: int,
+    ego_index: int,
+    history: int = 11,
+    log: Optional[Trajectory] = None,
+    horizon: int = 0,
+    source: str = "<scenario>",
+) -> PlanningContext:
     """Context for planning at step ``t0`` from ``tracks`` (the log, or the simulated state).
 
     ``history`` steps ending at ``t0`` (inclusive); ``log`` + ``horizon``
@@ -151,7 +168,9 @@ def build_context(tracks: Trajectory, object_types: np.ndarray, roadmap: RoadMap
         agents_valid=valid[others].copy(),
         agent_types=np.asarray(object_types)[others],
         roadmap=transform_roadmap(roadmap, origin, yaw),
-        origin_xy=origin, origin_yaw=yaw)
+        origin_xy=origin,
+        origin_yaw=yaw,
+    )
     if log is not None and horizon > 0:
         fut = slice(t0 + 1, t0 + 1 + horizon)
         fv = np.zeros(horizon, bool)
@@ -163,17 +182,28 @@ def build_context(tracks: Trajectory, object_types: np.ndarray, roadmap: RoadMap
     return ctx
 
 
-def context_from_scenario(scenario: Scenario, t0: Optional[int] = None, ego_index: Optional[int] = None,
-                          history: int = 11, horizon: int = 0) -> PlanningContext:
+def context_from_scenario(
+    scenario: Scenario, t0: Optional[int] = None, ego_index: Optional[int] = None, history: int = 11, horizon: int = 0
+) -> PlanningContext:
     """Open-loop context from a log (with the logged future attached when ``horizon > 0``)."""
     t = scenario.current_index if t0 is None else int(t0)
     ego = scenario.sdc_index if ego_index is None else int(ego_index)
-    return build_context(scenario.tracks, scenario.object_types, scenario.roadmap, t, ego, history,
-                         log=scenario.tracks, horizon=horizon, source=scenario.source or scenario.scenario_id)
+    return build_context(
+        scenario.tracks,
+        scenario.object_types,
+        scenario.roadmap,
+        t,
+        ego,
+        history,
+        log=scenario.tracks,
+        horizon=horizon,
+        source=scenario.source or scenario.scenario_id,
+    )
 
 
-def rollout_unicycle(speed: np.ndarray, yaw_rate: np.ndarray, accel: np.ndarray, horizon: int,
-                     dt: float = DT) -> tuple[np.ndarray, np.ndarray]:
+def rollout_unicycle(
+    speed: np.ndarray, yaw_rate: np.ndarray, accel: np.ndarray, horizon: int, dt: float = DT
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions ``[K, F, 2]`` and headings ``[K, F]`` from the ego-frame origin.
 
     Per mode: ``v_t = max(0, v + a t)``, ``yaw_t = omega t``, ``p_t = sum v_t dt (cos yaw_t, sin yaw_t)``

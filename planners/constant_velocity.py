@@ -12,7 +12,6 @@ Mode 0 is always plain constant velocity.
 from __future__ import annotations
 
 import numpy as np
-
 from mad_sim.planners.base import Plan, PlanningContext, rollout_unicycle
 
 

@@ -9,9 +9,9 @@ Invalid log steps are filled by linear interpolation between valid ones
 from __future__ import annotations
 
 import numpy as np
+from mad_sim.planners.base import Plan, PlanningContext
 
 from mad_sim.errors import ConfigError
-from mad_sim.planners.base import Plan, PlanningContext
 
 
 def fill_invalid(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import numpy as np
-
-from mad_sim.data.scenario import MapKind, RoadMap
 from mad_sim.planners.base import Plan, PlanningContext
 from mad_sim.planners.constant_velocity import ConstantVelocityPlanner
+
+from mad_sim.data.scenario import MapKind, RoadMap
 from mad_sim.world.geometry import interpolate_polyline, point_segment_distance, polyline_arclength, project_to_polyline
 
 MPH = 0.44704
@@ -47,8 +47,9 @@ class IDMParams:
     lane_half_width: float = 2.0  # m
 
 
-def idm_profile(v0: float, v_des: np.ndarray, gap0: np.ndarray, v_lead: np.ndarray, ego_len: float,
-                horizon: int, dt: float, p: IDMParams) -> np.ndarray:
+def idm_profile(
+    v0: float, v_des: np.ndarray, gap0: np.ndarray, v_lead: np.ndarray, ego_len: float, horizon: int, dt: float, p: IDMParams
+) -> np.ndarray:
     """Arclength ``[M, F]`` travelled per step for M (desired speed, leader) variants.
 
     ``gap0`` [M] bumper gap to the leader (inf without one), ``v_lead`` [M] m/s.
@@ -78,11 +79,19 @@ def idm_profile(v0: float, v_des: np.ndarray, gap0: np.ndarray, v_lead: np.ndarr
 class IDMPlanner:
     name = "idm"
 
-    def __init__(self, params: IDMParams | None = None, start_radius: float = 3.5, max_start: int = 3,
-                 max_paths: int = 4, speed_factors: Tuple[float, ...] = (1.0, 0.6, 0.0),
-                 speed_costs: Tuple[float, ...] = (0.3, 0.6, 1.2), keep_speed_cost: float = 0.0,
-                 lane_change_cost: float = 1.5,
-                 branch_cost: float = 0.3, merge_distance: float = 15.0) -> None:
+    def __init__(
+        self,
+        params: IDMParams | None = None,
+        start_radius: float = 3.5,
+        max_start: int = 3,
+        max_paths: int = 4,
+        speed_factors: Tuple[float, ...] = (1.0, 0.6, 0.0),
+        speed_costs: Tuple[float, ...] = (0.3, 0.6, 1.2),
+        keep_speed_cost: float = 0.0,
+        lane_change_cost: float = 1.5,
+        branch_cost: float = 0.3,
+        merge_distance: float = 15.0,
+    ) -> None:
         self.p = params or IDMParams()
         self.start_radius = start_radius
         self.max_start = max_start
@@ -175,11 +184,11 @@ class IDMPlanner:
             rows.extend((worst + i, cv.xy[i], cv.heading[i]) for i in range(k - len(rows)))
         row_cost = np.array([r[0] for r in rows])
         p = np.exp(-(row_cost - row_cost.min()))
-        return Plan(xy=np.stack([r[1] for r in rows]), heading=np.stack([r[2] for r in rows]),
-                    probabilities=p / p.sum())
+        return Plan(xy=np.stack([r[1] for r in rows]), heading=np.stack([r[2] for r in rows]), probabilities=p / p.sum())
 
-    def _variants(self, ctx: PlanningContext, cost: float, poly: np.ndarray, limit: float,
-                  horizon: int) -> List[Tuple[float, np.ndarray, np.ndarray]]:
+    def _variants(
+        self, ctx: PlanningContext, cost: float, poly: np.ndarray, limit: float, horizon: int
+    ) -> List[Tuple[float, np.ndarray, np.ndarray]]:
         s0_at, lat0_at = project_to_polyline(np.zeros((1, 2)), poly)
         s0, lat0 = float(s0_at[0]), float(lat0_at[0])
         gap, v_lead = np.inf, 0.0
@@ -196,8 +205,9 @@ class IDMPlanner:
         v_des = np.r_[max(ctx.speed, 0.0), self.speed_factors * limit]
         costs = np.r_[self.keep_speed_cost, self.speed_costs]
         m = len(v_des)
-        s = idm_profile(max(ctx.speed, 0.0), v_des, np.full(m, gap), np.full(m, v_lead),
-                        float(ctx.ego_size[0]), horizon, ctx.dt, self.p)
+        s = idm_profile(
+            max(ctx.speed, 0.0), v_des, np.full(m, gap), np.full(m, v_lead), float(ctx.ego_size[0]), horizon, ctx.dt, self.p
+        )
         xy, heading = interpolate_polyline(poly, s0 + s)
         fade = np.clip(1.0 - s / self.merge_distance, 0.0, 1.0)  # [M, F]
         normal = np.stack([-np.sin(heading), np.cos(heading)], -1)

@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
+from mad_sim.planners.base import Plan, PlanningContext
 
 from mad_sim.data.scenario import DT, ObjectType, RoadMap, Scenario, TrafficLights, Trajectory
-from mad_sim.planners.base import Plan, PlanningContext
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +79,17 @@ class MADPlannerSettings:
     max_resamples: int = 6
 
     def __post_init__(self) -> None:
-        from mad_sim.config_checks import require_frames_8k1
+        from mad_sim.config_checks import require_choice, require_frames_8k1
         from mad_sim.errors import ConfigError
-
-        from mad_sim.config_checks import require_choice
 
         require_choice("MAD planner: ", "precision", self.precision, ("auto", "float32", "bfloat16"))
         require_frames_8k1("MAD planner: ", "history_frames", self.history_frames)
         require_frames_8k1("MAD planner: ", "future_frames", self.future_frames, minimum=9)
         if not 0.0 < self.min_valid_fraction <= 1.0 or self.max_resamples < 0 or self.max_chunks < 1:
-            raise ConfigError(f"MAD planner: min_valid_fraction={self.min_valid_fraction} must be in (0, 1], "
-                              f"max_resamples={self.max_resamples} >= 0, max_chunks={self.max_chunks} >= 1")
+            raise ConfigError(
+                f"MAD planner: min_valid_fraction={self.min_valid_fraction} must be in (0, 1], "
+                f"max_resamples={self.max_resamples} >= 0, max_chunks={self.max_chunks} >= 1"
+            )
 
 
 def ground_height(roadmap: RoadMap, radius: float = 15.0) -> float:
@@ -120,12 +120,27 @@ def context_scenario(ctx: PlanningContext) -> Scenario:
     pts = np.asarray(rm.points, np.float64).copy()
     if len(pts):
         pts[:, 2] -= ground_height(rm)
-    roadmap = RoadMap(ids=rm.ids, kinds=rm.kinds, subtypes=rm.subtypes, offsets=rm.offsets, points=pts, lanes=rm.lanes,
-                      stop_sign_lanes=rm.stop_sign_lanes)
+    roadmap = RoadMap(
+        ids=rm.ids,
+        kinds=rm.kinds,
+        subtypes=rm.subtypes,
+        offsets=rm.offsets,
+        points=pts,
+        lanes=rm.lanes,
+        stop_sign_lanes=rm.stop_sign_lanes,
+    )
     lights = TrafficLights(np.zeros((h, 0), np.int64), np.zeros((h, 0), np.int8), np.zeros((h, 0, 3)), np.zeros((h, 0), bool))
-    return Scenario(scenario_id="context", timestamps=np.arange(h) * ctx.dt, current_index=h - 1, sdc_index=0,
-                    track_ids=np.arange(n, dtype=np.int64), object_types=types, tracks=tr, roadmap=roadmap,
-                    traffic_lights=lights)
+    return Scenario(
+        scenario_id="context",
+        timestamps=np.arange(h) * ctx.dt,
+        current_index=h - 1,
+        sdc_index=0,
+        track_ids=np.arange(n, dtype=np.int64),
+        object_types=types,
+        tracks=tr,
+        roadmap=roadmap,
+        traffic_lights=lights,
+    )
 
 
 class MADPlanner:
@@ -138,8 +153,9 @@ class MADPlanner:
         from mad_sim.render.pose import PoseRenderer
 
         self.settings = s = settings or MADPlannerSettings()
-        self.service = service or shared_service(s.preset, s.weights, s.lora, None, s.sampler_steps, s.threads,
-                                                 precision=s.precision)
+        self.service = service or shared_service(
+            s.preset, s.weights, s.lora, None, s.sampler_steps, s.threads, precision=s.precision
+        )
         from mad_sim.model.presets import pose_camera
 
         self.renderer = PoseRenderer(camera=pose_camera(s.preset, s.size, s.size))
@@ -160,16 +176,17 @@ class MADPlanner:
             frames = np.concatenate([np.repeat(frames[:1], fh - len(frames), 0), frames])
         return frames[-fh:]
 
-    def sample(self, context: PlanningContext, n: int, horizon: int, rng: np.random.Generator
-               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sample(
+        self, context: PlanningContext, n: int, horizon: int, rng: np.random.Generator
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``n`` imagined futures read out by odometry.
 
         Returns ``(poses [n, horizon, 3], valid_fraction [n], videos [n, F, H, W, 3])``: ego poses
         ``(x, y, yaw)`` (ego frame at t0; past the generated frames the last estimated motion is held),
         the share of each sample's generated frames whose odometry is valid, and the generated frames.
         """
-        from mad_sim.model.parse.odometry import compose, track_ego_motion
         from mad_sim.model.agents.predictor_service import ForecastRequest
+        from mad_sim.model.parse.odometry import compose, track_ego_motion
 
         s = self.settings
         hist = [self.history(context)] * n
@@ -186,13 +203,14 @@ class MADPlanner:
             futures = self.service.forecast(reqs)
             new = []
             for i in range(n):
-                track = track_ego_motion(np.concatenate([last_frame[i][None], futures[i]]), self.renderer.camera,
-                                         initial_velocity=step)
+                track = track_ego_motion(
+                    np.concatenate([last_frame[i][None], futures[i]]), self.renderer.camera, initial_velocity=step
+                )
                 good[i] += track.valid[1:].sum()
                 new.append(compose(poses[i, -1][None], track.poses[1:]))
             poses = np.concatenate([poses, np.stack(new)], 1)
             videos.append(np.stack(futures))
-            hist = [np.concatenate([hist[i], futures[i]])[-s.history_frames:] for i in range(n)]
+            hist = [np.concatenate([hist[i], futures[i]])[-s.history_frames :] for i in range(n)]
             last_frame = np.stack([f[-1] for f in futures])
         frac = good / max(poses.shape[1] - 1, 1)
         return _hold_motion(poses[:, 1:], horizon, step), frac, np.concatenate(videos, 1)
@@ -202,8 +220,9 @@ class MADPlanner:
         from mad_sim.planners.constant_velocity import ConstantVelocityPlanner
 
         s = self.settings
-        rng = np.random.default_rng([s.seed, int(abs(context.origin_xy[0]) * 100) % 2**31,
-                                     int(abs(context.origin_xy[1]) * 100) % 2**31])
+        rng = np.random.default_rng(
+            [s.seed, int(abs(context.origin_xy[0]) * 100) % 2**31, int(abs(context.origin_xy[1]) * 100) % 2**31]
+        )
         kept: List[np.ndarray] = []
         kept_frac: List[float] = []
         kept_video: List[np.ndarray] = []
@@ -216,8 +235,12 @@ class MADPlanner:
                 kept.append(traj[i])
                 kept_frac.append(float(frac[i]))
                 kept_video.append(video[i])
-            log.debug("MAD planner: %d of %d samples valid (odometry frame share %s)", int((frac >= s.min_valid_fraction).sum()),
-                      n, np.round(frac, 2))
+            log.debug(
+                "MAD planner: %d of %d samples valid (odometry frame share %s)",
+                int((frac >= s.min_valid_fraction).sum()),
+                n,
+                np.round(frac, 2),
+            )
         valid = len(kept)
         fallback = np.arange(k) >= valid
         xy = np.zeros((k, horizon, 2))
@@ -227,12 +250,15 @@ class MADPlanner:
         if valid < k:
             cv = ConstantVelocityPlanner().plan(context, k - valid, horizon)
             xy[valid:], heading[valid:] = cv.xy, cv.heading
-            log.info("MAD planner: %d of %d proposals are constant-velocity fallbacks (%d samples drawn)",
-                     k - valid, k, drawn)
+            log.info("MAD planner: %d of %d proposals are constant-velocity fallbacks (%d samples drawn)", k - valid, k, drawn)
         prob = np.where(fallback, 0.0, 1.0) if valid else np.ones(k)
         self.last_videos = np.stack(kept_video) if kept_video else None
-        info = {"valid_proposals": valid, "fallback": fallback.tolist(), "samples_drawn": drawn,
-                "valid_fraction": kept_frac + [0.0] * (k - valid)}
+        info = {
+            "valid_proposals": valid,
+            "fallback": fallback.tolist(),
+            "samples_drawn": drawn,
+            "valid_fraction": kept_frac + [0.0] * (k - valid),
+        }
         return Plan(xy=xy, heading=heading, probabilities=prob / prob.sum(), info=info)
 
 

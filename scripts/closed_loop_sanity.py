@@ -27,19 +27,27 @@ import numpy as np
 from mad_sim.data.root import data_root
 
 DATA = data_root()
-FILES = ["womd/womd_scenario_input.tfrecord", "womd/motion_data_one_scenario.tfrecord",
-         "scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl"]
+FILES = [
+    "womd/womd_scenario_input.tfrecord",
+    "womd/motion_data_one_scenario.tfrecord",
+    "scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl",
+]
 
 
 def episode(path: Path, agents: str, steps: int, frames: list | None = None, agent_options: dict | None = None) -> dict:
     import gymnasium as gym
-
     from mad_sim.planners import make_planner
     from mad_sim.planners.adapter import RecedingHorizonDriver
 
-    env = gym.make("MADDrive-v0", scenario=str(path), agents=agents, action="trajectory",
-                   agent_options=(agent_options or {}) if agents == "mad" else {},
-                   terminate_on_collision=False, terminate_on_offroad=False)
+    env = gym.make(
+        "MADDrive-v0",
+        scenario=str(path),
+        agents=agents,
+        action="trajectory",
+        agent_options=(agent_options or {}) if agents == "mad" else {},
+        terminate_on_collision=False,
+        terminate_on_offroad=False,
+    )
     driver = RecedingHorizonDriver(make_planner("expert"), k=1, horizon=30, replan_every=5)
     env.reset(seed=0)
     driver.reset()
@@ -77,9 +85,17 @@ def episode(path: Path, agents: str, steps: int, frames: list | None = None, age
         if term or trunc:
             break
     env.close()
-    return {"steps": n, "collision": col / n, "offroad": off / n, "div_all": float(np.mean(div_all)) if div_all else float("nan"),
-            "div_learned": float(np.mean(div_learned)) if div_learned else float("nan"), "learned_samples": len(div_learned),
-            "nearby_samples": len(div_all), "per_sample": per_sample, "learned_keys": learned_keys}
+    return {
+        "steps": n,
+        "collision": col / n,
+        "offroad": off / n,
+        "div_all": float(np.mean(div_all)) if div_all else float("nan"),
+        "div_learned": float(np.mean(div_learned)) if div_learned else float("nan"),
+        "learned_samples": len(div_learned),
+        "nearby_samples": len(div_all),
+        "per_sample": per_sample,
+        "learned_keys": learned_keys,
+    }
 
 
 def main() -> None:
@@ -96,6 +112,7 @@ def main() -> None:
 
     import mad_sim  # noqa: F401
     from mad_sim.data.sources import scenario_files
+
     torch.set_num_threads(args.threads)
     options = dict(weights=args.weights, threads=args.threads)
     files = scenario_files(args.data)[: args.max_scenes or None]
@@ -109,8 +126,9 @@ def main() -> None:
             if frames:
                 from mad_sim.render.video import side_by_side, write_video
 
-                video = side_by_side([np.stack([p for p, _ in frames]), np.stack([b for _, b in frames])],
-                                     labels=["pose (mad agents)", "bev"])
+                video = side_by_side(
+                    [np.stack([p for p, _ in frames]), np.stack([b for _, b in frames])], labels=["pose (mad agents)", "bev"]
+                )
                 write_video(args.video, video, fps=10)
         runs[agents] = res
     print(f"closed-loop sanity: expert ego, {len(files)} scenes, up to {args.steps} steps, weights {args.weights}")
@@ -129,10 +147,16 @@ def main() -> None:
         nearby = sum(r["nearby_samples"] for r in m)
         print(f"model share of nearby agent-steps: {learned}/{nearby} = {learned / max(nearby, 1):.3f}")
         if "constant_velocity" in runs:
-            gaps = [float(np.hypot(*(r["per_sample"][k][1] - c["per_sample"][k][1])))
-                    for r, c in zip(m, runs["constant_velocity"]) for k in r["learned_keys"] if k in c["per_sample"]]
-            print(f"learned agents vs the same agents under constant velocity: mean distance {np.mean(gaps):.2f} m "
-                  f"over {len(gaps)} samples")
+            gaps = [
+                float(np.hypot(*(r["per_sample"][k][1] - c["per_sample"][k][1])))
+                for r, c in zip(m, runs["constant_velocity"])
+                for k in r["learned_keys"]
+                if k in c["per_sample"]
+            ]
+            print(
+                f"learned agents vs the same agents under constant velocity: mean distance {np.mean(gaps):.2f} m "
+                f"over {len(gaps)} samples"
+            )
     if args.video:
         print(f"wrote {args.video}")
 

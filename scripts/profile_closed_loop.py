@@ -62,9 +62,16 @@ def main() -> None:
     import torch
 
     import mad_sim  # noqa: F401
+
     torch.set_num_threads(args.threads)
-    env = gym.make("MADDrive-v0", agents="mad", scenario=str(DATA), terminate_on_collision=False,
-                   terminate_on_offroad=False, agent_options=dict(weights=args.weights, threads=args.threads))
+    env = gym.make(
+        "MADDrive-v0",
+        agents="mad",
+        scenario=str(DATA),
+        terminate_on_collision=False,
+        terminate_on_offroad=False,
+        agent_options=dict(weights=args.weights, threads=args.threads),
+    )
     env.reset(seed=0)
     act = np.zeros(2, np.float32)
     env.step(act)
@@ -84,11 +91,15 @@ def main() -> None:
     total = cumulative(stats, "drive.py", "step")
     load = os.getloadavg()
     sim = args.steps * 0.1
-    print(f"agents=mad, WOMD {DATA.name}, {args.steps} steps ({sim:.1f} sim s), "
-          f"{policy.stats.predictions - warm_predictions} predictions, "
-          f"torch threads {args.threads}, weights {policy.service.weights_info or args.weights}")
-    print(f"wall {wall:.2f} s ({sim / wall:.2f} sim s / wall s), CPU {cpu:.2f} s ({sim / cpu:.2f} sim s / CPU s), "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(
+        f"agents=mad, WOMD {DATA.name}, {args.steps} steps ({sim:.1f} sim s), "
+        f"{policy.stats.predictions - warm_predictions} predictions, "
+        f"torch threads {args.threads}, weights {policy.service.weights_info or args.weights}"
+    )
+    print(
+        f"wall {wall:.2f} s ({sim / wall:.2f} sim s / wall s), CPU {cpu:.2f} s ({sim / cpu:.2f} sim s / CPU s), "
+        f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
     print(f"split by stage ({args.clock} seconds, cProfile; total env.step {total:.2f} s):")
     accounted = 0.0
     for stage, funcs in STAGES.items():

@@ -50,9 +50,14 @@ def main() -> None:
     import torch
 
     import mad_sim  # noqa: F401
+
     torch.set_num_threads(args.threads)
-    env = gym.make("MADDrive-v0", agents="mad", scenario=str(DATA),
-                   agent_options=dict(weights=args.weights, size=args.size, threads=args.threads))
+    env = gym.make(
+        "MADDrive-v0",
+        agents="mad",
+        scenario=str(DATA),
+        agent_options=dict(weights=args.weights, size=args.size, threads=args.threads),
+    )
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     start_rss = None
@@ -63,9 +68,11 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     policy = env.unwrapped.agent_policy
-    print(f"soak: agents=mad, {DATA.name}, up to {args.steps} steps, {args.size}x{args.size}, torch threads "
-          f"{args.threads}, weights {policy.service.weights_info or args.weights}; RSS at start {rss_mb()[0]:.1f} MB",
-          flush=True)
+    print(
+        f"soak: agents=mad, {DATA.name}, up to {args.steps} steps, {args.size}x{args.size}, torch threads "
+        f"{args.threads}, weights {policy.service.weights_info or args.weights}; RSS at start {rss_mb()[0]:.1f} MB",
+        flush=True,
+    )
     action = rng.uniform(-0.3, 0.3, 2).astype(np.float32)
     try:
         for step in range(1, args.steps + 1):
@@ -78,21 +85,28 @@ def main() -> None:
                 action = rng.uniform(-0.3, 0.3, 2).astype(np.float32)
             if step == 100:
                 start_rss = rss_mb()
-                print(f"step {step:6d}: RSS {start_rss[0]:8.1f} MB (start, after warm-up)  peak {start_rss[1]:8.1f} MB",
-                      flush=True)
+                print(
+                    f"step {step:6d}: RSS {start_rss[0]:8.1f} MB (start, after warm-up)  peak {start_rss[1]:8.1f} MB", flush=True
+                )
             if step % args.every == 0:
                 r = rss_mb()
-                print(f"step {step:6d}: RSS {r[0]:8.1f} MB  peak {r[1]:8.1f} MB  episodes {episodes}  "
-                      f"predictions {policy.service.stats.requests}  "
-                      f"{step * 0.1 / (time.perf_counter() - t0):.2f} sim s / wall s", flush=True)
+                print(
+                    f"step {step:6d}: RSS {r[0]:8.1f} MB  peak {r[1]:8.1f} MB  episodes {episodes}  "
+                    f"predictions {policy.service.stats.requests}  "
+                    f"{step * 0.1 / (time.perf_counter() - t0):.2f} sim s / wall s",
+                    flush=True,
+                )
     except KeyboardInterrupt:
         step -= 1
         print(f"stopped after {step} of {args.steps} steps", flush=True)
     end = rss_mb()
     first = start_rss[0] if start_rss is not None else float("nan")
-    print(f"RSS start {first:.1f} MB, end {end[0]:.1f} MB (delta {end[0] - first:+.1f} MB), "
-          f"peak {end[1]:.1f} MB over {step} steps / {episodes} episodes, "
-          f"{(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    print(
+        f"RSS start {first:.1f} MB, end {end[0]:.1f} MB (delta {end[0] - first:+.1f} MB), "
+        f"peak {end[1]:.1f} MB over {step} steps / {episodes} episodes, "
+        f"{(time.perf_counter() - t0) / 60:.1f} min",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -33,9 +33,12 @@ def main() -> int:
     ap.add_argument("--submission", required=True, help="a SimAgentsChallengeSubmission binproto")
     ap.add_argument("--json", dest="json_out", required=True)
     ap.add_argument("--features", help="folder for the per-scenario feature arrays (npz)")
-    ap.add_argument("--no-validate", action="store_true",
-                    help="skip submission_specs.validate_scenario_rollouts (which demands exactly 32 rollouts), "
-                         "to score fewer; the metrics themselves take any number")
+    ap.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="skip submission_specs.validate_scenario_rollouts (which demands exactly 32 rollouts), "
+        "to score fewer; the metrics themselves take any number",
+    )
     args = ap.parse_args()
 
     import numpy as np

@@ -29,13 +29,22 @@ from typing import Dict, Iterator, List, Set, Tuple
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = {"mad_sim": ROOT / "mad_sim", "mad_sim.envs": ROOT / "envs", "mad_sim.planners": ROOT / "planners",
-           "mad_sim.eval": ROOT / "eval"}
+SOURCES = {
+    "mad_sim": ROOT / "mad_sim",
+    "mad_sim.envs": ROOT / "envs",
+    "mad_sim.planners": ROOT / "planners",
+    "mad_sim.eval": ROOT / "eval",
+}
 RANK = {"data": 0, "world": 0, "render": 1, "model": 2, "envs": 3, "planners": 4, "eval": 5, "cli": 6}
 NO_TORCH = {"data", "world", "render"}
-MODEL_ALLOWED = {"core": {"core"}, "parse": {"core", "parse"}, "appearance": {"core", "appearance"},
-                 "agents": {"core", "parse", "agents"}, "training": {"core", "appearance", "training", "evaluation"},
-                 "evaluation": {"core", "parse", "appearance", "training", "evaluation"}}
+MODEL_ALLOWED = {
+    "core": {"core"},
+    "parse": {"core", "parse"},
+    "appearance": {"core", "appearance"},
+    "agents": {"core", "parse", "agents"},
+    "training": {"core", "appearance", "training", "evaluation"},
+    "evaluation": {"core", "parse", "appearance", "training", "evaluation"},
+}
 
 
 def _modules() -> Iterator[Tuple[str, Path]]:
@@ -51,9 +60,12 @@ def _modules() -> Iterator[Tuple[str, Path]]:
 def _imports(path: Path) -> Set[str]:
     """Absolute module names ``path`` imports (``from m import a`` gives ``m.a`` too), TYPE_CHECKING blocks excluded."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {id(n) for block in ast.walk(tree)
-                   if isinstance(block, ast.If) and getattr(block.test, "id", getattr(block.test, "attr", "")) == "TYPE_CHECKING"
-                   for n in ast.walk(block)}
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and getattr(block.test, "id", getattr(block.test, "attr", "")) == "TYPE_CHECKING"
+        for n in ast.walk(block)
+    }
     out: Set[str] = set()
     for node in ast.walk(tree):
         if id(node) in typing_only:
@@ -110,8 +122,13 @@ def test_layers_import_downward_only() -> None:
 
 @pytest.mark.parametrize("layer", sorted(NO_TORCH))
 def test_lower_layers_do_not_import_torch(layer: str) -> None:
-    bad = sorted(f"{n} imports {t}" for n, imps in MODULES.items() if _layer(n) == layer
-                 for t in imps if t.split(".")[0] in ("torch", "diffusers", "peft", "accelerate", "transformers"))
+    bad = sorted(
+        f"{n} imports {t}"
+        for n, imps in MODULES.items()
+        if _layer(n) == layer
+        for t in imps
+        if t.split(".")[0] in ("torch", "diffusers", "peft", "accelerate", "transformers")
+    )
     assert not bad, "\n".join(bad)
 
 
@@ -129,11 +146,20 @@ def test_model_subpackages_build_on_the_core_only() -> None:
 
 def test_training_uses_only_the_score_modules_of_evaluation() -> None:
     """An evaluation module a training module imports is a score: it imports no training module."""
-    used = {t for n, imps in MODULES.items() if _model_group(n) == "training" for t in imps
-            if t in MODULES and _model_group(t) == "evaluation"}
+    used = {
+        t
+        for n, imps in MODULES.items()
+        if _model_group(n) == "training"
+        for t in imps
+        if t in MODULES and _model_group(t) == "evaluation"
+    }
     assert "mad_sim.model.evaluation.vae_metrics" in used  # the scan sees the use
-    bad = sorted(f"{m} (imported by training) imports {t}" for m in used for t in MODULES[m]
-                 if t.startswith("mad_sim.model.") and _model_group(t) == "training")
+    bad = sorted(
+        f"{m} (imported by training) imports {t}"
+        for m in used
+        for t in MODULES[m]
+        if t.startswith("mad_sim.model.") and _model_group(t) == "training"
+    )
     assert not bad, "\n".join(bad)
 
 

@@ -24,12 +24,19 @@ import mad_sim.model
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "diffusers", "peft", "accelerate", "transformers")
-NUMPY_ONLY = ["mad_sim.model", "mad_sim.model.parse", "mad_sim.model.agents", "mad_sim.model.appearance",
-              "mad_sim.model.training", "mad_sim.model.evaluation", "mad_sim.model.evaluation.parse",
-              "mad_sim.model.evaluation.vae_metrics",
-              *sorted(f"mad_sim.model.parse.{p.stem}" for p in (ROOT / "mad_sim/model/parse").glob("*.py")
-                      if p.stem != "__init__"),
-              "mad_sim.model.agents.settings", "mad_sim.model.agents.ego_intent"]
+NUMPY_ONLY = [
+    "mad_sim.model",
+    "mad_sim.model.parse",
+    "mad_sim.model.agents",
+    "mad_sim.model.appearance",
+    "mad_sim.model.training",
+    "mad_sim.model.evaluation",
+    "mad_sim.model.evaluation.parse",
+    "mad_sim.model.evaluation.vae_metrics",
+    *sorted(f"mad_sim.model.parse.{p.stem}" for p in (ROOT / "mad_sim/model/parse").glob("*.py") if p.stem != "__init__"),
+    "mad_sim.model.agents.settings",
+    "mad_sim.model.agents.ego_intent",
+]
 
 
 def _run(code: str) -> dict:
@@ -123,8 +130,7 @@ def test_unknown_names_raise_attribute_error() -> None:
 def _static_names() -> Dict[str, str]:
     """Name -> module of the ``if TYPE_CHECKING:`` imports of ``mad_sim/model/__init__.py``."""
     tree = ast.parse((ROOT / "mad_sim/model/__init__.py").read_text(encoding="utf-8"))
-    blocks: List[ast.If] = [n for n in tree.body
-                            if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"]
+    blocks: List[ast.If] = [n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"]
     assert len(blocks) == 1, "mad_sim/model/__init__.py needs one top-level `if TYPE_CHECKING:` import block"
     return {a.asname or a.name: n.module for n in blocks[0].body if isinstance(n, ast.ImportFrom) for a in n.names}
 

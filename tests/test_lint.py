@@ -1,4 +1,4 @@
-"""Lint and types are part of the build: ``ruff check .`` and ``mypy`` report nothing.
+"""Lint, format and types are part of the build: ``ruff check .``, ``ruff format --check .`` and ``mypy`` report nothing.
 
 Both run from the repo root as ``python -m ...`` subprocesses with the
 configuration in ``pyproject.toml`` (``[tool.ruff]``; ``[tool.mypy]``, whose
@@ -31,8 +31,7 @@ def _require(module: str) -> None:
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, timeout=900)
 
 
 def test_ruff_reports_nothing() -> None:
@@ -46,5 +45,15 @@ def test_mypy_reports_nothing() -> None:
     _require("mypy")
     out = _run("mypy")
     if out.returncode != 0:
-        pytest.fail(f"mypy (exit {out.returncode}; files from [tool.mypy] in pyproject.toml):\n{out.stdout}{out.stderr}",
-                    pytrace=False)
+        pytest.fail(
+            f"mypy (exit {out.returncode}; files from [tool.mypy] in pyproject.toml):\n{out.stdout}{out.stderr}", pytrace=False
+        )
+
+
+def test_ruff_format_reports_nothing() -> None:
+    _require("ruff")
+    out = _run("ruff", "format", "--check", ".")
+    if out.returncode != 0:
+        pytest.fail(
+            f"ruff format --check . (exit {out.returncode}; run `ruff format .`):\n{out.stdout}{out.stderr}", pytrace=False
+        )

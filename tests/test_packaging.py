@@ -10,8 +10,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DIRS = {"mad_sim": ROOT / "mad_sim", "mad_sim.envs": ROOT / "envs", "mad_sim.planners": ROOT / "planners",
-        "mad_sim.eval": ROOT / "eval"}
+DIRS = {
+    "mad_sim": ROOT / "mad_sim",
+    "mad_sim.envs": ROOT / "envs",
+    "mad_sim.planners": ROOT / "planners",
+    "mad_sim.eval": ROOT / "eval",
+}
 
 
 def _options() -> configparser.ConfigParser:
@@ -51,9 +55,14 @@ def test_build_is_quiet_and_ships_the_weights(tmp_path):
         shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
     for w in (ROOT / "mad_sim" / "weights").glob("*.safetensors"):
         (src / "mad_sim" / "weights" / w.name).write_bytes(b"")
-    out = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py",
-                          "-d", str(tmp_path / "build")], cwd=src, capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, PYTHONWARNINGS="default"))
+    out = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py", "-d", str(tmp_path / "build")],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONWARNINGS="default"),
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "absent from the `packages`" not in out.stderr and "Package would be ignored" not in out.stderr, out.stderr
     built = tmp_path / "build" / "mad_sim"

@@ -62,10 +62,11 @@ def test_names_and_conflicts():
 
 
 def test_the_three_registries_share_the_style():
-    from mad_sim.cli.train import STAGES, TRAINING_STAGES
     from mad_sim.envs.agents import AGENT_POLICIES
-    from mad_sim.model.agents.settings import LearnedAgentSettings
     from mad_sim.planners import PLANNERS, MADPlannerSettings
+
+    from mad_sim.cli.train import STAGES, TRAINING_STAGES
+    from mad_sim.model.agents.settings import LearnedAgentSettings
 
     assert {"log", "idm", "constant_velocity", "mad"} <= set(AGENT_POLICIES.names())
     assert AGENT_POLICIES.entry("mad").settings is LearnedAgentSettings

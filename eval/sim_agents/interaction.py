@@ -34,7 +34,6 @@ from __future__ import annotations
 from typing import Tuple
 
 import numpy as np
-
 from mad_sim.eval.sim_agents.kinematics import kinematic_features
 
 CORNER_ROUNDING = 0.7
@@ -75,7 +74,7 @@ def polygon_signed_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         for k in range(4):
             s0, s1 = q[..., k, :], q[..., (k + 1) % 4, :]
             seg = s1 - s0
-            den = np.maximum((seg ** 2).sum(-1), 1e-12)[..., None]
+            den = np.maximum((seg**2).sum(-1), 1e-12)[..., None]
             rel = p - s0[..., None, :]
             t = np.clip((rel * seg[..., None, :]).sum(-1) / den, 0.0, 1.0)
             dist = np.linalg.norm(rel - t[..., None] * seg[..., None, :], axis=-1).min(-1)
@@ -83,8 +82,9 @@ def polygon_signed_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(gap > 0, d, gap)
 
 
-def distance_to_nearest_object(xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: np.ndarray,
-                               valid: np.ndarray, evaluated: np.ndarray) -> np.ndarray:
+def distance_to_nearest_object(
+    xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: np.ndarray, valid: np.ndarray, evaluated: np.ndarray
+) -> np.ndarray:
     """``[E, T]`` signed distance (m) from each evaluated box to the nearest other valid box (module docstring).
 
     Only pairs whose centres are close enough to matter are measured exactly:
@@ -116,8 +116,15 @@ def distance_to_nearest_object(xy: np.ndarray, heading: np.ndarray, length: np.n
     return out.min(1)
 
 
-def time_to_collision(xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: np.ndarray,
-                      valid: np.ndarray, evaluated: np.ndarray, dt: float = 0.1) -> np.ndarray:
+def time_to_collision(
+    xy: np.ndarray,
+    heading: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+    valid: np.ndarray,
+    evaluated: np.ndarray,
+    dt: float = 0.1,
+) -> np.ndarray:
     """``[E, T]`` time to collision (s) with the object each evaluated box follows (module docstring)."""
     e_idx = np.asarray(evaluated, np.int64)
     xyz = np.concatenate([xy, np.zeros(xy.shape[:-1] + (1,))], -1)
@@ -146,8 +153,17 @@ def time_to_collision(xy: np.ndarray, heading: np.ndarray, length: np.ndarray, w
     return ttc
 
 
-def interaction_features(xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: np.ndarray,
-                         valid: np.ndarray, evaluated: np.ndarray, dt: float = 0.1) -> Tuple[np.ndarray, np.ndarray]:
+def interaction_features(
+    xy: np.ndarray,
+    heading: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+    valid: np.ndarray,
+    evaluated: np.ndarray,
+    dt: float = 0.1,
+) -> Tuple[np.ndarray, np.ndarray]:
     """``(distance_to_nearest_object [E, T], time_to_collision [E, T])`` of one joint scene."""
-    return (distance_to_nearest_object(xy, heading, length, width, valid, evaluated),
-            time_to_collision(xy, heading, length, width, valid, evaluated, dt))
+    return (
+        distance_to_nearest_object(xy, heading, length, width, valid, evaluated),
+        time_to_collision(xy, heading, length, width, valid, evaluated, dt),
+    )

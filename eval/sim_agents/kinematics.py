@@ -51,18 +51,19 @@ def wrap_angle(a: np.ndarray) -> np.ndarray:
     return (np.asarray(a, np.float64) + np.pi) % (2 * np.pi) - np.pi
 
 
-def kinematic_features(xyz: np.ndarray, heading: np.ndarray, dt: float = 0.1
-                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def kinematic_features(
+    xyz: np.ndarray, heading: np.ndarray, dt: float = 0.1
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(linear_speed, linear_accel, angular_speed, angular_accel)``, each ``[..., T]``.
 
     ``xyz [..., T, 3]`` metres, ``heading [..., T]`` radians; see the module docstring.
     """
     d = central_diff(np.moveaxis(np.asarray(xyz, np.float64), -1, 0))  # [3, ..., T]
-    speed = np.sqrt((d ** 2).sum(0)) / dt
+    speed = np.sqrt((d**2).sum(0)) / dt
     accel = central_diff(speed) / dt
     dh = wrap_angle(central_diff(heading) * 2.0) / 2.0
     d2h = wrap_angle(central_diff(dh) * 2.0) / 2.0
-    return speed, accel, dh / dt, d2h / dt ** 2
+    return speed, accel, dh / dt, d2h / dt**2
 
 
 def kinematic_validity(valid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -45,11 +45,11 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
-
-from mad_sim.data.scenario import ObjectType
 from mad_sim.eval.sim_agents.config import BUCKETS, FEATURES, FeatureConfig, metric_config
 from mad_sim.eval.sim_agents.features import MetricFeatures
 from mad_sim.eval.sim_agents.kinematics import kinematic_validity
+
+from mad_sim.data.scenario import ObjectType
 
 
 def histogram_log_likelihood(cfg: FeatureConfig, log_samples: np.ndarray, sim_samples: np.ndarray) -> np.ndarray:
@@ -88,8 +88,9 @@ def _mean_where(x: np.ndarray, valid: np.ndarray) -> float:
     return float(np.where(valid, x, 0.0).sum() / n) if n else float("nan")
 
 
-def scenario_metrics(log: MetricFeatures, sim: MetricFeatures,
-                     config: Optional[Mapping[str, FeatureConfig]] = None) -> Dict[str, Any]:
+def scenario_metrics(
+    log: MetricFeatures, sim: MetricFeatures, config: Optional[Mapping[str, FeatureConfig]] = None
+) -> Dict[str, Any]:
     """The per-feature likelihoods (``<feature>_likelihood``), ``metametric``, buckets, ADE / minADE and rates."""
     cfg = dict(config or metric_config())
     valid = log.valid
@@ -140,9 +141,16 @@ def scenario_metrics(log: MetricFeatures, sim: MetricFeatures,
 
 
 METRIC_KEYS = tuple(f"{f}_likelihood" for f in FEATURES) + (
-    "metametric", "kinematic_metrics", "interactive_metrics", "map_based_metrics", "average_displacement_error",
-    "min_average_displacement_error", "simulated_collision_rate", "simulated_offroad_rate",
-    "simulated_traffic_light_violation_rate")
+    "metametric",
+    "kinematic_metrics",
+    "interactive_metrics",
+    "map_based_metrics",
+    "average_displacement_error",
+    "min_average_displacement_error",
+    "simulated_collision_rate",
+    "simulated_offroad_rate",
+    "simulated_traffic_light_violation_rate",
+)
 """Per-scenario values that :func:`aggregate` averages."""
 
 

@@ -56,14 +56,15 @@ def padded_polylines(roadmap: RoadMap, mask: np.ndarray) -> Tuple[np.ndarray, np
     cyclic = np.zeros(len(feats), bool)
     for i, m in enumerate(feats):
         pl = roadmap.polyline(m)
-        pts[i, :len(pl)] = pl
-        valid[i, :len(pl)] = True
+        pts[i, : len(pl)] = pl
+        valid[i, : len(pl)] = True
         cyclic[i] = float(((pl[0] - pl[-1]) ** 2).sum()) < CYCLIC_TOLERANCE_M2
     return pts, valid, roadmap.ids[feats].astype(np.int64), cyclic
 
 
-def _argmin_segments(points: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                     measure: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+def _argmin_segments(
+    points: np.ndarray, lo: np.ndarray, hi: np.ndarray, measure: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
     """``[Q]`` index of the segment minimising ``measure(point_idx [q], seg_idx [s]) -> [q, s]``.
 
     ``lo / hi [S, 2]``: boxes such that ``measure(p, s)`` is at least the planar distance from ``p`` to
@@ -79,14 +80,14 @@ def _argmin_segments(points: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     order = np.lexsort((cell[:, 1], cell[:, 0]))
     all_s = np.arange(lo.shape[0])
     for start in range(0, q, _CHUNK):
-        todo = order[start:start + _CHUNK]
+        todo = order[start : start + _CHUNK]
         for radius in (_RADIUS, 4 * _RADIUS, None):
             if radius is None:
                 out[todo] = all_s[measure(todo, all_s).argmin(1)]
                 break
             clo, chi = points[todo, :2].min(0), points[todo, :2].max(0)
             gap = np.maximum(np.maximum(lo - chi, clo - hi), 0.0)
-            cand = np.flatnonzero(gap[:, 0] ** 2 + gap[:, 1] ** 2 < radius ** 2)
+            cand = np.flatnonzero(gap[:, 0] ** 2 + gap[:, 1] ** 2 < radius**2)
             if not cand.size:
                 continue
             m = measure(todo, cand)
@@ -109,14 +110,15 @@ def signed_distance_to_edges(points: np.ndarray, roadmap: RoadMap) -> np.ndarray
     """
     pts, pv, _, cyclic = padded_polylines(roadmap, roadmap.kinds == int(MapKind.ROAD_EDGE))
     if pts.shape[0] == 0:
-        raise SchemaError("the map has no road edge: WOSAC's map features need road edges", path=None,
-                          field="map_features.road_edge")
+        raise SchemaError(
+            "the map has no road edge: WOSAC's map features need road edges", path=None, field="map_features.road_edge"
+        )
     k, m1, _ = pts.shape
     m = m1 - 1
     a, b = pts[:, :-1].reshape(-1, 3), pts[:, 1:].reshape(-1, 3)
     seg_valid = (pv[:, :-1] & pv[:, 1:]).reshape(-1)
     d2 = b[:, :2] - a[:, :2]
-    len2 = (d2 ** 2).sum(-1)
+    len2 = (d2**2).sum(-1)
     lo, hi = np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, :2], b[:, :2])
     lo = np.where(seg_valid[:, None], lo, LARGE)
     hi = np.where(seg_valid[:, None], hi, LARGE)
@@ -138,8 +140,9 @@ def signed_distance_to_edges(points: np.ndarray, roadmap: RoadMap) -> np.ndarray
     return _edge_sign(p, s, t, a, b, seg_valid, cyclic, m)
 
 
-def _edge_sign(p: np.ndarray, s: np.ndarray, t: np.ndarray, a: np.ndarray, b: np.ndarray, seg_valid: np.ndarray,
-               cyclic: np.ndarray, m: int) -> np.ndarray:
+def _edge_sign(
+    p: np.ndarray, s: np.ndarray, t: np.ndarray, a: np.ndarray, b: np.ndarray, seg_valid: np.ndarray, cyclic: np.ndarray, m: int
+) -> np.ndarray:
     """Signed distance of points ``p`` to their nearest segments ``s`` (projection parameters ``t``)."""
     poly, j = s // m, s % m
     first, last = poly * m, poly * m + m - 1
@@ -163,8 +166,9 @@ def _edge_sign(p: np.ndarray, s: np.ndarray, t: np.ndarray, a: np.ndarray, b: np
     return sign * dist
 
 
-def distance_to_road_edge(xyz: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: np.ndarray,
-                          roadmap: RoadMap) -> np.ndarray:
+def distance_to_road_edge(
+    xyz: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: np.ndarray, roadmap: RoadMap
+) -> np.ndarray:
     """``[...]`` signed road-edge distance (m) of boxes: centre ``xyz [..., 3]``, ``heading [...]``,
     ``size [..., 3]`` (length, width, height), ``valid [...]``; the most off-road bottom corner, -1e10 if invalid."""
     from mad_sim.eval.sim_agents.interaction import _corners
@@ -180,11 +184,12 @@ def distance_to_road_edge(xyz: np.ndarray, heading: np.ndarray, size: np.ndarray
     return np.where(valid, d.reshape(shape + (4,)).max(-1), -LARGE)
 
 
-def _reflected_measure(p: np.ndarray, a: np.ndarray, b: np.ndarray, seg_valid: np.ndarray
-                       ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def _reflected_measure(
+    p: np.ndarray, a: np.ndarray, b: np.ndarray, seg_valid: np.ndarray
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Waymo's lane-association measure ``|p - a + (b - a) clip(t, 0, 1)|`` (module docstring), 1e10 on invalid segments."""
     d = b - a
-    len2 = (d ** 2).sum(-1)
+    len2 = (d**2).sum(-1)
 
     def measure(pi: np.ndarray, si: np.ndarray) -> np.ndarray:
         sx, sy = p[pi, 0][:, None] - a[si, 0][None], p[pi, 1][:, None] - a[si, 1][None]
@@ -192,6 +197,7 @@ def _reflected_measure(p: np.ndarray, a: np.ndarray, b: np.ndarray, seg_valid: n
         t = np.clip((sx * dx + sy * dy) / np.where(l2 > 0, l2, 1.0) * (l2 > 0), 0.0, 1.0)
         vx, vy = sx + dx * t, sy + dy * t
         return np.where(seg_valid[si][None], np.sqrt(vx * vx + vy * vy), LARGE)
+
     return measure
 
 
@@ -203,8 +209,7 @@ def _nearest_reflected(p: np.ndarray, a: np.ndarray, b: np.ndarray, seg_valid: n
     return _argmin_segments(p, lo, hi, _reflected_measure(p, a, b, seg_valid))
 
 
-def red_light_violation(xy: np.ndarray, valid: np.ndarray, roadmap: RoadMap, lights: TrafficLights,
-                        start: int = 0) -> np.ndarray:
+def red_light_violation(xy: np.ndarray, valid: np.ndarray, roadmap: RoadMap, lights: TrafficLights, start: int = 0) -> np.ndarray:
     """``[..., T]`` bool red-light violations of boxes ``xy [..., T, 2]`` (``valid [..., T]``) whose step
     ``k`` is the log's step ``start + k`` (the lights of that step apply); step 0 never counts (no step before)."""
     shape = valid.shape
@@ -244,13 +249,12 @@ def red_light_violation(xy: np.ndarray, valid: np.ndarray, roadmap: RoadMap, lig
     p0 = pts[sig_lane[None, :], seg_of, :2]  # [T, S, 2]
     p1 = pts[sig_lane[None, :], seg_of + 1, :2]
     d = p1 - p0
-    len2 = (d ** 2).sum(-1)
+    len2 = (d**2).sum(-1)
     safe = np.where(len2 > 0, len2, 1.0)
     stop_t = np.where(len2 > 0, ((stops - p0) * d).sum(-1) / safe, 0.0)  # [T, S]
     obj_t = np.where(len2[None] > 0, ((xy[:, :, None] - p0[None]) * d[None]).sum(-1) / safe[None], 0.0)  # [E, T, S]
     crossed = np.zeros((e, t, len(sig_ids)), bool)
     crossed[:, 1:] = (obj_t[:, :-1] < stop_t[None, :-1]) & (obj_t[:, 1:] > stop_t[None, 1:])
     is_stop = (states == int(SignalState.STOP)) | (states == int(SignalState.ARROW_STOP))
-    hit = (valid[:, :, None] & (cur_lane[:, :, None] == sig_ids[None, None]) & is_stop[None]
-           & sig_lane_ok[None, None] & crossed)
+    hit = valid[:, :, None] & (cur_lane[:, :, None] == sig_ids[None, None]) & is_stop[None] & sig_lane_ok[None, None] & crossed
     return hit.any(-1).reshape(shape)

@@ -31,14 +31,20 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 import numpy as np
+from mad_sim.eval.sim_agents.rollout_set import SimRollouts
 
 from mad_sim.data.scenario import DT, ObjectType, Scenario
-from mad_sim.eval.sim_agents.rollout_set import SimRollouts
 
 LANE_HALF_WIDTH = 2.0
 STILL_SPEED = 0.5
-PROBE_KEYS = ("min_gap_log_ego", "min_gap_brake", "speed_drop_log_ego", "speed_drop_brake", "reaction_speed_drop",
-              "rear_end_rate")
+PROBE_KEYS = (
+    "min_gap_log_ego",
+    "min_gap_brake",
+    "speed_drop_log_ego",
+    "speed_drop_brake",
+    "reaction_speed_drop",
+    "rear_end_rate",
+)
 """The per-scenario values the aggregate averages (follower-weighted, over ``status == "ok"`` scenarios)."""
 
 
@@ -52,8 +58,14 @@ def followers(scenario: Scenario, object_ids: np.ndarray) -> np.ndarray:
     x = rel[:, 0] * np.cos(h) + rel[:, 1] * np.sin(h)
     y = -rel[:, 0] * np.sin(h) + rel[:, 1] * np.cos(h)
     dh = np.abs((tr.heading[rows, t0] - h + np.pi) % (2 * np.pi) - np.pi)
-    ok = ((scenario.object_types[rows] == int(ObjectType.VEHICLE)) & (x < 0) & (x > -50)
-          & (np.abs(y) < LANE_HALF_WIDTH) & (dh < np.radians(30)) & (rows != e))
+    ok = (
+        (scenario.object_types[rows] == int(ObjectType.VEHICLE))
+        & (x < 0)
+        & (x > -50)
+        & (np.abs(y) < LANE_HALF_WIDTH)
+        & (dh < np.radians(30))
+        & (rows != e)
+    )
     return np.flatnonzero(ok)
 
 
@@ -113,10 +125,13 @@ def probe_aggregate(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Counts of scenarios by status, and follower-weighted means of :data:`PROBE_KEYS` over the ``"ok"`` ones
     (None where no scenario is ``"ok"``, or none has the value)."""
     ok = [r for r in rows if r["status"] == "ok"]
-    agg: Dict[str, Any] = {"scenarios": len(rows), "scenarios_probed": len(ok),
-                           "scenarios_without_followers": sum(r["status"] == "no_followers" for r in rows),
-                           "scenarios_ego_still": sum(r["status"] == "ego_still" for r in rows),
-                           "followers": int(sum(r["followers"] for r in ok))}
+    agg: Dict[str, Any] = {
+        "scenarios": len(rows),
+        "scenarios_probed": len(ok),
+        "scenarios_without_followers": sum(r["status"] == "no_followers" for r in rows),
+        "scenarios_ego_still": sum(r["status"] == "ego_still" for r in rows),
+        "followers": int(sum(r["followers"] for r in ok)),
+    }
     for k in PROBE_KEYS:
         have = [r for r in ok if r[k] is not None]
         agg[k] = float(np.average([r[k] for r in have], weights=[r["followers"] for r in have])) if have else None

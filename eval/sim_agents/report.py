@@ -7,15 +7,31 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-
 from mad_sim.eval.sim_agents.config import FEATURES
 from mad_sim.eval.sim_agents.rollout_set import SimRollouts
+
 from mad_sim.io import atomic_path
 
-TABLE_KEYS = ("metametric", "kinematic_metrics", "interactive_metrics", "map_based_metrics",
-              "min_average_displacement_error", "simulated_collision_rate", "simulated_offroad_rate", "num_scenarios")
-PROBE_TABLE_KEYS = ("scenarios_probed", "followers", "min_gap_log_ego", "min_gap_brake", "speed_drop_log_ego",
-                    "speed_drop_brake", "reaction_speed_drop", "rear_end_rate")
+TABLE_KEYS = (
+    "metametric",
+    "kinematic_metrics",
+    "interactive_metrics",
+    "map_based_metrics",
+    "min_average_displacement_error",
+    "simulated_collision_rate",
+    "simulated_offroad_rate",
+    "num_scenarios",
+)
+PROBE_TABLE_KEYS = (
+    "scenarios_probed",
+    "followers",
+    "min_gap_log_ego",
+    "min_gap_brake",
+    "speed_drop_log_ego",
+    "speed_drop_brake",
+    "reaction_speed_drop",
+    "rear_end_rate",
+)
 
 
 def table(results: Dict[str, Dict[str, Any]], keys: Sequence[str] = TABLE_KEYS, part: Optional[str] = None) -> str:
@@ -32,8 +48,10 @@ def probe_notes(results: Dict[str, Dict[str, Any]]) -> str:
     standing still (the probe's rows are the same for every policy, so the first policy's are read)."""
     rows: List[Dict[str, Any]] = next((r["probe"]["scenarios"] for r in results.values() if "probe" in r), [])
     lines = [f"probe: {sum(r['status'] == 'ok' for r in rows)} of {len(rows)} scenarios probed"]
-    for status, what in (("no_followers", "without a follower of the ego in its lane (values null)"),
-                         ("ego_still", "where the ego stands still at the current step (left out of the means)")):
+    for status, what in (
+        ("no_followers", "without a follower of the ego in its lane (values null)"),
+        ("ego_still", "where the ego stands still at the current step (left out of the means)"),
+    ):
         ids = [r["scenario_id"] for r in rows if r["status"] == status]
         if ids:
             more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
@@ -111,11 +129,17 @@ def plot_rollouts_bev(scenario: Any, rollouts: SimRollouts, path: Union[str, "os
     plt.close(fig)
 
 
-def write_plots(results: Dict[str, Dict[str, Any]], spec: Any, out_dir: Union[str, "os.PathLike[str]"],
-                rollout_settings: Any, scenario_id: Optional[str] = None) -> Path:
+def write_plots(
+    results: Dict[str, Dict[str, Any]],
+    spec: Any,
+    out_dir: Union[str, "os.PathLike[str]"],
+    rollout_settings: Any,
+    scenario_id: Optional[str] = None,
+) -> Path:
     """The likelihood bars and, for ``scenario_id`` (default: the first scenario of ``spec``), one BEV per policy."""
-    from mad_sim.data.sources import load_scenarios
     from mad_sim.eval.sim_agents.rollouts import simulate
+
+    from mad_sim.data.sources import load_scenarios
 
     out = Path(out_dir)
     plot_likelihood_bars(results, out / "sim_agents_likelihoods.png")
@@ -124,7 +148,11 @@ def write_plots(results: Dict[str, Dict[str, Any]], spec: Any, out_dir: Union[st
             continue
         for name in results:
             ro = simulate(scenario, name, rollout_settings)
-            plot_rollouts_bev(scenario, ro, out / f"{scenario.scenario_id}_{name}_rollouts.png",
-                              title=f"{scenario.scenario_id} {name}: {ro.num_rollouts} rollouts vs log")
+            plot_rollouts_bev(
+                scenario,
+                ro,
+                out / f"{scenario.scenario_id}_{name}_rollouts.png",
+                title=f"{scenario.scenario_id} {name}: {ro.num_rollouts} rollouts vs log",
+            )
         break
     return out

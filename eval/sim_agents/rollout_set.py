@@ -50,13 +50,17 @@ class SimRollouts:
         """ShapeError unless the arrays agree and are finite."""
         r, a, t = self.heading.shape if self.heading.ndim == 3 else (-1, -1, -1)
         if self.xyz.shape != (r, a, t, 3) or self.object_ids.shape != (a,):
-            raise ShapeError(f"{source or self.scenario_id}: rollouts must be xyz [R, A, T, 3], heading [R, A, T], "
-                             f"object_ids [A]; got {self.xyz.shape}, {self.heading.shape}, {self.object_ids.shape}")
+            raise ShapeError(
+                f"{source or self.scenario_id}: rollouts must be xyz [R, A, T, 3], heading [R, A, T], "
+                f"object_ids [A]; got {self.xyz.shape}, {self.heading.shape}, {self.object_ids.shape}"
+            )
         bad = ~(np.isfinite(self.xyz).all(-1) & np.isfinite(self.heading))
         if bad.any():
             ri, ai, ti = np.argwhere(bad)[0]
-            raise ShapeError(f"{source or self.scenario_id}: rollout {ri}, object {int(self.object_ids[ai])}, "
-                             f"step {ti} is not finite (NaN or inf)")
+            raise ShapeError(
+                f"{source or self.scenario_id}: rollout {ri}, object {int(self.object_ids[ai])}, "
+                f"step {ti} is not finite (NaN or inf)"
+            )
 
 
 def sim_agent_rows(scenario: Scenario) -> np.ndarray:
@@ -80,8 +84,9 @@ def check_rollouts(rollouts: SimRollouts, scenario: Scenario, source: Optional[s
     """
     src = source or scenario.source or scenario.scenario_id
     if rollouts.scenario_id != scenario.scenario_id:
-        raise SchemaError(f"rollouts are for scenario {rollouts.scenario_id}, the log is {scenario.scenario_id}",
-                          path=src, field="scenario_id")
+        raise SchemaError(
+            f"rollouts are for scenario {rollouts.scenario_id}, the log is {scenario.scenario_id}", path=src, field="scenario_id"
+        )
     rollouts.check_shapes(src)
     index = {int(i): n for n, i in enumerate(scenario.track_ids)}
     need = {int(scenario.track_ids[i]) for i in sim_agent_rows(scenario)}
@@ -91,11 +96,13 @@ def check_rollouts(rollouts: SimRollouts, scenario: Scenario, source: Optional[s
     extra = sorted(set(have) - need)
     missing = sorted(need - set(have))
     if extra:
-        raise SchemaError(f"objects {extra[:5]} are not valid at the current step of the log (not sim agents)",
-                          path=src, field="object_id")
+        raise SchemaError(
+            f"objects {extra[:5]} are not valid at the current step of the log (not sim agents)", path=src, field="object_id"
+        )
     if missing:
-        raise SchemaError(f"sim agents {missing[:5]} (valid at the current step) are missing from the rollouts",
-                          path=src, field="object_id")
+        raise SchemaError(
+            f"sim agents {missing[:5]} (valid at the current step) are missing from the rollouts", path=src, field="object_id"
+        )
     left = scenario.num_steps - 1 - scenario.current_index
     if rollouts.num_steps > left or rollouts.num_steps < 1:
         raise ShapeError(f"{src}: rollouts have {rollouts.num_steps} steps, the log has {left} after its current step")

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
+from mad_sim.eval.sim_agents.rollout_set import SimRollouts, sim_agent_rows
 
 from mad_sim.data.frames import world_to_ego
 from mad_sim.data.scenario import DT, Scenario
 from mad_sim.errors import ConfigError, ShapeError
-from mad_sim.eval.sim_agents.rollout_set import SimRollouts, sim_agent_rows
 from mad_sim.world.state import WorldState
 
 DETERMINISTIC_POLICIES = frozenset({"log", "constant_velocity", "idm"})
@@ -81,7 +81,7 @@ def brake_profile(v0: float, decel: float, steps: int) -> np.ndarray:
     t = (np.arange(steps) + 1.0) * DT
     t_stop = max(v0, 0.0) / decel
     tt = np.minimum(t, t_stop)
-    return max(v0, 0.0) * tt - 0.5 * decel * tt ** 2
+    return max(v0, 0.0) * tt - 0.5 * decel * tt**2
 
 
 class _Ego:
@@ -122,19 +122,33 @@ class _Ego:
             wp = xy[:10]
             return xy[0], float(h[0]), float(v[0]), world_to_ego(wp, state.sim.xy[e, t], float(state.sim.heading[e, t]))
         if self.mode == "brake":
-            wp = self.xy[k:k + 10]
-            return (self.xy[k], float(self.h[k]), float(self.v[k]),
-                    world_to_ego(wp, state.sim.xy[e, t], float(state.sim.heading[e, t])))
+            wp = self.xy[k : k + 10]
+            return (
+                self.xy[k],
+                float(self.h[k]),
+                float(self.v[k]),
+                world_to_ego(wp, state.sim.xy[e, t], float(state.sim.heading[e, t])),
+            )
         return self._planned(state)
 
     def _planned(self, state: WorldState) -> tuple:
-        from mad_sim.data.frames import ego_to_world, heading_ego_to_world
         from mad_sim.planners.base import build_context
+
+        from mad_sim.data.frames import ego_to_world, heading_ego_to_world
 
         t, e = state.timestep, state.ego_index
         if self._plan_t < 0 or t - self._plan_t >= self.settings.replan_every:
-            ctx = build_context(state.sim, self.scenario.object_types, state.roadmap, t, e, 11, log=state.log,
-                                horizon=30, source=self.scenario.source or self.scenario.scenario_id)
+            ctx = build_context(
+                state.sim,
+                self.scenario.object_types,
+                state.roadmap,
+                t,
+                e,
+                11,
+                log=state.log,
+                horizon=30,
+                source=self.scenario.source or self.scenario.scenario_id,
+            )
             plan = self.planner.plan(ctx, 1, 30)
             b = plan.best
             self._xy = ego_to_world(plan.xy[b], ctx.origin_xy, ctx.origin_yaw)
@@ -144,12 +158,13 @@ class _Ego:
         xy = self._xy[min(i, len(self._xy) - 1)]
         prev = state.sim.xy[e, t]
         speed = float(np.hypot(*(xy - prev))) / DT
-        wp = self._xy[i:i + 10]
+        wp = self._xy[i : i + 10]
         return xy, float(self._h[min(i, len(self._h) - 1)]), speed, world_to_ego(wp, prev, float(state.sim.heading[e, t]))
 
 
-def simulate_once(scenario: Scenario, policy: str, settings: RolloutSettings, rng: np.random.Generator,
-                  config: Any = None) -> WorldState:
+def simulate_once(
+    scenario: Scenario, policy: str, settings: RolloutSettings, rng: np.random.Generator, config: Any = None
+) -> WorldState:
     """One closed-loop rollout of ``horizon`` steps; returns the final :class:`WorldState` (``sim`` holds it)."""
     from mad_sim.envs.agents import AgentStream, make_agent_policy
     from mad_sim.envs.config import make_config
@@ -157,8 +172,10 @@ def simulate_once(scenario: Scenario, policy: str, settings: RolloutSettings, rn
     cfg = config if config is not None else make_config(agents=policy, action="trajectory")
     state = WorldState.from_scenario(scenario)
     if state.remaining_log_steps < settings.horizon:
-        raise ShapeError(f"{scenario.source or scenario.scenario_id}: {settings.horizon} steps asked, the log has "
-                         f"{state.remaining_log_steps} after its current step")
+        raise ShapeError(
+            f"{scenario.source or scenario.scenario_id}: {settings.horizon} steps asked, the log has "
+            f"{state.remaining_log_steps} after its current step"
+        )
     stream = AgentStream(make_agent_policy(policy, cfg, rng), 1)
     stream.reset(state, rng)
     ego = _Ego(scenario, settings)
@@ -188,9 +205,9 @@ def simulate_once(scenario: Scenario, policy: str, settings: RolloutSettings, rn
 def _held(state: WorldState, rows: np.ndarray, t0: int, steps: int) -> tuple:
     """``(xyz [A, T, 3], heading [A, T])`` of ``rows`` after ``t0``, invalid steps holding the last valid state."""
     sim = state.sim
-    xyz = sim.xyz[rows, t0:t0 + 1 + steps].copy()
-    heading = sim.heading[rows, t0:t0 + 1 + steps].copy()
-    valid = sim.valid[rows, t0:t0 + 1 + steps]
+    xyz = sim.xyz[rows, t0 : t0 + 1 + steps].copy()
+    heading = sim.heading[rows, t0 : t0 + 1 + steps].copy()
+    valid = sim.valid[rows, t0 : t0 + 1 + steps]
     for k in range(1, steps + 1):
         bad = ~valid[:, k]
         xyz[bad, k] = xyz[bad, k - 1]
@@ -218,8 +235,13 @@ def simulate(scenario: Scenario, policy: str, settings: RolloutSettings, config:
     if deterministic:
         xyz = np.repeat(xyz, settings.rollouts, 0)
         heading = np.repeat(heading, settings.rollouts, 0)
-    return SimRollouts(scenario.scenario_id, scenario.track_ids[rows].astype(np.int64), xyz, heading,
-                       info={"policy": policy, "ego": settings.ego, "seed": settings.seed, "deterministic": deterministic})
+    return SimRollouts(
+        scenario.scenario_id,
+        scenario.track_ids[rows].astype(np.int64),
+        xyz,
+        heading,
+        info={"policy": policy, "ego": settings.ego, "seed": settings.seed, "deterministic": deterministic},
+    )
 
 
 def ego_mode_check(ego: Optional[str]) -> str:

@@ -95,8 +95,9 @@ def _world() -> Tuple[int, int, Any]:
     return state.process_index, state.num_processes, state
 
 
-def run_sim_agents(spec: Any, policies: Sequence[str], settings: BenchSettings, workers: int = 1,
-                   progress: bool = True) -> Dict[str, Dict[str, Any]]:
+def run_sim_agents(
+    spec: Any, policies: Sequence[str], settings: BenchSettings, workers: int = 1, progress: bool = True
+) -> Dict[str, Dict[str, Any]]:
     """``{policy: {"aggregate", "scenarios", "probe"?}}`` over every scenario of ``spec`` (module docstring)."""
     from tqdm import tqdm
 
@@ -145,4 +146,3 @@ def collect(parts: List[Dict[str, Dict[str, Any]]], names: Sequence[str], probe:
             res["probe"] = {"aggregate": probe_aggregate(prow), "scenarios": prow}
         out[n] = res
     return out
-

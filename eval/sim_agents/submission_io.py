@@ -26,9 +26,9 @@ import shutil
 from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
+from mad_sim.eval.sim_agents.rollout_set import SimRollouts
 
 from mad_sim.errors import DataNotFoundError, SchemaError
-from mad_sim.eval.sim_agents.rollout_set import SimRollouts
 from mad_sim.io import atomic_path, write_bytes_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -69,8 +69,9 @@ def read_submission(path: Union[PathLike, Sequence[PathLike]]) -> List[SimRollou
             raise SchemaError(f"scenario {sr.scenario_id!r} has no rollouts", path=p, record=si, field="joint_scenes")
         ids0 = [t.object_id for t in sr.joint_scenes[0].simulated_trajectories]
         if not ids0:
-            raise SchemaError(f"scenario {sr.scenario_id!r}: rollout 0 has no objects", path=p, record=si,
-                              field="simulated_trajectories")
+            raise SchemaError(
+                f"scenario {sr.scenario_id!r}: rollout 0 has no objects", path=p, record=si, field="simulated_trajectories"
+            )
         steps = len(sr.joint_scenes[0].simulated_trajectories[0].center_x)
         r, a = len(sr.joint_scenes), len(ids0)
         xyz = np.zeros((r, a, steps, 3))
@@ -78,14 +79,23 @@ def read_submission(path: Union[PathLike, Sequence[PathLike]]) -> List[SimRollou
         for ri, scene in enumerate(sr.joint_scenes):
             ids = [t.object_id for t in scene.simulated_trajectories]
             if ids != ids0:
-                raise SchemaError(f"scenario {sr.scenario_id!r}: rollout {ri} lists other objects than rollout 0",
-                                  path=p, record=si, field="simulated_trajectories.object_id")
+                raise SchemaError(
+                    f"scenario {sr.scenario_id!r}: rollout {ri} lists other objects than rollout 0",
+                    path=p,
+                    record=si,
+                    field="simulated_trajectories.object_id",
+                )
             for ai, traj in enumerate(scene.simulated_trajectories):
                 n = {len(traj.center_x), len(traj.center_y), len(traj.heading)}
                 nz = len(traj.center_z)
                 if n != {steps} or nz not in (0, steps):
-                    raise SchemaError(f"scenario {sr.scenario_id!r}: rollout {ri}, object {traj.object_id}: "
-                                      f"{len(traj.center_x)} steps, expected {steps}", path=p, record=si, field="center_x")
+                    raise SchemaError(
+                        f"scenario {sr.scenario_id!r}: rollout {ri}, object {traj.object_id}: "
+                        f"{len(traj.center_x)} steps, expected {steps}",
+                        path=p,
+                        record=si,
+                        field="center_x",
+                    )
                 xyz[ri, ai, :, 0] = traj.center_x
                 xyz[ri, ai, :, 1] = traj.center_y
                 if nz:
@@ -94,14 +104,23 @@ def read_submission(path: Union[PathLike, Sequence[PathLike]]) -> List[SimRollou
         bad = ~(np.isfinite(xyz).all(-1) & np.isfinite(heading))
         if bad.any():
             ri, ai, ti = np.argwhere(bad)[0]
-            raise SchemaError(f"scenario {sr.scenario_id!r}: rollout {ri}, object {ids0[ai]}, step {ti} is not finite",
-                              path=p, record=si, field="center_x")
+            raise SchemaError(
+                f"scenario {sr.scenario_id!r}: rollout {ri}, object {ids0[ai]}, step {ti} is not finite",
+                path=p,
+                record=si,
+                field="center_x",
+            )
         out.append(SimRollouts(sr.scenario_id, np.asarray(ids0, np.int64), xyz, heading))
     return out
 
 
-def submission_bytes(rollouts: Iterable[SimRollouts], method_name: str = "mad-sim",
-                     authors: Sequence[str] = (), description: Optional[str] = None, header: bool = True) -> bytes:
+def submission_bytes(
+    rollouts: Iterable[SimRollouts],
+    method_name: str = "mad-sim",
+    authors: Sequence[str] = (),
+    description: Optional[str] = None,
+    header: bool = True,
+) -> bytes:
     """The serialized submission of ``rollouts`` (``submission_type = SIM_AGENTS_SUBMISSION``);
     ``header=False``: the ``scenario_rollouts`` only (a part for :func:`write_submission_shards`)."""
     from mad_sim.data.proto import sim_agents_submission_pb2 as pb
@@ -119,10 +138,13 @@ def submission_bytes(rollouts: Iterable[SimRollouts], method_name: str = "mad-si
         for r in range(ro.num_rollouts):
             scene = sr.joint_scenes.add()
             for a, oid in enumerate(ro.object_ids):
-                scene.simulated_trajectories.add(object_id=int(oid), center_x=ro.xyz[r, a, :, 0].tolist(),
-                                                 center_y=ro.xyz[r, a, :, 1].tolist(),
-                                                 center_z=ro.xyz[r, a, :, 2].tolist(),
-                                                 heading=ro.heading[r, a].tolist())
+                scene.simulated_trajectories.add(
+                    object_id=int(oid),
+                    center_x=ro.xyz[r, a, :, 0].tolist(),
+                    center_y=ro.xyz[r, a, :, 1].tolist(),
+                    center_z=ro.xyz[r, a, :, 2].tolist(),
+                    heading=ro.heading[r, a].tolist(),
+                )
     return msg.SerializeToString()
 
 
@@ -136,15 +158,21 @@ def write_submission_part(path: PathLike, rollouts: SimRollouts) -> None:
     write_bytes_atomic(path, submission_bytes([rollouts], header=False))
 
 
-def write_submission_shards(out_dir: PathLike, name: str, parts: Sequence[PathLike],
-                            per_shard: int = SCENARIOS_PER_SHARD, method_name: Optional[str] = None,
-                            authors: Sequence[str] = (), description: Optional[str] = None) -> List[str]:
+def write_submission_shards(
+    out_dir: PathLike,
+    name: str,
+    parts: Sequence[PathLike],
+    per_shard: int = SCENARIOS_PER_SHARD,
+    method_name: Optional[str] = None,
+    authors: Sequence[str] = (),
+    description: Optional[str] = None,
+) -> List[str]:
     """Assemble the part files (in order) into ``OUT_DIR/NAME.binproto-KKKKK-of-NNNNN`` shards of at most
     ``per_shard`` scenarios; returns the shard paths.  The parts are left in place."""
     if per_shard < 1:
         raise SchemaError(f"per_shard must be positive, got {per_shard}", path=os.fspath(out_dir))
     head = submission_bytes([], method_name=method_name or name, authors=authors, description=description)
-    groups = [list(parts[i:i + per_shard]) for i in range(0, len(parts), per_shard)]
+    groups = [list(parts[i : i + per_shard]) for i in range(0, len(parts), per_shard)]
     paths = []
     for k, group in enumerate(groups):
         path = os.path.join(os.fspath(out_dir), f"{name}.binproto-{k:05d}-of-{len(groups):05d}")

@@ -27,9 +27,12 @@ from mad_sim.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("convert", help="write scenes of any supported format as WOMD Scenario TFRecords",
-                              description="Read scenes (WOMD, ScenarioNet, Waymax, GPUDrive/Nocturne JSON; files, "
-                                          "globs, folders, corpus:SPLIT) and write WOMD Scenario TFRecords.")
+    p = subparsers.add_parser(
+        "convert",
+        help="write scenes of any supported format as WOMD Scenario TFRecords",
+        description="Read scenes (WOMD, ScenarioNet, Waymax, GPUDrive/Nocturne JSON; files, "
+        "globs, folders, corpus:SPLIT) and write WOMD Scenario TFRecords.",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="scene files, globs, folders or corpus:train|val|all")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--shards", type=int, default=0, help="write N sharded files instead of one file per scene")

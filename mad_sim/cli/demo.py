@@ -38,29 +38,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", help="a WOMD / ScenarioNet file (default: a procedural scene)")
     p.add_argument("--kind", choices=["straight", "curve", "intersection"], help="procedural scene kind")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--agents", default="mad", choices=AGENTS,
-                   help="agent policy: mad (learned, default), idm, log, constant_velocity")
+    p.add_argument(
+        "--agents", default="mad", choices=AGENTS, help="agent policy: mad (learned, default), idm, log, constant_velocity"
+    )
     p.add_argument("--planner", default="idm", help="ego planner: idm, cv, expert")
-    p.add_argument("--steps", type=int, default=None,
-                   help=f"stop after this many 0.1 s steps (default: {LEARNED_CHUNKS} prediction chunks, 48 steps with the "
-                        "default chunk of 16, with --agents mad, else the end of the scene)")
-    p.add_argument("--weights", default="auto",
-                   help="learned agents' model: auto (shipped tiny weights if present, else random), shipped, "
-                        "random, or a base safetensors path")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"stop after this many 0.1 s steps (default: {LEARNED_CHUNKS} prediction chunks, 48 steps with the "
+        "default chunk of 16, with --agents mad, else the end of the scene)",
+    )
+    p.add_argument(
+        "--weights",
+        default="auto",
+        help="learned agents' model: auto (shipped tiny weights if present, else random), shipped, "
+        "random, or a base safetensors path",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads of the learned agents' model")
-    p.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a setting of the learned agents (LearnedAgentSettings), e.g. chunk=8 or size=64; repeatable")
+    p.add_argument(
+        "--agent-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the learned agents (LearnedAgentSettings), e.g. chunk=8 or size=64; repeatable",
+    )
     p.add_argument("--size", type=int, default=256, help="panel size in pixels")
     p.add_argument("--out", default="out/demo.mp4", help="video file (.mp4 or .gif)")
-    p.add_argument("--rgb", action="store_true",
-                   help="add a camera panel: the appearance synthesizer dresses the pose frames (render_mode rgb_array)")
+    p.add_argument(
+        "--rgb",
+        action="store_true",
+        help="add a camera panel: the appearance synthesizer dresses the pose frames (render_mode rgb_array)",
+    )
     p.add_argument("--prompt", help="text for the camera panel, e.g. 'rainy night' (with --rgb)")
     p.set_defaults(func=run)
 
 
-def drive_and_record(env: Any, driver: Any, size: int, out: str, seed: int = 0,
-                     options: Optional[Dict[str, Any]] = None, max_steps: Optional[int] = None,
-                     labels: tuple = ("pose", "bev")) -> Dict[str, Any]:
+def drive_and_record(
+    env: Any,
+    driver: Any,
+    size: int,
+    out: str,
+    seed: int = 0,
+    options: Optional[Dict[str, Any]] = None,
+    max_steps: Optional[int] = None,
+    labels: tuple = ("pose", "bev"),
+) -> Dict[str, Any]:
     """Run one episode, render pose and BEV panels each step, write the video; the JSON-ready summary.
 
     An env with ``render_mode="rgb_array"`` adds a third panel, its camera frame
@@ -122,11 +145,18 @@ def drive_and_record(env: Any, driver: Any, size: int, out: str, seed: int = 0,
     panels = [np.stack(pose_frames), np.stack(bev_frames)] + ([np.stack(rgb_frames)] if rgb else [])
     video = side_by_side(panels, labels=list(labels) + (["camera"] if rgb and len(labels) < 3 else []))
     write_video(out, video, fps=10)
-    summary = {"scenario_id": base.state.scenario.scenario_id, "steps": steps,
-               "simulated_s": round(steps * 0.1, 3), "collisions": collisions,
-               "offroad": offroad, "progress_m": round(float(info.get("route_progress", 0.0)), 3),
-               "terminated": bool(info.get("collision") or info.get("offroad")),
-               "wall_time_s": round(time.perf_counter() - start, 3), "frames": len(pose_frames), "out": str(out)}
+    summary = {
+        "scenario_id": base.state.scenario.scenario_id,
+        "steps": steps,
+        "simulated_s": round(steps * 0.1, 3),
+        "collisions": collisions,
+        "offroad": offroad,
+        "progress_m": round(float(info.get("route_progress", 0.0)), 3),
+        "terminated": bool(info.get("collision") or info.get("offroad")),
+        "wall_time_s": round(time.perf_counter() - start, 3),
+        "frames": len(pose_frames),
+        "out": str(out),
+    }
     if rgb:
         summary.update(rgb_syntheses=base.rgb_camera.stats.syntheses, rgb_weights=base.rgb_camera.weights)
     if has_learned:
@@ -153,10 +183,9 @@ def run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import mad_sim  # noqa: F401
+    from mad_sim.cli.outputs import check_output
     from mad_sim.planners import make_planner
     from mad_sim.planners.adapter import RecedingHorizonDriver
-
-    from mad_sim.cli.outputs import check_output
     from mad_sim.render.video import VIDEO_SUFFIXES
 
     t0 = time.perf_counter()
@@ -170,8 +199,16 @@ def run(args: argparse.Namespace) -> int:
     camera = dict(render_mode="rgb_array", prompt=args.prompt) if args.rgb else {}
     options = dict(weights=args.weights, threads=args.threads, **parse_options(args.agent_option)) if learned else {}
     driver = RecedingHorizonDriver(make_planner(args.planner), k=6, horizon=30, replan_every=5)
-    env = gym.make("MADDrive-v0", scenario=args.scenario, procedural_kind=args.kind, agents=args.agents,
-                   agent_options=options, action="trajectory", terminate_on_offroad=False, **camera)
+    env = gym.make(
+        "MADDrive-v0",
+        scenario=args.scenario,
+        procedural_kind=args.kind,
+        agents=args.agents,
+        agent_options=options,
+        action="trajectory",
+        terminate_on_offroad=False,
+        **camera,
+    )
     if learned:
         import torch
 
@@ -185,14 +222,20 @@ def run(args: argparse.Namespace) -> int:
         if learned:
             policy = env.unwrapped.agent_policy
             info = policy.service.weights_info
-            summary.update(weights="random" if info == "random" else "shipped" if args.weights in ("auto", "shipped")
-                           else "given", weights_info=info, predictions=policy.stats.predictions,
-                           early_predictions=policy.stats.early, precision=policy.service.precision,
-                           precision_why=policy.service.precision_why)
+            summary.update(
+                weights="random" if info == "random" else "shipped" if args.weights in ("auto", "shipped") else "given",
+                weights_info=info,
+                predictions=policy.stats.predictions,
+                early_predictions=policy.stats.early,
+                precision=policy.service.precision,
+                precision_why=policy.service.precision_why,
+            )
             if args.steps is None:
-                summary["note"] = (f"{steps * 0.1:.1f} s of simulated time ({LEARNED_CHUNKS} prediction chunks of "
-                                   f"{steps // LEARNED_CHUNKS} steps) by default with learned agents, to stay under "
-                                   "a minute on 2 CPU cores; --steps N for longer")
+                summary["note"] = (
+                    f"{steps * 0.1:.1f} s of simulated time ({LEARNED_CHUNKS} prediction chunks of "
+                    f"{steps // LEARNED_CHUNKS} steps) by default with learned agents, to stay under "
+                    "a minute on 2 CPU cores; --steps N for longer"
+                )
     finally:
         env.close()
     summary["total_wall_time_s"] = round(time.perf_counter() - t0, 3)

@@ -19,8 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="mode", metavar="MODE", required=True)
     for mode in ("open-loop", "closed-loop"):
         q = sub.add_parser(mode, help=f"{mode} evaluation")
-        q.add_argument("--planner", default="idm" if mode == "closed-loop" else "cv",
-                       help="planner name(s), comma-separated: cv, idm, expert")
+        q.add_argument(
+            "--planner",
+            default="idm" if mode == "closed-loop" else "cv",
+            help="planner name(s), comma-separated: cv, idm, expert",
+        )
         q.add_argument("--data", required=True, nargs="+", help="scenario files, globs or directories")
         q.add_argument("--json", dest="json_out", help="write the results here")
         q.add_argument("--plots", help="folder for BEV plots (open loop) and metric bars")
@@ -87,21 +90,40 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "open-loop":
         from mad_sim.eval.open_loop import OpenLoopSettings, run_open_loop
 
-        settings = OpenLoopSettings(planner=planners[0], k=args.k, horizon_s=args.horizon, stride=args.stride,
-                                    tracks_to_predict=args.tracks_to_predict)
+        settings = OpenLoopSettings(
+            planner=planners[0], k=args.k, horizon_s=args.horizon, stride=args.stride, tracks_to_predict=args.tracks_to_predict
+        )
         results = run_open_loop(data, planners, settings, workers=args.workers, progress=not args.no_progress)
         keys = ["minADE", "minFDE", "miss_rate", "APD", "APD_flat", "valid_proposals", "num_scenarios"]
-        meta = {"mode": "open-loop", "k": args.k, "horizon_s": args.horizon, "stride": args.stride,
-                "APD": "mean over pairs of the per-step L2 averaged over time",
-                "APD_flat": "mean over pairs of the L2 norm of the flattened [T*2] trajectories"}
+        meta = {
+            "mode": "open-loop",
+            "k": args.k,
+            "horizon_s": args.horizon,
+            "stride": args.stride,
+            "APD": "mean over pairs of the per-step L2 averaged over time",
+            "APD_flat": "mean over pairs of the L2 norm of the flattened [T*2] trajectories",
+        }
     else:
         from mad_sim.eval.closed_loop import ClosedLoopSettings, run_closed_loop
 
-        settings = ClosedLoopSettings(planner=planners[0], agents=args.agents, action=args.action, k=args.k,
-                                      horizon=args.plan_horizon, replan_every=args.replan_every)
+        settings = ClosedLoopSettings(
+            planner=planners[0],
+            agents=args.agents,
+            action=args.action,
+            k=args.k,
+            horizon=args.plan_horizon,
+            replan_every=args.replan_every,
+        )
         results = run_closed_loop(data, planners, settings, workers=args.workers, progress=not args.no_progress)
-        keys = ["collision_rate", "offroad_rate", "progress", "log_divergence", "comfort_jerk", "steps_per_second",
-                "num_scenarios"]
+        keys = [
+            "collision_rate",
+            "offroad_rate",
+            "progress",
+            "log_divergence",
+            "comfort_jerk",
+            "steps_per_second",
+            "num_scenarios",
+        ]
         meta = {"mode": "closed-loop", "agents": args.agents, "action": args.action, "k": args.k}
     rank, _ = distributed_rank()
     if rank != 0:

@@ -26,10 +26,13 @@ def add_parser(sub: Any, run: Any) -> None:
     q.add_argument("--ego", default="log", help="the ego: log (WOSAC), or a planner name (expert, idm, cv)")
     q.add_argument("--seed", type=int, default=0, help="rollout r draws from default_rng([seed, r])")
     q.add_argument("--probe", choices=["brake"], help="also run every rollout with the ego braking hard")
-    q.add_argument("--submission", nargs="+", help="score this SimAgentsChallengeSubmission (or these shards of one) "
-                   "instead of simulating")
-    q.add_argument("--export", help="write each policy's rollouts as one submission, DIR/POLICY.binproto-KKKKK-of-NNNNN "
-                   "shards of at most 64 scenarios")
+    q.add_argument(
+        "--submission", nargs="+", help="score this SimAgentsChallengeSubmission (or these shards of one) instead of simulating"
+    )
+    q.add_argument(
+        "--export",
+        help="write each policy's rollouts as one submission, DIR/POLICY.binproto-KKKKK-of-NNNNN shards of at most 64 scenarios",
+    )
     q.add_argument("--json", dest="json_out", help="write the results here")
     q.add_argument("--plots", help="folder for the likelihood bars and a BEV of rollouts vs log")
     q.add_argument("--workers", type=int, default=1, help="local worker processes")
@@ -51,8 +54,9 @@ def _score_submission(args: argparse.Namespace, data: Any) -> Dict[str, Dict[str
         if scenario.scenario_id in todo:
             rows.append(score_rollouts(scenario, todo.pop(scenario.scenario_id)))
     if todo:
-        raise SchemaError(f"the submission holds scenarios {sorted(todo)[:3]} that --data does not",
-                          path=where, field="scenario_id")
+        raise SchemaError(
+            f"the submission holds scenarios {sorted(todo)[:3]} that --data does not", path=where, field="scenario_id"
+        )
     return {"submission": {"aggregate": aggregate(rows), "scenarios": rows}}
 
 
@@ -66,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     data = args.data if len(args.data) > 1 else args.data[0]
     if args.rollouts < 1 or not args.horizon > 0 or args.workers < 1:
         raise ConfigError("--rollouts, --horizon and --workers must be positive")
-    settings = RolloutSettings(rollouts=args.rollouts, horizon_s=args.horizon, ego=ego_mode_check(args.ego),
-                               seed=args.seed)
+    settings = RolloutSettings(rollouts=args.rollouts, horizon_s=args.horizon, ego=ego_mode_check(args.ego), seed=args.seed)
     if args.submission:
         results = _score_submission(args, data)
     else:
@@ -76,10 +79,13 @@ def run(args: argparse.Namespace) -> int:
         names = [a.strip() for a in args.agents.split(",") if a.strip()]
         unknown = [a for a in names if a not in agent_policy_names()]
         if not names or unknown:
-            raise ConfigError(f"--agents: unknown agent policy {unknown[0] if unknown else args.agents!r} "
-                              f"(known: {', '.join(agent_policy_names())})")
-        results = run_sim_agents(data, names, BenchSettings(settings, args.probe, args.export), args.workers,
-                                 progress=not args.no_progress)
+            raise ConfigError(
+                f"--agents: unknown agent policy {unknown[0] if unknown else args.agents!r} "
+                f"(known: {', '.join(agent_policy_names())})"
+            )
+        results = run_sim_agents(
+            data, names, BenchSettings(settings, args.probe, args.export), args.workers, progress=not args.no_progress
+        )
     rank, world = distributed_rank()
     if rank != 0:
         return 0
@@ -91,9 +97,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out:
         from mad_sim.eval.report import write_json
 
-        meta = {"mode": "sim-agents", "config": "wosac2025", "rollouts": args.rollouts, "horizon_s": args.horizon,
-                "ego": settings.ego, "seed": args.seed, "probe": args.probe, "submission": args.submission,
-                "num_processes": world, "workers": args.workers}
+        meta = {
+            "mode": "sim-agents",
+            "config": "wosac2025",
+            "rollouts": args.rollouts,
+            "horizon_s": args.horizon,
+            "ego": settings.ego,
+            "seed": args.seed,
+            "probe": args.probe,
+            "submission": args.submission,
+            "num_processes": world,
+            "workers": args.workers,
+        }
         write_json(args.json_out, report.document(results, meta))
         print(f"wrote {args.json_out}")
     if args.plots:

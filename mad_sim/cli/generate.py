@@ -47,8 +47,14 @@ def _pose_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=17, help="frames to forecast (8k+1)")
     p.add_argument("--history", type=int, default=9, help="context frames ending at the current step (8k+1)")
     p.add_argument("--at", type=int, default=None, help="present step (default: the scenario's current index)")
-    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="pose video size (default: the preset's, 128 128 for tiny)")
+    p.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="pose video size (default: the preset's, 128 128 for tiny)",
+    )
     p.add_argument("--ego-motion", default="log", help="log | none | video file | actions .npy [frames, 2]")
     p.add_argument("--out", required=True, help="output video (.mp4 or .gif)")
     p.add_argument("--preset", default="tiny", help="backbone preset (tiny, ltx-2b, ltx-13b)")
@@ -57,8 +63,9 @@ def _pose_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora", help="motion LoRA file (default: mad_sim/weights/<preset>_motion.safetensors)")
     p.add_argument("--no-lora", action="store_true", help="use the base model without the motion adapter")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's, 4 for tiny)")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="guidance scale (default: the preset's, 1.0 for tiny, 3.5 for ltx-*)")
+    p.add_argument(
+        "--guidance", type=float, default=None, help="guidance scale (default: the preset's, 1.0 for tiny, 3.5 for ltx-*)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compare", action="store_true", help="write log | forecast panels (needs the logged future)")
     p.add_argument("--boxes-agents", help="object control: comma-separated track indices or 'auto'")
@@ -68,8 +75,9 @@ def _pose_arguments(p: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("generate", help="generate videos with the world model (pose forecast, RGB)")
     sub = p.add_subparsers(dest="generate_command", metavar="KIND")
-    pose = sub.add_parser("pose", help="forecast a pose video from a log's context (motion adapter)",
-                          description=__doc__.split("\n\n")[1])
+    pose = sub.add_parser(
+        "pose", help="forecast a pose video from a log's context (motion adapter)", description=__doc__.split("\n\n")[1]
+    )
     _pose_arguments(pose)
     pose.set_defaults(func=run_pose)
     try:
@@ -101,15 +109,18 @@ def _ego_video(args: argparse.Namespace, scenario, vp: int, t0: int, present: in
         return None
     h, w = size
     tr = scenario.tracks
-    hist = np.concatenate([tr.xy[vp, t0:present + 1], tr.heading[vp, t0:present + 1, None]], axis=-1)
+    hist = np.concatenate([tr.xy[vp, t0 : present + 1], tr.heading[vp, t0 : present + 1, None]], axis=-1)
     renderer = EgoMotionRenderer(w, h, seed=args.seed)
     if kind == "log":
         end = present + 1 + args.frames
         if end > scenario.num_steps or not tr.valid[vp, t0:end].all():
-            raise DataError(f"viewpoint {vp} has no complete logged future of {args.frames} steps after step "
-                            f"{present}; pass --ego-motion none or an actions .npy", path=args.scenario)
+            raise DataError(
+                f"viewpoint {vp} has no complete logged future of {args.frames} steps after step "
+                f"{present}; pass --ego-motion none or an actions .npy",
+                path=args.scenario,
+            )
         poses = np.concatenate([tr.xy[vp, t0:end], tr.heading[vp, t0:end, None]], axis=-1)
-        return renderer.render(poses)[-args.frames:]
+        return renderer.render(poses)[-args.frames :]
     path = Path(kind)
     if path.suffix == ".npy":
         if not path.is_file():
@@ -119,13 +130,16 @@ def _ego_video(args: argparse.Namespace, scenario, vp: int, t0: int, present: in
             raise ActionError(f"{path}: actions must be finite [{args.frames}, 2] (accel, curvature), got {actions.shape}")
         speed = float(np.hypot(*tr.velocity[vp, present]))
         future = poses_from_actions(speed, actions, tuple(hist[-1]))[1:]
-        return renderer.render(np.concatenate([hist, future]))[-args.frames:]
+        return renderer.render(np.concatenate([hist, future]))[-args.frames :]
     from mad_sim.data.camera_files import read_video
 
     frames, _ = read_video(path)
     if frames.shape[0] != args.frames or frames.shape[1:3] != (h, w):
-        raise DataError(f"ego-motion video has {frames.shape[0]} frames of {frames.shape[1]}x{frames.shape[2]}; "
-                        f"need {args.frames} frames of {h}x{w}", path=str(path))
+        raise DataError(
+            f"ego-motion video has {frames.shape[0]} frames of {frames.shape[1]}x{frames.shape[2]}; "
+            f"need {args.frames} frames of {h}x{w}",
+            path=str(path),
+        )
     return frames
 
 
@@ -151,14 +165,19 @@ def _box_video(args: argparse.Namespace, scenario, vp: int, present: int, camera
     tr = scenario.tracks
     steps = np.arange(present + 1, present + 1 + args.frames)
     if steps[-1] >= scenario.num_steps or not tr.valid[vp, steps].all():
-        raise DataError(f"--boxes-agents: viewpoint {vp} has no complete logged future of {args.frames} steps after "
-                        f"step {present} to place the boxes in", path=args.scenario)
+        raise DataError(
+            f"--boxes-agents: viewpoint {vp} has no complete logged future of {args.frames} steps after "
+            f"step {present} to place the boxes in",
+            path=args.scenario,
+        )
     if args.boxes_agents == "auto":
-        agents = choose_controlled_agents(tr, scenario.object_types, vp, steps, camera,
-                                          np.random.default_rng(args.seed), max_agents=3)
+        agents = choose_controlled_agents(
+            tr, scenario.object_types, vp, steps, camera, np.random.default_rng(args.seed), max_agents=3
+        )
         if agents.size == 0:
-            raise DataError(f"--boxes-agents auto: no vehicle is visible from viewpoint {vp} over the whole forecast",
-                            path=args.scenario)
+            raise DataError(
+                f"--boxes-agents auto: no vehicle is visible from viewpoint {vp} over the whole forecast", path=args.scenario
+            )
     else:
         try:
             agents = np.array([int(x) for x in args.boxes_agents.split(",")], np.int64)
@@ -166,11 +185,16 @@ def _box_video(args: argparse.Namespace, scenario, vp: int, present: int, camera
             raise ConfigError(f"--boxes-agents {args.boxes_agents!r}: expected track indices like 3,17 or 'auto'") from exc
         bad = [int(a) for a in agents if not 0 <= a < scenario.num_tracks or a == vp]
         if bad or agents.size > MAX_SLOTS or len(set(agents.tolist())) != agents.size:
-            raise ConfigError(f"--boxes-agents {args.boxes_agents}: need 1..{MAX_SLOTS} distinct track indices in "
-                              f"[0, {scenario.num_tracks}) other than the viewpoint {vp} (bad: {bad})")
+            raise ConfigError(
+                f"--boxes-agents {args.boxes_agents}: need 1..{MAX_SLOTS} distinct track indices in "
+                f"[0, {scenario.num_tracks}) other than the viewpoint {vp} (bad: {bad})"
+            )
         if not tr.valid[agents][:, steps].any(1).all():
-            raise DataError(f"--boxes-agents: track(s) {agents[~tr.valid[agents][:, steps].any(1)].tolist()} have no "
-                            f"valid logged step in the forecast span", path=args.scenario)
+            raise DataError(
+                f"--boxes-agents: track(s) {agents[~tr.valid[agents][:, steps].any(1)].tolist()} have no "
+                f"valid logged step in the forecast span",
+                path=args.scenario,
+            )
     if shift.any():
         import copy
 
@@ -185,10 +209,10 @@ def _box_video(args: argparse.Namespace, scenario, vp: int, present: int, camera
 def run_pose(args: argparse.Namespace) -> int:
     import torch
 
+    from mad_sim.cli.outputs import check_output
     from mad_sim.data import load_scenario
     from mad_sim.model import MADModel, MotionPredictor, load_backbone
     from mad_sim.render.pose import PoseRenderer
-    from mad_sim.cli.outputs import check_output
     from mad_sim.render.video import VIDEO_SUFFIXES, side_by_side, write_video
 
     check_output(args.out, suffixes=VIDEO_SUFFIXES)
@@ -199,8 +223,10 @@ def run_pose(args: argparse.Namespace) -> int:
     present = scenario.current_index if args.at is None else int(args.at)
     t0 = present - args.history + 1
     if t0 < 0 or present >= scenario.num_steps:
-        raise ConfigError(f"--history {args.history} frames ending at step {present} do not fit the log "
-                          f"(steps 0..{scenario.num_steps - 1}); use a later --at or a shorter --history")
+        raise ConfigError(
+            f"--history {args.history} frames ending at step {present} do not fit the log "
+            f"(steps 0..{scenario.num_steps - 1}); use a later --at or a shorter --history"
+        )
     timings["load_scenario_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -217,8 +243,10 @@ def run_pose(args: argparse.Namespace) -> int:
             if not shipped.is_file():
                 from mad_sim.errors import CheckpointError
 
-                raise CheckpointError(f"{shipped}: no motion adapter; pass --lora PATH, train one with "
-                                      f"`mad-sim train motion`, or use --no-lora for the base model")
+                raise CheckpointError(
+                    f"{shipped}: no motion adapter; pass --lora PATH, train one with "
+                    f"`mad-sim train motion`, or use --no-lora for the base model"
+                )
             model.load_adapter("motion", shipped)
         adapter = "motion"
     predictor = MotionPredictor(model, adapter)
@@ -237,16 +265,25 @@ def run_pose(args: argparse.Namespace) -> int:
     steps = backbone.config.sampler_steps if args.steps is None else args.steps
     guidance = backbone.config.guidance_scale if args.guidance is None else args.guidance
     t = time.perf_counter()
-    frames = predictor.forecast(history, ego_motion=ego, num_frames=args.frames, steps=steps,
-                                generator=torch.Generator().manual_seed(args.seed), guidance_scale=guidance,
-                                boxes=boxes)
+    frames = predictor.forecast(
+        history,
+        ego_motion=ego,
+        num_frames=args.frames,
+        steps=steps,
+        generator=torch.Generator().manual_seed(args.seed),
+        guidance_scale=guidance,
+        boxes=boxes,
+    )
     timings["forecast_s"] = time.perf_counter() - t
     extra = {}
     if boxes is not None:
         from mad_sim.model.object_control import follow_iou
 
-        extra = {"boxes_agents": box_agents.tolist(), "boxes_shift_m": _parse_shift(args.boxes_shift).tolist(),
-                 "follow_iou": round(follow_iou(frames, boxes, len(box_agents)), 4)}
+        extra = {
+            "boxes_agents": box_agents.tolist(),
+            "boxes_shift_m": _parse_shift(args.boxes_shift).tolist(),
+            "follow_iou": round(follow_iou(frames, boxes, len(box_agents)), 4),
+        }
 
     t = time.perf_counter()
     out = frames
@@ -256,12 +293,29 @@ def run_pose(args: argparse.Namespace) -> int:
             raise ConfigError(f"--compare needs {args.frames} logged steps after step {present}")
         log_frames = renderer.render_scenario(scenario, vp, present + 1, end)
         panels = [log_frames, frames] + ([boxes] if boxes is not None else []) + ([ego] if ego is not None else [])
-        out = side_by_side(panels, ["log", "forecast"] + (["boxes"] if boxes is not None else [])
-                           + (["ego motion"] if ego is not None else []))
+        out = side_by_side(
+            panels, ["log", "forecast"] + (["boxes"] if boxes is not None else []) + (["ego motion"] if ego is not None else [])
+        )
     write_video(args.out, out, fps=10.0)
     timings["write_s"] = time.perf_counter() - t
-    print(json.dumps({"out": str(args.out), "scenario": scenario.scenario_id, "viewpoint": vp, "present_step": present,
-                      "history": args.history, "frames": args.frames, "size": list(size), "preset": args.preset,
-                      "adapter": adapter, "ego_motion": args.ego_motion, "steps": steps, "guidance": guidance, **extra,
-                      **{k: round(v, 3) for k, v in timings.items()}}))
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "scenario": scenario.scenario_id,
+                "viewpoint": vp,
+                "present_step": present,
+                "history": args.history,
+                "frames": args.frames,
+                "size": list(size),
+                "preset": args.preset,
+                "adapter": adapter,
+                "ego_motion": args.ego_motion,
+                "steps": steps,
+                "guidance": guidance,
+                **extra,
+                **{k: round(v, 3) for k, v in timings.items()},
+            }
+        )
+    )
     return 0

@@ -48,20 +48,26 @@ def check_inputs(pose: Any, pose_path: str, first: Any, first_path: Optional[str
     h, w = PRESETS[preset].default_size
     f, ph, pw = (int(x) for x in pose.shape[:3])
     if (f - 1) % 8:
-        raise ShapeError(f"{pose_path}: pose video has {f} frames; the {preset} VAE takes 8k+1 (9, 17, 25, ...): "
-                         f"cut it to {max(1, (f - 1) // 8 * 8 + 1)} frames")
+        raise ShapeError(
+            f"{pose_path}: pose video has {f} frames; the {preset} VAE takes 8k+1 (9, 17, 25, ...): "
+            f"cut it to {max(1, (f - 1) // 8 * 8 + 1)} frames"
+        )
     if (ph, pw) != (h, w):
-        raise ShapeError(f"{pose_path}: pose video is {ph}x{pw} pixels, the {preset} appearance adapter renders "
-                         f"{h}x{w} (render or resize the pose video to that size)")
+        raise ShapeError(
+            f"{pose_path}: pose video is {ph}x{pw} pixels, the {preset} appearance adapter renders "
+            f"{h}x{w} (render or resize the pose video to that size)"
+        )
     if first is not None and tuple(first.shape[:2]) != (h, w):
-        raise ShapeError(f"{first_path}: first frame is {first.shape[0]}x{first.shape[1]} pixels, expected {h}x{w} "
-                         f"like the pose video")
+        raise ShapeError(
+            f"{first_path}: first frame is {first.shape[0]}x{first.shape[1]} pixels, expected {h}x{w} like the pose video"
+        )
 
 
 def add_rgb_parser(generate_subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``rgb`` action to ``mad-sim generate``'s subparsers."""
-    p = generate_subparsers.add_parser("rgb", help="pose video -> camera video (appearance adapter)",
-                                       description=__doc__.split("\n\n")[1])
+    p = generate_subparsers.add_parser(
+        "rgb", help="pose video -> camera video (appearance adapter)", description=__doc__.split("\n\n")[1]
+    )
     _arguments(p)
     p.set_defaults(func=run)
     return p
@@ -78,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from mad_sim.cli.outputs import check_output
     from mad_sim.data.camera_files import check_rgb_frame, read_image, read_video
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, check_prompt
-    from mad_sim.cli.outputs import check_output
     from mad_sim.render.video import VIDEO_SUFFIXES, side_by_side, write_video
 
     prompt = check_prompt(args.prompt)  # before any loading: a bad prompt fails fast
@@ -88,14 +94,28 @@ def run(args: argparse.Namespace) -> int:
     pose, _ = read_video(args.pose)
     first = None if args.first_frame is None else check_rgb_frame(read_image(args.first_frame), args.first_frame)
     check_inputs(pose, args.pose, first, args.first_frame, args.preset)
-    synth = AppearanceSynthesizer.from_pretrained(args.preset, path=args.backbone, lora=args.lora,
-                                                  weights=args.weights)
+    synth = AppearanceSynthesizer.from_pretrained(args.preset, path=args.backbone, lora=args.lora, weights=args.weights)
     t0 = time.perf_counter()
-    frames = synth.synthesize(pose, first_frame=first, prompt=prompt, steps=args.steps,
-                              generator=torch.Generator().manual_seed(args.seed), guidance_scale=args.guidance)
+    frames = synth.synthesize(
+        pose,
+        first_frame=first,
+        prompt=prompt,
+        steps=args.steps,
+        generator=torch.Generator().manual_seed(args.seed),
+        guidance_scale=args.guidance,
+    )
     seconds = time.perf_counter() - t0
     out = side_by_side([pose, frames], ["pose", "synthesized"], fps=args.fps) if args.side_by_side else frames
     write_video(args.out, out, fps=args.fps)
-    print(json.dumps({"out": str(args.out), "frames": int(len(frames)), "size": list(frames.shape[1:3]),
-                      "seconds": round(seconds, 3), "frames_per_second": round(len(frames) / seconds, 2)}))
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "frames": int(len(frames)),
+                "size": list(frames.shape[1:3]),
+                "seconds": round(seconds, 3),
+                "frames_per_second": round(len(frames) / seconds, 2),
+            }
+        )
+    )
     return 0

@@ -25,14 +25,20 @@ import numpy as np
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("info", help="summarise scenario files (WOMD, ScenarioNet, Waymax, GPUDrive/Nocturne)",
-                              description="Print a summary of every scenario in the given files, globs, folders "
-                                          "or corpus splits.")
-    p.add_argument("paths", nargs="*", metavar="INPUT",
-                   help="scene files (.tfrecord, .pkl, .json), globs, folders, or corpus:train|val|all")
+    p = subparsers.add_parser(
+        "info",
+        help="summarise scenario files (WOMD, ScenarioNet, Waymax, GPUDrive/Nocturne)",
+        description="Print a summary of every scenario in the given files, globs, folders or corpus splits.",
+    )
+    p.add_argument(
+        "paths", nargs="*", metavar="INPUT", help="scene files (.tfrecord, .pkl, .json), globs, folders, or corpus:train|val|all"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON object {scenes: [...], aggregate: {...}}")
-    p.add_argument("--system", action="store_true",
-                   help="report the machine: CPU, torch threads, precision='auto' and the oneDNN Conv3d swap choices")
+    p.add_argument(
+        "--system",
+        action="store_true",
+        help="report the machine: CPU, torch threads, precision='auto' and the oneDNN Conv3d swap choices",
+    )
     p.set_defaults(func=run)
 
 
@@ -42,15 +48,19 @@ def _sdc_displacement(summary: dict) -> float:
 
 
 def _table(summaries: List[dict]) -> str:
-    head = (f"{'scenario_id':<22} {'format':<11} {'tracks':>6} {'steps':>5} {'now':>4} {'sdc':>5} {'sdc_m':>7} "
-            f"{'predict':>7}  map features   source")
+    head = (
+        f"{'scenario_id':<22} {'format':<11} {'tracks':>6} {'steps':>5} {'now':>4} {'sdc':>5} {'sdc_m':>7} "
+        f"{'predict':>7}  map features   source"
+    )
     lines = [head, "-" * len(head)]
     for s in summaries:
         feats = " ".join(f"{k}={v}" for k, v in s["map_features"].items() if v)
         sdc = f"{s['sdc_index']}" + ("" if s["sdc_logged"] else "*")
-        lines.append(f"{s['scenario_id']:<22} {s['format']:<11} {s['num_tracks']:>6} {s['num_steps']:>5} "
-                     f"{s['current_index']:>4} {sdc:>5} {_sdc_displacement(s):>7.1f} {len(s['tracks_to_predict']):>7}  "
-                     f"{feats}   {s['source']}")
+        lines.append(
+            f"{s['scenario_id']:<22} {s['format']:<11} {s['num_tracks']:>6} {s['num_steps']:>5} "
+            f"{s['current_index']:>4} {sdc:>5} {_sdc_displacement(s):>7.1f} {len(s['tracks_to_predict']):>7}  "
+            f"{feats}   {s['source']}"
+        )
     if any(not s["sdc_logged"] for s in summaries):
         lines.append("* no SDC in the file: the reader chose one (any valid vehicle can be the ego)")
     return "\n".join(lines)
@@ -61,11 +71,13 @@ def aggregate(summaries: List[dict]) -> Dict[str, Any]:
     agents: Counter = Counter()
     for s in summaries:
         agents.update(s["agents"])
-    return {"scenes": len(summaries),
-            "hours": round(sum(s["duration_s"] for s in summaries) / 3600.0, 3),
-            "agents": dict(sorted(agents.items())),
-            "by_format": dict(sorted(Counter(s["format"] for s in summaries).items())),
-            "with_logged_sdc": sum(bool(s["sdc_logged"]) for s in summaries)}
+    return {
+        "scenes": len(summaries),
+        "hours": round(sum(s["duration_s"] for s in summaries) / 3600.0, 3),
+        "agents": dict(sorted(agents.items())),
+        "by_format": dict(sorted(Counter(s["format"] for s in summaries).items())),
+        "with_logged_sdc": sum(bool(s["sdc_logged"]) for s in summaries),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,8 +94,13 @@ def run(args: argparse.Namespace) -> int:
     for scenario, fmt in iter_scenes(args.paths):
         s = scenario.summary()
         seen = scenario.tracks.valid.any(1)
-        s.update(format=fmt, source=scenario.source, duration_s=round((scenario.num_steps - 1) * DT, 3),
-                 agents=dict(sorted(Counter(scenario.labels()[seen].tolist()).items())), sdc_logged=scenario.sdc_logged)
+        s.update(
+            format=fmt,
+            source=scenario.source,
+            duration_s=round((scenario.num_steps - 1) * DT, 3),
+            agents=dict(sorted(Counter(scenario.labels()[seen].tolist()).items())),
+            sdc_logged=scenario.sdc_logged,
+        )
         summaries.append(s)
     total = aggregate(summaries)
     if args.json:
@@ -95,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc))
     else:
         print(_table(summaries))
-        print(f"{total['scenes']} scene(s), {total['hours']:.3f} h of driving, agents "
-              + ", ".join(f"{k}={v}" for k, v in total["agents"].items()))
+        print(
+            f"{total['scenes']} scene(s), {total['hours']:.3f} h of driving, agents "
+            + ", ".join(f"{k}={v}" for k, v in total["agents"].items())
+        )
     return 0

@@ -16,8 +16,7 @@ from typing import Optional, Sequence, Union
 from mad_sim.errors import RenderError
 
 
-def check_output(path: Union[str, os.PathLike], what: str = "--out",
-                 suffixes: Optional[Sequence[str]] = None) -> Path:
+def check_output(path: Union[str, os.PathLike], what: str = "--out", suffixes: Optional[Sequence[str]] = None) -> Path:
     """``path`` as a Path once a file can be written there (its folder is created); RenderError otherwise."""
     target = Path(path)
     if suffixes is not None and target.suffix.lower() not in suffixes:

@@ -24,8 +24,11 @@ PANELS = ("pose", "ego", "bev")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("render", help="render a scenario as a pose / ego-motion / BEV video",
-                              description="Render a logged scenario from one agent's viewpoint and write mp4 or gif.")
+    p = subparsers.add_parser(
+        "render",
+        help="render a scenario as a pose / ego-motion / BEV video",
+        description="Render a logged scenario from one agent's viewpoint and write mp4 or gif.",
+    )
     p.add_argument("file", metavar="FILE", help="WOMD .tfrecord or ScenarioNet .pkl file")
     p.add_argument("--index", type=int, default=0, help="which scenario of the file (default 0)")
     p.add_argument("--viewpoint", default="sdc", help="'sdc' or a track index (any valid track can be the camera)")
@@ -70,15 +73,13 @@ def valid_run(valid: np.ndarray, around: int) -> Tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mad_sim.cli.outputs import check_output
     from mad_sim.data import load_scenario
     from mad_sim.render.bev import render_bev
     from mad_sim.render.ego_motion import EgoMotionRenderer
     from mad_sim.render.pose import PoseRenderer
-    from mad_sim.render.video import side_by_side, write_video
+    from mad_sim.render.video import VIDEO_SUFFIXES, side_by_side, write_video
     from mad_sim.world.state import WorldState
-
-    from mad_sim.cli.outputs import check_output
-    from mad_sim.render.video import VIDEO_SUFFIXES
 
     width, height = parse_size(args.size)
     panels = parse_panels(args.panels)
@@ -115,11 +116,23 @@ def run(args: argparse.Namespace) -> int:
                 bev.append(render_bev(state, size=(height, height)))
             frames.append(np.stack(bev))
         labels.append(name)
-    video = side_by_side(frames, labels if len(frames) > 1 else None, time_label=True, fps=args.fps,
-                         t0=float(t0 * 0.1))
+    video = side_by_side(frames, labels if len(frames) > 1 else None, time_label=True, fps=args.fps, t0=float(t0 * 0.1))
     elapsed = time.perf_counter() - start
     out = write_video(args.out, video, fps=args.fps)
-    print(json.dumps({"frames": int(video.shape[0]), "width": int(video.shape[2]), "height": int(video.shape[1]),
-                      "seconds": round(video.shape[0] / args.fps, 3), "fps": args.fps, "viewpoint": vp,
-                      "steps": [t0, t1], "panels": panels, "out": str(out), "render_seconds": round(elapsed, 3)}))
+    print(
+        json.dumps(
+            {
+                "frames": int(video.shape[0]),
+                "width": int(video.shape[2]),
+                "height": int(video.shape[1]),
+                "seconds": round(video.shape[0] / args.fps, 3),
+                "fps": args.fps,
+                "viewpoint": vp,
+                "steps": [t0, t1],
+                "panels": panels,
+                "out": str(out),
+                "render_seconds": round(elapsed, 3),
+            }
+        )
+    )
     return 0

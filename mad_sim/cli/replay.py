@@ -27,18 +27,23 @@ def run(args: argparse.Namespace) -> int:
 
     import mad_sim  # noqa: F401
     from mad_sim.cli.demo import drive_and_record
+    from mad_sim.cli.outputs import check_output
     from mad_sim.data.sources import load_scenario
     from mad_sim.planners import make_planner
     from mad_sim.planners.adapter import RecedingHorizonDriver
-
-    from mad_sim.cli.outputs import check_output
     from mad_sim.render.video import VIDEO_SUFFIXES
 
     check_output(args.out, suffixes=VIDEO_SUFFIXES)
     scenario = load_scenario(args.file, args.index)
     ego = args.ego if args.ego == "sdc" else int(args.ego)
-    env = gym.make("MADDrive-v0", agents=args.agents, action="trajectory", terminate_on_collision=False,
-                   terminate_on_offroad=False, terminate_on_route_completion=False)  # the whole log
+    env = gym.make(
+        "MADDrive-v0",
+        agents=args.agents,
+        action="trajectory",
+        terminate_on_collision=False,
+        terminate_on_offroad=False,
+        terminate_on_route_completion=False,
+    )  # the whole log
     driver = RecedingHorizonDriver(make_planner("expert"), k=1, horizon=20, replan_every=1)
     try:
         summary = drive_and_record(env, driver, args.size, args.out, options={"scenario": scenario, "ego": ego})

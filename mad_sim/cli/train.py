@@ -33,8 +33,7 @@ def _train_appearance(args: argparse.Namespace, overrides: Dict[str, Any]) -> An
 
     cfg, task = load_appearance_config(args.config, overrides=overrides)
     os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-    return cfg, train_appearance(cfg, task, resume=args.resume, progress=not args.no_progress,
-                                 stop_after=args.stop_after)
+    return cfg, train_appearance(cfg, task, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
 
 
 for _stage in ("vae", "base", "motion"):
@@ -44,8 +43,11 @@ STAGES = tuple(TRAINING_STAGES.names())
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("train", help="train the VAE, the base video model or a LoRA adapter",
-                              description="Train one stage of the MAD world model from a YAML config.")
+    p = subparsers.add_parser(
+        "train",
+        help="train the VAE, the base video model or a LoRA adapter",
+        description="Train one stage of the MAD world model from a YAML config.",
+    )
     p.add_argument("stage", choices=STAGES, help="what to train")
     p.add_argument("--config", required=True, help="YAML train config (configs/train/*.yaml)")
     p.add_argument("--resume", action="store_true", help="continue bit-exactly from the latest checkpoint")
@@ -55,8 +57,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (overrides threads)")
     p.add_argument("--init-vae", help="VAE safetensors to start from / encode with")
     p.add_argument("--init-transformer", help="transformer safetensors to start from")
-    p.add_argument("--stop-after", type=int, help="stop (with a checkpoint, no export) after this many total steps; "
-                   "the schedule still spans --steps")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        help="stop (with a checkpoint, no export) after this many total steps; the schedule still spans --steps",
+    )
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.set_defaults(func=run)
 
@@ -65,8 +70,13 @@ def run(args: argparse.Namespace) -> int:
     from mad_sim.config import read_yaml
 
     overrides: Dict[str, Any] = {}
-    for key, attr in (("output_dir", "output"), ("steps", "steps"), ("threads", "threads"),
-                      ("init_vae", "init_vae"), ("init_transformer", "init_transformer")):
+    for key, attr in (
+        ("output_dir", "output"),
+        ("steps", "steps"),
+        ("threads", "threads"),
+        ("init_vae", "init_vae"),
+        ("init_transformer", "init_transformer"),
+    ):
         if getattr(args, attr) is not None:
             overrides[key] = getattr(args, attr)
     if args.cache is not None:
@@ -74,7 +84,17 @@ def run(args: argparse.Namespace) -> int:
         data["cache_dir"] = args.cache
         overrides["data"] = data
     cfg, result = TRAINING_STAGES.make(args.stage, args, overrides)
-    print(json.dumps({"stage": cfg.stage, "output_dir": str(result.output_dir), "steps": result.steps,
-                      "final_loss": result.final_loss, "seconds": round(result.seconds, 1),
-                      "exported": result.exported}, indent=1))
+    print(
+        json.dumps(
+            {
+                "stage": cfg.stage,
+                "output_dir": str(result.output_dir),
+                "steps": result.steps,
+                "final_loss": result.final_loss,
+                "seconds": round(result.seconds, 1),
+                "exported": result.exported,
+            },
+            indent=1,
+        )
+    )
     return 0

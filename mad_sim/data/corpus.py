@@ -36,7 +36,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mad_sim.data.formats import files_under, holds_scenes, scene_format, scenarios_in_file
+from mad_sim.data.formats import files_under, holds_scenes, scenarios_in_file, scene_format
 from mad_sim.data.root import data_root
 from mad_sim.data.scenario import DT, ObjectType, Scenario
 from mad_sim.errors import DataError, DataNotFoundError
@@ -162,7 +162,7 @@ def duplicate_groups(keys: Sequence[str], signatures: Sequence[set], min_shared:
 
 def split_of(group: str, dataset: str, has_sdc: bool) -> str:
     """``val`` when ``sha256(group) / 2**256 < VAL_SHARE[(dataset, has_sdc)]``, else ``train``."""
-    u = int.from_bytes(hashlib.sha256(group.encode()).digest(), "big") / 2.0 ** 256
+    u = int.from_bytes(hashlib.sha256(group.encode()).digest(), "big") / 2.0**256
     return "val" if u < VAL_SHARE.get((dataset, has_sdc), DEFAULT_VAL_SHARE) else "train"
 
 
@@ -170,11 +170,21 @@ def _entry(scenario: Scenario, root: Path, path: Path, record: int, fmt: str) ->
     rel = path.relative_to(root).as_posix()
     seen = scenario.tracks.valid.any(1)
     agents = Counter(scenario.labels()[seen].tolist())
-    return CorpusEntry(key=f"{rel}#{record}", path=rel, record=record, scene_id=scenario.scenario_id, format=fmt,
-                       collection=Path(rel).parent.as_posix(), dataset=dataset_of(scenario),
-                       num_steps=scenario.num_steps, duration_s=round((scenario.num_steps - 1) * DT, 3),
-                       current_index=int(scenario.current_index), num_tracks=scenario.num_tracks,
-                       agents=dict(sorted(agents.items())), has_sdc=scenario.sdc_logged)
+    return CorpusEntry(
+        key=f"{rel}#{record}",
+        path=rel,
+        record=record,
+        scene_id=scenario.scenario_id,
+        format=fmt,
+        collection=Path(rel).parent.as_posix(),
+        dataset=dataset_of(scenario),
+        num_steps=scenario.num_steps,
+        duration_s=round((scenario.num_steps - 1) * DT, 3),
+        current_index=int(scenario.current_index),
+        num_tracks=scenario.num_tracks,
+        agents=dict(sorted(agents.items())),
+        has_sdc=scenario.sdc_logged,
+    )
 
 
 def _fingerprint(root: Path, files: Iterable[Path]) -> str:
@@ -227,12 +237,17 @@ def build_index(root: Optional[Path] = None, use_cache: bool = True) -> List[Cor
     first: Dict[str, CorpusEntry] = {}
     for e in entries:
         first.setdefault(groups[e.key], e)
-    out = [dataclasses.replace(e, group=groups[e.key],
-                               split=split_of(groups[e.key], first[groups[e.key]].dataset, first[groups[e.key]].has_sdc))
-           for e in entries]
+    out = [
+        dataclasses.replace(
+            e, group=groups[e.key], split=split_of(groups[e.key], first[groups[e.key]].dataset, first[groups[e.key]].has_sdc)
+        )
+        for e in entries
+    ]
     if use_cache:
-        write_text_atomic(cache, json.dumps({"version": INDEX_VERSION, "root": os.fspath(root),
-                                         "entries": [dataclasses.asdict(e) for e in out]}))
+        write_text_atomic(
+            cache,
+            json.dumps({"version": INDEX_VERSION, "root": os.fspath(root), "entries": [dataclasses.asdict(e) for e in out]}),
+        )
     return out
 
 
@@ -260,8 +275,7 @@ def split_files(split: str, root: Optional[Path] = None) -> List[Path]:
     out: List[Path] = []
     for e in chosen:
         if split != "all" and len(by_file[e.path]) > 1:
-            raise DataError(f"its scenes lie on both sides of the corpus split; corpus:{split} cannot name it",
-                            path=e.path)
+            raise DataError(f"its scenes lie on both sides of the corpus split; corpus:{split} cannot name it", path=e.path)
         p = root / e.path
         if not out or out[-1] != p:
             out.append(p)

@@ -116,8 +116,15 @@ class LaneConfig:
 def _roi_polygon(w: int, h: int, cfg: LaneConfig) -> np.ndarray:
     top, bot = cfg.roi_top * h, cfg.roi_bottom * h
     cx = 0.5 * w
-    return np.array([[cx - cfg.roi_bottom_halfwidth * w, bot], [cx - cfg.roi_top_halfwidth * w, top],
-                     [cx + cfg.roi_top_halfwidth * w, top], [cx + cfg.roi_bottom_halfwidth * w, bot]], np.int32)
+    return np.array(
+        [
+            [cx - cfg.roi_bottom_halfwidth * w, bot],
+            [cx - cfg.roi_top_halfwidth * w, top],
+            [cx + cfg.roi_top_halfwidth * w, top],
+            [cx + cfg.roi_bottom_halfwidth * w, bot],
+        ],
+        np.int32,
+    )
 
 
 def marking_segments(frame: np.ndarray, cfg: LaneConfig) -> np.ndarray:
@@ -133,8 +140,9 @@ def marking_segments(frame: np.ndarray, cfg: LaneConfig) -> np.ndarray:
     roi = np.zeros((h, w), np.uint8)
     cv2.fillPoly(roi, [_roi_polygon(w, h, cfg)], 255)
     edges &= marks & roi
-    lines = cv2.HoughLinesP(edges, 1, np.pi / 180, cfg.hough_threshold,
-                            minLineLength=cfg.hough_min_length, maxLineGap=cfg.hough_max_gap)
+    lines = cv2.HoughLinesP(
+        edges, 1, np.pi / 180, cfg.hough_threshold, minLineLength=cfg.hough_min_length, maxLineGap=cfg.hough_max_gap
+    )
     return np.zeros((0, 4), np.float64) if lines is None else lines[:, 0, :].astype(np.float64)
 
 
@@ -219,8 +227,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
-def vehicle_candidates(frame: np.ndarray, cfg: LaneConfig,
-                       lane_width_at: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> np.ndarray:
+def vehicle_candidates(
+    frame: np.ndarray, cfg: LaneConfig, lane_width_at: Optional[Callable[[np.ndarray], np.ndarray]] = None
+) -> np.ndarray:
     """Boxes ``[V, 4]`` of dark-shadow / saturated blobs on the road that have a car's size.
 
     ``lane_width_at(v) -> pixels`` (from the tracked lanes) sets the expected
@@ -230,8 +239,14 @@ def vehicle_candidates(frame: np.ndarray, cfg: LaneConfig,
     h, w = frame.shape[:2]
     top = int(cfg.roi_top * h) - int(0.04 * h)
     road = np.zeros((h, w), np.uint8)
-    wide = LaneConfig(**{**cfg.__dict__, "roi_top_halfwidth": cfg.vehicle_top_halfwidth,
-                         "roi_bottom_halfwidth": cfg.vehicle_bottom_halfwidth, "roi_top": top / h})
+    wide = LaneConfig(
+        **{
+            **cfg.__dict__,
+            "roi_top_halfwidth": cfg.vehicle_top_halfwidth,
+            "roi_bottom_halfwidth": cfg.vehicle_bottom_halfwidth,
+            "roi_top": top / h,
+        }
+    )
     cv2.fillPoly(road, [_roi_polygon(w, h, wide)], 1)
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     sat = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)[..., 1]
@@ -249,8 +264,7 @@ def vehicle_candidates(frame: np.ndarray, cfg: LaneConfig,
         lane_w = 2 * w * (cfg.roi_top_halfwidth + frac * (cfg.roi_bottom_halfwidth - cfg.roi_top_halfwidth)) / 1.5
     else:
         lane_w = np.asarray(lane_width_at(v_bottom), np.float64)
-    ok = ((bw >= 0.35 * lane_w) & (bw <= 1.2 * lane_w) & (bw >= 6) & (bh >= 4)
-          & (bh <= 1.2 * bw) & (area >= 0.25 * bw * bh))
+    ok = (bw >= 0.35 * lane_w) & (bw <= 1.2 * lane_w) & (bw >= 6) & (bh >= 4) & (bh <= 1.2 * bw) & (area >= 0.25 * bw * bh)
     boxes = np.stack([x, y, x + bw, y + bh], -1)[ok]
     # a car's body rises above its shadow: extend thin shadow boxes to a car's height
     height = np.maximum(boxes[:, 3] - boxes[:, 1], 0.75 * (boxes[:, 2] - boxes[:, 0]))
@@ -325,8 +339,10 @@ class DashcamExtractor:
             self._size = (w, h)
             self._lanes = LaneTracker(w, h, self.config)
         elif self._size != (w, h):
-            raise ShapeError(f"dashcam frame: size {w}x{h} differs from the video's {self._size[0]}x{self._size[1]}; "
-                             "call reset() between videos")
+            raise ShapeError(
+                f"dashcam frame: size {w}x{h} differs from the video's {self._size[0]}x{self._size[1]}; "
+                "call reset() between videos"
+            )
         cfg = self.config
         assert self._lanes is not None  # made with _size on the first frame
         tracked = self._lanes.update(fit_lane_boundaries(frame, cfg))
@@ -348,6 +364,7 @@ class DashcamExtractor:
                 def width_at(v: np.ndarray) -> np.ndarray:
                     tt = (np.asarray(v) - v_top) / (v_bot - v_top)
                     return np.maximum(np.polyval(cr, tt) - np.polyval(cl, tt), 4.0)
+
             boxes, ids = self._vehicles.update(vehicle_candidates(frame, cfg, width_at))
         return DashcamDetections(lanes=lanes, lane_valid=valid, vehicles=boxes, vehicle_ids=ids, image_size=(w, h))
 

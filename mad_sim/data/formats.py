@@ -50,8 +50,11 @@ def _is_tfrecord_head(head: bytes) -> bool:
 
 def files_under(folder: Path) -> List[Path]:
     """Every non-hidden file under ``folder`` (recursively) matching :data:`SCENARIO_PATTERNS`, sorted by path."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")
-                  and any(p.match(pat) for pat in SCENARIO_PATTERNS))
+    return sorted(
+        p
+        for p in Path(folder).rglob("*")
+        if p.is_file() and not p.name.startswith(".") and any(p.match(pat) for pat in SCENARIO_PATTERNS)
+    )
 
 
 def scene_format(path: Path) -> SceneFormat:

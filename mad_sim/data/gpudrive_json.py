@@ -112,22 +112,35 @@ log = logging.getLogger(__name__)
 WOMD_CURRENT_INDEX = 10
 """The present step of a 9.1 s WOMD log (11 steps of history including it, 80 of future)."""
 
-DEFAULT_HEIGHT: dict[int, float] = {int(ObjectType.VEHICLE): 1.5, int(ObjectType.PEDESTRIAN): 1.8,
-                                    int(ObjectType.CYCLIST): 1.7, int(ObjectType.OTHER): 1.0,
-                                    int(ObjectType.UNSET): 1.0}
+DEFAULT_HEIGHT: dict[int, float] = {
+    int(ObjectType.VEHICLE): 1.5,
+    int(ObjectType.PEDESTRIAN): 1.8,
+    int(ObjectType.CYCLIST): 1.7,
+    int(ObjectType.OTHER): 1.0,
+    int(ObjectType.UNSET): 1.0,
+}
 """Height in metres used where the file has none (Nocturne), by :class:`ObjectType`."""
 
 DEFAULT_FOOTPRINT: dict[int, tuple[float, float]] = {
-    int(ObjectType.VEHICLE): (4.5, 2.0), int(ObjectType.PEDESTRIAN): (0.8, 0.8), int(ObjectType.CYCLIST): (1.8, 0.8),
-    int(ObjectType.OTHER): (1.0, 1.0), int(ObjectType.UNSET): (1.0, 1.0)}
+    int(ObjectType.VEHICLE): (4.5, 2.0),
+    int(ObjectType.PEDESTRIAN): (0.8, 0.8),
+    int(ObjectType.CYCLIST): (1.8, 0.8),
+    int(ObjectType.OTHER): (1.0, 1.0),
+    int(ObjectType.UNSET): (1.0, 1.0),
+}
 """(length, width) in metres used where the file gives 0, by :class:`ObjectType`."""
 
 MOVING_SPEED = 2.0
 """m/s: samples faster than this vote on the heading unit."""
 MIN_MOVING_SAMPLES = 10
 
-_OBJECT_TYPES = {"vehicle": ObjectType.VEHICLE, "pedestrian": ObjectType.PEDESTRIAN, "cyclist": ObjectType.CYCLIST,
-                 "other": ObjectType.OTHER, "unset": ObjectType.UNSET}
+_OBJECT_TYPES = {
+    "vehicle": ObjectType.VEHICLE,
+    "pedestrian": ObjectType.PEDESTRIAN,
+    "cyclist": ObjectType.CYCLIST,
+    "other": ObjectType.OTHER,
+    "unset": ObjectType.UNSET,
+}
 _HEX_ID = re.compile(r"^(?:tfrecord-)?(?:\d+-of-\d+_)?([0-9a-f]{12,})$")
 
 
@@ -213,8 +226,11 @@ def _read_objects(ctx: JsonFields, obj: Any) -> _Objects:
         where = f"objects[{i}]"
         valid = np.asarray(ctx.get(o, "valid", where))
         if valid.shape != (t,) or valid.dtype.kind not in "bi":
-            raise ctx.fail(f"shape {valid.shape} / dtype {valid.dtype}, expected [{t}] booleans "
-                           "(every object needs as many steps as objects[0])", f"{where}.valid")
+            raise ctx.fail(
+                f"shape {valid.shape} / dtype {valid.dtype}, expected [{t}] booleans "
+                "(every object needs as many steps as objects[0])",
+                f"{where}.valid",
+            )
         raw.valid[i] = valid.astype(bool)
         pos = ctx.series(ctx.get(o, "position", where), f"{where}.position", 3)
         if len(pos) != t:
@@ -237,8 +253,7 @@ def _read_objects(ctx: JsonFields, obj: Any) -> _Objects:
         raw.types[i] = _object_type(ctx.get(o, "type", where))
         for j, key in enumerate(("length", "width")):
             raw.size[i, j] = ctx.number(ctx.get(o, key, where), f"{where}.{key}")
-        raw.size[i, 2] = ctx.number(o["height"], f"{where}.height") if "height" in o \
-            else DEFAULT_HEIGHT[int(raw.types[i])]
+        raw.size[i, 2] = ctx.number(o["height"], f"{where}.height") if "height" in o else DEFAULT_HEIGHT[int(raw.types[i])]
         raw.ids.append(o.get("id"))
     for name, arr in (("position", raw.xyz), ("heading", raw.heading), ("velocity", raw.velocity)):
         bad = ~np.isfinite(arr.reshape(len(objects), t, -1)).all(-1) & raw.valid
@@ -301,15 +316,17 @@ def scenario_from_gpudrive(obj: Any, source: str = "") -> Scenario:
     heading = _wrap(np.deg2rad(raw.heading) if degrees else raw.heading)
     flat = ~(raw.size[:, :2] > 0).all(1)
     if flat.any():
-        log.warning("%s: %d object(s) have a zero length or width: given their type's default footprint",
-                    ctx.source, int(flat.sum()))
+        log.warning(
+            "%s: %d object(s) have a zero length or width: given their type's default footprint", ctx.source, int(flat.sum())
+        )
         raw.size[flat, :2] = [DEFAULT_FOOTPRINT[int(k)] for k in raw.types[flat]]
     invalid = ~raw.valid
     raw.xyz[invalid] = 0.0
     raw.velocity[invalid] = 0.0
     heading[invalid] = 0.0
-    tracks = Trajectory(xyz=raw.xyz, heading=heading, velocity=raw.velocity,
-                        size=np.repeat(raw.size[:, None], t, 1), valid=raw.valid)
+    tracks = Trajectory(
+        xyz=raw.xyz, heading=heading, velocity=raw.velocity, size=np.repeat(raw.size[:, None], t, 1), valid=raw.valid
+    )
     current = min(WOMD_CURRENT_INDEX, t - 1)
     meta = _metadata(obj)
     logged = has_logged_sdc(obj)
@@ -328,11 +345,21 @@ def scenario_from_gpudrive(obj: Any, source: str = "") -> Scenario:
         difficulty.append(int(item.get("difficulty", 0)) if isinstance(item, dict) else 0)
     interest = [int(x) for x in meta.get("objects_of_interest") or [] if isinstance(x, int)]
     scenario = Scenario(
-        scenario_id=scenario_id_of(obj, source), timestamps=np.arange(t) * DT, current_index=current,
-        sdc_index=sdc, track_ids=_int_ids(raw.ids), object_types=raw.types, tracks=tracks,
-        roadmap=read_roads(ctx, obj), traffic_lights=read_lights(ctx, obj, t),
-        tracks_to_predict=np.asarray(ttp, np.int64), tracks_to_predict_difficulty=np.asarray(difficulty, np.int8),
-        objects_of_interest=np.asarray(interest, np.int64), source=source, sdc_logged=logged)
+        scenario_id=scenario_id_of(obj, source),
+        timestamps=np.arange(t) * DT,
+        current_index=current,
+        sdc_index=sdc,
+        track_ids=_int_ids(raw.ids),
+        object_types=raw.types,
+        tracks=tracks,
+        roadmap=read_roads(ctx, obj),
+        traffic_lights=read_lights(ctx, obj, t),
+        tracks_to_predict=np.asarray(ttp, np.int64),
+        tracks_to_predict_difficulty=np.asarray(difficulty, np.int8),
+        objects_of_interest=np.asarray(interest, np.int64),
+        source=source,
+        sdc_logged=logged,
+    )
     scenario.validate()
     return scenario
 

@@ -25,9 +25,15 @@ log = logging.getLogger(__name__)
 
 _ROAD_KINDS = {k.proto_name: k for k in MapKind}
 # Waymax MapElementIds -> (kind, subtype): 0-3 lanes, 5-13 road lines, 14-16 road edges, 17-20 the rest.
-_ELEMENT_KIND = {**{i: (MapKind.LANE, i) for i in range(4)}, **{i: (MapKind.ROAD_LINE, i - 5) for i in range(5, 14)},
-                 **{i: (MapKind.ROAD_EDGE, i - 14) for i in range(14, 17)}, 17: (MapKind.STOP_SIGN, 0),
-                 18: (MapKind.CROSSWALK, 0), 19: (MapKind.SPEED_BUMP, 0), 20: (MapKind.DRIVEWAY, 0)}
+_ELEMENT_KIND = {
+    **{i: (MapKind.LANE, i) for i in range(4)},
+    **{i: (MapKind.ROAD_LINE, i - 5) for i in range(5, 14)},
+    **{i: (MapKind.ROAD_EDGE, i - 14) for i in range(14, 17)},
+    17: (MapKind.STOP_SIGN, 0),
+    18: (MapKind.CROSSWALK, 0),
+    19: (MapKind.SPEED_BUMP, 0),
+    20: (MapKind.DRIVEWAY, 0),
+}
 _SUBTYPE_BASE = {MapKind.LANE: (0, 3), MapKind.ROAD_LINE: (5, 13), MapKind.ROAD_EDGE: (14, 16)}
 _SIGNALS = {s.name.lower(): s for s in SignalState}
 
@@ -74,9 +80,13 @@ def read_roads(ctx: JsonFields, obj: dict[str, Any]) -> RoadMap:
     offsets = np.zeros(len(chunks) + 1, np.int64)
     np.cumsum([len(c) for c in chunks], out=offsets[1:])
     has_ids = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
-    return RoadMap(ids=np.asarray(ids if has_ids else index, np.int64), kinds=np.asarray(kinds, np.int8),
-                   subtypes=np.asarray(subtypes, np.int8),
-                   offsets=offsets, points=np.concatenate(chunks) if chunks else np.zeros((0, 3)))
+    return RoadMap(
+        ids=np.asarray(ids if has_ids else index, np.int64),
+        kinds=np.asarray(kinds, np.int8),
+        subtypes=np.asarray(subtypes, np.int8),
+        offsets=offsets,
+        points=np.concatenate(chunks) if chunks else np.zeros((0, 3)),
+    )
 
 
 def read_lights(ctx: JsonFields, obj: dict[str, Any], t: int) -> TrafficLights:
@@ -85,8 +95,12 @@ def read_lights(ctx: JsonFields, obj: dict[str, Any], t: int) -> TrafficLights:
     if not isinstance(states, dict):
         raise ctx.fail(f"expected an object keyed by lane id, found {type(states).__name__}", "tl_states")
     n = len(states)
-    tl = TrafficLights(lane_ids=np.zeros((t, n), np.int64), states=np.zeros((t, n), np.int8),
-                       stop_points=np.zeros((t, n, 3)), valid=np.zeros((t, n), bool))
+    tl = TrafficLights(
+        lane_ids=np.zeros((t, n), np.int64),
+        states=np.zeros((t, n), np.int8),
+        stop_points=np.zeros((t, n, 3)),
+        valid=np.zeros((t, n), bool),
+    )
     unknown = set()
     for k, (key, light) in enumerate(states.items()):
         where = f"tl_states.{key}"

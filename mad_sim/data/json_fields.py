@@ -68,6 +68,13 @@ class JsonFields:
         if not isinstance(value, (list, dict)):
             return f"expected a list of points, found {type(value).__name__}"
         pts = [value] if isinstance(value, dict) else value
-        bad = next((i for i, p in enumerate(pts) if isinstance(p, dict) and not all(
-            isinstance(p.get(k), (int, float, list)) and not isinstance(p.get(k), bool) for k in "xy")), None)
+        bad = next(
+            (
+                i
+                for i, p in enumerate(pts)
+                if isinstance(p, dict)
+                and not all(isinstance(p.get(k), (int, float, list)) and not isinstance(p.get(k), bool) for k in "xy")
+            ),
+            None,
+        )
         return None if bad is None else f"point {bad} lacks a numeric x or y: {pts[bad]!r:.80}"

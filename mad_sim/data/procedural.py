@@ -32,17 +32,27 @@ from typing import List, Optional
 import numpy as np
 
 from mad_sim.data.procedural_roads import LAYOUTS, Layout, arclength, headings
-from mad_sim.data.scenario import (DT, LaneInfo, LaneType, MapKind, ObjectType, RoadMap, Scenario, SignalState,
-                                   TrafficLights, Trajectory)
+from mad_sim.data.scenario import (
+    DT,
+    LaneInfo,
+    LaneType,
+    MapKind,
+    ObjectType,
+    RoadMap,
+    Scenario,
+    SignalState,
+    TrafficLights,
+    Trajectory,
+)
 from mad_sim.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 KINDS = tuple(LAYOUTS)
 MPH = 0.44704
-MAX_SPEED = 15.0      # m/s
+MAX_SPEED = 15.0  # m/s
 A_MAX, B_COMF, S0, HEADWAY = 1.5, 2.0, 2.0, 1.2
-A_LAT = 2.5           # m/s^2, lateral acceleration that sets curve speeds
+A_LAT = 2.5  # m/s^2, lateral acceleration that sets curve speeds
 STOP_BEFORE_END = 7.0  # m: stop line of a red signal, before the crosswalk
 
 
@@ -70,8 +80,9 @@ def _route(layout: Layout, lanes: List[int]) -> _Route:
     s = arclength(xy)
     heading = np.unwrap(headings(xy))
     kappa = np.abs(np.gradient(heading, s, edge_order=1)) if len(s) > 2 else np.zeros(len(s))
-    limit = np.concatenate([np.full(len(layout.lanes[i].xy) - (1 if k else 0), layout.lanes[i].speed_limit_mph * MPH)
-                            for k, i in enumerate(lanes)])[keep]
+    limit = np.concatenate(
+        [np.full(len(layout.lanes[i].xy) - (1 if k else 0), layout.lanes[i].speed_limit_mph * MPH) for k, i in enumerate(lanes)]
+    )[keep]
     v_lim = np.minimum(np.minimum(limit, MAX_SPEED), np.sqrt(A_LAT / np.maximum(kappa, 1e-6)))
     # advisory speed: the highest speed from which every later limit is reachable braking at B_COMF
     v_adv = v_lim.copy()
@@ -183,9 +194,14 @@ def _roadmap(layout: Layout) -> RoadMap:
         kinds.append(MapKind.LANE)
         subtypes.append(LaneType.SURFACE_STREET)
         chunks.append(lane.xy)
-        lanes[fid] = LaneInfo(speed_limit_mph=lane.speed_limit_mph, interpolating=lane.interpolating,
-                              entry_lanes=[i + 1 for i in lane.entry], exit_lanes=[i + 1 for i in lane.exit],
-                              left_neighbors=[i + 1 for i in lane.left], right_neighbors=[i + 1 for i in lane.right])
+        lanes[fid] = LaneInfo(
+            speed_limit_mph=lane.speed_limit_mph,
+            interpolating=lane.interpolating,
+            entry_lanes=[i + 1 for i in lane.entry],
+            exit_lanes=[i + 1 for i in lane.exit],
+            left_neighbors=[i + 1 for i in lane.left],
+            right_neighbors=[i + 1 for i in lane.right],
+        )
     for xy, sub in layout.lines:
         ids.append(len(ids) + 1)
         kinds.append(MapKind.ROAD_LINE)
@@ -203,8 +219,14 @@ def _roadmap(layout: Layout) -> RoadMap:
         chunks.append(xy)
     pts = np.concatenate(chunks)
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
-    return RoadMap(ids=np.asarray(ids, np.int64), kinds=np.asarray(kinds, np.int8), subtypes=np.asarray(subtypes, np.int8),
-                   offsets=offsets, points=np.concatenate([pts, np.zeros((len(pts), 1))], 1), lanes=lanes)
+    return RoadMap(
+        ids=np.asarray(ids, np.int64),
+        kinds=np.asarray(kinds, np.int8),
+        subtypes=np.asarray(subtypes, np.int8),
+        offsets=offsets,
+        points=np.concatenate([pts, np.zeros((len(pts), 1))], 1),
+        lanes=lanes,
+    )
 
 
 def _pedestrians(rng: np.random.Generator, layout: Layout, count: int, num_steps: int) -> Trajectory:
@@ -229,9 +251,15 @@ def _pedestrians(rng: np.random.Generator, layout: Layout, count: int, num_steps
     return tr
 
 
-def generate_scenario(rng: np.random.Generator, kind: Optional[str] = None, num_vehicles: Optional[int] = None,
-                      num_pedestrians: Optional[int] = None, num_steps: int = 91, current_index: int = 10,
-                      scenario_id: Optional[str] = None) -> Scenario:
+def generate_scenario(
+    rng: np.random.Generator,
+    kind: Optional[str] = None,
+    num_vehicles: Optional[int] = None,
+    num_pedestrians: Optional[int] = None,
+    num_steps: int = 91,
+    current_index: int = 10,
+    scenario_id: Optional[str] = None,
+) -> Scenario:
     """A plausible random :class:`Scenario` (world frame around the origin, metres).
 
     Args:
@@ -276,19 +304,26 @@ def generate_scenario(rng: np.random.Generator, kind: Optional[str] = None, num_
     veh.size[:] = np.array([[p[2], p[3], p[4]] for p in placed], np.float32)[:, None, :]
     veh.valid[:] = on_route
     ped = _pedestrians(rng, layout, n_ped, num_steps)
-    tracks = Trajectory(**{f: np.concatenate([getattr(veh, f), getattr(ped, f)]) for f in
-                           ("xyz", "heading", "velocity", "size", "valid")})
+    tracks = Trajectory(
+        **{f: np.concatenate([getattr(veh, f), getattr(ped, f)]) for f in ("xyz", "heading", "velocity", "size", "valid")}
+    )
     sdc = int(rng.choice(candidates))
     others = [i for i in np.flatnonzero(moving) if i != sdc]
     ttp = sorted(int(i) for i in rng.permutation(others)[:4]) if others else []
     scenario = Scenario(
         scenario_id=scenario_id or f"procedural-{kind}-{int(rng.integers(1 << 32)):08x}",
-        timestamps=np.arange(num_steps) * DT, current_index=current_index, sdc_index=sdc,
+        timestamps=np.arange(num_steps) * DT,
+        current_index=current_index,
+        sdc_index=sdc,
         track_ids=np.arange(1000, 1000 + n + n_ped, dtype=np.int64),
         object_types=np.array([ObjectType.VEHICLE] * n + [ObjectType.PEDESTRIAN] * n_ped, np.int8),
-        tracks=tracks, roadmap=_roadmap(layout), traffic_lights=_signals(layout, num_steps),
-        tracks_to_predict=np.asarray(ttp, np.int64), tracks_to_predict_difficulty=np.ones(len(ttp), np.int8),
-        source=f"procedural:{kind}")
+        tracks=tracks,
+        roadmap=_roadmap(layout),
+        traffic_lights=_signals(layout, num_steps),
+        tracks_to_predict=np.asarray(ttp, np.int64),
+        tracks_to_predict_difficulty=np.ones(len(ttp), np.int8),
+        source=f"procedural:{kind}",
+    )
     scenario.validate()
     return scenario
 
@@ -305,7 +340,9 @@ def _signals(layout: Layout, num_steps: int) -> TrafficLights:
         at = s[-1] - STOP_BEFORE_END
         stops.append([np.interp(at, s, xy[:, 0]), np.interp(at, s, xy[:, 1]), 0.0])
     states = [SignalState.GO if layout.lanes[k].green else SignalState.STOP for k in signal]
-    return TrafficLights(lane_ids=np.tile(np.asarray(signal, np.int64) + 1, (num_steps, 1)),
-                         states=np.tile(np.asarray(states, np.int8), (num_steps, 1)),
-                         stop_points=np.tile(np.asarray(stops)[None], (num_steps, 1, 1)),
-                         valid=np.ones((num_steps, L), bool))
+    return TrafficLights(
+        lane_ids=np.tile(np.asarray(signal, np.int64) + 1, (num_steps, 1)),
+        states=np.tile(np.asarray(states, np.int8), (num_steps, 1)),
+        stop_points=np.tile(np.asarray(stops)[None], (num_steps, 1, 1)),
+        valid=np.ones((num_steps, L), bool),
+    )

@@ -41,8 +41,8 @@ class Lane:
     exit: List[int] = field(default_factory=list)
     left: List[int] = field(default_factory=list)
     right: List[int] = field(default_factory=list)
-    green: bool = True          # False: a red signal at its end (intersection incoming lanes)
-    signal: bool = False        # whether a traffic signal controls its end
+    green: bool = True  # False: a red signal at its end (intersection incoming lanes)
+    signal: bool = False  # whether a traffic signal controls its end
 
 
 @dataclass
@@ -51,11 +51,11 @@ class Layout:
 
     kind: str
     lanes: List[Lane]
-    lines: List[Tuple[np.ndarray, int]]         # (xy [K, 2], RoadLineType)
-    edges: List[Tuple[np.ndarray, int]]         # (xy [K, 2], RoadEdgeType)
+    lines: List[Tuple[np.ndarray, int]]  # (xy [K, 2], RoadLineType)
+    edges: List[Tuple[np.ndarray, int]]  # (xy [K, 2], RoadEdgeType)
     polygons: List[Tuple[np.ndarray, MapKind]]  # crosswalks etc. (xy [4, 2], kind)
-    routes: List[List[int]]                     # lane sequences a vehicle can drive
-    sidewalks: List[np.ndarray]                 # pedestrian paths xy [K, 2]
+    routes: List[List[int]]  # lane sequences a vehicle can drive
+    sidewalks: List[np.ndarray]  # pedestrian paths xy [K, 2]
 
 
 def arclength(xy: np.ndarray) -> np.ndarray:
@@ -94,8 +94,9 @@ def path_from_segments(start: Tuple[float, float, float], segments: List[Tuple[f
     return np.asarray(pts)
 
 
-def _two_way_road(center: np.ndarray, n_per_dir: int, speed_mph: float, lanes: List[Lane],
-                  lines: list, edges: list) -> Tuple[List[int], List[int]]:
+def _two_way_road(
+    center: np.ndarray, n_per_dir: int, speed_mph: float, lanes: List[Lane], lines: list, edges: list
+) -> Tuple[List[int], List[int]]:
     """Add the lanes, lines and edges of a two-way road around ``center``; return (forward, backward) lane ids, left to right."""
     fwd, bwd = [], []
     for k in range(n_per_dir):  # k = 0 is the lane next to the centre line
@@ -147,7 +148,7 @@ def _bezier(p0: np.ndarray, h0: float, p1: np.ndarray, h1: float) -> np.ndarray:
     c0 = p0 + 0.4 * dist * np.array([np.cos(h0), np.sin(h0)])
     c1 = p1 - 0.4 * dist * np.array([np.cos(h1), np.sin(h1)])
     t = np.linspace(0.0, 1.0, max(3, int(dist * 1.3 / STEP)))[:, None]
-    return (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * c0 + 3 * (1 - t) * t ** 2 * c1 + t ** 3 * p1
+    return (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * c0 + 3 * (1 - t) * t**2 * c1 + t**3 * p1
 
 
 def intersection_layout(rng: np.random.Generator, arm_length: float = 150.0) -> Layout:

@@ -49,8 +49,22 @@ try:  # numpy >= 2 moved the pickling helpers to numpy._core
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
 
-_BUILTINS = ("int", "float", "complex", "bool", "str", "bytes", "bytearray", "list", "tuple", "dict", "set",
-             "frozenset", "slice", "range")
+_BUILTINS = (
+    "int",
+    "float",
+    "complex",
+    "bool",
+    "str",
+    "bytes",
+    "bytearray",
+    "list",
+    "tuple",
+    "dict",
+    "set",
+    "frozenset",
+    "slice",
+    "range",
+)
 
 ALLOWED_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
     **{("builtins", n): getattr(builtins, n) for n in _BUILTINS},
@@ -80,8 +94,9 @@ class SafeUnpickler(pickle.Unpickler):
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise UnsafePickleError(f"refused global {module}.{name} (only numpy arrays and builtins are allowed)",
-                                    path=self.source, record=0) from None
+            raise UnsafePickleError(
+                f"refused global {module}.{name} (only numpy arrays and builtins are allowed)", path=self.source, record=0
+            ) from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError("refused persistent id", path=self.source, record=0)
@@ -150,8 +165,9 @@ def safe_load(path: PathLike, unpickler: "type[SafeUnpickler] | None" = None, wh
         except UnsafePickleError:
             raise
         except MemoryError:
-            raise CorruptRecordError(f"not a readable {what} (a length field asks for more memory than there is: "
-                                     "MemoryError)", path=name, record=0) from None
+            raise CorruptRecordError(
+                f"not a readable {what} (a length field asks for more memory than there is: MemoryError)", path=name, record=0
+            ) from None
         except EOFError:
             raise TruncatedRecordError("pickle ends early", path=name, record=0) from None
         except pickle.UnpicklingError as exc:

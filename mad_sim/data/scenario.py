@@ -199,8 +199,13 @@ class RoadMap:
 
     @classmethod
     def empty(cls) -> "RoadMap":
-        return cls(ids=np.zeros(0, np.int64), kinds=np.zeros(0, np.int8), subtypes=np.zeros(0, np.int8),
-                   offsets=np.zeros(1, np.int64), points=np.zeros((0, 3)))
+        return cls(
+            ids=np.zeros(0, np.int64),
+            kinds=np.zeros(0, np.int8),
+            subtypes=np.zeros(0, np.int8),
+            offsets=np.zeros(1, np.int64),
+            points=np.zeros((0, 3)),
+        )
 
     @property
     def num_features(self) -> int:
@@ -208,7 +213,7 @@ class RoadMap:
 
     def polyline(self, m: int) -> np.ndarray:
         """[K, 3] points of feature ``m`` (an index, not an id)."""
-        return self.points[self.offsets[m]:self.offsets[m + 1]]
+        return self.points[self.offsets[m] : self.offsets[m + 1]]
 
     def point_feature_index(self) -> np.ndarray:
         """[P] int64: for every point, the index of the feature that owns it."""
@@ -241,8 +246,12 @@ class TrafficLights:
 
     @classmethod
     def empty(cls, num_steps: int) -> "TrafficLights":
-        return cls(lane_ids=np.zeros((num_steps, 0), np.int64), states=np.zeros((num_steps, 0), np.int8),
-                   stop_points=np.zeros((num_steps, 0, 3)), valid=np.zeros((num_steps, 0), bool))
+        return cls(
+            lane_ids=np.zeros((num_steps, 0), np.int64),
+            states=np.zeros((num_steps, 0), np.int8),
+            stop_points=np.zeros((num_steps, 0, 3)),
+            valid=np.zeros((num_steps, 0), bool),
+        )
 
 
 @dataclass
@@ -313,11 +322,13 @@ class Scenario:
         self.tracks.validate(src)
         n, t = self.tracks.valid.shape
         if self.track_ids.shape != (n,) or self.object_types.shape != (n,):
-            raise SchemaError(f"{n} tracks but ids {self.track_ids.shape} / types {self.object_types.shape}",
-                              path=src, field="tracks")
+            raise SchemaError(
+                f"{n} tracks but ids {self.track_ids.shape} / types {self.object_types.shape}", path=src, field="tracks"
+            )
         if self.object_labels.shape not in ((0,), (n,)):
-            raise SchemaError(f"{n} tracks but {self.object_labels.shape} labels (expected [0] or [{n}])", path=src,
-                              field="object_labels")
+            raise SchemaError(
+                f"{n} tracks but {self.object_labels.shape} labels (expected [0] or [{n}])", path=src, field="object_labels"
+            )
         if self.timestamps.shape != (t,):
             raise SchemaError(f"{t} steps but {self.timestamps.shape[0]} timestamps", path=src, field="timestamps_seconds")
         if not 0 <= self.current_index < t:

@@ -141,8 +141,9 @@ def _unswap_boxes(ctx: _Ctx, traj: Trajectory, types: np.ndarray, keys: list[Any
         med = np.nanmedian(masked, axis=1)
     swap = (types == ObjectType.VEHICLE) & (med[:, 1] > med[:, 0]) & (med[:, 1] > MAX_VEHICLE_WIDTH)
     if swap.any():
-        log.info("%s: vehicle boxes wider than long, length and width swapped: %s", ctx.source,
-                 [keys[i] for i in np.flatnonzero(swap)])
+        log.info(
+            "%s: vehicle boxes wider than long, length and width swapped: %s", ctx.source, [keys[i] for i in np.flatnonzero(swap)]
+        )
         traj.size[swap, :, :2] = traj.size[swap, :, 1::-1]
 
 
@@ -182,8 +183,10 @@ def scenario_from_scenarionet(data: Any, source: str = "") -> Scenario:
     track_ids = int_ids(keys)
     index_of = {k: i for i, k in enumerate(keys)}
     predict = meta.get("tracks_to_predict") or {}
-    ttp = [int(v["track_index"]) if isinstance(v, dict) and "track_index" in v else index_of.get(str(k), -1)
-           for k, v in predict.items()]
+    ttp = [
+        int(v["track_index"]) if isinstance(v, dict) and "track_index" in v else index_of.get(str(k), -1)
+        for k, v in predict.items()
+    ]
     difficulty = [int(v.get("difficulty", 0)) if isinstance(v, dict) else 0 for v in predict.values()]
     interest = [int(track_ids[index_of[str(k)]]) for k in meta.get("objects_of_interest") or [] if str(k) in index_of]
     current = meta.get("current_time_index", data.get("current_time_index"))

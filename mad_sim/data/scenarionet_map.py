@@ -152,12 +152,14 @@ def _lane_info(feature: dict[str, Any], id_of: dict[str, int]) -> LaneInfo:
     mph = feature.get("speed_limit_mph")
     if mph is None and feature.get("speed_limit_kmh") is not None:
         mph = float(feature["speed_limit_kmh"]) / KMH_PER_MPH
-    return LaneInfo(speed_limit_mph=float(mph or 0.0),
-                    interpolating=bool(feature.get("interpolating", False)),
-                    entry_lanes=_id_list(feature.get("entry_lanes", feature.get("entry")), id_of),
-                    exit_lanes=_id_list(feature.get("exit_lanes", feature.get("exit")), id_of),
-                    left_neighbors=_id_list(feature.get("left_neighbor"), id_of),
-                    right_neighbors=_id_list(feature.get("right_neighbor"), id_of))
+    return LaneInfo(
+        speed_limit_mph=float(mph or 0.0),
+        interpolating=bool(feature.get("interpolating", False)),
+        entry_lanes=_id_list(feature.get("entry_lanes", feature.get("entry")), id_of),
+        exit_lanes=_id_list(feature.get("exit_lanes", feature.get("exit")), id_of),
+        left_neighbors=_id_list(feature.get("left_neighbor"), id_of),
+        right_neighbors=_id_list(feature.get("right_neighbor"), id_of),
+    )
 
 
 def roadmap_from_scenarionet(source: str, features: dict[Any, Any]) -> RoadMap:
@@ -200,9 +202,15 @@ def roadmap_from_scenarionet(source: str, features: dict[Any, Any]) -> RoadMap:
         chunks.append(pts)
     offsets = np.zeros(len(ids) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return RoadMap(ids=np.asarray(ids, np.int64), kinds=np.asarray(kinds, np.int8), subtypes=np.asarray(subtypes, np.int8),
-                   offsets=offsets, points=np.concatenate(chunks) if chunks else np.zeros((0, 3)),
-                   lanes=lanes, stop_sign_lanes=stops)
+    return RoadMap(
+        ids=np.asarray(ids, np.int64),
+        kinds=np.asarray(kinds, np.int8),
+        subtypes=np.asarray(subtypes, np.int8),
+        offsets=offsets,
+        points=np.concatenate(chunks) if chunks else np.zeros((0, 3)),
+        lanes=lanes,
+        stop_sign_lanes=stops,
+    )
 
 
 def _signal(value: Any) -> tuple[int, bool]:
@@ -225,8 +233,12 @@ def _lane_id(source: str, value: Any, field: str) -> int:
 
 def _lights_from_dict(source: str, states: dict[Any, Any], num_steps: int) -> TrafficLights:
     n = len(states)
-    tl = TrafficLights(lane_ids=np.zeros((num_steps, n), np.int64), states=np.zeros((num_steps, n), np.int8),
-                       stop_points=np.zeros((num_steps, n, 3)), valid=np.zeros((num_steps, n), bool))
+    tl = TrafficLights(
+        lane_ids=np.zeros((num_steps, n), np.int64),
+        states=np.zeros((num_steps, n), np.int8),
+        stop_points=np.zeros((num_steps, n, 3)),
+        valid=np.zeros((num_steps, n), bool),
+    )
     for k, (key, light) in enumerate(states.items()):
         where = f"dynamic_map_states.{key}"
         if not isinstance(light, dict) or not isinstance(light.get("state"), dict):
@@ -236,8 +248,9 @@ def _lights_from_dict(source: str, states: dict[Any, Any], num_steps: int) -> Tr
             raise SchemaError("missing key", path=source, record=0, field=f"{where}.state.object_state")
         seq = state["object_state"]
         if len(seq) != num_steps:
-            raise SchemaError(f"{len(seq)} states for {num_steps} steps", path=source, record=0,
-                              field=f"{where}.state.object_state")
+            raise SchemaError(
+                f"{len(seq)} states for {num_steps} steps", path=source, record=0, field=f"{where}.state.object_state"
+            )
         coded = [_signal(s) for s in seq]
         tl.states[:, k] = [c for c, _ in coded]
         observed = np.array([o for _, o in coded], bool)
@@ -253,7 +266,7 @@ def _lights_from_dict(source: str, states: dict[Any, Any], num_steps: int) -> Tr
             tl.stop_points[:, k] = stop
             observed |= (stop != 0).any(1)
         else:
-            tl.stop_points[:, k, :min(stop.size, 3)] = stop.reshape(-1)[:3]
+            tl.stop_points[:, k, : min(stop.size, 3)] = stop.reshape(-1)[:3]
         tl.valid[:, k] = observed
     return tl
 
@@ -264,20 +277,24 @@ def _lights_from_steps(source: str, steps: list[Any], num_steps: int) -> Traffic
     if not any(steps):
         return TrafficLights.empty(num_steps)
     if len(steps) != num_steps or not all(isinstance(s, dict) for s in steps):
-        raise SchemaError(f"{len(steps)} per-step entries for {num_steps} steps", path=source, record=0,
-                          field="dynamic_map_states")
+        raise SchemaError(
+            f"{len(steps)} per-step entries for {num_steps} steps", path=source, record=0, field="dynamic_map_states"
+        )
     lanes = sorted({int(k) for s in steps for k in s})
     slot = {lane: i for i, lane in enumerate(lanes)}
-    tl = TrafficLights(lane_ids=np.tile(np.asarray(lanes, np.int64), (num_steps, 1)),
-                       states=np.zeros((num_steps, len(lanes)), np.int8),
-                       stop_points=np.zeros((num_steps, len(lanes), 3)), valid=np.zeros((num_steps, len(lanes)), bool))
+    tl = TrafficLights(
+        lane_ids=np.tile(np.asarray(lanes, np.int64), (num_steps, 1)),
+        states=np.zeros((num_steps, len(lanes)), np.int8),
+        stop_points=np.zeros((num_steps, len(lanes), 3)),
+        valid=np.zeros((num_steps, len(lanes)), bool),
+    )
     for t, step in enumerate(steps):
         for lane, entry in step.items():
             k = slot[int(lane)]
             code, _ = _signal(entry.get("state") if isinstance(entry, dict) else entry)
             tl.states[t, k], tl.valid[t, k] = code, True
             stop = np.asarray(entry.get("stop_point", np.zeros(3)) if isinstance(entry, dict) else np.zeros(3), np.float64)
-            tl.stop_points[t, k, :min(stop.size, 3)] = stop.reshape(-1)[:3]
+            tl.stop_points[t, k, : min(stop.size, 3)] = stop.reshape(-1)[:3]
     return tl
 
 
@@ -289,5 +306,6 @@ def traffic_lights_from_scenarionet(source: str, states: Any, num_steps: int) ->
         return _lights_from_steps(source, states, num_steps)
     if states is None:
         return TrafficLights.empty(num_steps)
-    raise SchemaError(f"expected a dict or list, found {type(states).__name__}", path=source, record=0,
-                      field="dynamic_map_states")
+    raise SchemaError(
+        f"expected a dict or list, found {type(states).__name__}", path=source, record=0, field="dynamic_map_states"
+    )

@@ -19,8 +19,15 @@ import os
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
-from mad_sim.data.formats import (SCENARIO_PATTERNS, SceneFormat, files_under, is_index_json, is_single_scene_file, scene_format,
-                                  scenarios_in_file)
+from mad_sim.data.formats import (
+    SCENARIO_PATTERNS,
+    SceneFormat,
+    files_under,
+    is_index_json,
+    is_single_scene_file,
+    scenarios_in_file,
+    scene_format,
+)
 from mad_sim.data.scenario import Scenario
 from mad_sim.data.tfrecord import PathSpec, expand_paths, iter_records
 from mad_sim.data.womd import parse_scenario_bytes
@@ -47,7 +54,7 @@ def _expand_items(spec: PathSpec) -> List[Tuple[str, List[Tuple[Path, bool]]]]:
         if item.startswith(CORPUS_PREFIX):
             from mad_sim.data.corpus import split_files
 
-            out.append((item, [(p, True) for p in split_files(item[len(CORPUS_PREFIX):])]))
+            out.append((item, [(p, True) for p in split_files(item[len(CORPUS_PREFIX) :])]))
             continue
         found = not Path(item).is_file()
         out.append((item, [(p, found) for p in _expand(item)]))
@@ -123,8 +130,9 @@ def load_scenarios(spec: PathSpec) -> Iterator[Scenario]:
 def load_scenario(path: PathSpec, index: int = 0) -> Scenario:
     """The ``index``-th scenario (zero-based) of ``path``; DataNotFoundError if there are fewer."""
     if index < 0:
-        raise DataNotFoundError(f"scenario index {index} is negative",
-                                path=os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)
+        raise DataNotFoundError(
+            f"scenario index {index} is negative", path=os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+        )
     count = 0
     for scenario in load_scenarios(path):
         if count == index:

@@ -65,8 +65,11 @@ def expand_paths(spec: PathSpec, patterns: Tuple[str, ...] = ()) -> List[Path]:
         if path.is_file():
             out.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                           and (not patterns or any(p.match(pat) for pat in patterns)))
+            found = sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and (not patterns or any(p.match(pat) for pat in patterns))
+            )
             if not found:
                 raise DataNotFoundError(f"directory holds no file matching {list(patterns) or '*'}", path=text)
             out.extend(found)
@@ -107,18 +110,25 @@ def iter_records_from(f: BinaryIO, name: str, check_crc: bool = True, size: Opti
             raise TruncatedRecordError(f"file ends inside the record header ({len(header)} of 12 bytes)", path=name, record=index)
         length, length_crc = _HEADER.unpack(header)
         if check_crc and masked_crc32c(header[:8]) != length_crc:
-            raise CorruptRecordError(f"length CRC mismatch (stored {length_crc:#010x}, computed "
-                                     f"{masked_crc32c(header[:8]):#010x}); not a TFRecord file, or corrupt",
-                                     path=name, record=index)
+            raise CorruptRecordError(
+                f"length CRC mismatch (stored {length_crc:#010x}, computed "
+                f"{masked_crc32c(header[:8]):#010x}); not a TFRecord file, or corrupt",
+                path=name,
+                record=index,
+            )
         if length > MAX_RECORD_BYTES:
             raise CorruptRecordError(f"record length {length} bytes is implausible", path=name, record=index)
         if size is not None and offset + _HEADER.size + length + _FOOTER.size > size:
-            raise TruncatedRecordError(f"record of {length} bytes runs past the end of the file "
-                                       f"({size - offset - _HEADER.size} bytes left)", path=name, record=index)
+            raise TruncatedRecordError(
+                f"record of {length} bytes runs past the end of the file ({size - offset - _HEADER.size} bytes left)",
+                path=name,
+                record=index,
+            )
         payload = _read_exact(f, length)
         if len(payload) < length:
-            raise TruncatedRecordError(f"file ends inside the payload ({len(payload)} of {length} bytes)",
-                                       path=name, record=index)
+            raise TruncatedRecordError(
+                f"file ends inside the payload ({len(payload)} of {length} bytes)", path=name, record=index
+            )
         footer = _read_exact(f, _FOOTER.size)
         if len(footer) < _FOOTER.size:
             raise TruncatedRecordError("file ends before the payload CRC", path=name, record=index)
@@ -126,8 +136,9 @@ def iter_records_from(f: BinaryIO, name: str, check_crc: bool = True, size: Opti
             (payload_crc,) = _FOOTER.unpack(footer)
             computed = masked_crc32c(payload)
             if computed != payload_crc:
-                raise CorruptRecordError(f"payload CRC mismatch (stored {payload_crc:#010x}, computed {computed:#010x})",
-                                         path=name, record=index)
+                raise CorruptRecordError(
+                    f"payload CRC mismatch (stored {payload_crc:#010x}, computed {computed:#010x})", path=name, record=index
+                )
         offset += _HEADER.size + length + _FOOTER.size
         yield payload
         index += 1

@@ -165,7 +165,7 @@ def _timestamps(micros: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = np.interp(steps, known, sec)
         lo, hi = known[0], known[-1]  # np.interp holds the ends flat: extend at 10 Hz instead
         out[:lo] = sec[0] + (steps[:lo] - lo) * 0.1
-        out[hi + 1:] = sec[-1] + (steps[hi + 1:] - hi) * 0.1
+        out[hi + 1 :] = sec[-1] + (steps[hi + 1 :] - hi) * 0.1
     return out - out[0]
 
 
@@ -175,8 +175,10 @@ def _tracks(rd: _Reader, state: Any) -> tuple[Trajectory, np.ndarray, np.ndarray
     w = "log_trajectory"
     valid = rd.array(traj, "valid", w, 2, bool)
     shape = valid.shape
-    f = {k: rd.array(traj, k, w, 2, np.float64, shape)
-         for k in ("x", "y", "z", "vel_x", "vel_y", "yaw", "length", "width", "height")}
+    f = {
+        k: rd.array(traj, k, w, 2, np.float64, shape)
+        for k in ("x", "y", "z", "vel_x", "vel_y", "yaw", "length", "width", "height")
+    }
     micros = rd.array(traj, "timestamp_micros", w, 2, np.int64, shape)
     keep = np.asarray(valid.any(1))
     v = valid[keep]
@@ -189,8 +191,7 @@ def _tracks(rd: _Reader, state: Any) -> tuple[Trajectory, np.ndarray, np.ndarray
     xyz[~v] = 0.0
     vel[~v] = 0.0
     heading[~v] = 0.0
-    return (Trajectory(xyz=xyz, heading=heading, velocity=vel, size=size, valid=v), keep,
-            _timestamps(micros, valid), micros)
+    return (Trajectory(xyz=xyz, heading=heading, velocity=vel, size=size, valid=v), keep, _timestamps(micros, valid), micros)
 
 
 def _metadata(rd: _Reader, state: Any, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
@@ -207,8 +208,11 @@ def _metadata(rd: _Reader, state: Any, keep: np.ndarray) -> tuple[np.ndarray, np
         lost = " (the SDC's track is never valid)" if len(sdc) == 0 and is_sdc.any() else ""
         raise rd.fail(f"{len(sdc)} valid objects are flagged as the SDC, expected 1{lost}", f"{w}.is_sdc")
     modeled = rd.array(meta, "is_modeled", w, 1, bool, n)[keep] if _has(meta, "is_modeled") else np.zeros(len(ids), bool)
-    interest = (rd.array(meta, "objects_of_interest", w, 1, bool, n)[keep] if _has(meta, "objects_of_interest")
-                else np.zeros(len(ids), bool))
+    interest = (
+        rd.array(meta, "objects_of_interest", w, 1, bool, n)[keep]
+        if _has(meta, "objects_of_interest")
+        else np.zeros(len(ids), bool)
+    )
     return ids, types, int(sdc[0]), np.flatnonzero(modeled).astype(np.int64), ids[interest]
 
 
@@ -231,8 +235,12 @@ def _roadmap(rd: _Reader, state: Any) -> RoadMap:
     known = (types >= 0) & (types < len(_KINDS)) & (types != 4)
     skipped = valid & ~known
     if skipped.any():
-        log.info("%s: %d roadgraph points of types %s (not WOMD map features) skipped", rd.source,
-                 int(skipped.sum()), sorted(set(types[skipped].tolist())))
+        log.info(
+            "%s: %d roadgraph points of types %s (not WOMD map features) skipped",
+            rd.source,
+            int(skipped.sum()),
+            sorted(set(types[skipped].tolist())),
+        )
     use = valid & known
     if not np.isfinite(xyz[use]).all():
         raise rd.fail("non-finite coordinate at a valid point", f"{w}.x")
@@ -253,8 +261,13 @@ def _roadmap(rd: _Reader, state: Any) -> RoadMap:
         counts = np.bincount(feature, minlength=len(order))
     offsets = np.zeros(len(order) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return RoadMap(ids=uniq[order].astype(np.int64), kinds=kind_sub[:, 0].astype(np.int8),
-                   subtypes=kind_sub[:, 1].astype(np.int8), offsets=offsets, points=pts)
+    return RoadMap(
+        ids=uniq[order].astype(np.int64),
+        kinds=kind_sub[:, 0].astype(np.int8),
+        subtypes=kind_sub[:, 1].astype(np.int8),
+        offsets=offsets,
+        points=pts,
+    )
 
 
 def _traffic_lights(rd: _Reader, state: Any, num_steps: int) -> TrafficLights:
@@ -274,12 +287,19 @@ def _traffic_lights(rd: _Reader, state: Any, num_steps: int) -> TrafficLights:
     stop = np.stack([rd.array(tl, k, w, 2, np.float64, s)[used].T for k in ("x", "y", "z")], -1)
     known = np.isin(state_, [int(v) for v in SignalState])
     if (valid & ~known).any():
-        log.info("%s: traffic-light states %s are not WOMD states: read as UNKNOWN", rd.source,
-                 sorted(set(state_[valid & ~known].tolist())))
+        log.info(
+            "%s: traffic-light states %s are not WOMD states: read as UNKNOWN",
+            rd.source,
+            sorted(set(state_[valid & ~known].tolist())),
+        )
     if not np.isfinite(stop[valid]).all():
         raise rd.fail("non-finite stop point at a valid entry", f"{w}.x")
-    return TrafficLights(lane_ids=np.where(valid, lane, 0), states=np.where(valid & known, state_, 0).astype(np.int8),
-                         stop_points=np.where(valid[..., None], stop, 0.0), valid=valid)
+    return TrafficLights(
+        lane_ids=np.where(valid, lane, 0),
+        states=np.where(valid & known, state_, 0).astype(np.int8),
+        stop_points=np.where(valid[..., None], stop, 0.0),
+        valid=valid,
+    )
 
 
 def _current_index(rd: _Reader, state: Any, num_steps: int, current_index: int | None) -> int:
@@ -291,8 +311,7 @@ def _current_index(rd: _Reader, state: Any, num_steps: int, current_index: int |
     return int(current_index)
 
 
-def scenario_from_waymax(state: Any, scenario_id: str = "", source: str = "",
-                         current_index: int | None = None) -> Scenario:
+def scenario_from_waymax(state: Any, scenario_id: str = "", source: str = "", current_index: int | None = None) -> Scenario:
     """Convert one Waymax ``SimulatorState`` (or a duck-typed stand-in) into a :class:`Scenario`.
 
     Args:
@@ -313,12 +332,20 @@ def scenario_from_waymax(state: Any, scenario_id: str = "", source: str = "",
         raise rd.fail("no object is valid at any step", "log_trajectory.valid")
     track_ids, types, sdc, ttp, interest = _metadata(rd, state, keep)
     scenario = Scenario(
-        scenario_id=scenario_id, timestamps=timestamps,
+        scenario_id=scenario_id,
+        timestamps=timestamps,
         current_index=_current_index(rd, state, tracks.num_steps, current_index),
-        sdc_index=sdc, track_ids=track_ids, object_types=types, tracks=tracks,
-        roadmap=_roadmap(rd, state), traffic_lights=_traffic_lights(rd, state, tracks.num_steps),
-        tracks_to_predict=ttp, tracks_to_predict_difficulty=np.zeros(len(ttp), np.int8),
-        objects_of_interest=interest.astype(np.int64), source=source)
+        sdc_index=sdc,
+        track_ids=track_ids,
+        object_types=types,
+        tracks=tracks,
+        roadmap=_roadmap(rd, state),
+        traffic_lights=_traffic_lights(rd, state, tracks.num_steps),
+        tracks_to_predict=ttp,
+        tracks_to_predict_difficulty=np.zeros(len(ttp), np.int8),
+        objects_of_interest=interest.astype(np.int64),
+        source=source,
+    )
     try:
         scenario.validate()
     except SchemaError as exc:

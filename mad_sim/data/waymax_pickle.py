@@ -54,15 +54,38 @@ except ImportError:  # pragma: no cover - numpy 1.x
 __all__ = ["WAYMAX_CLASSES", "WaymaxRecord", "WaymaxUnpickler", "is_waymax_pickle", "load_waymax_state"]
 
 WAYMAX_CLASSES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("waymax.datatypes.simulator_state", "SimulatorState"):
-        ("sim_trajectory", "log_trajectory", "log_traffic_light", "object_metadata", "timestep", "sdc_paths",
-         "roadgraph_points"),
-    ("waymax.datatypes.object_state", "Trajectory"):
-        ("x", "y", "z", "vel_x", "vel_y", "yaw", "valid", "timestamp_micros", "length", "width", "height"),
-    ("waymax.datatypes.object_state", "ObjectMetadata"):
-        ("ids", "object_types", "is_sdc", "is_modeled", "is_valid", "objects_of_interest", "is_controlled"),
-    ("waymax.datatypes.roadgraph", "RoadgraphPoints"):
-        ("x", "y", "z", "dir_x", "dir_y", "dir_z", "types", "ids", "valid"),
+    ("waymax.datatypes.simulator_state", "SimulatorState"): (
+        "sim_trajectory",
+        "log_trajectory",
+        "log_traffic_light",
+        "object_metadata",
+        "timestep",
+        "sdc_paths",
+        "roadgraph_points",
+    ),
+    ("waymax.datatypes.object_state", "Trajectory"): (
+        "x",
+        "y",
+        "z",
+        "vel_x",
+        "vel_y",
+        "yaw",
+        "valid",
+        "timestamp_micros",
+        "length",
+        "width",
+        "height",
+    ),
+    ("waymax.datatypes.object_state", "ObjectMetadata"): (
+        "ids",
+        "object_types",
+        "is_sdc",
+        "is_modeled",
+        "is_valid",
+        "objects_of_interest",
+        "is_controlled",
+    ),
+    ("waymax.datatypes.roadgraph", "RoadgraphPoints"): ("x", "y", "z", "dir_x", "dir_y", "dir_z", "types", "ids", "valid"),
     ("waymax.datatypes.traffic_lights", "TrafficLights"): ("x", "y", "z", "state", "lane_ids", "valid"),
     ("waymax.datatypes.route", "Paths"): ("x", "y", "z", "ids", "valid", "arc_length", "on_route"),
 }
@@ -155,8 +178,11 @@ class WaymaxUnpickler(SafeUnpickler):
     def find_class(self, module: str, name: str) -> Any:
         found = WAYMAX_GLOBALS.get((module, name))
         if found is None:
-            raise UnsafePickleError(f"refused global {module}.{name} (only Waymax datatypes, jax/numpy arrays and "
-                                    "builtins are allowed)", path=self.source, record=0)
+            raise UnsafePickleError(
+                f"refused global {module}.{name} (only Waymax datatypes, jax/numpy arrays and builtins are allowed)",
+                path=self.source,
+                record=0,
+            )
         return found
 
 

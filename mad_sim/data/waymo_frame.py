@@ -131,17 +131,36 @@ def _matrix(values, path: str, record: int, name: str) -> np.ndarray:
 
 
 def _boxes3d(labels) -> Boxes3D:
-    b = [(lb.box.center_x, lb.box.center_y, lb.box.center_z, lb.box.length, lb.box.width, lb.box.height, lb.box.heading,
-          lb.metadata.speed_x, lb.metadata.speed_y) for lb in labels]
+    b = [
+        (
+            lb.box.center_x,
+            lb.box.center_y,
+            lb.box.center_z,
+            lb.box.length,
+            lb.box.width,
+            lb.box.height,
+            lb.box.heading,
+            lb.metadata.speed_x,
+            lb.metadata.speed_y,
+        )
+        for lb in labels
+    ]
     a = np.asarray(b, np.float64).reshape(-1, 9)
-    return Boxes3D(center=a[:, 0:3], size=a[:, 3:6], heading=a[:, 6], speed=a[:, 7:9],
-                   types=np.asarray([lb.type for lb in labels], np.int8), ids=[lb.id for lb in labels])
+    return Boxes3D(
+        center=a[:, 0:3],
+        size=a[:, 3:6],
+        heading=a[:, 6],
+        speed=a[:, 7:9],
+        types=np.asarray([lb.type for lb in labels], np.int8),
+        ids=[lb.id for lb in labels],
+    )
 
 
 def _boxes2d(labels) -> Boxes2D:
     a = np.asarray([(lb.box.center_x, lb.box.center_y, lb.box.length, lb.box.width) for lb in labels], np.float64).reshape(-1, 4)
-    return Boxes2D(center=a[:, :2], size=a[:, 2:], types=np.asarray([lb.type for lb in labels], np.int8),
-                   ids=[lb.id for lb in labels])
+    return Boxes2D(
+        center=a[:, :2], size=a[:, 2:], types=np.asarray([lb.type for lb in labels], np.int8), ids=[lb.id for lb in labels]
+    )
 
 
 def decode_jpeg(data: bytes, path: str = "<memory>", record: int = 0, field_name: str = "image") -> np.ndarray:
@@ -160,8 +179,9 @@ def frame_from_bytes(payload: bytes, path: str = "<memory>", record: int = 0, de
     except DecodeError as exc:
         raise SchemaError(f"not a serialized Waymo perception Frame ({exc})", path=path, record=record) from None
     if not msg.images or not msg.context.camera_calibrations:
-        raise SchemaError("not a Waymo perception Frame: no camera images / calibrations (another message type?)",
-                          path=path, record=record)
+        raise SchemaError(
+            "not a Waymo perception Frame: no camera images / calibrations (another message type?)", path=path, record=record
+        )
     calib = {c.name: c for c in msg.context.camera_calibrations}
     projected = {c.name: c.labels for c in msg.projected_lidar_labels}
     drawn = {c.name: c.labels for c in msg.camera_labels}
@@ -173,18 +193,31 @@ def frame_from_bytes(payload: bytes, path: str = "<memory>", record: int = 0, de
             raise SchemaError(f"camera {name} has no calibration", path=path, record=record, field="context.camera_calibrations")
         intrinsic = np.asarray(c.intrinsic, np.float64)
         if intrinsic.shape != (9,):
-            raise SchemaError(f"{intrinsic.size} intrinsics for camera {name}, expected 9", path=path, record=record,
-                              field="context.camera_calibrations.intrinsic")
+            raise SchemaError(
+                f"{intrinsic.size} intrinsics for camera {name}, expected 9",
+                path=path,
+                record=record,
+                field="context.camera_calibrations.intrinsic",
+            )
         cameras[name] = CameraView(
-            name=name, camera_id=int(image.name),
+            name=name,
+            camera_id=int(image.name),
             image=decode_jpeg(image.image, path, record, f"images[{k}].image") if decode_images else None,
-            jpeg=bytes(image.image), intrinsic=intrinsic,
+            jpeg=bytes(image.image),
+            intrinsic=intrinsic,
             extrinsic=_matrix(c.extrinsic.transform, path, record, "context.camera_calibrations.extrinsic"),
-            width=int(c.width), height=int(c.height),
-            projected_labels=_boxes2d(projected.get(image.name, [])), camera_labels=_boxes2d(drawn.get(image.name, [])))
-    return PerceptionFrame(context_name=msg.context.name, timestamp_micros=int(msg.timestamp_micros),
-                           pose=_matrix(msg.pose.transform, path, record, "pose"), cameras=cameras,
-                           laser_labels=_boxes3d(msg.laser_labels))
+            width=int(c.width),
+            height=int(c.height),
+            projected_labels=_boxes2d(projected.get(image.name, [])),
+            camera_labels=_boxes2d(drawn.get(image.name, [])),
+        )
+    return PerceptionFrame(
+        context_name=msg.context.name,
+        timestamp_micros=int(msg.timestamp_micros),
+        pose=_matrix(msg.pose.transform, path, record, "pose"),
+        cameras=cameras,
+        laser_labels=_boxes3d(msg.laser_labels),
+    )
 
 
 def read_frames(path: PathSpec, decode_images: bool = True) -> Iterator[PerceptionFrame]:

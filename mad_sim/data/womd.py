@@ -32,15 +32,14 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from mad_sim.data.proto import map_pb2, scenario_pb2
-from mad_sim.data.scenario import (LaneInfo, MapKind, RoadMap, Scenario, TrafficLights, Trajectory)
+from mad_sim.data.scenario import LaneInfo, MapKind, RoadMap, Scenario, TrafficLights, Trajectory
 from mad_sim.data.tfrecord import PathLike, write_records
 from mad_sim.errors import SchemaError
 
 log = logging.getLogger(__name__)
 
 _KIND_BY_NAME = {k.proto_name: k for k in MapKind}
-_STATE_FIELDS = ("center_x", "center_y", "center_z", "length", "width", "height",
-                 "heading", "velocity_x", "velocity_y", "valid")
+_STATE_FIELDS = ("center_x", "center_y", "center_z", "length", "width", "height", "heading", "velocity_x", "velocity_y", "valid")
 
 
 def parse_scenario_bytes(payload: bytes, path: Optional[str] = None, record: Optional[int] = None) -> scenario_pb2.Scenario:
@@ -56,8 +55,7 @@ def parse_scenario_bytes(payload: bytes, path: Optional[str] = None, record: Opt
     except DecodeError as exc:
         raise SchemaError(f"not a serialized WOMD Scenario ({exc})", path=path, record=record) from None
     if not msg.timestamps_seconds or not msg.tracks:
-        raise SchemaError("not a WOMD Scenario: no timestamps_seconds / tracks (another message type?)",
-                          path=path, record=record)
+        raise SchemaError("not a WOMD Scenario: no timestamps_seconds / tracks (another message type?)", path=path, record=record)
     return msg
 
 
@@ -68,9 +66,18 @@ def parse_scenario_bytes(payload: bytes, path: Optional[str] = None, record: Opt
 # tag byte and a little-endian value; WOMD files hold two shapes of state:
 # "full" (all ten fields, 59 bytes) and "invalid" (center_z and valid only,
 # 11 bytes).  Offsets below are from the state's first byte.
-_FULL = {"center_x": (1, "<f8"), "center_y": (10, "<f8"), "center_z": (19, "<f8"), "length": (28, "<f4"),
-         "width": (33, "<f4"), "height": (38, "<f4"), "heading": (43, "<f4"), "velocity_x": (48, "<f4"),
-         "velocity_y": (53, "<f4"), "valid": (58, "u1")}
+_FULL = {
+    "center_x": (1, "<f8"),
+    "center_y": (10, "<f8"),
+    "center_z": (19, "<f8"),
+    "length": (28, "<f4"),
+    "width": (33, "<f4"),
+    "height": (38, "<f4"),
+    "heading": (43, "<f4"),
+    "velocity_x": (48, "<f4"),
+    "velocity_y": (53, "<f4"),
+    "valid": (58, "u1"),
+}
 _FULL_TAGS = np.array([0x11, 0x19, 0x21, 0x2D, 0x35, 0x3D, 0x45, 0x4D, 0x55, 0x58], np.uint8)
 _FULL_TAG_AT = np.array([0, 9, 18, 27, 32, 37, 42, 47, 52, 57])
 _SHORT = {"center_z": (1, "<f8"), "valid": (10, "u1")}
@@ -119,8 +126,9 @@ def _states_fast(msg: scenario_pb2.Scenario, num_steps: int) -> Optional[Dict[st
     full, short = size == 59, size == 11
     if not (full | short).all():
         return None
-    if ((u8[start[full, None] + _FULL_TAG_AT] != _FULL_TAGS).any()
-            or (u8[start[short, None] + _SHORT_TAG_AT] != _SHORT_TAGS).any()):
+    if (u8[start[full, None] + _FULL_TAG_AT] != _FULL_TAGS).any() or (
+        u8[start[short, None] + _SHORT_TAG_AT] != _SHORT_TAGS
+    ).any():
         return None
     cols: Dict[str, np.ndarray] = {}
     for name, (off, dt) in _FULL.items():
@@ -136,14 +144,19 @@ def _states_fast(msg: scenario_pb2.Scenario, num_steps: int) -> Optional[Dict[st
     return cols
 
 
-def _tracks_from_proto(msg: scenario_pb2.Scenario, num_steps: int, path: Optional[str], record: Optional[int],
-                       fast_path: bool = True) -> tuple:
+def _tracks_from_proto(
+    msg: scenario_pb2.Scenario, num_steps: int, path: Optional[str], record: Optional[int], fast_path: bool = True
+) -> tuple:
     n = len(msg.tracks)
     counts = [len(t.states) for t in msg.tracks]
     if any(c != num_steps for c in counts):
         i = next(i for i, c in enumerate(counts) if c != num_steps)
-        raise SchemaError(f"track {i} has {counts[i]} states, expected {num_steps} (one per timestamp)",
-                          path=path, record=record, field="tracks.states")
+        raise SchemaError(
+            f"track {i} has {counts[i]} states, expected {num_steps} (one per timestamp)",
+            path=path,
+            record=record,
+            field="tracks.states",
+        )
     fast = _states_fast(msg, num_steps) if fast_path else None
     cols: Mapping[str, Union[np.ndarray, List[float]]]  # decoded columns, or per-field lists of message values
     if fast is not None:
@@ -155,8 +168,9 @@ def _tracks_from_proto(msg: scenario_pb2.Scenario, num_steps: int, path: Optiona
     xyz = np.stack([np.asarray(cols[k], np.float64).reshape(shape) for k in ("center_x", "center_y", "center_z")], -1)
     size = np.stack([np.asarray(cols[k], np.float32).reshape(shape) for k in ("length", "width", "height")], -1)
     heading = np.asarray(cols["heading"], np.float32).reshape(shape).astype(np.float64)
-    velocity = np.stack([np.asarray(cols[k], np.float32).reshape(shape) for k in ("velocity_x", "velocity_y")],
-                        -1).astype(np.float64)
+    velocity = np.stack([np.asarray(cols[k], np.float32).reshape(shape) for k in ("velocity_x", "velocity_y")], -1).astype(
+        np.float64
+    )
     valid = np.asarray(cols["valid"], bool).reshape(shape)
     traj = Trajectory(xyz=xyz, heading=heading, velocity=velocity, size=size, valid=valid)
     ids = np.asarray([t.id for t in msg.tracks], np.int64)
@@ -168,8 +182,9 @@ def _points(points: Iterable[map_pb2.MapPoint]) -> List[tuple]:
     return [(p.x, p.y, p.z) for p in points]
 
 
-def roadmap_from_features(features: Iterable[map_pb2.MapFeature], path: Optional[str] = None,
-                          record: Optional[int] = None) -> RoadMap:
+def roadmap_from_features(
+    features: Iterable[map_pb2.MapFeature], path: Optional[str] = None, record: Optional[int] = None
+) -> RoadMap:
     """Build a :class:`RoadMap` from ``MapFeature`` messages (features with no data are skipped)."""
     ids: List[int] = []
     kinds: List[int] = []
@@ -190,10 +205,13 @@ def roadmap_from_features(features: Iterable[map_pb2.MapFeature], path: Optional
             poly = _points(data.polyline)
             subtype = data.type
             lanes[int(feature.id)] = LaneInfo(
-                speed_limit_mph=float(data.speed_limit_mph), interpolating=bool(data.interpolating),
-                entry_lanes=[int(i) for i in data.entry_lanes], exit_lanes=[int(i) for i in data.exit_lanes],
+                speed_limit_mph=float(data.speed_limit_mph),
+                interpolating=bool(data.interpolating),
+                entry_lanes=[int(i) for i in data.entry_lanes],
+                exit_lanes=[int(i) for i in data.exit_lanes],
                 left_neighbors=[int(nb.feature_id) for nb in data.left_neighbors],
-                right_neighbors=[int(nb.feature_id) for nb in data.right_neighbors])
+                right_neighbors=[int(nb.feature_id) for nb in data.right_neighbors],
+            )
         elif kind in (MapKind.ROAD_LINE, MapKind.ROAD_EDGE):
             poly = _points(data.polyline)
             subtype = data.type
@@ -209,23 +227,38 @@ def roadmap_from_features(features: Iterable[map_pb2.MapFeature], path: Optional
         pts.extend(poly)
     offsets = np.zeros(len(ids) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return RoadMap(ids=np.asarray(ids, np.int64), kinds=np.asarray(kinds, np.int8),
-                   subtypes=np.asarray(subtypes, np.int8), offsets=offsets,
-                   points=np.asarray(pts, np.float64).reshape(-1, 3), lanes=lanes, stop_sign_lanes=stops)
+    return RoadMap(
+        ids=np.asarray(ids, np.int64),
+        kinds=np.asarray(kinds, np.int8),
+        subtypes=np.asarray(subtypes, np.int8),
+        offsets=offsets,
+        points=np.asarray(pts, np.float64).reshape(-1, 3),
+        lanes=lanes,
+        stop_sign_lanes=stops,
+    )
 
 
-def traffic_lights_from_states(steps: List[Iterable[map_pb2.TrafficSignalLaneState]], num_steps: int,
-                               path: Optional[str] = None, record: Optional[int] = None) -> TrafficLights:
+def traffic_lights_from_states(
+    steps: List[Iterable[map_pb2.TrafficSignalLaneState]],
+    num_steps: int,
+    path: Optional[str] = None,
+    record: Optional[int] = None,
+) -> TrafficLights:
     """[T, L] arrays from per-step lists of lane states (slot order as in the file)."""
     if len(steps) == 0:
         return TrafficLights.empty(num_steps)
     if len(steps) != num_steps:
-        raise SchemaError(f"{len(steps)} dynamic map states for {num_steps} timestamps",
-                          path=path, record=record, field="dynamic_map_states")
+        raise SchemaError(
+            f"{len(steps)} dynamic map states for {num_steps} timestamps", path=path, record=record, field="dynamic_map_states"
+        )
     rows = [list(s) for s in steps]
     width = max((len(s) for s in rows), default=0)
-    tl = TrafficLights(lane_ids=np.zeros((num_steps, width), np.int64), states=np.zeros((num_steps, width), np.int8),
-                       stop_points=np.zeros((num_steps, width, 3)), valid=np.zeros((num_steps, width), bool))
+    tl = TrafficLights(
+        lane_ids=np.zeros((num_steps, width), np.int64),
+        states=np.zeros((num_steps, width), np.int8),
+        stop_points=np.zeros((num_steps, width, 3)),
+        valid=np.zeros((num_steps, width), bool),
+    )
     for t, lane_states in enumerate(rows):
         for k, ls in enumerate(lane_states):
             tl.lane_ids[t, k] = ls.lane
@@ -235,8 +268,9 @@ def traffic_lights_from_states(steps: List[Iterable[map_pb2.TrafficSignalLaneSta
     return tl
 
 
-def scenario_from_proto(msg: scenario_pb2.Scenario, source: str = "", record: Optional[int] = None,
-                        fast_path: bool = True) -> Scenario:
+def scenario_from_proto(
+    msg: scenario_pb2.Scenario, source: str = "", record: Optional[int] = None, fast_path: bool = True
+) -> Scenario:
     """Convert a parsed ``Scenario`` message; SchemaError names ``source``/``record``/field at fault.
 
     ``fast_path`` decodes track states straight from their wire bytes when
@@ -282,6 +316,7 @@ def scenario_from_bytes(payload: bytes, source: str = "", record: Optional[int] 
 
 
 # --- dataclass -> proto ------------------------------------------------------------
+
 
 def _set_points(field, points: np.ndarray) -> None:
     for x, y, z in points.tolist():
@@ -332,14 +367,24 @@ def scenario_to_proto(scenario: Scenario) -> scenario_pb2.Scenario:
     this message loses their label (the read-back Scenario has no labels, and
     ``labels()`` falls back to the ObjectType names).
     """
-    msg = scenario_pb2.Scenario(scenario_id=scenario.scenario_id, current_time_index=int(scenario.current_index),
-                                sdc_track_index=int(scenario.sdc_index))
+    msg = scenario_pb2.Scenario(
+        scenario_id=scenario.scenario_id, current_time_index=int(scenario.current_index), sdc_track_index=int(scenario.sdc_index)
+    )
     msg.timestamps_seconds.extend(scenario.timestamps.tolist())
     tr = scenario.tracks
     n, t = tr.valid.shape
-    cols = [tr.xyz[..., 0].tolist(), tr.xyz[..., 1].tolist(), tr.xyz[..., 2].tolist(),
-            tr.size[..., 0].tolist(), tr.size[..., 1].tolist(), tr.size[..., 2].tolist(),
-            tr.heading.tolist(), tr.velocity[..., 0].tolist(), tr.velocity[..., 1].tolist(), tr.valid.tolist()]
+    cols = [
+        tr.xyz[..., 0].tolist(),
+        tr.xyz[..., 1].tolist(),
+        tr.xyz[..., 2].tolist(),
+        tr.size[..., 0].tolist(),
+        tr.size[..., 1].tolist(),
+        tr.size[..., 2].tolist(),
+        tr.heading.tolist(),
+        tr.velocity[..., 0].tolist(),
+        tr.velocity[..., 1].tolist(),
+        tr.valid.tolist(),
+    ]
     for i in range(n):
         track = msg.tracks.add(id=int(scenario.track_ids[i]), object_type=int(scenario.object_types[i]))
         rows = [c[i] for c in cols]
@@ -352,8 +397,11 @@ def scenario_to_proto(scenario: Scenario) -> scenario_pb2.Scenario:
             dms = msg.dynamic_map_states.add()
             for slot in np.flatnonzero(tl.valid[step]):
                 x, y, z = tl.stop_points[step, slot].tolist()
-                dms.lane_states.add(lane=int(tl.lane_ids[step, slot]), state=int(tl.states[step, slot]),
-                                    stop_point=map_pb2.MapPoint(x=x, y=y, z=z))
+                dms.lane_states.add(
+                    lane=int(tl.lane_ids[step, slot]),
+                    state=int(tl.states[step, slot]),
+                    stop_point=map_pb2.MapPoint(x=x, y=y, z=z),
+                )
     msg.objects_of_interest.extend(int(i) for i in scenario.objects_of_interest)
     difficulty = scenario.tracks_to_predict_difficulty
     for j, idx in enumerate(scenario.tracks_to_predict):

@@ -97,8 +97,19 @@ _LAZY: Dict[str, str] = {
 }
 """Public name -> the module that defines it (imported on first access)."""
 
-__all__ = ["Backbone", "Condition", "MADModel", "PRESETS", "Preset", "build_empty", "get_preset", "load_backbone",
-           "uint8_to_video", "video_to_uint8", "MotionPredictor"]
+__all__ = [
+    "Backbone",
+    "Condition",
+    "MADModel",
+    "PRESETS",
+    "Preset",
+    "build_empty",
+    "get_preset",
+    "load_backbone",
+    "uint8_to_video",
+    "video_to_uint8",
+    "MotionPredictor",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -68,15 +68,18 @@ class Backbone:
 
     family = "ltx"
 
-    def __init__(self, config: Preset, vae: Any, transformer: Any, scheduler: Any, text_encoder: Any,
-                 tokenizer: Any) -> None:
+    def __init__(self, config: Preset, vae: Any, transformer: Any, scheduler: Any, text_encoder: Any, tokenizer: Any) -> None:
         self.config = config
         self.vae = vae
         self.scheduler = scheduler
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
-        self.denoiser = LTXDenoiser(transformer, temporal_ratio=vae.temporal_compression_ratio,
-                                    spatial_ratio=vae.spatial_compression_ratio, frame_rate=config.frame_rate)
+        self.denoiser = LTXDenoiser(
+            transformer,
+            temporal_ratio=vae.temporal_compression_ratio,
+            spatial_ratio=vae.spatial_compression_ratio,
+            frame_rate=config.frame_rate,
+        )
         self._prompt_cache: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
         use_onednn_conv3d(self.vae)  # batch-1 float32 CPU clips: 8-14x faster 3-D convolutions
         for m in (self.vae, self.text_encoder, self.denoiser):
@@ -138,17 +141,24 @@ class Backbone:
         tr, sr = self.temporal_ratio, self.spatial_ratio
         if frames < 1 or (frames - 1) % tr:
             k = max((frames - 1) // tr, 0)
-            raise ShapeError(f"{what}: {frames} frames; {self.config.name} needs {tr}k+1 frames "
-                             f"(e.g. {tr * k + 1} or {tr * (k + 1) + 1})")
+            raise ShapeError(
+                f"{what}: {frames} frames; {self.config.name} needs {tr}k+1 frames (e.g. {tr * k + 1} or {tr * (k + 1) + 1})"
+            )
         if height % sr or width % sr or height < sr or width < sr:
-            raise ShapeError(f"{what}: size {height}x{width}; {self.config.name} needs height and width divisible "
-                             f"by {sr} (e.g. {max(sr, height // sr * sr)}x{max(sr, width // sr * sr)})")
+            raise ShapeError(
+                f"{what}: size {height}x{width}; {self.config.name} needs height and width divisible "
+                f"by {sr} (e.g. {max(sr, height // sr * sr)}x{max(sr, width // sr * sr)})"
+            )
 
     def latent_shape(self, frames: int, height: int, width: int) -> Tuple[int, int, int, int]:
         """(C, f, h, w) of the latents of a [3, frames, height, width] video."""
         self.check_size(frames, height, width)
-        return (self.latent_channels, (frames - 1) // self.temporal_ratio + 1, height // self.spatial_ratio,
-                width // self.spatial_ratio)
+        return (
+            self.latent_channels,
+            (frames - 1) // self.temporal_ratio + 1,
+            height // self.spatial_ratio,
+            width // self.spatial_ratio,
+        )
 
     # ----------------------------------------------------------------- VAE
     def _stats(self, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, float]:
@@ -210,12 +220,12 @@ class Backbone:
             if cached is not None and cached[0].is_inference() and not torch.is_inference_mode_enabled():
                 cached = None  # made under inference_mode: autograd cannot save it for backward
             if cached is None:
-                self._prompt_cache[key] = encode_prompts(self.tokenizer, self.text_encoder, [key],
-                                                         self.config.max_text_tokens, self.device, self.dtype)
+                self._prompt_cache[key] = encode_prompts(
+                    self.tokenizer, self.text_encoder, [key], self.config.max_text_tokens, self.device, self.dtype
+                )
             e, m = self._prompt_cache[key]
             return e.expand(batch, -1, -1), m.expand(batch, -1)
-        return encode_prompts(self.tokenizer, self.text_encoder, prompts, self.config.max_text_tokens,
-                              self.device, self.dtype)
+        return encode_prompts(self.tokenizer, self.text_encoder, prompts, self.config.max_text_tokens, self.device, self.dtype)
 
     # ----------------------------------------------------------------- I/O
     def state_dict(self) -> Dict[str, torch.Tensor]:
@@ -258,9 +268,11 @@ class Backbone:
             missing = sorted(set(own) - set(got) - _tied_keys(module))
             extra = sorted(set(got) - set(own))
             if missing or extra:
-                raise CheckpointError(f"{source}: does not fit the {self.config.name} {prefix}: "
-                                      f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-                                      f"unexpected {extra[:3]}{'...' if len(extra) > 3 else ''}")
+                raise CheckpointError(
+                    f"{source}: does not fit the {self.config.name} {prefix}: "
+                    f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                    f"unexpected {extra[:3]}{'...' if len(extra) > 3 else ''}"
+                )
             target = module.state_dict()
             for k, v in got.items():
                 dst = target[own[k]]
@@ -284,16 +296,23 @@ class Backbone:
         """A stock ``diffusers.LTXPipeline`` over the same components (no adapters or conditions of ours)."""
         from diffusers import LTXPipeline
 
-        return LTXPipeline(scheduler=self.scheduler, vae=self.vae, text_encoder=self.text_encoder,
-                           tokenizer=self.tokenizer, transformer=self.transformer)
+        return LTXPipeline(
+            scheduler=self.scheduler,
+            vae=self.vae,
+            text_encoder=self.text_encoder,
+            tokenizer=self.tokenizer,
+            transformer=self.transformer,
+        )
 
 
 def require_diffusers_dir(directory: Path, subfolders: Sequence[str], family: str, weights_hint: str) -> None:
     """CheckpointError unless ``directory`` has every component subfolder of a diffusers-format ``family`` pipeline."""
     for sub in subfolders:
         if not (directory / sub).is_dir():
-            raise CheckpointError(f"{directory}: not a diffusers-format {family} directory (no {sub}/ folder); "
-                                  f"pass --backbone PATH of a local copy of {weights_hint}")
+            raise CheckpointError(
+                f"{directory}: not a diffusers-format {family} directory (no {sub}/ folder); "
+                f"pass --backbone PATH of a local copy of {weights_hint}"
+            )
 
 
 def _tied_keys(module: Any) -> set:

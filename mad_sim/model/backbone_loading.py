@@ -55,8 +55,9 @@ def _load_ltx_dir(preset: Preset, directory: Path, dtype: Optional[torch.dtype])
     from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
     from transformers import AutoTokenizer, T5EncoderModel
 
-    require_diffusers_dir(directory, ("vae", "transformer", "text_encoder", "tokenizer", "scheduler"), "LTX-Video",
-                          "the LTX-Video weights")
+    require_diffusers_dir(
+        directory, ("vae", "transformer", "text_encoder", "tokenizer", "scheduler"), "LTX-Video", "the LTX-Video weights"
+    )
     kw = dict(torch_dtype=dtype) if dtype is not None else {}
     try:
         vae = AutoencoderKLLTXVideo.from_pretrained(directory, subfolder="vae", **kw)
@@ -67,16 +68,23 @@ def _load_ltx_dir(preset: Preset, directory: Path, dtype: Optional[torch.dtype])
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{directory}: cannot load the backbone ({exc})") from exc
     if len(tokenizer) < 100:
-        raise CheckpointError(f"{directory}/tokenizer: tokenizer has only {len(tokenizer)} entries "
-                              f"(an empty offline tokenizer maps every word to <unk>)")
+        raise CheckpointError(
+            f"{directory}/tokenizer: tokenizer has only {len(tokenizer)} entries "
+            f"(an empty offline tokenizer maps every word to <unk>)"
+        )
     if (directory / "tokenizer" / "tokenizer.json").is_file() and preset.name == "tiny":
         tokenizer.model_max_length = preset.max_text_tokens
     return Backbone(preset, vae, transformer, scheduler, text_encoder, tokenizer)
 
 
-def load_backbone(preset: str = "tiny", path: Optional[PathLike] = None, device: Optional[Union[str, torch.device]] = None,
-                  dtype: Optional[torch.dtype] = None, weights: Optional[Union[str, PathLike]] = None,
-                  seed: Optional[int] = 0) -> Any:
+def load_backbone(
+    preset: str = "tiny",
+    path: Optional[PathLike] = None,
+    device: Optional[Union[str, torch.device]] = None,
+    dtype: Optional[torch.dtype] = None,
+    weights: Optional[Union[str, PathLike]] = None,
+    seed: Optional[int] = 0,
+) -> Any:
     """Build the backbone of ``preset``.
 
     Args:
@@ -109,9 +117,11 @@ def load_backbone(preset: str = "tiny", path: Optional[PathLike] = None, device:
         if weights is None:
             file = shipped_weights(cfg.name)
             if not file.is_file():
-                raise CheckpointError(f"no shipped weights for preset {cfg.name!r} at {file}: train them with "
-                                      f"`mad-sim train vae` then `mad-sim train base` (configs/train/), pass "
-                                      f"weights=PATH, or weights='random' for an untrained model")
+                raise CheckpointError(
+                    f"no shipped weights for preset {cfg.name!r} at {file}: train them with "
+                    f"`mad-sim train vae` then `mad-sim train base` (configs/train/), pass "
+                    f"weights=PATH, or weights='random' for an untrained model"
+                )
             bb.load_file(file)
         elif str(weights) != "random":
             wpath = Path(weights)

@@ -87,8 +87,9 @@ def video_to_uint8(video: torch.Tensor) -> torch.Tensor:
     return x.movedim(-4, -1)
 
 
-def pose_patch_mask(video: torch.Tensor, *, temporal_ratio: int = 8, spatial_ratio: int = 32,
-                    min_fraction: float = 0.05, black_level: float = 8.0) -> torch.Tensor:
+def pose_patch_mask(
+    video: torch.Tensor, *, temporal_ratio: int = 8, spatial_ratio: int = 32, min_fraction: float = 0.05, black_level: float = 8.0
+) -> torch.Tensor:
     """Latent patches holding pose pixels: [B, 3, F, H, W] in [-1, 1] -> [B, f, h, w] bool.
 
     ``f = (F - 1) / temporal_ratio + 1``, ``h = H / spatial_ratio``, ``w = W / spatial_ratio``.
@@ -96,8 +97,10 @@ def pose_patch_mask(video: torch.Tensor, *, temporal_ratio: int = 8, spatial_rat
     """
     b, _, F, H, W = video.shape
     if (F - 1) % temporal_ratio or H % spatial_ratio or W % spatial_ratio:
-        raise ShapeError(f"pose video {F}x{H}x{W} does not tile into latent patches "
-                         f"({temporal_ratio}k+1 frames, sizes divisible by {spatial_ratio})")
+        raise ShapeError(
+            f"pose video {F}x{H}x{W} does not tile into latent patches "
+            f"({temporal_ratio}k+1 frames, sizes divisible by {spatial_ratio})"
+        )
     lit = (video.amax(dim=1) > (-1.0 + 2.0 * black_level / 255.0)).float()  # [B, F, H, W]
     h, w = H // spatial_ratio, W // spatial_ratio
     first = lit[:, :1]

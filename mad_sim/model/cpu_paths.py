@@ -219,18 +219,36 @@ def resolve_precision(precision: str, device: Optional[torch.device] = None) -> 
 
 def describe() -> str:
     """One line: the CPU, torch's threads and each fast path's choice (for ``mad-sim info`` and bench headers)."""
-    return (f"cpu {cpu_model()} ({os.cpu_count()} cpus), torch {torch.__version__} with {torch.get_num_threads()} "
-            f"threads; precision auto -> {resolve_precision('auto')[0]} [bf16 {bf16_choice()}]; "
-            f"oneDNN Conv3d swap {onednn_conv_choice()}")
+    return (
+        f"cpu {cpu_model()} ({os.cpu_count()} cpus), torch {torch.__version__} with {torch.get_num_threads()} "
+        f"threads; precision auto -> {resolve_precision('auto')[0]} [bf16 {bf16_choice()}]; "
+        f"oneDNN Conv3d swap {onednn_conv_choice()}"
+    )
 
 
 def system_info() -> Dict[str, object]:
     """The same as :func:`describe`, as a JSON-ready mapping."""
     bf, conv = bf16_choice(), onednn_conv_choice()
-    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "precision_auto": resolve_precision("auto")[0],
-            "bf16": {"use": bf.use, "why": bf.why}, "onednn_conv3d": {"use": conv.use, "why": conv.why}}
+    return {
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "precision_auto": resolve_precision("auto")[0],
+        "bf16": {"use": bf.use, "why": bf.why},
+        "onednn_conv3d": {"use": conv.use, "why": conv.why},
+    }
 
 
-__all__ = ["BF16_FLAGS", "Choice", "bf16_choice", "cpu_flags", "cpu_model", "describe", "onednn_available",
-           "onednn_conv_choice", "resolve_precision", "system_info"]
+__all__ = [
+    "BF16_FLAGS",
+    "Choice",
+    "bf16_choice",
+    "cpu_flags",
+    "cpu_model",
+    "describe",
+    "onednn_available",
+    "onednn_conv_choice",
+    "resolve_precision",
+    "system_info",
+]

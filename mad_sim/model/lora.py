@@ -73,8 +73,9 @@ def add_lora(module: torch.nn.Module, name: str, rank: int, alpha: float, target
             warnings.filterwarnings("ignore", message=".*peft_config.*")
             inject_adapter_in_model(cfg, module, adapter_name=name)
     except ValueError as exc:
-        raise ConfigError(f"adapter {name!r}: targets {list(targets)} match no module of "
-                          f"{type(module).__name__} ({exc})") from exc
+        raise ConfigError(
+            f"adapter {name!r}: targets {list(targets)} match no module of {type(module).__name__} ({exc})"
+        ) from exc
     # peft freezes the base model on injection; restore what the caller had set.
     for n, p in module.named_parameters():
         if n in requires:
@@ -132,8 +133,11 @@ def lora_config(module: torch.nn.Module, name: str) -> Dict[str, object]:
     if name in cfgs:
         c = cfgs[name]
         targets = c.target_modules
-        return {"r": int(c.r), "lora_alpha": float(c.lora_alpha),
-                "target_modules": sorted(targets) if not isinstance(targets, str) else targets}
+        return {
+            "r": int(c.r),
+            "lora_alpha": float(c.lora_alpha),
+            "target_modules": sorted(targets) if not isinstance(targets, str) else targets,
+        }
     ranks, alphas, targets = set(), set(), set()
     for mname, layer in module.named_modules():
         if hasattr(layer, "r") and name in getattr(layer, "r", {}):
@@ -150,7 +154,7 @@ def _suffix(module_name: str) -> str:
     parts = module_name.split(".")
     if "net" in parts[-3:]:
         i = len(parts) - 1 - parts[::-1].index("net")
-        return ".".join(parts[max(i - 1, 0):])
+        return ".".join(parts[max(i - 1, 0) :])
     if parts[-1].isdigit() and len(parts) >= 2:
         return ".".join(parts[-2:])
     return parts[-1]
@@ -197,10 +201,10 @@ def read_lora(path: PathLike, prefix: str) -> Tuple[Dict[str, torch.Tensor], Dic
     for k, v in sd.items():
         if not k.startswith(f"{prefix}."):
             raise CheckpointError(f"{path}: key {k!r} does not start with {prefix!r}. (a LoRA for another model?)")
-        out[k[len(prefix) + 1:]] = v
+        out[k[len(prefix) + 1 :]] = v
     if METADATA_KEY in meta:
         raw = json.loads(meta[METADATA_KEY])
-        cfg = {k[len(prefix) + 1:] if k.startswith(f"{prefix}.") else k: v for k, v in raw.items()}
+        cfg = {k[len(prefix) + 1 :] if k.startswith(f"{prefix}.") else k: v for k, v in raw.items()}
         if not {"r", "lora_alpha", "target_modules"} <= set(cfg):
             cfg = {**infer_lora_config(out), **cfg}
     else:
@@ -217,8 +221,9 @@ def infer_lora_config(sd: Dict[str, torch.Tensor]) -> Dict[str, object]:
     return {"r": max(ranks), "lora_alpha": float(max(ranks)), "target_modules": targets}
 
 
-def load_lora(module: torch.nn.Module, name: str, sd: Dict[str, torch.Tensor], cfg: Dict[str, Any],
-              source: str = "<state dict>") -> None:
+def load_lora(
+    module: torch.nn.Module, name: str, sd: Dict[str, torch.Tensor], cfg: Dict[str, Any], source: str = "<state dict>"
+) -> None:
     """Create adapter ``name`` from ``cfg`` (if absent) and load ``sd`` into it; CheckpointError on mismatch."""
     from peft import set_peft_model_state_dict
 
@@ -228,8 +233,10 @@ def load_lora(module: torch.nn.Module, name: str, sd: Dict[str, torch.Tensor], c
     got = set(sd)
     if expected != got:
         missing, extra = sorted(expected - got), sorted(got - expected)
-        raise CheckpointError(f"{source}: LoRA keys do not fit adapter {name!r}: missing {missing[:2]}, "
-                              f"unexpected {extra[:2]} ({len(missing)} missing, {len(extra)} unexpected)")
+        raise CheckpointError(
+            f"{source}: LoRA keys do not fit adapter {name!r}: missing {missing[:2]}, "
+            f"unexpected {extra[:2]} ({len(missing)} missing, {len(extra)} unexpected)"
+        )
     own = adapter_state_dict(module, name)
     for k, v in sd.items():
         if own[k].shape != v.shape:

@@ -32,8 +32,9 @@ PREFIXES = ("diffusion_model.", "transformer.", "base_model.model.", "model.")
 RENAMES = (("patchify_proj", "proj_in"), ("adaln_single", "time_embed"), ("q_norm", "norm_q"), ("k_norm", "norm_k"))
 
 
-def convert_authors_lora(sd: Dict[str, torch.Tensor], source: str = "<state dict>"
-                         ) -> Tuple[Dict[str, torch.Tensor], Dict[str, object]]:
+def convert_authors_lora(
+    sd: Dict[str, torch.Tensor], source: str = "<state dict>"
+) -> Tuple[Dict[str, torch.Tensor], Dict[str, object]]:
     """Map an LTX-Video-Trainer LoRA state dict to (peft-style state dict, config)."""
     out: Dict[str, torch.Tensor] = {}
     alphas: Dict[str, float] = {}
@@ -41,7 +42,7 @@ def convert_authors_lora(sd: Dict[str, torch.Tensor], source: str = "<state dict
         k = key
         for p in PREFIXES:
             if k.startswith(p):
-                k = k[len(p):]
+                k = k[len(p) :]
                 break
         for old, new in RENAMES:
             k = k.replace(old, new)

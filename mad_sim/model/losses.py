@@ -17,10 +17,17 @@ from mad_sim.model.ltx import LatentCondition
 from mad_sim.model.noise import sample_sigmas
 
 
-def flow_matching_loss(denoiser: torch.nn.Module, x0: torch.Tensor, conditions: Sequence[LatentCondition],
-                       text_embeds: torch.Tensor, text_mask: torch.Tensor, generator: Optional[torch.Generator] = None,
-                       sampler: str = "shifted_logit_normal", sigmas: Optional[torch.Tensor] = None,
-                       noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+def flow_matching_loss(
+    denoiser: torch.nn.Module,
+    x0: torch.Tensor,
+    conditions: Sequence[LatentCondition],
+    text_embeds: torch.Tensor,
+    text_mask: torch.Tensor,
+    generator: Optional[torch.Generator] = None,
+    sampler: str = "shifted_logit_normal",
+    sigmas: Optional[torch.Tensor] = None,
+    noise: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Scalar MSE between predicted and true velocity on the target latents ``x0`` [B, C, f, h, w].
 
     ``sigmas`` [B] and ``noise`` (like ``x0``) may be given for evaluation on fixed draws

@@ -48,9 +48,20 @@ def unpack_latents(tokens: torch.Tensor, f: int, h: int, w: int, p: int = 1, p_t
     return x.permute(0, 4, 1, 5, 2, 6, 3, 7).flatten(6, 7).flatten(4, 5).flatten(2, 3)
 
 
-def latent_coords(batch: int, f: int, h: int, w: int, *, temporal_ratio: int, spatial_ratio: int,
-                  frame_rate: float, p: int = 1, p_t: int = 1, frame_offset: float = 0.0,
-                  device: Optional[torch.device] = None) -> torch.Tensor:
+def latent_coords(
+    batch: int,
+    f: int,
+    h: int,
+    w: int,
+    *,
+    temporal_ratio: int,
+    spatial_ratio: int,
+    frame_rate: float,
+    p: int = 1,
+    p_t: int = 1,
+    frame_offset: float = 0.0,
+    device: Optional[torch.device] = None,
+) -> torch.Tensor:
     """RoPE coordinates ``[B, 3, S]`` (seconds, pixel row, pixel column) of a packed latent grid."""
     gf = torch.arange(f // p_t, dtype=torch.float32, device=device)
     gh = torch.arange(h // p, dtype=torch.float32, device=device)
@@ -93,8 +104,7 @@ class LTXDenoiser(torch.nn.Module):
 
     family = "ltx"
 
-    def __init__(self, transformer: torch.nn.Module, *, temporal_ratio: int, spatial_ratio: int,
-                 frame_rate: float) -> None:
+    def __init__(self, transformer: torch.nn.Module, *, temporal_ratio: int, spatial_ratio: int, frame_rate: float) -> None:
         super().__init__()
         self.model = transformer
         self.temporal_ratio = int(temporal_ratio)
@@ -111,9 +121,19 @@ class LTXDenoiser(torch.nn.Module):
         if f % p_t or h % p or w % p:
             raise ShapeError(f"latent grid {tuple(latents.shape[2:])} is not divisible by the patch sizes (p_t={p_t}, p={p})")
         tokens = pack_latents(latents, p, p_t)
-        coords = latent_coords(b, f, h, w, temporal_ratio=self.temporal_ratio, spatial_ratio=self.spatial_ratio,
-                               frame_rate=self.frame_rate, p=p, p_t=p_t, frame_offset=frame_offset,
-                               device=latents.device)
+        coords = latent_coords(
+            b,
+            f,
+            h,
+            w,
+            temporal_ratio=self.temporal_ratio,
+            spatial_ratio=self.spatial_ratio,
+            frame_rate=self.frame_rate,
+            p=p,
+            p_t=p_t,
+            frame_offset=frame_offset,
+            device=latents.device,
+        )
         return tokens, coords
 
     def condition_tokens(self, conditions: Sequence[LatentCondition], drop_empty: bool = False) -> tuple:
@@ -140,9 +160,16 @@ class LTXDenoiser(torch.nn.Module):
             return None, None
         return torch.cat(toks, dim=1), torch.cat(crds, dim=2)
 
-    def forward(self, noisy: torch.Tensor, timestep: torch.Tensor, conditions: Sequence[LatentCondition],
-                text_embeds: torch.Tensor, text_mask: torch.Tensor, drop_empty: bool = False,
-                cond_tokens: Optional[tuple] = None) -> torch.Tensor:
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        timestep: torch.Tensor,
+        conditions: Sequence[LatentCondition],
+        text_embeds: torch.Tensor,
+        text_mask: torch.Tensor,
+        drop_empty: bool = False,
+        cond_tokens: Optional[tuple] = None,
+    ) -> torch.Tensor:
         p, p_t = self.patch
         b, _, f, h, w = noisy.shape
         tokens, coords = self._tokens(noisy, 0.0)
@@ -154,10 +181,21 @@ class LTXDenoiser(torch.nn.Module):
         if ctok is not None and ctok.size(1) > 0:
             hidden = torch.cat([ctok.to(tokens.dtype), tokens], dim=1)
             coords = torch.cat([ccrd, coords], dim=2)
-            ts = torch.cat([torch.zeros(b, ctok.size(1), dtype=timestep.dtype, device=timestep.device),
-                            timestep[:, None].expand(b, n_target)], dim=1)
+            ts = torch.cat(
+                [
+                    torch.zeros(b, ctok.size(1), dtype=timestep.dtype, device=timestep.device),
+                    timestep[:, None].expand(b, n_target),
+                ],
+                dim=1,
+            )
         else:
             hidden, ts = tokens, timestep
-        out = self.model(hidden_states=hidden, encoder_hidden_states=text_embeds, timestep=ts,
-                         encoder_attention_mask=text_mask, video_coords=coords, return_dict=False)[0]
+        out = self.model(
+            hidden_states=hidden,
+            encoder_hidden_states=text_embeds,
+            timestep=ts,
+            encoder_attention_mask=text_mask,
+            video_coords=coords,
+            return_dict=False,
+        )[0]
         return unpack_latents(out[:, -n_target:], f // p_t * p_t, h // p * p, w // p * p, p, p_t)

@@ -23,11 +23,11 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 
-from mad_sim.errors import CheckpointError, ShapeError
 import mad_sim.model.lora as _lora
+from mad_sim.errors import CheckpointError, ShapeError
 from mad_sim.model.conditioning import POSE_KINDS, Condition, pose_patch_mask
-from mad_sim.model.losses import flow_matching_loss
 from mad_sim.model.lora_convert import convert_authors_lora
+from mad_sim.model.losses import flow_matching_loss
 from mad_sim.model.ltx import LatentCondition
 from mad_sim.model.noise import targeted_noise
 from mad_sim.model.sampling import denoise
@@ -65,13 +65,19 @@ class MADModel:
     def active_adapter(self) -> Optional[str]:
         return _lora.active_adapter(self._lora_module)
 
-    def add_adapter(self, name: str, rank: Optional[int] = None, alpha: Optional[float] = None,
-                    targets: Optional[Sequence[str]] = None) -> None:
+    def add_adapter(
+        self, name: str, rank: Optional[int] = None, alpha: Optional[float] = None, targets: Optional[Sequence[str]] = None
+    ) -> None:
         """Add LoRA adapter ``name`` (rank defaults to the preset's ``adapter_rank``, alpha to rank, targets to
         the preset's, the paper's six)."""
         rank = int(self.backbone.config.adapter_rank if rank is None else rank)
-        _lora.add_lora(self._lora_module, name, rank, float(rank if alpha is None else alpha),
-                       list(targets or self.backbone.config.lora_targets))
+        _lora.add_lora(
+            self._lora_module,
+            name,
+            rank,
+            float(rank if alpha is None else alpha),
+            list(targets or self.backbone.config.lora_targets),
+        )
 
     def set_adapter(self, name: Optional[str]) -> None:
         """Activate adapter ``name``; None disables every adapter (the base model exactly)."""
@@ -93,8 +99,7 @@ class MADModel:
         sd, cfg = _lora.read_lora(path, self._lora_prefix)
         _lora.load_lora(self._lora_module, name, sd, cfg, source=str(path))
 
-    def load_authors_lora(self, path_or_state_dict: Union[PathLike, Mapping[str, torch.Tensor]],
-                          name: str = "motion") -> None:
+    def load_authors_lora(self, path_or_state_dict: Union[PathLike, Mapping[str, torch.Tensor]], name: str = "motion") -> None:
         """Load LoRA weights in the MAD authors' LTX-Video-Trainer layout as adapter ``name``."""
         if isinstance(path_or_state_dict, Mapping):
             sd, source = dict(path_or_state_dict), "<state dict>"
@@ -108,8 +113,9 @@ class MADModel:
         _lora.load_lora(self._lora_module, name, peft_sd, cfg, source=source)
 
     # ------------------------------------------------------------------ conditions
-    def encode_conditions(self, conditions: Sequence[Condition], batch: Optional[int] = None,
-                          pose_masks: bool = False) -> List[LatentCondition]:
+    def encode_conditions(
+        self, conditions: Sequence[Condition], batch: Optional[int] = None, pose_masks: bool = False
+    ) -> List[LatentCondition]:
         """VAE-encode each condition (no gradient); pose kinds get their patch masks when asked."""
         out: List[LatentCondition] = []
         bb = self.backbone
@@ -123,8 +129,9 @@ class MADModel:
                 lat = bb.encode_video(cond.video)
             keep = None
             if pose_masks and cond.kind in POSE_KINDS:
-                keep = pose_patch_mask(cond.video.to(lat.device), temporal_ratio=bb.temporal_ratio,
-                                       spatial_ratio=bb.spatial_ratio)
+                keep = pose_patch_mask(
+                    cond.video.to(lat.device), temporal_ratio=bb.temporal_ratio, spatial_ratio=bb.spatial_ratio
+                )
             emb = None
             if hasattr(bb, "condition_embedding"):
                 with torch.no_grad():
@@ -133,12 +140,21 @@ class MADModel:
         return out
 
     # ------------------------------------------------------------------ training
-    def training_loss(self, target_video: torch.Tensor, conditions: Sequence[Condition] = (),
-                      prompts: Optional[Sequence[str]] = None, generator: Optional[torch.Generator] = None, *,
-                      targeted_noise_on_pose: bool = False, targeted_noise_max: float = 0.3,
-                      sampler: str = "shifted_logit_normal", target_latents: Optional[torch.Tensor] = None,
-                      condition_latents: Optional[Sequence[LatentCondition]] = None,
-                      sigmas: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def training_loss(
+        self,
+        target_video: torch.Tensor,
+        conditions: Sequence[Condition] = (),
+        prompts: Optional[Sequence[str]] = None,
+        generator: Optional[torch.Generator] = None,
+        *,
+        targeted_noise_on_pose: bool = False,
+        targeted_noise_max: float = 0.3,
+        sampler: str = "shifted_logit_normal",
+        target_latents: Optional[torch.Tensor] = None,
+        condition_latents: Optional[Sequence[LatentCondition]] = None,
+        sigmas: Optional[torch.Tensor] = None,
+        noise: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """Flow-matching loss (scalar, differentiable w.r.t. the active adapter / denoiser).
 
         Args:
@@ -168,8 +184,13 @@ class MADModel:
                 if c.kind in POSE_KINDS:
                     if c.keep is None:
                         raise ShapeError(f"targeted noise needs the pose patch mask of condition {c.kind!r}")
-                    c = LatentCondition(targeted_noise(c.latents, c.keep, generator, targeted_noise_max), c.kind,
-                                        c.frame_offset, c.keep, c.embedding)
+                    c = LatentCondition(
+                        targeted_noise(c.latents, c.keep, generator, targeted_noise_max),
+                        c.kind,
+                        c.frame_offset,
+                        c.keep,
+                        c.embedding,
+                    )
                 noised.append(c)
             conds = noised
         embeds, mask = bb.encode_prompts(prompts, b)
@@ -177,13 +198,23 @@ class MADModel:
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample(self, conditions: Sequence[Condition] = (), num_frames: int = 17, height: int = 128, width: int = 128,
-               steps: Optional[int] = None, guidance_scale: Optional[float] = None,
-               generator: Optional[torch.Generator] = None,
-               prompts: Optional[Sequence[str]] = None, negative_prompt: str = "",
-               drop_empty_pose_tokens: bool = False, batch_size: Optional[int] = None,
-               return_latents: bool = False, progress: bool = False,
-               latents: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def sample(
+        self,
+        conditions: Sequence[Condition] = (),
+        num_frames: int = 17,
+        height: int = 128,
+        width: int = 128,
+        steps: Optional[int] = None,
+        guidance_scale: Optional[float] = None,
+        generator: Optional[torch.Generator] = None,
+        prompts: Optional[Sequence[str]] = None,
+        negative_prompt: str = "",
+        drop_empty_pose_tokens: bool = False,
+        batch_size: Optional[int] = None,
+        return_latents: bool = False,
+        progress: bool = False,
+        latents: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """Generate a video ``[B, 3, num_frames, height, width]`` in [-1, 1].
 
         ``B`` comes from the conditions, the prompts, ``latents`` or ``batch_size``.  ``steps`` /
@@ -212,12 +243,24 @@ class MADModel:
             neg_e, neg_m = bb.encode_prompts([negative_prompt] * b, b)
         shape = (b,) + tuple(bb.latent_shape(num_frames, height, width))
         if latents is not None and tuple(latents.shape) != shape:
-            raise ShapeError(f"latents: {tuple(latents.shape)}, expected {shape} for {num_frames} frames at "
-                             f"{height}x{width}")
-        latents = denoise(self.denoiser, bb.scheduler, shape, conds, embeds, mask, steps=steps,
-                          guidance_scale=guidance_scale, neg_embeds=neg_e, neg_mask=neg_m, generator=generator,
-                          drop_empty=drop_empty_pose_tokens, device=bb.device, progress=progress,
-                          latents=None if latents is None else latents.to(bb.device, torch.float32))
+            raise ShapeError(f"latents: {tuple(latents.shape)}, expected {shape} for {num_frames} frames at {height}x{width}")
+        latents = denoise(
+            self.denoiser,
+            bb.scheduler,
+            shape,
+            conds,
+            embeds,
+            mask,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            neg_embeds=neg_e,
+            neg_mask=neg_m,
+            generator=generator,
+            drop_empty=drop_empty_pose_tokens,
+            device=bb.device,
+            progress=progress,
+            latents=None if latents is None else latents.to(bb.device, torch.float32),
+        )
         if return_latents:
             return latents
         video = bb.decode_latents(latents.to(bb.dtype)).float().clamp(-1.0, 1.0)

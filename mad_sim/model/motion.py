@@ -51,16 +51,23 @@ class MotionPredictor:
 
     def __init__(self, model: MADModel, adapter: Optional[str] = "motion") -> None:
         if adapter is not None and adapter not in model.adapters:
-            raise ConfigError(f"the model has no adapter {adapter!r} (have: {model.adapters}); load one with "
-                              f"model.load_adapter({adapter!r}, PATH) or pass adapter=None for the base model")
+            raise ConfigError(
+                f"the model has no adapter {adapter!r} (have: {model.adapters}); load one with "
+                f"model.load_adapter({adapter!r}, PATH) or pass adapter=None for the base model"
+            )
         self.model = model
         self.adapter = adapter
 
     @classmethod
-    def from_pretrained(cls, preset: str = "tiny", path: Optional[Union[str, os.PathLike]] = None,
-                        lora: Optional[Union[str, os.PathLike]] = None, device: Optional[str] = None,
-                        dtype: Optional[torch.dtype] = None,
-                        weights: Optional[Union[str, os.PathLike]] = None) -> "MotionPredictor":
+    def from_pretrained(
+        cls,
+        preset: str = "tiny",
+        path: Optional[Union[str, os.PathLike]] = None,
+        lora: Optional[Union[str, os.PathLike]] = None,
+        device: Optional[str] = None,
+        dtype: Optional[torch.dtype] = None,
+        weights: Optional[Union[str, os.PathLike]] = None,
+    ) -> "MotionPredictor":
         """Backbone ``preset`` plus its motion LoRA (default: the shipped ``mad_sim/weights/<preset>_motion.safetensors``)."""
         from mad_sim.model.backbone import WEIGHTS_DIR
         from mad_sim.model.backbone_loading import load_backbone
@@ -68,8 +75,9 @@ class MotionPredictor:
         model = MADModel(load_backbone(preset, path=path, device=device, dtype=dtype, weights=weights))
         lora_path = Path(lora) if lora is not None else WEIGHTS_DIR / f"{preset}_motion.safetensors"
         if not lora_path.is_file():
-            raise CheckpointError(f"{lora_path}: motion adapter not found; train it with `mad-sim train motion` "
-                                  f"or pass lora=PATH")
+            raise CheckpointError(
+                f"{lora_path}: motion adapter not found; train it with `mad-sim train motion` or pass lora=PATH"
+            )
         model.load_adapter("motion", lora_path)
         return cls(model, "motion")
 
@@ -77,11 +85,18 @@ class MotionPredictor:
     def backbone(self):
         return self.model.backbone
 
-    def forecast(self, pose_history: ArrayLike, ego_motion: Optional[ArrayLike] = None, num_frames: int = 17,
-                 steps: Optional[int] = None, generator: Optional[torch.Generator] = None,
-                 guidance_scale: Optional[float] = None,
-                 prompts: Optional[Sequence[str]] = None, drop_empty_pose_tokens: bool = False,
-                 boxes: Optional[ArrayLike] = None) -> np.ndarray:
+    def forecast(
+        self,
+        pose_history: ArrayLike,
+        ego_motion: Optional[ArrayLike] = None,
+        num_frames: int = 17,
+        steps: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+        guidance_scale: Optional[float] = None,
+        prompts: Optional[Sequence[str]] = None,
+        drop_empty_pose_tokens: bool = False,
+        boxes: Optional[ArrayLike] = None,
+    ) -> np.ndarray:
         """Future pose frames ``[num_frames, H, W, 3]`` uint8 (``[B, ...]`` for batched input).
 
         Args:
@@ -109,12 +124,22 @@ class MotionPredictor:
             if v.size(0) != b:
                 raise ShapeError(f"{name}: batch {v.size(0)} != pose_history batch {b}")
             if v.shape[1:4] != (num_frames, h, w):
-                raise ShapeError(f"{name}: {tuple(v.shape[1:4])} frames x size, expected ({num_frames}, {h}, {w}) "
-                                 f"(the future span at the pose video's size)")
+                raise ShapeError(
+                    f"{name}: {tuple(v.shape[1:4])} frames x size, expected ({num_frames}, {h}, {w}) "
+                    f"(the future span at the pose video's size)"
+                )
             conds.append(Condition(uint8_to_video(v).to(device), name))
         self.model.set_adapter(self.adapter)
-        video = self.model.sample(conds, num_frames=num_frames, height=h, width=w, steps=steps,
-                                  guidance_scale=guidance_scale, generator=generator, prompts=prompts,
-                                  drop_empty_pose_tokens=drop_empty_pose_tokens)
+        video = self.model.sample(
+            conds,
+            num_frames=num_frames,
+            height=h,
+            width=w,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            generator=generator,
+            prompts=prompts,
+            drop_empty_pose_tokens=drop_empty_pose_tokens,
+        )
         frames = video_to_uint8(video.cpu()).numpy()
         return frames if batched else frames[0]

@@ -33,15 +33,21 @@ from mad_sim.errors import ConfigError
 SAMPLERS = ("shifted_logit_normal", "logit_normal", "uniform")
 
 
-def sequence_shift(num_tokens: int, min_tokens: int = 1024, max_tokens: int = 4096,
-                   min_shift: float = 0.95, max_shift: float = 2.05) -> float:
+def sequence_shift(
+    num_tokens: int, min_tokens: int = 1024, max_tokens: int = 4096, min_shift: float = 0.95, max_shift: float = 2.05
+) -> float:
     """Linear shift of the logit-normal mean with the token count (LTX trainer's rule)."""
     m = (max_shift - min_shift) / (max_tokens - min_tokens)
     return float(min_shift + m * (num_tokens - min_tokens))
 
 
-def sample_sigmas(batch: int, num_tokens: int, generator: Optional[torch.Generator] = None,
-                  sampler: str = "shifted_logit_normal", device: Optional[torch.device] = None) -> torch.Tensor:
+def sample_sigmas(
+    batch: int,
+    num_tokens: int,
+    generator: Optional[torch.Generator] = None,
+    sampler: str = "shifted_logit_normal",
+    device: Optional[torch.device] = None,
+) -> torch.Tensor:
     """Noise levels ``[batch]`` in (0, 1) for flow-matching training (see the module doc)."""
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown timestep sampler {sampler!r} (known: {', '.join(SAMPLERS)})")
@@ -53,8 +59,9 @@ def sample_sigmas(batch: int, num_tokens: int, generator: Optional[torch.Generat
     return torch.sigmoid(n)
 
 
-def targeted_noise(latents: torch.Tensor, mask: torch.Tensor, generator: Optional[torch.Generator] = None,
-                   max_strength: float = 0.3) -> torch.Tensor:
+def targeted_noise(
+    latents: torch.Tensor, mask: torch.Tensor, generator: Optional[torch.Generator] = None, max_strength: float = 0.3
+) -> torch.Tensor:
     """Corrupt masked latent patches: ``(1 - s) x + s eps`` where ``mask``, unchanged elsewhere.
 
     Args:

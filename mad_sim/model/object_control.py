@@ -51,8 +51,7 @@ def slot_colors(n: int = MAX_SLOTS) -> np.ndarray:
     return hue_cycle(n, offset=0.5)
 
 
-def render_box_video(camera: Camera, xyz: np.ndarray, heading: np.ndarray, size: np.ndarray,
-                     valid: np.ndarray) -> np.ndarray:
+def render_box_video(camera: Camera, xyz: np.ndarray, heading: np.ndarray, size: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Box video ``[F, H, W, 3]`` uint8 of ``n`` controlled agents (vehicle frame of the camera, per frame).
 
     Args:
@@ -89,8 +88,9 @@ def render_box_video(camera: Camera, xyz: np.ndarray, heading: np.ndarray, size:
     return out
 
 
-def boxes_in_viewpoint(traj: Trajectory, viewpoint: int, agents: np.ndarray, steps: np.ndarray
-                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def boxes_in_viewpoint(
+    traj: Trajectory, viewpoint: int, agents: np.ndarray, steps: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``agents``' boxes in ``viewpoint``'s vehicle frame at each step: ``(xyz [F, n, 3] m, heading [F, n] rad,
     size [F, n, 3] m)`` (non-positive sizes replaced by 1 m), as the pose renderer places agents."""
     if not traj.valid[viewpoint, steps].all():
@@ -98,16 +98,14 @@ def boxes_in_viewpoint(traj: Trajectory, viewpoint: int, agents: np.ndarray, ste
     xyz = np.zeros((len(steps), len(agents), 3))
     heading = np.zeros((len(steps), len(agents)))
     for i, t in enumerate(steps):
-        m = world_to_vehicle(traj.xyz[viewpoint, t], float(traj.heading[viewpoint, t]),
-                             float(traj.size[viewpoint, t, 2]))
+        m = world_to_vehicle(traj.xyz[viewpoint, t], float(traj.heading[viewpoint, t]), float(traj.size[viewpoint, t, 2]))
         xyz[i] = traj.xyz[agents, t] @ m[:, :3].T + m[:, 3]
         heading[i] = traj.heading[agents, t] - traj.heading[viewpoint, t]
     size = np.asarray(traj.size[agents][:, steps].transpose(1, 0, 2), np.float64)
     return xyz, heading, np.where(size > 0, size, 1.0)
 
 
-def box_video_from_trajectory(traj: Trajectory, viewpoint: int, agents: Indices, steps: Indices,
-                              camera: Camera) -> np.ndarray:
+def box_video_from_trajectory(traj: Trajectory, viewpoint: int, agents: Indices, steps: Indices, camera: Camera) -> np.ndarray:
     """Box video of ``agents`` (track indices, slot order) over ``steps``, seen from ``viewpoint``'s camera."""
     step_idx = np.asarray(steps, np.int64)
     agent_idx = np.asarray(agents, np.int64)
@@ -126,8 +124,9 @@ def _may_cover(camera: Camera, xyz: np.ndarray, heading: np.ndarray, size: np.nd
     each side) is smaller than ``min_pixels`` cannot qualify.
     """
     f, n, _ = xyz.shape
-    corners = place(box_keypoints(size.reshape(-1, 3)), xyz.reshape(-1, 3), heading.reshape(-1),
-                    size.reshape(-1, 3)[:, 2]).reshape(f, n, 8, 3)
+    corners = place(
+        box_keypoints(size.reshape(-1, 3)), xyz.reshape(-1, 3), heading.reshape(-1), size.reshape(-1, 3)[:, 2]
+    ).reshape(f, n, 8, 3)
     uv, _ = camera.project(corners)
     finite = np.isfinite(uv).all(axis=(-1, -2))  # [F, n]
     uv = np.where(np.isfinite(uv), uv, 0.0)
@@ -182,9 +181,16 @@ def follow_iou(pose_video: np.ndarray, box_video: np.ndarray, num_agents: int, m
 
 
 # --- the conditional-forecaster training task (history + boxes -> future) -------------------------
-def choose_controlled_agents(traj: Trajectory, types: np.ndarray, viewpoint: int, steps: Indices,
-                             camera: Camera, rng: np.random.Generator, max_agents: int = 2,
-                             min_pixels: int = 8) -> np.ndarray:
+def choose_controlled_agents(
+    traj: Trajectory,
+    types: np.ndarray,
+    viewpoint: int,
+    steps: Indices,
+    camera: Camera,
+    rng: np.random.Generator,
+    max_agents: int = 2,
+    min_pixels: int = 8,
+) -> np.ndarray:
     """Track indices (slot order) of up to ``max_agents`` vehicles to control over ``steps``, drawn by ``rng``.
 
     Candidates: vehicles other than the viewpoint, valid at every step, whose
@@ -212,9 +218,16 @@ def choose_controlled_agents(traj: Trajectory, types: np.ndarray, viewpoint: int
     return rng.permutation(chosen)[:max_agents] if chosen.size else chosen
 
 
-def boxes_task_loss(model, pose_history: np.ndarray, future_pose: np.ndarray, box_video: np.ndarray,
-                    generator: torch.Generator | None = None, ego_motion: np.ndarray | None = None,
-                    sigmas: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+def boxes_task_loss(
+    model,
+    pose_history: np.ndarray,
+    future_pose: np.ndarray,
+    box_video: np.ndarray,
+    generator: torch.Generator | None = None,
+    ego_motion: np.ndarray | None = None,
+    sigmas: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Flow-matching loss of the *conditional forecaster* task: future pose video given history + boxes.
 
     The training-task hook for object control (a motion-adapter task next to
@@ -226,6 +239,7 @@ def boxes_task_loss(model, pose_history: np.ndarray, future_pose: np.ndarray, bo
     ego-motion video (``ego_motion``).  Differentiable w.r.t. the active adapter of
     ``model`` (a :class:`~mad_sim.model.mad.MADModel`).
     """
+
     def video(x: np.ndarray, what: str) -> torch.Tensor:
         x = np.asarray(x)
         if x.dtype != np.uint8 or x.ndim != 5 or x.shape[-1] != 3:

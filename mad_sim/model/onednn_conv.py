@@ -41,8 +41,6 @@ from mad_sim.errors import ConfigError
 from mad_sim.model.cpu_paths import onednn_available, onednn_conv_choice
 
 
-
-
 class OneDNNConv3d(torch.nn.Conv3d):
     """``Conv3d`` whose float32 CPU forward always runs oneDNN (see the module doc).
 
@@ -52,13 +50,24 @@ class OneDNNConv3d(torch.nn.Conv3d):
     """
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if (input.device.type == "cpu" and input.dtype == torch.float32 and weight.dtype == torch.float32
-                and input.dim() == 5 and not input.is_mkldnn and not torch.is_autocast_enabled("cpu")
-                and onednn_available()):
-            return torch.ops.aten.mkldnn_convolution(input.contiguous(), weight.contiguous(),
-                                                     None if bias is None else bias.contiguous(),
-                                                     list(self.padding), list(self.stride), list(self.dilation),
-                                                     self.groups)
+        if (
+            input.device.type == "cpu"
+            and input.dtype == torch.float32
+            and weight.dtype == torch.float32
+            and input.dim() == 5
+            and not input.is_mkldnn
+            and not torch.is_autocast_enabled("cpu")
+            and onednn_available()
+        ):
+            return torch.ops.aten.mkldnn_convolution(
+                input.contiguous(),
+                weight.contiguous(),
+                None if bias is None else bias.contiguous(),
+                list(self.padding),
+                list(self.stride),
+                list(self.dilation),
+                self.groups,
+            )
         return F.conv3d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 

@@ -31,8 +31,14 @@ Family = Literal["ltx", "svd"]
 # FlowMatchEulerDiscreteScheduler as LTX-Video 0.9.x ships it (dynamic,
 # resolution-dependent shift; terminal sigma stretched to 0.1).
 LTX_SCHEDULER: Dict[str, Any] = dict(
-    num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
-    base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1,
+    num_train_timesteps=1000,
+    shift=1.0,
+    use_dynamic_shifting=True,
+    base_shift=0.95,
+    max_shift=2.05,
+    base_image_seq_len=1024,
+    max_image_seq_len=4096,
+    shift_terminal=0.1,
 )
 
 # Tiny: the LTX architecture scaled down. The VAE is LTX-Video 0.9.5's design
@@ -45,26 +51,50 @@ LTX_SCHEDULER: Dict[str, Any] = dict(
 # every clip, at every learning rate we tried. Transformer 8 heads x 64 = 512
 # wide, 8 layers, ~36M.
 TINY_VAE: Dict[str, Any] = dict(
-    in_channels=3, out_channels=3, latent_channels=128,
-    block_out_channels=(16, 32, 64, 128, 128), down_block_types=("LTXVideo095DownBlock3D",) * 4,
-    layers_per_block=(1, 1, 1, 1, 1), downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+    in_channels=3,
+    out_channels=3,
+    latent_channels=128,
+    block_out_channels=(16, 32, 64, 128, 128),
+    down_block_types=("LTXVideo095DownBlock3D",) * 4,
+    layers_per_block=(1, 1, 1, 1, 1),
+    downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
     spatio_temporal_scaling=(True, True, True, True),
-    decoder_block_out_channels=(32, 64, 128), decoder_layers_per_block=(1, 1, 1, 1),
-    decoder_spatio_temporal_scaling=(True, True, True), decoder_inject_noise=(False, False, False, False),
-    upsample_residual=(True, True, True), upsample_factor=(2, 2, 2),
-    patch_size=4, patch_size_t=1, timestep_conditioning=False, encoder_causal=True, decoder_causal=False,
-    spatial_compression_ratio=32, temporal_compression_ratio=8,
+    decoder_block_out_channels=(32, 64, 128),
+    decoder_layers_per_block=(1, 1, 1, 1),
+    decoder_spatio_temporal_scaling=(True, True, True),
+    decoder_inject_noise=(False, False, False, False),
+    upsample_residual=(True, True, True),
+    upsample_factor=(2, 2, 2),
+    patch_size=4,
+    patch_size_t=1,
+    timestep_conditioning=False,
+    encoder_causal=True,
+    decoder_causal=False,
+    spatial_compression_ratio=32,
+    temporal_compression_ratio=8,
 )
 TINY_S16_VAE: Dict[str, Any] = dict(
-    in_channels=3, out_channels=3, latent_channels=32,
-    block_out_channels=(16, 32, 64, 64), down_block_types=("LTXVideo095DownBlock3D",) * 3,
-    layers_per_block=(1, 1, 1, 1), downsample_type=("spatiotemporal",) * 3,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=32,
+    block_out_channels=(16, 32, 64, 64),
+    down_block_types=("LTXVideo095DownBlock3D",) * 3,
+    layers_per_block=(1, 1, 1, 1),
+    downsample_type=("spatiotemporal",) * 3,
     spatio_temporal_scaling=(True, True, True),
-    decoder_block_out_channels=(16, 32, 64), decoder_layers_per_block=(1, 1, 1, 1),
-    decoder_spatio_temporal_scaling=(True, True, True), decoder_inject_noise=(False, False, False, False),
-    upsample_residual=(True, True, True), upsample_factor=(2, 2, 2),
-    patch_size=2, patch_size_t=1, timestep_conditioning=False, encoder_causal=True, decoder_causal=False,
-    spatial_compression_ratio=16, temporal_compression_ratio=8,
+    decoder_block_out_channels=(16, 32, 64),
+    decoder_layers_per_block=(1, 1, 1, 1),
+    decoder_spatio_temporal_scaling=(True, True, True),
+    decoder_inject_noise=(False, False, False, False),
+    upsample_residual=(True, True, True),
+    upsample_factor=(2, 2, 2),
+    patch_size=2,
+    patch_size_t=1,
+    timestep_conditioning=False,
+    encoder_causal=True,
+    decoder_causal=False,
+    spatial_compression_ratio=16,
+    temporal_compression_ratio=8,
 )
 """A representation candidate for the tiny preset (measured by VAE parse-back):
 16x space / 8x time, 32 latent channels (an 8x8 grid at 128x128).
@@ -76,15 +106,27 @@ channels): the same token count as the 32x VAE, with 4x the spatial detail in
 the latents.
 """
 TINY_S8_VAE: Dict[str, Any] = dict(
-    in_channels=3, out_channels=3, latent_channels=16,
-    block_out_channels=(16, 32, 64, 64), down_block_types=("LTXVideo095DownBlock3D",) * 3,
-    layers_per_block=(1, 1, 1, 1), downsample_type=("spatiotemporal",) * 3,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=16,
+    block_out_channels=(16, 32, 64, 64),
+    down_block_types=("LTXVideo095DownBlock3D",) * 3,
+    layers_per_block=(1, 1, 1, 1),
+    downsample_type=("spatiotemporal",) * 3,
     spatio_temporal_scaling=(True, True, True),
-    decoder_block_out_channels=(16, 32, 64), decoder_layers_per_block=(1, 1, 1, 1),
-    decoder_spatio_temporal_scaling=(True, True, True), decoder_inject_noise=(False, False, False, False),
-    upsample_residual=(True, True, True), upsample_factor=(2, 2, 2),
-    patch_size=1, patch_size_t=1, timestep_conditioning=False, encoder_causal=True, decoder_causal=False,
-    spatial_compression_ratio=8, temporal_compression_ratio=8,
+    decoder_block_out_channels=(16, 32, 64),
+    decoder_layers_per_block=(1, 1, 1, 1),
+    decoder_spatio_temporal_scaling=(True, True, True),
+    decoder_inject_noise=(False, False, False, False),
+    upsample_residual=(True, True, True),
+    upsample_factor=(2, 2, 2),
+    patch_size=1,
+    patch_size_t=1,
+    timestep_conditioning=False,
+    encoder_causal=True,
+    decoder_causal=False,
+    spatial_compression_ratio=8,
+    temporal_compression_ratio=8,
 )
 """A representation candidate for the tiny preset (measured by VAE parse-back):
 8x space / 8x time, 16 latent channels (a 16x16 grid at 128x128).
@@ -94,18 +136,34 @@ time and space together).  With the transformer's ``patch_size=4`` a token
 carries 4x4 latent cells (16 x 16 = 256 channels): the 32x VAE's token count.
 """
 TINY_S8T4_VAE: Dict[str, Any] = {
-    **TINY_S8_VAE, "block_out_channels": (16, 32, 64), "down_block_types": ("LTXVideo095DownBlock3D",) * 2,
-    "layers_per_block": (1, 1, 1), "downsample_type": ("spatiotemporal",) * 2, "spatio_temporal_scaling": (True, True),
-    "decoder_block_out_channels": (32, 64), "decoder_layers_per_block": (1, 1, 1),
-    "decoder_spatio_temporal_scaling": (True, True), "decoder_inject_noise": (False, False, False),
-    "upsample_residual": (True, True), "upsample_factor": (2, 2), "patch_size": 2, "temporal_compression_ratio": 4,
+    **TINY_S8_VAE,
+    "block_out_channels": (16, 32, 64),
+    "down_block_types": ("LTXVideo095DownBlock3D",) * 2,
+    "layers_per_block": (1, 1, 1),
+    "downsample_type": ("spatiotemporal",) * 2,
+    "spatio_temporal_scaling": (True, True),
+    "decoder_block_out_channels": (32, 64),
+    "decoder_layers_per_block": (1, 1, 1),
+    "decoder_spatio_temporal_scaling": (True, True),
+    "decoder_inject_noise": (False, False, False),
+    "upsample_residual": (True, True),
+    "upsample_factor": (2, 2),
+    "patch_size": 2,
+    "temporal_compression_ratio": 4,
 }
 """A representation candidate for the tiny preset (measured by VAE parse-back):
 8x space / 4x time, 16 latent channels (``patch_size=2`` + two space-time
 blocks); frames ``4k + 1``, so a 9 + 17 frame clip has 3 + 5 latent frames instead of 2 + 3."""
 TINY_TRANSFORMER: Dict[str, Any] = dict(
-    in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=8, attention_head_dim=64,
-    cross_attention_dim=512, num_layers=8, caption_channels=128,
+    in_channels=128,
+    out_channels=128,
+    patch_size=1,
+    patch_size_t=1,
+    num_attention_heads=8,
+    attention_head_dim=64,
+    cross_attention_dim=512,
+    num_layers=8,
+    caption_channels=128,
 )
 TINY_S16_TRANSFORMER: Dict[str, Any] = {**TINY_TRANSFORMER, "patch_size": 2}
 TINY_S8_TRANSFORMER: Dict[str, Any] = {**TINY_TRANSFORMER, "in_channels": 256, "out_channels": 256, "patch_size": 4}
@@ -118,39 +176,81 @@ the parser then finds 0.91 of the visible vehicles within 30 m (dashcam
 mount: 0.77), with a median error of 0.04 m (0.30 m), measured with
 ``bench/bench_vae_parseback.py --no-vae``.
 """
-TINY_TEXT: Dict[str, Any] = dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4,
-                                 relative_attention_num_buckets=8, feed_forward_proj="gated-gelu",
-                                 dropout_rate=0.0)
+TINY_TEXT: Dict[str, Any] = dict(
+    d_model=128,
+    d_kv=32,
+    d_ff=256,
+    num_layers=2,
+    num_heads=4,
+    relative_attention_num_buckets=8,
+    feed_forward_proj="gated-gelu",
+    dropout_rate=0.0,
+)
 
 # LTX-Video 0.9.x reference configs (diffusers names).  2B: 28 layers x 32 heads
 # x 64; 13B (0.9.7/0.9.8): 48 layers x 32 heads x 128, cross-attention 4096.
 LTX_2B_TRANSFORMER: Dict[str, Any] = dict(
-    in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=32, attention_head_dim=64,
-    cross_attention_dim=2048, num_layers=28, caption_channels=4096,
+    in_channels=128,
+    out_channels=128,
+    patch_size=1,
+    patch_size_t=1,
+    num_attention_heads=32,
+    attention_head_dim=64,
+    cross_attention_dim=2048,
+    num_layers=28,
+    caption_channels=4096,
 )
 LTX_13B_TRANSFORMER: Dict[str, Any] = dict(
-    in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=32, attention_head_dim=128,
-    cross_attention_dim=4096, num_layers=48, caption_channels=4096,
+    in_channels=128,
+    out_channels=128,
+    patch_size=1,
+    patch_size_t=1,
+    num_attention_heads=32,
+    attention_head_dim=128,
+    cross_attention_dim=4096,
+    num_layers=48,
+    caption_channels=4096,
 )
-LTX_VAE: Dict[str, Any] = dict(latent_channels=128, block_out_channels=(128, 256, 512, 512), patch_size=4,
-                               patch_size_t=1, timestep_conditioning=False)
+LTX_VAE: Dict[str, Any] = dict(
+    latent_channels=128, block_out_channels=(128, 256, 512, 512), patch_size=4, patch_size_t=1, timestep_conditioning=False
+)
 
 # SVD-tiny: UNetSpatioTemporalConditionModel with two small levels; SVD's 4
 # latent channels, 8 input channels (noisy latent + first-frame latent).
 SVD_TINY_UNET: Dict[str, Any] = dict(
-    sample_size=16, in_channels=8, out_channels=4,
+    sample_size=16,
+    in_channels=8,
+    out_channels=4,
     down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
     up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-    block_out_channels=(32, 64), addition_time_embed_dim=8, projection_class_embeddings_input_dim=24,
-    layers_per_block=1, cross_attention_dim=64, transformer_layers_per_block=1, num_attention_heads=(2, 4),
+    block_out_channels=(32, 64),
+    addition_time_embed_dim=8,
+    projection_class_embeddings_input_dim=24,
+    layers_per_block=1,
+    cross_attention_dim=64,
+    transformer_layers_per_block=1,
+    num_attention_heads=(2, 4),
     num_frames=25,
 )
 SVD_TINY_VAE: Dict[str, Any] = dict(
-    in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-    block_out_channels=(32, 32, 64, 64), layers_per_block=1, latent_channels=4, scaling_factor=0.18215,
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    block_out_channels=(32, 32, 64, 64),
+    layers_per_block=1,
+    latent_channels=4,
+    scaling_factor=0.18215,
 )
-SVD_TINY_IMAGE_ENCODER: Dict[str, Any] = dict(hidden_size=32, intermediate_size=64, projection_dim=64, num_hidden_layers=2,
-                                              num_attention_heads=2, image_size=32, patch_size=8, num_channels=3)
+SVD_TINY_IMAGE_ENCODER: Dict[str, Any] = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    projection_dim=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=32,
+    patch_size=8,
+    num_channels=3,
+)
 SVD_UNET: Dict[str, Any] = dict(num_frames=25)  # diffusers defaults are SVD-XT's UNet
 
 # The paper's adapter targets (LTX transformer attention + feed-forward).
@@ -203,31 +303,94 @@ class Preset:
 PRESETS: Dict[str, Preset] = {
     # tiny ones: 4 steps, no guidance (what the shipped tiny weights were measured with), rank 32 (the paper's
     # 512 scaled to the 512-wide transformer).  LTX: the MAD paper's inference (50 steps, guidance 3.5), rank 512.
-    "tiny": Preset("tiny", "ltx", False, vae=TINY_VAE, denoiser=TINY_TRANSFORMER, text=TINY_TEXT,
-                   description="LTX architecture, ~36M transformer, VAE 32x/8x; trained on CPU, shipped in mad_sim/weights"),
-    "tiny-s16": Preset("tiny-s16", "ltx", False, vae=TINY_S16_VAE, denoiser=TINY_S16_TRANSFORMER, text=TINY_TEXT,
-                       camera=ELEVATED_12M,
-                       description="representation candidate (no shipped weights): VAE 16x/8x (32 ch), transformer "
-                                   "patch 2, pose camera 12 m high pitched 35 deg; configs/train/candidates/"),
-    "tiny-s8": Preset("tiny-s8", "ltx", False, vae=TINY_S8_VAE, denoiser=TINY_S8_TRANSFORMER, text=TINY_TEXT,
-                      camera=ELEVATED_12M,
-                      description="representation candidate (no shipped weights): VAE 8x/8x (16 ch), transformer "
-                                  "patch 4, pose camera 12 m high pitched 35 deg; configs/train/candidates/"),
-    "tiny-s8t4": Preset("tiny-s8t4", "ltx", False, vae=TINY_S8T4_VAE, denoiser=TINY_S8_TRANSFORMER, text=TINY_TEXT,
-                        camera=ELEVATED_12M,
-                        description="representation candidate (no shipped weights): VAE 8x/4x (16 ch), transformer "
-                                    "patch 4, pose camera 12 m high pitched 35 deg; configs/train/candidates/"),
-    "ltx-2b": Preset("ltx-2b", "ltx", True, vae=LTX_VAE, denoiser=LTX_2B_TRANSFORMER, max_text_tokens=128,
-                     default_size=(512, 768), sampler_steps=50, guidance_scale=3.5, adapter_rank=512,
-                     description="LTX-Video 0.9.x 2B from a local diffusers directory"),
-    "ltx-13b": Preset("ltx-13b", "ltx", True, vae=LTX_VAE, denoiser=LTX_13B_TRANSFORMER, max_text_tokens=128,
-                      default_size=(512, 768), sampler_steps=50, guidance_scale=3.5, adapter_rank=512,
-                      description="LTX-Video 0.9.7+ 13B from a local diffusers directory"),
-    "svd-tiny": Preset("svd-tiny", "svd", False, vae=SVD_TINY_VAE, denoiser=SVD_TINY_UNET, text=SVD_TINY_IMAGE_ENCODER,
-                       lora_targets=SVD_LORA_TARGETS, default_size=(128, 128),
-                       description="tiny UNetSpatioTemporalCondition + AutoencoderKLTemporalDecoder + CLIP vision, random init"),
-    "svd": Preset("svd", "svd", True, denoiser=SVD_UNET, lora_targets=SVD_LORA_TARGETS, default_size=(576, 1024),
-                  description="Stable Video Diffusion (img2vid-xt) from a local diffusers directory"),
+    "tiny": Preset(
+        "tiny",
+        "ltx",
+        False,
+        vae=TINY_VAE,
+        denoiser=TINY_TRANSFORMER,
+        text=TINY_TEXT,
+        description="LTX architecture, ~36M transformer, VAE 32x/8x; trained on CPU, shipped in mad_sim/weights",
+    ),
+    "tiny-s16": Preset(
+        "tiny-s16",
+        "ltx",
+        False,
+        vae=TINY_S16_VAE,
+        denoiser=TINY_S16_TRANSFORMER,
+        text=TINY_TEXT,
+        camera=ELEVATED_12M,
+        description="representation candidate (no shipped weights): VAE 16x/8x (32 ch), transformer "
+        "patch 2, pose camera 12 m high pitched 35 deg; configs/train/candidates/",
+    ),
+    "tiny-s8": Preset(
+        "tiny-s8",
+        "ltx",
+        False,
+        vae=TINY_S8_VAE,
+        denoiser=TINY_S8_TRANSFORMER,
+        text=TINY_TEXT,
+        camera=ELEVATED_12M,
+        description="representation candidate (no shipped weights): VAE 8x/8x (16 ch), transformer "
+        "patch 4, pose camera 12 m high pitched 35 deg; configs/train/candidates/",
+    ),
+    "tiny-s8t4": Preset(
+        "tiny-s8t4",
+        "ltx",
+        False,
+        vae=TINY_S8T4_VAE,
+        denoiser=TINY_S8_TRANSFORMER,
+        text=TINY_TEXT,
+        camera=ELEVATED_12M,
+        description="representation candidate (no shipped weights): VAE 8x/4x (16 ch), transformer "
+        "patch 4, pose camera 12 m high pitched 35 deg; configs/train/candidates/",
+    ),
+    "ltx-2b": Preset(
+        "ltx-2b",
+        "ltx",
+        True,
+        vae=LTX_VAE,
+        denoiser=LTX_2B_TRANSFORMER,
+        max_text_tokens=128,
+        default_size=(512, 768),
+        sampler_steps=50,
+        guidance_scale=3.5,
+        adapter_rank=512,
+        description="LTX-Video 0.9.x 2B from a local diffusers directory",
+    ),
+    "ltx-13b": Preset(
+        "ltx-13b",
+        "ltx",
+        True,
+        vae=LTX_VAE,
+        denoiser=LTX_13B_TRANSFORMER,
+        max_text_tokens=128,
+        default_size=(512, 768),
+        sampler_steps=50,
+        guidance_scale=3.5,
+        adapter_rank=512,
+        description="LTX-Video 0.9.7+ 13B from a local diffusers directory",
+    ),
+    "svd-tiny": Preset(
+        "svd-tiny",
+        "svd",
+        False,
+        vae=SVD_TINY_VAE,
+        denoiser=SVD_TINY_UNET,
+        text=SVD_TINY_IMAGE_ENCODER,
+        lora_targets=SVD_LORA_TARGETS,
+        default_size=(128, 128),
+        description="tiny UNetSpatioTemporalCondition + AutoencoderKLTemporalDecoder + CLIP vision, random init",
+    ),
+    "svd": Preset(
+        "svd",
+        "svd",
+        True,
+        denoiser=SVD_UNET,
+        lora_targets=SVD_LORA_TARGETS,
+        default_size=(576, 1024),
+        description="Stable Video Diffusion (img2vid-xt) from a local diffusers directory",
+    ),
 }
 
 
@@ -237,8 +400,10 @@ def get_preset(name: str, path: Optional[str] = None) -> Preset:
         raise PresetError(f"unknown model preset {name!r} (known: {', '.join(PRESETS)})")
     preset = PRESETS[name]
     if preset.needs_path and path is None:
-        raise PresetError(f"preset {name!r} needs a local diffusers-format directory: pass --backbone PATH "
-                          f"(load_backbone({name!r}, path=...)); no weights are downloaded at run time")
+        raise PresetError(
+            f"preset {name!r} needs a local diffusers-format directory: pass --backbone PATH "
+            f"(load_backbone({name!r}, path=...)); no weights are downloaded at run time"
+        )
     return preset
 
 

@@ -31,8 +31,9 @@ from mad_sim.model.ltx import LatentCondition
 log = logging.getLogger(__name__)
 
 
-def calculate_shift(seq_len: int, base_seq_len: int = 256, max_seq_len: int = 4096, base_shift: float = 0.5,
-                    max_shift: float = 1.15) -> float:
+def calculate_shift(
+    seq_len: int, base_seq_len: int = 256, max_seq_len: int = 4096, base_shift: float = 0.5, max_shift: float = 1.15
+) -> float:
     """mu of the dynamic schedule shift, linear in the token count (the Flux/LTX rule)."""
     m = (max_shift - base_shift) / (max_seq_len - base_seq_len)
     return seq_len * m + (base_shift - m * base_seq_len)
@@ -44,22 +45,42 @@ def set_schedule(scheduler: Any, steps: int, num_tokens: int, device: Optional[t
         raise ShapeError(f"steps must be >= 1, got {steps}")
     cfg = scheduler.config
     if steps < 2 and cfg.get("shift_terminal"):
-        raise ShapeError(f"steps must be >= 2 with this schedule (its terminal stretch to {cfg.get('shift_terminal')} "
-                         f"needs two noise levels), got {steps}")
+        raise ShapeError(
+            f"steps must be >= 2 with this schedule (its terminal stretch to {cfg.get('shift_terminal')} "
+            f"needs two noise levels), got {steps}"
+        )
     sigmas = np.linspace(1.0, 1 / steps, steps)
-    mu = calculate_shift(num_tokens, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
-                         cfg.get("base_shift", 0.5), cfg.get("max_shift", 1.15))
+    mu = calculate_shift(
+        num_tokens,
+        cfg.get("base_image_seq_len", 256),
+        cfg.get("max_image_seq_len", 4096),
+        cfg.get("base_shift", 0.5),
+        cfg.get("max_shift", 1.15),
+    )
     scheduler.set_timesteps(sigmas=sigmas, device=device, mu=mu)
     return scheduler.timesteps
 
 
 @torch.no_grad()
-def denoise(denoiser: torch.nn.Module, scheduler: Any, latent_shape: Sequence[int], conditions: Sequence[LatentCondition],
-            text_embeds: torch.Tensor, text_mask: torch.Tensor, *, steps: int, guidance_scale: float = 1.0,
-            neg_embeds: Optional[torch.Tensor] = None, neg_mask: Optional[torch.Tensor] = None,
-            generator: Optional[torch.Generator] = None, drop_empty: bool = False,
-            device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32,
-            latents: Optional[torch.Tensor] = None, progress: bool = False) -> torch.Tensor:
+def denoise(
+    denoiser: torch.nn.Module,
+    scheduler: Any,
+    latent_shape: Sequence[int],
+    conditions: Sequence[LatentCondition],
+    text_embeds: torch.Tensor,
+    text_mask: torch.Tensor,
+    *,
+    steps: int,
+    guidance_scale: float = 1.0,
+    neg_embeds: Optional[torch.Tensor] = None,
+    neg_mask: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    drop_empty: bool = False,
+    device: Optional[torch.device] = None,
+    dtype: torch.dtype = torch.float32,
+    latents: Optional[torch.Tensor] = None,
+    progress: bool = False,
+) -> torch.Tensor:
     """Run the sampler; returns clean normalised latents ``[B, C, f, h, w]``."""
     from diffusers.utils.torch_utils import randn_tensor
 
@@ -73,9 +94,16 @@ def denoise(denoiser: torch.nn.Module, scheduler: Any, latent_shape: Sequence[in
             raise ShapeError("guidance_scale > 1 needs negative prompt embeddings")
         embeds = torch.cat([neg_embeds, text_embeds], dim=0)
         mask = torch.cat([neg_mask, text_mask], dim=0)
-        conds = [LatentCondition(torch.cat([c.latents] * 2), c.kind, c.frame_offset,
-                                 None if c.keep is None else torch.cat([c.keep] * 2),
-                                 None if c.embedding is None else torch.cat([c.embedding] * 2)) for c in conditions]
+        conds = [
+            LatentCondition(
+                torch.cat([c.latents] * 2),
+                c.kind,
+                c.frame_offset,
+                None if c.keep is None else torch.cat([c.keep] * 2),
+                None if c.embedding is None else torch.cat([c.embedding] * 2),
+            )
+            for c in conditions
+        ]
     else:
         embeds, mask, conds = text_embeds, text_mask, list(conditions)
     cond_tokens = denoiser.condition_tokens(conds, drop_empty) if hasattr(denoiser, "condition_tokens") else None

@@ -61,8 +61,16 @@ class SVDDenoiser(torch.nn.Module):
 
     family = "svd"
 
-    def __init__(self, unet: torch.nn.Module, *, latent_channels: int, scaling_factor: float, frame_rate: float,
-                 motion_bucket_id: int = 127, noise_aug_strength: float = 0.02) -> None:
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        *,
+        latent_channels: int,
+        scaling_factor: float,
+        frame_rate: float,
+        motion_bucket_id: int = 127,
+        noise_aug_strength: float = 0.02,
+    ) -> None:
         super().__init__()
         self.model = unet
         self.latent_channels = int(latent_channels)
@@ -80,8 +88,15 @@ class SVDDenoiser(torch.nn.Module):
         want = self.latent_channels * (1 + num_slots)
         if want <= have:
             return
-        new = torch.nn.Conv2d(want, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                              device=conv.weight.device, dtype=conv.weight.dtype)
+        new = torch.nn.Conv2d(
+            want,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
         with torch.no_grad():
             new.weight.zero_()
             new.weight[:, :have] = conv.weight
@@ -89,20 +104,25 @@ class SVDDenoiser(torch.nn.Module):
         self.model.conv_in = new
         self.model.register_to_config(in_channels=want)
 
-    def _slot_latents(self, conditions: Sequence[LatentCondition], b: int, f: int, h: int, w: int,
-                      like: torch.Tensor) -> torch.Tensor:
-        groups = [torch.zeros(b, self.latent_channels, f, h, w, dtype=like.dtype, device=like.device)
-                  for _ in range(self.num_slots)]
+    def _slot_latents(
+        self, conditions: Sequence[LatentCondition], b: int, f: int, h: int, w: int, like: torch.Tensor
+    ) -> torch.Tensor:
+        groups = [
+            torch.zeros(b, self.latent_channels, f, h, w, dtype=like.dtype, device=like.device) for _ in range(self.num_slots)
+        ]
         for c in conditions:
             slot = "image" if c.kind in IMAGE_KINDS else c.kind
             idx = SLOTS.index(slot)
             if idx >= self.num_slots:
-                raise ShapeError(f"condition {c.kind!r} needs slot {idx} but the UNet has {self.num_slots}; "
-                                 f"call denoiser.expand_slots()")
+                raise ShapeError(
+                    f"condition {c.kind!r} needs slot {idx} but the UNet has {self.num_slots}; call denoiser.expand_slots()"
+                )
             lat = c.latents.to(like.dtype)
             if lat.shape[-2:] != (h, w):
-                raise ShapeError(f"condition {c.kind!r}: latent size {tuple(lat.shape[-2:])} != target {(h, w)} "
-                                 f"(SVD concatenates conditions as channels: same size needed)")
+                raise ShapeError(
+                    f"condition {c.kind!r}: latent size {tuple(lat.shape[-2:])} != target {(h, w)} "
+                    f"(SVD concatenates conditions as channels: same size needed)"
+                )
             if slot == "image":
                 lat = (lat[:, :, -1:] / self.scaling_factor).expand(-1, -1, f, -1, -1)
             elif lat.size(2) != f:
@@ -110,26 +130,36 @@ class SVDDenoiser(torch.nn.Module):
             groups[idx] = lat
         return torch.cat(groups, dim=1)
 
-    def forward(self, noisy: torch.Tensor, timestep: torch.Tensor, conditions: Sequence[LatentCondition],
-                text_embeds: torch.Tensor, text_mask: torch.Tensor, drop_empty: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        timestep: torch.Tensor,
+        conditions: Sequence[LatentCondition],
+        text_embeds: torch.Tensor,
+        text_mask: torch.Tensor,
+        drop_empty: bool = False,
+    ) -> torch.Tensor:
         b, c, f, h, w = noisy.shape
-        s = (timestep.to(torch.float32).reshape(-1) / 1000.0).expand(b) if timestep.numel() == 1 else \
-            timestep.to(torch.float32).reshape(-1) / 1000.0
+        s = (
+            (timestep.to(torch.float32).reshape(-1) / 1000.0).expand(b)
+            if timestep.numel() == 1
+            else timestep.to(torch.float32).reshape(-1) / 1000.0
+        )
         s = s.clamp(SIGMA_MIN / (1 + SIGMA_MIN), SIGMA_MAX / (1 + SIGMA_MAX))
         sigma = s / (1 - s)
         sv = sigma.view(b, 1, 1, 1, 1).to(noisy.dtype)
         x = noisy / (1 - s).view(b, 1, 1, 1, 1).to(noisy.dtype)
-        c_in = 1.0 / torch.sqrt(sv ** 2 + 1)
+        c_in = 1.0 / torch.sqrt(sv**2 + 1)
         inp = torch.cat([x * c_in, self._slot_latents(conditions, b, f, h, w, noisy)], dim=1)
-        emb = next((cond.embedding for cond in conditions if cond.embedding is not None and
-                    cond.kind in IMAGE_KINDS), None)
+        emb = next((cond.embedding for cond in conditions if cond.embedding is not None and cond.kind in IMAGE_KINDS), None)
         cross = self.model.config.cross_attention_dim
         if emb is None:
             emb = torch.zeros(b, 1, cross, dtype=noisy.dtype, device=noisy.device)
         added = torch.tensor([self.added_time], dtype=noisy.dtype, device=noisy.device).expand(b, 3)
-        out = self.model(inp.permute(0, 2, 1, 3, 4), (0.25 * torch.log(sigma)).to(noisy.dtype), emb.to(noisy.dtype),
-                         added, return_dict=False)[0].permute(0, 2, 1, 3, 4)
-        x0 = x / (sv ** 2 + 1) - sv / torch.sqrt(sv ** 2 + 1) * out
+        out = self.model(
+            inp.permute(0, 2, 1, 3, 4), (0.25 * torch.log(sigma)).to(noisy.dtype), emb.to(noisy.dtype), added, return_dict=False
+        )[0].permute(0, 2, 1, 3, 4)
+        x0 = x / (sv**2 + 1) - sv / torch.sqrt(sv**2 + 1) * out
         return (noisy - x0) / s.view(b, 1, 1, 1, 1).to(noisy.dtype)
 
 
@@ -145,8 +175,12 @@ class SVDBackbone(Backbone):
         self.image_encoder = image_encoder
         self.text_encoder = image_encoder  # what Backbone.to() moves
         self.tokenizer = None
-        self.denoiser = SVDDenoiser(unet, latent_channels=vae.config.latent_channels,
-                                    scaling_factor=vae.config.scaling_factor, frame_rate=config.frame_rate)
+        self.denoiser = SVDDenoiser(
+            unet,
+            latent_channels=vae.config.latent_channels,
+            scaling_factor=vae.config.scaling_factor,
+            frame_rate=config.frame_rate,
+        )
         self._prompt_cache: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
         for m in (self.vae, self.image_encoder, self.denoiser):
             m.eval()
@@ -176,8 +210,10 @@ class SVDBackbone(Backbone):
         if frames < 1:
             raise ShapeError(f"{what}: {frames} frames; needs at least 1")
         if height % m or width % m or height < m or width < m:
-            raise ShapeError(f"{what}: size {height}x{width}; {self.config.name} needs height and width divisible "
-                             f"by {m} (e.g. {max(m, height // m * m)}x{max(m, width // m * m)})")
+            raise ShapeError(
+                f"{what}: size {height}x{width}; {self.config.name} needs height and width divisible "
+                f"by {m} (e.g. {max(m, height // m * m)}x{max(m, width // m * m)})"
+            )
 
     def latent_shape(self, frames: int, height: int, width: int) -> Tuple[int, int, int, int]:
         self.check_size(frames, height, width)
@@ -224,8 +260,10 @@ class SVDBackbone(Backbone):
         """SVD has no text encoder: non-empty prompts raise; returns a placeholder [B, 1, 1] / [B, 1]."""
         if prompts is not None and any(p for p in prompts):
             raise ShapeError(f"{self.config.name} has no text encoder; prompts are not supported (pass prompts=None)")
-        return (torch.zeros(batch, 1, 1, device=self.device, dtype=self.dtype),
-                torch.ones(batch, 1, dtype=torch.bool, device=self.device))
+        return (
+            torch.zeros(batch, 1, 1, device=self.device, dtype=self.dtype),
+            torch.ones(batch, 1, dtype=torch.bool, device=self.device),
+        )
 
     def save_pretrained(self, directory) -> Path:
         directory = Path(directory)
@@ -255,8 +293,10 @@ def _build(preset: Preset, seed: Optional[int]) -> SVDBackbone:
         unet = UNetSpatioTemporalConditionModel(**unet_cfg)
         enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**preset.text))
     if enc.config.projection_dim != unet.config.cross_attention_dim:
-        raise ShapeError(f"{preset.name}: CLIP projection {enc.config.projection_dim} != UNet cross-attention "
-                         f"{unet.config.cross_attention_dim}")
+        raise ShapeError(
+            f"{preset.name}: CLIP projection {enc.config.projection_dim} != UNet cross-attention "
+            f"{unet.config.cross_attention_dim}"
+        )
     return SVDBackbone(preset, vae, unet, FlowMatchEulerDiscreteScheduler(**SVD_SCHEDULER), enc.eval())
 
 
@@ -277,8 +317,9 @@ def _load_dir(preset: Preset, directory: Path, dtype: Optional[torch.dtype]) -> 
     return bb
 
 
-def load_svd_backbone(preset: Preset, path=None, weights=None, seed: Optional[int] = 0,
-                      dtype: Optional[torch.dtype] = None) -> SVDBackbone:
+def load_svd_backbone(
+    preset: Preset, path=None, weights=None, seed: Optional[int] = 0, dtype: Optional[torch.dtype] = None
+) -> SVDBackbone:
     """Build ``svd-tiny`` (random / shipped / file weights) or load ``svd`` from a diffusers directory."""
     if preset.needs_path:
         directory = Path(path)
@@ -289,8 +330,10 @@ def load_svd_backbone(preset: Preset, path=None, weights=None, seed: Optional[in
     if weights is None:
         file = shipped_weights(preset.name)
         if not file.is_file():
-            raise CheckpointError(f"no shipped weights for preset {preset.name!r} at {file}: pass weights=PATH, "
-                                  f"or weights='random' for an untrained model")
+            raise CheckpointError(
+                f"no shipped weights for preset {preset.name!r} at {file}: pass weights=PATH, "
+                f"or weights='random' for an untrained model"
+            )
         bb.load_file(file)
     elif str(weights) != "random":
         bb.load_file(weights)

@@ -66,10 +66,17 @@ def build_tokenizer(model_max_length: int = 16) -> Any:
     tok = Tokenizer(WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()])
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                                       special_tokens=[("</s>", vocab["</s>"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=model_max_length, padding_side="right")
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=model_max_length,
+        padding_side="right",
+    )
 
 
 def build_text_encoder(config: Dict[str, Any]) -> Any:
@@ -80,9 +87,14 @@ def build_text_encoder(config: Dict[str, Any]) -> Any:
     return T5EncoderModel(cfg).eval()
 
 
-def encode_prompts(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], max_length: int,
-                   device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
-                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+def encode_prompts(
+    tokenizer: Any,
+    text_encoder: Any,
+    prompts: Sequence[str],
+    max_length: int,
+    device: Optional[torch.device] = None,
+    dtype: Optional[torch.dtype] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Embed prompts the way ``LTXPipeline`` does.
 
     Returns:
@@ -91,8 +103,9 @@ def encode_prompts(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], ma
     """
     device = device or text_encoder.device
     dtype = dtype or text_encoder.dtype
-    ids = tokenizer(list(prompts), padding="max_length", max_length=max_length, truncation=True,
-                    add_special_tokens=True, return_tensors="pt")
+    ids = tokenizer(
+        list(prompts), padding="max_length", max_length=max_length, truncation=True, add_special_tokens=True, return_tensors="pt"
+    )
     with torch.no_grad():
         embeds = text_encoder(ids.input_ids.to(device))[0]
     return embeds.to(device=device, dtype=dtype), ids.attention_mask.bool().to(device)

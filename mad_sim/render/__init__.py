@@ -16,10 +16,10 @@ Above ``data`` and ``world``, below ``model``; numpy / OpenCV, no torch.
 Nothing here imports torch.
 """
 
-from mad_sim.render.camera import Camera  # noqa: F401
-from mad_sim.render.pose import PoseRenderer  # noqa: F401
 from mad_sim.render.bev import render_bev  # noqa: F401
+from mad_sim.render.camera import Camera  # noqa: F401
 from mad_sim.render.ego_motion import EgoMotionRenderer  # noqa: F401
+from mad_sim.render.pose import PoseRenderer  # noqa: F401
 from mad_sim.render.video import side_by_side, write_video  # noqa: F401
 
 __all__ = ["Camera", "PoseRenderer", "render_bev", "EgoMotionRenderer", "side_by_side", "write_video"]

@@ -38,13 +38,27 @@ from mad_sim.render.skeleton import CYCLIST_FRAME_RGB, CYCLIST_RIDER_RGB, OPENPO
 _SHIFT = 4
 EGO_RGB = (0, 190, 255)
 """Fill of the viewpoint agent."""
-BEV_COLORS = {"lane": (70, 70, 70), "road_line": (130, 130, 130), "road_edge": (200, 200, 200),
-              "crosswalk": (90, 90, 90), "route": (40, 100, 220), "scale": (255, 255, 255)}
+BEV_COLORS = {
+    "lane": (70, 70, 70),
+    "road_line": (130, 130, 130),
+    "road_edge": (200, 200, 200),
+    "crosswalk": (90, 90, 90),
+    "route": (40, 100, 220),
+    "scale": (255, 255, 255),
+}
 """Map, route and scale-bar colours of the BEV (RGB)."""
 _RED, _YELLOW, _GREEN, _GREY = (235, 40, 40), (245, 200, 0), (40, 210, 70), (130, 130, 130)
-SIGNAL_RGB = {SignalState.UNKNOWN: _GREY, SignalState.ARROW_STOP: _RED, SignalState.STOP: _RED,
-              SignalState.FLASHING_STOP: _RED, SignalState.ARROW_CAUTION: _YELLOW, SignalState.CAUTION: _YELLOW,
-              SignalState.FLASHING_CAUTION: _YELLOW, SignalState.ARROW_GO: _GREEN, SignalState.GO: _GREEN}
+SIGNAL_RGB = {
+    SignalState.UNKNOWN: _GREY,
+    SignalState.ARROW_STOP: _RED,
+    SignalState.STOP: _RED,
+    SignalState.FLASHING_STOP: _RED,
+    SignalState.ARROW_CAUTION: _YELLOW,
+    SignalState.CAUTION: _YELLOW,
+    SignalState.FLASHING_CAUTION: _YELLOW,
+    SignalState.ARROW_GO: _GREEN,
+    SignalState.GO: _GREEN,
+}
 """Bar colour of each signal state."""
 _SIGNAL_BY_CODE = {int(k): v for k, v in SIGNAL_RGB.items()}
 SIGNAL_BAR_M = 3.6
@@ -57,9 +71,14 @@ def _fx(p: np.ndarray) -> Sequence[np.ndarray]:
     return cast(Sequence[np.ndarray], np.rint(p * (1 << _SHIFT)).astype(np.int32))
 
 
-def render_bev(state, size: Union[int, Tuple[int, int]] = 256, extent_m: float = 30.0,
-               viewpoint: Optional[int] = None, t: Optional[int] = None,
-               style: Optional[PoseStyle] = None) -> np.ndarray:
+def render_bev(
+    state,
+    size: Union[int, Tuple[int, int]] = 256,
+    extent_m: float = 30.0,
+    viewpoint: Optional[int] = None,
+    t: Optional[int] = None,
+    style: Optional[PoseStyle] = None,
+) -> np.ndarray:
     """[H, W, 3] uint8 top-down view of a :class:`~mad_sim.world.state.WorldState`.
 
     Args:
@@ -99,8 +118,12 @@ def render_bev(state, size: Union[int, Tuple[int, int]] = 256, extent_m: float =
         pa, pb = to_px(geo.seg_a), to_px(geo.seg_b)
         lim = 4.0 * max(w, h)
         ok = (np.abs(pa - centre) < lim).all(1) & (np.abs(pb - centre) < lim).all(1)
-        colors = {CROSSWALK: BEV_COLORS["crosswalk"], ROAD_EDGE: BEV_COLORS["road_edge"],
-                  ROAD_LINE: BEV_COLORS["road_line"], LANE: BEV_COLORS["lane"]}
+        colors = {
+            CROSSWALK: BEV_COLORS["crosswalk"],
+            ROAD_EDGE: BEV_COLORS["road_edge"],
+            ROAD_LINE: BEV_COLORS["road_line"],
+            LANE: BEV_COLORS["lane"],
+        }
         for g in (CROSSWALK, LANE, ROAD_LINE, ROAD_EDGE):
             sel = ok & (geo.seg_group == g)
             if sel.any():
@@ -117,11 +140,13 @@ def render_bev(state, size: Union[int, Tuple[int, int]] = 256, extent_m: float =
     types = sc.object_types[idx]
     # Footprint corners: front-left, front-right, rear-right, rear-left (the car skeleton's lower ring).
     half_l, half_w = sz[:, 0:1] / 2, sz[:, 1:2] / 2
-    local = np.stack([np.concatenate([half_l, half_l, -half_l, -half_l], 1),
-                      np.concatenate([half_w, -half_w, -half_w, half_w], 1)], -1)
+    local = np.stack(
+        [np.concatenate([half_l, half_l, -half_l, -half_l], 1), np.concatenate([half_w, -half_w, -half_w, half_w], 1)], -1
+    )
     ch, sh = np.cos(hd)[:, None], np.sin(hd)[:, None]
-    world = np.stack([xyz[:, None, 0] + ch * local[..., 0] - sh * local[..., 1],
-                      xyz[:, None, 1] + sh * local[..., 0] + ch * local[..., 1]], -1)
+    world = np.stack(
+        [xyz[:, None, 0] + ch * local[..., 0] - sh * local[..., 1], xyz[:, None, 1] + sh * local[..., 0] + ch * local[..., 1]], -1
+    )
     px = to_px(world)  # [n, 4, 2]
     mid = to_px(xyz[:, :2])
     front = to_px(xyz[:, :2] + np.stack([np.cos(hd), np.sin(hd)], -1) * sz[:, 0:1] / 2)
@@ -140,20 +165,33 @@ def render_bev(state, size: Union[int, Tuple[int, int]] = 256, extent_m: float =
             cv2.polylines(img, _fx(px[sel]), True, rgb, lw, cv2.LINE_8, _SHIFT)
     heads = veh | cyc | other
     if heads.any():
-        cv2.polylines(img, _fx(np.stack([mid[heads], front[heads]], 1)), False, (255, 255, 255), lw, cv2.LINE_8,
-                      _SHIFT)
+        cv2.polylines(img, _fx(np.stack([mid[heads], front[heads]], 1)), False, (255, 255, 255), lw, cv2.LINE_8, _SHIFT)
     ped = on & (types == ObjectType.PEDESTRIAN)
     if ped.any():
         r = max(2, int(round(0.4 * s)))
-        cv2.polylines(img, _fx(np.stack([mid[ped], mid[ped]], 1)), False, tuple(int(v) for v in OPENPOSE_COLORS[1]),
-                      2 * r, cv2.LINE_8, _SHIFT)
-        cv2.polylines(img, _fx(np.stack([mid[ped], front[ped] + (front[ped] - mid[ped])], 1)), False,
-                      CYCLIST_RIDER_RGB, lw, cv2.LINE_8, _SHIFT)
+        cv2.polylines(
+            img,
+            _fx(np.stack([mid[ped], mid[ped]], 1)),
+            False,
+            tuple(int(v) for v in OPENPOSE_COLORS[1]),
+            2 * r,
+            cv2.LINE_8,
+            _SHIFT,
+        )
+        cv2.polylines(
+            img,
+            _fx(np.stack([mid[ped], front[ped] + (front[ped] - mid[ped])], 1)),
+            False,
+            CYCLIST_RIDER_RGB,
+            lw,
+            cv2.LINE_8,
+            _SHIFT,
+        )
     ego_rows = np.flatnonzero(is_ego)
     if ego_rows.size:  # the viewpoint: filled, outlined, and an arrow from its centre past its front
         j = int(ego_rows[0])
-        cv2.fillPoly(img, _fx(px[j:j + 1]), EGO_RGB, cv2.LINE_AA, _SHIFT)
-        cv2.polylines(img, _fx(px[j:j + 1]), True, (255, 255, 255), lw, cv2.LINE_AA, _SHIFT)
+        cv2.fillPoly(img, _fx(px[j : j + 1]), EGO_RGB, cv2.LINE_AA, _SHIFT)
+        cv2.polylines(img, _fx(px[j : j + 1]), True, (255, 255, 255), lw, cv2.LINE_AA, _SHIFT)
         tip = mid[j] + 1.6 * (front[j] - mid[j])
         cv2.arrowedLine(img, _pt(mid[j]), _pt(tip), (255, 255, 255), lw + 1, cv2.LINE_AA, _SHIFT, 0.35)
     _draw_scale_bar(img, s)
@@ -175,8 +213,7 @@ def _draw_route(img: np.ndarray, state, vp: int, k: int, to_px, lw: int) -> None
     if len(pts) < 2:
         return
     px = to_px(pts)
-    cv2.polylines(img, [np.rint(px * (1 << _SHIFT)).astype(np.int32)], False, BEV_COLORS["route"], lw + 1,
-                  cv2.LINE_AA, _SHIFT)
+    cv2.polylines(img, [np.rint(px * (1 << _SHIFT)).astype(np.int32)], False, BEV_COLORS["route"], lw + 1, cv2.LINE_AA, _SHIFT)
 
 
 def _draw_signals(img: np.ndarray, sc, k: int, to_px, s: float, lw: int) -> None:
@@ -218,8 +255,8 @@ def _draw_scale_bar(img: np.ndarray, s: float) -> None:
     col = BEV_COLORS["scale"]
     cv2.line(img, _pt(np.array([x0, y0])), _pt(np.array([x0 + px, y0])), col, lw + 1, cv2.LINE_AA, _SHIFT)
     for x in (x0, x0 + px):
-        cv2.line(img, _pt(np.array([x, y0 - 0.015 * h])), _pt(np.array([x, y0 + 0.015 * h])), col, lw,
-                 cv2.LINE_AA, _SHIFT)
+        cv2.line(img, _pt(np.array([x, y0 - 0.015 * h])), _pt(np.array([x, y0 + 0.015 * h])), col, lw, cv2.LINE_AA, _SHIFT)
     scale = 0.35 * w / 256
-    cv2.putText(img, f"{length} m", (int(x0 + px + 0.02 * w), int(y0 + 0.015 * h)), cv2.FONT_HERSHEY_SIMPLEX,
-                scale, col, 1, cv2.LINE_AA)
+    cv2.putText(
+        img, f"{length} m", (int(x0 + px + 0.02 * w), int(y0 + 0.015 * h)), cv2.FONT_HERSHEY_SIMPLEX, scale, col, 1, cv2.LINE_AA
+    )

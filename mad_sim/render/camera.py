@@ -37,6 +37,7 @@ import numpy as np
 from mad_sim.errors import RenderError
 from mad_sim.render.clip import clip_parameters
 
+
 def apply_affine(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """``points [..., 3] @ rotation.T + translation`` with elementwise arithmetic.
 
@@ -100,13 +101,18 @@ class Camera:
     guard_px: float = 8.0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.width, (int, np.integer)) and isinstance(self.height, (int, np.integer))) \
-                or self.width < 1 or self.height < 1:
+        if (
+            not (isinstance(self.width, (int, np.integer)) and isinstance(self.height, (int, np.integer)))
+            or self.width < 1
+            or self.height < 1
+        ):
             raise RenderError(f"camera size must be positive integers, got {self.width}x{self.height}")
         vals = np.array([self.fx, self.fy, self.cx, self.cy, self.near], dtype=np.float64)
         if not np.isfinite(vals).all() or self.fx <= 0 or self.fy <= 0 or self.near <= 0:
-            raise RenderError(f"camera intrinsics must be finite with positive focal lengths and near plane, got "
-                              f"fx={self.fx}, fy={self.fy}, cx={self.cx}, cy={self.cy}, near={self.near}")
+            raise RenderError(
+                f"camera intrinsics must be finite with positive focal lengths and near plane, got "
+                f"fx={self.fx}, fy={self.fy}, cx={self.cx}, cy={self.cy}, near={self.near}"
+            )
         self.distortion = np.asarray(self.distortion, np.float64).reshape(5)
         self.cam_to_vehicle = np.asarray(self.cam_to_vehicle, np.float64)
         if self.cam_to_vehicle.shape != (4, 4) or not np.isfinite(self.cam_to_vehicle).all():
@@ -124,8 +130,16 @@ class Camera:
 
     # --- constructors -----------------------------------------------------------
     @classmethod
-    def default_front(cls, width: int = 128, height: int = 128, hfov_deg: float = 90.0, mount_height: float = 1.6,
-                      forward: float = 0.0, pitch_deg: float = 0.0, near: float = 0.2) -> "Camera":
+    def default_front(
+        cls,
+        width: int = 128,
+        height: int = 128,
+        hfov_deg: float = 90.0,
+        mount_height: float = 1.6,
+        forward: float = 0.0,
+        pitch_deg: float = 0.0,
+        near: float = 0.2,
+    ) -> "Camera":
         """A forward-looking camera like a car's, square pixels, principal point at the image centre.
 
         Args:
@@ -148,12 +162,12 @@ class Camera:
         m[:3, 1] = (-s, 0.0, -c)
         m[:3, 2] = (c, 0.0, -s)
         m[:3, 3] = (forward, 0.0, mount_height)
-        return cls(width=width, height=height, fx=fx, fy=fx, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0,
-                   cam_to_vehicle=m, near=near)
+        return cls(
+            width=width, height=height, fx=fx, fy=fx, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0, cam_to_vehicle=m, near=near
+        )
 
     @classmethod
-    def from_waymo(cls, intrinsic: np.ndarray, extrinsic: np.ndarray, width: int, height: int,
-                   near: float = 0.2) -> "Camera":
+    def from_waymo(cls, intrinsic: np.ndarray, extrinsic: np.ndarray, width: int, height: int, near: float = 0.2) -> "Camera":
         """A Waymo perception camera from its calibration.
 
         Args:
@@ -168,15 +182,33 @@ class Camera:
         ext = np.asarray(extrinsic, np.float64).reshape(4, 4)
         m = ext.copy()
         m[:3, :3] = ext[:3, :3] @ _WAYMO_FROM_CV
-        return cls(width=int(width), height=int(height), fx=k[0], fy=k[1], cx=k[2], cy=k[3],
-                   distortion=k[[4, 5, 6, 7, 8]], cam_to_vehicle=m, near=near)
+        return cls(
+            width=int(width),
+            height=int(height),
+            fx=k[0],
+            fy=k[1],
+            cx=k[2],
+            cy=k[3],
+            distortion=k[[4, 5, 6, 7, 8]],
+            cam_to_vehicle=m,
+            near=near,
+        )
 
     def resized(self, width: int, height: int) -> "Camera":
         """The same camera sampled at another resolution (intrinsics scaled per axis)."""
         sx, sy = width / self.width, height / self.height
-        return Camera(width=width, height=height, fx=self.fx * sx, fy=self.fy * sy,
-                      cx=(self.cx + 0.5) * sx - 0.5, cy=(self.cy + 0.5) * sy - 0.5, distortion=self.distortion,
-                      cam_to_vehicle=self.cam_to_vehicle, near=self.near, guard_px=self.guard_px)
+        return Camera(
+            width=width,
+            height=height,
+            fx=self.fx * sx,
+            fy=self.fy * sy,
+            cx=(self.cx + 0.5) * sx - 0.5,
+            cy=(self.cy + 0.5) * sy - 0.5,
+            distortion=self.distortion,
+            cam_to_vehicle=self.cam_to_vehicle,
+            near=self.near,
+            guard_px=self.guard_px,
+        )
 
     # --- properties --------------------------------------------------------------
     @property
@@ -225,8 +257,10 @@ class Camera:
             k1, k2, p1, p2, k3 = self.distortion
             r2 = x * x + y * y
             radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-            x, y = (x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
-                    y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y)
+            x, y = (
+                x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
+                y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y,
+            )
         return self.fx * x + self.cx, self.fy * y + self.cy
 
     def project(self, points_vehicle: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -308,15 +342,18 @@ class Camera:
         bottom = (self.height - 0.5 + g - self.cy) / self.fy + slack
         self._bounds = (left, right, top, bottom)
         # Lengths of the side planes' normals (their distances are scaled by these).
-        self._plane_norms = np.array([1.0, math.hypot(1.0, left), math.hypot(1.0, right), math.hypot(1.0, top),
-                                      math.hypot(1.0, bottom)])
-        return np.array([
-            [0.0, 0.0, 1.0, -self.near],  # z >= near
-            [1.0, 0.0, -left, 0.0],  # x / z >= left
-            [-1.0, 0.0, right, 0.0],  # x / z <= right
-            [0.0, 1.0, -top, 0.0],  # y / z >= top
-            [0.0, -1.0, bottom, 0.0],  # y / z <= bottom
-        ])
+        self._plane_norms = np.array(
+            [1.0, math.hypot(1.0, left), math.hypot(1.0, right), math.hypot(1.0, top), math.hypot(1.0, bottom)]
+        )
+        return np.array(
+            [
+                [0.0, 0.0, 1.0, -self.near],  # z >= near
+                [1.0, 0.0, -left, 0.0],  # x / z >= left
+                [-1.0, 0.0, right, 0.0],  # x / z <= right
+                [0.0, 1.0, -top, 0.0],  # y / z >= top
+                [0.0, -1.0, bottom, 0.0],  # y / z <= bottom
+            ]
+        )
 
     def _plane_distances(self, p: np.ndarray) -> Tuple[np.ndarray, ...]:
         """Five [S] arrays: signed (scaled) distances of camera-frame points [S, 3] to the frustum planes.
@@ -374,9 +411,9 @@ class Camera:
             out_b[cross] = pa + s1[:, None] * d
         return out_a.reshape(a_in.shape), out_b.reshape(b_in.shape), keep.reshape(shape)
 
-    def clip_segments_xyz(self, a: Tuple[np.ndarray, np.ndarray, np.ndarray],
-                          b: Tuple[np.ndarray, np.ndarray, np.ndarray]
-                          ) -> Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...], np.ndarray]:
+    def clip_segments_xyz(
+        self, a: Tuple[np.ndarray, np.ndarray, np.ndarray], b: Tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...], np.ndarray]:
         """:meth:`clip_segments` for [S] coordinate arrays ``a = (x, y, z)``, ``b = (x, y, z)`` (camera frame).
 
         Same arithmetic, so the same bits; 1-D columns avoid strided ``[S, 3]`` access.  Returns
@@ -392,8 +429,7 @@ class Camera:
                 out_b[k][cross] = pa + s1 * d
         return tuple(out_a), tuple(out_b), keep
 
-    def project_segments(self, a_vehicle: np.ndarray, b_vehicle: np.ndarray
-                         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def project_segments(self, a_vehicle: np.ndarray, b_vehicle: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vehicle-frame segments ``[..., 3]`` to clipped pixel segments.
 
         Returns ``(uv_a [..., 2], uv_b [..., 2], keep [...])``; rows with

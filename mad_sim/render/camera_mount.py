@@ -35,13 +35,16 @@ class CameraMount:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.hfov_deg < 180.0 or self.mount_height <= 0.0 or not 0.0 <= self.pitch_deg < 90.0:
-            raise RenderError(f"camera mount needs hfov in (0, 180), height > 0 and pitch in [0, 90): got "
-                              f"hfov={self.hfov_deg}, height={self.mount_height}, pitch={self.pitch_deg}")
+            raise RenderError(
+                f"camera mount needs hfov in (0, 180), height > 0 and pitch in [0, 90): got "
+                f"hfov={self.hfov_deg}, height={self.mount_height}, pitch={self.pitch_deg}"
+            )
 
     def camera(self, width: int, height: int) -> Camera:
         """The :class:`Camera` of this mount at ``width`` x ``height`` pixels (principal point at the centre)."""
-        return Camera.default_front(width, height, hfov_deg=self.hfov_deg, mount_height=self.mount_height,
-                                    forward=self.forward, pitch_deg=self.pitch_deg)
+        return Camera.default_front(
+            width, height, hfov_deg=self.hfov_deg, mount_height=self.mount_height, forward=self.forward, pitch_deg=self.pitch_deg
+        )
 
 
 DASHCAM = CameraMount()

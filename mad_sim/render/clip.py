@@ -18,8 +18,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 
-def clip_parameters(da: Sequence[np.ndarray], db: Sequence[np.ndarray]
-                    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def clip_parameters(da: Sequence[np.ndarray], db: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Clip [S] segments given their endpoints' distances to each plane (``len(da)`` arrays of [S]).
 
     Returns ``(keep [S] bool, cross [C] indices of kept segments that cross a plane, s0 [C], s1 [C])``:

@@ -101,9 +101,17 @@ class AgentPoses:
     ids: np.ndarray
     frame: np.ndarray
 
-    def __init__(self, xyz: npt.ArrayLike, heading: npt.ArrayLike, size: npt.ArrayLike, types: npt.ArrayLike,
-                 phase: Optional[npt.ArrayLike] = None, speed: Optional[npt.ArrayLike] = None,
-                 ids: Optional[npt.ArrayLike] = None, frame: Optional[npt.ArrayLike] = None) -> None:
+    def __init__(
+        self,
+        xyz: npt.ArrayLike,
+        heading: npt.ArrayLike,
+        size: npt.ArrayLike,
+        types: npt.ArrayLike,
+        phase: Optional[npt.ArrayLike] = None,
+        speed: Optional[npt.ArrayLike] = None,
+        ids: Optional[npt.ArrayLike] = None,
+        frame: Optional[npt.ArrayLike] = None,
+    ) -> None:
         self.xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
         n = self.xyz.shape[0]
         self.heading = np.asarray(heading, np.float64).reshape(n)
@@ -125,20 +133,29 @@ class AgentPoses:
             total = self.xyz.sum() + self.heading.sum() + self.phase.sum() + self.speed.sum() + self.size.sum()
         if np.isfinite(total) and (self.size.size == 0 or self.size.min() > 0):
             return
-        bad = ~np.isfinite(self.xyz).all(1) | ~np.isfinite(self.heading) | ~np.isfinite(self.phase) \
-            | ~np.isfinite(self.speed)
+        bad = ~np.isfinite(self.xyz).all(1) | ~np.isfinite(self.heading) | ~np.isfinite(self.phase) | ~np.isfinite(self.speed)
         if bad.any():
             i = int(np.argmax(bad))
             raise RenderError(f"{where}: agent {int(self.ids[i])} (frame {int(self.frame[i])}) has a non-finite pose")
         bad = ~(np.isfinite(self.size).all(1) & (self.size > 0).all(1))
         if bad.any():
             i = int(np.argmax(bad))
-            raise RenderError(f"{where}: agent {int(self.ids[i])} (frame {int(self.frame[i])}) has box size "
-                              f"{self.size[i].tolist()} (every dimension must be finite and > 0)")
+            raise RenderError(
+                f"{where}: agent {int(self.ids[i])} (frame {int(self.frame[i])}) has box size "
+                f"{self.size[i].tolist()} (every dimension must be finite and > 0)"
+            )
 
     def take(self, index: np.ndarray) -> "AgentPoses":
-        return AgentPoses(self.xyz[index], self.heading[index], self.size[index], self.types[index],
-                          self.phase[index], self.speed[index], self.ids[index], self.frame[index])
+        return AgentPoses(
+            self.xyz[index],
+            self.heading[index],
+            self.size[index],
+            self.types[index],
+            self.phase[index],
+            self.speed[index],
+            self.ids[index],
+            self.frame[index],
+        )
 
 
 @dataclass
@@ -228,8 +245,12 @@ def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.
             idx = np.flatnonzero((cls == c) & near_enough)
             if idx.size == 0:
                 continue
-            kp = place(keypoints_for(spec, agents.size[idx], agents.phase[idx], agents.speed[idx]),
-                       agents.xyz[idx], agents.heading[idx], agents.size[idx, 2])
+            kp = place(
+                keypoints_for(spec, agents.size[idx], agents.phase[idx], agents.speed[idx]),
+                agents.xyz[idx],
+                agents.heading[idx],
+                agents.size[idx, 2],
+            )
             kc = camera.to_camera(kp)  # [m, K, 3]
             m, k = kc.shape[:2]
             e0, e1 = spec.edges[:, 0], spec.edges[:, 1]
@@ -260,10 +281,8 @@ def project_agents(camera: Camera, agents: AgentPoses, max_range_m: float = 100.
                 ub[part] = camera.project_camera(np.where(kp_keep[..., None], b, 1.0))
                 keep[part] = kp_keep
                 k3 = kp_keep[..., None]
-                lo[part] = _reduce_axis1(np.minimum, np.minimum(np.where(k3, ua[part], np.inf),
-                                                                np.where(k3, ub[part], np.inf)))
-                hi[part] = _reduce_axis1(np.maximum, np.maximum(np.where(k3, ua[part], -np.inf),
-                                                                np.where(k3, ub[part], -np.inf)))
+                lo[part] = _reduce_axis1(np.minimum, np.minimum(np.where(k3, ua[part], np.inf), np.where(k3, ub[part], np.inf)))
+                hi[part] = _reduce_axis1(np.maximum, np.maximum(np.where(k3, ua[part], -np.inf), np.where(k3, ub[part], -np.inf)))
             dots = uvk
             dot_keep = front & camera.in_image(dots) & spec.has_dot[None, :]
             bbox[idx] = np.concatenate([lo, hi], 1)
@@ -302,17 +321,23 @@ def agent_strokes(geo: AgentGeometry, ids: np.ndarray, line_px: int, dot_px: int
         # Flat indices into the [m, E] / [m, K] tables (one 1-D gather instead of a 2-D fancy index).
         flat = np.flatnonzero(cg.seg_keep)
         ai, ei = np.divmod(flat, e)
-        parts.append((cg.agent[ai], r[ai] * 256 + ei, np.take(cg.seg_a.reshape(-1, 2), flat, axis=0),
-                      np.take(cg.seg_b.reshape(-1, 2), flat, axis=0),
-                      _take_rgb(spec.edge_colors, ei), np.full(ai.size, line_px)))
+        parts.append(
+            (
+                cg.agent[ai],
+                r[ai] * 256 + ei,
+                np.take(cg.seg_a.reshape(-1, 2), flat, axis=0),
+                np.take(cg.seg_b.reshape(-1, 2), flat, axis=0),
+                _take_rgb(spec.edge_colors, ei),
+                np.full(ai.size, line_px),
+            )
+        )
         count = np.bincount(ai, minlength=m)
         blocks.append((r * 2, offset + np.cumsum(count) - count, count))
         offset += ai.size
         flat = np.flatnonzero(cg.dot_keep) if dot_px > 0 else np.zeros(0, np.int64)
         ai, ki = np.divmod(flat, k)
         p = np.take(cg.dots.reshape(-1, 2), flat, axis=0)
-        parts.append((cg.agent[ai], r[ai] * 256 + 128 + ki, p, p, _take_rgb(spec.dot_colors, ki),
-                      np.full(ai.size, dot_px)))
+        parts.append((cg.agent[ai], r[ai] * 256 + 128 + ki, p, p, _take_rgb(spec.dot_colors, ki), np.full(ai.size, dot_px)))
         count = np.bincount(ai, minlength=m)
         blocks.append((r * 2 + 1, offset + np.cumsum(count) - count, count))
         offset += ai.size
@@ -329,14 +354,23 @@ def agent_strokes(geo: AgentGeometry, ids: np.ndarray, line_px: int, dot_px: int
     else:
         s = np.argsort(np.concatenate([p[1] for p in parts]), kind="stable")
     agent = agent[s]
-    return Strokes(frame=geo.frame[agent], a=np.take(np.concatenate([p[2] for p in parts]), s, axis=0),
-                   b=np.take(np.concatenate([p[3] for p in parts]), s, axis=0),
-                   color=_take_rgb(np.concatenate([p[4] for p in parts]), s),
-                   width=np.concatenate([p[5] for p in parts])[s], label=ids[agent])
+    return Strokes(
+        frame=geo.frame[agent],
+        a=np.take(np.concatenate([p[2] for p in parts]), s, axis=0),
+        b=np.take(np.concatenate([p[3] for p in parts]), s, axis=0),
+        color=_take_rgb(np.concatenate([p[4] for p in parts]), s),
+        width=np.concatenate([p[5] for p in parts])[s],
+        label=ids[agent],
+    )
 
 
-def draw_agents(image: np.ndarray, camera: Camera, agents: AgentPoses, style: Optional[PoseStyle] = None,
-                geometry: Optional[AgentGeometry] = None) -> AgentGeometry:
+def draw_agents(
+    image: np.ndarray,
+    camera: Camera,
+    agents: AgentPoses,
+    style: Optional[PoseStyle] = None,
+    geometry: Optional[AgentGeometry] = None,
+) -> AgentGeometry:
     """Draw the agents' skeletons into ``image`` (modified in place), back to front.
 
     ``image`` is [H, W, 3] uint8, or [F, H, W, 3] when ``agents.frame`` indexes
@@ -350,17 +384,32 @@ def draw_agents(image: np.ndarray, camera: Camera, agents: AgentPoses, style: Op
     return geo
 
 
-def render_agent(camera: Camera, xyz: np.ndarray, heading: float, size: np.ndarray, object_type: int,
-                 phase: float = 0.0, speed: float = 0.0, style: Optional[PoseStyle] = None) -> np.ndarray:
+def render_agent(
+    camera: Camera,
+    xyz: np.ndarray,
+    heading: float,
+    size: np.ndarray,
+    object_type: int,
+    phase: float = 0.0,
+    speed: float = 0.0,
+    style: Optional[PoseStyle] = None,
+) -> np.ndarray:
     """One agent's skeleton alone on black: [H, W, 3] uint8 (pose in the camera's vehicle frame)."""
     img = np.zeros((camera.height, camera.width, 3), np.uint8)
-    draw_agents(img, camera, AgentPoses(np.asarray(xyz, np.float64)[None], [heading],
-                                        np.asarray(size, np.float64)[None], [object_type], [phase], [speed]), style)
+    draw_agents(
+        img,
+        camera,
+        AgentPoses(
+            np.asarray(xyz, np.float64)[None], [heading], np.asarray(size, np.float64)[None], [object_type], [phase], [speed]
+        ),
+        style,
+    )
     return img
 
 
-def agent_id_mask(camera: Camera, agents: AgentPoses, style: Optional[PoseStyle] = None,
-                  geometry: Optional[AgentGeometry] = None) -> np.ndarray:
+def agent_id_mask(
+    camera: Camera, agents: AgentPoses, style: Optional[PoseStyle] = None, geometry: Optional[AgentGeometry] = None
+) -> np.ndarray:
     """[H, W] int32: the ``ids`` of the agent whose skeleton owns each pixel, -1 for none.
 
     The same strokes, widths and painter order as :func:`draw_agents`, so

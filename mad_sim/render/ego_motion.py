@@ -47,8 +47,9 @@ def checker_texture(cols: int = 64, rows: int = 32, cell_px: int = 16, seed: int
     return np.repeat(np.repeat(cells, cell_px, 0), cell_px, 1)
 
 
-def poses_from_actions(initial_speed: float, actions: np.ndarray, initial_pose: Tuple[float, float, float] = (0.0, 0.0, 0.0),
-                       dt: float = DT) -> np.ndarray:
+def poses_from_actions(
+    initial_speed: float, actions: np.ndarray, initial_pose: Tuple[float, float, float] = (0.0, 0.0, 0.0), dt: float = DT
+) -> np.ndarray:
     """[F + 1, 3] poses ``(x, y, yaw)`` from ``actions`` [F, 2] ``(accel m/s^2, curvature 1/m)``.
 
     Integrates :func:`mad_sim.world.dynamics.bicycle_step` from
@@ -87,11 +88,21 @@ class EgoMotionRenderer:
       cell_px: texture pixels per cell (sampling resolution of the texture).
     """
 
-    def __init__(self, width: int = 128, height: int = 128, seed: int = 0, camera: Optional[Camera] = None,
-                 num_particles: int = 500, dust_depth_m: float = 15.0,
-                 dust_rgb: Tuple[int, int, int] = (255, 255, 200), thickness: Optional[int] = None,
-                 sphere_radius_m: float = 500.0, texture_seed: int = 42, cells: Tuple[int, int] = (64, 32),
-                 cell_px: int = 16) -> None:
+    def __init__(
+        self,
+        width: int = 128,
+        height: int = 128,
+        seed: int = 0,
+        camera: Optional[Camera] = None,
+        num_particles: int = 500,
+        dust_depth_m: float = 15.0,
+        dust_rgb: Tuple[int, int, int] = (255, 255, 200),
+        thickness: Optional[int] = None,
+        sphere_radius_m: float = 500.0,
+        texture_seed: int = 42,
+        cells: Tuple[int, int] = (64, 32),
+        cell_px: int = 16,
+    ) -> None:
         self.camera = camera if camera is not None else Camera.default_front(width, height)
         if thickness is None:
             thickness = max(1, int(round(5 * self.camera.width / 768)))
@@ -134,8 +145,13 @@ class EgoMotionRenderer:
             self._draw_dust(frames, poses)
         return frames
 
-    def from_actions(self, initial_speed: float, actions: np.ndarray,
-                     initial_pose: Tuple[float, float, float] = (0.0, 0.0, 0.0), dt: float = DT) -> np.ndarray:
+    def from_actions(
+        self,
+        initial_speed: float,
+        actions: np.ndarray,
+        initial_pose: Tuple[float, float, float] = (0.0, 0.0, 0.0),
+        dt: float = DT,
+    ) -> np.ndarray:
         """[F + 1, H, W, 3] frames for ``actions`` [F, 2] (accel, curvature) through the bicycle model.
 
         Frame 0 is the initial pose, frame ``k`` the pose after ``k`` actions
@@ -162,7 +178,7 @@ class EgoMotionRenderer:
             dx, dy = c * rx - s * ry, s * rx + c * ry
             o = (cam_pos - centre).astype(np.float32)
             od = o[0] * dx + o[1] * dy + o[2] * rz
-            dist = np.sqrt(od * od + np.float32(self.radius ** 2 - float(o @ o))) - od
+            dist = np.sqrt(od * od + np.float32(self.radius**2 - float(o @ o))) - od
             qx, qy, qz = o[0] + dist * dx, o[1] + dist * dy, o[2] + dist * rz
             lon = np.arctan2(qy, qx)
             lat = np.arcsin(np.clip(qz * np.float32(1.0 / self.radius), -1.0, 1.0))
@@ -185,8 +201,7 @@ class EgoMotionRenderer:
         """[F, 3] world positions of the camera centre (the ego's ground point plus the mount offset)."""
         m = self.camera.position
         c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
-        return np.stack([poses[:, 0] + c * m[0] - s * m[1], poses[:, 1] + s * m[0] + c * m[1],
-                         np.full(len(poses), m[2])], -1)
+        return np.stack([poses[:, 0] + c * m[0] - s * m[1], poses[:, 1] + s * m[0] + c * m[1], np.full(len(poses), m[2])], -1)
 
     def _world_to_camera(self, pose: np.ndarray, points: np.ndarray) -> np.ndarray:
         c, s = math.cos(pose[2]), math.sin(pose[2])
@@ -199,8 +214,7 @@ class EgoMotionRenderer:
         uv = np.stack([rng.uniform(-0.5, self.width - 0.5, count), rng.uniform(-0.5, self.height - 0.5, count)], -1)
         veh = self.camera.backproject(uv, np.full(count, self.dust_depth_m))
         c, s = math.cos(pose[2]), math.sin(pose[2])
-        world = np.stack([pose[0] + c * veh[:, 0] - s * veh[:, 1], pose[1] + s * veh[:, 0] + c * veh[:, 1],
-                          veh[:, 2]], -1)
+        world = np.stack([pose[0] + c * veh[:, 0] - s * veh[:, 1], pose[1] + s * veh[:, 0] + c * veh[:, 1], veh[:, 2]], -1)
         return world, uv
 
     def _draw_dust(self, frames: np.ndarray, poses: np.ndarray) -> None:

@@ -40,6 +40,7 @@ def _fixed(uv: np.ndarray) -> np.ndarray:
     """Float pixels to OpenCV fixed-point int32 (``SHIFT`` fractional bits)."""
     return np.rint(uv * float(1 << SHIFT)).astype(np.int32)
 
+
 COARSE_BLOCK = 1 << 15
 """(frame, item) pairs per block of the map's coarse view cull (cache-sized temporaries)."""
 
@@ -50,10 +51,14 @@ LANE, ROAD_LINE, ROAD_EDGE, CROSSWALK = 0, 1, 2, 3
 _KIND_GROUP = {MapKind.LANE: LANE, MapKind.ROAD_LINE: ROAD_LINE, MapKind.ROAD_EDGE: ROAD_EDGE}
 
 LIGHT_RGB: Dict[int, Tuple[int, int, int]] = {
-    SignalState.ARROW_STOP: (255, 0, 0), SignalState.STOP: (255, 0, 0), SignalState.FLASHING_STOP: (255, 0, 0),
-    SignalState.ARROW_CAUTION: (255, 200, 0), SignalState.CAUTION: (255, 200, 0),
+    SignalState.ARROW_STOP: (255, 0, 0),
+    SignalState.STOP: (255, 0, 0),
+    SignalState.FLASHING_STOP: (255, 0, 0),
+    SignalState.ARROW_CAUTION: (255, 200, 0),
+    SignalState.CAUTION: (255, 200, 0),
     SignalState.FLASHING_CAUTION: (255, 200, 0),
-    SignalState.ARROW_GO: (0, 255, 0), SignalState.GO: (0, 255, 0),
+    SignalState.ARROW_GO: (0, 255, 0),
+    SignalState.GO: (0, 255, 0),
 }
 """Pole colour per traffic-signal state (UNKNOWN is not drawn)."""
 LIGHT_POLE_M = 2.5
@@ -100,11 +105,16 @@ class MapGeometry:
             groups.append(np.full(len(simple) - 1, _KIND_GROUP[MapKind(kind)], np.int8))
             if kind == MapKind.LANE and dot_spacing_m > 0:
                 dots.append(_resample(pts, dot_spacing_m))
+
         def cat(xs, shape):
             return np.concatenate(xs) if xs else np.zeros(shape)
 
-        return cls(seg_a=cat(seg_a, (0, 3)), seg_b=cat(seg_b, (0, 3)),
-                   seg_group=cat(groups, (0,)).astype(np.int8), dots=cat(dots, (0, 3)))
+        return cls(
+            seg_a=cat(seg_a, (0, 3)),
+            seg_b=cat(seg_b, (0, 3)),
+            seg_group=cat(groups, (0,)).astype(np.int8),
+            dots=cat(dots, (0, 3)),
+        )
 
     def near(self, xy: np.ndarray, radius: float) -> "MapGeometry":
         """The part within ``radius`` metres (ground distance) of any of the points ``xy`` [P, 2]."""
@@ -162,10 +172,20 @@ def map_geometry(roadmap: RoadMap, dot_spacing_m: float = 4.0) -> MapGeometry:
     return geo
 
 
-def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, geo: MapGeometry,
-             colors: Dict[int, Tuple[int, int, int]], line_px: int, dot_px: int, edge_px: int,
-             max_range_m: float, dot_range_m: float, draw_crosswalks: bool = True,
-             lights: Optional[List[Optional[Tuple[np.ndarray, np.ndarray]]]] = None) -> None:
+def draw_map(
+    images: np.ndarray,
+    camera: Camera,
+    world_to_vehicle: np.ndarray,
+    geo: MapGeometry,
+    colors: Dict[int, Tuple[int, int, int]],
+    line_px: int,
+    dot_px: int,
+    edge_px: int,
+    max_range_m: float,
+    dot_range_m: float,
+    draw_crosswalks: bool = True,
+    lights: Optional[List[Optional[Tuple[np.ndarray, np.ndarray]]]] = None,
+) -> None:
     """Draw the map into a batch of frames (in place), vectorised over frames.
 
     Args:
@@ -196,8 +216,7 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
     order = (CROSSWALK, ROAD_EDGE, ROAD_LINE, LANE) if draw_crosswalks else (ROAD_EDGE, ROAD_LINE, LANE)
     rank = np.full(4, -1)
     rank[list(order)] = np.arange(len(order))
-    style_list: List[Tuple[Tuple[int, int, int], int]] = [(colors[g], edge_px if g == ROAD_EDGE else line_px)
-                                                          for g in order]
+    style_list: List[Tuple[Tuple[int, int, int], int]] = [(colors[g], edge_px if g == ROAD_EDGE else line_px) for g in order]
     # World -> camera per frame as [F, 12] rows (3x3 rotation then translation), applied elementwise
     # (no BLAS on tiny matrices).
     m_r = np.einsum("ij,fjk->fik", rc, r)
@@ -222,8 +241,7 @@ def draw_map(images: np.ndarray, camera: Camera, world_to_vehicle: np.ndarray, g
         parts = [coarse_block(mid, half, radius, f0, min(f0 + step, frames)) for f0 in range(0, frames, step)]
         return np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts])
 
-    def coarse_block(mid: np.ndarray, half: np.ndarray, radius: float, f0: int, f1: int
-                     ) -> Tuple[np.ndarray, np.ndarray]:
+    def coarse_block(mid: np.ndarray, half: np.ndarray, radius: float, f0: int, f1: int) -> Tuple[np.ndarray, np.ndarray]:
         x, y = mid[None, :, 0], mid[None, :, 1]
         rb, tb = r[f0:f1], t[f0:f1]
         # In-place forms of the [F, S] expressions, keeping their evaluation order (same rounding).

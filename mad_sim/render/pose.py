@@ -67,8 +67,9 @@ class PoseRenderer:
       style: :class:`PoseStyle` (widths, colours, range, layers).
     """
 
-    def __init__(self, width: int = 128, height: int = 128, camera: Optional[Camera] = None,
-                 style: Optional[PoseStyle] = None) -> None:
+    def __init__(
+        self, width: int = 128, height: int = 128, camera: Optional[Camera] = None, style: Optional[PoseStyle] = None
+    ) -> None:
         self.camera = camera if camera is not None else Camera.default_front(width, height)
         self.style = style or PoseStyle()
         self.last_geometry: Optional[AgentGeometry] = None
@@ -93,8 +94,9 @@ class PoseRenderer:
         vp = state.ego_index if viewpoint is None else int(viewpoint)
         k = state.timestep if t is None else int(t)
         sc = state.scenario
-        return self._render(state.sim, sc.object_types, sc.roadmap, sc.traffic_lights, vp, np.array([k]),
-                            sc.source or sc.scenario_id)[0]
+        return self._render(
+            state.sim, sc.object_types, sc.roadmap, sc.traffic_lights, vp, np.array([k]), sc.source or sc.scenario_id
+        )[0]
 
     def render_scenario(self, scenario: Scenario, viewpoint: int, t0: int, t1: int) -> np.ndarray:
         """[F, H, W, 3] uint8 frames of the logged steps ``t0 <= t < t1`` (``F = t1 - t0``) from ``viewpoint``.
@@ -102,14 +104,27 @@ class PoseRenderer:
         Raises RenderError if the viewpoint track is invalid at any of them.
         """
         if not 0 <= t0 < t1 <= scenario.num_steps:
-            raise RenderError(f"{scenario.source or scenario.scenario_id}: step range [{t0}, {t1}) is not inside "
-                              f"[0, {scenario.num_steps})")
-        return self._render(scenario.tracks, scenario.object_types, scenario.roadmap, scenario.traffic_lights,
-                            int(viewpoint), np.arange(t0, t1), scenario.source or scenario.scenario_id)
+            raise RenderError(
+                f"{scenario.source or scenario.scenario_id}: step range [{t0}, {t1}) is not inside [0, {scenario.num_steps})"
+            )
+        return self._render(
+            scenario.tracks,
+            scenario.object_types,
+            scenario.roadmap,
+            scenario.traffic_lights,
+            int(viewpoint),
+            np.arange(t0, t1),
+            scenario.source or scenario.scenario_id,
+        )
 
-    def render_view(self, world_to_vehicle_3x4: np.ndarray, agents: AgentPoses, roadmap: Optional[RoadMap] = None,
-                    lights: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-                    geo: Optional[MapGeometry] = None) -> np.ndarray:
+    def render_view(
+        self,
+        world_to_vehicle_3x4: np.ndarray,
+        agents: AgentPoses,
+        roadmap: Optional[RoadMap] = None,
+        lights: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+        geo: Optional[MapGeometry] = None,
+    ) -> np.ndarray:
         """The pure drawing step: [H, W, 3] uint8 from a camera placement, vehicle-frame agents and a map.
 
         Args:
@@ -127,14 +142,26 @@ class PoseRenderer:
         self.last_geometry = draw_agents(img, self.camera, agents, st)
         return img
 
-    def _draw_map(self, img: np.ndarray, w2v: np.ndarray, geo: MapGeometry,
-                  lights: List[Optional[Tuple[np.ndarray, np.ndarray]]]) -> None:
+    def _draw_map(
+        self, img: np.ndarray, w2v: np.ndarray, geo: MapGeometry, lights: List[Optional[Tuple[np.ndarray, np.ndarray]]]
+    ) -> None:
         st = self.style
         lw = st.line_width(self.width)
-        colors = {LANE: st.lane_rgb, ROAD_LINE: st.road_line_rgb, ROAD_EDGE: st.road_edge_rgb,
-                  CROSSWALK: st.crosswalk_rgb}
-        draw_map(img, self.camera, w2v, geo, colors, lw, max(lw + 2, 2 * lw + 1), lw,
-                 st.max_range_m, st.lane_dot_range_m, st.draw_crosswalks, lights)
+        colors = {LANE: st.lane_rgb, ROAD_LINE: st.road_line_rgb, ROAD_EDGE: st.road_edge_rgb, CROSSWALK: st.crosswalk_rgb}
+        draw_map(
+            img,
+            self.camera,
+            w2v,
+            geo,
+            colors,
+            lw,
+            max(lw + 2, 2 * lw + 1),
+            lw,
+            st.max_range_m,
+            st.lane_dot_range_m,
+            st.draw_crosswalks,
+            lights,
+        )
 
     # --- internals ----------------------------------------------------------------------
     def viewpoint_transform(self, traj: Trajectory, viewpoint: int, t: int, source: str = "") -> np.ndarray:
@@ -173,8 +200,16 @@ class PoseRenderer:
         origin = np.stack([xyz[:, 0], xyz[:, 1], xyz[:, 2] - 0.5 * np.where(h > 0, h, 0.0)], -1)
         return np.concatenate([r, -(r @ origin[:, :, None])], 2)
 
-    def _render(self, traj: Trajectory, types: np.ndarray, roadmap: RoadMap, lights: TrafficLights,
-                viewpoint: int, steps: np.ndarray, source: str) -> np.ndarray:
+    def _render(
+        self,
+        traj: Trajectory,
+        types: np.ndarray,
+        roadmap: RoadMap,
+        lights: TrafficLights,
+        viewpoint: int,
+        steps: np.ndarray,
+        source: str,
+    ) -> np.ndarray:
         st = self.style
         transforms = self.viewpoint_transforms(traj, viewpoint, steps, source)
         geo = map_geometry(roadmap, st.lane_dot_spacing_m)
@@ -200,10 +235,16 @@ class PoseRenderer:
             rows = np.unique(ai[walker])
             dist = travelled_distance(traj, rows)
             phase[walker] = walking_phase(dist[np.searchsorted(rows, ai[walker]), ti[walker]])
-        agents = AgentPoses(xyz=xyz, heading=traj.heading[ai, ti] - yaw[fi],
-                            size=np.take(traj.size.reshape(-1, 3), at, axis=0),
-                            types=types[ai], phase=phase,
-                            speed=np.hypot(traj.velocity[ai, ti, 0], traj.velocity[ai, ti, 1]), ids=ai, frame=fi)
+        agents = AgentPoses(
+            xyz=xyz,
+            heading=traj.heading[ai, ti] - yaw[fi],
+            size=np.take(traj.size.reshape(-1, 3), at, axis=0),
+            types=types[ai],
+            phase=phase,
+            speed=np.hypot(traj.velocity[ai, ti, 0], traj.velocity[ai, ti, 1]),
+            ids=ai,
+            frame=fi,
+        )
         agents.check(source)
         out = np.zeros((len(steps), self.height, self.width, 3), np.uint8)
         lts: List[Optional[Tuple[np.ndarray, np.ndarray]]] = []

@@ -84,31 +84,68 @@ def _groups(colors: np.ndarray) -> List[Tuple[Color, np.ndarray]]:
 
 # --- vehicles ------------------------------------------------------------------------
 # Normalised keypoints (x / length, y / width, z / height) of a car.
-_CAR_KP = np.array([
-    [0.50, 0.50, 0.25], [0.50, -0.50, 0.25], [-0.50, -0.50, 0.25], [-0.50, 0.50, 0.25],  # 0-3 lower ring FL FR RR RL
-    [0.50, 0.50, 0.55], [0.50, -0.50, 0.55], [-0.50, -0.50, 0.55], [-0.50, 0.50, 0.55],  # 4-7 beltline ring
-    [0.15, 0.42, 1.00], [0.15, -0.42, 1.00], [-0.35, -0.42, 1.00], [-0.35, 0.42, 1.00],  # 8-11 roof ring
-    [0.32, 0.50, 0.00], [0.32, -0.50, 0.00], [-0.32, -0.50, 0.00], [-0.32, 0.50, 0.00],  # 12-15 wheel contacts
-    [0.50, 0.33, 0.42], [0.50, -0.33, 0.42],  # 16-17 headlights L R
-    [-0.50, -0.33, 0.42], [-0.50, 0.33, 0.42],  # 18-19 tail lights R L
-])
-_CAR_EDGES = np.array([
-    [0, 1], [1, 2], [2, 3], [3, 0],  # lower ring
-    [4, 5], [5, 6], [6, 7], [7, 4],  # beltline ring
-    [0, 4], [1, 5], [2, 6], [3, 7],  # lower pillars
-    [8, 9], [9, 10], [10, 11], [11, 8],  # roof ring
-    [4, 8], [5, 9], [6, 10], [7, 11],  # roof pillars
-    [12, 13], [14, 15],  # axles
-    [12, 0], [13, 1], [14, 2], [15, 3],  # wheel struts
-    [16, 17], [18, 19],  # light bars
-])
+_CAR_KP = np.array(
+    [
+        [0.50, 0.50, 0.25],
+        [0.50, -0.50, 0.25],
+        [-0.50, -0.50, 0.25],
+        [-0.50, 0.50, 0.25],  # 0-3 lower ring FL FR RR RL
+        [0.50, 0.50, 0.55],
+        [0.50, -0.50, 0.55],
+        [-0.50, -0.50, 0.55],
+        [-0.50, 0.50, 0.55],  # 4-7 beltline ring
+        [0.15, 0.42, 1.00],
+        [0.15, -0.42, 1.00],
+        [-0.35, -0.42, 1.00],
+        [-0.35, 0.42, 1.00],  # 8-11 roof ring
+        [0.32, 0.50, 0.00],
+        [0.32, -0.50, 0.00],
+        [-0.32, -0.50, 0.00],
+        [-0.32, 0.50, 0.00],  # 12-15 wheel contacts
+        [0.50, 0.33, 0.42],
+        [0.50, -0.33, 0.42],  # 16-17 headlights L R
+        [-0.50, -0.33, 0.42],
+        [-0.50, 0.33, 0.42],  # 18-19 tail lights R L
+    ]
+)
+_CAR_EDGES = np.array(
+    [
+        [0, 1],
+        [1, 2],
+        [2, 3],
+        [3, 0],  # lower ring
+        [4, 5],
+        [5, 6],
+        [6, 7],
+        [7, 4],  # beltline ring
+        [0, 4],
+        [1, 5],
+        [2, 6],
+        [3, 7],  # lower pillars
+        [8, 9],
+        [9, 10],
+        [10, 11],
+        [11, 8],  # roof ring
+        [4, 8],
+        [5, 9],
+        [6, 10],
+        [7, 11],  # roof pillars
+        [12, 13],
+        [14, 15],  # axles
+        [12, 0],
+        [13, 1],
+        [14, 2],
+        [15, 3],  # wheel struts
+        [16, 17],
+        [18, 19],  # light bars
+    ]
+)
 
 VEHICLE = SkeletonSpec(
     name="vehicle",
     edges=_CAR_EDGES,
     edge_colors=hue_cycle(len(_CAR_EDGES)),
-    dot_colors=np.concatenate([np.full((16, 3), 255, np.uint8),
-                               np.array([[255, 255, 160]] * 2 + [[255, 40, 40]] * 2, np.uint8)]),
+    dot_colors=np.concatenate([np.full((16, 3), 255, np.uint8), np.array([[255, 255, 160]] * 2 + [[255, 40, 40]] * 2, np.uint8)]),
 )
 
 
@@ -120,8 +157,9 @@ def vehicle_keypoints(size: np.ndarray) -> np.ndarray:
 # --- generic box -----------------------------------------------------------------------
 _BOX_KP = np.array([[sx * 0.5, sy * 0.5, z] for z in (0.0, 1.0) for sx, sy in ((1, 1), (1, -1), (-1, -1), (-1, 1))])
 _BOX_EDGES = np.array([[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4], [0, 4], [1, 5], [2, 6], [3, 7]])
-OTHER = SkeletonSpec(name="other", edges=_BOX_EDGES, edge_colors=np.full((12, 3), 150, np.uint8),
-                     dot_colors=np.full((8, 3), 150, np.uint8))
+OTHER = SkeletonSpec(
+    name="other", edges=_BOX_EDGES, edge_colors=np.full((12, 3), 150, np.uint8), dot_colors=np.full((8, 3), 150, np.uint8)
+)
 
 
 def box_keypoints(size: np.ndarray) -> np.ndarray:
@@ -138,22 +176,77 @@ def _scaled(unit: np.ndarray, size: np.ndarray) -> np.ndarray:
     size = np.asarray(size, np.float64).reshape(-1, 3)
     out = np.empty((size.shape[0],) + unit.shape)
     for c in range(3):
-        np.multiply(size[:, c:c + 1], unit[:, c], out=out[:, :, c])
+        np.multiply(size[:, c : c + 1], unit[:, c], out=out[:, :, c])
     return out
 
 
 # --- pedestrians (OpenPose COCO-18) -----------------------------------------------------------
-OPENPOSE_JOINTS = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
-                   "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear")
+OPENPOSE_JOINTS = (
+    "nose",
+    "neck",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "r_eye",
+    "l_eye",
+    "r_ear",
+    "l_ear",
+)
 # OpenPose's limb sequence (0-based joints) and its 18-colour palette, as its body-pose drawing uses them.
-OPENPOSE_LIMBS = np.array([[1, 2], [1, 5], [2, 3], [3, 4], [5, 6], [6, 7], [1, 8], [8, 9], [9, 10], [1, 11],
-                           [11, 12], [12, 13], [1, 0], [0, 14], [14, 16], [0, 15], [15, 17]])
-OPENPOSE_COLORS = np.array([[255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0],
-                            [0, 255, 0], [0, 255, 85], [0, 255, 170], [0, 255, 255], [0, 170, 255], [0, 85, 255],
-                            [0, 0, 255], [85, 0, 255], [170, 0, 255], [255, 0, 255], [255, 0, 170], [255, 0, 85]],
-                           np.uint8)
-PEDESTRIAN = SkeletonSpec(name="pedestrian", edges=OPENPOSE_LIMBS, edge_colors=OPENPOSE_COLORS[:17],
-                          dot_colors=OPENPOSE_COLORS)
+OPENPOSE_LIMBS = np.array(
+    [
+        [1, 2],
+        [1, 5],
+        [2, 3],
+        [3, 4],
+        [5, 6],
+        [6, 7],
+        [1, 8],
+        [8, 9],
+        [9, 10],
+        [1, 11],
+        [11, 12],
+        [12, 13],
+        [1, 0],
+        [0, 14],
+        [14, 16],
+        [0, 15],
+        [15, 17],
+    ]
+)
+OPENPOSE_COLORS = np.array(
+    [
+        [255, 0, 0],
+        [255, 85, 0],
+        [255, 170, 0],
+        [255, 255, 0],
+        [170, 255, 0],
+        [85, 255, 0],
+        [0, 255, 0],
+        [0, 255, 85],
+        [0, 255, 170],
+        [0, 255, 255],
+        [0, 170, 255],
+        [0, 85, 255],
+        [0, 0, 255],
+        [85, 0, 255],
+        [170, 0, 255],
+        [255, 0, 255],
+        [255, 0, 170],
+        [255, 0, 85],
+    ],
+    np.uint8,
+)
+PEDESTRIAN = SkeletonSpec(name="pedestrian", edges=OPENPOSE_LIMBS, edge_colors=OPENPOSE_COLORS[:17], dot_colors=OPENPOSE_COLORS)
 
 WALK_SPEED = 1.4
 """Speed (m/s) at which the limb swing reaches its full amplitude."""
@@ -221,7 +314,8 @@ CYCLIST_RIDER_RGB: Color = (255, 160, 200)
 # Keypoints: 0-5 front wheel rim, 6-11 rear wheel rim, 12 front hub, 13 rear hub, 14 crank, 15 saddle,
 # 16 head tube top, 17 handlebar, 18 hip, 19 shoulder, 20 head, 21 foot.
 _CYC_EDGES = np.array(
-    [[i, (i + 1) % 6] for i in range(6)] + [[6 + i, 6 + (i + 1) % 6] for i in range(6)]  # wheels (12)
+    [[i, (i + 1) % 6] for i in range(6)]
+    + [[6 + i, 6 + (i + 1) % 6] for i in range(6)]  # wheels (12)
     + [[12, 16], [16, 17], [16, 14], [14, 13], [13, 15], [15, 14], [15, 16]]  # frame (7)
     + [[15, 18], [18, 19], [19, 20], [19, 17], [18, 21]]  # rider (5)
 )
@@ -229,8 +323,7 @@ CYCLIST = SkeletonSpec(
     name="cyclist",
     edges=_CYC_EDGES,
     edge_colors=np.array([CYCLIST_WHEEL_RGB] * 12 + [CYCLIST_FRAME_RGB] * 7 + [CYCLIST_RIDER_RGB] * 5, np.uint8),
-    dot_colors=np.array([(0, 0, 0)] * 12 + [CYCLIST_WHEEL_RGB] * 2 + [CYCLIST_FRAME_RGB] * 4 + [CYCLIST_RIDER_RGB] * 4,
-                        np.uint8),
+    dot_colors=np.array([(0, 0, 0)] * 12 + [CYCLIST_WHEEL_RGB] * 2 + [CYCLIST_FRAME_RGB] * 4 + [CYCLIST_RIDER_RGB] * 4, np.uint8),
 )
 
 
@@ -247,8 +340,8 @@ def cyclist_keypoints(size: np.ndarray, phase: np.ndarray) -> np.ndarray:
     r = 0.18 * length
     kp = np.zeros((n, 22, 3))
     for k, hub_x in enumerate((0.32, -0.32)):
-        kp[:, 6 * k:6 * k + 6, 0] = hub_x * length + r * _WHEEL[None, :, 0]
-        kp[:, 6 * k:6 * k + 6, 2] = r + r * _WHEEL[None, :, 1]
+        kp[:, 6 * k : 6 * k + 6, 0] = hub_x * length + r * _WHEEL[None, :, 0]
+        kp[:, 6 * k : 6 * k + 6, 2] = r + r * _WHEEL[None, :, 1]
         kp[:, 12 + k, 0] = hub_x * length[:, 0]
         kp[:, 12 + k, 2] = r[:, 0]
     zero = np.zeros((n, 1))

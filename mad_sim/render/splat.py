@@ -18,6 +18,7 @@ OpenCV's convention).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -42,15 +43,20 @@ class Strokes:
 
     @classmethod
     def empty(cls) -> "Strokes":
-        return cls(np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 3), np.uint8),
-                   np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros((0, 2)),
+            np.zeros((0, 2)),
+            np.zeros((0, 3), np.uint8),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+        )
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])
 
     def take(self, index) -> "Strokes":
-        return Strokes(self.frame[index], self.a[index], self.b[index], self.color[index], self.width[index],
-                       self.label[index])
+        return Strokes(self.frame[index], self.a[index], self.b[index], self.color[index], self.width[index], self.label[index])
 
 
 def splat(target: np.ndarray, strokes: Strokes, colors: bool = True, max_samples: int = 1 << 16) -> None:
@@ -86,13 +92,15 @@ def splat(target: np.ndarray, strokes: Strokes, colors: bool = True, max_samples
         budget = (ends[start - 1] if start else 0) + max_samples
         stop = max(start + 1, int(np.searchsorted(ends, budget, side="right")))
         sl = slice(start, stop)
-        _splat_chunk(target, strokes.frame[sl], a[sl], d[sl], n[sl], strokes.width[sl],
-                     strokes.color[sl] if colors else strokes.label[sl])
+        _splat_chunk(
+            target, strokes.frame[sl], a[sl], d[sl], n[sl], strokes.width[sl], strokes.color[sl] if colors else strokes.label[sl]
+        )
         start = stop
 
 
-def _splat_chunk(target: np.ndarray, frame: np.ndarray, a: np.ndarray, d: np.ndarray, n: np.ndarray,
-                 width: np.ndarray, value: np.ndarray) -> None:
+def _splat_chunk(
+    target: np.ndarray, frame: np.ndarray, a: np.ndarray, d: np.ndarray, n: np.ndarray, width: np.ndarray, value: np.ndarray
+) -> None:
     """Sample ``n`` points along each segment, ``width`` parallel copies across its minor axis, and write them."""
     f_, h, w = target.shape[:3]
     if width.min() == 1 and width.max() == 1:

@@ -52,9 +52,17 @@ def write_video(path: Union[str, os.PathLike], frames: np.ndarray, fps: float = 
             f_, h, w, _ = arr.shape
             if h % 2 or w % 2:  # yuv420p needs even sizes
                 arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-            writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                                        pixelformat="yuv420p", macro_block_size=1, quality=8,
-                                        ffmpeg_log_level="error")
+            writer = imageio.get_writer(
+                tmp,
+                format="FFMPEG",
+                mode="I",
+                fps=fps,
+                codec="libx264",
+                pixelformat="yuv420p",
+                macro_block_size=1,
+                quality=8,
+                ffmpeg_log_level="error",
+            )
             try:
                 for frame in arr:
                     writer.append_data(frame)
@@ -75,8 +83,13 @@ def _label(img: np.ndarray, text: str, org: tuple, scale: float) -> None:
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
-def side_by_side(panels: Sequence[np.ndarray], labels: Optional[Sequence[str]] = None, time_label: bool = True,
-                 fps: float = 10.0, t0: float = 0.0) -> np.ndarray:
+def side_by_side(
+    panels: Sequence[np.ndarray],
+    labels: Optional[Sequence[str]] = None,
+    time_label: bool = True,
+    fps: float = 10.0,
+    t0: float = 0.0,
+) -> np.ndarray:
     """[F, H, sum(W_i), 3] uint8: panels [F, H_i, W_i, 3] next to each other.
 
     Panels of other heights are resized to the first panel's height (aspect

@@ -22,6 +22,7 @@ from mad_sim.errors import ActionError, ShapeError
 
 __all__ = ["BicycleLimits", "ClippedBicycle", "DeltaLimits", "ClippedDelta"]
 
+
 def _check_finite(name: str, value: np.ndarray) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if not np.isfinite(arr).all():
@@ -75,8 +76,9 @@ class BicycleLimits:
     min_speed: float = 0.0
     max_speed: float = 40.0
 
-    def clip(self, accel: np.ndarray, curvature: np.ndarray, speed: Optional[np.ndarray] = None,
-             dt: float = DT) -> ClippedBicycle:
+    def clip(
+        self, accel: np.ndarray, curvature: np.ndarray, speed: Optional[np.ndarray] = None, dt: float = DT
+    ) -> ClippedBicycle:
         """Clip ``accel`` / ``curvature`` (arrays ``[...]``) given the current ``speed`` [...] m/s.
 
         Raises ActionError on a non-finite action.

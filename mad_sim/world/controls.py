@@ -31,8 +31,9 @@ from mad_sim.world.lanes import LaneGraph
 
 __all__ = ["TrafficControls", "STOP_STATES", "SIGN_STATES"]
 
-STOP_STATES = np.array([int(SignalState.STOP), int(SignalState.ARROW_STOP), int(SignalState.CAUTION),
-                        int(SignalState.ARROW_CAUTION)])
+STOP_STATES = np.array(
+    [int(SignalState.STOP), int(SignalState.ARROW_STOP), int(SignalState.CAUTION), int(SignalState.ARROW_CAUTION)]
+)
 SIGN_STATES = np.array([int(SignalState.FLASHING_STOP)])
 
 
@@ -62,8 +63,7 @@ class TrafficControls:
             cols[int(lid)] = len(cols)
             signal_col[f] = cols[int(lid)]
             t, slot = np.argwhere(valid & (lane_ids == lid))[0]
-            signal_u[f] = float(project_to_polyline(np.asarray(tl.stop_points[t, slot, :2], np.float64),
-                                                    graph.polylines[f])[0])
+            signal_u[f] = float(project_to_polyline(np.asarray(tl.stop_points[t, slot, :2], np.float64), graph.polylines[f])[0])
         states = np.full((t_steps, len(cols)), int(SignalState.UNKNOWN), np.int8)
         if cols:
             rows = min(t_steps, lane_ids.shape[0])

@@ -77,15 +77,31 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
-    "BicycleLimits", "ClippedBicycle", "DeltaLimits", "ClippedDelta", "ExpertActions",
-    "bicycle_step", "bicycle_rollout", "bicycle_inverse", "expert_actions",
-    "delta_step", "delta_inverse", "delta_rollout", "speed_heading_from_positions",
+    "BicycleLimits",
+    "ClippedBicycle",
+    "DeltaLimits",
+    "ClippedDelta",
+    "ExpertActions",
+    "bicycle_step",
+    "bicycle_rollout",
+    "bicycle_inverse",
+    "expert_actions",
+    "delta_step",
+    "delta_inverse",
+    "delta_rollout",
+    "speed_heading_from_positions",
 ]
 
 
 # ----------------------------------------------------------------------------- bicycle
-def bicycle_step(xy: npt.ArrayLike, heading: npt.ArrayLike, speed: npt.ArrayLike, accel: npt.ArrayLike,
-                 curvature: npt.ArrayLike, dt: float = DT) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bicycle_step(
+    xy: npt.ArrayLike,
+    heading: npt.ArrayLike,
+    speed: npt.ArrayLike,
+    accel: npt.ArrayLike,
+    curvature: npt.ArrayLike,
+    dt: float = DT,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One semi-implicit bicycle step (see the module docstring for the equations).
 
     Args:
@@ -103,8 +119,9 @@ def bicycle_step(xy: npt.ArrayLike, heading: npt.ArrayLike, speed: npt.ArrayLike
     return new_xy, yaw, v
 
 
-def bicycle_rollout(xy: np.ndarray, heading: np.ndarray, speed: np.ndarray, accel: np.ndarray,
-                    curvature: np.ndarray, dt: float = DT) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bicycle_rollout(
+    xy: np.ndarray, heading: np.ndarray, speed: np.ndarray, accel: np.ndarray, curvature: np.ndarray, dt: float = DT
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integrate actions ``[..., S]`` from the initial state (``xy`` [..., 2], ``heading``/``speed`` [...]).
 
     Returns (xy [..., S+1, 2], heading [..., S+1], speed [..., S+1]); index 0 is the initial state.
@@ -118,12 +135,19 @@ def bicycle_rollout(xy: np.ndarray, heading: np.ndarray, speed: np.ndarray, acce
     out_v = np.concatenate([np.asarray(speed, np.float64)[..., None], np.empty(accel.shape)], -1)
     for t in range(steps):
         out_xy[..., t + 1, :], out_h[..., t + 1], out_v[..., t + 1] = bicycle_step(
-            out_xy[..., t, :], out_h[..., t], out_v[..., t], accel[..., t], curvature[..., t], dt)
+            out_xy[..., t, :], out_h[..., t], out_v[..., t], accel[..., t], curvature[..., t], dt
+        )
     return out_xy, out_h, out_v
 
 
-def bicycle_inverse(xy: np.ndarray, heading: np.ndarray, speed: np.ndarray, dt: float = DT,
-                    max_curvature: float = 0.5, still_distance: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
+def bicycle_inverse(
+    xy: np.ndarray,
+    heading: np.ndarray,
+    speed: np.ndarray,
+    dt: float = DT,
+    max_curvature: float = 0.5,
+    still_distance: float = 0.0,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Actions that make :func:`bicycle_step` follow the positions ``xy`` [..., T, 2].
 
     The model starts from ``(xy[..., 0, :], heading[..., 0], speed[..., 0])``
@@ -173,8 +197,9 @@ def bicycle_inverse(xy: np.ndarray, heading: np.ndarray, speed: np.ndarray, dt: 
     return accel, curv
 
 
-def speed_heading_from_positions(xy: np.ndarray, dt: float = DT, min_speed: float = 0.5,
-                                 fallback_heading: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+def speed_heading_from_positions(
+    xy: np.ndarray, dt: float = DT, min_speed: float = 0.5, fallback_heading: Optional[np.ndarray] = None
+) -> Tuple[np.ndarray, np.ndarray]:
     """Central-difference speed [..., T] m/s and heading [..., T] rad of positions ``xy`` [..., T, 2].
 
     Logged headings come from box fits and logged velocities from a tracker;
@@ -243,8 +268,14 @@ def _fill_gaps(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def expert_actions(tracks: Trajectory, t0: int = 0, t1: Optional[int] = None, dt: float = DT,
-                   max_curvature: float = 0.5, still_distance: float = 0.02) -> ExpertActions:
+def expert_actions(
+    tracks: Trajectory,
+    t0: int = 0,
+    t1: Optional[int] = None,
+    dt: float = DT,
+    max_curvature: float = 0.5,
+    still_distance: float = 0.02,
+) -> ExpertActions:
     """Bicycle actions of every track from step ``t0`` to ``t1`` (inclusive, default: the last).
 
     The initial heading is the log's at ``t0``; the initial speed is the
@@ -270,8 +301,9 @@ def expert_actions(tracks: Trajectory, t0: int = 0, t1: Optional[int] = None, dt
     heading = np.repeat(h0[:, None], xy.shape[1], 1)
     speed = np.repeat(v0[:, None], xy.shape[1], 1)
     a, k = bicycle_inverse(xy, heading, speed, dt, max_curvature, still_distance)
-    return ExpertActions(accel=a, curvature=k, valid=valid[:, :-1] & valid[:, 1:], xy0=xy[:, 0].copy(),
-                         heading0=h0, speed0=v0, t0=int(t0))
+    return ExpertActions(
+        accel=a, curvature=k, valid=valid[:, :-1] & valid[:, 1:], xy0=xy[:, 0].copy(), heading0=h0, speed0=v0, t0=int(t0)
+    )
 
 
 # ----------------------------------------------------------------------------- delta

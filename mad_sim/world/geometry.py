@@ -17,8 +17,13 @@ import numpy as np
 from mad_sim.errors import ShapeError
 
 __all__ = [
-    "box_corners", "overlap_matrix", "point_segment_distance", "segments_cross", "polyline_arclength",
-    "project_to_polyline", "interpolate_polyline",
+    "box_corners",
+    "overlap_matrix",
+    "point_segment_distance",
+    "segments_cross",
+    "polyline_arclength",
+    "project_to_polyline",
+    "interpolate_polyline",
 ]
 
 
@@ -42,8 +47,9 @@ def box_corners(xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: 
     return np.stack([c * lx - s * ly, s * lx + c * ly], -1) + xy[..., None, :]
 
 
-def overlap_matrix(xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: np.ndarray,
-                   valid: Optional[np.ndarray] = None) -> np.ndarray:
+def overlap_matrix(
+    xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: np.ndarray, valid: Optional[np.ndarray] = None
+) -> np.ndarray:
     """All-pairs overlap ``[N, N]`` bool of oriented boxes, by the separating axis theorem.
 
     Two convex boxes are disjoint iff their projections on one of the four
@@ -97,7 +103,7 @@ def point_segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> 
     """
     p = np.asarray(points, dtype=np.float64)
     ab = b - a
-    l2 = (ab ** 2).sum(-1)
+    l2 = (ab**2).sum(-1)
     ap_x = p[:, None, 0] - a[None, :, 0]
     ap_y = p[:, None, 1] - a[None, :, 1]
     t = (ap_x * ab[None, :, 0] + ap_y * ab[None, :, 1]) / np.where(l2 > 0, l2, 1.0)
@@ -116,6 +122,7 @@ def segments_cross(p: np.ndarray, q: np.ndarray, a: np.ndarray, b: np.ndarray) -
     through the shared vertex of two consecutive segments crosses exactly one
     of them and summing crossings (parity) stays right.
     """
+
     def orient(o_x, o_y, u_x, u_y, w_x, w_y):
         return (u_x - o_x) * (w_y - o_y) - (u_y - o_y) * (w_x - o_x)
 

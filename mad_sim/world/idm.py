@@ -74,8 +74,7 @@ class IDM:
     (map feature index); ``path_builds`` counts path (re)builds.
     """
 
-    def __init__(self, params: Optional[IDMParams] = None, rng: Optional[np.random.Generator] = None,
-                 dt: float = DT) -> None:
+    def __init__(self, params: Optional[IDMParams] = None, rng: Optional[np.random.Generator] = None, dt: float = DT) -> None:
         self.params = params or IDMParams()
         self.rng = rng
         self.dt = dt
@@ -125,8 +124,7 @@ class IDM:
         return self._exit[key]
 
     # --- lane matching ----------------------------------------------------------------------
-    def _match_lanes(self, xy: np.ndarray, heading: np.ndarray, agents: np.ndarray,
-                     roadmap) -> Tuple[np.ndarray, np.ndarray]:
+    def _match_lanes(self, xy: np.ndarray, heading: np.ndarray, agents: np.ndarray, roadmap) -> Tuple[np.ndarray, np.ndarray]:
         """(lane index [A] (-1: none), arclength on it [A]) for agents at ``xy`` [A, 2]."""
         p = self.params
         segs = map_segments(roadmap)
@@ -148,14 +146,15 @@ class IDM:
             return full_lane, full_s
         # (agent, segment) pairs whose segment box comes within the match distance of the agent
         md = p.lane_match_distance
-        ai, sj = np.nonzero(((segs.lane_lo[near][None] <= xy[:, None] + md)
-                             & (segs.lane_hi[near][None] >= xy[:, None] - md)).all(-1))
+        ai, sj = np.nonzero(
+            ((segs.lane_lo[near][None] <= xy[:, None] + md) & (segs.lane_hi[near][None] >= xy[:, None] - md)).all(-1)
+        )
         found = np.zeros(len(agents), bool)
         if ai.size:
             seg = near[sj]
             a = segs.lane_a[seg]
             ab = segs.lane_b[seg] - a
-            l2 = np.maximum((ab ** 2).sum(-1), 1e-12)
+            l2 = np.maximum((ab**2).sum(-1), 1e-12)
             ap = xy[ai] - a
             t = np.clip(np.einsum("pk,pk->p", ap, ab) / l2, 0.0, 1.0)
             d = np.hypot(*(ap - t[:, None] * ab).T)
@@ -185,8 +184,7 @@ class IDM:
         self._no_lane[agents[found]] = np.inf
 
     # --- localisation: tracked agents keep their path, the others are matched ---------------------
-    def _localise(self, state: WorldState, drivers: np.ndarray,
-                  need: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _localise(self, state: WorldState, drivers: np.ndarray, need: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(drivers on a path [D], their path arclength [D], which of ``drivers`` they are [len(drivers)] bool);
         paths built / rebuilt as needed."""
         store = self._store
@@ -236,8 +234,9 @@ class IDM:
             self._lane, self._track = {}, None
             return out
         g = self._graph
-        v_all = np.maximum(now.velocity[drivers, 0] * np.cos(now.heading[drivers])
-                           + now.velocity[drivers, 1] * np.sin(now.heading[drivers]), 0.0)
+        v_all = np.maximum(
+            now.velocity[drivers, 0] * np.cos(now.heading[drivers]) + now.velocity[drivers, 1] * np.sin(now.heading[drivers]), 0.0
+        )
         v_cap = max(float(v_all.max()), p.desired_speed or 0.0, self._top_limit, p.default_speed)
         need = np.full(drivers.size, v_cap * num_steps * dt + p.lookahead)
         drivers_on, s, keep = self._localise(state, drivers, need)
@@ -261,8 +260,7 @@ class IDM:
             self._geo = PathGeometry(store.points[drivers], store.cum[drivers], store.nseg[drivers])
             self._geo_key = key
         geo = self._geo
-        stops = (StopLines(p, self._controls, drivers, store, self._served, self._committed)
-                 if p.traffic_controls else None)
+        stops = StopLines(p, self._controls, drivers, store, self._served, self._committed) if p.traffic_controls else None
 
         valid_all = now.valid
         half_w = 0.5 * now.size[:, 1].astype(np.float64)
@@ -282,7 +280,7 @@ class IDM:
                 a = np.minimum(a, stops.accel(state.timestep + k, s + half_l[drivers], v, v0))
             v_new = v + a * dt
             stopping = v_new < 0
-            ds = np.where(stopping, v ** 2 / (2 * np.maximum(-a, 1e-9)), 0.5 * (v + np.maximum(v_new, 0)) * dt)
+            ds = np.where(stopping, v**2 / (2 * np.maximum(-a, 1e-9)), 0.5 * (v + np.maximum(v_new, 0)) * dt)
             v = np.maximum(v_new, 0.0)
             s = s + ds
             if stops is not None:
@@ -294,6 +292,11 @@ class IDM:
             s_hist[:, k] = s
         if stops is not None:
             self._committed = stops.commit()
-        self._track = {"t0": state.timestep + 1, "agents": drivers, "xy": out.xyz[drivers, :, :2].copy(),
-                       "s": s_hist, "version": store.version[drivers].copy()}
+        self._track = {
+            "t0": state.timestep + 1,
+            "agents": drivers,
+            "xy": out.xyz[drivers, :, :2].copy(),
+            "s": s_hist,
+            "version": store.version[drivers].copy(),
+        }
         return out

@@ -77,11 +77,15 @@ class LaneGraph:
             m = int(m)
             pl = _decimate(np.asarray(roadmap.polyline(m)[:, :2], np.float64), min_spacing)
             self.polylines[m] = pl
-            self.cum[m] = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pl, axis=0).T))]) if len(pl) > 1 \
-                else np.zeros(len(pl))
+            self.cum[m] = (
+                np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pl, axis=0).T))]) if len(pl) > 1 else np.zeros(len(pl))
+            )
             info = roadmap.lanes.get(int(roadmap.ids[m]))
-            self.exits[m] = [self.index_of[e] for e in (info.exit_lanes if info else []) if e in self.index_of
-                             and int(roadmap.kinds[self.index_of[e]]) == MapKind.LANE]
+            self.exits[m] = [
+                self.index_of[e]
+                for e in (info.exit_lanes if info else [])
+                if e in self.index_of and int(roadmap.kinds[self.index_of[e]]) == MapKind.LANE
+            ]
             self.speed_limit[m] = info.speed_limit_mph if info else 0.0
 
     def straightest_exit(self, lane: int) -> Optional[int]:
@@ -108,8 +112,14 @@ class PathStore:
       extra: m built beyond what is asked, so a path serves several calls before it runs short.
     """
 
-    def __init__(self, graph: LaneGraph, num_agents: int, next_lane: Callable[[int, int], Optional[int]],
-                 trim: float = 60.0, extra: float = 40.0) -> None:
+    def __init__(
+        self,
+        graph: LaneGraph,
+        num_agents: int,
+        next_lane: Callable[[int, int], Optional[int]],
+        trim: float = 60.0,
+        extra: float = 40.0,
+    ) -> None:
         self.graph = graph
         self.extra = float(extra)
         self.next_lane = next_lane
@@ -180,9 +190,9 @@ class PathStore:
         self.cum[agent, k:] = cum[-1]
         self.nseg[agent] = max(k - 1, 1)
         self.lanes[agent] = -1
-        self.lanes[agent, :len(seq)] = seq
+        self.lanes[agent, : len(seq)] = seq
         self.lane_s0[agent] = 0.0
-        self.lane_s0[agent, :len(seq)] = offs
+        self.lane_s0[agent, : len(seq)] = offs
         self.length[agent] = cum[-1]
         self.has[agent] = True
         self.open_end[agent] = open_end

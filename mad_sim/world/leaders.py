@@ -46,7 +46,7 @@ class PathGeometry:
         self.P, self.cum = P, cum
         k = P.shape[1]
         self.ab = np.diff(P, axis=1)
-        self.l2 = np.maximum((self.ab ** 2).sum(-1), 1e-12)
+        self.l2 = np.maximum((self.ab**2).sum(-1), 1e-12)
         self.real_seg = np.arange(k - 1)[None, :] < nseg[:, None]
         seg_len = np.diff(cum, axis=1)
         real = (seg_len > 1e-9) & self.real_seg  # non-degenerate segments
@@ -63,14 +63,14 @@ class PathGeometry:
         seg_of = np.minimum(np.searchsorted(idx, np.arange(k), side="right") - 1, len(idx) - 2)
         a, b = self.ca[:, seg_of], self.cb[:, seg_of]  # [D, K, 2] the chord over each vertex
         ab = b - a
-        l2 = np.maximum((ab ** 2).sum(-1), 1e-12)
+        l2 = np.maximum((ab**2).sum(-1), 1e-12)
         t = np.clip(((P - a) * ab).sum(-1) / l2, 0.0, 1.0)
         self.sag = np.sqrt(((P - a - t[..., None] * ab) ** 2).sum(-1).max(1)) + 1e-6
         # component arrays for the per-pair projections (x and y apart: no trailing axis of 2 to reduce over)
         cab = self.cb - self.ca
         self._cax, self._cay = self.ca[..., 0], self.ca[..., 1]
         self._cabx, self._caby = cab[..., 0], cab[..., 1]
-        self._cl2 = np.maximum(self._cabx ** 2 + self._caby ** 2, 1e-12)
+        self._cl2 = np.maximum(self._cabx**2 + self._caby**2, 1e-12)
         self._ax, self._ay = P[:, :-1, 0], P[:, :-1, 1]
         self._abx, self._aby = self.ab[..., 0], self.ab[..., 1]
         self._pad = np.where(self.real_seg, 0.0, np.inf)  # added to squared distances: padding never wins
@@ -96,9 +96,18 @@ def _coarse_distance(geo: PathGeometry, di: np.ndarray, q: np.ndarray) -> np.nda
     return np.sqrt((ex * ex + ey * ey).min(1))
 
 
-def find_leaders(geo: PathGeometry, s: np.ndarray, h_d: np.ndarray, drivers: np.ndarray, pos: np.ndarray,
-                 vel: np.ndarray, valid: np.ndarray, half_l: np.ndarray, half_w: np.ndarray,
-                 p: IDMParams) -> Tuple[np.ndarray, np.ndarray]:
+def find_leaders(
+    geo: PathGeometry,
+    s: np.ndarray,
+    h_d: np.ndarray,
+    drivers: np.ndarray,
+    pos: np.ndarray,
+    vel: np.ndarray,
+    valid: np.ndarray,
+    half_l: np.ndarray,
+    half_w: np.ndarray,
+    p: IDMParams,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Gap [D] (m, inf without leader) and leader speed along the path [D] (m/s, 0 without) for every driver.
 
     Args:
@@ -116,8 +125,9 @@ def find_leaders(geo: PathGeometry, s: np.ndarray, h_d: np.ndarray, drivers: np.
     hw_d = half_w[drivers]
     grow = float(hw_d.max()) + float(half_w.max()) + p.corridor_margin
     lo_all, hi_all = geo.lo.min(0) - grow, geo.hi.max(0) + grow
-    others = np.flatnonzero(valid & (pos[:, 0] >= lo_all[0]) & (pos[:, 0] <= hi_all[0])
-                            & (pos[:, 1] >= lo_all[1]) & (pos[:, 1] <= hi_all[1]))
+    others = np.flatnonzero(
+        valid & (pos[:, 0] >= lo_all[0]) & (pos[:, 0] <= hi_all[0]) & (pos[:, 1] >= lo_all[1]) & (pos[:, 1] <= hi_all[1])
+    )
     if others.size == 0:
         return gap, v_lead
     po = pos[others]
@@ -129,8 +139,13 @@ def find_leaders(geo: PathGeometry, s: np.ndarray, h_d: np.ndarray, drivers: np.
     # each driver's path box grown by its widest corridor (pruning only: the exact corridor test comes later)
     g_d = (hw_d + (float(half_w[others].max()) + p.corridor_margin))[:, None]
     lo, hi = geo.lo[:, :, None] - g_d[:, None], geo.hi[:, :, None] + g_d[:, None]  # [D, 2, 1]
-    cand = ((dx * dx + dy * dy < p.lookahead ** 2) & (fwd > -half_l[others][None, :] - hl_d[:, None])
-            & (po.T[None] >= lo).all(1) & (po.T[None] <= hi).all(1) & (others[None, :] != drivers[:, None]))
+    cand = (
+        (dx * dx + dy * dy < p.lookahead**2)
+        & (fwd > -half_l[others][None, :] - hl_d[:, None])
+        & (po.T[None] >= lo).all(1)
+        & (po.T[None] <= hi).all(1)
+        & (others[None, :] != drivers[:, None])
+    )
     di, oc = np.nonzero(cand)
     if di.size == 0:
         return gap, v_lead

@@ -19,8 +19,14 @@ from mad_sim.errors import ShapeError
 from mad_sim.world.geometry import point_segment_distance, segments_cross
 
 __all__ = [
-    "MapSegments", "feature_segments", "map_segments", "segments_in_box", "RoadDistance",
-    "road_edge_distance_details", "signed_road_distance", "road_edge_distance",
+    "MapSegments",
+    "feature_segments",
+    "map_segments",
+    "segments_in_box",
+    "RoadDistance",
+    "road_edge_distance_details",
+    "signed_road_distance",
+    "road_edge_distance",
 ]
 
 
@@ -96,8 +102,9 @@ def segments_in_box(lo: np.ndarray, hi: np.ndarray, box_lo: np.ndarray, box_hi: 
     return np.flatnonzero(((lo <= box_hi) & (hi >= box_lo)).all(-1))
 
 
-def _nearest(points: np.ndarray, a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-             radius: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _nearest(
+    points: np.ndarray, a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, radius: float
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest segment of every point: (distance [K], segment index [K], t [K]); inf / -1 without segments.
 
     Spatial prefilter: only segments whose bounding box meets the points'
@@ -142,8 +149,9 @@ class RoadDistance:
     crosses_edge: np.ndarray
 
 
-def road_edge_distance_details(points: np.ndarray, roadmap: RoadMap, lane_half_width: float = 1.8,
-                               radius: float = 30.0) -> RoadDistance:
+def road_edge_distance_details(
+    points: np.ndarray, roadmap: RoadMap, lane_half_width: float = 1.8, radius: float = 30.0
+) -> RoadDistance:
     """Signed distance of points ``[K, 2]`` (world frame) to the road edge, with its parts.
 
     Method (drivable area = the region around the lanes bounded by road edges):
@@ -175,13 +183,17 @@ def road_edge_distance_details(points: np.ndarray, roadmap: RoadMap, lane_half_w
     if not np.isfinite(pts).all():
         raise ShapeError("road_edge_distance got a non-finite point")
     segs = map_segments(roadmap)
-    out = RoadDistance(signed=np.zeros(len(pts)), edge_distance=np.zeros(len(pts)),
-                       lane_distance=np.zeros(len(pts)), crosses_edge=np.zeros(len(pts), bool))
+    out = RoadDistance(
+        signed=np.zeros(len(pts)),
+        edge_distance=np.zeros(len(pts)),
+        lane_distance=np.zeros(len(pts)),
+        crosses_edge=np.zeros(len(pts), bool),
+    )
     # spatial chunks: points sorted by a coarse grid cell, so each chunk's bounding box (the prefilter) is small
     cell = np.floor(pts / _CHUNK_CELL_M).astype(np.int64)
     order = np.lexsort((cell[:, 1], cell[:, 0]))
     for start in range(0, len(pts), _CHUNK_POINTS):
-        idx = order[start:start + _CHUNK_POINTS]
+        idx = order[start : start + _CHUNK_POINTS]
         part = signed_road_distance(pts[idx], segs, lane_half_width, radius)
         out.signed[idx], out.edge_distance[idx] = part.signed, part.edge_distance
         out.lane_distance[idx], out.crosses_edge[idx] = part.lane_distance, part.crosses_edge

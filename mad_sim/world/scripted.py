@@ -15,7 +15,9 @@ from mad_sim.world.idm import IDM
 from mad_sim.world.traffic import ConstantVelocity, LogReplay, TrafficPolicy
 
 SCRIPTED_POLICIES: Dict[str, Callable[[], TrafficPolicy]] = {
-    "log": LogReplay, "constant_velocity": ConstantVelocity, "idm": IDM,
+    "log": LogReplay,
+    "constant_velocity": ConstantVelocity,
+    "idm": IDM,
 }
 
 __all__ = ["SCRIPTED_POLICIES", "make_scripted_policy"]

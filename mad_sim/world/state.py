@@ -68,8 +68,7 @@ class WorldState:
     ego_index: int
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, ego_index: Optional[int] = None,
-                      timestep: Optional[int] = None) -> "WorldState":
+    def from_scenario(cls, scenario: Scenario, ego_index: Optional[int] = None, timestep: Optional[int] = None) -> "WorldState":
         """Seed from a log: history and present copied, the future left invalid.
 
         Raises SchemaError if the ego has no valid state at ``timestep``.
@@ -81,10 +80,13 @@ class WorldState:
         if not 0 <= t < scenario.num_steps:
             raise SchemaError(f"step {t} outside [0, {scenario.num_steps})", path=scenario.source or scenario.scenario_id)
         if not scenario.tracks.valid[ego, t]:
-            raise SchemaError(f"ego track {ego} has no valid state at step {t}", path=scenario.source or scenario.scenario_id,
-                              field="tracks.valid")
+            raise SchemaError(
+                f"ego track {ego} has no valid state at step {t}",
+                path=scenario.source or scenario.scenario_id,
+                field="tracks.valid",
+            )
         sim = scenario.tracks.copy()
-        sim.valid[:, t + 1:] = False
+        sim.valid[:, t + 1 :] = False
         return cls(scenario=scenario, sim=sim, timestep=t, ego_index=ego)
 
     # --- views -----------------------------------------------------------------
@@ -113,8 +115,14 @@ class WorldState:
         """All agents at step ``t`` (default: now)."""
         k = self.timestep if t is None else t
         s = self.sim
-        return AgentStates(xyz=s.xyz[:, k], heading=s.heading[:, k], velocity=s.velocity[:, k],
-                           size=s.size[:, k], valid=s.valid[:, k], types=self.scenario.object_types)
+        return AgentStates(
+            xyz=s.xyz[:, k],
+            heading=s.heading[:, k],
+            velocity=s.velocity[:, k],
+            size=s.size[:, k],
+            valid=s.valid[:, k],
+            types=self.scenario.object_types,
+        )
 
     def ego(self, t: Optional[int] = None) -> AgentStates:
         """The ego alone at step ``t``, as a one-agent :class:`AgentStates`."""
@@ -126,8 +134,15 @@ class WorldState:
         """A deep copy of the mutable part (the scenario is shared, it is never written)."""
         return WorldState(scenario=self.scenario, sim=self.sim.copy(), timestep=self.timestep, ego_index=self.ego_index)
 
-    def write_step(self, t: int, xyz: np.ndarray, heading: np.ndarray, velocity: np.ndarray,
-                   valid: np.ndarray, size: Optional[np.ndarray] = None) -> None:
+    def write_step(
+        self,
+        t: int,
+        xyz: np.ndarray,
+        heading: np.ndarray,
+        velocity: np.ndarray,
+        valid: np.ndarray,
+        size: Optional[np.ndarray] = None,
+    ) -> None:
         """Write the states of all agents at step ``t`` (arrays ``[N, ...]``)."""
         s = self.sim
         s.xyz[:, t] = xyz

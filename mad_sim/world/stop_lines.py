@@ -49,8 +49,15 @@ class StopLines:
     ``served`` is updated in place by :meth:`commit`, which returns the new committed table.
     """
 
-    def __init__(self, params: IDMParams, controls: TrafficControls, drivers: np.ndarray, store: PathStore,
-                 served: Dict[int, Set[int]], committed: Dict[int, Set[int]]) -> None:
+    def __init__(
+        self,
+        params: IDMParams,
+        controls: TrafficControls,
+        drivers: np.ndarray,
+        store: PathStore,
+        served: Dict[int, Set[int]],
+        committed: Dict[int, Set[int]],
+    ) -> None:
         self.p, self.controls = params, controls
         self._served_table, self._committed_table = served, committed
         lanes = store.lanes[drivers]
@@ -96,8 +103,7 @@ class StopLines:
         flashing = (self.col >= 0) & _IS_SIGN[code]
         sign_line = np.where(np.isfinite(self.sign_s), self.sign_s, np.where(flashing, self.sig_s, np.nan))
         dist_sign = sign_line - p.stop_margin - front[:, None]
-        self._sign_active = (np.isfinite(sign_line) & ~self.served & (sign_line > front[:, None] - 0.5)
-                             & (dist_sign < p.lookahead))
+        self._sign_active = np.isfinite(sign_line) & ~self.served & (sign_line > front[:, None] - 0.5) & (dist_sign < p.lookahead)
         d = np.where(stop_sig, dist_sig, np.inf)
         d = np.minimum(d, np.where(self._sign_active, dist_sign, np.inf)).min(1)
         self._sign_line = sign_line

@@ -47,8 +47,13 @@ def _hold(state: WorldState, num_steps: int) -> Trajectory:
     """All agents' present state repeated ``num_steps`` times (velocity kept, positions not moved)."""
     now = state.at()
     rep = lambda a: np.repeat(a[:, None], num_steps, axis=1)  # noqa: E731
-    return Trajectory(xyz=rep(now.xyz).astype(np.float64), heading=rep(now.heading).astype(np.float64),
-                      velocity=rep(now.velocity).astype(np.float64), size=rep(now.size), valid=rep(now.valid))
+    return Trajectory(
+        xyz=rep(now.xyz).astype(np.float64),
+        heading=rep(now.heading).astype(np.float64),
+        velocity=rep(now.velocity).astype(np.float64),
+        size=rep(now.size),
+        valid=rep(now.valid),
+    )
 
 
 class LogReplay:
@@ -60,9 +65,13 @@ class LogReplay:
         log = state.log
         if t + num_steps < log.num_steps:  # all inside the log: contiguous slices (copies), no gather
             k = slice(t + 1, t + 1 + num_steps)
-            return Trajectory(xyz=log.xyz[:, k].copy(), heading=log.heading[:, k].copy(),
-                              velocity=log.velocity[:, k].copy(), size=log.size[:, k].copy(),
-                              valid=log.valid[:, k].copy())
+            return Trajectory(
+                xyz=log.xyz[:, k].copy(),
+                heading=log.heading[:, k].copy(),
+                velocity=log.velocity[:, k].copy(),
+                size=log.size[:, k].copy(),
+                valid=log.valid[:, k].copy(),
+            )
         idx = np.arange(t + 1, t + 1 + num_steps)
         inside = idx < log.num_steps
         out = log.take(np.minimum(idx, log.num_steps - 1), axis=1)

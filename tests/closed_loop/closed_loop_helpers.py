@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-
 from mad_sim.model.agents.predictor_service import ForecastRequest, ServiceStats
 
 FAST = dict(weights="random", size=64, history_frames=9, future_frames=9, chunk=8, threads=1, sampler_steps=2)

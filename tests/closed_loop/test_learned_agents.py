@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from closed_loop_helpers import FAST, LogOracleService
 from gymnasium.utils.env_checker import check_env
 
 import mad_sim  # noqa: F401
@@ -12,8 +13,6 @@ from mad_sim.data import load_scenario
 from mad_sim.errors import ConfigError
 from mad_sim.model.agents.learned import LearnedAgents, LearnedAgentSettings
 from mad_sim.world.state import WorldState
-
-from closed_loop_helpers import FAST, LogOracleService
 
 
 def _episode(env, seed, steps, action):
@@ -37,8 +36,13 @@ def test_check_env_mad(fast_mad, womd_path):
 
 def test_seeded_runs_reproduce_and_fallback_is_exact(fast_mad, womd_path):
     """Same seed, same world; agents not learned-driven follow the fallback (here the log) exactly."""
-    kw = dict(agents="mad", agent_options={**fast_mad, "fallback": "log"}, scenario=str(womd_path),
-              terminate_on_collision=False, terminate_on_offroad=False)
+    kw = dict(
+        agents="mad",
+        agent_options={**fast_mad, "fallback": "log"},
+        scenario=str(womd_path),
+        terminate_on_collision=False,
+        terminate_on_offroad=False,
+    )
     env_a, env_b = gym.make("MADDrive-v0", **kw), gym.make("MADDrive-v0", **kw)
     act = np.array([0.1, 0.0], np.float32)
     xy_a, learned_a = _episode(env_a, 3, 12, act)
@@ -80,8 +84,15 @@ def test_intended_poses_follow_trajectory_waypoints(womd_path):
 
 def test_early_repredict_when_the_ego_changes_its_plan(fast_mad, womd_path):
     """A trajectory action that swerves 3 m beyond the assumed path makes the agents re-predict in that step."""
-    env = gym.make("MADDrive-v0", agents="mad", agent_options=fast_mad, scenario=str(womd_path), action="trajectory",
-                   terminate_on_collision=False, terminate_on_offroad=False)
+    env = gym.make(
+        "MADDrive-v0",
+        agents="mad",
+        agent_options=fast_mad,
+        scenario=str(womd_path),
+        action="trajectory",
+        terminate_on_collision=False,
+        terminate_on_offroad=False,
+    )
     env.reset(seed=0)
     pol = env.unwrapped.agent_policy
     v = max(env.unwrapped.ego_speed, 1.0)
@@ -133,9 +144,16 @@ def test_log_oracle_predictor_reproduces_the_log(womd_path):
         xyz, valid = out.xyz[:, 0].copy(), out.valid[:, 0].copy()
         xyz[state.ego_index] = sc.tracks.xyz[state.ego_index, t + 1]
         valid[state.ego_index] = True
-        state.write_step(t + 1, xyz, np.where(np.arange(state.num_agents) == state.ego_index,
-                                              sc.tracks.heading[state.ego_index, t + 1], out.heading[:, 0]),
-                         out.velocity[:, 0], valid, out.size[:, 0])
+        state.write_step(
+            t + 1,
+            xyz,
+            np.where(
+                np.arange(state.num_agents) == state.ego_index, sc.tracks.heading[state.ego_index, t + 1], out.heading[:, 0]
+            ),
+            out.velocity[:, 0],
+            valid,
+            out.size[:, 0],
+        )
         state.timestep = t + 1
     err, dist = np.concatenate(errs), np.concatenate(dists)
     assert err.size >= 10
@@ -147,16 +165,22 @@ def test_log_oracle_predictor_reproduces_the_log(womd_path):
 
 def test_no_forecast_when_no_agent_is_in_view(fast_mad, womd_path):
     """With nobody in view (a 1 m view range) no forecast runs and the fallback drives everyone exactly."""
-    env = gym.make("MADDrive-v0", agents="mad", agent_options={**fast_mad, "fallback": "log", "view_range_m": 1.0},
-                   scenario=str(womd_path), terminate_on_collision=False, terminate_on_offroad=False)
+    env = gym.make(
+        "MADDrive-v0",
+        agents="mad",
+        agent_options={**fast_mad, "fallback": "log", "view_range_m": 1.0},
+        scenario=str(womd_path),
+        terminate_on_collision=False,
+        terminate_on_offroad=False,
+    )
     xy, learned = _episode(env, 0, 10, np.array([0.1, 0.0], np.float32))
     pol = env.unwrapped.agent_policy
     assert pol.stats.predictions == 0 and pol.stats.skipped == 10 and not any(len(x) for x in learned)
     s = env.unwrapped.state
     t0 = s.scenario.current_index
-    others = s.log.valid[:, t0 + 1:t0 + 11].all(1)
+    others = s.log.valid[:, t0 + 1 : t0 + 11].all(1)
     others[s.ego_index] = False
-    np.testing.assert_allclose(xy[:, others], np.moveaxis(s.log.xy[others, t0 + 1:t0 + 11], 1, 0))
+    np.testing.assert_allclose(xy[:, others], np.moveaxis(s.log.xy[others, t0 + 1 : t0 + 11], 1, 0))
     import dataclasses
 
     pol.settings = dataclasses.replace(pol.settings, view_range_m=60.0)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from mad_sim.data import load_scenario
-from mad_sim.errors import ConfigError
+from closed_loop_helpers import LogOracleService
 from mad_sim.planners import make_planner
 from mad_sim.planners.base import context_from_scenario
 from mad_sim.planners.mad import MADPlanner, MADPlannerSettings, context_scenario
 
-from closed_loop_helpers import LogOracleService
+from mad_sim.data import load_scenario
+from mad_sim.errors import ConfigError
 
 
 def test_context_history_draws_the_scene(womd_path):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mad_sim.planners.mad import MADPlannerSettings
 
 from mad_sim.errors import CheckpointError
 from mad_sim.model.agents.predictor_service import ForecastRequest, PredictorService, load_predictor
 from mad_sim.model.agents.settings import LearnedAgentSettings
 from mad_sim.model.presets import PRESETS
-from mad_sim.planners.mad import MADPlannerSettings
 
 
 def test_presets_carry_the_sampler_defaults():
@@ -38,15 +38,20 @@ def test_service_uses_the_preset_steps_and_model_sample(monkeypatch):
     hist[:, 20:40, 20:40] = 200
     svc.steps = 2
     frames = svc.forecast([ForecastRequest(hist, None, 9, seed=7)])[0]
-    assert seen["steps"] == 2 and tuple(seen["latents"].shape[1:]) == tuple(
-        predictor.model.backbone.latent_shape(9, 64, 64))
+    assert seen["steps"] == 2 and tuple(seen["latents"].shape[1:]) == tuple(predictor.model.backbone.latent_shape(9, 64, 64))
     # the same initial noise through MADModel.sample directly gives the same frames
     from mad_sim.model.conditioning import Condition, uint8_to_video, video_to_uint8
 
-    noise = torch.randn(tuple(predictor.model.backbone.latent_shape(9, 64, 64)),
-                        generator=torch.Generator().manual_seed(7))[None]
-    video = real(predictor.model, [Condition(uint8_to_video(torch.from_numpy(hist[None])), "pose_history")],
-                 num_frames=9, height=64, width=64, steps=2, latents=noise)
+    noise = torch.randn(tuple(predictor.model.backbone.latent_shape(9, 64, 64)), generator=torch.Generator().manual_seed(7))[None]
+    video = real(
+        predictor.model,
+        [Condition(uint8_to_video(torch.from_numpy(hist[None])), "pose_history")],
+        num_frames=9,
+        height=64,
+        width=64,
+        steps=2,
+        latents=noise,
+    )
     np.testing.assert_array_equal(video_to_uint8(video)[0].numpy(), frames)
 
 

@@ -28,12 +28,18 @@ def test_batch_equals_single_requests(fast_mad, womd_path):
 
 def test_vector_env_batches_predictions(fast_mad, womd_path):
     import gymnasium as gym
-
     from mad_sim.envs import MADVectorEnv
 
-    venv = gym.make_vec("MADDrive-v0", num_envs=2, vectorization_mode="vector_entry_point", agents="mad",
-                        agent_options=fast_mad, scenario=str(womd_path), terminate_on_collision=False,
-                        terminate_on_offroad=False)
+    venv = gym.make_vec(
+        "MADDrive-v0",
+        num_envs=2,
+        vectorization_mode="vector_entry_point",
+        agents="mad",
+        agent_options=fast_mad,
+        scenario=str(womd_path),
+        terminate_on_collision=False,
+        terminate_on_offroad=False,
+    )
     assert isinstance(venv, MADVectorEnv)
     venv.reset(seed=[1, 2])
     svc = venv.envs[0].unwrapped.agent_policy.service

@@ -31,8 +31,12 @@ def official_protos() -> SimpleNamespace:
     target = _protos_dir()
     marker = target / "waymo_open_dataset" / "protos" / "scenario_pb2.py"
     if not marker.is_file():
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                               WAYMO_PACKAGE], capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), WAYMO_PACKAGE],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0 or not marker.is_file():
             msg = f"could not install {WAYMO_PACKAGE} into {target}: {proc.stderr.strip()[-500:]}"
             if os.environ.get("CI", "").lower() == "true":
@@ -42,5 +46,7 @@ def official_protos() -> SimpleNamespace:
         sys.path.append(str(target))  # appended: it must never shadow a package of the venv
     from waymo_open_dataset import dataset_pb2
     from waymo_open_dataset.protos import scenario_pb2, sim_agents_submission_pb2
-    return SimpleNamespace(scenario_pb2=scenario_pb2, dataset_pb2=dataset_pb2,
-                           sim_agents_submission_pb2=sim_agents_submission_pb2)
+
+    return SimpleNamespace(
+        scenario_pb2=scenario_pb2, dataset_pb2=dataset_pb2, sim_agents_submission_pb2=sim_agents_submission_pb2
+    )

@@ -51,9 +51,11 @@ def test_convert_reads_back_the_same_scenario(relative: str, tmp_path: Path, cap
 
 
 def test_convert_shards_mixed_formats(tmp_path: Path, capsys):
-    inputs = [str(data_file("womd/womd_scenario_input.tfrecord")),
-              str(data_file("scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl")),
-              str(data_file("corpus/nocturne/noc_example_scenario.json"))]
+    inputs = [
+        str(data_file("womd/womd_scenario_input.tfrecord")),
+        str(data_file("scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl")),
+        str(data_file("corpus/nocturne/noc_example_scenario.json")),
+    ]
     assert main(["convert", *inputs, "--out", str(tmp_path), "--shards", "2"]) == 0
     assert json.loads(capsys.readouterr().out)["files"] == 2
     shards = sorted(tmp_path.iterdir())
@@ -73,8 +75,9 @@ def test_bad_input_writes_nothing(tmp_path: Path):
     bad.write_text('{"objects": [{"position": [')
     out = tmp_path / "out"
     good = data_file("womd/womd_scenario_input.tfrecord")
-    proc = subprocess.run([sys.executable, "-m", "mad_sim", "convert", str(good), str(bad), "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mad_sim", "convert", str(good), str(bad), "--out", str(out)], capture_output=True, text=True
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.json" in lines[0] and "Traceback" not in proc.stderr

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -60,8 +60,9 @@ def test_split_is_stable_when_scenes_are_added(index):
     keys = [e.key for e in index] + [extra.key]
     groups = duplicate_groups(keys, [set()] * len(keys))
     assert all(groups[e.key] == e.key for e in index)
-    assert [split_of(e.key, e.dataset, e.has_sdc) for e in index if e.group == e.key] == \
-           [e.split for e in index if e.group == e.key]
+    assert [split_of(e.key, e.dataset, e.has_sdc) for e in index if e.group == e.key] == [
+        e.split for e in index if e.group == e.key
+    ]
 
 
 def test_corpus_split_by_name(index, tmp_path, monkeypatch):
@@ -129,9 +130,9 @@ def test_info_on_the_corpus_folder_lists_every_scene(index, capsys):
 
 def test_env_and_eval_take_a_corpus_split(index):
     import gymnasium as gym
+    from mad_sim.eval.open_loop import iter_jobs
 
     import mad_sim  # noqa: F401  (registers MADDrive-v0)
-    from mad_sim.eval.open_loop import iter_jobs
 
     val_ids = {e.scene_id for e in select(index, "val")}
     env = gym.make("MADDrive-v0", scenario="corpus:val", agents="log")

@@ -21,7 +21,10 @@ def test_no_second_copy_of_the_default() -> None:
     """Library, tests, bench and scripts resolve data through :func:`data_root`, not a path of their own."""
     spelled = re.compile(r"""["']shared["']\s*/\s*["']data["']|MAD_SIM_DATA["']""")
     own = REPO / "mad_sim" / "data" / "root.py"
-    found = sorted(str(p.relative_to(REPO)) for folder in ("mad_sim", "envs", "planners", "eval", "bench", "scripts", "tests")
-                   for p in (REPO / folder).rglob("*.py") if p != own and p != Path(__file__).resolve()
-                   and spelled.search(p.read_text(encoding="utf-8")))
+    found = sorted(
+        str(p.relative_to(REPO))
+        for folder in ("mad_sim", "envs", "planners", "eval", "bench", "scripts", "tests")
+        for p in (REPO / folder).rglob("*.py")
+        if p != own and p != Path(__file__).resolve() and spelled.search(p.read_text(encoding="utf-8"))
+    )
     assert not found, f"these build the data root themselves instead of calling data_root(): {found}"

@@ -46,6 +46,7 @@ def test_mutated_tfrecord_raises_only_our_errors(womd_still_path, edits, cut):
 def test_mutated_payload_with_valid_crc_raises_only_our_errors(womd_still_path, edits, cut):
     """Mutate the Scenario bytes themselves and re-frame them, so the CRCs pass and the proto/schema layer is hit."""
     from mad_sim.data.tfrecord import frame_record, iter_records
+
     payload = next(iter_records(womd_still_path))
     _read_all(frame_record(_mutate(payload, edits, cut)), ".tfrecord")
 

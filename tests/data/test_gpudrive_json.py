@@ -51,8 +51,11 @@ def corpus() -> dict[str, Scenario]:
 def test_corpus_aggregate(corpus):
     assert len(corpus) == 69
     types = np.concatenate([s.object_types for s in corpus.values()])
-    assert {t.name: int((types == t).sum()) for t in (ObjectType.VEHICLE, ObjectType.PEDESTRIAN, ObjectType.CYCLIST)} \
-        == {"VEHICLE": 3557, "PEDESTRIAN": 401, "CYCLIST": 21}
+    assert {t.name: int((types == t).sum()) for t in (ObjectType.VEHICLE, ObjectType.PEDESTRIAN, ObjectType.CYCLIST)} == {
+        "VEHICLE": 3557,
+        "PEDESTRIAN": 401,
+        "CYCLIST": 21,
+    }
     assert {s.num_steps for s in corpus.values()} == {91}
     assert {s.current_index for s in corpus.values()} == {10}
     logged = sorted(k for k, s in corpus.items() if s.sdc_logged)
@@ -62,18 +65,51 @@ def test_corpus_aggregate(corpus):
     assert len(set(ids)) == len(ids) and all(ids)
 
 
-@pytest.mark.parametrize("rel, n, types, sdc, logged, roads", [
-    (GD_RAD, 100, {"VEHICLE": 98, "PEDESTRIAN": 2}, 99, True,
-     {"lane": 82, "road_line": 29, "road_edge": 20, "stop_sign": 2, "crosswalk": 4, "speed_bump": 0, "driveway": 37}),
-    (GD_402, 91, {"VEHICLE": 90, "CYCLIST": 1}, 90, True,
-     {"lane": 73, "road_line": 44, "road_edge": 41, "stop_sign": 4, "crosswalk": 6, "speed_bump": 1, "driveway": 56}),
-    (GD_DEG, 87, {"VEHICLE": 84, "CYCLIST": 2, "PEDESTRIAN": 1}, 10, False,
-     {"lane": 198, "road_line": 45, "road_edge": 32, "stop_sign": 1, "crosswalk": 5, "speed_bump": 2, "driveway": 14}),
-    (NOC_DICT, 77, {"VEHICLE": 68, "PEDESTRIAN": 9}, 27, False,
-     {"lane": 212, "road_line": 44, "road_edge": 47, "stop_sign": 0, "crosswalk": 5, "speed_bump": 8, "driveway": 0}),
-    (NOC_X, 124, {"VEHICLE": 90, "PEDESTRIAN": 33, "CYCLIST": 1}, 123, False,
-     {"lane": 74, "road_line": 13, "road_edge": 24, "stop_sign": 5, "crosswalk": 6, "speed_bump": 2, "driveway": 0}),
-])
+@pytest.mark.parametrize(
+    "rel, n, types, sdc, logged, roads",
+    [
+        (
+            GD_RAD,
+            100,
+            {"VEHICLE": 98, "PEDESTRIAN": 2},
+            99,
+            True,
+            {"lane": 82, "road_line": 29, "road_edge": 20, "stop_sign": 2, "crosswalk": 4, "speed_bump": 0, "driveway": 37},
+        ),
+        (
+            GD_402,
+            91,
+            {"VEHICLE": 90, "CYCLIST": 1},
+            90,
+            True,
+            {"lane": 73, "road_line": 44, "road_edge": 41, "stop_sign": 4, "crosswalk": 6, "speed_bump": 1, "driveway": 56},
+        ),
+        (
+            GD_DEG,
+            87,
+            {"VEHICLE": 84, "CYCLIST": 2, "PEDESTRIAN": 1},
+            10,
+            False,
+            {"lane": 198, "road_line": 45, "road_edge": 32, "stop_sign": 1, "crosswalk": 5, "speed_bump": 2, "driveway": 14},
+        ),
+        (
+            NOC_DICT,
+            77,
+            {"VEHICLE": 68, "PEDESTRIAN": 9},
+            27,
+            False,
+            {"lane": 212, "road_line": 44, "road_edge": 47, "stop_sign": 0, "crosswalk": 5, "speed_bump": 8, "driveway": 0},
+        ),
+        (
+            NOC_X,
+            124,
+            {"VEHICLE": 90, "PEDESTRIAN": 33, "CYCLIST": 1},
+            123,
+            False,
+            {"lane": 74, "road_line": 13, "road_edge": 24, "stop_sign": 5, "crosswalk": 6, "speed_bump": 2, "driveway": 0},
+        ),
+    ],
+)
 def test_pinned_files(corpus, rel, n, types, sdc, logged, roads):
     s = corpus[rel]
     assert (s.num_tracks, s.num_steps) == (n, 91)
@@ -114,6 +150,7 @@ def test_map_subtypes_from_map_element_id(corpus):
 
     def count(kind: MapKind, sub: int) -> int:
         return int(((rm.kinds == kind) & (rm.subtypes == sub)).sum())
+
     assert (count(MapKind.LANE, 2), count(MapKind.LANE, 3)) == (183, 15)  # surface street, bike lane
     assert [count(MapKind.ROAD_LINE, k) for k in (1, 2, 6, 7, 8)] == [20, 20, 1, 2, 2]
     assert (count(MapKind.ROAD_EDGE, 1), count(MapKind.ROAD_EDGE, 2)) == (30, 2)  # boundary, median
@@ -146,8 +183,17 @@ def test_dict_of_lists_positions(corpus):
     assert s.tracks.heading[0, 0] == pytest.approx(math.radians(89.05052424757635))
 
 
-@pytest.mark.parametrize("rel, unit", [(GD_RAD, "rad"), (GD_402, "rad"), (GD_DEG, "deg"), (NOC_DICT, "deg"), (NOC_X, "deg"),
-                                       ("corpus/gpudrive/gd_tfrecord-00031-of-01000_123.json", "deg")])
+@pytest.mark.parametrize(
+    "rel, unit",
+    [
+        (GD_RAD, "rad"),
+        (GD_402, "rad"),
+        (GD_DEG, "deg"),
+        (NOC_DICT, "deg"),
+        (NOC_X, "deg"),
+        ("corpus/gpudrive/gd_tfrecord-00031-of-01000_123.json", "deg"),
+    ],
+)
 def test_heading_unit_detected_from_content(rel, unit):
     assert heading_units(read_json(data_file(rel))) == unit
 
@@ -221,8 +267,12 @@ def test_chosen_sdc_rule(corpus):
         v = s.tracks.valid
         cur = s.current_index
         assert s.object_types[s.sdc_index] == ObjectType.VEHICLE and v[s.sdc_index, cur], rel
-        run = np.array([(np.cumprod(v[k, cur:]).sum() + np.cumprod(v[k, cur::-1]).sum() - 1) if v[k, cur] else 0
-                        for k in range(s.num_tracks)])
+        run = np.array(
+            [
+                (np.cumprod(v[k, cur:]).sum() + np.cumprod(v[k, cur::-1]).sum() - 1) if v[k, cur] else 0
+                for k in range(s.num_tracks)
+            ]
+        )
         veh = s.object_types == ObjectType.VEHICLE
         assert run[s.sdc_index] == run[veh].max(), rel
     xy = np.zeros((3, 21, 2))
@@ -256,6 +306,7 @@ def test_looks_like_scene_json():
 
 # --- bad input ----------------------------------------------------------------------
 
+
 def _write(tmp_path: Path, obj, name: str = "scene.json") -> Path:
     path = tmp_path / name
     path.write_text(json.dumps(obj))
@@ -272,13 +323,16 @@ def test_missing_key_names_file_and_field(tmp_path):
     assert str(path) in str(err.value) and "missing key" in str(err.value)
 
 
-@pytest.mark.parametrize("edit, field", [
-    (lambda o: o["objects"][3]["position"][12].pop("y"), "objects[3].position"),
-    (lambda o: o["objects"][2]["heading"].pop(), "objects[2].heading"),
-    (lambda o: o["objects"][1].__setitem__("length", "long"), "objects[1].length"),
-    (lambda o: o["roads"][5].pop("geometry"), "roads[5].geometry"),
-    (lambda o: o.__setitem__("metadata", {"sdc_track_index": 500}), "metadata.sdc_track_index"),
-])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda o: o["objects"][3]["position"][12].pop("y"), "objects[3].position"),
+        (lambda o: o["objects"][2]["heading"].pop(), "objects[2].heading"),
+        (lambda o: o["objects"][1].__setitem__("length", "long"), "objects[1].length"),
+        (lambda o: o["roads"][5].pop("geometry"), "roads[5].geometry"),
+        (lambda o: o.__setitem__("metadata", {"sdc_track_index": 500}), "metadata.sdc_track_index"),
+    ],
+)
 def test_bad_fields(tmp_path, edit, field):
     obj = read_json(data_file(NOC_X))
     edit(obj)

@@ -22,8 +22,15 @@ def test_info_json_on_womd_and_scenarionet(womd_path, womd_still_path, scenarion
     first = out[0]
     assert (first["num_tracks"], first["num_steps"], first["current_index"], first["sdc_index"]) == (257, 91, 10, 256)
     assert first["tracks_to_predict"] == [18, 234, 229, 26]
-    assert first["map_features"] == {"lane": 114, "road_line": 12, "road_edge": 75, "stop_sign": 4, "crosswalk": 4,
-                                     "speed_bump": 6, "driveway": 0}
+    assert first["map_features"] == {
+        "lane": 114,
+        "road_line": 12,
+        "road_edge": 75,
+        "stop_sign": 4,
+        "crosswalk": 4,
+        "speed_bump": 6,
+        "driveway": 0,
+    }
     xy = np.array(first["sdc_xy"], dtype=float)
     assert xy.shape == (91, 2)
     assert abs(np.hypot(*(xy[-1] - xy[0])) - 24.5) < 0.1

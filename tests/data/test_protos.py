@@ -22,6 +22,7 @@ def _nested(m):
 
 def _official_message(official_protos, name: str):
     from google.protobuf import descriptor_pool
+
     pool = descriptor_pool.Default()
     return pool.FindMessageTypeByName("waymo.open_dataset." + name)
 

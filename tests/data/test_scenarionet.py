@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mad_sim.data import load_scenario
-from mad_sim.data.scenarionet import safe_load, scenario_from_scenarionet
 from mad_sim.data.scenario import ObjectType, SignalState
+from mad_sim.data.scenarionet import safe_load, scenario_from_scenarionet
 from mad_sim.errors import CorruptRecordError, SchemaError, TruncatedRecordError, UnsafePickleError
 
 
@@ -20,8 +20,15 @@ def test_real_scenarionet_file(scenarionet_path):
     assert (s.scenario_id, s.num_tracks, s.num_steps) == ("eb4b91b10ca94ff2", 45, 199)
     assert s.sdc_index == 44 and s.track_ids[44] == 51
     assert s.roadmap.num_features == 209
-    assert s.roadmap.counts() == {"lane": 107, "road_line": 53, "road_edge": 33, "stop_sign": 1, "crosswalk": 5,
-                                  "speed_bump": 1, "driveway": 9}
+    assert s.roadmap.counts() == {
+        "lane": 107,
+        "road_line": 53,
+        "road_edge": 33,
+        "stop_sign": 1,
+        "crosswalk": 5,
+        "speed_bump": 1,
+        "driveway": 9,
+    }
     assert (s.object_types == ObjectType.VEHICLE).all()
     assert s.objects_of_interest.tolist() == [11, 17]
     assert s.traffic_lights.valid.shape == (199, 14)
@@ -33,7 +40,6 @@ def test_real_scenarionet_file(scenarionet_path):
     np.testing.assert_allclose(np.diff(s.timestamps), 0.1, atol=0.002)
     sdc = s.tracks.xy[44][s.tracks.valid[44]]
     assert 50 < np.linalg.norm(sdc[-1] - sdc[0]) < 70
-
 
 
 def test_malicious_pickle_is_refused_without_running(tmp_path: Path):

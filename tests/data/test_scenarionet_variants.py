@@ -28,8 +28,7 @@ from mad_sim.data.scenarionet import (
 from mad_sim.errors import SchemaError, TruncatedRecordError, UnsafePickleError
 from tests.conftest import data_file
 
-MD20S = ["250011f460de6135", "2831b6fde0420b0d", "61fa872f2d274223", "8799c31b5be1f312", "8d3d061e518531d0",
-         "b36a6d0bc9e525bc"]
+MD20S = ["250011f460de6135", "2831b6fde0420b0d", "61fa872f2d274223", "8799c31b5be1f312", "8d3d061e518531d0", "b36a6d0bc9e525bc"]
 NUSCENES = ["0061", "0103", "0553", "0655", "0757", "0796", "0916", "1077", "1094", "1100"]
 
 
@@ -41,8 +40,9 @@ def nuscenes(scene: str) -> Path:
     return data_file(f"corpus/nuscenes/sd_nuscenes_v1.0-mini_scene-{scene}.pkl")
 
 
-ALL_FILES = [pytest.param(md20s, n, id=f"md20s-{n}") for n in MD20S] + \
-            [pytest.param(nuscenes, n, id=f"nuscenes-{n}") for n in NUSCENES]
+ALL_FILES = [pytest.param(md20s, n, id=f"md20s-{n}") for n in MD20S] + [
+    pytest.param(nuscenes, n, id=f"nuscenes-{n}") for n in NUSCENES
+]
 
 
 def _counts(s: Scenario) -> dict:
@@ -113,17 +113,37 @@ def test_early_metadrive_v03_with_metadata():
     tl = s.traffic_lights
     assert tl.valid.shape == (200, 21) and tl.valid.sum() == 1849
     states = collections.Counter(tl.states[tl.valid].tolist())
-    assert states == {SignalState.GO: 732, SignalState.ARROW_STOP: 456, SignalState.STOP: 344,
-                      SignalState.UNKNOWN: 260, SignalState.ARROW_GO: 57}
+    assert states == {
+        SignalState.GO: 732,
+        SignalState.ARROW_STOP: 456,
+        SignalState.STOP: 344,
+        SignalState.UNKNOWN: 260,
+        SignalState.ARROW_GO: 57,
+    }
     assert {round(i.speed_limit_mph) for i in s.roadmap.lanes.values()} == {0, 15, 25, 30, 35}
 
 
-@pytest.mark.parametrize("scene, n, t, sdc, counts, labels", [
-    ("0061", 226, 191, 12, {"lane": 460, "road_line": 97, "road_edge": 29},
-     {"TRAFFIC_CONE": 71, "TRAFFIC_BARRIER": 65, "PEDESTRIAN": 60, "VEHICLE": 24, "CYCLIST": 6}),
-    ("0103", 122, 196, 2, {"lane": 358, "road_line": 149, "road_edge": 6},
-     {"VEHICLE": 61, "PEDESTRIAN": 46, "TRAFFIC_CONE": 8, "CYCLIST": 7}),
-])
+@pytest.mark.parametrize(
+    "scene, n, t, sdc, counts, labels",
+    [
+        (
+            "0061",
+            226,
+            191,
+            12,
+            {"lane": 460, "road_line": 97, "road_edge": 29},
+            {"TRAFFIC_CONE": 71, "TRAFFIC_BARRIER": 65, "PEDESTRIAN": 60, "VEHICLE": 24, "CYCLIST": 6},
+        ),
+        (
+            "0103",
+            122,
+            196,
+            2,
+            {"lane": 358, "road_line": 149, "road_edge": 6},
+            {"VEHICLE": 61, "PEDESTRIAN": 46, "TRAFFIC_CONE": 8, "CYCLIST": 7},
+        ),
+    ],
+)
 def test_nuscenes_scene(scene, n, t, sdc, counts, labels):
     path = nuscenes(scene)
     s = load_scenarionet(path)
@@ -152,6 +172,7 @@ def test_nuscenes_scene(scene, n, t, sdc, counts, labels):
 def test_labels_fall_back_and_womd_round_trip_keeps_other(tmp_path: Path):
     from mad_sim.data import load_scenario
     from mad_sim.data.womd import write_scenarios
+
     s = load_scenarionet(nuscenes("0757"))
     out = tmp_path / "nu.tfrecord"
     write_scenarios(out, s)
@@ -178,8 +199,12 @@ def _early_dict(payload):
 
 
 def _nuscenes_dict(payload):
-    return {"id": "scene-x", "metadata": {"sdc_id": "ego", "ts": np.zeros(2), "dataset": "nuscenes"},
-            "tracks": {"ego": {"type": "VEHICLE", "state": {}}}, "map_features": payload}
+    return {
+        "id": "scene-x",
+        "metadata": {"sdc_id": "ego", "ts": np.zeros(2), "dataset": "nuscenes"},
+        "tracks": {"ego": {"type": "VEHICLE", "state": {}}},
+        "map_features": payload,
+    }
 
 
 @pytest.mark.parametrize("flavour", ["early", "description", "nuscenes"])
@@ -197,6 +222,7 @@ def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch, flavour):
 
         class ScenarioDescription(dict):
             pass
+
         ScenarioDescription.__module__ = module.__name__
         ScenarioDescription.__qualname__ = "ScenarioDescription"
         module.ScenarioDescription = ScenarioDescription  # type: ignore[attr-defined]
@@ -249,8 +275,11 @@ def test_missing_keys_name_the_field():
         scenario_from_scenarionet(data, "mem.pkl")
 
 
-@pytest.mark.parametrize("path", [lambda: md20s("2831b6fde0420b0d"), lambda: md20s("8799c31b5be1f312"),
-                                  lambda: nuscenes("0757")], ids=["old-format", "description", "nuscenes"])
+@pytest.mark.parametrize(
+    "path",
+    [lambda: md20s("2831b6fde0420b0d"), lambda: md20s("8799c31b5be1f312"), lambda: nuscenes("0757")],
+    ids=["old-format", "description", "nuscenes"],
+)
 def test_truncated_file(tmp_path: Path, path):
     raw = path().read_bytes()
     for cut in (10, len(raw) // 2, len(raw) - 1):

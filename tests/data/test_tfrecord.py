@@ -8,8 +8,7 @@ from pathlib import Path
 import google_crc32c
 import pytest
 
-from mad_sim.data.tfrecord import (expand_paths, frame_record, iter_records, masked_crc32c, read_records,
-                                   write_records)
+from mad_sim.data.tfrecord import expand_paths, frame_record, iter_records, masked_crc32c, read_records, write_records
 from mad_sim.errors import CorruptRecordError, DataNotFoundError, TruncatedRecordError
 
 
@@ -48,8 +47,14 @@ def test_many_files_globs_and_directories(tmp_path: Path):
         write_records(tmp_path / f"part-{i}.tfrecord", [f"{i}-{k}".encode() for k in range(i + 1)])
     (tmp_path / "notes.txt").write_text("not a record file")
     got = [(p.name, k, b.decode()) for p, k, b in read_records(str(tmp_path / "part-*.tfrecord"))]
-    assert got == [("part-0.tfrecord", 0, "0-0"), ("part-1.tfrecord", 0, "1-0"), ("part-1.tfrecord", 1, "1-1"),
-                   ("part-2.tfrecord", 0, "2-0"), ("part-2.tfrecord", 1, "2-1"), ("part-2.tfrecord", 2, "2-2")]
+    assert got == [
+        ("part-0.tfrecord", 0, "0-0"),
+        ("part-1.tfrecord", 0, "1-0"),
+        ("part-1.tfrecord", 1, "1-1"),
+        ("part-2.tfrecord", 0, "2-0"),
+        ("part-2.tfrecord", 1, "2-1"),
+        ("part-2.tfrecord", 2, "2-2"),
+    ]
     assert [p.name for p in expand_paths(tmp_path, ("*.tfrecord*",))] == ["part-0.tfrecord", "part-1.tfrecord", "part-2.tfrecord"]
     listed = [tmp_path / "part-2.tfrecord", tmp_path / "part-0.tfrecord"]
     assert [b for _, _, b in read_records(listed)] == [b"2-0", b"2-1", b"2-2", b"0-0"]

@@ -66,15 +66,44 @@ def test_every_file_loads(scenes):
     assert total == {"lane": 3631, "road_line": 1409, "road_edge": 1631, "stop_sign": 87, "crosswalk": 125, "speed_bump": 69}
 
 
-@pytest.mark.parametrize("hex_id, tracks, sdc, sdc_id, kinds, maps, tl_lanes, ttp, interest", [
-    ("1207b9e6eca7717b", 32, 8, 1914, {"VEHICLE": 28, "CYCLIST": 2, "PEDESTRIAN": 2},
-     {"lane": 84, "road_line": 63, "road_edge": 85}, 23, list(range(8)), []),
-    ("1484a8acd236fd1a", 32, 4, 2819, {"VEHICLE": 28, "PEDESTRIAN": 4},
-     {"lane": 237, "road_line": 32, "road_edge": 69, "stop_sign": 14, "crosswalk": 20, "speed_bump": 9}, 0, [0, 1, 2, 3],
-     [622, 659]),
-    ("74e892ddfe3b9b8", 7, 2, 2311, {"VEHICLE": 6, "PEDESTRIAN": 1},  # 25 of 32 slots are padding
-     {"lane": 47, "road_line": 4, "road_edge": 40, "stop_sign": 2}, 0, [0, 1], [1929, 2310]),
-])
+@pytest.mark.parametrize(
+    "hex_id, tracks, sdc, sdc_id, kinds, maps, tl_lanes, ttp, interest",
+    [
+        (
+            "1207b9e6eca7717b",
+            32,
+            8,
+            1914,
+            {"VEHICLE": 28, "CYCLIST": 2, "PEDESTRIAN": 2},
+            {"lane": 84, "road_line": 63, "road_edge": 85},
+            23,
+            list(range(8)),
+            [],
+        ),
+        (
+            "1484a8acd236fd1a",
+            32,
+            4,
+            2819,
+            {"VEHICLE": 28, "PEDESTRIAN": 4},
+            {"lane": 237, "road_line": 32, "road_edge": 69, "stop_sign": 14, "crosswalk": 20, "speed_bump": 9},
+            0,
+            [0, 1, 2, 3],
+            [622, 659],
+        ),
+        (
+            "74e892ddfe3b9b8",
+            7,
+            2,
+            2311,
+            {"VEHICLE": 6, "PEDESTRIAN": 1},  # 25 of 32 slots are padding
+            {"lane": 47, "road_line": 4, "road_edge": 40, "stop_sign": 2},
+            0,
+            [0, 1],
+            [1929, 2310],
+        ),
+    ],
+)
 def test_pinned_files(scenes, hex_id, tracks, sdc, sdc_id, kinds, maps, tl_lanes, ttp, interest):
     s = scenes[f"waymax_scenario_{hex_id}.pkl"]
     assert (s.scenario_id, s.num_tracks, s.num_steps, s.current_index) == (hex_id, tracks, 91, 10)
@@ -133,10 +162,12 @@ def test_sniff():
     for p in waymax_files():
         assert is_waymax_pickle(p), p
         assert first_global(p) == ("waymax.datatypes.simulator_state", "SimulatorState")
-    others = [data_file("scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl"),
-              *sorted((data_root() / "corpus" / "nuscenes").glob("*.pkl")),
-              *sorted((data_root() / "corpus" / "metadrive_waymo_20s").glob("*.pkl")),
-              data_file("womd/womd_scenario_input.tfrecord")]
+    others = [
+        data_file("scenarionet/sd_waymo_v1.2_eb4b91b10ca94ff2.pkl"),
+        *sorted((data_root() / "corpus" / "nuscenes").glob("*.pkl")),
+        *sorted((data_root() / "corpus" / "metadrive_waymo_20s").glob("*.pkl")),
+        data_file("womd/womd_scenario_input.tfrecord"),
+    ]
     assert len(others) == 18
     for p in others:
         assert not is_waymax_pickle(p), p
@@ -148,7 +179,7 @@ def test_sniff_memo_and_protocols(tmp_path: Path, fake_waymax):
     memo = tmp_path / "memo.pkl"
     memo.write_bytes(pickle.dumps([[type(obj).__module__], obj], protocol=4))
     ops = [op.name for op, _, _ in pickletools.genops(memo.read_bytes())]
-    assert "BINGET" in ops[:ops.index("STACK_GLOBAL")]
+    assert "BINGET" in ops[: ops.index("STACK_GLOBAL")]
     assert first_global(memo) == ("waymax.datatypes.roadgraph", "RoadgraphPoints") and is_waymax_pickle(memo)
     old = tmp_path / "p2.pkl"  # protocol 2 uses GLOBAL
     old.write_bytes(pickle.dumps(obj, protocol=2))
@@ -201,29 +232,58 @@ def _tiny_state(timestep: int = 0) -> SimpleNamespace:
     valid[2] = False
     pad = np.full((n, t), -1.0, np.float32)
     x = np.where(valid, np.stack([steps, steps * 0.5, steps]), pad)
-    traj = SimpleNamespace(x=x, y=np.where(valid, 1.0, -1.0).astype(np.float32), z=np.zeros((n, t), np.float32),
-                           vel_x=np.where(valid, np.array([[10.0], [5.0], [0.0]]), -1.0).astype(np.float32),
-                           vel_y=np.where(valid, 0.0, -1.0).astype(np.float32), yaw=np.where(valid, 0.0, -1.0).astype(np.float32),
-                           length=np.where(valid, 4.5, -1.0).astype(np.float32),
-                           width=np.where(valid, 2.0, -1.0).astype(np.float32),
-                           height=np.where(valid, 1.5, -1.0).astype(np.float32), valid=valid,
-                           timestamp_micros=np.where(valid, (np.arange(t) * 100_000)[None], -1).astype(np.int32))
-    meta = SimpleNamespace(ids=np.array([7, 9, -1], np.int32), object_types=np.array([1, 2, -1], np.int32),
-                           is_sdc=np.array([True, False, False]), is_modeled=np.array([False, True, False]),
-                           is_valid=valid.any(1), objects_of_interest=np.array([False, True, False]),
-                           is_controlled=np.zeros(n, bool))
+    traj = SimpleNamespace(
+        x=x,
+        y=np.where(valid, 1.0, -1.0).astype(np.float32),
+        z=np.zeros((n, t), np.float32),
+        vel_x=np.where(valid, np.array([[10.0], [5.0], [0.0]]), -1.0).astype(np.float32),
+        vel_y=np.where(valid, 0.0, -1.0).astype(np.float32),
+        yaw=np.where(valid, 0.0, -1.0).astype(np.float32),
+        length=np.where(valid, 4.5, -1.0).astype(np.float32),
+        width=np.where(valid, 2.0, -1.0).astype(np.float32),
+        height=np.where(valid, 1.5, -1.0).astype(np.float32),
+        valid=valid,
+        timestamp_micros=np.where(valid, (np.arange(t) * 100_000)[None], -1).astype(np.int32),
+    )
+    meta = SimpleNamespace(
+        ids=np.array([7, 9, -1], np.int32),
+        object_types=np.array([1, 2, -1], np.int32),
+        is_sdc=np.array([True, False, False]),
+        is_modeled=np.array([False, True, False]),
+        is_valid=valid.any(1),
+        objects_of_interest=np.array([False, True, False]),
+        is_controlled=np.zeros(n, bool),
+    )
     # Feature 5 (a lane) is interleaved with feature 3 (a solid double yellow line); 8 is a 2-point stop sign;
     # the -1 point and the invalid point are dropped.
-    rg = SimpleNamespace(x=np.array([0, 10, 1, 11, 2, 50, 51, 99, 98], np.float32), y=np.zeros(9, np.float32),
-                         z=np.zeros(9, np.float32), dir_x=np.zeros(9, np.float32), dir_y=np.zeros(9, np.float32),
-                         dir_z=np.zeros(9, np.float32), types=np.array([2, 12, 2, 12, 2, 17, 17, -1, 2], np.int32),
-                         ids=np.array([5, 3, 5, 3, 5, 8, 8, 4, 5], np.int32),
-                         valid=np.array([True] * 8 + [False]))
-    lights = SimpleNamespace(x=np.full((2, t), 3.0, np.float32), y=np.zeros((2, t), np.float32), z=np.zeros((2, t), np.float32),
-                             state=np.full((2, t), SignalState.GO, np.int32), lane_ids=np.full((2, t), 5, np.int32),
-                             valid=np.array([[True] * 6 + [False] * 6, [False] * t]))
-    return SimpleNamespace(log_trajectory=traj, sim_trajectory=traj, object_metadata=meta, roadgraph_points=rg,
-                           log_traffic_light=lights, timestep=np.int32(timestep), sdc_paths=None)
+    rg = SimpleNamespace(
+        x=np.array([0, 10, 1, 11, 2, 50, 51, 99, 98], np.float32),
+        y=np.zeros(9, np.float32),
+        z=np.zeros(9, np.float32),
+        dir_x=np.zeros(9, np.float32),
+        dir_y=np.zeros(9, np.float32),
+        dir_z=np.zeros(9, np.float32),
+        types=np.array([2, 12, 2, 12, 2, 17, 17, -1, 2], np.int32),
+        ids=np.array([5, 3, 5, 3, 5, 8, 8, 4, 5], np.int32),
+        valid=np.array([True] * 8 + [False]),
+    )
+    lights = SimpleNamespace(
+        x=np.full((2, t), 3.0, np.float32),
+        y=np.zeros((2, t), np.float32),
+        z=np.zeros((2, t), np.float32),
+        state=np.full((2, t), SignalState.GO, np.int32),
+        lane_ids=np.full((2, t), 5, np.int32),
+        valid=np.array([[True] * 6 + [False] * 6, [False] * t]),
+    )
+    return SimpleNamespace(
+        log_trajectory=traj,
+        sim_trajectory=traj,
+        object_metadata=meta,
+        roadgraph_points=rg,
+        log_traffic_light=lights,
+        timestep=np.int32(timestep),
+        sdc_paths=None,
+    )
 
 
 def test_hand_built_state():
@@ -267,14 +327,19 @@ def test_bad_states_name_the_field():
 
 # --- refusal of unsafe or malformed pickles ----------------------------------------------------------------
 
+
 @pytest.fixture
 def fake_waymax(monkeypatch):
     """Importable stand-ins for waymax.datatypes.* (plain classes) so tests can pickle states like Waymax does."""
     mods = {}
     for parent in ("waymax", "waymax.datatypes"):  # pickle imports the module path, so the packages must exist
         monkeypatch.setitem(sys.modules, parent, types.ModuleType(parent))
-    for mod, classes in {"roadgraph": ["RoadgraphPoints"], "simulator_state": ["SimulatorState", "Foo"],
-                         "object_state": ["Trajectory", "ObjectMetadata"], "traffic_lights": ["TrafficLights"]}.items():
+    for mod, classes in {
+        "roadgraph": ["RoadgraphPoints"],
+        "simulator_state": ["SimulatorState", "Foo"],
+        "object_state": ["Trajectory", "ObjectMetadata"],
+        "traffic_lights": ["TrafficLights"],
+    }.items():
         full = f"waymax.datatypes.{mod}"
         module = types.ModuleType(full)
         for name in classes:
@@ -285,9 +350,13 @@ def fake_waymax(monkeypatch):
 
 
 def _fake_state(fake_waymax, tiny: SimpleNamespace) -> Any:
-    parts = {"log_trajectory": "object_state.Trajectory", "sim_trajectory": "object_state.Trajectory",
-             "object_metadata": "object_state.ObjectMetadata", "roadgraph_points": "roadgraph.RoadgraphPoints",
-             "log_traffic_light": "traffic_lights.TrafficLights"}
+    parts = {
+        "log_trajectory": "object_state.Trajectory",
+        "sim_trajectory": "object_state.Trajectory",
+        "object_metadata": "object_state.ObjectMetadata",
+        "roadgraph_points": "roadgraph.RoadgraphPoints",
+        "log_traffic_light": "traffic_lights.TrafficLights",
+    }
     state = fake_waymax.simulator_state.SimulatorState()
     for field, where in parts.items():
         mod, cls = where.split(".")
@@ -326,8 +395,10 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path, fake_waymax
 
 
 def test_other_classes_are_refused(tmp_path: Path, fake_waymax):
-    for obj, refused in [(fake_waymax.simulator_state.Foo(), r"waymax\.datatypes\.simulator_state\.Foo"),
-                         (collections.Counter("ab"), r"collections\.Counter")]:
+    for obj, refused in [
+        (fake_waymax.simulator_state.Foo(), r"waymax\.datatypes\.simulator_state\.Foo"),
+        (collections.Counter("ab"), r"collections\.Counter"),
+    ]:
         bad = tmp_path / "obj.pkl"
         bad.write_bytes(pickle.dumps(obj))
         with pytest.raises(UnsafePickleError, match=refused):
@@ -344,9 +415,11 @@ def test_record_refuses_reserved_field_names():
 
 def test_jax_reconstruct_takes_only_numpy(tmp_path: Path):
     # _reconstruct_array(builtins.dict, ...) instead of numpy's _reconstruct: refused, as a corrupt record.
-    body = (b"\x80\x04\x8c\x0ejax._src.array\x8c\x12_reconstruct_array\x93"  # fun = the jax rebuild
-            b"(\x8c\x08builtins\x8c\x04dict\x93)}Nt"  # args = (dict, (), {}, None)
-            b"R.")
+    body = (
+        b"\x80\x04\x8c\x0ejax._src.array\x8c\x12_reconstruct_array\x93"  # fun = the jax rebuild
+        b"(\x8c\x08builtins\x8c\x04dict\x93)}Nt"  # args = (dict, (), {}, None)
+        b"R."
+    )
     bad = tmp_path / "jax.pkl"
     bad.write_bytes(body)
     with pytest.raises(CorruptRecordError, match="_reconstruct"):

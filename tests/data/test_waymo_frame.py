@@ -70,6 +70,7 @@ def test_scenario_file_is_not_a_frame(womd_path):
 
 def test_broken_jpeg(frame_path, tmp_path: Path):
     from mad_sim.data.proto import dataset_pb2
+
     msg = dataset_pb2.Frame.FromString(next(iter_records(frame_path)))
     msg.images[1].image = msg.images[1].image[:100]
     bad = tmp_path / "bad.tfrecord"

@@ -22,8 +22,15 @@ def test_reference_scenario_numbers(womd_path):
     assert s.tracks_to_predict.tolist() == [18, 234, 229, 26]
     assert s.objects_of_interest.tolist() == [625, 2694]
     assert s.roadmap.num_features == 215
-    assert s.roadmap.counts() == {"lane": 114, "road_line": 12, "road_edge": 75, "stop_sign": 4, "crosswalk": 4,
-                                  "speed_bump": 6, "driveway": 0}
+    assert s.roadmap.counts() == {
+        "lane": 114,
+        "road_line": 12,
+        "road_edge": 75,
+        "stop_sign": 4,
+        "crosswalk": 4,
+        "speed_bump": 6,
+        "driveway": 0,
+    }
     sdc_xy = s.tracks.xy[s.sdc_index][s.tracks.valid[s.sdc_index]]
     assert len(sdc_xy) == 91
     assert np.linalg.norm(sdc_xy[-1] - sdc_xy[0]) == pytest.approx(24.48, abs=0.05)
@@ -90,6 +97,7 @@ def test_wrong_message_type_is_schema_error(frame_path, submission_path, tmp_pat
 def test_inconsistent_scenario_names_field(womd_path):
     payload = next(iter_records(womd_path))
     from mad_sim.data.proto import scenario_pb2
+
     msg = scenario_pb2.Scenario.FromString(payload)
     msg.sdc_track_index = 9999
     with pytest.raises(SchemaError, match="sdc_track_index") as err:
@@ -106,6 +114,7 @@ def test_load_scenario_index_out_of_range(womd_path):
 
 
 # --- the official cross-check ---------------------------------------------------------
+
 
 def _official_check(msg, s):
     """Compare every field we read against the official parse ``msg``."""
@@ -159,9 +168,10 @@ def _official_check(msg, s):
         assert tl.valid[t, :n].all() and not tl.valid[t, n:].any()
         assert tl.lane_ids[t, :n].tolist() == [ls.lane for ls in dms.lane_states]
         assert tl.states[t, :n].tolist() == [ls.state for ls in dms.lane_states]
-        np.testing.assert_array_equal(tl.stop_points[t, :n].reshape(-1, 3),
-                                      np.asarray([[ls.stop_point.x, ls.stop_point.y, ls.stop_point.z]
-                                                  for ls in dms.lane_states]).reshape(-1, 3))
+        np.testing.assert_array_equal(
+            tl.stop_points[t, :n].reshape(-1, 3),
+            np.asarray([[ls.stop_point.x, ls.stop_point.y, ls.stop_point.z] for ls in dms.lane_states]).reshape(-1, 3),
+        )
 
 
 @pytest.mark.parametrize("fixture", ["womd_path", "womd_still_path"])
@@ -181,6 +191,7 @@ def test_official_protos_agree(fixture, request, official_protos, tmp_path: Path
 def test_wire_fast_path_equals_message_api(fixture, request):
     from mad_sim.data.proto import scenario_pb2
     from mad_sim.data.womd import _states_fast, scenario_from_proto
+
     msg = scenario_pb2.Scenario.FromString(next(iter_records(request.getfixturevalue(fixture))))
     assert _states_fast(msg, 91) is not None  # real WOMD states take the fast path
     fast, slow = scenario_from_proto(msg), scenario_from_proto(msg, fast_path=False)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from mad_sim.envs import AgentPolicy, BaseAgentPolicy, ScriptedAgents, register_agent_policy
 
 import mad_sim  # noqa: F401
-from mad_sim.envs import AgentPolicy, BaseAgentPolicy, ScriptedAgents, register_agent_policy
 from mad_sim.errors import EnvStateError
 
 

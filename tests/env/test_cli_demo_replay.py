@@ -14,8 +14,7 @@ def quick_learned_agents():
     import torch
 
     threads = torch.get_num_threads()
-    yield [f"--agent-option={kv}" for kv in ("size=64", "history_frames=9", "future_frames=9", "chunk=8",
-                                             "sampler_steps=2")]
+    yield [f"--agent-option={kv}" for kv in ("size=64", "history_frames=9", "future_frames=9", "chunk=8", "sampler_steps=2")]
     torch.set_num_threads(threads)
 
 

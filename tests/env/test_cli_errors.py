@@ -43,14 +43,17 @@ def test_os_errors_are_one_line(monkeypatch, capsys):
     assert rc == 2 and err == ["mad-sim info: error: [Errno 13] Permission denied: '/somewhere'"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["open-loop", "--data", "/nonexistent/*.tfrecord"], "matches no file"),
-    (["open-loop", "--k", "0"], "--k must be >= 1"),
-    (["open-loop", "--horizon", "-1"], "--horizon must be > 0"),
-    (["open-loop", "--planner", "cv,nope"], "--planner: unknown planner 'nope'"),
-    (["closed-loop", "--agents", "nobody"], "unknown agent policy 'nobody'"),
-    (["closed-loop", "--replan-every", "0"], "--replan-every must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["open-loop", "--data", "/nonexistent/*.tfrecord"], "matches no file"),
+        (["open-loop", "--k", "0"], "--k must be >= 1"),
+        (["open-loop", "--horizon", "-1"], "--horizon must be > 0"),
+        (["open-loop", "--planner", "cv,nope"], "--planner: unknown planner 'nope'"),
+        (["closed-loop", "--agents", "nobody"], "unknown agent policy 'nobody'"),
+        (["closed-loop", "--replan-every", "0"], "--replan-every must be >= 1"),
+    ],
+)
 def test_eval_validates_before_the_progress_bar(argv, message, womd_path, capsys):
     """Defect 3: the bar was drawn around the one-line error."""
     if "--data" not in argv:

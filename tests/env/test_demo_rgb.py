@@ -4,7 +4,6 @@ import json
 
 import imageio.v3 as iio
 import numpy as np
-
 import pytest
 
 from mad_sim.cli import main
@@ -13,8 +12,26 @@ from mad_sim.cli import main
 @pytest.mark.slow
 def test_demo_rgb_adds_a_camera_panel(tmp_path, capsys):
     out = tmp_path / "demo.gif"
-    rc = main(["demo", "--agents", "idm", "--seed", "1", "--kind", "straight", "--steps", "20", "--size", "64",
-               "--rgb", "--prompt", "rainy night", "--out", str(out)])
+    rc = main(
+        [
+            "demo",
+            "--agents",
+            "idm",
+            "--seed",
+            "1",
+            "--kind",
+            "straight",
+            "--steps",
+            "20",
+            "--size",
+            "64",
+            "--rgb",
+            "--prompt",
+            "rainy night",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 20 and summary["frames"] == 21

@@ -7,33 +7,38 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from mad_sim.envs import EnvConfig, make_config
 
 import mad_sim  # noqa: F401  (registers the env)
-from mad_sim.envs import EnvConfig, make_config
 from mad_sim.errors import ActionError, ConfigError, EnvStateError, SchemaError
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def test_import_registers_without_torch():
-    code = ("import sys, mad_sim, gymnasium as gym; "
-            "assert 'MADDrive-v0' in gym.registry; "
-            "assert 'torch' not in sys.modules, 'torch imported'; "
-            "env = gym.make('mad_sim:MADDrive-v0'); env.reset(seed=1); env.step(env.action_space.sample()); "
-            "assert 'torch' not in sys.modules, 'torch imported by the env'; print('ok')")
+    code = (
+        "import sys, mad_sim, gymnasium as gym; "
+        "assert 'MADDrive-v0' in gym.registry; "
+        "assert 'torch' not in sys.modules, 'torch imported'; "
+        "env = gym.make('mad_sim:MADDrive-v0'); env.reset(seed=1); env.step(env.action_space.sample()); "
+        "assert 'torch' not in sys.modules, 'torch imported by the env'; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     mad_sim.envs.register_envs()  # idempotent
     mad_sim.envs.register_envs()
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(),
-    dict(action="trajectory", agents="idm"),
-    dict(action="delta", agents="constant_velocity", num_agents=4, num_roadgraph_points=32),
-    dict(pose_observation=True, render_mode="pose"),
-    dict(render_mode="bev", bev_size=96),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(action="trajectory", agents="idm"),
+        dict(action="delta", agents="constant_velocity", num_agents=4, num_roadgraph_points=32),
+        dict(pose_observation=True, render_mode="pose"),
+        dict(render_mode="bev", bev_size=96),
+    ],
+)
 def test_check_env_procedural(kwargs):
     env = gym.make("MADDrive-v0", **kwargs)
     check_env(env.unwrapped)

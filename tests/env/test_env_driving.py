@@ -3,11 +3,11 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-
-import mad_sim  # noqa: F401
 from mad_sim.envs import make_vec, register_agent_policy
 from mad_sim.planners import make_planner
 from mad_sim.planners.adapter import RecedingHorizonDriver
+
+import mad_sim  # noqa: F401
 
 
 def _drive(env, driver, max_steps=1000):
@@ -86,8 +86,9 @@ def test_multi_step_agent_policy_is_consumed_over_k_steps(womd_path):
 
 @pytest.mark.parametrize("agents", ["idm", "constant_velocity"])
 def test_scripted_agents_move(womd_path, agents):
-    env = gym.make("MADDrive-v0", scenario=str(womd_path), agents=agents, terminate_on_collision=False,
-                   terminate_on_offroad=False)
+    env = gym.make(
+        "MADDrive-v0", scenario=str(womd_path), agents=agents, terminate_on_collision=False, terminate_on_offroad=False
+    )
     env.reset(seed=0)
     s = env.unwrapped.state
     for _ in range(10):

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from mad_sim.envs.local_map import LocalMap, MapIndex, crop_roadmap
+from mad_sim.envs.offroad import RoadEdgeProbe
 
 from mad_sim.data import load_scenario
 from mad_sim.data.procedural import generate_scenario
 from mad_sim.data.scenario import MapKind
-from mad_sim.envs.local_map import LocalMap, MapIndex, crop_roadmap
-from mad_sim.envs.offroad import RoadEdgeProbe
 from mad_sim.world.road_distance import map_segments, road_edge_distance
 
 
@@ -56,6 +56,7 @@ def test_index_crop_and_probe_equal_generic(which, womd_path, scenarionet_path):
 
 def test_scalar_bicycle_step_is_bit_identical_to_the_array_version():
     from mad_sim.envs.actions import bicycle_step_scalar
+
     from mad_sim.world.dynamics import bicycle_step
 
     rng = np.random.default_rng(1)
@@ -72,15 +73,17 @@ def test_scalar_bicycle_step_is_bit_identical_to_the_array_version():
 
 def test_observation_features_match_a_direct_computation(womd_path):
     """Agent / road-graph rows against the ego-frame transform of mad_sim.data.frames, to float32 precision."""
-    from mad_sim.data.frames import world_to_ego
     from mad_sim.envs.observation import RoadgraphPoints, agent_features, roadgraph_features
+
+    from mad_sim.data.frames import world_to_ego
 
     sc = load_scenario(womd_path)
     t, ego = sc.current_index, sc.sdc_index
     tr = sc.tracks
     xy, yaw = tr.xy[ego, t], float(tr.heading[ego, t])
-    feats, mask = agent_features(tr.xy[:, t], tr.heading[:, t], tr.velocity[:, t], tr.size[:, t], sc.object_types,
-                                 tr.valid[:, t], ego, xy, yaw, 16, 60.0)
+    feats, mask = agent_features(
+        tr.xy[:, t], tr.heading[:, t], tr.velocity[:, t], tr.size[:, t], sc.object_types, tr.valid[:, t], ego, xy, yaw, 16, 60.0
+    )
     assert mask.sum() == 16
     d = np.hypot(*(tr.xy[:, t] - xy).T)
     d[~tr.valid[:, t]] = np.inf

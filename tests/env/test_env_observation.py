@@ -6,32 +6,35 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from mad_sim.envs.config import EnvConfig
+from mad_sim.envs.observation import AGENT_FEATURES, EGO_FEATURES, ROADGRAPH_FEATURES, feature_bounds, flat_layout
 
 import mad_sim  # noqa: F401
-from mad_sim.envs.config import EnvConfig
-from mad_sim.envs.observation import (AGENT_FEATURES, EGO_FEATURES, ROADGRAPH_FEATURES, feature_bounds,
-                                      flat_layout)
 from mad_sim.errors import ConfigError
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(obs_mode="flat", action="delta", agents="idm"),
-                                    dict(pose_observation=True, render_mode="bev", bev_size=64)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(obs_mode="flat", action="delta", agents="idm"), dict(pose_observation=True, render_mode="bev", bev_size=64)],
+)
 def test_check_env_is_quiet(womd_path, kwargs):
     env = gym.make("MADDrive-v0", scenario=str(womd_path), **kwargs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env.unwrapped)
     assert [str(w.message) for w in caught] == []
-    for space in (env.observation_space.values() if isinstance(env.observation_space, gym.spaces.Dict)
-                  else [env.observation_space]):
+    for space in (
+        env.observation_space.values() if isinstance(env.observation_space, gym.spaces.Dict) else [env.observation_space]
+    ):
         if isinstance(space, gym.spaces.Box):
             assert np.isfinite(space.low).all() and np.isfinite(space.high).all()
 
 
 def test_extreme_driving_stays_inside_the_bounds(womd_path):
     """Delta actions at their limits imply accelerations far beyond a car's: clipped, never outside the Box."""
-    env = gym.make("MADDrive-v0", scenario=str(womd_path), action="delta", terminate_on_offroad=False,
-                   terminate_on_collision=False)
+    env = gym.make(
+        "MADDrive-v0", scenario=str(womd_path), action="delta", terminate_on_offroad=False, terminate_on_collision=False
+    )
     obs, _ = env.reset(seed=0)
     rng = np.random.default_rng(0)
     peak = 0.0

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-
-from mad_sim.data import load_scenario
-from mad_sim.data.scenario import MapKind
 from mad_sim.envs.actions import BicycleAdapter, DeltaAdapter, TrajectoryAdapter
 from mad_sim.envs.config import EnvConfig
 from mad_sim.envs.local_map import crop_roadmap
 from mad_sim.envs.observation import RoadgraphPoints, roadgraph_features
+
+from mad_sim.data import load_scenario
+from mad_sim.data.scenario import MapKind
 from mad_sim.world.road_distance import road_edge_distance
 
 

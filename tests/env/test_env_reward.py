@@ -3,19 +3,39 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from mad_sim.envs.reward import (
+    REWARD_TERMS,
+    LinearReward,
+    RewardTerm,
+    StepMetrics,
+    collision_at_fault,
+    ego_overlaps,
+    register_reward_term,
+    reward_weights,
+    time_to_collision,
+)
+from mad_sim.envs.route import GOAL_LATERAL_M, GOAL_TOLERANCE_M, Route
 
 import mad_sim  # noqa: F401
 from mad_sim.data import load_scenario
-from mad_sim.envs.reward import (REWARD_TERMS, LinearReward, RewardTerm, StepMetrics, collision_at_fault,
-                                 ego_overlaps, register_reward_term, reward_weights, time_to_collision)
-from mad_sim.envs.route import GOAL_LATERAL_M, GOAL_TOLERANCE_M, Route
 from mad_sim.errors import ConfigError
 from mad_sim.world.idm_law import MPH
 
 
 def _metrics(**kw):
-    base = dict(collision=False, offroad=False, progress=0.0, route_progress=0.0, route_lateral=0.0,
-                route_heading_error=0.0, speed=0.0, accel=0.0, jerk=0.0, curvature=0.0, log_divergence=float("nan"))
+    base = dict(
+        collision=False,
+        offroad=False,
+        progress=0.0,
+        route_progress=0.0,
+        route_lateral=0.0,
+        route_heading_error=0.0,
+        speed=0.0,
+        accel=0.0,
+        jerk=0.0,
+        curvature=0.0,
+        log_divergence=float("nan"),
+    )
     base.update(kw)
     return StepMetrics(**base)
 
@@ -65,8 +85,7 @@ def test_route_speed_limits_come_from_the_lanes(womd_path):
 
 
 def test_linear_reward_terms_and_weights():
-    m = _metrics(collision=True, collision_at_fault=True, progress=2.0, jerk=-3.0, overspeed=1.5, ttc=1.5,
-                 route_completed=True)
+    m = _metrics(collision=True, collision_at_fault=True, progress=2.0, jerk=-3.0, overspeed=1.5, ttc=1.5, route_completed=True)
     f = LinearReward({"jerk": -0.1, "ttc": -2.0})
     assert f.weights["progress"] == 0.1 and f.weights["jerk"] == -0.1
     expected = 0.1 * 2.0 + 10.0 - 10.0 - 0.1 * 3.0 - 0.05 * 1.5 - 2.0 * 0.5
@@ -122,8 +141,9 @@ def test_time_to_collision():
 
 def test_progress_stops_at_the_goal_and_completion_terminates(womd_path):
     """Full speed along the logged path: progress is credited up to the goal, then the episode ends as a success."""
-    env = gym.make("MADDrive-v0", scenario=str(womd_path), agents="log", action="delta", max_delta_xy=1.0,
-                   reward_weights={"overspeed": 0.0})
+    env = gym.make(
+        "MADDrive-v0", scenario=str(womd_path), agents="log", action="delta", max_delta_xy=1.0, reward_weights={"overspeed": 0.0}
+    )
     u = env.unwrapped
     _, info = env.reset(seed=0)
     assert info["route_length"] == pytest.approx(u.route.length) and info["route_length"] > 20.0

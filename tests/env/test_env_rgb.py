@@ -10,9 +10,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from mad_sim.envs.rgb import EgoMotion, forecast_state
 
 import mad_sim  # noqa: F401  (registers MADDrive-v0)
-from mad_sim.envs.rgb import EgoMotion, forecast_state
 from mad_sim.errors import ConfigError, PresetError, ShapeError
 from mad_sim.world.dynamics import bicycle_step
 from mad_sim.world.state import WorldState
@@ -72,8 +72,14 @@ def test_one_synthesis_per_chunk_and_render_equals_observation(womd_path):
 
 
 def test_resync_when_the_ego_leaves_the_forecast(womd_path):
-    env = gym.make("MADDrive-v0", scenario=str(womd_path), render_mode="rgb_array",
-                   terminate_on_offroad=False, terminate_on_collision=False, **{**RGB, "rgb_chunk_frames": 17})
+    env = gym.make(
+        "MADDrive-v0",
+        scenario=str(womd_path),
+        render_mode="rgb_array",
+        terminate_on_offroad=False,
+        terminate_on_collision=False,
+        **{**RGB, "rgb_chunk_frames": 17},
+    )
     env.reset(seed=0)
     env.render()
     cam = env.unwrapped.rgb_camera
@@ -102,8 +108,9 @@ def test_forecast_holds_the_ego_motion_and_agents_velocity(womd_path):
         np.testing.assert_allclose(fut.sim.heading[e, t + k], yaw, atol=1e-9)
     others = np.flatnonzero(state.sim.valid[:, t])
     others = others[others != e]
-    np.testing.assert_allclose(fut.sim.xyz[others, t + 8, :2],
-                               state.sim.xyz[others, t, :2] + 0.8 * state.sim.velocity[others, t], atol=1e-9)
+    np.testing.assert_allclose(
+        fut.sim.xyz[others, t + 8, :2], state.sim.xyz[others, t, :2] + 0.8 * state.sim.velocity[others, t], atol=1e-9
+    )
     assert not state.sim.valid[:, t + 1].any()  # the state itself is untouched
 
 

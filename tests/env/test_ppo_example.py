@@ -24,8 +24,17 @@ def _load(name):
 @pytest.mark.slow
 def test_ppo_example_short(womd_path, womd_still_path, tmp_path):
     mod = _load("train_ppo")
-    res = mod.train(steps=1024, train_spec=str(womd_path), val_spec=f"{womd_path},{womd_still_path}",
-                    eval_scenes=2, eval_every=512, n_envs=2, n_steps=256, batch_size=128, out=str(tmp_path))
+    res = mod.train(
+        steps=1024,
+        train_spec=str(womd_path),
+        val_spec=f"{womd_path},{womd_still_path}",
+        eval_scenes=2,
+        eval_every=512,
+        n_envs=2,
+        n_steps=256,
+        batch_size=128,
+        out=str(tmp_path),
+    )
     assert res["timesteps"] >= 1024 and res["steps_per_s"] > 0 and res["evals"] >= 2
     train_rows = list(csv.DictReader((tmp_path / "train.csv").open()))
     eval_rows = list(csv.DictReader((tmp_path / "eval.csv").open()))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+from mad_sim.envs import MADVectorEnv, make_vec
 
 import mad_sim  # noqa: F401
-from mad_sim.envs import MADVectorEnv, make_vec
 
 
 def test_make_vec_entry_point_matches_sync(womd_path):

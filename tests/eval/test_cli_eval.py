@@ -3,15 +3,31 @@
 import json
 
 import pytest
+from mad_sim.eval.closed_loop import ClosedLoopSettings, run_closed_loop
 
 from mad_sim.cli import main
-from mad_sim.eval.closed_loop import ClosedLoopSettings, run_closed_loop
 
 
 def test_open_loop_cli_json(tmp_path, womd_path, scenarionet_path, capsys):
     out = tmp_path / "ol.json"
-    rc = main(["eval", "open-loop", "--planner", "cv", "--data", str(womd_path), str(scenarionet_path),
-               "--k", "6", "--horizon", "8", "--json", str(out), "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "open-loop",
+            "--planner",
+            "cv",
+            "--data",
+            str(womd_path),
+            str(scenarionet_path),
+            "--k",
+            "6",
+            "--horizon",
+            "8",
+            "--json",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     doc = json.loads(out.read_text())
     agg = doc["aggregate"]
@@ -23,8 +39,21 @@ def test_open_loop_cli_json(tmp_path, womd_path, scenarionet_path, capsys):
 
 def test_expert_cli_and_plots(tmp_path, womd_path):
     out = tmp_path / "e.json"
-    rc = main(["eval", "open-loop", "--planner", "expert", "--data", str(womd_path), "--json", str(out),
-               "--plots", str(tmp_path / "plots"), "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "open-loop",
+            "--planner",
+            "expert",
+            "--data",
+            str(womd_path),
+            "--json",
+            str(out),
+            "--plots",
+            str(tmp_path / "plots"),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     assert json.loads(out.read_text())["aggregate"]["minADE"] == 0.0
     assert (tmp_path / "plots" / "open-loop_metrics.png").stat().st_size > 1000
@@ -39,8 +68,12 @@ def test_cli_bad_input(tmp_path, capsys):
 
 
 def test_closed_loop(womd_path, scenarionet_path):
-    res = run_closed_loop([str(womd_path), str(scenarionet_path)], ["expert", "cv"],
-                          ClosedLoopSettings(agents="log", replan_every=1, horizon=20), progress=False)
+    res = run_closed_loop(
+        [str(womd_path), str(scenarionet_path)],
+        ["expert", "cv"],
+        ClosedLoopSettings(agents="log", replan_every=1, horizon=20),
+        progress=False,
+    )
     expert = res["expert"]
     assert expert["aggregate"]["num_scenarios"] == 2
     assert expert["aggregate"]["collision_rate"] == 0.0 and expert["aggregate"]["offroad_rate"] == 0.0
@@ -53,8 +86,21 @@ def test_closed_loop(womd_path, scenarionet_path):
 
 def test_closed_loop_cli(tmp_path, womd_path):
     out = tmp_path / "cl.json"
-    rc = main(["eval", "closed-loop", "--planner", "idm", "--agents", "idm", "--data", str(womd_path),
-               "--json", str(out), "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "closed-loop",
+            "--planner",
+            "idm",
+            "--agents",
+            "idm",
+            "--data",
+            str(womd_path),
+            "--json",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     agg = json.loads(out.read_text())["aggregate"]
     assert agg["num_scenarios"] == 1 and agg["progress"] > 5.0 and agg["steps_per_second"] > 0
@@ -73,9 +119,28 @@ def test_sharded_over_two_processes_matches_serial(tmp_path, womd_path, womd_sti
     data = [str(womd_path), str(womd_still_path), str(scenarionet_path)]
     out = tmp_path / "sharded.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "mad_sim", "eval", "open-loop", "--planner", "cv",
-                           "--data", *data, "--json", str(out), "--no-progress"], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "mad_sim",
+            "eval",
+            "open-loop",
+            "--planner",
+            "cv",
+            "--data",
+            *data,
+            "--json",
+            str(out),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     serial = tmp_path / "serial.json"
     assert main(["eval", "open-loop", "--planner", "cv", "--data", *data, "--json", str(serial), "--no-progress"]) == 0

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from mad_sim.eval import metrics as M
 
 from mad_sim.errors import ShapeError
-from mad_sim.eval import metrics as M
 
 
 def _line(v, t=80, y=0.0):
@@ -15,8 +15,15 @@ def _line(v, t=80, y=0.0):
 
 def test_min_ade_fde_hand_case():
     gt = np.array([[[0, 0], [1, 0], [2, 0]]], float)
-    pred = np.array([[[[0, 1], [1, 1], [2, 1]],        # 1 m off every step: ADE 1, FDE 1
-                      [[0, 0], [1, 0], [2, 3]]]], float)  # ADE 1, FDE 3
+    pred = np.array(
+        [
+            [
+                [[0, 1], [1, 1], [2, 1]],  # 1 m off every step: ADE 1, FDE 1
+                [[0, 0], [1, 0], [2, 3]],
+            ]
+        ],
+        float,
+    )  # ADE 1, FDE 3
     valid = np.ones((1, 3), bool)
     ade, best = M.min_ade(pred, gt, valid)
     assert ade[0] == pytest.approx(1.0)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-
-from mad_sim.data import load_scenario
 from mad_sim.eval.open_loop import OpenLoopSettings, evaluate_scenario, run_open_loop
 from mad_sim.planners import make_planner
+
+from mad_sim.data import load_scenario
 
 
 def test_expert_is_exact(womd_path, scenarionet_path):
@@ -34,8 +34,7 @@ def test_cv_idm_numbers(womd_path, womd_still_path, scenarionet_path):
 
 def test_windows_and_tracks_to_predict(womd_path):
     scenario = load_scenario(womd_path)
-    rows = evaluate_scenario(scenario, make_planner("cv"),
-                             OpenLoopSettings(horizon_s=3.0, stride=20, tracks_to_predict=True))
+    rows = evaluate_scenario(scenario, make_planner("cv"), OpenLoopSettings(horizon_s=3.0, stride=20, tracks_to_predict=True))
     t0s = sorted({r["t0"] for r in rows})
     assert t0s == [10, 30, 50]
     tracks = {r["track"] for r in rows}
@@ -68,8 +67,9 @@ def test_valid_proposals_reported(womd_path):
             p = self.cv.plan(ctx, k, horizon)
             self.calls += 1
             valid = 4 if self.calls == 1 else 2
-            return Plan(p.xy, p.heading, p.probabilities,
-                        info={"valid_proposals": valid, "fallback": [i >= valid for i in range(k)]})
+            return Plan(
+                p.xy, p.heading, p.probabilities, info={"valid_proposals": valid, "fallback": [i >= valid for i in range(k)]}
+            )
 
     scenario = load_scenario(womd_path)
     settings = OpenLoopSettings(k=6, horizon_s=3.0, stride=20)

@@ -29,7 +29,8 @@ def _free_port() -> int:
 def test_two_cpu_processes_shard_the_stream_and_gather_every_row(tmp_path: Path) -> None:
     """torchrun, 2 processes, gloo: each takes every other scenario of the stream, then both hold all rows."""
     script = tmp_path / "shard.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json
         from mad_sim.eval.sharding import distributed_rank, gather_rows
         rank, world = distributed_rank()
@@ -39,11 +40,27 @@ def test_two_cpu_processes_shard_the_stream_and_gather_every_row(tmp_path: Path)
             rows["idm"] = [{{"scenario": 0}}]  # a planner only process 0 has rows for
         out = {{"rank": rank, "world": world, "rows": gather_rows(rows)}}
         open(r"{tmp_path}" + f"/rank{{rank}}.json", "w").write(json.dumps(out))
-    """))
+    """)
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
     assert [(r["rank"], r["world"]) for r in ranks] == [(0, 2), (1, 2)]

@@ -6,14 +6,30 @@ import sys
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "mad_sim", "eval", "sim-agents", "--no-progress", *args],
-                          capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "mad_sim", "eval", "sim-agents", "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_policies_json(tmp_path, womd_still_path):
     out = tmp_path / "r.json"
-    p = _run("--agents", "log,constant_velocity", "--data", str(womd_still_path), "--rollouts", "2", "--horizon", "3",
-             "--json", str(out), "--export", str(tmp_path / "sub"))
+    p = _run(
+        "--agents",
+        "log,constant_velocity",
+        "--data",
+        str(womd_still_path),
+        "--rollouts",
+        "2",
+        "--horizon",
+        "3",
+        "--json",
+        str(out),
+        "--export",
+        str(tmp_path / "sub"),
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())
     assert set(doc["policies"]) == {"log", "constant_velocity"}
@@ -25,8 +41,21 @@ def test_policies_json(tmp_path, womd_still_path):
 def test_export_is_one_submission_per_policy_and_scores_back(tmp_path, womd_still_path, womd_path):
     """Two scenarios, one policy: one shard holding both, which --submission scores to the same rows."""
     out = tmp_path / "r.json"
-    p = _run("--agents", "constant_velocity", "--data", str(womd_path), str(womd_still_path), "--rollouts", "2",
-             "--horizon", "3", "--json", str(out), "--export", str(tmp_path / "sub"))
+    p = _run(
+        "--agents",
+        "constant_velocity",
+        "--data",
+        str(womd_path),
+        str(womd_still_path),
+        "--rollouts",
+        "2",
+        "--horizon",
+        "3",
+        "--json",
+        str(out),
+        "--export",
+        str(tmp_path / "sub"),
+    )
     assert p.returncode == 0, p.stderr
     shards = sorted((tmp_path / "sub").glob("constant_velocity.binproto-*"))
     assert [s.name for s in shards] == ["constant_velocity.binproto-00000-of-00001"]
@@ -58,8 +87,9 @@ def test_submission_and_errors(submission_path, womd_still_path, womd_path):
 
 def test_planner_ego(tmp_path, womd_still_path):
     out = tmp_path / "r.json"
-    p = _run("--agents", "idm", "--ego", "cv", "--data", str(womd_still_path), "--rollouts", "2", "--horizon", "2",
-             "--json", str(out))
+    p = _run(
+        "--agents", "idm", "--ego", "cv", "--data", str(womd_still_path), "--rollouts", "2", "--horizon", "2", "--json", str(out)
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())
     assert doc["meta"]["ego"] == "cv" and doc["policies"]["idm"]["aggregate"]["num_scenarios"] == 1

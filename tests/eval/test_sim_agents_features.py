@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-
-from mad_sim.data.scenario import MapKind, RoadMap
 from mad_sim.eval.sim_agents.config import WOSAC_2025, FeatureConfig
 from mad_sim.eval.sim_agents.interaction import distance_to_nearest_object, polygon_signed_distance, time_to_collision
 from mad_sim.eval.sim_agents.kinematics import kinematic_features, kinematic_validity
 from mad_sim.eval.sim_agents.likelihood import histogram_log_likelihood, timeseries_log_likelihood
 from mad_sim.eval.sim_agents.map_features import distance_to_road_edge, signed_distance_to_edges
+
+from mad_sim.data.scenario import MapKind, RoadMap
 
 
 def test_weights_sum_to_one():
@@ -17,7 +17,7 @@ def test_weights_sum_to_one():
 
 def test_speed_profile():
     t = np.arange(20) * 0.1
-    x = 3.0 * t + 0.5 * 2.0 * t ** 2  # v = 3 + 2 t, a = 2
+    x = 3.0 * t + 0.5 * 2.0 * t**2  # v = 3 + 2 t, a = 2
     xyz = np.stack([x, np.zeros_like(x), np.zeros_like(x)], -1)
     heading = 0.3 * t  # 0.3 rad/s, no angular acceleration
     v, a, w, dw = kinematic_features(xyz, heading, 0.1)
@@ -54,8 +54,9 @@ def test_rounded_corners_lengthen_diagonal_distance():
     d = distance_to_nearest_object(xy, h, length, width, valid, np.array([0]))[0, 0]
     # cores 2.6 x 0.6 (shrunk by 0.7 per side): corner to corner, minus both shrinks
     assert d == pytest.approx(np.hypot(10 - 2.6, 10 - 0.6) - 1.4, abs=1e-9)
-    sharp = polygon_signed_distance(np.array([[2, 1], [-2, 1], [-2, -1], [2, -1.0]]),
-                                    np.array([[12, 11], [8, 11], [8, 9], [12, 9.0]]))
+    sharp = polygon_signed_distance(
+        np.array([[2, 1], [-2, 1], [-2, -1], [2, -1.0]]), np.array([[12, 11], [8, 11], [8, 9], [12, 9.0]])
+    )
     assert sharp == pytest.approx(10.0) and d > sharp
 
 
@@ -82,8 +83,13 @@ def test_time_to_collision_follower():
 def _edge_map():
     # one road edge along +x: the road is on its left (y > 0)
     pts = np.array([[-100.0, 0.0, 0.0], [0.0, 0.0, 0.0], [100.0, 0.0, 0.0]])
-    return RoadMap(ids=np.array([7]), kinds=np.array([int(MapKind.ROAD_EDGE)], np.int8), subtypes=np.zeros(1, np.int8),
-                   offsets=np.array([0, 3]), points=pts)
+    return RoadMap(
+        ids=np.array([7]),
+        kinds=np.array([int(MapKind.ROAD_EDGE)], np.int8),
+        subtypes=np.zeros(1, np.int8),
+        offsets=np.array([0, 3]),
+        points=pts,
+    )
 
 
 def test_box_crossing_road_edge():
@@ -120,6 +126,7 @@ def test_independent_timesteps_pool_all_steps():
     sim[:, 0, 2] = 9.5  # the last step sits in the top bin in every rollout
     ll = timeseries_log_likelihood(cfg, np.array([[0.5, 0.5, 0.5]]), sim)
     np.testing.assert_allclose(np.exp(ll), (4 + 0.1) / (6 + 1.0))
-    per_step = timeseries_log_likelihood(FeatureConfig("histogram", 1.0, 0.0, 10.0, 10, 0.1, False),
-                                         np.array([[0.5, 0.5, 0.5]]), sim)
+    per_step = timeseries_log_likelihood(
+        FeatureConfig("histogram", 1.0, 0.0, 10.0, 10, 0.1, False), np.array([[0.5, 0.5, 0.5]]), sim
+    )
     np.testing.assert_allclose(np.exp(per_step[0]), [2.1 / 3.0, 2.1 / 3.0, 0.1 / 3.0])

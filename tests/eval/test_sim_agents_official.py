@@ -33,8 +33,10 @@ TOLERANCE = 1e-4
 def _waymo_python() -> str:
     explicit = os.environ.get("MAD_SIM_WAYMO_PYTHON")
     if not explicit:
-        pytest.skip("opt-in (about 10 minutes): set MAD_SIM_WAYMO_PYTHON to the Python of Waymo's venv, or to 'default' "
-                    f"for {DEFAULT_VENV} (scripts/make_waymo_venv.sh builds it)")
+        pytest.skip(
+            "opt-in (about 10 minutes): set MAD_SIM_WAYMO_PYTHON to the Python of Waymo's venv, or to 'default' "
+            f"for {DEFAULT_VENV} (scripts/make_waymo_venv.sh builds it)"
+        )
     if explicit == "default":
         return str(DEFAULT_VENV / "bin" / "python")
     return explicit
@@ -42,27 +44,51 @@ def _waymo_python() -> str:
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    from mad_sim.data import load_scenario
     from mad_sim.eval.sim_agents.scoring import score_rollouts
     from mad_sim.eval.sim_agents.submission_io import read_submission
+
+    from mad_sim.data import load_scenario
 
     scenario_path = data_file("womd/motion_data_one_scenario.tfrecord")
     submission = data_file("womd/test_submission.binproto")
     out = tmp_path_factory.mktemp("waymo") / "official.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([_waymo_python(), str(REPO / "scripts" / "waymo_sim_agents_metrics.py"), "--scenarios",
-                           str(scenario_path), "--submission", str(submission), "--json", str(out)],
-                          capture_output=True, text=True, timeout=3600, env=env, cwd=str(out.parent))
+    proc = subprocess.run(
+        [
+            _waymo_python(),
+            str(REPO / "scripts" / "waymo_sim_agents_metrics.py"),
+            "--scenarios",
+            str(scenario_path),
+            "--submission",
+            str(submission),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env=env,
+        cwd=str(out.parent),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     official = json.loads(out.read_text())["637f20cafde22ff8"]
     ours = score_rollouts(load_scenario(scenario_path), read_submission(submission)[0])
     return ours, official
 
 
-LIKELIHOODS = ("linear_speed", "linear_acceleration", "angular_speed", "angular_acceleration",
-               "distance_to_nearest_object", "collision_indication", "time_to_collision", "distance_to_road_edge",
-               "offroad_indication", "traffic_light_violation")
+LIKELIHOODS = (
+    "linear_speed",
+    "linear_acceleration",
+    "angular_speed",
+    "angular_acceleration",
+    "distance_to_nearest_object",
+    "collision_indication",
+    "time_to_collision",
+    "distance_to_road_edge",
+    "offroad_indication",
+    "traffic_light_violation",
+)
 
 
 @pytest.mark.parametrize("feature", LIKELIHOODS)

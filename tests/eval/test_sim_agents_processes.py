@@ -24,8 +24,11 @@ import pytest
 
 from tests.conftest import data_file
 
-SCENES = ("womd/motion_data_one_scenario.tfrecord", "corpus/gpudrive/gd_tfrecord-00000-of-01000_402.json",
-          "corpus/gpudrive/gd_tfrecord-00031-of-01000_45.json")
+SCENES = (
+    "womd/motion_data_one_scenario.tfrecord",
+    "corpus/gpudrive/gd_tfrecord-00000-of-01000_402.json",
+    "corpus/gpudrive/gd_tfrecord-00031-of-01000_45.json",
+)
 
 
 def _free_port() -> int:
@@ -35,9 +38,23 @@ def _free_port() -> int:
 
 
 def _args(out: Path) -> list:
-    return ["eval", "sim-agents", "--no-progress", "--agents", "log,constant_velocity,idm",
-            "--data", *[str(data_file(s)) for s in SCENES], "--rollouts", "2", "--horizon", "2", "--probe", "brake",
-            "--json", str(out)]
+    return [
+        "eval",
+        "sim-agents",
+        "--no-progress",
+        "--agents",
+        "log,constant_velocity,idm",
+        "--data",
+        *[str(data_file(s)) for s in SCENES],
+        "--rollouts",
+        "2",
+        "--horizon",
+        "2",
+        "--probe",
+        "brake",
+        "--json",
+        str(out),
+    ]
 
 
 def _run(cmd: list) -> dict:
@@ -63,9 +80,26 @@ def test_accelerate_launch_2_processes_equals_one_process(one_process, tmp_path)
     launcher = Path(sys.executable).with_name("accelerate")
     if not launcher.exists():
         pytest.skip(f"no accelerate launcher beside {sys.executable}")
-    doc = _run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "mad_sim",
-                *_args(tmp_path / "r.json")])
+    doc = _run(
+        [
+            str(launcher),
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_free_port()),
+            "-m",
+            "mad_sim",
+            *_args(tmp_path / "r.json"),
+        ]
+    )
     assert doc["meta"]["num_processes"] == 2 and one_process["meta"]["num_processes"] == 1
     assert doc["policies"] == one_process["policies"]
     ids = [r["scenario_id"] for r in doc["policies"]["log"]["scenarios"]]

@@ -4,13 +4,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from mad_sim.data import load_scenario
-from mad_sim.errors import ConfigError
 from mad_sim.eval.sim_agents.probe import PROBE_KEYS, probe_aggregate, probe_row
 from mad_sim.eval.sim_agents.rollouts import RolloutSettings, brake_profile, ego_mode_check, simulate
 from mad_sim.eval.sim_agents.runner import BenchSettings, run_sim_agents
 from mad_sim.eval.sim_agents.scoring import score_rollouts
+
+from mad_sim.data import load_scenario
+from mad_sim.errors import ConfigError
 
 FAST = RolloutSettings(rollouts=2, horizon_s=3.0)
 
@@ -48,7 +48,7 @@ def test_planner_egos(womd_path):
     replanned from the simulated state, and the agents around them are simulated and scored as usual."""
     scenario = load_scenario(womd_path)
     t0, t = scenario.current_index, FAST.horizon
-    log_xy = scenario.tracks.xy[scenario.sdc_index, t0 + 1:t0 + 1 + t]
+    log_xy = scenario.tracks.xy[scenario.sdc_index, t0 + 1 : t0 + 1 + t]
     paths = {}
     for ego in ("expert", "idm", "cv"):
         ro = simulate(scenario, "idm", replace(FAST, ego=ego_mode_check(ego)))
@@ -105,8 +105,9 @@ def test_brake_probe_on_a_follower_idm_reacts_log_does_not():
 
 
 def test_runner_two_policies(womd_path, womd_still_path):
-    res = run_sim_agents([str(womd_path), str(womd_still_path)], ["log", "constant_velocity"],
-                         BenchSettings(FAST, probe="brake"), progress=False)
+    res = run_sim_agents(
+        [str(womd_path), str(womd_still_path)], ["log", "constant_velocity"], BenchSettings(FAST, probe="brake"), progress=False
+    )
     assert set(res) == {"log", "constant_velocity"}
     for r in res.values():
         assert r["aggregate"]["num_scenarios"] == 2 and 0 < r["aggregate"]["metametric"] <= 1

@@ -2,23 +2,31 @@
 
 import numpy as np
 import pytest
-
-from mad_sim.data import load_scenario
-from mad_sim.errors import SchemaError, ShapeError
 from mad_sim.eval.sim_agents.config import FEATURES, WOSAC_2025
 from mad_sim.eval.sim_agents.rollout_set import SimRollouts, evaluated_ids, sim_agent_rows
 from mad_sim.eval.sim_agents.scoring import score_rollouts
 from mad_sim.eval.sim_agents.submission_io import read_submission, write_submission
 
+from mad_sim.data import load_scenario
+from mad_sim.errors import SchemaError, ShapeError
 
 WAYMO_637F = {
-    "linear_speed_likelihood": 0.647147, "linear_acceleration_likelihood": 0.129309,
-    "angular_speed_likelihood": 0.061596, "angular_acceleration_likelihood": 0.309280,
-    "distance_to_nearest_object_likelihood": 0.237239, "collision_indication_likelihood": 0.052868,
-    "time_to_collision_likelihood": 0.754345, "distance_to_road_edge_likelihood": 0.402153,
-    "offroad_indication_likelihood": 0.073568, "traffic_light_violation_likelihood": 0.999969,
-    "metametric": 0.258240, "average_displacement_error": 2.505281, "min_average_displacement_error": 2.084689,
-    "simulated_collision_rate": 0.6875, "simulated_offroad_rate": 0.265625, "simulated_traffic_light_violation_rate": 0.0,
+    "linear_speed_likelihood": 0.647147,
+    "linear_acceleration_likelihood": 0.129309,
+    "angular_speed_likelihood": 0.061596,
+    "angular_acceleration_likelihood": 0.309280,
+    "distance_to_nearest_object_likelihood": 0.237239,
+    "collision_indication_likelihood": 0.052868,
+    "time_to_collision_likelihood": 0.754345,
+    "distance_to_road_edge_likelihood": 0.402153,
+    "offroad_indication_likelihood": 0.073568,
+    "traffic_light_violation_likelihood": 0.999969,
+    "metametric": 0.258240,
+    "average_displacement_error": 2.505281,
+    "min_average_displacement_error": 2.084689,
+    "simulated_collision_rate": 0.6875,
+    "simulated_offroad_rate": 0.265625,
+    "simulated_traffic_light_violation_rate": 0.0,
 }
 """Waymo's scores of the shared test submission (6 decimals), as its scorer printed them."""
 
@@ -50,8 +58,8 @@ def _log_rollouts(scenario, r=4, t=80):
     rows = sim_agent_rows(scenario)
     t0 = scenario.current_index
     tr = scenario.tracks
-    xyz = np.repeat(tr.xyz[rows, t0 + 1:t0 + 1 + t][None], r, 0)
-    heading = np.repeat(tr.heading[rows, t0 + 1:t0 + 1 + t][None], r, 0)
+    xyz = np.repeat(tr.xyz[rows, t0 + 1 : t0 + 1 + t][None], r, 0)
+    heading = np.repeat(tr.heading[rows, t0 + 1 : t0 + 1 + t][None], r, 0)
     return SimRollouts(scenario.scenario_id, scenario.track_ids[rows].astype(np.int64), xyz, heading)
 
 
@@ -80,8 +88,9 @@ def test_bad_rollouts(scored, womd_path):
     with pytest.raises(SchemaError, match="scenario"):
         score_rollouts(load_scenario(womd_path), rollouts)
     short = _log_rollouts(scenario, 2, 80)
-    long = SimRollouts(short.scenario_id, short.object_ids, np.concatenate([short.xyz] * 2, 2),
-                       np.concatenate([short.heading] * 2, 2))
+    long = SimRollouts(
+        short.scenario_id, short.object_ids, np.concatenate([short.xyz] * 2, 2), np.concatenate([short.heading] * 2, 2)
+    )
     with pytest.raises(ShapeError, match="160 steps"):
         score_rollouts(scenario, long)
     nan = _log_rollouts(scenario, 2, 10)
@@ -102,8 +111,9 @@ def test_not_a_submission(womd_path, tmp_path):
 
 def test_shards_from_parts(tmp_path, scored):
     """Parts concatenate into shards of at most ``per_shard`` scenarios, read back as one submission."""
-    from mad_sim.data.proto import sim_agents_submission_pb2 as pb
     from mad_sim.eval.sim_agents.submission_io import write_submission_part, write_submission_shards
+
+    from mad_sim.data.proto import sim_agents_submission_pb2 as pb
 
     _, rollouts, _ = scored
     parts = []
@@ -126,8 +136,9 @@ def test_a_map_without_road_edges_skips_their_features(scored, caplog):
     features (and the meta-metric, which needs them) are not scored, with a warning; the others are unchanged."""
     import dataclasses
 
-    from mad_sim.data.scenario import MapKind
     from mad_sim.eval.sim_agents.likelihood import aggregate
+
+    from mad_sim.data.scenario import MapKind
 
     scenario, rollouts, full = scored
     rm = scenario.roadmap
@@ -137,8 +148,13 @@ def test_a_map_without_road_edges_skips_their_features(scored, caplog):
         row = score_rollouts(bare, rollouts)
     assert "no road edge" in caplog.text
     assert row["skipped_features"] == ["distance_to_road_edge", "offroad_indication"] and full["skipped_features"] == []
-    for key in ("distance_to_road_edge_likelihood", "offroad_indication_likelihood", "metametric", "map_based_metrics",
-                "simulated_offroad_rate"):
+    for key in (
+        "distance_to_road_edge_likelihood",
+        "offroad_indication_likelihood",
+        "metametric",
+        "map_based_metrics",
+        "simulated_offroad_rate",
+    ):
         assert np.isnan(row[key])
     for f in FEATURES[:7] + ("traffic_light_violation",):
         assert row[f"{f}_likelihood"] == pytest.approx(full[f"{f}_likelihood"], abs=1e-12)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from mad_sim.eval.submission import read_submission, rollout_metrics
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import SchemaError
-from mad_sim.eval.submission import read_submission, rollout_metrics
 
 
 def test_submission_metrics(submission_path, womd_still_path):
@@ -27,8 +27,8 @@ def test_submission_metrics(submission_path, womd_still_path):
     rows = np.array([idx[int(i)] for i in r.object_ids])
     err = {}
     for shift in (0, 1, 2):
-        gt = scenario.tracks.xy[rows, 10 + shift:15 + shift]
-        ok = scenario.tracks.valid[rows, 10 + shift:15 + shift]
+        gt = scenario.tracks.xy[rows, 10 + shift : 15 + shift]
+        ok = scenario.tracks.valid[rows, 10 + shift : 15 + shift]
         err[shift] = np.median(np.linalg.norm(r.xy[:, :, :5] - gt[None], axis=-1)[:, ok])
     assert err[1] < err[0] and err[1] < err[2]
 

@@ -13,7 +13,6 @@ from mad_sim.model import load_backbone, uint8_to_video, video_to_uint8
 from mad_sim.model.text import encode_prompts
 
 
-
 def _dashcam_clip(path, frames: int = 9, size: int = 64) -> torch.Tensor:
     import cv2
 
@@ -42,9 +41,14 @@ def test_uint8_roundtrip():
     assert torch.equal(video_to_uint8(uint8_to_video(frames)), frames)
 
 
-@pytest.mark.parametrize("shape, fix", [((1, 3, 10, 64, 64), "8k\\+1 frames \\(e.g. 9 or 17\\)"),
-                                        ((1, 3, 9, 100, 64), "divisible by 32 \\(e.g. 96x64\\)"),
-                                        ((1, 9, 64, 64), "\\[B, 3, F, H, W\\]")])
+@pytest.mark.parametrize(
+    "shape, fix",
+    [
+        ((1, 3, 10, 64, 64), "8k\\+1 frames \\(e.g. 9 or 17\\)"),
+        ((1, 3, 9, 100, 64), "divisible by 32 \\(e.g. 96x64\\)"),
+        ((1, 9, 64, 64), "\\[B, 3, F, H, W\\]"),
+    ],
+)
 def test_shape_errors_name_the_fix(tiny_backbone, shape, fix):
     with pytest.raises(ShapeError, match=fix):
         tiny_backbone.encode_video(torch.zeros(shape))

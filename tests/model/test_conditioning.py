@@ -33,16 +33,16 @@ def _mask_reference(frames: np.ndarray, min_fraction=0.05, black=8) -> np.ndarra
     for g, idx in enumerate(groups):
         for i in range(H // 32):
             for j in range(W // 32):
-                out[g, i, j] = lit[idx, 32 * i:32 * i + 32, 32 * j:32 * j + 32].mean() >= min_fraction
+                out[g, i, j] = lit[idx, 32 * i : 32 * i + 32, 32 * j : 32 * j + 32].mean() >= min_fraction
     return out
 
 
 def test_pose_patch_mask_hand_made():
     v = np.zeros((9, 64, 64, 3), np.uint8)
-    v[0, 2:12, 2:12] = 255          # 100 / 1024 = 9.8% of cell (0,0) in latent frame 0 -> pose
-    v[0, 40:45, 40:45] = 255        # 25 / 1024 = 2.4% of cell (1,1) -> not pose
-    v[3, 2:12, 40:50] = 255         # one frame of 8: 100 / 8192 = 1.2% -> not pose
-    v[1:9, 40:50, 2:12, 1] = 200    # all 8 frames, green only -> 9.8% -> pose
+    v[0, 2:12, 2:12] = 255  # 100 / 1024 = 9.8% of cell (0,0) in latent frame 0 -> pose
+    v[0, 40:45, 40:45] = 255  # 25 / 1024 = 2.4% of cell (1,1) -> not pose
+    v[3, 2:12, 40:50] = 255  # one frame of 8: 100 / 8192 = 1.2% -> not pose
+    v[1:9, 40:50, 2:12, 1] = 200  # all 8 frames, green only -> 9.8% -> pose
     mask = pose_patch_mask(uint8_to_video(torch.from_numpy(v)).unsqueeze(0))[0].numpy()
     assert mask.tolist() == [[[True, False], [False, False]], [[False, False], [True, False]]]
     assert np.array_equal(mask, _mask_reference(v))
@@ -113,8 +113,8 @@ def test_conditions_reach_the_target_and_only_target_is_supervised(tiny_backbone
         with_hist = den(x, torch.tensor([500.0]), conds, e, m)
         moved = den(x, torch.tensor([500.0]), [LatentCondition(conds[0].latents, "pose_history", 1000.0)], e, m)
     assert with_hist.shape == bare.shape == x.shape
-    assert (with_hist - bare).abs().max() > 1e-4      # the history is read
-    assert (moved - with_hist).abs().max() > 1e-5      # its RoPE time coordinate matters
+    assert (with_hist - bare).abs().max() > 1e-4  # the history is read
+    assert (moved - with_hist).abs().max() > 1e-5  # its RoPE time coordinate matters
     # dropping empty pose patches shortens the sequence by the empty ones
     full, _ = den.condition_tokens(conds)
     kept, coords = den.condition_tokens(conds, drop_empty=True)

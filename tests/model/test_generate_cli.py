@@ -12,9 +12,29 @@ from mad_sim.cli import main
 
 def test_generate_pose_writes_a_forecast(womd_path, tmp_path, capsys):
     out = tmp_path / "forecast.gif"
-    rc = main(["generate", "pose", "--scenario", str(womd_path), "--viewpoint", "sdc", "--frames", "9",
-               "--size", "64", "64", "--steps", "2", "--weights", "random", "--no-lora", "--out", str(out),
-               "--compare"])
+    rc = main(
+        [
+            "generate",
+            "pose",
+            "--scenario",
+            str(womd_path),
+            "--viewpoint",
+            "sdc",
+            "--frames",
+            "9",
+            "--size",
+            "64",
+            "64",
+            "--steps",
+            "2",
+            "--weights",
+            "random",
+            "--no-lora",
+            "--out",
+            str(out),
+            "--compare",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["scenario"] == "ee519cf571686d19" and summary["present_step"] == 10
@@ -23,16 +43,32 @@ def test_generate_pose_writes_a_forecast(womd_path, tmp_path, capsys):
     assert frames.shape[0] == 9 and frames.shape[1] == 64 and frames.shape[2] == 3 * 64  # log | forecast | ego
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--frames", "16"], "8k\\+1 frames \\(e.g. 9 or 17\\)"),
-    (["--preset", "ltx-2b"], "--backbone PATH"),
-    (["--viewpoint", "9999"], "track index outside"),
-    (["--lora", "/nonexistent/motion.safetensors"], "LoRA file not found"),
-    (["--history", "17", "--frames", "9"], "do not fit the log"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--frames", "16"], "8k\\+1 frames \\(e.g. 9 or 17\\)"),
+        (["--preset", "ltx-2b"], "--backbone PATH"),
+        (["--viewpoint", "9999"], "track index outside"),
+        (["--lora", "/nonexistent/motion.safetensors"], "LoRA file not found"),
+        (["--history", "17", "--frames", "9"], "do not fit the log"),
+    ],
+)
 def test_generate_pose_errors(womd_path, tmp_path, capsys, extra, message):
-    args = ["generate", "pose", "--scenario", str(womd_path), "--out", str(tmp_path / "x.gif"), "--weights", "random",
-            "--size", "64", "64", "--steps", "2"]
+    args = [
+        "generate",
+        "pose",
+        "--scenario",
+        str(womd_path),
+        "--out",
+        str(tmp_path / "x.gif"),
+        "--weights",
+        "random",
+        "--size",
+        "64",
+        "64",
+        "--steps",
+        "2",
+    ]
     if "--lora" not in extra:
         args.append("--no-lora")
     rc = main(args + extra)
@@ -59,8 +95,22 @@ def test_generate_pose_with_actions_and_bad_actions(womd_path, tmp_path, capsys)
     good = tmp_path / "brake.npy"
     np.save(good, np.stack([np.full(9, -2.0), np.zeros(9)], axis=1))  # brake 2 m/s^2, straight
     out = tmp_path / "a.gif"
-    base = ["generate", "pose", "--scenario", str(womd_path), "--frames", "9", "--size", "64", "64", "--steps", "2",
-            "--weights", "random", "--no-lora"]
+    base = [
+        "generate",
+        "pose",
+        "--scenario",
+        str(womd_path),
+        "--frames",
+        "9",
+        "--size",
+        "64",
+        "64",
+        "--steps",
+        "2",
+        "--weights",
+        "random",
+        "--no-lora",
+    ]
     assert main(base + ["--ego-motion", str(good), "--out", str(out)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ego_motion"] == str(good)
     assert iio.imread(out, index=None).shape[:3] == (9, 64, 64)
@@ -72,8 +122,21 @@ def test_generate_pose_with_actions_and_bad_actions(womd_path, tmp_path, capsys)
 
 def test_generate_pose_with_box_control(womd_path, tmp_path, capsys):
     """--boxes-agents: the forecast is conditioned on (shifted) logged boxes; the summary scores it."""
-    base = ["generate", "pose", "--scenario", str(womd_path), "--frames", "9", "--size", "64", "64", "--steps", "2",
-            "--weights", "random"]
+    base = [
+        "generate",
+        "pose",
+        "--scenario",
+        str(womd_path),
+        "--frames",
+        "9",
+        "--size",
+        "64",
+        "64",
+        "--steps",
+        "2",
+        "--weights",
+        "random",
+    ]
     from mad_sim.model import MADModel, load_backbone
 
     lora = tmp_path / "motion.safetensors"
@@ -84,16 +147,24 @@ def test_generate_pose_with_box_control(womd_path, tmp_path, capsys):
     save_lora(model.backbone.transformer, "motion", lora, prefix="transformer")
     out = tmp_path / "boxes.gif"
     at128 = ["--size", "128", "128"]  # at 64x64 no car fills 8 pixels of its box over the SDC's whole forecast
-    assert main(base + at128 + ["--lora", str(lora), "--boxes-agents", "auto", "--boxes-shift", "0,3.5", "--compare",
-                                "--out", str(out)]) == 0
+    assert (
+        main(
+            base
+            + at128
+            + ["--lora", str(lora), "--boxes-agents", "auto", "--boxes-shift", "0,3.5", "--compare", "--out", str(out)]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 1 <= len(summary["boxes_agents"]) <= 3 and summary["boxes_shift_m"] == [0.0, 3.5]
     assert 0.0 <= summary["follow_iou"] <= 1.0
     assert iio.imread(out, index=None).shape[:3] == (9, 128, 4 * 128)  # log | forecast | boxes | ego
-    for extra, message in ((["--boxes-shift", "1,2"], "needs --boxes-agents"),
-                           (["--boxes-agents", "3,x"], "expected track indices"),
-                           (["--boxes-agents", str(summary["viewpoint"])], "other than the viewpoint"),
-                           (["--boxes-agents", "auto", "--boxes-shift", "1"], "two finite numbers"),
-                           (["--boxes-agents", "auto"], "no vehicle is visible")):
+    for extra, message in (
+        (["--boxes-shift", "1,2"], "needs --boxes-agents"),
+        (["--boxes-agents", "3,x"], "expected track indices"),
+        (["--boxes-agents", str(summary["viewpoint"])], "other than the viewpoint"),
+        (["--boxes-agents", "auto", "--boxes-shift", "1"], "two finite numbers"),
+        (["--boxes-agents", "auto"], "no vehicle is visible"),
+    ):
         assert main(base + ["--no-lora", "--out", str(tmp_path / "e.gif")] + extra) == 2
         assert message in capsys.readouterr().err

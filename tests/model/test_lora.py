@@ -79,8 +79,9 @@ def test_save_load_and_diffusers_interop(tiny_model, make_gen, tmp_path, fresh_b
 
     # diffusers reads the same file (weight_name= is needed for a safetensors file name)
     plain = fresh_backbone()
-    plain.transformer.load_lora_adapter(str(tmp_path), weight_name="motion.safetensors", adapter_name="motion",
-                                        prefix="transformer")
+    plain.transformer.load_lora_adapter(
+        str(tmp_path), weight_name="motion.safetensors", adapter_name="motion", prefix="transformer"
+    )
     plain.transformer.set_adapters(["motion"])
     assert torch.allclose(_probe(MADModel(plain), make_gen), y, atol=1e-6)
 
@@ -111,8 +112,11 @@ def test_authors_lora_layout(tiny_model, make_gen):
     sd = {}
     expected_delta = {}
     for name, mod in model.denoiser.model.named_modules():
-        if isinstance(mod, torch.nn.Linear) and any(name.endswith("." + t) for t in LTX_LORA_TARGETS) \
-                and name.startswith("transformer_blocks."):
+        if (
+            isinstance(mod, torch.nn.Linear)
+            and any(name.endswith("." + t) for t in LTX_LORA_TARGETS)
+            and name.startswith("transformer_blocks.")
+        ):
             a = torch.randn(rank, mod.in_features, generator=g) * 0.05
             b = torch.randn(mod.out_features, rank, generator=g) * 0.05
             key = f"diffusion_model.{name}"

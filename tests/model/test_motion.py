@@ -36,8 +36,7 @@ def test_forecast_shapes_determinism_and_errors(tiny_model, womd_clip, make_gen)
     assert a.shape == (9, 64, 64, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)  # the ego-motion video is read
-    batched = mp.forecast(np.stack([hist, hist]), ego_motion=np.stack([ego, ego]), num_frames=9, steps=2,
-                          generator=make_gen(0))
+    batched = mp.forecast(np.stack([hist, hist]), ego_motion=np.stack([ego, ego]), num_frames=9, steps=2, generator=make_gen(0))
     assert batched.shape == (2, 9, 64, 64, 3)
     with pytest.raises(ShapeError, match="8k\\+1"):
         mp.forecast(hist[:8], num_frames=9)
@@ -58,16 +57,16 @@ def test_forecast_reads_the_box_video(tiny_model, womd_clip, make_gen):
     sc = load_scenario(data_file("womd/womd_scenario_input.tfrecord"))
     cam = PoseRenderer(64, 64).camera
     steps = np.arange(11, 20)
-    agents = choose_controlled_agents(sc.tracks, sc.object_types, sc.sdc_index, steps, cam, np.random.default_rng(0),
-                                      min_pixels=2)  # small cars at 64x64
+    agents = choose_controlled_agents(
+        sc.tracks, sc.object_types, sc.sdc_index, steps, cam, np.random.default_rng(0), min_pixels=2
+    )  # small cars at 64x64
     assert agents.size
     boxes = box_video_from_trajectory(sc.tracks, sc.sdc_index, agents, steps, cam)
     tiny_model.add_adapter("motion", rank=4)
     mp = MotionPredictor(tiny_model)
     plain = mp.forecast(hist, ego_motion=ego, num_frames=9, steps=2, generator=make_gen(0))
     boxed = mp.forecast(hist, ego_motion=ego, boxes=boxes, num_frames=9, steps=2, generator=make_gen(0))
-    moved = mp.forecast(hist, ego_motion=ego, boxes=np.roll(boxes, 16, axis=2), num_frames=9, steps=2,
-                        generator=make_gen(0))
+    moved = mp.forecast(hist, ego_motion=ego, boxes=np.roll(boxes, 16, axis=2), num_frames=9, steps=2, generator=make_gen(0))
     assert boxed.shape == plain.shape == (9, 64, 64, 3)
     assert not np.array_equal(plain, boxed) and not np.array_equal(boxed, moved)
     with pytest.raises(ShapeError, match="boxes"):
@@ -84,8 +83,12 @@ def test_lora_steps_lower_the_loss_on_a_real_clip(tiny_model, womd_clip, make_ge
     model.add_adapter("motion", rank=16, alpha=16)
     model.set_adapter("motion")
     target = uint8_to_video(torch.from_numpy(fut)).unsqueeze(0)
-    conds = model.encode_conditions([Condition(uint8_to_video(torch.from_numpy(hist)).unsqueeze(0), "pose_history"),
-                                     Condition(uint8_to_video(torch.from_numpy(ego)).unsqueeze(0), "ego_motion")])
+    conds = model.encode_conditions(
+        [
+            Condition(uint8_to_video(torch.from_numpy(hist)).unsqueeze(0), "pose_history"),
+            Condition(uint8_to_video(torch.from_numpy(ego)).unsqueeze(0), "ego_motion"),
+        ]
+    )
     with torch.no_grad():
         x0 = model.backbone.encode_video(target)
     sig = torch.tensor([0.5])

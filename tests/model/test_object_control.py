@@ -10,8 +10,7 @@ import pytest
 from mad_sim.data import load_scenario
 from mad_sim.data.scenario import ObjectType
 from mad_sim.errors import RenderError, ShapeError
-from mad_sim.model.object_control import (box_condition, box_video_from_trajectory, follow_iou, render_box_video,
-                                          slot_colors)
+from mad_sim.model.object_control import box_condition, box_video_from_trajectory, follow_iou, render_box_video, slot_colors
 from mad_sim.render.pose import PoseRenderer, world_to_vehicle
 
 T0, T1 = 40, 57
@@ -25,8 +24,13 @@ def scene(womd_path_module):
     tr = sc.tracks
     m = world_to_vehicle(tr.xyz[sdc, T0], float(tr.heading[sdc, T0]), float(tr.size[sdc, T0, 2]))
     ego = tr.xyz[:, T0] @ m[:, :3].T + m[:, 3]
-    ok = (sc.object_types == ObjectType.VEHICLE) & tr.valid[:, T0:T1].all(1) & (ego[:, 0] > 4) & (ego[:, 0] < 40) \
+    ok = (
+        (sc.object_types == ObjectType.VEHICLE)
+        & tr.valid[:, T0:T1].all(1)
+        & (ego[:, 0] > 4)
+        & (ego[:, 0] < 40)
         & (np.abs(ego[:, 1]) < 0.8 * ego[:, 0])
+    )
     ok[sdc] = False
     agents = np.flatnonzero(ok)[:1]  # track 34: a car alone on the left; the others stand in a dense queue
     return sc, r, sdc, agents
@@ -106,8 +110,10 @@ def _check_boxes_loss(hist: np.ndarray, fut: np.ndarray, boxes: np.ndarray) -> N
     model = MADModel(load_backbone("tiny", weights="random", device="cpu", seed=0))
     model.add_adapter("motion", rank=4, alpha=4)
     model.set_adapter("motion")
-    sig, eps = torch.tensor([0.5]), torch.randn((1,) + tuple(model.backbone.latent_shape(9, 64, 64)),
-                                                 generator=torch.Generator().manual_seed(1))
+    sig, eps = (
+        torch.tensor([0.5]),
+        torch.randn((1,) + tuple(model.backbone.latent_shape(9, 64, 64)), generator=torch.Generator().manual_seed(1)),
+    )
     loss = boxes_task_loss(model, hist, fut, boxes, sigmas=sig, noise=eps)
     blank = boxes_task_loss(model, hist, fut, np.zeros_like(boxes), sigmas=sig, noise=eps)
     moved = boxes_task_loss(model, hist, fut, np.roll(boxes, 12, axis=3), sigmas=sig, noise=eps)

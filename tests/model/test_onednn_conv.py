@@ -67,8 +67,12 @@ def test_autocast_and_other_dtypes_fall_back_to_conv3d():
 
 
 def test_only_plain_zero_padded_conv3d_is_swapped():
-    net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.Conv3d(4, 4, 3, padding=1, padding_mode="replicate"),
-                              torch.nn.Conv3d(4, 4, 3, padding="same"), torch.nn.Conv2d(4, 4, 3))
+    net = torch.nn.Sequential(
+        torch.nn.Conv3d(3, 4, 3, padding=1),
+        torch.nn.Conv3d(4, 4, 3, padding=1, padding_mode="replicate"),
+        torch.nn.Conv3d(4, 4, 3, padding="same"),
+        torch.nn.Conv2d(4, 4, 3),
+    )
     sd = {k: v.clone() for k, v in net.state_dict().items()}
     assert use_onednn_conv3d(net, "always") == 1
     assert [type(m) for m in net] == [OneDNNConv3d, torch.nn.Conv3d, torch.nn.Conv3d, torch.nn.Conv2d]

@@ -52,9 +52,9 @@ def test_flow_wrapper_is_consistent_with_edm(svd_bb, make_gen):
     s = torch.tensor([0.3, 0.8])
     xs = (1 - s.view(2, 1, 1, 1, 1)) * x0 + s.view(2, 1, 1, 1, 1) * eps
     sigma = (s / (1 - s)).view(2, 1, 1, 1, 1)
-    x = xs / (1 - s.view(2, 1, 1, 1, 1))          # = x0 + sigma eps (EDM sample)
+    x = xs / (1 - s.view(2, 1, 1, 1, 1))  # = x0 + sigma eps (EDM sample)
     # v-prediction target of EDM: F = (x0 / (sigma^2 + 1) ... solved so that x0_hat == x0
-    f_star = (x / (sigma ** 2 + 1) - x0) * torch.sqrt(sigma ** 2 + 1) / sigma
+    f_star = (x / (sigma**2 + 1) - x0) * torch.sqrt(sigma**2 + 1) / sigma
 
     class Oracle(torch.nn.Module):
         config = den.model.config

@@ -57,7 +57,7 @@ def test_pose_lines_come_back_and_depend_on_the_clip(shipped, womd_still_path) -
 
 def test_dashcam_frames_come_back(shipped, dashcam_path) -> None:
     video = iio.imread(dashcam_path)  # [T, H, W, 3] uint8
-    held = video[int(0.8 * len(video)):]
+    held = video[int(0.8 * len(video)) :]
     frames = resize_frames(held[:36], 128, 128)
     clips = np.stack([frames[0:9], frames[27:36]])
     rec = _reconstruct(shipped, clips)

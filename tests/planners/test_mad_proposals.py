@@ -11,11 +11,11 @@ from typing import List, Sequence
 
 import numpy as np
 import pytest
-
-from mad_sim.data import load_scenario
 from mad_sim.planners.base import context_from_scenario
 from mad_sim.planners.constant_velocity import ConstantVelocityPlanner
 from mad_sim.planners.mad import MADPlanner, MADPlannerSettings
+
+from mad_sim.data import load_scenario
 
 
 class ScriptedService:
@@ -45,8 +45,7 @@ def _plan(path, script: str, k: int, resamples: int):
     sc = load_scenario(path)
     ctx = context_from_scenario(sc, horizon=16)
     svc = ScriptedService(sc, script)
-    planner = MADPlanner(MADPlannerSettings(size=128, future_frames=17, max_chunks=1, max_resamples=resamples),
-                         service=svc)
+    planner = MADPlanner(MADPlannerSettings(size=128, future_frames=17, max_chunks=1, max_resamples=resamples), service=svc)
     return ctx, svc, planner.plan(ctx, k, 16)
 
 

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from mad_sim.planners import ConstantVelocityPlanner, ExpertPlanner, context_from_scenario, make_planner
+from mad_sim.planners.idm import IDMParams, idm_profile
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ConfigError
-from mad_sim.planners import ConstantVelocityPlanner, ExpertPlanner, context_from_scenario, make_planner
-from mad_sim.planners.idm import IDMParams, idm_profile
 
 
 def test_cv_modes_and_geometry(womd_path):

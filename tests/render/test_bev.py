@@ -33,7 +33,7 @@ def test_bev_places_ego_and_vehicles(womd_path):
     ring = {tuple(int(x) for x in c) for c in VEHICLE.edge_colors[:4]}
     hits = 0
     for uu, vv in zip(u[inside], v[inside]):
-        patch = img[int(vv) - 6:int(vv) + 7, int(uu) - 6:int(uu) + 7].reshape(-1, 3)
+        patch = img[int(vv) - 6 : int(vv) + 7, int(uu) - 6 : int(uu) + 7].reshape(-1, 3)
         hits += any(tuple(int(x) for x in p) in ring for p in patch)
     assert hits >= 0.9 * inside.sum()
 
@@ -63,12 +63,12 @@ def test_bev_signals_route_and_scale_bar(womd_still_path):
         u, v = (size - 1) / 2 - p[1] * s, (size - 1) / 2 - p[0] * s
         if not (4 < u < size - 4 and 4 < v < size - 4):
             continue
-        patch = img[int(v) - 3:int(v) + 4, int(u) - 3:int(u) + 4].reshape(-1, 3)
+        patch = img[int(v) - 3 : int(v) + 4, int(u) - 3 : int(u) + 4].reshape(-1, 3)
         want = SIGNAL_RGB[int(tl.states[t, slot])]
         seen += any(tuple(int(x) for x in q) == want for q in patch)
     assert seen >= 3
     assert (img.reshape(-1, 3) == BEV_COLORS["route"]).all(1).sum() == 0  # the logged ego never moves: no route
-    corner = img[int(0.9 * size):, : size // 2].reshape(-1, 3)
+    corner = img[int(0.9 * size) :, : size // 2].reshape(-1, 3)
     assert (corner == 255).all(1).sum() > 30, "the scale bar and its label, bottom left"
 
 

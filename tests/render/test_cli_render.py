@@ -10,8 +10,24 @@ from mad_sim.cli import main
 
 def test_render_cli_writes_video_and_summary(womd_path, tmp_path, capsys):
     out = tmp_path / "sdc.mp4"
-    rc = main(["render", str(womd_path), "--viewpoint", "sdc", "--out", str(out), "--size", "96x64",
-               "--panels", "pose,ego,bev", "--t0", "5", "--t1", "25"])
+    rc = main(
+        [
+            "render",
+            str(womd_path),
+            "--viewpoint",
+            "sdc",
+            "--out",
+            str(out),
+            "--size",
+            "96x64",
+            "--panels",
+            "pose,ego,bev",
+            "--t0",
+            "5",
+            "--t1",
+            "25",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 20 and summary["height"] == 64
@@ -24,8 +40,10 @@ def test_render_cli_writes_video_and_summary(womd_path, tmp_path, capsys):
 
 def test_render_cli_gif_from_another_track(womd_path, tmp_path, capsys):
     out = tmp_path / "track.gif"
-    assert main(["render", str(womd_path), "--viewpoint", "3", "--out", str(out), "--size", "64x48",
-                 "--t0", "10", "--t1", "14"]) == 0
+    assert (
+        main(["render", str(womd_path), "--viewpoint", "3", "--out", str(out), "--size", "64x48", "--t0", "10", "--t1", "14"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["frames"] == 4
     assert len(imageio.mimread(out)) == 4
 

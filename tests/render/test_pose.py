@@ -62,9 +62,14 @@ def test_sdc_frame_shows_vehicles_with_skeleton_colours(scenario):
     m = _sdc_view(scenario, t)
     idx = np.flatnonzero(tr.valid[:, t] & (np.arange(scenario.num_tracks) != scenario.sdc_index))
     yaw = tr.heading[scenario.sdc_index, t]
-    agents = AgentPoses(tr.xyz[idx, t] @ m[:, :3].T + m[:, 3], tr.heading[idx, t] - yaw, tr.size[idx, t],
-                        scenario.object_types[idx], ids=idx,
-                        speed=np.hypot(tr.velocity[idx, t, 0], tr.velocity[idx, t, 1]))
+    agents = AgentPoses(
+        tr.xyz[idx, t] @ m[:, :3].T + m[:, 3],
+        tr.heading[idx, t] - yaw,
+        tr.size[idx, t],
+        scenario.object_types[idx],
+        ids=idx,
+        speed=np.hypot(tr.velocity[idx, t, 0], tr.velocity[idx, t, 1]),
+    )
     mask = agent_id_mask(r.camera, agents)
     owned = mask >= 0
     assert owned.sum() > 20
@@ -95,8 +100,9 @@ def test_render_agent_extent_matches_projected_keypoints():
 
 def test_painter_order_near_covers_far():
     cam = Camera.default_front(128, 128)
-    agents = AgentPoses([[20.0, 0.0, 0.8], [8.0, 0.0, 0.8]], [1.2, 0.2], [[4.5, 1.9, 1.6]] * 2,
-                        [ObjectType.VEHICLE] * 2, ids=[7, 3])
+    agents = AgentPoses(
+        [[20.0, 0.0, 0.8], [8.0, 0.0, 0.8]], [1.2, 0.2], [[4.5, 1.9, 1.6]] * 2, [ObjectType.VEHICLE] * 2, ids=[7, 3]
+    )
     mask = agent_id_mask(cam, agents)
     far_alone = agent_id_mask(cam, agents.take([0]))
     near_alone = agent_id_mask(cam, agents.take([1]))
@@ -111,8 +117,7 @@ def test_painter_order_near_covers_far():
 def test_pedestrian_uses_openpose_colours_and_walks():
     cam = Camera.default_front(256, 256)
     a = render_agent(cam, [6.0, 0.0, 0.9], np.pi / 2, [0.6, 0.6, 1.8], ObjectType.PEDESTRIAN, phase=0.0, speed=1.4)
-    b = render_agent(cam, [6.0, 0.0, 0.9], np.pi / 2, [0.6, 0.6, 1.8], ObjectType.PEDESTRIAN, phase=np.pi / 2,
-                     speed=1.4)
+    b = render_agent(cam, [6.0, 0.0, 0.9], np.pi / 2, [0.6, 0.6, 1.8], ObjectType.PEDESTRIAN, phase=np.pi / 2, speed=1.4)
     colours = {tuple(c) for c in a[a.max(-1) > 0]}
     assert len(colours & {tuple(c) for c in OPENPOSE_COLORS}) >= 10
     assert (a != b).any(), "the gait phase must move the limbs"
@@ -180,7 +185,7 @@ def test_camera_looking_at_nothing_gives_black_frame(scenario):
 
 
 def test_traffic_light_poles_show_their_state(womd_still_path):
-    from mad_sim.render.map_layer import LIGHT_RGB, LIGHT_POLE_M
+    from mad_sim.render.map_layer import LIGHT_POLE_M, LIGHT_RGB
 
     sc = load_scenario(womd_still_path)
     t = sc.current_index
@@ -188,14 +193,14 @@ def test_traffic_light_poles_show_their_state(womd_still_path):
     assert lights.valid[t].any()
     r = PoseRenderer(256, 256)
     frame = r.render_scenario(sc, sc.sdc_index, t, t + 1)[0]
-    m = world_to_vehicle(sc.tracks.xyz[sc.sdc_index, t], float(sc.tracks.heading[sc.sdc_index, t]),
-                         float(sc.tracks.size[sc.sdc_index, t, 2]))
+    m = world_to_vehicle(
+        sc.tracks.xyz[sc.sdc_index, t], float(sc.tracks.heading[sc.sdc_index, t]), float(sc.tracks.size[sc.sdc_index, t, 2])
+    )
     v = lights.valid[t]
     stop, states = lights.stop_points[t][v], lights.states[t][v]
     mid = stop @ m[:, :3].T + m[:, 3] + [0.0, 0.0, 0.5 * LIGHT_POLE_M]
     uv, depth = r.camera.project(mid)
     seen = r.camera.in_image(uv) & np.array([int(s) in LIGHT_RGB for s in states])
     assert seen.sum() >= 1
-    hits = [tuple(frame[int(round(y)), int(round(x))]) == LIGHT_RGB[int(s)]
-            for (x, y), s in zip(uv[seen], states[seen])]
+    hits = [tuple(frame[int(round(y)), int(round(x))]) == LIGHT_RGB[int(s)] for (x, y), s in zip(uv[seen], states[seen])]
     assert np.mean(hits) >= 0.75, hits

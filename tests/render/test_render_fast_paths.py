@@ -34,7 +34,7 @@ def _map_segments_cam(scenario, camera: Camera, t: int):
     r = PoseRenderer(camera=camera)
     m = r.viewpoint_transform(scenario.tracks, scenario.sdc_index, t)
     geo = map_geometry(scenario.roadmap)
-    near = geo.near(scenario.tracks.xyz[scenario.sdc_index, t:t + 1, :2], 60.0)
+    near = geo.near(scenario.tracks.xyz[scenario.sdc_index, t : t + 1, :2], 60.0)
     a = camera.to_camera(apply_affine(near.seg_a, m[:, :3], m[:, 3]))
     b = camera.to_camera(apply_affine(near.seg_b, m[:, :3], m[:, 3]))
     return a, b
@@ -61,8 +61,7 @@ def test_chained_polylines_draw_the_same_pixels_as_lone_segments(scenario, width
         lone = np.zeros((128, 128, 3), np.uint8)
         chained = np.zeros_like(lone)
         cv2.polylines(lone, pts[key == k], False, (255, 255, 255), width, cv2.LINE_8, SHIFT)
-        cv2.polylines(chained, [v for v, lk in zip(lines, line_key) if lk == k], False, (255, 255, 255), width,
-                      cv2.LINE_8, SHIFT)
+        cv2.polylines(chained, [v for v, lk in zip(lines, line_key) if lk == k], False, (255, 255, 255), width, cv2.LINE_8, SHIFT)
         assert lone.any() and np.array_equal(lone, chained)
 
 
@@ -76,9 +75,12 @@ def test_chain_segments_joins_only_shared_endpoints():
 
 
 def test_column_affine_clip_and_projection_are_bit_identical(scenario):
-    dist = Camera.from_waymo(np.array([1000.0, 1000.0, 480.0, 320.0, -0.3, 0.1, 1e-3, -2e-3, 0.01]),
-                             Camera.default_front(960, 640).cam_to_vehicle @ np.diag([1.0, 1.0, 1.0, 1.0]),
-                             960, 640)
+    dist = Camera.from_waymo(
+        np.array([1000.0, 1000.0, 480.0, 320.0, -0.3, 0.1, 1e-3, -2e-3, 0.01]),
+        Camera.default_front(960, 640).cam_to_vehicle @ np.diag([1.0, 1.0, 1.0, 1.0]),
+        960,
+        640,
+    )
     for cam in (Camera.default_front(128, 128), dist):
         a, b = _map_segments_cam(scenario, cam, scenario.current_index)
         # apply_affine's column path against the plain broadcast expression it replaces.

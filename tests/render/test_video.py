@@ -11,8 +11,7 @@ from mad_sim.render.video import side_by_side, write_video
 def _frames(f=6, h=48, w=64):
     # Smooth moving gradients: compress well, so decoded pixels stay close to the originals.
     yy, xx = np.mgrid[0:h, 0:w]
-    out = np.stack([np.stack([(xx * 4 + k * 10) % 256, (yy * 5) % 256, np.full_like(xx, 40 * k % 256)], -1)
-                    for k in range(f)])
+    out = np.stack([np.stack([(xx * 4 + k * 10) % 256, (yy * 5) % 256, np.full_like(xx, 40 * k % 256)], -1) for k in range(f)])
     return out.astype(np.uint8)
 
 

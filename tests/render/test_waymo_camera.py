@@ -49,8 +49,7 @@ def test_laser_boxes_project_onto_the_front_image(frame_path, tmp_path):
     cv2.polylines(img, pts, False, (0, 255, 0), 3, cv2.LINE_AA, 4)
     for j in range(len(view.projected_labels)):
         c, s = view.projected_labels.center[j], view.projected_labels.size[j]
-        cv2.rectangle(img, tuple(np.rint(c - s / 2).astype(int)), tuple(np.rint(c + s / 2).astype(int)),
-                      (0, 0, 255), 2)
+        cv2.rectangle(img, tuple(np.rint(c - s / 2).astype(int)), tuple(np.rint(c + s / 2).astype(int)), (0, 0, 255), 2)
     out = Path(os.environ.get("MAD_SIM_OVERLAY_DIR", tmp_path)) / "waymo_front_overlay.jpg"
     out.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(out), img)

@@ -13,9 +13,18 @@ from hypothesis import strategies as st
 from mad_sim.data import load_scenario
 from mad_sim.data.scenario import ObjectType
 from mad_sim.errors import ActionError, ShapeError
-from mad_sim.world.dynamics import (BicycleLimits, DeltaLimits, bicycle_inverse, bicycle_rollout, bicycle_step,
-                                    delta_inverse, delta_rollout, delta_step, expert_actions,
-                                    speed_heading_from_positions)
+from mad_sim.world.dynamics import (
+    BicycleLimits,
+    DeltaLimits,
+    bicycle_inverse,
+    bicycle_rollout,
+    bicycle_step,
+    delta_inverse,
+    delta_rollout,
+    delta_step,
+    expert_actions,
+    speed_heading_from_positions,
+)
 
 DT = 0.1
 
@@ -40,7 +49,7 @@ def test_constant_acceleration_semi_implicit_sum():
     xy, _, v = bicycle_rollout(np.zeros(2), np.array(np.pi / 2), np.array(0.0), np.full(30, a), np.zeros(30))
     n = np.arange(31)
     np.testing.assert_allclose(v, a * DT * n, atol=1e-12)
-    np.testing.assert_allclose(xy[:, 1], a * DT ** 2 * n * (n + 1) / 2, atol=1e-9)
+    np.testing.assert_allclose(xy[:, 1], a * DT**2 * n * (n + 1) / 2, atol=1e-9)
     np.testing.assert_allclose(xy[:, 0], 0.0, atol=1e-9)
 
 
@@ -59,7 +68,7 @@ def test_constant_curvature_lies_on_the_analytic_arc():
     arc = centre + radius * np.stack([np.cos(ang), np.sin(ang)], -1)
     np.testing.assert_allclose(xy, arc, atol=1e-9)
     # and that radius is 1/kappa to relative order (kappa s)^2 / 24
-    assert abs(radius * kappa - 1) <= theta ** 2 / 24 * 1.01
+    assert abs(radius * kappa - 1) <= theta**2 / 24 * 1.01
     assert abs(radius - 1 / kappa) < 0.005
     # 80 steps of 0.8 m at kappa 0.1 turn 6.4 rad: more than a full circle, closing on itself
     assert np.hypot(*(xy[79] - p0)) < 1.0
@@ -75,7 +84,7 @@ def test_reverse_driving_moves_backwards():
 
 # ----------------------------------------------------------------------------- inverse
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2 ** 31 - 1), batch=st.integers(1, 5))
+@given(seed=st.integers(0, 2**31 - 1), batch=st.integers(1, 5))
 def test_inverse_recovers_actions_of_the_forward_model(seed, batch):
     rng = np.random.default_rng(seed)
     steps = 60
@@ -116,7 +125,7 @@ def _contiguous(valid: np.ndarray) -> np.ndarray:
 
 def _peak_accel(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """[N] m/s^2: largest second difference of the logged positions over valid step triples."""
-    acc = np.hypot(*(np.diff(xy, 2, axis=1) / DT ** 2).transpose(2, 0, 1))
+    acc = np.hypot(*(np.diff(xy, 2, axis=1) / DT**2).transpose(2, 0, 1))
     ok = valid[:, :-2] & valid[:, 1:-1] & valid[:, 2:]
     return np.where(ok, acc, 0.0).max(1)
 
@@ -130,8 +139,8 @@ def test_round_trip_on_real_logs_within_10cm_over_8s(which, request):
     assert t1 < scenario.num_steps
     ex = expert_actions(scenario.tracks, t0, t1)
     xy, heading, speed = ex.rollout()
-    valid = scenario.tracks.valid[:, t0:t1 + 1]
-    log_xy = scenario.tracks.xy[:, t0:t1 + 1]
+    valid = scenario.tracks.valid[:, t0 : t1 + 1]
+    log_xy = scenario.tracks.xy[:, t0 : t1 + 1]
     err = np.where(valid, np.hypot(*(xy - log_xy).transpose(2, 0, 1)), 0.0)
     vehicles = (scenario.object_types == ObjectType.VEHICLE) & _contiguous(valid)
     plausible = vehicles & (_peak_accel(log_xy, valid) < 40.0)

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from mad_sim.data import load_scenario
 from mad_sim.data.scenario import MapKind, ObjectType, RoadMap
-from mad_sim.world.geometry import (box_corners, interpolate_polyline, overlap_matrix, polyline_arclength,
-                                    project_to_polyline)
+from mad_sim.world.geometry import box_corners, interpolate_polyline, overlap_matrix, polyline_arclength, project_to_polyline
 from mad_sim.world.road_distance import map_segments, road_edge_distance, road_edge_distance_details
 
 
@@ -140,8 +139,13 @@ def _roadmap(features) -> RoadMap:
         offsets.append(offsets[-1] + len(poly))
         kinds.append(int(kind))
     m = len(kinds)
-    return RoadMap(ids=np.arange(m, dtype=np.int64), kinds=np.array(kinds, np.int8), subtypes=np.zeros(m, np.int8),
-                   offsets=np.array(offsets, np.int64), points=np.concatenate(pts))
+    return RoadMap(
+        ids=np.arange(m, dtype=np.int64),
+        kinds=np.array(kinds, np.int8),
+        subtypes=np.zeros(m, np.int8),
+        offsets=np.array(offsets, np.int64),
+        points=np.concatenate(pts),
+    )
 
 
 def _divided_road() -> RoadMap:
@@ -153,19 +157,37 @@ def _divided_road() -> RoadMap:
     """
     x = np.linspace(-50, 50, 21)
     line = lambda y: np.column_stack([x, np.full_like(x, y)])  # noqa: E731
-    return _roadmap([
-        (MapKind.LANE, line(2.75)), (MapKind.LANE, line(6.25)),
-        (MapKind.LANE, line(-2.75)[::-1]), (MapKind.LANE, line(-6.25)[::-1]),
-        (MapKind.ROAD_EDGE, line(8.0)), (MapKind.ROAD_EDGE, line(1.0)[::-1]),
-        (MapKind.ROAD_EDGE, line(-1.0)), (MapKind.ROAD_EDGE, line(-8.0)),
-        (MapKind.ROAD_LINE, line(4.5)),
-    ])
+    return _roadmap(
+        [
+            (MapKind.LANE, line(2.75)),
+            (MapKind.LANE, line(6.25)),
+            (MapKind.LANE, line(-2.75)[::-1]),
+            (MapKind.LANE, line(-6.25)[::-1]),
+            (MapKind.ROAD_EDGE, line(8.0)),
+            (MapKind.ROAD_EDGE, line(1.0)[::-1]),
+            (MapKind.ROAD_EDGE, line(-1.0)),
+            (MapKind.ROAD_EDGE, line(-8.0)),
+            (MapKind.ROAD_LINE, line(4.5)),
+        ]
+    )
 
 
 def test_signed_distance_on_hand_made_map():
     rm = _divided_road()
-    pts = np.array([[0.0, 4.5], [10.0, 7.5], [-3.0, 2.0], [0.0, 9.0], [0.0, 20.0],
-                    [0.0, 0.0], [0.0, 0.7], [5.0, -5.0], [0.0, -8.5], [70.0, 4.5]])
+    pts = np.array(
+        [
+            [0.0, 4.5],
+            [10.0, 7.5],
+            [-3.0, 2.0],
+            [0.0, 9.0],
+            [0.0, 20.0],
+            [0.0, 0.0],
+            [0.0, 0.7],
+            [5.0, -5.0],
+            [0.0, -8.5],
+            [70.0, 4.5],
+        ]
+    )
     d = road_edge_distance(pts, rm)
     expect = [-3.5, -0.5, -1.0, 1.0, 12.0, 1.0, 0.3, -3.0, 0.5]
     np.testing.assert_allclose(d[:9], expect, atol=1e-9)

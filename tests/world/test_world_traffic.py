@@ -11,10 +11,10 @@ from mad_sim.data import load_scenario
 from mad_sim.data.scenario import LaneInfo, MapKind, ObjectType, RoadMap, Scenario, TrafficLights, Trajectory
 from mad_sim.errors import ShapeError
 from mad_sim.world.geometry import overlap_matrix
-from mad_sim.world.road_distance import road_edge_distance
-from mad_sim.world.state import WorldState
 from mad_sim.world.idm import IDM
 from mad_sim.world.idm_law import IDMParams, idm_accel
+from mad_sim.world.road_distance import road_edge_distance
+from mad_sim.world.state import WorldState
 from mad_sim.world.traffic import ConstantVelocity, LogReplay, TrafficPolicy
 
 
@@ -30,9 +30,14 @@ def _lane_map(polylines, exits=None) -> RoadMap:
         offsets.append(offsets[-1] + len(pl))
     m = len(polylines)
     lanes = {i: LaneInfo(exit_lanes=list((exits or {}).get(i, []))) for i in range(m)}
-    return RoadMap(ids=np.arange(m, dtype=np.int64), kinds=np.full(m, MapKind.LANE, np.int8),
-                   subtypes=np.zeros(m, np.int8), offsets=np.array(offsets, np.int64), points=np.concatenate(pts),
-                   lanes=lanes)
+    return RoadMap(
+        ids=np.arange(m, dtype=np.int64),
+        kinds=np.full(m, MapKind.LANE, np.int8),
+        subtypes=np.zeros(m, np.int8),
+        offsets=np.array(offsets, np.int64),
+        points=np.concatenate(pts),
+        lanes=lanes,
+    )
 
 
 def _scene(roadmap: RoadMap, xy, heading, speed, num_steps: int = 2) -> WorldState:
@@ -45,9 +50,17 @@ def _scene(roadmap: RoadMap, xy, heading, speed, num_steps: int = 2) -> WorldSta
     tr.velocity[:] = (np.asarray(speed, float)[:, None] * np.stack([np.cos(heading), np.sin(heading)], -1))[:, None]
     tr.size[:] = [4.5, 1.8, 1.6]
     tr.valid[:] = True
-    sc = Scenario(scenario_id="hand", timestamps=np.arange(num_steps) * 0.1, current_index=0, sdc_index=0,
-                  track_ids=np.arange(n), object_types=np.full(n, ObjectType.VEHICLE, np.int8), tracks=tr,
-                  roadmap=roadmap, traffic_lights=TrafficLights.empty(num_steps))
+    sc = Scenario(
+        scenario_id="hand",
+        timestamps=np.arange(num_steps) * 0.1,
+        current_index=0,
+        sdc_index=0,
+        track_ids=np.arange(n),
+        object_types=np.full(n, ObjectType.VEHICLE, np.int8),
+        tracks=tr,
+        roadmap=roadmap,
+        traffic_lights=TrafficLights.empty(num_steps),
+    )
     return WorldState.from_scenario(sc)
 
 

@@ -8,12 +8,11 @@ import dataclasses
 import numpy as np
 
 from mad_sim.data.procedural import generate_scenario
-from mad_sim.data.scenario import (LaneInfo, MapKind, ObjectType, RoadMap, Scenario, SignalState, TrafficLights,
-                                   Trajectory)
+from mad_sim.data.scenario import LaneInfo, MapKind, ObjectType, RoadMap, Scenario, SignalState, TrafficLights, Trajectory
 from mad_sim.world.geometry import project_to_polyline
-from mad_sim.world.state import WorldState
 from mad_sim.world.idm import IDM
 from mad_sim.world.idm_law import IDMParams
+from mad_sim.world.state import WorldState
 
 
 def _red_leader(sc: Scenario):
@@ -71,10 +70,15 @@ def _stop_sign_map() -> RoadMap:
     x = np.arange(0.0, 401.0, 5.0)
     lane = np.column_stack([x, np.zeros_like(x), np.zeros_like(x)])
     sign = np.array([[150.0, -3.0, 0.0]])
-    return RoadMap(ids=np.array([10, 20], np.int64), kinds=np.array([MapKind.LANE, MapKind.STOP_SIGN], np.int8),
-                   subtypes=np.zeros(2, np.int8), offsets=np.array([0, len(lane), len(lane) + 1], np.int64),
-                   points=np.concatenate([lane, sign]), lanes={10: LaneInfo(speed_limit_mph=25.0)},
-                   stop_sign_lanes={20: [10]})
+    return RoadMap(
+        ids=np.array([10, 20], np.int64),
+        kinds=np.array([MapKind.LANE, MapKind.STOP_SIGN], np.int8),
+        subtypes=np.zeros(2, np.int8),
+        offsets=np.array([0, len(lane), len(lane) + 1], np.int64),
+        points=np.concatenate([lane, sign]),
+        lanes={10: LaneInfo(speed_limit_mph=25.0)},
+        stop_sign_lanes={20: [10]},
+    )
 
 
 def _one_car(roadmap: RoadMap, x0: float, v: float, num_steps: int) -> WorldState:
@@ -83,9 +87,17 @@ def _one_car(roadmap: RoadMap, x0: float, v: float, num_steps: int) -> WorldStat
     tr.velocity[0, :, 0] = v
     tr.size[:] = [4.0, 1.8, 1.5]
     tr.valid[:] = True
-    sc = Scenario(scenario_id="stop-sign", timestamps=np.arange(num_steps) * 0.1, current_index=0, sdc_index=0,
-                  track_ids=np.arange(1), object_types=np.array([ObjectType.VEHICLE], np.int8), tracks=tr,
-                  roadmap=roadmap, traffic_lights=TrafficLights.empty(num_steps))
+    sc = Scenario(
+        scenario_id="stop-sign",
+        timestamps=np.arange(num_steps) * 0.1,
+        current_index=0,
+        sdc_index=0,
+        track_ids=np.arange(1),
+        object_types=np.array([ObjectType.VEHICLE], np.int8),
+        tracks=tr,
+        roadmap=roadmap,
+        traffic_lights=TrafficLights.empty(num_steps),
+    )
     return WorldState.from_scenario(sc)
 
 
@@ -112,7 +124,7 @@ def test_idm_stop_sign_stop_then_proceed():
     stop_at = 150.0 - p.stop_margin
     k = int(np.argmin(np.where(np.abs(front - stop_at) < p.stop_reach, speed, np.inf)))
     assert speed[k] < p.stop_speed and abs(front[k] - stop_at) < p.stop_reach  # came to a stop at the line
-    assert front[:k + 1].max() <= stop_at + 0.3  # not past it before stopping
+    assert front[: k + 1].max() <= stop_at + 0.3  # not past it before stopping
     assert x[-1] > 200.0 and speed[-1] > 9.0  # then drove on
     # without controls: no stop at all
     free = IDM(dataclasses.replace(p, traffic_controls=False)).advance(_one_car(rm, 0.0, 10.0, 2), np.ones(1, bool), steps)
@@ -136,8 +148,13 @@ def test_idm_tracks_its_agents_across_calls_on_a_real_log(womd_path):
         t = st.timestep
         keep = ~ctrl
         xyz = np.where(keep[:, None], st.sim.xyz[:, t], o.xyz[:, 0])
-        st.write_step(t + 1, xyz, np.where(keep, st.sim.heading[:, t], o.heading[:, 0]),
-                      np.where(keep[:, None], st.sim.velocity[:, t], o.velocity[:, 0]), st.sim.valid[:, t])
+        st.write_step(
+            t + 1,
+            xyz,
+            np.where(keep, st.sim.heading[:, t], o.heading[:, 0]),
+            np.where(keep[:, None], st.sim.velocity[:, t], o.velocity[:, 0]),
+            st.sim.valid[:, t],
+        )
         st.timestep = t + 1
     driven = len(policy._lane)
     assert driven >= 5

@@ -20,8 +20,9 @@ from mad_sim.data.scenario import DT
 from mad_sim.world.state import WorldState
 
 
-def intended_poses(state: WorldState, future_frames: int, action_kind: str, adapter: Any = None, action: Any = None,
-                   next_step: Any = None) -> np.ndarray:
+def intended_poses(
+    state: WorldState, future_frames: int, action_kind: str, adapter: Any = None, action: Any = None, next_step: Any = None
+) -> np.ndarray:
     """``[F, 3]`` world ``(x, y, yaw)`` (metres, radians) the ego intends at steps ``t + 1 .. t + F``.
 
     Args:
@@ -57,12 +58,12 @@ def intended_poses(state: WorldState, future_frames: int, action_kind: str, adap
     else:
         accel, curv = 0.0, 0.0
         lo = max(0, t - 3)
-        v = state.sim.valid[e, lo:t + 1]
+        v = state.sim.valid[e, lo : t + 1]
         if t - lo >= 2 and v.all():
-            hv = state.sim.velocity[e, lo:t + 1]
-            hh = state.sim.heading[e, lo:t + 1]
+            hv = state.sim.velocity[e, lo : t + 1]
+            hh = state.sim.heading[e, lo : t + 1]
             sp = np.sum(hv * np.stack([np.cos(hh), np.sin(hh)], -1), -1)
-            a, k = bicycle_inverse(state.sim.xy[e, lo:t + 1], hh, sp)
+            a, k = bicycle_inverse(state.sim.xy[e, lo : t + 1], hh, sp)
             accel, curv = float(a[-1]), float(k[-1])
     if speed + accel * f * DT < 0:  # hold the brake until the ego stops, not beyond
         accel = -speed / (f * DT) if speed > 0 else 0.0

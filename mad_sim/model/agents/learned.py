@@ -121,9 +121,14 @@ class LearnedAgents:
       action_kind: the env's action kind (``bicycle`` / ``trajectory`` / ``delta``).
     """
 
-    def __init__(self, settings: Optional[LearnedAgentSettings] = None, service: Optional[PredictorService] = None,
-                 rng: Optional[np.random.Generator] = None, action_adapter: Any = None,
-                 action_kind: str = "bicycle") -> None:
+    def __init__(
+        self,
+        settings: Optional[LearnedAgentSettings] = None,
+        service: Optional[PredictorService] = None,
+        rng: Optional[np.random.Generator] = None,
+        action_adapter: Any = None,
+        action_kind: str = "bicycle",
+    ) -> None:
         from mad_sim.model.parse.config import ParseConfig
         from mad_sim.model.parse.parser import PoseParser
         from mad_sim.render.ego_motion import EgoMotionRenderer
@@ -131,8 +136,9 @@ class LearnedAgents:
         from mad_sim.world.scripted import make_scripted_policy
 
         self.settings = s = settings or LearnedAgentSettings()
-        self.service = service or shared_service(s.preset, s.weights, s.lora, s.device, s.sampler_steps, s.threads,
-                                                 s.merge_lora, s.precision)
+        self.service = service or shared_service(
+            s.preset, s.weights, s.lora, s.device, s.sampler_steps, s.threads, s.merge_lora, s.precision
+        )
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.adapter = action_adapter
         self.action_kind = action_kind
@@ -251,7 +257,7 @@ class LearnedAgents:
             steps = np.clip(np.arange(t - s.history_frames + 1, t + 1), 0, None)
             past = np.concatenate([state.sim.xy[e, steps], state.sim.heading[e, steps, None]], 1)
             self.ego_renderer.seed = seed
-            ego = self.ego_renderer.render(np.concatenate([past, plan], 0))[s.history_frames:]
+            ego = self.ego_renderer.render(np.concatenate([past, plan], 0))[s.history_frames :]
         return ForecastRequest(hist, ego, s.future_frames, seed)
 
     # ------------------------------------------------------------------ parsing
@@ -277,8 +283,14 @@ class LearnedAgents:
         heading = np.zeros((n, c))
         velocity = np.zeros((n, c, 2))
         learned = np.zeros((n, c), bool)
-        prior = AgentStates(now.xyz[sel].copy(), now.heading[sel].copy(), now.velocity[sel].copy(),
-                            now.size[sel].copy(), np.ones(sel.size, bool), now.types[sel])
+        prior = AgentStates(
+            now.xyz[sel].copy(),
+            now.heading[sel].copy(),
+            now.velocity[sel].copy(),
+            now.size[sel].copy(),
+            np.ones(sel.size, bool),
+            now.types[sel],
+        )
         ego_z, ego_h = float(state.sim.xyz[e, t, 2]), float(state.sim.size[e, t, 2])
         alive = np.ones(sel.size, bool)
         x0, v0, p0 = prior.xyz[:, :2].copy(), prior.velocity.copy(), prior.xyz.copy()
@@ -303,8 +315,9 @@ class LearnedAgents:
             velocity[rows, j] = vel[alive]
             learned[rows, j] = True
             prior = AgentStates(p0, res.heading, vel, prior.size, alive.copy(), prior.types)
-        return _Chunk(start=t + 1, t_pred=t, xyz=xyz, heading=heading, velocity=velocity, learned=learned,
-                      ego_plan=plan[:c].copy())
+        return _Chunk(
+            start=t + 1, t_pred=t, xyz=xyz, heading=heading, velocity=velocity, learned=learned, ego_plan=plan[:c].copy()
+        )
 
     # ------------------------------------------------------------------ TrafficPolicy
     def advance(self, state: WorldState, controlled: np.ndarray, num_steps: int) -> Trajectory:
@@ -331,8 +344,9 @@ class LearnedAgents:
             scratch.write_step(t + 1, out.xyz[:, 0], out.heading[:, 0], out.velocity[:, 0], out.valid[:, 0])
             scratch.timestep = t + 1
             cols.append(out)
-        return Trajectory(**{k: np.concatenate([getattr(o, k) for o in cols], 1)
-                             for k in ("xyz", "heading", "velocity", "size", "valid")})
+        return Trajectory(
+            **{k: np.concatenate([getattr(o, k) for o in cols], 1) for k in ("xyz", "heading", "velocity", "size", "valid")}
+        )
 
     def _one_step(self, state: WorldState, controlled: np.ndarray) -> Trajectory:
         t = state.timestep
@@ -344,9 +358,15 @@ class LearnedAgents:
             self.stats.predictions += 1
         elif self._idle:
             n = state.num_agents
-            self._chunk = _Chunk(start=t + 1, t_pred=t, xyz=np.zeros((n, 1, 3)), heading=np.zeros((n, 1)),
-                                 velocity=np.zeros((n, 1, 2)), learned=np.zeros((n, 1), bool),
-                                 ego_plan=self._plan[:1].copy())
+            self._chunk = _Chunk(
+                start=t + 1,
+                t_pred=t,
+                xyz=np.zeros((n, 1, 3)),
+                heading=np.zeros((n, 1)),
+                velocity=np.zeros((n, 1, 2)),
+                learned=np.zeros((n, 1), bool),
+                ego_plan=self._plan[:1].copy(),
+            )
             self._idle = False
             self.stats.skipped += 1
         ch = self._chunk
@@ -362,8 +382,7 @@ class LearnedAgents:
         return out
 
 
-def make_mad_policy(config: Any, rng: np.random.Generator,
-                    settings: Optional[LearnedAgentSettings] = None) -> LearnedAgents:
+def make_mad_policy(config: Any, rng: np.random.Generator, settings: Optional[LearnedAgentSettings] = None) -> LearnedAgents:
     """The agent-policy factory of ``agents="mad"``: ``factory(env_config, env_rng, settings)``.
 
     ``settings`` are the env's ``agent_options`` validated into :class:`LearnedAgentSettings`
@@ -371,8 +390,7 @@ def make_mad_policy(config: Any, rng: np.random.Generator,
     """
     s = settings if settings is not None else LearnedAgentSettings()
     if getattr(config, "agent_horizon", 1) != 1:
-        raise ConfigError("agents='mad' chunks its own predictions (LearnedAgentSettings.chunk): "
-                          "leave agent_horizon at 1")
+        raise ConfigError("agents='mad' chunks its own predictions (LearnedAgentSettings.chunk): leave agent_horizon at 1")
     return LearnedAgents(s, rng=rng, action_kind=config.action)
 
 

@@ -76,8 +76,11 @@ class ForecastRequest:
 
     def key(self) -> Tuple:
         """Requests with equal keys are sampled in one batch."""
-        return (tuple(self.history.shape), None if self.ego_motion is None else tuple(self.ego_motion.shape),
-                int(self.num_frames))
+        return (
+            tuple(self.history.shape),
+            None if self.ego_motion is None else tuple(self.ego_motion.shape),
+            int(self.num_frames),
+        )
 
 
 @dataclass
@@ -90,8 +93,9 @@ class ServiceStats:
     batch_sizes: List[int] = field(default_factory=list)
 
 
-def load_predictor(preset: str = "tiny", weights: str = "auto", lora: Optional[str] = None,
-                   device: Optional[str] = None, seed: int = 0):
+def load_predictor(
+    preset: str = "tiny", weights: str = "auto", lora: Optional[str] = None, device: Optional[str] = None, seed: int = 0
+):
     """A :class:`~mad_sim.model.motion.MotionPredictor` and a description of the weights it runs.
 
     Args:
@@ -110,8 +114,10 @@ def load_predictor(preset: str = "tiny", weights: str = "auto", lora: Optional[s
     from mad_sim.model.motion import MotionPredictor
 
     if lora is not None and not Path(lora).is_file():
-        raise CheckpointError(f"{lora}: motion LoRA file not found (lora=); train one with `mad-sim train motion` "
-                              f"or leave lora out for the shipped one")
+        raise CheckpointError(
+            f"{lora}: motion LoRA file not found (lora=); train one with `mad-sim train motion` "
+            f"or leave lora out for the shipped one"
+        )
     if weights == "random":
         model = MADModel(load_backbone(preset, device=device, weights="random", seed=seed))
         if lora is None:
@@ -123,8 +129,10 @@ def load_predictor(preset: str = "tiny", weights: str = "auto", lora: Optional[s
     if weights in ("auto", "shipped"):
         missing = [str(p) for p in (shipped_weights(preset), lora_path) if not p.is_file()]
         if missing:
-            raise CheckpointError(f"no shipped {preset} weights ({', '.join(missing)} missing): pass weights=PATH "
-                                  f"and lora=PATH, or weights='random' for an untrained model")
+            raise CheckpointError(
+                f"no shipped {preset} weights ({', '.join(missing)} missing): pass weights=PATH "
+                f"and lora=PATH, or weights='random' for an untrained model"
+            )
         base = None
     else:
         if not Path(weights).is_file():
@@ -132,8 +140,10 @@ def load_predictor(preset: str = "tiny", weights: str = "auto", lora: Optional[s
         base = weights
     model = MADModel(load_backbone(preset, device=device, weights=base))
     if not lora_path.is_file():
-        raise CheckpointError(f"{lora_path}: motion adapter not found; train it with `mad-sim train motion`, "
-                              f"pass lora=PATH, or use weights='random'")
+        raise CheckpointError(
+            f"{lora_path}: motion adapter not found; train it with `mad-sim train motion`, "
+            f"pass lora=PATH, or use weights='random'"
+        )
     _load_lora(model, lora_path)
     return MotionPredictor(model, "motion"), f"{base or shipped_weights(preset)} + {lora_path}"
 
@@ -162,8 +172,15 @@ class PredictorService:
         :attr:`precision_why` why.
     """
 
-    def __init__(self, predictor, steps: Optional[int] = None, threads: Optional[int] = None, weights_info: str = "",
-                 merge_lora: bool = False, precision: str = "auto") -> None:
+    def __init__(
+        self,
+        predictor,
+        steps: Optional[int] = None,
+        threads: Optional[int] = None,
+        weights_info: str = "",
+        merge_lora: bool = False,
+        precision: str = "auto",
+    ) -> None:
         from mad_sim.model.cpu_paths import resolve_precision
 
         if precision != "auto" and precision not in PRECISIONS:
@@ -218,8 +235,9 @@ class PredictorService:
                 if not self.merged:
                     model.set_adapter(self.predictor.adapter)
                 shape = tuple(bb.latent_shape(f, h, w))
-                noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(r.seed)))
-                                     for r in reqs]).to(device)
+                noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(r.seed))) for r in reqs]).to(
+                    device
+                )
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                     video = model.sample(conds, num_frames=f, height=h, width=w, steps=self.steps, latents=noise)
                 frames = video_to_uint8(video.cpu()).numpy()
@@ -258,21 +276,28 @@ def merge_adapter(model, name: str) -> int:
 _SHARED: Dict[Tuple, PredictorService] = {}
 
 
-def shared_service(preset: str = "tiny", weights: str = "auto", lora: Optional[str] = None,
-                   device: Optional[str] = None, steps: Optional[int] = None, threads: Optional[int] = None,
-                   merge_lora: bool = True, precision: str = "auto") -> PredictorService:
+def shared_service(
+    preset: str = "tiny",
+    weights: str = "auto",
+    lora: Optional[str] = None,
+    device: Optional[str] = None,
+    steps: Optional[int] = None,
+    threads: Optional[int] = None,
+    merge_lora: bool = True,
+    precision: str = "auto",
+) -> PredictorService:
     """The process-wide service for these settings (the model is loaded once and shared by every env).
 
     ``steps`` None: the preset's sampler steps (:attr:`~mad_sim.model.presets.Preset.sampler_steps`).
     """
     if precision != "auto" and precision not in PRECISIONS:
         raise ConfigError(f"predictor precision {precision!r} is not one of {['auto', *sorted(PRECISIONS)]}")
-    key = (preset, str(weights), None if lora is None else str(lora), device, steps, threads, bool(merge_lora),
-           precision)
+    key = (preset, str(weights), None if lora is None else str(lora), device, steps, threads, bool(merge_lora), precision)
     svc = _SHARED.get(key)
     if svc is None:
         predictor, info = load_predictor(preset, weights, lora, device)
-        svc = PredictorService(predictor, steps=steps, threads=threads, weights_info=info, merge_lora=merge_lora,
-                               precision=precision)
+        svc = PredictorService(
+            predictor, steps=steps, threads=threads, weights_info=info, merge_lora=merge_lora, precision=precision
+        )
         _SHARED[key] = svc
     return svc

@@ -50,8 +50,8 @@ import numpy as np
 
 from mad_sim.data.camera_files import check_rgb_frame
 from mad_sim.data.dashcam import DashcamExtractor, LaneConfig
-from mad_sim.errors import ConfigError, RenderError, ShapeError
 from mad_sim.data.scenario import ObjectType
+from mad_sim.errors import ConfigError, RenderError, ShapeError
 from mad_sim.render import skeleton as sk
 from mad_sim.render.camera import Camera
 from mad_sim.render.draw import AgentPoses, PoseStyle
@@ -61,7 +61,6 @@ from mad_sim.render.pose import PoseRenderer
 log = logging.getLogger(__name__)
 
 _IDENTITY_3X4 = np.eye(4)[:3]
-
 
 
 # --- detections ------------------------------------------------------------------------
@@ -191,8 +190,9 @@ class GroundCamera:
                     est = np.array([u_vp, v_vp, height])
         if est is not None:
             self._state = est if self._state is None else (1 - self.ema) * self._state + self.ema * est
-        state = self._state if self._state is not None else np.array([(w - 1) / 2.0, self.default_horizon * h,
-                                                                      self.default_height_m])
+        state = (
+            self._state if self._state is not None else np.array([(w - 1) / 2.0, self.default_horizon * h, self.default_height_m])
+        )
         return self.camera(w, h, fx, *state)
 
     @staticmethod
@@ -267,9 +267,11 @@ def lift_vehicles(boxes: np.ndarray, camera: Camera, length_m: float = 4.5) -> T
 
 def lane_centre(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The ego lane's centre line ``[K, 3]`` between its two ground boundaries (matched by arclength fraction)."""
+
     def at(pl: np.ndarray, q: np.ndarray) -> np.ndarray:
         s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pl[:, :2], axis=0), axis=1))])
         return np.stack([np.interp(q * s[-1], s, pl[:, i]) for i in range(3)], -1)
+
     q = np.linspace(0.0, 1.0, max(len(left), len(right)))
     return 0.5 * (at(left, q) + at(right, q))
 
@@ -301,18 +303,19 @@ def detections_geometry(det: PoseDetections, camera: Camera, style: PoseStyle) -
             seg_b.append(centre[1:])
             groups.append(np.full(len(centre) - 1, LANE, np.int8))
             dots = _resample_ground(centre, style.lane_dot_spacing_m)
+
     def cat(xs, shape):
         return np.concatenate(xs) if xs else np.zeros(shape)
 
-    geo = MapGeometry(seg_a=cat(seg_a, (0, 3)), seg_b=cat(seg_b, (0, 3)), seg_group=cat(groups, (0,)).astype(np.int8),
-                      dots=dots)
+    geo = MapGeometry(seg_a=cat(seg_a, (0, 3)), seg_b=cat(seg_b, (0, 3)), seg_group=cat(groups, (0,)).astype(np.int8), dots=dots)
     center, heading, size = lift_vehicles(det.vehicles, camera)
     agents = AgentPoses(center, heading, size, np.full(len(center), int(ObjectType.VEHICLE)))
     return geo, agents
 
 
-def draw_detections(det: PoseDetections, camera: Camera, width: int, height: int,
-                    style: Optional[PoseStyle] = None) -> np.ndarray:
+def draw_detections(
+    det: PoseDetections, camera: Camera, width: int, height: int, style: Optional[PoseStyle] = None
+) -> np.ndarray:
     """One pose frame ``[height, width, 3]`` uint8 of ``det`` (source pixels) through ``camera`` (source size).
 
     The lifted geometry (:func:`detections_geometry`) is drawn by the pose
@@ -334,9 +337,15 @@ def draw_detections(det: PoseDetections, camera: Camera, width: int, height: int
     return img
 
 
-def extract_pose_video(frames: np.ndarray, extractor: Optional[PoseExtractor] = None, width: int = 128,
-                       height: int = 128, *, ground: Optional[GroundCamera] = None,
-                       style: Optional[PoseStyle] = None) -> np.ndarray:
+def extract_pose_video(
+    frames: np.ndarray,
+    extractor: Optional[PoseExtractor] = None,
+    width: int = 128,
+    height: int = 128,
+    *,
+    ground: Optional[GroundCamera] = None,
+    style: Optional[PoseStyle] = None,
+) -> np.ndarray:
     """Pose video ``[F, height, width, 3]`` uint8 of camera frames ``[F, H, W, 3]`` uint8 (in order)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.dtype != np.uint8 or frames.shape[-1] != 3 or len(frames) == 0:
@@ -370,12 +379,19 @@ def waymo_agents(boxes) -> AgentPoses:
     """
     keep = np.isin(boxes.types, list(WAYMO_LABEL_TO_OBJECT))
     types = np.array([int(WAYMO_LABEL_TO_OBJECT[int(t)]) for t in boxes.types[keep]], np.int64)
-    return AgentPoses(boxes.center[keep], boxes.heading[keep], boxes.size[keep], types,
-                      speed=np.hypot(boxes.speed[keep, 0], boxes.speed[keep, 1]), ids=np.flatnonzero(keep))
+    return AgentPoses(
+        boxes.center[keep],
+        boxes.heading[keep],
+        boxes.size[keep],
+        types,
+        speed=np.hypot(boxes.speed[keep, 0], boxes.speed[keep, 1]),
+        ids=np.flatnonzero(keep),
+    )
 
 
-def waymo_pose_pair(frame, camera: str = "FRONT", width: int = 128, height: int = 128,
-                    style: Optional[PoseStyle] = None) -> Tuple[np.ndarray, np.ndarray, Camera]:
+def waymo_pose_pair(
+    frame, camera: str = "FRONT", width: int = 128, height: int = 128, style: Optional[PoseStyle] = None
+) -> Tuple[np.ndarray, np.ndarray, Camera]:
     """The camera image and its pose frame from a :class:`~mad_sim.data.waymo_frame.PerceptionFrame`.
 
     The pose frame draws the frame's 3-D labels through the camera's own
@@ -386,13 +402,11 @@ def waymo_pose_pair(frame, camera: str = "FRONT", width: int = 128, height: int 
       ``(rgb [height, width, 3] uint8, pose [height, width, 3] uint8, camera at width x height)``.
     """
     if camera not in frame.cameras:
-        raise ConfigError(f"perception frame {frame.context_name!r} has no camera {camera!r} "
-                          f"(it has {', '.join(frame.cameras)})")
+        raise ConfigError(f"perception frame {frame.context_name!r} has no camera {camera!r} (it has {', '.join(frame.cameras)})")
     view = frame.cameras[camera]
     if view.image is None:
         raise ShapeError(f"camera {camera}: the image was not decoded (read_frames(..., decode_images=True))")
     cam = Camera.from_waymo(view.intrinsic, view.extrinsic, view.width, view.height).resized(width, height)
     pose = PoseRenderer(camera=cam, style=style).render_view(_IDENTITY_3X4, waymo_agents(frame.laser_labels))
-    rgb = cv2.resize(check_rgb_frame(view.image, f"camera {camera} image"), (width, height),
-                     interpolation=cv2.INTER_AREA)
+    rgb = cv2.resize(check_rgb_frame(view.image, f"camera {camera} image"), (width, height), interpolation=cv2.INTER_AREA)
     return rgb, pose, cam

@@ -88,8 +88,10 @@ def check_appearance_lora(preset: str, lora: Optional[PathLike] = None) -> Path:
         raise PresetError(f"unknown model preset {preset!r} (known: {', '.join(PRESETS)})")
     path = appearance_lora_path(preset, lora)
     if not path.is_file():
-        raise PresetError(f"preset {preset!r} has no appearance adapter ({path} not found): train it with "
-                          f"`mad-sim train appearance`, pass --lora PATH, or use pose/state observations only")
+        raise PresetError(
+            f"preset {preset!r} has no appearance adapter ({path} not found): train it with "
+            f"`mad-sim train appearance`, pass --lora PATH, or use pose/state observations only"
+        )
     return path
 
 
@@ -102,19 +104,21 @@ class AppearanceSynthesizer:
       size: ``(height, width)`` the adapter renders; default the preset's ``default_size``.
     """
 
-    def __init__(self, model: MADModel, adapter: Optional[str] = "appearance",
-                 size: Optional[Tuple[int, int]] = None) -> None:
+    def __init__(self, model: MADModel, adapter: Optional[str] = "appearance", size: Optional[Tuple[int, int]] = None) -> None:
         if adapter is not None and adapter not in model.adapters:
-            raise PresetError(f"preset {model.backbone.config.name!r} has no {adapter!r} adapter loaded (have: "
-                              f"{model.adapters or 'none'}): load one with model.load_adapter({adapter!r}, PATH), "
-                              f"train it with `mad-sim train appearance`, or use pose observations only")
+            raise PresetError(
+                f"preset {model.backbone.config.name!r} has no {adapter!r} adapter loaded (have: "
+                f"{model.adapters or 'none'}): load one with model.load_adapter({adapter!r}, PATH), "
+                f"train it with `mad-sim train appearance`, or use pose observations only"
+            )
         self.model = model
         self.adapter = adapter
         self.size = tuple(size) if size is not None else tuple(model.backbone.config.default_size)
 
     @classmethod
-    def random(cls, size: Tuple[int, int] = (128, 128), preset: str = "tiny", seed: int = 0,
-               rank: int = 8) -> "AppearanceSynthesizer":
+    def random(
+        cls, size: Tuple[int, int] = (128, 128), preset: str = "tiny", seed: int = 0, rank: int = 8
+    ) -> "AppearanceSynthesizer":
         """An untrained stand-in: random-init ``preset`` backbone + a fresh ``appearance`` LoRA (``size`` = (H, W)).
 
         For tests and plumbing only (its frames are noise-like); LoRA B starts at
@@ -127,9 +131,15 @@ class AppearanceSynthesizer:
         return cls(model, "appearance", size=size)
 
     @classmethod
-    def from_pretrained(cls, preset: str = "tiny", path: Optional[PathLike] = None, lora: Optional[PathLike] = None,
-                        device: Optional[str] = None, dtype: Optional[torch.dtype] = None,
-                        weights: Optional[PathLike] = None) -> "AppearanceSynthesizer":
+    def from_pretrained(
+        cls,
+        preset: str = "tiny",
+        path: Optional[PathLike] = None,
+        lora: Optional[PathLike] = None,
+        device: Optional[str] = None,
+        dtype: Optional[torch.dtype] = None,
+        weights: Optional[PathLike] = None,
+    ) -> "AppearanceSynthesizer":
         """Backbone ``preset`` + its appearance LoRA (default ``mad_sim/weights/<preset>_appearance.safetensors``).
 
         Raises:
@@ -153,8 +163,10 @@ class AppearanceSynthesizer:
         t = t if batched else t.unsqueeze(0)
         f, h, w = (int(x) for x in t.shape[1:4])
         if (h, w) != self.size:
-            raise ShapeError(f"pose video: {h}x{w} pixels, but the {self.backbone.config.name} appearance adapter "
-                             f"renders {self.size[0]}x{self.size[1]} (resize the pose video or render it at that size)")
+            raise ShapeError(
+                f"pose video: {h}x{w} pixels, but the {self.backbone.config.name} appearance adapter "
+                f"renders {self.size[0]}x{self.size[1]} (resize the pose video or render it at that size)"
+            )
         self.backbone.check_size(f, h, w, what="pose video")
         return t, batched
 
@@ -162,8 +174,9 @@ class AppearanceSynthesizer:
         t = _as_uint8(first, "first frame", (3, 4), "[H, W, 3] or [B, H, W, 3]")
         t = t if t.ndim == 4 else t.unsqueeze(0).expand(batch, -1, -1, -1)
         if tuple(t.shape[1:3]) != self.size:
-            raise ShapeError(f"first frame: {t.shape[1]}x{t.shape[2]} pixels, expected {self.size[0]}x{self.size[1]} "
-                             f"like the pose video")
+            raise ShapeError(
+                f"first frame: {t.shape[1]}x{t.shape[2]} pixels, expected {self.size[0]}x{self.size[1]} like the pose video"
+            )
         if t.size(0) != batch:
             raise ShapeError(f"first frame: batch {t.size(0)} != pose video batch {batch}")
         return t
@@ -178,9 +191,17 @@ class AppearanceSynthesizer:
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def synthesize(self, pose: ArrayLike, first_frame: Optional[ArrayLike] = None, prompt: Optional[str] = None,
-                   steps: int = 4, generator: Optional[torch.Generator] = None, guidance_scale: float = 1.0,
-                   negative_prompt: str = "", drop_empty_pose_tokens: bool = False) -> np.ndarray:
+    def synthesize(
+        self,
+        pose: ArrayLike,
+        first_frame: Optional[ArrayLike] = None,
+        prompt: Optional[str] = None,
+        steps: int = 4,
+        generator: Optional[torch.Generator] = None,
+        guidance_scale: float = 1.0,
+        negative_prompt: str = "",
+        drop_empty_pose_tokens: bool = False,
+    ) -> np.ndarray:
         """Camera frames ``[F, H, W, 3]`` uint8 (``[B, ...]`` for batched input) for a pose video.
 
         Args:
@@ -199,18 +220,39 @@ class AppearanceSynthesizer:
         b, f, h, w, _ = pose_t.shape
         first_t = None if first_frame is None else self._check_first(first_frame, b)
         self.model.set_adapter(self.adapter)
-        latents = self._sample(self.conditions(pose_t, first_t), first_t, f, h, w, steps, generator,
-                               None if prompt is None else [prompt] * b, guidance_scale, negative_prompt,
-                               drop_empty_pose_tokens)
+        latents = self._sample(
+            self.conditions(pose_t, first_t),
+            first_t,
+            f,
+            h,
+            w,
+            steps,
+            generator,
+            None if prompt is None else [prompt] * b,
+            guidance_scale,
+            negative_prompt,
+            drop_empty_pose_tokens,
+        )
         video = self.backbone.decode_latents(latents.to(self.backbone.dtype)).float().clamp(-1.0, 1.0)
         frames = video_to_uint8(video.cpu()).numpy()
         if first_t is not None:
             frames[:, 0] = first_t.numpy()  # the hard condition, exactly (the decoder is not causal)
         return frames if batched else frames[0]
 
-    def _sample(self, conditions: Sequence[Condition], first: Optional[torch.Tensor], f: int, h: int, w: int,
-                steps: int, generator: Optional[torch.Generator], prompts: Optional[List[str]],
-                guidance_scale: float, negative_prompt: str, drop_empty: bool = False) -> torch.Tensor:
+    def _sample(
+        self,
+        conditions: Sequence[Condition],
+        first: Optional[torch.Tensor],
+        f: int,
+        h: int,
+        w: int,
+        steps: int,
+        generator: Optional[torch.Generator],
+        prompts: Optional[List[str]],
+        guidance_scale: float,
+        negative_prompt: str,
+        drop_empty: bool = False,
+    ) -> torch.Tensor:
         """The Euler flow-matching loop of :func:`mad_sim.model.sampling.denoise` with frame 0 held (module doc)."""
         from diffusers.utils.torch_utils import randn_tensor
 
@@ -222,8 +264,10 @@ class AppearanceSynthesizer:
         if cfg:
             neg_e, neg_m = bb.encode_prompts([negative_prompt] * b, b)
             embeds, mask = torch.cat([neg_e, embeds]), torch.cat([neg_m, mask])
-            conds = [type(c)(torch.cat([c.latents] * 2), c.kind, c.frame_offset,
-                             None if c.keep is None else torch.cat([c.keep] * 2)) for c in conds]
+            conds = [
+                type(c)(torch.cat([c.latents] * 2), c.kind, c.frame_offset, None if c.keep is None else torch.cat([c.keep] * 2))
+                for c in conds
+            ]
         shape = (b,) + tuple(bb.latent_shape(f, h, w))
         latents = randn_tensor(shape, generator=generator, device=bb.device, dtype=torch.float32)
         z_first = eps_first = None
@@ -249,10 +293,19 @@ class AppearanceSynthesizer:
         return latents
 
     # ------------------------------------------------------------------ training
-    def training_loss(self, rgb: ArrayLike, pose: ArrayLike, generator: Optional[torch.Generator] = None, *,
-                      prompts: Optional[Sequence[str]] = None, p_first: float = 0.5,
-                      targeted_noise: bool = True, targeted_noise_max: float = 0.3,
-                      sigmas: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def training_loss(
+        self,
+        rgb: ArrayLike,
+        pose: ArrayLike,
+        generator: Optional[torch.Generator] = None,
+        *,
+        prompts: Optional[Sequence[str]] = None,
+        p_first: float = 0.5,
+        targeted_noise: bool = True,
+        targeted_noise_max: float = 0.3,
+        sigmas: Optional[torch.Tensor] = None,
+        noise: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """Flow-matching loss of the active adapter on paired clips (the ``appearance`` training stage's loss).
 
         Args:
@@ -268,8 +321,16 @@ class AppearanceSynthesizer:
         use_first = bool(torch.rand(1, generator=generator).item() < p_first)
         conds = self.conditions(pose_t, rgb_t[:, 0] if use_first else None)
         target = uint8_to_video(rgb_t).to(self.backbone.device)
-        return self.model.training_loss(target, conds, prompts, generator, targeted_noise_on_pose=targeted_noise,
-                                        targeted_noise_max=targeted_noise_max, sigmas=sigmas, noise=noise)
+        return self.model.training_loss(
+            target,
+            conds,
+            prompts,
+            generator,
+            targeted_noise_on_pose=targeted_noise,
+            targeted_noise_max=targeted_noise_max,
+            sigmas=sigmas,
+            noise=noise,
+        )
 
 
 # --- the chunked RGB cache (what the environment calls) -------------------------------------
@@ -313,8 +374,15 @@ class RGBChunkCache:
     ``(seed, k)``; same seed, same pose frames, same RGB frames.
     """
 
-    def __init__(self, synthesizer: AppearanceSynthesizer, chunk_frames: int = 17, prompt: Optional[str] = None,
-                 steps: int = 4, seed: int = 0, drop_empty_pose_tokens: bool = False) -> None:
+    def __init__(
+        self,
+        synthesizer: AppearanceSynthesizer,
+        chunk_frames: int = 17,
+        prompt: Optional[str] = None,
+        steps: int = 4,
+        seed: int = 0,
+        drop_empty_pose_tokens: bool = False,
+    ) -> None:
         synthesizer.backbone.check_size(chunk_frames, *synthesizer.size, what="RGB chunk")
         if steps < 2:
             raise ConfigError(f"RGB chunk: steps={steps}, the sampler needs at least 2")
@@ -386,9 +454,10 @@ class RGBChunkCache:
         else:
             start = t
             first = self._last_frame if self._last_frame is not None else self.first_frame
-        gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, self._chunk]).integers(2 ** 62)))
-        frames = self.synth.synthesize(pose, first_frame=first, prompt=self.prompt, steps=self.steps, generator=gen,
-                                       drop_empty_pose_tokens=self.drop_empty)
+        gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, self._chunk]).integers(2**62)))
+        frames = self.synth.synthesize(
+            pose, first_frame=first, prompt=self.prompt, steps=self.steps, generator=gen, drop_empty_pose_tokens=self.drop_empty
+        )
         self._cached, self._last_frame = _Chunk(start, frames, pose), frames[-1]
         self._chunk += 1
         self.stats.syntheses += 1

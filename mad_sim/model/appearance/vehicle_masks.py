@@ -55,13 +55,19 @@ def box_mask(boxes: np.ndarray, width: int, height: int, pad: int = 1) -> np.nda
     for u0, v0, u1, v1 in boxes:
         c0, c1 = int(np.floor(u0 - 0.5)) - pad + 1, int(np.ceil(u1 - 0.5)) + pad
         r0, r1 = int(np.floor(v0 - 0.5)) - pad + 1, int(np.ceil(v1 - 0.5)) + pad
-        m[max(r0, 0):max(min(r1, height), 0), max(c0, 0):max(min(c1, width), 0)] = True
+        m[max(r0, 0) : max(min(r1, height), 0), max(c0, 0) : max(min(c1, width), 0)] = True
     return m
 
 
-def source_vehicle_tracks(path: PathLike, width: int, height: int, mirrored: bool = False,
-                          extractor: str = "classical", pad: int = 1,
-                          with_poses: bool = True) -> Dict[str, Any]:
+def source_vehicle_tracks(
+    path: PathLike,
+    width: int,
+    height: int,
+    mirrored: bool = False,
+    extractor: str = "classical",
+    pad: int = 1,
+    with_poses: bool = True,
+) -> Dict[str, Any]:
     """Run the pose extraction over a whole camera video; per source frame: boxes, masks and pose frames.
 
     Returns ``{"boxes": [N] list of [V, 4] (clip pixels), "masks": [N, height, width] bool}`` and, with
@@ -89,8 +95,13 @@ def source_vehicle_tracks(path: PathLike, width: int, height: int, mirrored: boo
         masks[i] = box_mask(b, width, height, pad)
         if pose is not None and pose_without is not None:  # with_poses
             pose[i] = draw_detections(det, cam, width, height)
-            bare = PoseDetections(image_size=det.image_size, lanes=det.lanes, vehicles=np.zeros((0, 4), np.float32),
-                                  ego_lane=det.ego_lane, persons=det.persons)
+            bare = PoseDetections(
+                image_size=det.image_size,
+                lanes=det.lanes,
+                vehicles=np.zeros((0, 4), np.float32),
+                ego_lane=det.ego_lane,
+                persons=det.persons,
+            )
             pose_without[i] = draw_detections(bare, cam, width, height)
     return {"boxes": boxes, "masks": masks, "pose": pose, "pose_without": pose_without}
 
@@ -111,10 +122,12 @@ def vehicle_clips(clips, split: str = "eval", pad: int = 1, max_clips: Optional[
         t, src = tracks[key], np.asarray(c["source_frames"], np.int64)
         rgb, pose = clips.batch(np.array([c["index"]]))
         if not np.array_equal(t["pose"][src], pose[0]):
-            raise ShapeError(f"clip {c['index']} ({c['source']}): re-extracted pose frames differ from the cached "
-                             f"ones; rebuild the clip cache")
-        out.append(VehicleClip(int(c["index"]), rgb[0], pose[0], t["pose_without"][src], t["masks"][src],
-                               [t["boxes"][k] for k in src]))
+            raise ShapeError(
+                f"clip {c['index']} ({c['source']}): re-extracted pose frames differ from the cached ones; rebuild the clip cache"
+            )
+        out.append(
+            VehicleClip(int(c["index"]), rgb[0], pose[0], t["pose_without"][src], t["masks"][src], [t["boxes"][k] for k in src])
+        )
     return out
 
 
@@ -128,7 +141,8 @@ def clip_vehicle_masks(clips, pad: int = 1) -> np.ndarray:
             continue
         key = (c["source"], bool(c["mirrored"]))
         if key not in tracks:
-            tracks[key] = source_vehicle_tracks(c["source"], spec.width, spec.height, key[1], spec.extractor, pad,
-                                                with_poses=False)["masks"]
+            tracks[key] = source_vehicle_tracks(
+                c["source"], spec.width, spec.height, key[1], spec.extractor, pad, with_poses=False
+            )["masks"]
         out[c["index"]] = tracks[key][np.asarray(c["source_frames"], np.int64)]
     return out

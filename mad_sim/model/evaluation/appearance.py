@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple:
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.dtype != np.uint8 or b.dtype != np.uint8 or a.shape[-1] != 3:
-        raise ShapeError(f"image metrics need two uint8 [..., H, W, 3] arrays of one shape, got "
-                         f"{a.dtype} {a.shape} and {b.dtype} {b.shape}")
+        raise ShapeError(
+            f"image metrics need two uint8 [..., H, W, 3] arrays of one shape, got {a.dtype} {a.shape} and {b.dtype} {b.shape}"
+        )
     return a.astype(np.float64), b.astype(np.float64)
 
 
@@ -43,7 +44,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of uint8 images / videos of one shape (inf when identical)."""
     x, y = _pair(a, b)
     mse = float(np.mean((x - y) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -64,8 +65,9 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def perturb_pose(pose: np.ndarray, rng: np.random.Generator, max_shift_px: int = 2, max_blur: float = 1.0,
-                 drop: float = 0.1) -> np.ndarray:
+def perturb_pose(
+    pose: np.ndarray, rng: np.random.Generator, max_shift_px: int = 2, max_blur: float = 1.0, drop: float = 0.1
+) -> np.ndarray:
     """A pose video ``[F, H, W, 3]`` uint8 corrupted like a generated forecast (see module doc)."""
     pose = np.asarray(pose)
     if pose.ndim != 4 or pose.dtype != np.uint8:
@@ -86,9 +88,17 @@ def perturb_pose(pose: np.ndarray, rng: np.random.Generator, max_shift_px: int =
     return out
 
 
-def evaluate_appearance(synth, clips, split: str = "eval", *, perturb: Optional[np.random.Generator] = None,
-                        steps: int = 8, seed: int = 0, max_clips: Optional[int] = None,
-                        progress: bool = True) -> Dict[str, float]:
+def evaluate_appearance(
+    synth,
+    clips,
+    split: str = "eval",
+    *,
+    perturb: Optional[np.random.Generator] = None,
+    steps: int = 8,
+    seed: int = 0,
+    max_clips: Optional[int] = None,
+    progress: bool = True,
+) -> Dict[str, float]:
     """PSNR / SSIM of synthesized against real frames over the clips of ``split``.
 
     Args:
@@ -105,17 +115,26 @@ def evaluate_appearance(synth, clips, split: str = "eval", *, perturb: Optional[
     for i, k in enumerate(tqdm(index, desc=f"appearance eval ({split})", disable=not progress)):
         rgb, pose = clips.batch(np.array([k]))
         pose_in = pose[0] if perturb is None else perturb_pose(pose[0], perturb)
-        out = synth.synthesize(pose_in, first_frame=rgb[0, 0], steps=steps,
-                               generator=torch.Generator().manual_seed(seed + i))
+        out = synth.synthesize(pose_in, first_frame=rgb[0, 0], steps=steps, generator=torch.Generator().manual_seed(seed + i))
         ps.append(psnr(out[1:], rgb[0, 1:]))
         ss.append(ssim(out[1:], rgb[0, 1:]))
     n = len(index)
-    return {"psnr": float(np.mean(ps)) if n else float("nan"), "ssim": float(np.mean(ss)) if n else float("nan"),
-            "clips": n, "frames": n * (clips.spec.frames - 1)}
+    return {
+        "psnr": float(np.mean(ps)) if n else float("nan"),
+        "ssim": float(np.mean(ss)) if n else float("nan"),
+        "clips": n,
+        "frames": n * (clips.spec.frames - 1),
+    }
 
 
-def comparison_image(real: np.ndarray, pose: np.ndarray, synthesized: np.ndarray, path: Union[str, os.PathLike],
-                     frames: Optional[Sequence[int]] = None, scale: int = 2) -> np.ndarray:
+def comparison_image(
+    real: np.ndarray,
+    pose: np.ndarray,
+    synthesized: np.ndarray,
+    path: Union[str, os.PathLike],
+    frames: Optional[Sequence[int]] = None,
+    scale: int = 2,
+) -> np.ndarray:
     """Write (atomically) and return a PNG grid: one row per frame, columns real | pose | synthesized.
 
     ``real``, ``pose``, ``synthesized``: ``[F, H, W, 3]`` uint8 of one clip; ``frames``: which rows
@@ -123,8 +142,10 @@ def comparison_image(real: np.ndarray, pose: np.ndarray, synthesized: np.ndarray
     """
     for name, v in (("real", real), ("pose", pose), ("synthesized", synthesized)):
         if np.asarray(v).shape != np.asarray(real).shape or np.asarray(v).dtype != np.uint8:
-            raise ShapeError(f"comparison_image: {name} must be uint8 {np.asarray(real).shape}, got "
-                             f"{np.asarray(v).dtype} {np.asarray(v).shape}")
+            raise ShapeError(
+                f"comparison_image: {name} must be uint8 {np.asarray(real).shape}, got "
+                f"{np.asarray(v).dtype} {np.asarray(v).shape}"
+            )
     f = len(real)
     rows_idx = list(frames) if frames is not None else sorted(set(np.linspace(0, f - 1, 4).round().astype(int)))
     sep = np.full((real.shape[1], 2, 3), 255, np.uint8)

@@ -63,8 +63,10 @@ PathLike = Union[str, os.PathLike]
 def _check(frames: np.ndarray, masks: np.ndarray, what: str) -> Tuple[np.ndarray, np.ndarray]:
     frames, masks = np.asarray(frames), np.asarray(masks, bool)
     if frames.dtype != np.uint8 or frames.ndim < 3 or frames.shape[-1] != 3 or frames.shape[:-1] != masks.shape:
-        raise ShapeError(f"{what}: expected uint8 [..., H, W, 3] frames and [..., H, W] masks of the same size, "
-                         f"got {frames.dtype} {frames.shape} and {masks.shape}")
+        raise ShapeError(
+            f"{what}: expected uint8 [..., H, W, 3] frames and [..., H, W] masks of the same size, "
+            f"got {frames.dtype} {frames.shape} and {masks.shape}"
+        )
     return frames, masks
 
 
@@ -73,8 +75,12 @@ def inpaint_vehicles(frames: np.ndarray, masks: np.ndarray, radius: float = 3.0)
     frames, masks = _check(frames, masks, "inpaint_vehicles")
     flat_f = frames.reshape((-1,) + frames.shape[-3:])
     flat_m = masks.reshape((-1,) + masks.shape[-2:])
-    out = np.stack([cv2.inpaint(np.ascontiguousarray(f), m.astype(np.uint8), radius, cv2.INPAINT_TELEA) if m.any()
-                    else f for f, m in zip(flat_f, flat_m)])
+    out = np.stack(
+        [
+            cv2.inpaint(np.ascontiguousarray(f), m.astype(np.uint8), radius, cv2.INPAINT_TELEA) if m.any() else f
+            for f, m in zip(flat_f, flat_m)
+        ]
+    )
     return out.reshape(frames.shape)
 
 
@@ -87,8 +93,7 @@ def masked_mae(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float64) - b.astype(np.float64))[mask].mean())
 
 
-def vehicle_gain(with_v: np.ndarray, without_v: np.ndarray, real: np.ndarray, removed: np.ndarray,
-                 mask: np.ndarray) -> float:
+def vehicle_gain(with_v: np.ndarray, without_v: np.ndarray, real: np.ndarray, removed: np.ndarray, mask: np.ndarray) -> float:
     """``sum_mask <with - without, real - removed> / sum_mask |real - removed|^2`` (module doc); nan if no signal."""
     arrs = [_check(x, mask, "vehicle_gain")[0].astype(np.float64) for x in (with_v, without_v, real, removed)]
     m = np.asarray(mask, bool)
@@ -111,9 +116,13 @@ def _pooled(pairs: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     """Pool ``(with, without, real, removed, mask)`` over clips: in-box errors, gain, locality."""
     cat = [np.concatenate([p[i] for p in pairs]) for i in range(5)]
     w, wo, real, removed, m = cat
-    return {"mae_in_with": masked_mae(w, real, m), "mae_in_without": masked_mae(wo, real, m),
-            "mae_out_with": masked_mae(w, real, ~m), "gain": vehicle_gain(w, wo, real, removed, m),
-            **{f"response_{k}": v for k, v in response_locality(w, wo, m).items()}}
+    return {
+        "mae_in_with": masked_mae(w, real, m),
+        "mae_in_without": masked_mae(wo, real, m),
+        "mae_out_with": masked_mae(w, real, ~m),
+        "gain": vehicle_gain(w, wo, real, removed, m),
+        **{f"response_{k}": v for k, v in response_locality(w, wo, m).items()},
+    }
 
 
 # --- measurements ----------------------------------------------------------------------------
@@ -139,14 +148,23 @@ def measure_vae(backbone, vclips: Sequence[VehicleClip]) -> Dict[str, float]:
     real = np.concatenate([c.rgb for c in vclips])
     masks = np.concatenate([c.masks for c in vclips])
     removed = np.concatenate([q[3] for q in pairs])
-    return {"mae_in": p["mae_in_with"], "mae_out": p["mae_out_with"], "mae_in_removed": masked_mae(removed, real, masks),
-            "mae_in_recon_removed": p["mae_in_without"], "gain": p["gain"], "response_inside": p["response_inside"],
-            "response_outside": p["response_outside"], "response_ratio": p["response_ratio"],
-            "box_pixel_fraction": float(masks.mean()), "clips": len(vclips)}
+    return {
+        "mae_in": p["mae_in_with"],
+        "mae_out": p["mae_out_with"],
+        "mae_in_removed": masked_mae(removed, real, masks),
+        "mae_in_recon_removed": p["mae_in_without"],
+        "gain": p["gain"],
+        "response_inside": p["response_inside"],
+        "response_outside": p["response_outside"],
+        "response_ratio": p["response_ratio"],
+        "box_pixel_fraction": float(masks.mean()),
+        "clips": len(vclips),
+    }
 
 
-def measure_synthesizer(synth, vclips: Sequence[VehicleClip], first_frame: bool, steps: int = 8,
-                        seed: int = 0) -> Tuple[Dict[str, float], List[Tuple[np.ndarray, np.ndarray]]]:
+def measure_synthesizer(
+    synth, vclips: Sequence[VehicleClip], first_frame: bool, steps: int = 8, seed: int = 0
+) -> Tuple[Dict[str, float], List[Tuple[np.ndarray, np.ndarray]]]:
     """Synthesizer scores (module doc) and the ``(with, without)`` outputs per clip.
 
     Clip ``i`` draws its noise from ``torch.Generator`` seed ``seed + i`` for both pose videos.
@@ -156,16 +174,24 @@ def measure_synthesizer(synth, vclips: Sequence[VehicleClip], first_frame: bool,
     pairs, outs = [], []
     for i, c in enumerate(vclips):
         first = c.rgb[0] if first_frame else None
-        s = [synth.synthesize(p, first_frame=first, steps=steps, generator=torch.Generator().manual_seed(seed + i))
-             for p in (c.pose, c.pose_without)]
+        s = [
+            synth.synthesize(p, first_frame=first, steps=steps, generator=torch.Generator().manual_seed(seed + i))
+            for p in (c.pose, c.pose_without)
+        ]
         outs.append((s[0], s[1]))
         k = 1 if first_frame else 0  # the given frame is the real one, not synthesized
         pairs.append((s[0][k:], s[1][k:], c.rgb[k:], inpaint_vehicles(c.rgb[k:], c.masks[k:]), c.masks[k:]))
     return {**_pooled(pairs), "clips": len(vclips), "first_frame": bool(first_frame)}, outs
 
 
-def vehicle_comparison_image(clip: VehicleClip, synthesized: np.ndarray, without: np.ndarray, path: PathLike,
-                             frames: Optional[Sequence[int]] = None, scale: int = 3) -> np.ndarray:
+def vehicle_comparison_image(
+    clip: VehicleClip,
+    synthesized: np.ndarray,
+    without: np.ndarray,
+    path: PathLike,
+    frames: Optional[Sequence[int]] = None,
+    scale: int = 3,
+) -> np.ndarray:
     """Write (atomically) and return a PNG grid, one row per frame: real | pose | synthesized | synthesized
     without vehicles, the vehicle boxes outlined in red on the real column."""
     real = clip.rgb.copy()
@@ -192,14 +218,22 @@ def _load(preset: str, weights: Optional[str], vae_decoder: Optional[str], lora:
     if vae_decoder:
         p = Path(vae_decoder)
         sd = read_safetensors(p / "model.safetensors" if p.is_dir() else p)
-        dec = {k[len("decoder."):]: v for k, v in sd.items() if k.startswith("decoder.")}
+        dec = {k[len("decoder.") :]: v for k, v in sd.items() if k.startswith("decoder.")}
         synth.backbone.vae.decoder.load_state_dict(dec, strict=True)
         log.info("decoder replaced from %s (%d tensors)", p, len(dec))
     return synth
 
 
-def run(out: PathLike, preset: str = "tiny", weights: Optional[str] = None, vae_decoder: Optional[str] = None,
-        lora: Optional[str] = None, steps: int = 8, seed: int = 0, clip_for_image: int = 0) -> Dict[str, object]:
+def run(
+    out: PathLike,
+    preset: str = "tiny",
+    weights: Optional[str] = None,
+    vae_decoder: Optional[str] = None,
+    lora: Optional[str] = None,
+    steps: int = 8,
+    seed: int = 0,
+    clip_for_image: int = 0,
+) -> Dict[str, object]:
     """All measurements on the held-out dashcam clips; writes ``out/vehicles.json`` and ``out/vehicles.png``."""
     from mad_sim.model.training.appearance_clips import (
         AppearanceClips,
@@ -213,10 +247,16 @@ def run(out: PathLike, preset: str = "tiny", weights: Optional[str] = None, vae_
     clips = AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=AppearanceClipSpec(), progress=False))
     vclips = vehicle_clips(clips, "eval")
     synth = _load(preset, weights, vae_decoder, lora)
-    res: Dict[str, object] = {"weights": weights or "shipped", "vae_decoder": vae_decoder, "lora": lora or "shipped",
-                              "steps": steps, "seed": seed, "clips": [c.index for c in vclips],
-                              "box_frames": int(sum(c.masks.any(axis=(1, 2)).sum() for c in vclips)),
-                              "vae": measure_vae(synth.backbone, vclips)}
+    res: Dict[str, object] = {
+        "weights": weights or "shipped",
+        "vae_decoder": vae_decoder,
+        "lora": lora or "shipped",
+        "steps": steps,
+        "seed": seed,
+        "clips": [c.index for c in vclips],
+        "box_frames": int(sum(c.masks.any(axis=(1, 2)).sum() for c in vclips)),
+        "vae": measure_vae(synth.backbone, vclips),
+    }
     for first in (False, True):
         scores, outs = measure_synthesizer(synth, vclips, first, steps, seed)
         res["synth_first_frame" if first else "synth_no_first_frame"] = scores

@@ -35,8 +35,7 @@ PathLike = Union[str, os.PathLike]
 STAGES = ("vae", "base", "motion")
 
 
-def to_half(src: PathLike, dst: PathLike, replace: Optional[Dict[str, torch.Tensor]] = None,
-            int8: bool = False) -> Path:
+def to_half(src: PathLike, dst: PathLike, replace: Optional[Dict[str, torch.Tensor]] = None, int8: bool = False) -> Path:
     """Copy a safetensors file with float32 tensors stored as float16 (metadata kept), atomically.
 
     ``replace``: tensors that override the file's (same keys and shapes only).
@@ -93,9 +92,13 @@ def run_summary(run: Path) -> Dict[str, Any]:
     cfg = json.loads((ck / "meta.json").read_text())["config"] if ck else {}
     tail = recs[-5:]
     out: Dict[str, object] = {
-        "steps": recs[-1]["step"], "batch_size": cfg.get("batch_size"), "lr": (cfg.get("optim") or {}).get("lr"),
-        "first_loss": round(recs[0]["loss"], 4), "final_loss": round(sum(r["loss"] for r in tail) / len(tail), 4),
-        "minutes": round(session_seconds(recs) / 60.0, 1), "config": cfg,
+        "steps": recs[-1]["step"],
+        "batch_size": cfg.get("batch_size"),
+        "lr": (cfg.get("optim") or {}).get("lr"),
+        "first_loss": round(recs[0]["loss"], 4),
+        "final_loss": round(sum(r["loss"] for r in tail) / len(tail), 4),
+        "minutes": round(session_seconds(recs) / 60.0, 1),
+        "config": cfg,
     }
     evals = [r for r in recs if "eval_loss" in r]
     if evals:
@@ -113,9 +116,11 @@ def _data_section(cfg: dict) -> str:
     sources = [SourceConfig(**s) for s in data.get("sources") or []]
     root = Path(os.path.expanduser(data.get("cache_dir") or "")) if data.get("cache_dir") else default_cache_root()
     manifest_path = root / cache_key(spec, sources) / "manifest.json"
-    lines = [f"- clips: {spec.context_frames} context + {spec.future_frames} future frames at 10 Hz, "
-             f"{spec.width}x{spec.height}, pose video + ego-motion video, viewpoint = any vehicle valid over the "
-             f"whole window (window stride {spec.stride} steps, up to {spec.max_viewpoints} viewpoints per window)"]
+    lines = [
+        f"- clips: {spec.context_frames} context + {spec.future_frames} future frames at 10 Hz, "
+        f"{spec.width}x{spec.height}, pose video + ego-motion video, viewpoint = any vehicle valid over the "
+        f"whole window (window stride {spec.stride} steps, up to {spec.max_viewpoints} viewpoints per window)"
+    ]
     counts: Dict[str, Dict[str, int]] = {}
     if manifest_path.is_file():
         for c in json.loads(manifest_path.read_text())["clips"]:
@@ -132,25 +137,31 @@ def _data_section(cfg: dict) -> str:
 def _vae_text(summaries: Dict[str, dict]) -> str:
     vae = summaries.get("vae")
     if not vae:
-        return ("- VAE: **not trained**: the shipped `vae.*` weights are the preset's seeded random\n"
-                "  initialisation with per-channel latent mean/std fitted on training clips; decoded\n"
-                "  videos are not readable.")
+        return (
+            "- VAE: **not trained**: the shipped `vae.*` weights are the preset's seeded random\n"
+            "  initialisation with per-channel latent mean/std fitted on training clips; decoded\n"
+            "  videos are not readable."
+        )
     ev = vae.get("eval_last") or {}
     cfg = vae.get("config") or {}
     loss = cfg.get("vae_loss") or {}
-    scores = (f"  Held-out reconstruction at the last checkpoint (8 clips of the held-out scenario, "
-              f"first {cfg.get('frames', 9)} frames): pose PSNR {ev.get('eval_psnr', float('nan')):.2f} dB, "
-              f"line recall {ev.get('eval_recall', float('nan')):.3f} / precision {ev.get('eval_precision', float('nan')):.3f} "
-              f"(`mad_sim/model/evaluation/vae_metrics.py`), ego-motion PSNR {ev.get('eval_ego_psnr', float('nan')):.2f} dB")
+    scores = (
+        f"  Held-out reconstruction at the last checkpoint (8 clips of the held-out scenario, "
+        f"first {cfg.get('frames', 9)} frames): pose PSNR {ev.get('eval_psnr', float('nan')):.2f} dB, "
+        f"line recall {ev.get('eval_recall', float('nan')):.3f} / precision {ev.get('eval_precision', float('nan')):.3f} "
+        f"(`mad_sim/model/evaluation/vae_metrics.py`), ego-motion PSNR {ev.get('eval_ego_psnr', float('nan')):.2f} dB"
+    )
     if "eval_rgb_psnr" in ev:
         scores += f", dashcam RGB PSNR {ev['eval_rgb_psnr']:.2f} dB (held-out quarter of the video)"
-    return ("- `vae`: `AutoencoderKLLTXVideo` in the LTX-Video 0.9.5 design (32x space, 8x time;\n"
-            "  space<->depth shortcuts in its samplers, see `presets.TINY_VAE`) trained from scratch\n"
-            f"  on pose ({1 - loss.get('ego_fraction', 0) - loss.get('rgb_fraction', 0):.0%}), ego-motion "
-            f"({loss.get('ego_fraction', 0):.0%}) and dashcam RGB ({loss.get('rgb_fraction', 0):.0%}) windows;\n"
-            "  edge-weighted L1 + L2 and a small KL; deterministic latents (posterior mean); per-channel\n"
-            "  latent mean/std stored in `latents_mean` / `latents_std`. The 0.9.0 design (strided convs\n"
-            "  only) collapsed to the mean image in every from-scratch run.\n" + scores + ".")
+    return (
+        "- `vae`: `AutoencoderKLLTXVideo` in the LTX-Video 0.9.5 design (32x space, 8x time;\n"
+        "  space<->depth shortcuts in its samplers, see `presets.TINY_VAE`) trained from scratch\n"
+        f"  on pose ({1 - loss.get('ego_fraction', 0) - loss.get('rgb_fraction', 0):.0%}), ego-motion "
+        f"({loss.get('ego_fraction', 0):.0%}) and dashcam RGB ({loss.get('rgb_fraction', 0):.0%}) windows;\n"
+        "  edge-weighted L1 + L2 and a small KL; deterministic latents (posterior mean); per-channel\n"
+        "  latent mean/std stored in `latents_mean` / `latents_std`. The 0.9.0 design (strided convs\n"
+        "  only) collapsed to the mean image in every from-scratch run.\n" + scores + "."
+    )
 
 
 def _boxes_text(summaries: Dict[str, dict]) -> str:
@@ -158,24 +169,35 @@ def _boxes_text(summaries: Dict[str, dict]) -> str:
     p = task.get("p_boxes", 0.0)
     if not p:
         return ""
-    return (f"; with probability {p} a sample also gets the box video of 1-3 controlled\n"
-            "  vehicles (object control, `mad_sim/model/object_control.py`)")
+    return (
+        f"; with probability {p} a sample also gets the box video of 1-3 controlled\n"
+        "  vehicles (object control, `mad_sim/model/object_control.py`)"
+    )
 
 
 def _appearance_text(scores: dict, summary: Optional[dict]) -> str:
     """The appearance adapter's section from ``appearance_train --score``'s ``scores.json``."""
+
     def row(name: str, label: str) -> str:
         d = scores[name]
-        return (f"| {label} | {d['eval_loss']:.4f} | {d['eval_loss_perturbed_pose']:.4f} | "
-                f"{d['psnr']:.2f} / {d['ssim']:.3f} | {d['psnr_perturbed']:.2f} / {d['ssim_perturbed']:.3f} |")
+        return (
+            f"| {label} | {d['eval_loss']:.4f} | {d['eval_loss_perturbed_pose']:.4f} | "
+            f"{d['psnr']:.2f} / {d['ssim']:.3f} | {d['psnr_perturbed']:.2f} / {d['ssim_perturbed']:.3f} |"
+        )
+
     rows = [row("untrained", "untrained (the base)")]
-    rows += [row(k, lbl) for k, lbl in (("targeted_noise", "targeted noise (shipped)"),
-                                        ("no_targeted_noise", "ablation: no targeted noise")) if k in scores]
+    rows += [
+        row(k, lbl)
+        for k, lbl in (("targeted_noise", "targeted noise (shipped)"), ("no_targeted_noise", "ablation: no targeted noise"))
+        if k in scores
+    ]
     ceiling = scores.get("vae_ceiling") or {}
     train = ""
     if summary:
-        train = (f"- Training: {summary['steps']} steps, batch {summary['batch_size']}, AdamW lr {summary['lr']}, "
-                 f"train loss {summary['first_loss']} -> {summary['final_loss']}, {summary['minutes']} wall minutes.\n")
+        train = (
+            f"- Training: {summary['steps']} steps, batch {summary['batch_size']}, AdamW lr {summary['lr']}, "
+            f"train loss {summary['first_loss']} -> {summary['final_loss']}, {summary['minutes']} wall minutes.\n"
+        )
     return f"""
 ## Appearance adapter (`tiny_appearance.safetensors`)
 
@@ -188,24 +210,30 @@ non-black pixels, `s ~ U(0, 0.3)`).
 
 - Data: paired clips of `video/solidWhiteRight.mp4` with pose videos from the
   classical extractor (`mad_sim/model/appearance/pose_extract.py`), 17 frames at 10 Hz,
-  128x128; {scores.get('held_out_clips', '?')} held-out clips from the last 25% of the video.
-{train}- Held-out scores ({scores.get('sampler_steps', '?')} sampler steps, first frame given and not scored): flow-matching
+  128x128; {scores.get("held_out_clips", "?")} held-out clips from the last 25% of the video.
+{train}- Held-out scores ({scores.get("sampler_steps", "?")} sampler steps, first frame given and not scored): flow-matching
   loss with clean and forecast-perturbed pose videos, PSNR (dB) / SSIM of the synthesized frames:
 
 | adapter | loss, clean poses | loss, perturbed poses | PSNR / SSIM | PSNR / SSIM, perturbed |
 |---|---|---|---|---|
 {chr(10).join(rows)}
 
-  The VAE's own encode -> decode of the held-out clips: PSNR {ceiling.get('psnr', float('nan')):.2f} dB,
-  SSIM {ceiling.get('ssim', float('nan')):.3f} (the ceiling of any adapter on this backbone).
+  The VAE's own encode -> decode of the held-out clips: PSNR {ceiling.get("psnr", float("nan")):.2f} dB,
+  SSIM {ceiling.get("ssim", float("nan")):.3f} (the ceiling of any adapter on this backbone).
 - Reproduce: `python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml`
   (ablation arm: `--targeted-noise false --output-dir runs/tiny/appearance_no_tn`; scores and
   real | pose | synthesized images: `--score targeted_noise=... no_targeted_noise=... --out runs/tiny/appearance_eval`).
 """
 
 
-def write_model_card(runs: PathLike, out: PathLike, shipped: Dict[str, Path], evaluation: Optional[dict] = None,
-                     command: str = "scripts/train_tiny.sh", appearance: Optional[dict] = None) -> Path:
+def write_model_card(
+    runs: PathLike,
+    out: PathLike,
+    shipped: Dict[str, Path],
+    evaluation: Optional[dict] = None,
+    command: str = "scripts/train_tiny.sh",
+    appearance: Optional[dict] = None,
+) -> Path:
     """Write ``<out>/MODEL_CARD.md`` from the runs under ``runs`` (folders vae/, base/, motion/)."""
     runs = Path(runs)
     summaries = {s: run_summary(runs / s) for s in STAGES if (runs / s / "losses.json").is_file()}
@@ -216,24 +244,33 @@ def write_model_card(runs: PathLike, out: PathLike, shipped: Dict[str, Path], ev
     rows = []
     for stage, s in summaries.items():
         ev = s.get("eval_last") or {}
-        rows.append(f"| {stage} | {s['steps']} | {s['batch_size']} | {s['lr']} | {s['first_loss']} -> {s['final_loss']} | "
-                    f"{ev.get('eval_loss', '')} | {s['minutes']} |")
+        rows.append(
+            f"| {stage} | {s['steps']} | {s['batch_size']} | {s['lr']} | {s['first_loss']} -> {s['final_loss']} | "
+            f"{ev.get('eval_loss', '')} | {s['minutes']} |"
+        )
     files = "\n".join(f"- `{p.name}`: {p.stat().st_size / 1e6:.1f} MB ({k})" for k, p in shipped.items())
     total = sum(p.stat().st_size for p in shipped.values()) / 1e6
     ev_txt = ""
     if evaluation:
         d = evaluation.get("denoising_loss", evaluation)
-        ev_txt = ("\n## Held-out evaluation (motion adapter vs its base)\n\n"
-                  f"Clips of `womd/motion_data_one_scenario.tfrecord` (never trained on): {d['num_clips']} clips, "
-                  f"noise levels {list(d['sigmas'])}, noise seed {d['seed']}; flow-matching denoising loss, lower is better.\n\n"
-                  "| task | base | motion LoRA | relative |\n|---|---|---|---|\n" +
-                  "\n".join(f"| {t} | {d['base'][t]:.4f} | {d['adapted'][t]:.4f} | {100 * d['relative_improvement'][t]:+.1f}% |"
-                            for t in d["base"]) + "\n")
+        ev_txt = (
+            "\n## Held-out evaluation (motion adapter vs its base)\n\n"
+            f"Clips of `womd/motion_data_one_scenario.tfrecord` (never trained on): {d['num_clips']} clips, "
+            f"noise levels {list(d['sigmas'])}, noise seed {d['seed']}; flow-matching denoising loss, lower is better.\n\n"
+            "| task | base | motion LoRA | relative |\n|---|---|---|---|\n"
+            + "\n".join(
+                f"| {t} | {d['base'][t]:.4f} | {d['adapted'][t]:.4f} | {100 * d['relative_improvement'][t]:+.1f}% |"
+                for t in d["base"]
+            )
+            + "\n"
+        )
         sens = d.get("ego_sensitivity")
         if sens:
-            ev_txt += ("\nEgo sensitivity (the history_ego loss with another clip's ego-motion video minus with its own; "
-                       f"about 0 means the model ignores the action it is given): base {sens['base']:+.5f}, "
-                       f"motion LoRA {sens['adapted']:+.5f}.\n")
+            ev_txt += (
+                "\nEgo sensitivity (the history_ego loss with another clip's ego-motion video minus with its own; "
+                f"about 0 means the model ignores the action it is given): base {sens['base']:+.5f}, "
+                f"motion LoRA {sens['adapted']:+.5f}.\n"
+            )
     text = f"""# mad-sim tiny world model
 
 The embedded default of mad-sim: the LTX-Video architecture scaled down
@@ -258,8 +295,8 @@ largest magnitude), its small tensors as float16; the adapters as float16.
 The backbone file holds `vae.*`, `transformer.*` and `text_encoder.*` (the
 text encoder is the random-init tiny T5 of the preset, never trained:
 prompts are empty). The adapter is a diffusers-format LoRA (rank
-{(summaries.get('motion', {}).get('config') or {}).get('lora', {}).get('rank', '?')},
-alpha {(summaries.get('motion', {}).get('config') or {}).get('lora', {}).get('alpha', '?')}, on `to_k, to_q, to_v,
+{(summaries.get("motion", {}).get("config") or {}).get("lora", {}).get("rank", "?")},
+alpha {(summaries.get("motion", {}).get("config") or {}).get("lora", {}).get("alpha", "?")}, on `to_k, to_q, to_v,
 to_out.0, ff.net.0.proj, ff.net.2`; the paper uses rank 512 / alpha 512 on
 LTX-2B: a rank-512 adapter would be larger than this whole model).
 
@@ -319,8 +356,14 @@ def decoder_tensors(vae_file: PathLike) -> Dict[str, torch.Tensor]:
     return out
 
 
-def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Optional[PathLike] = None,
-         vae_decoder: Optional[PathLike] = None, appearance: Optional[PathLike] = None) -> Dict[str, Path]:
+def ship(
+    runs: PathLike,
+    out: PathLike,
+    preset: str = "tiny",
+    evaluation: Optional[PathLike] = None,
+    vae_decoder: Optional[PathLike] = None,
+    appearance: Optional[PathLike] = None,
+) -> Dict[str, Path]:
     """Copy the final exports to ``out`` (backbone int8 + float16, adapters float16) and write the model card.
 
     ``vae_decoder``: a decoder-only VAE run's weights to put in place of the
@@ -332,8 +375,9 @@ def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Option
     """
     runs, out = Path(runs), Path(out)
     replace = decoder_tensors(vae_decoder) if vae_decoder else None
-    shipped = {"backbone": to_half(runs / "base" / "final" / f"{preset}.safetensors", out / f"{preset}.safetensors",
-                                   replace, int8=True)}
+    shipped = {
+        "backbone": to_half(runs / "base" / "final" / f"{preset}.safetensors", out / f"{preset}.safetensors", replace, int8=True)
+    }
     motion = runs / "motion" / "final" / f"{preset}_motion.safetensors"
     if motion.is_file():
         shipped["motion adapter"] = to_half(motion, out / f"{preset}_motion.safetensors")
@@ -341,8 +385,7 @@ def ship(runs: PathLike, out: PathLike, preset: str = "tiny", evaluation: Option
     if app_lora.is_file():
         from mad_sim.model.training.appearance_train import ship_adapter
 
-        shipped["appearance adapter"] = ship_adapter(app_lora, out / f"{preset}_appearance.safetensors",
-                                                     shipped["backbone"])
+        shipped["appearance adapter"] = ship_adapter(app_lora, out / f"{preset}_appearance.safetensors", shipped["backbone"])
     ev = json.loads(Path(evaluation).read_text()) if evaluation else None
     app = json.loads(Path(appearance).read_text()) if appearance else None
     card = write_model_card(runs, out, shipped, ev, appearance=app)

@@ -66,9 +66,17 @@ class MotionEvalResult:
         return d
 
 
-def evaluate_motion(model, cache, *, adapter: str = "motion", split: str = "eval", max_clips: int = 64,
-                    sigmas: Sequence[float] = (0.2, 0.4, 0.6, 0.8), seed: int = 0,
-                    latents: Optional[Dict[str, torch.Tensor]] = None) -> MotionEvalResult:
+def evaluate_motion(
+    model,
+    cache,
+    *,
+    adapter: str = "motion",
+    split: str = "eval",
+    max_clips: int = 64,
+    sigmas: Sequence[float] = (0.2, 0.4, 0.6, 0.8),
+    seed: int = 0,
+    latents: Optional[Dict[str, torch.Tensor]] = None,
+) -> MotionEvalResult:
     """Denoising loss on the ``split`` clips of ``cache``: base (adapters off) vs ``adapter``.
 
     Args:
@@ -94,10 +102,20 @@ def evaluate_motion(model, cache, *, adapter: str = "motion", split: str = "eval
             model.set_adapter(active)
             out = getattr(res, name)
             for task in TASKS:
-                out[task] = fixed_denoising_loss(model.denoiser, text, lat, index, task, cache.spec.context_frames,
-                                                 sigmas=sigmas, seed=seed, device=bb.device)
-            swapped = fixed_denoising_loss(model.denoiser, text, other_clips_ego(lat, index), index, "history_ego",
-                                           cache.spec.context_frames, sigmas=sigmas, seed=seed, device=bb.device)
+                out[task] = fixed_denoising_loss(
+                    model.denoiser, text, lat, index, task, cache.spec.context_frames, sigmas=sigmas, seed=seed, device=bb.device
+                )
+            swapped = fixed_denoising_loss(
+                model.denoiser,
+                text,
+                other_clips_ego(lat, index),
+                index,
+                "history_ego",
+                cache.spec.context_frames,
+                sigmas=sigmas,
+                seed=seed,
+                device=bb.device,
+            )
             res.ego_sensitivity[name] = swapped - out["history_ego"]
     finally:
         model.set_adapter(previous)
@@ -119,8 +137,9 @@ def other_clips_ego(latents: Dict[str, torch.Tensor], index: np.ndarray) -> Dict
     return {**latents, "ego": ego}
 
 
-def forecast_comparison(model, cache, clip: int, *, adapter: str = "motion", steps: int = 8, seed: int = 0,
-                        use_ego: bool = True) -> Dict[str, np.ndarray]:
+def forecast_comparison(
+    model, cache, clip: int, *, adapter: str = "motion", steps: int = 8, seed: int = 0, use_ego: bool = True
+) -> Dict[str, np.ndarray]:
     """``{"log", "base", "adapted"}``: ``[context + future, H, W, 3]`` uint8 videos of one clip.
 
     Each starts with the clip's logged context frames, then the future: the
@@ -138,8 +157,9 @@ def forecast_comparison(model, cache, clip: int, *, adapter: str = "motion", ste
     try:
         for name, active in (("base", None), ("adapted", adapter)):
             gen = torch.Generator().manual_seed(seed)
-            pred = MotionPredictor(model, active).forecast(history, ego_future, num_frames=spec.future_frames,
-                                                           steps=steps, generator=gen)
+            pred = MotionPredictor(model, active).forecast(
+                history, ego_future, num_frames=spec.future_frames, steps=steps, generator=gen
+            )
             out[name] = np.concatenate([history, pred])
     finally:
         model.set_adapter(previous)
@@ -157,8 +177,9 @@ def write_forecast_video(videos: Dict[str, np.ndarray], path: Union[str, Path], 
     return Path(path)
 
 
-def main_report(model, cache, out_dir: Union[str, Path], *, clips: Sequence[int] = (), steps: int = 8,
-                seed: int = 0, max_clips: int = 64) -> dict:
+def main_report(
+    model, cache, out_dir: Union[str, Path], *, clips: Sequence[int] = (), steps: int = 8, seed: int = 0, max_clips: int = 64
+) -> dict:
     """Run :func:`evaluate_motion`, write ``motion_eval.json`` and one forecast video per clip in ``out_dir``."""
     from mad_sim.io import write_text_atomic
 
@@ -166,10 +187,12 @@ def main_report(model, cache, out_dir: Union[str, Path], *, clips: Sequence[int]
     res = evaluate_motion(model, cache, seed=seed, max_clips=max_clips)
     report: Dict[str, Any] = {"denoising_loss": res.to_dict(), "videos": []}
     for c in clips:
-        path = write_forecast_video(forecast_comparison(model, cache, int(c), steps=steps, seed=seed),
-                                    out_dir / f"forecast_clip{int(c)}.mp4")
-        report["videos"].append({"clip": int(c), "path": str(path), **{k: cache.clips[int(c)][k] for k in
-                                                                       ("scenario_id", "viewpoint", "t0")}})
+        path = write_forecast_video(
+            forecast_comparison(model, cache, int(c), steps=steps, seed=seed), out_dir / f"forecast_clip{int(c)}.mp4"
+        )
+        report["videos"].append(
+            {"clip": int(c), "path": str(path), **{k: cache.clips[int(c)][k] for k in ("scenario_id", "viewpoint", "t0")}}
+        )
     write_text_atomic(out_dir / "motion_eval.json", json.dumps(report, indent=1))
     return report
 

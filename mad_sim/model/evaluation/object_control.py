@@ -67,8 +67,17 @@ class ObjectControlReport:
         return asdict(self)
 
 
-def evaluate_object_control(predictor, cache, index: Union[Sequence[int], np.ndarray], *, steps: int = 4, seed: int = 0,
-                            ego_motion: bool = True, batch_size: int = 4, margin_px: int = 4) -> ObjectControlReport:
+def evaluate_object_control(
+    predictor,
+    cache,
+    index: Union[Sequence[int], np.ndarray],
+    *,
+    steps: int = 4,
+    seed: int = 0,
+    ego_motion: bool = True,
+    batch_size: int = 4,
+    margin_px: int = 4,
+) -> ObjectControlReport:
     """Forecast clips ``index`` of ``cache`` with and without boxes (same noise) and score both.
 
     Args:
@@ -83,11 +92,14 @@ def evaluate_object_control(predictor, cache, index: Union[Sequence[int], np.nda
     clips = np.asarray(index, np.int64)
     clips = clips[np.asarray(cache.num_box_agents)[clips] > 0]
     if clips.size == 0:
-        raise DataError("object-control evaluation: none of the given clips has a controlled agent "
-                        "(is the cache built with data.boxes.enabled?)", path=str(cache.folder))
+        raise DataError(
+            "object-control evaluation: none of the given clips has a controlled agent "
+            "(is the cache built with data.boxes.enabled?)",
+            path=str(cache.folder),
+        )
     scores: List[ClipScore] = []
     for j, start in enumerate(range(0, clips.size, batch_size)):
-        idx = clips[start:start + batch_size]
+        idx = clips[start : start + batch_size]
         pose, ego = cache.batch(idx)
         boxes = cache.box_batch(idx)
         hist, truth = pose[:, spec.context_slice], pose[:, spec.future_slice]
@@ -95,20 +107,27 @@ def evaluate_object_control(predictor, cache, index: Union[Sequence[int], np.nda
         runs = {}
         for name, box in (("controlled", boxes), ("uncontrolled", None)):
             gen = torch.Generator().manual_seed(int(seed) * 100003 + j)
-            runs[name] = predictor.forecast(hist, ego_motion=ego_f, boxes=box, num_frames=spec.future_frames,
-                                            steps=steps, generator=gen)
+            runs[name] = predictor.forecast(
+                hist, ego_motion=ego_f, boxes=box, num_frames=spec.future_frames, steps=steps, generator=gen
+            )
         for b, k in enumerate(idx):
             n = int(cache.num_box_agents[k])
-            scores.append(ClipScore(int(k), n, follow_iou(runs["controlled"][b], boxes[b], n, margin_px),
-                                    follow_iou(runs["uncontrolled"][b], boxes[b], n, margin_px),
-                                    follow_iou(truth[b], boxes[b], n, margin_px)))
+            scores.append(
+                ClipScore(
+                    int(k),
+                    n,
+                    follow_iou(runs["controlled"][b], boxes[b], n, margin_px),
+                    follow_iou(runs["uncontrolled"][b], boxes[b], n, margin_px),
+                    follow_iou(truth[b], boxes[b], n, margin_px),
+                )
+            )
         log.info("object control: %d/%d clips", len(scores), clips.size)
     ok = [s for s in scores if np.isfinite([s.controlled, s.uncontrolled, s.logged]).all()]
+
     def mean(a: str) -> float:
         return float(np.mean([getattr(s, a) for s in ok])) if ok else float("nan")
 
-    return ObjectControlReport(len(ok), mean("controlled"), mean("uncontrolled"), mean("logged"), steps, seed,
-                               ego_motion, scores)
+    return ObjectControlReport(len(ok), mean("controlled"), mean("uncontrolled"), mean("logged"), steps, seed, ego_motion, scores)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -134,8 +153,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = load_train_config(args.config, "motion")
     cache = open_dataset(cfg.data)
     predictor = MotionPredictor.from_pretrained(args.preset, lora=args.lora, weights=args.weights, device="cpu")
-    report = evaluate_object_control(predictor, cache, cache.box_indices("eval")[: args.clips], steps=args.steps,
-                                     seed=args.seed, ego_motion=not args.no_ego)
+    report = evaluate_object_control(
+        predictor, cache, cache.box_indices("eval")[: args.clips], steps=args.steps, seed=args.seed, ego_motion=not args.no_ego
+    )
     write_text_atomic(args.out, json.dumps(report.to_dict(), indent=1))
     print(json.dumps({k: v for k, v in report.to_dict().items() if k != "clips"}))
     return 0

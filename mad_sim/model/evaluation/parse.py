@@ -38,8 +38,9 @@ from mad_sim.world.state import AgentStates, WorldState
 BANDS: Tuple[Tuple[float, float], ...] = ((0.0, 20.0), (20.0, 40.0), (40.0, np.inf))
 
 
-def degrade(frame: np.ndarray, rng: np.random.Generator, noise: float = 8.0, blur: bool = True,
-            max_shift: int = 1, drop: float = 0.05) -> np.ndarray:
+def degrade(
+    frame: np.ndarray, rng: np.random.Generator, noise: float = 8.0, blur: bool = True, max_shift: int = 1, drop: float = 0.05
+) -> np.ndarray:
     """A clean pose frame made to look generated: blur (3x3 Gaussian), shift, Gaussian noise, dropped pixels."""
     img: np.ndarray = frame.astype(np.float32)
     if blur:
@@ -93,8 +94,11 @@ class ParseEval:
             if only_found:
                 m &= f
             name = f"{lo:.0f}-{hi:.0f} m" if np.isfinite(hi) else f"{lo:.0f}+ m"
-            out[name] = {"n": int(m.sum()), "median": float(np.median(e[m])) if m.any() else float("nan"),
-                         "p90": float(np.percentile(e[m], 90)) if m.any() else float("nan")}
+            out[name] = {
+                "n": int(m.sum()),
+                "median": float(np.median(e[m])) if m.any() else float("nan"),
+                "p90": float(np.percentile(e[m], 90)) if m.any() else float("nan"),
+            }
         return out
 
     @property
@@ -117,19 +121,28 @@ def visible_agents(renderer: PoseRenderer, state: WorldState, min_pixels: int) -
     rows = np.flatnonzero(a.valid)
     rows = rows[rows != state.ego_index]
     yaw = float(np.arctan2(w2v[0, 1], w2v[0, 0]))
-    ap = AgentPoses(a.xyz[rows] @ w2v[:, :3].T + w2v[:, 3], a.heading[rows] - yaw, a.size[rows], a.types[rows],
-                    ids=rows)
+    ap = AgentPoses(a.xyz[rows] @ w2v[:, :3].T + w2v[:, 3], a.heading[rows] - yaw, a.size[rows], a.types[rows], ids=rows)
     mask = agent_id_mask(renderer.camera, ap, renderer.style)
     ids, cnt = np.unique(mask[mask >= 0], return_counts=True)
     keep = cnt >= min_pixels
     return ids[keep], cnt[keep]
 
 
-def evaluate_parse(scenario: Scenario, steps: Iterable[int], parser: PoseParser, rng: np.random.Generator,
-                   pos_noise: float = 1.0, yaw_noise: float = np.radians(10.0), hide_frac: float = 0.2,
-                   min_pixels: int = 6, degrade_frames: bool = False, gate_m: float = 2.0,
-                   gate_frac: float = 0.1, viewpoint: Optional[int] = None,
-                   result: Optional[ParseEval] = None) -> ParseEval:
+def evaluate_parse(
+    scenario: Scenario,
+    steps: Iterable[int],
+    parser: PoseParser,
+    rng: np.random.Generator,
+    pos_noise: float = 1.0,
+    yaw_noise: float = np.radians(10.0),
+    hide_frac: float = 0.2,
+    min_pixels: int = 6,
+    degrade_frames: bool = False,
+    gate_m: float = 2.0,
+    gate_frac: float = 0.1,
+    viewpoint: Optional[int] = None,
+    result: Optional[ParseEval] = None,
+) -> ParseEval:
     """Run the protocol of the module docstring over ``steps`` (each needs ``step - 1 >= 0``)."""
     out = result or ParseEval()
     renderer = parser.renderer
@@ -152,8 +165,9 @@ def evaluate_parse(scenario: Scenario, steps: Iterable[int], parser: PoseParser,
         hidden = vis[rng.random(vis.size) < hide_frac]
         pvalid = valid.copy()
         pvalid[hidden] = False
-        prior = AgentStates(xyz=xyz, heading=heading, velocity=prev.velocity.copy(), size=prev.size.copy(),
-                            valid=pvalid, types=prev.types)
+        prior = AgentStates(
+            xyz=xyz, heading=heading, velocity=prev.velocity.copy(), size=prev.size.copy(), valid=pvalid, types=prev.types
+        )
         w2v = ego_pose_of(state)
         bg = background_mask(renderer, w2v, scenario.roadmap, lights_at(scenario, int(t)))
         res = parser.parse(frame, prior, w2v, background=bg)
@@ -192,4 +206,3 @@ def evaluate_parse(scenario: Scenario, steps: Iterable[int], parser: PoseParser,
                 d[:, j] = np.inf
             out.hidden_found += matched.tolist()
     return out
-

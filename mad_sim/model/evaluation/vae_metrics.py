@@ -35,7 +35,7 @@ def psnr(target: np.ndarray, recon: np.ndarray) -> float:
     if target.shape != recon.shape:
         raise ShapeError(f"recon shape {recon.shape} differs from target {target.shape}")
     mse = float(np.mean((target.astype(np.float64) - recon.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -44,11 +44,11 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
         return mask
     h, w = mask.shape[-2:]
     pad = np.zeros(mask.shape[:-2] + (h + 2 * radius, w + 2 * radius), dtype=bool)
-    pad[..., radius:radius + h, radius:radius + w] = mask
+    pad[..., radius : radius + h, radius : radius + w] = mask
     out = np.zeros_like(mask)
     for dy in range(2 * radius + 1):
         for dx in range(2 * radius + 1):
-            out |= pad[..., dy:dy + h, dx:dx + w]
+            out |= pad[..., dy : dy + h, dx : dx + w]
     return out
 
 
@@ -65,8 +65,7 @@ def _classify(frames: np.ndarray, lit_threshold: float, sat_threshold: float) ->
     return lit, coloured, hue_bin
 
 
-def _matched(src: np.ndarray, ref: np.ndarray, lit_threshold: float, sat_threshold: float,
-             radius: int) -> Tuple[int, int]:
+def _matched(src: np.ndarray, ref: np.ndarray, lit_threshold: float, sat_threshold: float, radius: int) -> Tuple[int, int]:
     """``(matched, total)`` lit pixels of ``src`` that ``ref`` covers within ``radius`` (hue-aware)."""
     s_lit, s_col, s_bin = _classify(src, lit_threshold, sat_threshold)
     r_lit, r_col, r_bin = _classify(ref, lit_threshold, sat_threshold)
@@ -82,8 +81,9 @@ def _matched(src: np.ndarray, ref: np.ndarray, lit_threshold: float, sat_thresho
     return matched, total
 
 
-def line_metrics(target: np.ndarray, recon: np.ndarray, lit_threshold: float = 60.0, radius: int = 1,
-                 sat_threshold: float = 0.35) -> Dict[str, float]:
+def line_metrics(
+    target: np.ndarray, recon: np.ndarray, lit_threshold: float = 60.0, radius: int = 1, sat_threshold: float = 0.35
+) -> Dict[str, float]:
     """Line recall / precision of a reconstruction (see module doc). Frames ``[..., H, W, 3]`` uint8.
 
     Returns ``{"recall", "precision", "f1", "lit_target", "lit_recon"}`` (fractions;

@@ -90,8 +90,10 @@ class ParseConfig:
             if not np.isfinite(v) or v < 0 or (v == 0 and "step" in name):
                 raise ConfigError(f"ParseConfig.{name}={v!r}: must be a finite number >= 0 (steps > 0)")
         if min(self.coarse_per_edge, self.per_edge, self.small_per_edge) < 1:
-            raise ConfigError(f"ParseConfig: per_edge={self.per_edge}, coarse_per_edge={self.coarse_per_edge}, "
-                              f"small_per_edge={self.small_per_edge} must be >= 1")
+            raise ConfigError(
+                f"ParseConfig: per_edge={self.per_edge}, coarse_per_edge={self.coarse_per_edge}, "
+                f"small_per_edge={self.small_per_edge} must be >= 1"
+            )
 
     @classmethod
     def narrow(cls, search_radius_m: float = 0.4, search_yaw_deg: float = 4.0, **kw) -> "ParseConfig":
@@ -116,8 +118,9 @@ class ParseConfig:
             out.append(SearchLevel(np.zeros(1), square(self.coarse_step_m, n), bilinear=False))
         if self.search_yaw_deg > reach_deg:
             n = 2 * int(np.ceil(self.search_yaw_deg / self.coarse_yaw_step_deg - 1e-9)) + 1
-            out.append(SearchLevel(line(np.radians(self.coarse_yaw_step_deg), n), square(0.5 * self.coarse_step_m, 3),
-                                   bilinear=False))
+            out.append(
+                SearchLevel(line(np.radians(self.coarse_yaw_step_deg), n), square(0.5 * self.coarse_step_m, 3), bilinear=False)
+            )
         return tuple(out)
 
 

@@ -53,8 +53,7 @@ class CostMaps:
     width: int
 
     @classmethod
-    def from_pixels(cls, pixels: Sequence[np.ndarray], agent: np.ndarray, tau: float,
-                    params: ScoreParams) -> "CostMaps":
+    def from_pixels(cls, pixels: Sequence[np.ndarray], agent: np.ndarray, tau: float, params: ScoreParams) -> "CostMaps":
         """Cost maps straight from a frame's colour classes (:func:`~mad_sim.model.parse.pixels.colour_pixels`).
 
         With ``shared = alpha tau + (1 - alpha) D_generic`` (the map of a colour
@@ -76,7 +75,7 @@ class CostMaps:
         slot[cols] = np.arange(1, cols.size + 1)
         shared = (np.float32(1.0) - a) * gen + a * tau32
         comb = np.full((cols.size + 2, hp, wp), np.float32(unobs), np.float32)
-        comb[:-1, PAD:PAD + h, PAD:PAD + w] = shared[None]
+        comb[:-1, PAD : PAD + h, PAD : PAD + w] = shared[None]
         if cols.size:
             flat = np.concatenate([pixels[i] for i in cols]).astype(np.int64)
             m = np.repeat(np.arange(1, cols.size + 1, dtype=np.int64), [pixels[i].size for i in cols])
@@ -104,7 +103,7 @@ class CostMaps:
         comb = np.full((cols.size + 2, h + 2 * PAD, w + 2 * PAD), np.float32(unobs), np.float32)
         a = np.float32(params.alpha)
         gen = (np.float32(1.0) - a) * maps.dist[GENERIC]
-        inner = comb[:-1, PAD:PAD + h, PAD:PAD + w]
+        inner = comb[:-1, PAD : PAD + h, PAD : PAD + w]
         inner[0] = gen + a * np.float32(maps.tau)
         np.multiply(maps.dist[cols], a, out=inner[1:])
         inner[1:] += gen[None]
@@ -144,8 +143,9 @@ class Occlusion:
     def near(self, radius: int) -> np.ndarray:
         r = next((x for x in self.RADII if x >= radius), self.RADII[-1])
         if r not in self._near:
-            self._near[r] = cv2.erode(self.depth, np.ones((2 * r + 1, 2 * r + 1), np.uint8),
-                                      borderType=cv2.BORDER_CONSTANT, borderValue=np.inf)
+            self._near[r] = cv2.erode(
+                self.depth, np.ones((2 * r + 1, 2 * r + 1), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=np.inf
+            )
         return self._near[r]
 
 

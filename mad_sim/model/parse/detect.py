@@ -114,8 +114,9 @@ def _contact(parser: "PoseParser", blob: np.ndarray) -> Optional[np.ndarray]:
     return g[:2]
 
 
-def _fit_template(parser: "PoseParser", cmaps: CostMaps, tpl_cls: ClassTemplate, contact: np.ndarray,
-                  config: "DetectConfig") -> Tuple[np.ndarray, Scores]:
+def _fit_template(
+    parser: "PoseParser", cmaps: CostMaps, tpl_cls: ClassTemplate, contact: np.ndarray, config: "DetectConfig"
+) -> Tuple[np.ndarray, Scores]:
     """Best pose [3] (vehicle frame) of one class template around a contact point, with its scores."""
     c = int(class_of(np.array([tpl_cls.object_type]))[0])
     size = np.array([tpl_cls.size], np.float64)
@@ -132,10 +133,18 @@ def _fit_template(parser: "PoseParser", cmaps: CostMaps, tpl_cls: ClassTemplate,
     offsets = aa.ravel()[:, None] * ray[None] + bb.ravel()[:, None] * perp[None]
     yaws = np.arange(config.yaw_steps) * (2 * np.pi / config.yaw_steps)
 
-
     def searcher(per_edge: int) -> PoseSearch:
-        return PoseSearch(parser.camera, cmaps, template(c, per_edge).colour, body_samples(c, size, per_edge),
-                          np.zeros(1), np.zeros(1), None, parser.config.score, parser.tau)
+        return PoseSearch(
+            parser.camera,
+            cmaps,
+            template(c, per_edge).colour,
+            body_samples(c, size, per_edge),
+            np.zeros(1),
+            np.zeros(1),
+            None,
+            parser.config.score,
+            parser.tau,
+        )
 
     # The wide levels (the ray-aligned grid and the first refinement) with the parser's coarse sampling
     # and nearest-pixel lookups, the rest bilinear with the full sampling.
@@ -152,8 +161,9 @@ def _agent(pose: np.ndarray, tc: ClassTemplate) -> AgentPoses:
     return AgentPoses(np.array([[pose[0], pose[1], 0.5 * size[0, 2]]]), [pose[2]], size, [tc.object_type])
 
 
-def _coverage(parser: "PoseParser", pose: np.ndarray, tpl_cls: ClassTemplate, blob: np.ndarray,
-              cover_px: float, tau: float) -> Tuple[float, float, np.ndarray]:
+def _coverage(
+    parser: "PoseParser", pose: np.ndarray, tpl_cls: ClassTemplate, blob: np.ndarray, cover_px: float, tau: float
+) -> Tuple[float, float, np.ndarray]:
     """(fraction of blob pixels within ``cover_px`` of the rendered skeleton, their mean distance, skeleton mask)."""
     mask = agent_id_mask(parser.camera, _agent(pose, tpl_cls), parser.style) >= 0
     if not mask.any():
@@ -163,9 +173,15 @@ def _coverage(parser: "PoseParser", pose: np.ndarray, tpl_cls: ClassTemplate, bl
     return float((db <= cover_px).mean()), float(db.mean()), mask
 
 
-def detect_entering(parser: "PoseParser", frame: np.ndarray, pixels: Sequence[np.ndarray], agent: np.ndarray,
-                    explained: np.ndarray, background: Optional[np.ndarray], config: DetectConfig = DetectConfig()
-                    ) -> Tuple["EnteredAgents", np.ndarray]:
+def detect_entering(
+    parser: "PoseParser",
+    frame: np.ndarray,
+    pixels: Sequence[np.ndarray],
+    agent: np.ndarray,
+    explained: np.ndarray,
+    background: Optional[np.ndarray],
+    config: DetectConfig = DetectConfig(),
+) -> Tuple["EnteredAgents", np.ndarray]:
     """Find agents in the unexplained skeleton pixels (see the module docstring).
 
     ``pixels`` and ``agent`` are the frame's colour classes
@@ -208,8 +224,11 @@ def detect_entering(parser: "PoseParser", frame: np.ndarray, pixels: Sequence[np
             frac = float(sc.inliers[0, 0]) / max(int(sc.observed[0, 0]), 1)
             cover, back, mask = _coverage(parser, pose, tc, blob, config.coverage_px, parser.tau)
             sym = float(sc.residual[0, 0]) + back
-            ok = frac >= config.min_inlier_frac and cover >= config.min_coverage \
+            ok = (
+                frac >= config.min_inlier_frac
+                and cover >= config.min_coverage
                 and sc.observed[0, 0] >= parser.config.min_observed
+            )
             if ok and (best is None or sym < best[0]):
                 best = (sym, pose, tc, frac, float(sc.residual[0, 0]), mask)
         if best is None:
@@ -229,14 +248,26 @@ def detect_entering(parser: "PoseParser", frame: np.ndarray, pixels: Sequence[np
     pose = np.array([f[0] for f in found])
     size = np.array([f[1].size for f in found], np.float64)
     xyz = np.concatenate([pose[:, :2], 0.5 * size[:, 2:3]], 1)
-    return EnteredAgents(xyz=xyz, heading=pose[:, 2], size=size,
-                         types=np.array([f[1].object_type for f in found], np.int8),
-                         confidence=np.array([f[2] for f in found]), residual=np.array([f[3] for f in found]),
-                         pixels=np.array([f[4] for f in found], np.int64)), explained
+    return EnteredAgents(
+        xyz=xyz,
+        heading=pose[:, 2],
+        size=size,
+        types=np.array([f[1].object_type for f in found], np.int8),
+        confidence=np.array([f[2] for f in found]),
+        residual=np.array([f[3] for f in found]),
+        pixels=np.array([f[4] for f in found], np.int64),
+    ), explained
 
 
-def reconcile(left: np.ndarray, pred_xy: np.ndarray, types: np.ndarray, entered: "EnteredAgents",
-              camera_xy: np.ndarray, gate_m: float = 3.0, gate_frac: float = 0.1) -> List[Tuple[int, int]]:
+def reconcile(
+    left: np.ndarray,
+    pred_xy: np.ndarray,
+    types: np.ndarray,
+    entered: "EnteredAgents",
+    camera_xy: np.ndarray,
+    gate_m: float = 3.0,
+    gate_frac: float = 0.1,
+) -> List[Tuple[int, int]]:
     """Pairs ``(known row, entered index)``: a lost agent re-found as a detection of its class near its prediction.
 
     The gate is ``gate_m + gate_frac * range`` metres (range from the camera,

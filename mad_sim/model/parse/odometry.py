@@ -116,8 +116,12 @@ class OdometryConfig:
     max_range_m: float = 40.0
     max_points: int = 800
     tau_px: float = 0.0
-    levels: Tuple[Tuple[float, int, float, int], ...] = ((0.4, 5, 1.5, 5), (0.12, 5, 0.5, 5), (0.04, 3, 0.15, 3),
-                                                         (0.015, 3, 0.05, 3))
+    levels: Tuple[Tuple[float, int, float, int], ...] = (
+        (0.4, 5, 1.5, 5),
+        (0.12, 5, 0.5, 5),
+        (0.04, 3, 0.15, 3),
+        (0.015, 3, 0.05, 3),
+    )
     prior_weight: float = 0.02
     sigma_xy_m: float = 1.0
     sigma_yaw_deg: float = 5.0
@@ -136,8 +140,15 @@ class OdometryConfig:
         return float(self.tau_px) if self.tau_px > 0 else max(2.0, width / 40.0)
 
 
-def register(camera: Camera, refs: List[Tuple[FrameData, np.ndarray]], cur: FrameData, guess: np.ndarray,
-             cfg: OdometryConfig, tau: float, prev_pose: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float]:
+def register(
+    camera: Camera,
+    refs: List[Tuple[FrameData, np.ndarray]],
+    cur: FrameData,
+    guess: np.ndarray,
+    cfg: OdometryConfig,
+    tau: float,
+    prev_pose: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, float]:
     """Pose ``[3]`` of ``cur`` (in the common frame) minimising the summed symmetric cost against ``refs``.
 
     Args:
@@ -160,8 +171,11 @@ def register(camera: Camera, refs: List[Tuple[FrameData, np.ndarray]], cur: Fram
         c = cfg.prior_weight * (((cand - guess) / sig) ** 2).sum(1)
         for data, pose in refs:
             rel = compose(inverse(pose)[None], cand)
-            c = c + transfer_cost(camera, data, cur, rel, tau, cfg.grey_weight) \
+            c = (
+                c
+                + transfer_cost(camera, data, cur, rel, tau, cfg.grey_weight)
                 + transfer_cost(camera, cur, data, inverse(rel), tau, cfg.grey_weight)
+            )
         k = int(np.argmin(c))
         best, cost = cand[k], float(c[k])
     return best, cost
@@ -204,19 +218,31 @@ class OdometryTrack:
     @classmethod
     def empty(cls, n: int, tau: float) -> "OdometryTrack":
         """A track of ``n`` frames at the origin with nothing measured yet."""
-        return cls(np.zeros((n, 3)), np.zeros(n, bool), np.zeros(n), np.full(n, float(tau)), np.zeros(n, np.int64),
-                   np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool), np.zeros(n, bool))
+        return cls(
+            np.zeros((n, 3)),
+            np.zeros(n, bool),
+            np.zeros(n),
+            np.full(n, float(tau)),
+            np.zeros(n, np.int64),
+            np.zeros(n, np.int64),
+            np.zeros(n, np.int64),
+            np.zeros(n, bool),
+            np.zeros(n, bool),
+        )
 
 
 def _check_video(frames: np.ndarray, camera: Camera) -> None:
     if not isinstance(frames, np.ndarray) or frames.ndim != 4:
-        raise ShapeError(f"estimate_ego_motion: expected frames [F, H, W, 3] uint8, got "
-                         f"{getattr(frames, 'shape', type(frames).__name__)}")
+        raise ShapeError(
+            f"estimate_ego_motion: expected frames [F, H, W, 3] uint8, got {getattr(frames, 'shape', type(frames).__name__)}"
+        )
     for k in range(frames.shape[0]):
         check_frame(frames[k], f"estimate_ego_motion frame {k}")
     if frames.shape[1:3] != (camera.height, camera.width):
-        raise ShapeError(f"estimate_ego_motion: frames are {frames.shape[2]}x{frames.shape[1]} but the camera is "
-                         f"{camera.width}x{camera.height}")
+        raise ShapeError(
+            f"estimate_ego_motion: frames are {frames.shape[2]}x{frames.shape[1]} but the camera is "
+            f"{camera.width}x{camera.height}"
+        )
 
 
 def _references(k: int, lags: Tuple[int, ...], usable: np.ndarray) -> List[int]:
@@ -229,8 +255,9 @@ def _references(k: int, lags: Tuple[int, ...], usable: np.ndarray) -> List[int]:
     return sorted(out)
 
 
-def track_ego_motion(frames: np.ndarray, camera: Camera, config: Optional[OdometryConfig] = None,
-                     initial_velocity: Optional[np.ndarray] = None) -> OdometryTrack:
+def track_ego_motion(
+    frames: np.ndarray, camera: Camera, config: Optional[OdometryConfig] = None, initial_velocity: Optional[np.ndarray] = None
+) -> OdometryTrack:
     """Ego poses of a pose video, with the motion limits, outlier rejection and validity of the module docstring.
 
     Frame ``k`` is registered against the valid frames nearest ``k - lag``
@@ -256,8 +283,7 @@ def track_ego_motion(frames: np.ndarray, camera: Camera, config: Optional[Odomet
     tr.residual_px[:1] = 0.0
     if n == 0:
         return tr
-    data: List[FrameData] = [frame_data(frames[k], camera, cfg.max_range_m, cfg.max_points, tau, cfg.pixels)
-                             for k in range(n)]
+    data: List[FrameData] = [frame_data(frames[k], camera, cfg.max_range_m, cfg.max_points, tau, cfg.pixels) for k in range(n)]
     tr.ground_points[:] = [d.ground_points for d in data]
     tr.readable[:] = [readable(d, vcfg) for d in data]
     tr.valid[0] = tr.readable[0]
@@ -282,20 +308,25 @@ def track_ego_motion(frames: np.ndarray, camera: Camera, config: Optional[Odomet
             tr.valid[k] = acceptable(q, vcfg)
             if not tr.valid[k]:
                 tr.rejected[k] = True
-                log.debug("odometry frame %d: registration failed the checks (residual %.2f px, %d / %d inliers)",
-                          k, q.residual_px, q.inliers, q.overlap)
+                log.debug(
+                    "odometry frame %d: registration failed the checks (residual %.2f px, %d / %d inliers)",
+                    k,
+                    q.residual_px,
+                    q.inliers,
+                    q.overlap,
+                )
         elif tr.readable[k] and not usable.any():
             usable[k] = True  # the anchor: later frames register against it
         usable[k] |= tr.valid[k]
         step = compose(inverse(tr.poses[k - 1]), tr.poses[k])
         vel = lim.clamp(vel + lim.limit_change(step - vel, cfg.dt), cfg.dt)
-        log.debug("odometry frame %d: pose %s, cost %.3f, valid %s", k, np.round(tr.poses[k], 3), tr.cost[k],
-                  tr.valid[k])
+        log.debug("odometry frame %d: pose %s, cost %.3f, valid %s", k, np.round(tr.poses[k], 3), tr.cost[k], tr.valid[k])
     return tr
 
 
-def estimate_ego_motion(frames: np.ndarray, camera: Camera, config: Optional[OdometryConfig] = None,
-                        initial_velocity: Optional[np.ndarray] = None) -> np.ndarray:
+def estimate_ego_motion(
+    frames: np.ndarray, camera: Camera, config: Optional[OdometryConfig] = None, initial_velocity: Optional[np.ndarray] = None
+) -> np.ndarray:
     """Ego poses ``[F, 3]`` ``(x, y, yaw)`` in the first frame's vehicle frame, from a pose video ``[F, H, W, 3]``.
 
     :func:`track_ego_motion`'s poses (same arguments), without the validity flags: callers that act on
@@ -310,5 +341,15 @@ def trajectory_in_first_frame(xy: np.ndarray, heading: np.ndarray) -> np.ndarray
     return compose(inverse(world[0])[None], world)
 
 
-__all__ = ["MotionLimits", "OdometryConfig", "OdometryTrack", "ValidityConfig", "compose", "estimate_ego_motion",
-           "inverse", "register", "track_ego_motion", "trajectory_in_first_frame"]
+__all__ = [
+    "MotionLimits",
+    "OdometryConfig",
+    "OdometryTrack",
+    "ValidityConfig",
+    "compose",
+    "estimate_ego_motion",
+    "inverse",
+    "register",
+    "track_ego_motion",
+    "trajectory_in_first_frame",
+]

@@ -27,8 +27,14 @@ from mad_sim.render.camera import Camera
 def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """SE(2) composition ``a (+) b`` of poses ``[..., 3]``: ``b`` expressed in ``a``'s frame, returned in ``a``'s parent."""
     c, s = np.cos(a[..., 2]), np.sin(a[..., 2])
-    return np.stack([a[..., 0] + c * b[..., 0] - s * b[..., 1], a[..., 1] + s * b[..., 0] + c * b[..., 1],
-                     np.angle(np.exp(1j * (a[..., 2] + b[..., 2])))], -1)
+    return np.stack(
+        [
+            a[..., 0] + c * b[..., 0] - s * b[..., 1],
+            a[..., 1] + s * b[..., 0] + c * b[..., 1],
+            np.angle(np.exp(1j * (a[..., 2] + b[..., 2]))),
+        ],
+        -1,
+    )
 
 
 def inverse(a: np.ndarray) -> np.ndarray:
@@ -56,8 +62,9 @@ class FrameData:
     ground_points: int
 
 
-def frame_data(frame: np.ndarray, camera: Camera, max_range_m: float, max_points: int, tau: float,
-               pixels: PixelThresholds | None = None) -> FrameData:
+def frame_data(
+    frame: np.ndarray, camera: Camera, max_range_m: float, max_points: int, tau: float, pixels: PixelThresholds | None = None
+) -> FrameData:
     """:class:`FrameData` of an ``[H, W, 3]`` uint8 pose frame drawn by ``camera``.
 
     Ground points farther than ``max_range_m`` from the camera, and pixels at or above
@@ -100,8 +107,9 @@ def transfer_distances(camera: Camera, src: FrameData, dst: FrameData, motion: n
     return bilinear(dst.dist, np.broadcast_to(src.cls[None], x.shape), uv)
 
 
-def transfer_cost(camera: Camera, src: FrameData, dst: FrameData, motion: np.ndarray, tau: float,
-                  grey_weight: float) -> np.ndarray:
+def transfer_cost(
+    camera: Camera, src: FrameData, dst: FrameData, motion: np.ndarray, tau: float, grey_weight: float
+) -> np.ndarray:
     """[C] weighted mean of :func:`transfer_distances` (pixels); points leaving the image cost ``tau / 2``,
     grey points weigh ``grey_weight`` against the lanes' 1; ``tau / 2`` when ``src`` has no points."""
     if src.points.shape[0] == 0:

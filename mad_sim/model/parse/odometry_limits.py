@@ -66,8 +66,7 @@ class MotionLimits:
             return np.asarray(delta, np.float64).copy()
         a = self.max_accel_mps2 * dt * dt
         y = self.max_yaw_rate * dt * dt / 0.5  # yaw rate may change by its bound in half a second
-        return np.array([min(max(float(delta[0]), -a), a), min(max(float(delta[1]), -a), a),
-                         min(max(float(delta[2]), -y), y)])
+        return np.array([min(max(float(delta[0]), -a), a), min(max(float(delta[1]), -a), a), min(max(float(delta[2]), -y), y)])
 
     def limit_correction(self, corr: np.ndarray) -> np.ndarray:
         """A correction ``[3]`` of the predicted pose (in its frame) shortened to ``max_correction_m`` / ``_deg``."""

@@ -64,12 +64,20 @@ class ValidityConfig:
     min_overlap: int = 40
 
     def __post_init__(self) -> None:
-        if self.min_points < 1 or self.min_overlap < 1 or not 0 < self.max_map_fraction <= 1 \
-                or not self.inlier_px > 0 or not self.max_residual_px > 0 or not 0 <= self.min_inlier_fraction <= 1:
-            raise ConfigError(f"ValidityConfig: min_points={self.min_points} and min_overlap={self.min_overlap} "
-                              f"must be >= 1, max_map_fraction={self.max_map_fraction} in (0, 1], inlier_px="
-                              f"{self.inlier_px} and max_residual_px={self.max_residual_px} > 0, "
-                              f"min_inlier_fraction={self.min_inlier_fraction} in [0, 1]")
+        if (
+            self.min_points < 1
+            or self.min_overlap < 1
+            or not 0 < self.max_map_fraction <= 1
+            or not self.inlier_px > 0
+            or not self.max_residual_px > 0
+            or not 0 <= self.min_inlier_fraction <= 1
+        ):
+            raise ConfigError(
+                f"ValidityConfig: min_points={self.min_points} and min_overlap={self.min_overlap} "
+                f"must be >= 1, max_map_fraction={self.max_map_fraction} in (0, 1], inlier_px="
+                f"{self.inlier_px} and max_residual_px={self.max_residual_px} > 0, "
+                f"min_inlier_fraction={self.min_inlier_fraction} in [0, 1]"
+            )
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,9 @@ def readable(data: FrameData, cfg: ValidityConfig) -> bool:
     return data.ground_points >= cfg.min_points and data.map_fraction <= cfg.max_map_fraction
 
 
-def fit_quality(camera: Camera, refs: List[Tuple[FrameData, np.ndarray]], cur: FrameData, pose: np.ndarray,
-                tau: float, inlier_px: float) -> FitQuality:
+def fit_quality(
+    camera: Camera, refs: List[Tuple[FrameData, np.ndarray]], cur: FrameData, pose: np.ndarray, tau: float, inlier_px: float
+) -> FitQuality:
     """:class:`FitQuality` of ``cur`` at ``pose [3]`` against ``refs`` (``(frame data, pose [3])``, common frame)."""
     parts = []
     for data, ref_pose in refs:
@@ -115,8 +124,7 @@ def fit_quality(camera: Camera, refs: List[Tuple[FrameData, np.ndarray]], cur: F
 
 def acceptable(q: FitQuality, cfg: ValidityConfig) -> bool:
     """Whether a registration of :class:`FitQuality` ``q`` passes the thresholds of ``cfg``."""
-    return q.overlap >= cfg.min_overlap and q.residual_px <= cfg.max_residual_px \
-        and q.inlier_fraction >= cfg.min_inlier_fraction
+    return q.overlap >= cfg.min_overlap and q.residual_px <= cfg.max_residual_px and q.inlier_fraction >= cfg.min_inlier_fraction
 
 
 __all__ = ["FitQuality", "ValidityConfig", "acceptable", "fit_quality", "readable"]

@@ -63,6 +63,7 @@ from mad_sim.world.state import AgentStates
 
 log = logging.getLogger(__name__)
 
+
 def _check_affine(ego_pose: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
     a = np.asarray(ego_pose, np.float64)
     if a.shape != (3, 4) or not np.isfinite(a).all():
@@ -80,8 +81,9 @@ class PoseParser:
       config: :class:`ParseConfig`.
     """
 
-    def __init__(self, camera: Optional[Camera] = None, renderer: Optional[PoseRenderer] = None,
-                 config: Optional[ParseConfig] = None) -> None:
+    def __init__(
+        self, camera: Optional[Camera] = None, renderer: Optional[PoseRenderer] = None, config: Optional[ParseConfig] = None
+    ) -> None:
         if renderer is None:
             renderer = PoseRenderer(camera=camera) if camera is not None else PoseRenderer()
         self.renderer = renderer
@@ -91,8 +93,14 @@ class PoseParser:
         self.tau = self.config.tau(self.camera.width)
 
     # --- public API -----------------------------------------------------------------------------
-    def parse(self, frame: np.ndarray, prior: AgentStates, ego_pose: Optional[np.ndarray] = None, dt: float = DT,
-              background: Optional[np.ndarray] = None) -> ParseResult:
+    def parse(
+        self,
+        frame: np.ndarray,
+        prior: AgentStates,
+        ego_pose: Optional[np.ndarray] = None,
+        dt: float = DT,
+        background: Optional[np.ndarray] = None,
+    ) -> ParseResult:
         """Parse one pose frame.
 
         Args:
@@ -109,8 +117,9 @@ class PoseParser:
         check_frame(frame, "PoseParser.parse frame")
         cam = self.camera
         if frame.shape[:2] != (cam.height, cam.width):
-            raise ShapeError(f"PoseParser.parse frame: {frame.shape[1]}x{frame.shape[0]} does not match the camera's "
-                             f"{cam.width}x{cam.height}")
+            raise ShapeError(
+                f"PoseParser.parse frame: {frame.shape[1]}x{frame.shape[0]} does not match the camera's {cam.width}x{cam.height}"
+            )
         xyz, heading, vel = self._to_vehicle(prior, ego_pose)
         n = xyz.shape[0]
         pred_xyz = xyz.copy()
@@ -118,8 +127,13 @@ class PoseParser:
         pred_yaw = heading.copy()
         size = np.asarray(prior.size, np.float64).reshape(n, 3)
         types = np.asarray(prior.types).reshape(n)
-        ok = np.asarray(prior.valid, bool).reshape(n) & np.isfinite(pred_xyz).all(1) & np.isfinite(pred_yaw) \
-            & np.isfinite(size).all(1) & (size > 0).all(1)
+        ok = (
+            np.asarray(prior.valid, bool).reshape(n)
+            & np.isfinite(pred_xyz).all(1)
+            & np.isfinite(pred_yaw)
+            & np.isfinite(size).all(1)
+            & (size > 0).all(1)
+        )
         pixels, agent_px = colour_pixels(frame, self.config.pixels)
         cmaps = CostMaps.from_pixels(pixels, agent_px, self.tau, self.config.score)
 
@@ -145,20 +159,24 @@ class PoseParser:
             coarse = c.coarse_levels()
             if coarse:
                 pre = self._evaluate(cmaps, act, pose0, pose0, pred_xyz, size, types, occ)
-                easy = (pre.residual <= c.early_exit_px) & (pre.observed >= c.min_observed) \
+                easy = (
+                    (pre.residual <= c.early_exit_px)
+                    & (pre.observed >= c.min_observed)
                     & (pre.inliers >= c.early_exit_inliers * np.maximum(pre.observed, 1))
+                )
                 hard = np.flatnonzero(~easy)
                 coarse_ran[act[hard]] = True
                 if hard.size:
                     pose1 = pose0.copy()
-                    pose1[hard] = self._search(cmaps, act[hard], pose0[hard], pose0[hard], pred_xyz, size, types, occ,
-                                               coarse, c.coarse_per_edge)
+                    pose1[hard] = self._search(
+                        cmaps, act[hard], pose0[hard], pose0[hard], pred_xyz, size, types, occ, coarse, c.coarse_per_edge
+                    )
             fine = tuple(grid_level(*lv) for lv in c.levels)
             pose1 = self._search(cmaps, act, pose1, pose0, pred_xyz, size, types, occ, fine, c.per_edge, small)
-            occ = self.occluder_depth(np.concatenate([pose1[:, :2], pred_xyz[act, 2:]], 1), pose1[:, 2], size[act],
-                                      types[act])
-            pose2 = self._search(cmaps, act, pose1, pose0, pred_xyz, size, types, occ,
-                                 (grid_level(*c.refine_level),), c.per_edge, small)
+            occ = self.occluder_depth(np.concatenate([pose1[:, :2], pred_xyz[act, 2:]], 1), pose1[:, 2], size[act], types[act])
+            pose2 = self._search(
+                cmaps, act, pose1, pose0, pred_xyz, size, types, occ, (grid_level(*c.refine_level),), c.per_edge, small
+            )
             final = self._evaluate(cmaps, act, pose2, pose0, pred_xyz, size, types, occ)
             at_pred = self._evaluate(cmaps, act, pose0, pose0, pred_xyz, size, types, occ)
             frac = final.inliers / np.maximum(final.observed, 1)
@@ -177,8 +195,9 @@ class PoseParser:
         if self.config.detect:
             entered, explained = detect_entering(self, frame, pixels, agent_px, explained, background)
             if len(entered) and left.size:
-                entered = self._reconcile(cmaps, entered, left, pred_xyz, pred_yaw, size, types, fit_xyz, fit_yaw,
-                                          visible, conf, resid)
+                entered = self._reconcile(
+                    cmaps, entered, left, pred_xyz, pred_yaw, size, types, fit_xyz, fit_yaw, visible, conf, resid
+                )
                 left = np.flatnonzero(in_view & ~visible)
 
         out_vel = vel.copy()
@@ -194,11 +213,24 @@ class PoseParser:
         res_vel[keep] = np.asarray(prior.velocity, np.float64)[keep]
         if len(entered):
             e_xyz, e_yaw, _ = self._from_vehicle(entered.xyz, entered.heading, np.zeros((len(entered), 2)), ego_pose)
-            entered = EnteredAgents(e_xyz, e_yaw, entered.size, entered.types, entered.confidence, entered.residual,
-                                    entered.pixels)
-        return ParseResult(xyz=res_xyz, heading=res_yaw, velocity=res_vel, predicted_xyz=p_xyz,
-                           predicted_heading=p_yaw, in_view=in_view, visible=visible, confidence=conf,
-                           residual=resid, left=left, entered=entered, explained=explained, coarse=coarse_ran)
+            entered = EnteredAgents(
+                e_xyz, e_yaw, entered.size, entered.types, entered.confidence, entered.residual, entered.pixels
+            )
+        return ParseResult(
+            xyz=res_xyz,
+            heading=res_yaw,
+            velocity=res_vel,
+            predicted_xyz=p_xyz,
+            predicted_heading=p_yaw,
+            in_view=in_view,
+            visible=visible,
+            confidence=conf,
+            residual=resid,
+            left=left,
+            entered=entered,
+            explained=explained,
+            coarse=coarse_ran,
+        )
 
     def occluder_depth(self, xyz: np.ndarray, yaw: np.ndarray, size: np.ndarray, types: np.ndarray) -> np.ndarray:
         """[H, W] float32 camera depth of the agent owning each pixel (inf: none), widened by one pixel (min filter)."""
@@ -239,9 +271,20 @@ class PoseParser:
         for c in np.unique(cls):
             yield int(c), np.flatnonzero(cls == c)
 
-    def _search(self, cmaps: CostMaps, act: np.ndarray, start: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
-                size: np.ndarray, types: np.ndarray, occ: Optional[np.ndarray], levels: Sequence[SearchLevel],
-                per_edge: int, small: Optional[np.ndarray] = None) -> np.ndarray:
+    def _search(
+        self,
+        cmaps: CostMaps,
+        act: np.ndarray,
+        start: np.ndarray,
+        pred: np.ndarray,
+        pred_xyz: np.ndarray,
+        size: np.ndarray,
+        types: np.ndarray,
+        occ: Optional[np.ndarray],
+        levels: Sequence[SearchLevel],
+        per_edge: int,
+        small: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
         """Grid search (:class:`~mad_sim.model.parse.search.PoseSearch`, one class at a time, all its agents
         at once); returns [len(act), 3] best ``(x, y, yaw)`` per agent.  Agents flagged ``small [len(act)]``
         are searched with ``config.small_per_edge`` samples per edge (if fewer than ``per_edge``)."""
@@ -259,31 +302,73 @@ class PoseParser:
             best[sel] = ps.run(best[sel], levels)
         return best
 
-    def _evaluate(self, cmaps: CostMaps, act: np.ndarray, pose: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
-                  size: np.ndarray, types: np.ndarray, occ: Optional[np.ndarray]) -> Scores:
+    def _evaluate(
+        self,
+        cmaps: CostMaps,
+        act: np.ndarray,
+        pose: np.ndarray,
+        pred: np.ndarray,
+        pred_xyz: np.ndarray,
+        size: np.ndarray,
+        types: np.ndarray,
+        occ: Optional[np.ndarray],
+    ) -> Scores:
         """Exact scores ``[len(act)]`` of one pose per agent (``per_edge`` samples; see :meth:`PoseSearch.evaluate`)."""
         out = Scores(np.zeros(act.size), np.zeros(act.size), np.zeros(act.size, np.int64), np.zeros(act.size, np.int64))
         occlusion = Occlusion.build(occ) if occ is not None else None
         for c, sel in self._groups(act, types):
-            sc = self._searcher(cmaps, c, act[sel], pred[sel], pred_xyz, size, occlusion, self.config.per_edge) \
-                .evaluate(pose[sel])
+            sc = self._searcher(cmaps, c, act[sel], pred[sel], pred_xyz, size, occlusion, self.config.per_edge).evaluate(
+                pose[sel]
+            )
             out.cost[sel], out.residual[sel] = sc.cost[:, 0], sc.residual[:, 0]
             out.observed[sel], out.inliers[sel] = sc.observed[:, 0], sc.inliers[:, 0]
         return out
 
-    def _searcher(self, cmaps: CostMaps, c: int, rows: np.ndarray, pred: np.ndarray, pred_xyz: np.ndarray,
-                  size: np.ndarray, occlusion: Optional[Occlusion], per_edge: int) -> PoseSearch:
+    def _searcher(
+        self,
+        cmaps: CostMaps,
+        c: int,
+        rows: np.ndarray,
+        pred: np.ndarray,
+        pred_xyz: np.ndarray,
+        size: np.ndarray,
+        occlusion: Optional[Occlusion],
+        per_edge: int,
+    ) -> PoseSearch:
         """A :class:`PoseSearch` over agents ``rows`` of class ``c`` (predictions ``pred [len(rows), 3]``)."""
         cam = self.camera
         tpl = template(c, per_edge)
         body = body_samples(c, size[rows], per_edge)
         depth = cam.to_camera(pred_xyz[rows])[:, 2]
-        return PoseSearch(cam, cmaps, tpl.colour, body, pred_xyz[rows, 2] - 0.5 * size[rows, 2], depth, pred,
-                          self.config.score, self.tau, occlusion, self.config.chunk)
+        return PoseSearch(
+            cam,
+            cmaps,
+            tpl.colour,
+            body,
+            pred_xyz[rows, 2] - 0.5 * size[rows, 2],
+            depth,
+            pred,
+            self.config.score,
+            self.tau,
+            occlusion,
+            self.config.chunk,
+        )
 
-    def _reconcile(self, cmaps: CostMaps, entered: EnteredAgents, left: np.ndarray, pred_xyz: np.ndarray,
-                   pred_yaw: np.ndarray, size: np.ndarray, types: np.ndarray, fit_xyz: np.ndarray,
-                   fit_yaw: np.ndarray, visible: np.ndarray, conf: np.ndarray, resid: np.ndarray) -> EnteredAgents:
+    def _reconcile(
+        self,
+        cmaps: CostMaps,
+        entered: EnteredAgents,
+        left: np.ndarray,
+        pred_xyz: np.ndarray,
+        pred_yaw: np.ndarray,
+        size: np.ndarray,
+        types: np.ndarray,
+        fit_xyz: np.ndarray,
+        fit_yaw: np.ndarray,
+        visible: np.ndarray,
+        conf: np.ndarray,
+        resid: np.ndarray,
+    ) -> EnteredAgents:
         """Give lost agents their identity back when a detection of their class lies near their prediction.
 
         The matched agent is refitted with its own box from the detection's pose
@@ -297,8 +382,18 @@ class PoseParser:
         js = np.array([p[1] for p in pairs])
         start = np.concatenate([entered.xyz[js, :2], entered.heading[js, None]], 1)
         pred = np.concatenate([pred_xyz[rows, :2], pred_yaw[rows, None]], 1)
-        pose = self._search(cmaps, rows, start, pred, pred_xyz, size, types, None,
-                            tuple(grid_level(*lv) for lv in self.config.levels), self.config.per_edge)
+        pose = self._search(
+            cmaps,
+            rows,
+            start,
+            pred,
+            pred_xyz,
+            size,
+            types,
+            None,
+            tuple(grid_level(*lv) for lv in self.config.levels),
+            self.config.per_edge,
+        )
         ev = self._evaluate(cmaps, rows, pose, pred, pred_xyz, size, types, None)
         fit_xyz[rows, :2] = pose[:, :2]
         fit_yaw[rows] = pose[:, 2]
@@ -306,11 +401,17 @@ class PoseParser:
         conf[rows] = ev.inliers / np.maximum(ev.observed, 1)
         resid[rows] = ev.residual
         keep = np.setdiff1d(np.arange(len(entered)), js)
-        return EnteredAgents(entered.xyz[keep], entered.heading[keep], entered.size[keep], entered.types[keep],
-                             entered.confidence[keep], entered.residual[keep], entered.pixels[keep])
+        return EnteredAgents(
+            entered.xyz[keep],
+            entered.heading[keep],
+            entered.size[keep],
+            entered.types[keep],
+            entered.confidence[keep],
+            entered.residual[keep],
+            entered.pixels[keep],
+        )
 
-    def _explained(self, frame: np.ndarray, xyz: np.ndarray, yaw: np.ndarray, size: np.ndarray,
-                   types: np.ndarray) -> np.ndarray:
+    def _explained(self, frame: np.ndarray, xyz: np.ndarray, yaw: np.ndarray, size: np.ndarray, types: np.ndarray) -> np.ndarray:
         """[H, W] bool: frame skeleton pixels the given agents' rendered skeletons explain (colour and place)."""
         cam = self.camera
         if len(xyz) == 0:

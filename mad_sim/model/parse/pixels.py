@@ -82,8 +82,7 @@ def _build_palette() -> Tuple[np.ndarray, Dict[str, np.ndarray], Dict[str, np.nd
     dot_map: Dict[str, np.ndarray] = {}
     for spec in SPECS:
         edge_map[spec.name] = np.array([index(c) for c in spec.edge_colors], np.int64)
-        dot_map[spec.name] = np.array([index(c) if spec.has_dot[k] else -1 for k, c in enumerate(spec.dot_colors)],
-                                      np.int64)
+        dot_map[spec.name] = np.array([index(c) if spec.has_dot[k] else -1 for k, c in enumerate(spec.dot_colors)], np.int64)
     return np.array(colours, np.uint8), edge_map, dot_map
 
 
@@ -191,8 +190,7 @@ def _hue_lut(hue_tol: int) -> np.ndarray:
     return np.minimum(dh, 180 - dh) <= hue_tol
 
 
-def colour_pixels(frame: np.ndarray, th: PixelThresholds = PixelThresholds()
-                  ) -> Tuple[List[np.ndarray], np.ndarray]:
+def colour_pixels(frame: np.ndarray, th: PixelThresholds = PixelThresholds()) -> Tuple[List[np.ndarray], np.ndarray]:
     """``(pixels, agent)``: per palette colour the flat indices of the frame pixels of that class, and the
     [H, W] bool saturated (generic agent) mask.
 
@@ -218,8 +216,7 @@ def colour_pixels(frame: np.ndarray, th: PixelThresholds = PixelThresholds()
         rgb = frame.reshape(-1, 3)[b].astype(np.float32)
         chroma = rgb / np.maximum(rgb.max(-1, keepdims=True), 1.0)
         vmin = np.maximum(0.5 * _PAL_HSV[_PALE, 2].astype(np.float32), th.val_min)
-        close = (np.abs(chroma[:, None, :] - _PALE_TARGET[None]).max(-1) <= th.chroma_tol) \
-            & (val[b][:, None] >= vmin[None])
+        close = (np.abs(chroma[:, None, :] - _PALE_TARGET[None]).max(-1) <= th.chroma_tol) & (val[b][:, None] >= vmin[None])
         for j in np.flatnonzero(close.any(0)):
             pixels[int(_PALE[j])] = b[close[:, j]]
     return pixels, agent.reshape(frame.shape[:2])
@@ -238,7 +235,7 @@ def colour_masks(frame: np.ndarray, th: PixelThresholds = PixelThresholds()) -> 
 def distance_stamp(tau: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dv, du, d)``: pixel offsets closer than ``tau`` and their Euclidean lengths (float32)."""
     r = int(np.ceil(tau))
-    dv, du = np.mgrid[-r:r + 1, -r:r + 1]
+    dv, du = np.mgrid[-r : r + 1, -r : r + 1]
     d = np.hypot(dv, du).ravel()
     keep = d < tau
     return dv.ravel()[keep], du.ravel()[keep], d[keep].astype(np.float32)
@@ -275,8 +272,9 @@ def truncated_distances(pixels: List[np.ndarray], shape: Tuple[int, int], tau: f
     return out
 
 
-def pixel_maps(frame: np.ndarray, tau: float, th: PixelThresholds = PixelThresholds(),
-               ignore: np.ndarray | None = None) -> PixelMaps:
+def pixel_maps(
+    frame: np.ndarray, tau: float, th: PixelThresholds = PixelThresholds(), ignore: np.ndarray | None = None
+) -> PixelMaps:
     """Distance maps of every palette colour and of the generic agent class.
 
     Args:
@@ -313,8 +311,7 @@ def map_pixels(frame: np.ndarray, th: PixelThresholds = PixelThresholds()) -> Tu
     return plain & (val >= 200), plain & (val < 200)
 
 
-def explained_by(frame: np.ndarray, rendered: np.ndarray, grow: int = 1,
-                 th: PixelThresholds = PixelThresholds()) -> np.ndarray:
+def explained_by(frame: np.ndarray, rendered: np.ndarray, grow: int = 1, th: PixelThresholds = PixelThresholds()) -> np.ndarray:
     """[H, W] bool: skeleton pixels of ``frame`` that a rendering of known skeletons accounts for.
 
     A saturated frame pixel is explained when a saturated pixel of
@@ -334,7 +331,7 @@ def explained_by(frame: np.ndarray, rendered: np.ndarray, grow: int = 1,
     out = np.zeros_like(agent)
     for dy in range(-grow, grow + 1):
         for dx in range(-grow, grow + 1):
-            sh = pad[grow + dy:grow + dy + h, grow + dx:grow + dx + w]
+            sh = pad[grow + dy : grow + dy + h, grow + dx : grow + dx + w]
             dh = np.abs(fh - sh)
             out |= (sh >= 0) & (np.minimum(dh, 180 - dh) <= 2 * th.hue_tol)
     return out & agent

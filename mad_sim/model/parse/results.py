@@ -50,8 +50,9 @@ class EnteredAgents:
 
     @classmethod
     def empty(cls) -> "EnteredAgents":
-        return cls(np.zeros((0, 3)), np.zeros(0), np.zeros((0, 3)), np.zeros(0, np.int8), np.zeros(0), np.zeros(0),
-                   np.zeros(0, np.int64))
+        return cls(
+            np.zeros((0, 3)), np.zeros(0), np.zeros((0, 3)), np.zeros(0, np.int8), np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
+        )
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -99,8 +100,7 @@ def ego_pose_of(state, t: Optional[int] = None) -> np.ndarray:
     return world_to_vehicle(state.sim.xyz[e, k], float(state.sim.heading[e, k]), h if h > 0 else 0.0)
 
 
-def background_mask(renderer: PoseRenderer, ego_pose: np.ndarray, roadmap=None, lights=None,
-                    grow: int = 1) -> np.ndarray:
+def background_mask(renderer: PoseRenderer, ego_pose: np.ndarray, roadmap=None, lights=None, grow: int = 1) -> np.ndarray:
     """[H, W] bool: saturated pixels the static scene draws at this ego pose (traffic-light poles), grown by ``grow``.
 
     Pass it as ``background`` to :meth:`~mad_sim.model.parse.parser.PoseParser.parse` so traffic-light
@@ -108,8 +108,9 @@ def background_mask(renderer: PoseRenderer, ego_pose: np.ndarray, roadmap=None, 
     lines are white or grey (unsaturated), never skeleton-coloured, so they
     are not part of it.
     """
-    img = renderer.render_view(np.asarray(ego_pose, np.float64), AgentPoses(np.zeros((0, 3)), [], np.zeros((0, 3)), []),
-                               roadmap, lights)
+    img = renderer.render_view(
+        np.asarray(ego_pose, np.float64), AgentPoses(np.zeros((0, 3)), [], np.zeros((0, 3)), []), roadmap, lights
+    )
     th = PixelThresholds()
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
     m = ((hsv[..., 1] >= th.sat_min) & (hsv[..., 2] >= th.val_min)).astype(np.uint8)

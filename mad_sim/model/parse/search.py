@@ -52,6 +52,7 @@ from mad_sim.model.parse.cost_maps import PAD, CostMaps, Occlusion
 from mad_sim.model.parse.skeleton_fit import ScoreParams, Scores
 from mad_sim.render.camera import Camera
 
+
 @dataclass(frozen=True)
 class Level:
     """One search level: yaw offsets ``[Y]`` (radians) and position offsets ``[X, 2]`` (metres) around the
@@ -99,9 +100,20 @@ class PoseSearch:
       chunk: bound on ``B * Y * X * S`` evaluated at once.
     """
 
-    def __init__(self, camera: Camera, cmaps: CostMaps, colour: np.ndarray, body: np.ndarray, z_ground: np.ndarray,
-                 own_depth: np.ndarray, prediction: Optional[np.ndarray], params: ScoreParams, tau: float,
-                 occlusion: Optional[Occlusion] = None, chunk: int = 1_500_000) -> None:
+    def __init__(
+        self,
+        camera: Camera,
+        cmaps: CostMaps,
+        colour: np.ndarray,
+        body: np.ndarray,
+        z_ground: np.ndarray,
+        own_depth: np.ndarray,
+        prediction: Optional[np.ndarray],
+        params: ScoreParams,
+        tau: float,
+        occlusion: Optional[Occlusion] = None,
+        chunk: int = 1_500_000,
+    ) -> None:
         self.camera = camera
         self.cmaps = cmaps
         self.body = np.asarray(body, np.float64)
@@ -140,12 +152,14 @@ class PoseSearch:
         bb = -m[None, :, 0, None] * qy[:, None] + m[None, :, 1, None] * qx[:, None]
         z = m[None, :, 2, None] * qz[:, None]
         cy, sy = np.cos(level.yaw), np.sin(level.yaw)
-        rot = (cy[None, None, :, None] * a[:, :, None] + sy[None, None, :, None] * bb[:, :, None]
-               + z[:, :, None]).astype(np.float32)
+        rot = (cy[None, None, :, None] * a[:, :, None] + sy[None, None, :, None] * bb[:, :, None] + z[:, :, None]).astype(
+            np.float32
+        )
         px = centre[:, 0:1] + level.xy[None, :, 0]
         py = centre[:, 1:2] + level.xy[None, :, 1]
-        trans = (m[None, :, 0, None] * px[:, None] + m[None, :, 1, None] * py[:, None]
-                 + self.m0[None, :, None]).astype(np.float32)
+        trans = (m[None, :, 0, None] * px[:, None] + m[None, :, 1, None] * py[:, None] + self.m0[None, :, None]).astype(
+            np.float32
+        )
         return rot, trans
 
     def _pixels(self, rot: np.ndarray, trans: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -181,7 +195,7 @@ class PoseSearch:
             return np.zeros(b, bool)
         body = self.body[rows]
         radius = np.sqrt((body[..., :2] ** 2).sum(-1)).max(-1)
-        reach = np.sqrt((level.xy ** 2).sum(-1)).max() + np.abs(level.yaw).max() * radius
+        reach = np.sqrt((level.xy**2).sum(-1)).max() + np.abs(level.yaw).max() * radius
         depth = np.maximum(self.thr[rows] + self.params.occlusion_margin_m, self.camera.near)
         px = np.ceil(max(self.camera.fx, self.camera.fy) * reach / depth) + 2
         rot, trans = self._parts(rows, centre, Level(np.zeros(1), np.zeros((1, 2)), False))
@@ -218,8 +232,9 @@ class PoseSearch:
             # one: a sample hidden at the level's centre is taken as hidden for all its candidates
             # (its cost is then the same constant for every candidate, so it cannot sway the choice).
             hidden = self._hidden_at_centre(rows, centre)
-            base = np.where(hidden, np.int32(self.cmaps.unobserved_slot * self.cmaps.stride[0]),
-                            self.base[None]).astype(np.int32)[:, None, None, :]
+            base = np.where(hidden, np.int32(self.cmaps.unobserved_slot * self.cmaps.stride[0]), self.base[None]).astype(
+                np.int32
+            )[:, None, None, :]
             occluded = np.zeros(0, np.int64)
         else:
             occluded = np.flatnonzero(self._may_be_occluded(rows, centre, level))
@@ -276,7 +291,7 @@ class PoseSearch:
         pred = self.pred[rows]
         dxy = centre[:, None, :2] + level.xy[None] - pred[:, None, :2]
         dyaw = np.angle(np.exp(1j * (centre[:, 2:3] + level.yaw[None] - pred[:, 2:3])))
-        return w * (dxy ** 2).sum(-1) / p.sigma_xy_m ** 2, w * dyaw ** 2 / p.sigma_yaw ** 2
+        return w * (dxy**2).sum(-1) / p.sigma_xy_m**2, w * dyaw**2 / p.sigma_yaw**2
 
     def costs(self, centre: np.ndarray, level: Level) -> np.ndarray:
         """[B, Y, X] total cost (mean sample cost + prior) of the level's candidates around ``centre [B, 3]``."""
@@ -345,8 +360,7 @@ class PoseSearch:
         inliers = (obs & (d_gen <= self.params.inlier_px)).sum(-1)
         px, py = self._prior(rows, pose, zero)
         cost = cost + px[:, 0] + py[:, 0]
-        return Scores(cost=cost[:, None], residual=residual[:, None], observed=n_obs[:, None],
-                      inliers=inliers[:, None])
+        return Scores(cost=cost[:, None], residual=residual[:, None], observed=n_obs[:, None], inliers=inliers[:, None])
 
     def run(self, start: np.ndarray, levels: Sequence[Level]) -> np.ndarray:
         """[B, 3] best pose after the levels, each centred on the previous best."""

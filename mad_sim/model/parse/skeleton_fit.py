@@ -72,8 +72,12 @@ def template(class_index: int, per_edge: int) -> SampleTemplate:
     col = np.repeat(edge_colour_index(spec), per_edge)
     dots = dot_colour_index(spec)
     dk = np.flatnonzero(dots >= 0)
-    return SampleTemplate(np.concatenate([k0, dk]), np.concatenate([k1, dk]),
-                          np.concatenate([frac, np.zeros(dk.size)]), np.concatenate([col, dots[dk]]))
+    return SampleTemplate(
+        np.concatenate([k0, dk]),
+        np.concatenate([k1, dk]),
+        np.concatenate([frac, np.zeros(dk.size)]),
+        np.concatenate([col, dots[dk]]),
+    )
 
 
 def body_samples(class_index: int, size: np.ndarray, per_edge: int) -> np.ndarray:
@@ -130,8 +134,9 @@ class Scores:
     inliers: np.ndarray
 
 
-def project_samples(camera: Camera, body: np.ndarray, pose: np.ndarray, z_centre: np.ndarray,
-                    height: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def project_samples(
+    camera: Camera, body: np.ndarray, pose: np.ndarray, z_centre: np.ndarray, height: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
     """Place body samples at candidate poses and project them.
 
     Args:
@@ -159,9 +164,20 @@ def project_samples(camera: Camera, body: np.ndarray, pose: np.ndarray, z_centre
     return uv, cz
 
 
-def score(camera: Camera, maps: PixelMaps, class_index: int, body: np.ndarray, colour: np.ndarray,
-          pose: np.ndarray, z_centre: np.ndarray, height: np.ndarray, own_depth: np.ndarray,
-          occluder_depth: np.ndarray | None, prediction: np.ndarray | None, params: ScoreParams) -> Scores:
+def score(
+    camera: Camera,
+    maps: PixelMaps,
+    class_index: int,
+    body: np.ndarray,
+    colour: np.ndarray,
+    pose: np.ndarray,
+    z_centre: np.ndarray,
+    height: np.ndarray,
+    own_depth: np.ndarray,
+    occluder_depth: np.ndarray | None,
+    prediction: np.ndarray | None,
+    params: ScoreParams,
+) -> Scores:
     """Score candidate poses ``[B, C, 3]`` of ``B`` agents of one class (see the module docstring).
 
     Args:
@@ -194,8 +210,7 @@ def score(camera: Camera, maps: PixelMaps, class_index: int, body: np.ndarray, c
     if prediction is not None:
         dxy = pose[..., :2] - prediction[:, None, :2]
         dyaw = np.angle(np.exp(1j * (pose[..., 2] - prediction[:, None, 2])))
-        cost = cost + params.prior_weight * tau * ((dxy ** 2).sum(-1) / params.sigma_xy_m ** 2
-                                                   + dyaw ** 2 / params.sigma_yaw ** 2)
+        cost = cost + params.prior_weight * tau * ((dxy**2).sum(-1) / params.sigma_xy_m**2 + dyaw**2 / params.sigma_yaw**2)
     return Scores(cost=cost, residual=residual, observed=n_obs, inliers=inliers)
 
 
@@ -207,8 +222,15 @@ def grid(step_xy: float, n_xy: int, step_yaw: float, n_yaw: int) -> np.ndarray:
     return np.stack([dx.ravel(), dy.ravel(), dz.ravel()], -1)
 
 
-def radial_grid(centre: np.ndarray, step_along: float, n_along: int, step_across: float, n_across: int,
-                yaws: np.ndarray, camera_xy: np.ndarray) -> np.ndarray:
+def radial_grid(
+    centre: np.ndarray,
+    step_along: float,
+    n_along: int,
+    step_across: float,
+    n_across: int,
+    yaws: np.ndarray,
+    camera_xy: np.ndarray,
+) -> np.ndarray:
     """[B, n_along * n_across * len(yaws), 3] candidates around ``centre [B, 2]`` aligned with the viewing ray.
 
     ``along`` runs along the ray from the camera (depth is what a single

@@ -102,8 +102,9 @@ class Representation:
     style: PoseStyle = field(default_factory=PoseStyle)
 
     def camera(self) -> Camera:
-        return Camera.default_front(self.width, self.height, hfov_deg=self.hfov_deg, mount_height=self.mount_height,
-                                    pitch_deg=self.pitch_deg)
+        return Camera.default_front(
+            self.width, self.height, hfov_deg=self.hfov_deg, mount_height=self.mount_height, pitch_deg=self.pitch_deg
+        )
 
     def renderer(self) -> PoseRenderer:
         return PoseRenderer(camera=self.camera(), style=self.style)
@@ -150,8 +151,10 @@ class Protocol:
         if self.prior not in ("closed-loop", "log"):
             raise ConfigError(f"parse-back prior {self.prior!r}: choose 'closed-loop' or 'log'")
         if self.frames < 1 or self.seats < 0 or self.clips_per_seat < 1 or self.min_pixels < 1:
-            raise ConfigError(f"parse-back protocol: frames={self.frames}, seats={self.seats}, clips_per_seat="
-                              f"{self.clips_per_seat}, min_pixels={self.min_pixels} must be positive (seats >= 0)")
+            raise ConfigError(
+                f"parse-back protocol: frames={self.frames}, seats={self.seats}, clips_per_seat="
+                f"{self.clips_per_seat}, min_pixels={self.min_pixels} must be positive (seats >= 0)"
+            )
 
     def parse_config(self) -> ParseConfig:
         return ParseConfig(detect=self.detect) if self.prior == "closed-loop" else ParseConfig.narrow(detect=self.detect)
@@ -170,7 +173,7 @@ def select_clips(scenario: Scenario, protocol: Protocol, rng: np.random.Generato
     others = np.flatnonzero(veh & full.any(1))
     others = others[others != scenario.sdc_index]
     seats = [int(scenario.sdc_index)] if full[scenario.sdc_index].any() else []
-    seats += [int(i) for i in rng.permutation(others)[:protocol.seats]]
+    seats += [int(i) for i in rng.permutation(others)[: protocol.seats]]
     out = []
     for s in seats:
         starts = np.flatnonzero(full[s])
@@ -180,15 +183,18 @@ def select_clips(scenario: Scenario, protocol: Protocol, rng: np.random.Generato
     return out
 
 
-def parse_clip(parser: PoseParser, frames: np.ndarray, scenario: Scenario, seat: int, t0: int, protocol: Protocol,
-               rng: np.random.Generator) -> list[tuple[np.ndarray, ParseResult, np.ndarray]]:
+def parse_clip(
+    parser: PoseParser, frames: np.ndarray, scenario: Scenario, seat: int, t0: int, protocol: Protocol, rng: np.random.Generator
+) -> list[tuple[np.ndarray, ParseResult, np.ndarray]]:
     """Parse ``frames`` (steps ``t0 ..``) under the protocol's prior; per frame ``(rows [K], result, alive [K])``."""
     tr, cam, renderer = scenario.tracks, parser.camera, parser.renderer
     steps = np.arange(t0, t0 + len(frames))
     w2v = renderer.viewpoint_transforms(tr, seat, steps, scenario.source)
     out = []
-    bgs = [background_mask(renderer, w2v[j], scenario.roadmap, lt) if protocol.detect and lt is not None else None
-           for j, lt in enumerate(lights_at(scenario, int(t)) for t in steps)]
+    bgs = [
+        background_mask(renderer, w2v[j], scenario.roadmap, lt) if protocol.detect and lt is not None else None
+        for j, lt in enumerate(lights_at(scenario, int(t)) for t in steps)
+    ]
     if protocol.prior == "closed-loop":
         ta = t0 - 1
         a = renderer.viewpoint_transform(tr, seat, ta, scenario.source)
@@ -216,17 +222,31 @@ def parse_clip(parser: PoseParser, frames: np.ndarray, scenario: Scenario, seat:
         rows = np.flatnonzero(valid)
         xyz = tr.xyz[rows, t - 1].copy()
         xyz[:, :2] += rng.uniform(-pn, pn, (rows.size, 2))
-        prior = AgentStates(xyz, tr.heading[rows, t - 1] + rng.uniform(-yn, yn, rows.size),
-                            tr.velocity[rows, t - 1].copy(), tr.size[rows, t - 1].copy(), np.ones(rows.size, bool),
-                            scenario.object_types[rows])
+        prior = AgentStates(
+            xyz,
+            tr.heading[rows, t - 1] + rng.uniform(-yn, yn, rows.size),
+            tr.velocity[rows, t - 1].copy(),
+            tr.size[rows, t - 1].copy(),
+            np.ones(rows.size, bool),
+            scenario.object_types[rows],
+        )
         res = parser.parse(frames[j], prior, w2v[j], dt=DT, background=bgs[j])
         out.append((rows, res, res.in_view.copy()))
     return out
 
 
-def measure_clip(parser: PoseParser, scenario: Scenario, seat: int, t0: int, protocol: Protocol,
-                 roundtrip: RoundTrip | None, clean_s: Samples, vae_s: Samples | None, ground_band: np.ndarray,
-                 seed: int) -> None:
+def measure_clip(
+    parser: PoseParser,
+    scenario: Scenario,
+    seat: int,
+    t0: int,
+    protocol: Protocol,
+    roundtrip: RoundTrip | None,
+    clean_s: Samples,
+    vae_s: Samples | None,
+    ground_band: np.ndarray,
+    seed: int,
+) -> None:
     """Steps 1-4 of the module doc for one clip, into ``clean_s`` and (with a round trip) ``vae_s``."""
     r = parser.renderer
     clean = r.render_scenario(scenario, seat, t0, t0 + protocol.frames)
@@ -238,8 +258,20 @@ def measure_clip(parser: PoseParser, scenario: Scenario, seat: int, t0: int, pro
         add_lanes(s, truth.kinds, truth.owned, frames, ground_band)
         parsed = parse_clip(parser, frames, scenario, seat, t0, protocol, np.random.default_rng(seed))
         for j, (rows, res, alive) in enumerate(parsed):
-            score_frame(s, scenario, seat, t0 + j, truth.cam_xy[j], truth.pixels[j], rows, res, alive,
-                        protocol.min_pixels, protocol.gate_m, protocol.gate_frac)
+            score_frame(
+                s,
+                scenario,
+                seat,
+                t0 + j,
+                truth.cam_xy[j],
+                truth.pixels[j],
+                rows,
+                res,
+                alive,
+                protocol.min_pixels,
+                protocol.gate_m,
+                protocol.gate_frac,
+            )
 
 
 @dataclass
@@ -253,8 +285,13 @@ class ParsebackResult:
     scenes: int
 
 
-def measure(scenarios: Sequence[Scenario], rep: Representation, protocol: Protocol,
-            roundtrip: RoundTrip | None = None, progress: bool = False) -> ParsebackResult:
+def measure(
+    scenarios: Sequence[Scenario],
+    rep: Representation,
+    protocol: Protocol,
+    roundtrip: RoundTrip | None = None,
+    progress: bool = False,
+) -> ParsebackResult:
     """Run the whole measurement (module doc) over ``scenarios`` with the VAE ``roundtrip`` (None: clean only)."""
     from tqdm.auto import tqdm
 
@@ -265,7 +302,7 @@ def measure(scenarios: Sequence[Scenario], rep: Representation, protocol: Protoc
     for i, sc in enumerate(scenarios):
         rng = np.random.default_rng([protocol.seed, i])
         jobs += [(i, sc, seat, t0) for seat, t0 in select_clips(sc, protocol, rng)]
-    jobs = jobs[:protocol.max_clips] if protocol.max_clips is not None else jobs
+    jobs = jobs[: protocol.max_clips] if protocol.max_clips is not None else jobs
     clean_s, vae_s = Samples(), (Samples() if roundtrip is not None else None)
     clips: list[dict[str, object]] = []
     for k, (_, sc, seat, t0) in enumerate(tqdm(jobs, desc="parse-back clips", disable=not progress)):

@@ -77,7 +77,7 @@ def band_index(ranges: np.ndarray, bands: Sequence[tuple[float, float]] = BANDS)
 
 def pixel_ground_range(camera: Camera) -> np.ndarray:
     """``[H, W]`` ground range (metres) from the camera to where each pixel's ray meets ``z = 0`` (NaN: none)."""
-    v, u = np.mgrid[0:camera.height, 0:camera.width].astype(np.float64)
+    v, u = np.mgrid[0 : camera.height, 0 : camera.width].astype(np.float64)
     p = camera.backproject_ground(np.stack([u, v], -1), 0.0)
     c = camera.position
     return np.hypot(p[..., 0] - c[0], p[..., 1] - c[1])
@@ -102,8 +102,16 @@ def clip_agents(renderer: PoseRenderer, scenario: Scenario, seat: int, steps: np
         rows = np.unique(ai[walker])
         dist = travelled_distance(tr, rows)
         phase[walker] = walking_phase(dist[np.searchsorted(rows, ai[walker]), ti[walker]])
-    return AgentPoses(xyz=xyz, heading=tr.heading[ai, ti] - yaw[fi], size=tr.size[ai, ti], types=types, phase=phase,
-                      speed=np.hypot(tr.velocity[ai, ti, 0], tr.velocity[ai, ti, 1]), ids=ai, frame=fi)
+    return AgentPoses(
+        xyz=xyz,
+        heading=tr.heading[ai, ti] - yaw[fi],
+        size=tr.size[ai, ti],
+        types=types,
+        phase=phase,
+        speed=np.hypot(tr.velocity[ai, ti, 0], tr.velocity[ai, ti, 1]),
+        ids=ai,
+        frame=fi,
+    )
 
 
 def agent_masks(renderer: PoseRenderer, agents: AgentPoses, frames: int) -> np.ndarray:
@@ -113,7 +121,7 @@ def agent_masks(renderer: PoseRenderer, agents: AgentPoses, frames: int) -> np.n
     if len(agents):
         m = agent_id_mask(cam, agents, renderer.style)
         m = m[None] if m.ndim == 2 else m
-        out[:m.shape[0]] = m
+        out[: m.shape[0]] = m
     return out
 
 
@@ -194,17 +202,28 @@ def add_lanes(s: Samples, kinds: np.ndarray, owned: np.ndarray, decoded: np.ndar
     _count(s.lit_total, free, b)
     _count(s.lit_on_line, free & _grow(kinds >= 0, 1), b)
     near = (b >= 0) & (b < len(BANDS) - 1)
-    s.kind_total += np.bincount(kinds[px & near], minlength=len(LINE_KINDS))[:len(LINE_KINDS)]
-    s.kind_kept += np.bincount(kinds[kept & near], minlength=len(LINE_KINDS))[:len(LINE_KINDS)]
+    s.kind_total += np.bincount(kinds[px & near], minlength=len(LINE_KINDS))[: len(LINE_KINDS)]
+    s.kind_kept += np.bincount(kinds[kept & near], minlength=len(LINE_KINDS))[: len(LINE_KINDS)]
 
 
 def _wrap(a: np.ndarray) -> np.ndarray:
     return np.abs(np.angle(np.exp(1j * np.asarray(a, np.float64))))
 
 
-def score_frame(s: Samples, scenario: Scenario, seat: int, step: int, cam_xy: np.ndarray, pixels: np.ndarray,
-                rows: np.ndarray, res: ParseResult, alive: np.ndarray, min_pixels: int = 6, gate_m: float = 2.0,
-                gate_frac: float = 0.1) -> None:
+def score_frame(
+    s: Samples,
+    scenario: Scenario,
+    seat: int,
+    step: int,
+    cam_xy: np.ndarray,
+    pixels: np.ndarray,
+    rows: np.ndarray,
+    res: ParseResult,
+    alive: np.ndarray,
+    min_pixels: int = 6,
+    gate_m: float = 2.0,
+    gate_frac: float = 0.1,
+) -> None:
     """Score one parsed frame against the log (module doc) into ``s``.
 
     Args:
@@ -251,8 +270,11 @@ def score_frame(s: Samples, scenario: Scenario, seat: int, step: int, cam_xy: np
             d[i, :], d[:, j] = np.inf, np.inf
         rest = exy[~used]
         quiet = np.flatnonzero(veh & ~vis)
-        near = (np.linalg.norm(xy[quiet][:, None] - rest[None], axis=-1) <= gate[quiet][:, None]).any(0) \
-            if quiet.size else np.zeros(len(rest), bool)
+        near = (
+            (np.linalg.norm(xy[quiet][:, None] - rest[None], axis=-1) <= gate[quiet][:, None]).any(0)
+            if quiet.size
+            else np.zeros(len(rest), bool)
+        )
         s.det_range += np.hypot(*(rest[~near] - cam_xy).T).tolist()
         s.det_true += [False] * int((~near).sum())
     # The tracked set's positions (fit or prediction), what the closed loop would use.
@@ -300,6 +322,20 @@ def clip_truth(renderer: PoseRenderer, scenario: Scenario, seat: int, t0: int, f
     return ClipTruth(pixels, own, kinds, cam_w[:, :2])
 
 
-
-__all__ = ["BANDS", "LINE_KINDS", "LIT", "ClipTruth", "Samples", "add_lanes", "agent_masks", "band_index", "band_name",
-           "clip_agents", "clip_truth", "line_kinds", "map_frames", "pixel_ground_range", "score_frame"]
+__all__ = [
+    "BANDS",
+    "LINE_KINDS",
+    "LIT",
+    "ClipTruth",
+    "Samples",
+    "add_lanes",
+    "agent_masks",
+    "band_index",
+    "band_name",
+    "clip_agents",
+    "clip_truth",
+    "line_kinds",
+    "map_frames",
+    "pixel_ground_range",
+    "score_frame",
+]

@@ -72,7 +72,7 @@ class VaeSpec:
 def _vae_state(sd: dict[str, Any]) -> dict[str, Any]:
     """A VAE state dict from a backbone file (``vae.*`` keys) or a bare VAE file."""
     if any(k.startswith("vae.") for k in sd):
-        return {k[len("vae."):]: v for k, v in sd.items() if k.startswith("vae.")}
+        return {k[len("vae.") :]: v for k, v in sd.items() if k.startswith("vae.")}
     return dict(sd)
 
 
@@ -187,8 +187,10 @@ class VaeRoundTrip:
         if f.dtype != np.uint8 or f.ndim != 4 or f.shape[-1] != 3:
             raise ShapeError(f"VaeRoundTrip: expected [F, H, W, 3] uint8 frames, got {f.dtype} {f.shape}")
         if (f.shape[0] - 1) % tr or f.shape[1] % sr or f.shape[2] % sr:
-            raise ShapeError(f"VaeRoundTrip: {f.shape[0]} frames of {f.shape[2]}x{f.shape[1]}; this VAE needs "
-                             f"{tr}k+1 frames and sizes divisible by {sr}")
+            raise ShapeError(
+                f"VaeRoundTrip: {f.shape[0]} frames of {f.shape[2]}x{f.shape[1]}; this VAE needs "
+                f"{tr}k+1 frames and sizes divisible by {sr}"
+            )
         vae = self.vae
         p = next(vae.parameters())
         with torch.no_grad():
@@ -224,19 +226,27 @@ class VaeRoundTrip:
         t = np.asarray(self.times, np.float64).reshape(-1, 2) * 1000.0
         tot = t.sum(1)
         nan = float("nan")
-        return {"clips": len(t), "threads": int(torch.get_num_threads()),
-                "encode_ms_median": float(np.median(t[:, 0])) if len(t) else nan,
-                "decode_ms_median": float(np.median(t[:, 1])) if len(t) else nan,
-                "total_ms_median": float(np.median(tot)) if len(t) else nan,
-                "total_ms_mean": float(tot.mean()) if len(t) else nan}
+        return {
+            "clips": len(t),
+            "threads": int(torch.get_num_threads()),
+            "encode_ms_median": float(np.median(t[:, 0])) if len(t) else nan,
+            "decode_ms_median": float(np.median(t[:, 1])) if len(t) else nan,
+            "total_ms_median": float(np.median(tot)) if len(t) else nan,
+            "total_ms_mean": float(tot.mean()) if len(t) else nan,
+        }
 
     def describe(self, frames: int, height: int, width: int) -> dict[str, Any]:
         """The VAE's compression, latent channels, patch and tokens for a clip (JSON-ready)."""
         c = int(self.vae.config.latent_channels)
         f = (frames - 1) // self.temporal_ratio + 1
-        return {"spec": self.spec.to_dict(), "spatial_ratio": self.spatial_ratio, "temporal_ratio": self.temporal_ratio,
-                "latent_shape": [c, f, height // self.spatial_ratio, width // self.spatial_ratio],
-                "patch": list(self.patch), "tokens": self.tokens(frames, height, width)}
+        return {
+            "spec": self.spec.to_dict(),
+            "spatial_ratio": self.spatial_ratio,
+            "temporal_ratio": self.temporal_ratio,
+            "latent_shape": [c, f, height // self.spatial_ratio, width // self.spatial_ratio],
+            "patch": list(self.patch),
+            "tokens": self.tokens(frames, height, width),
+        }
 
 
 __all__ = ["VaeRoundTrip", "VaeSpec", "build_vae"]

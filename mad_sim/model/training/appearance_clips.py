@@ -125,8 +125,7 @@ def _video_pairs(path: Path, spec: AppearanceClipSpec, progress: bool) -> Tuple[
     rgb_all, pose_all, entries = [], [], []
     variants = [(False, frames)] + ([(True, frames[:, :, ::-1])] if spec.mirror else [])
     for mirrored, video in variants:
-        pose_src = extract_pose_video(np.ascontiguousarray(video), get_extractor(spec.extractor),
-                                      spec.width, spec.height)
+        pose_src = extract_pose_video(np.ascontiguousarray(video), get_extractor(spec.extractor), spec.width, spec.height)
         rgb_src = resize_frames(video, spec.width, spec.height)
         for phase in range(spec.phases):
             offset = phase * (fps_src / spec.fps) / spec.phases
@@ -136,19 +135,33 @@ def _video_pairs(path: Path, spec: AppearanceClipSpec, progress: bool) -> Tuple[
             if not mirrored and phase == 0:
                 splits += [("eval", s) for s in held]
             for split, s in splits:
-                src = idx[s:s + spec.frames]
+                src = idx[s : s + spec.frames]
                 rgb_all.append(rgb_src[src])
                 pose_all.append(pose_src[src])
-                entries.append({"split": split, "source": str(path), "mirrored": mirrored, "phase": phase,
-                                "start_frame": int(src[0]), "source_frames": src.tolist(),
-                                "time_s": round(float(src[0]) / fps_src, 3)})
+                entries.append(
+                    {
+                        "split": split,
+                        "source": str(path),
+                        "mirrored": mirrored,
+                        "phase": phase,
+                        "start_frame": int(src[0]),
+                        "source_frames": src.tolist(),
+                        "time_s": round(float(src[0]) / fps_src, 3),
+                    }
+                )
     log.info("%s: %d clips (%d held out)", path.name, len(entries), sum(e["split"] == "eval" for e in entries))
     return rgb_all, pose_all, entries
 
 
-def build_appearance_clips(videos: Sequence[PathLike] = (), stills: Sequence[PathLike] = (),
-                           waymo_frames: Sequence[PathLike] = (), spec: Optional[AppearanceClipSpec] = None,
-                           cache_root: Optional[PathLike] = None, *, progress: bool = True) -> Path:
+def build_appearance_clips(
+    videos: Sequence[PathLike] = (),
+    stills: Sequence[PathLike] = (),
+    waymo_frames: Sequence[PathLike] = (),
+    spec: Optional[AppearanceClipSpec] = None,
+    cache_root: Optional[PathLike] = None,
+    *,
+    progress: bool = True,
+) -> Path:
     """Build (or reuse) the paired clip cache; returns its folder.
 
     Args:
@@ -162,8 +175,9 @@ def build_appearance_clips(videos: Sequence[PathLike] = (), stills: Sequence[Pat
     if not (videos or stills or waymo_frames):
         raise ConfigError("build_appearance_clips: give at least one video, still or Waymo frame file")
     sources = {"videos": _fingerprint(videos), "stills": _fingerprint(stills), "waymo": _fingerprint(waymo_frames)}
-    key = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "spec": asdict(spec), "sources": sources},
-                                    sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps({"v": CACHE_VERSION, "spec": asdict(spec), "sources": sources}, sort_keys=True).encode()
+    ).hexdigest()[:16]
     folder = Path(cache_root) if cache_root is not None else default_cache_root()
     folder = folder / key
     if (folder / "manifest.json").is_file():
@@ -201,9 +215,13 @@ def build_appearance_clips(videos: Sequence[PathLike] = (), stills: Sequence[Pat
     for name, arr in arrays.items():
         with atomic_path(folder / f"{name}.npy") as tmp:
             np.save(tmp, arr.astype(np.uint8, copy=False))
-    manifest = {"version": CACHE_VERSION, "spec": asdict(spec), "sources": sources,
-                "clips": [{"index": k, **e} for k, e in enumerate(entries)],
-                "stills": [{"index": k, **e} for k, e in enumerate(still_entries)]}
+    manifest = {
+        "version": CACHE_VERSION,
+        "spec": asdict(spec),
+        "sources": sources,
+        "clips": [{"index": k, **e} for k, e in enumerate(entries)],
+        "stills": [{"index": k, **e} for k, e in enumerate(still_entries)],
+    }
     write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
     log.info("appearance clip cache built: %s (%d clips, %d stills)", folder, len(entries), len(still_entries))
     return folder
@@ -222,8 +240,10 @@ class AppearanceClips:
         self.folder = Path(folder)
         path = self.folder / "manifest.json"
         if not path.is_file():
-            raise DataNotFoundError("no manifest.json: the appearance clip cache is missing or incomplete; "
-                                    "build it with build_appearance_clips()", path=str(self.folder))
+            raise DataNotFoundError(
+                "no manifest.json: the appearance clip cache is missing or incomplete; build it with build_appearance_clips()",
+                path=str(self.folder),
+            )
         try:
             manifest = json.loads(path.read_text())
             self.spec = AppearanceClipSpec(**manifest["spec"])
@@ -241,8 +261,7 @@ class AppearanceClips:
         want = (len(self.clips), self.spec.frames, self.spec.height, self.spec.width, 3)
         for name in ("rgb", "pose"):
             if getattr(self, name).shape != want:
-                raise DataError(f"{name}.npy has shape {getattr(self, name).shape}, manifest says {want}",
-                                path=str(self.folder))
+                raise DataError(f"{name}.npy has shape {getattr(self, name).shape}, manifest says {want}", path=str(self.folder))
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -263,6 +282,8 @@ def shared_data_sources(root: Optional[PathLike] = None) -> dict:
     from mad_sim.data.root import data_root
 
     base = Path(root) if root else data_root()
-    return {"videos": [base / "video" / "solidWhiteRight.mp4"],
-            "stills": [base / "video" / "solidWhiteCurve.jpg", base / "video" / "solidYellowLeft.jpg"],
-            "waymo_frames": [base / "womd" / "pvps_data_one_frame.tfrecord"]}
+    return {
+        "videos": [base / "video" / "solidWhiteRight.mp4"],
+        "stills": [base / "video" / "solidWhiteCurve.jpg", base / "video" / "solidYellowLeft.jpg"],
+        "waymo_frames": [base / "womd" / "pvps_data_one_frame.tfrecord"],
+    }

@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def encode_appearance_latents(backbone, clips, batch_size: int = 4, progress: bool = True,
-                              perturb_seed: int = 1234) -> Dict[str, torch.Tensor]:
+def encode_appearance_latents(
+    backbone, clips, batch_size: int = 4, progress: bool = True, perturb_seed: int = 1234
+) -> Dict[str, torch.Tensor]:
     """``{rgb, pose, pose_perturbed, mask}``: latents ``[K, C, f, h, w]`` and pose patch masks ``[K, f, h, w]``.
 
     ``pose_perturbed`` holds the latents of the eval clips' perturbed pose videos
@@ -76,8 +77,9 @@ def encode_appearance_latents(backbone, clips, batch_size: int = 4, progress: bo
         pose_v = videos_to_tensor(pose, dev)
         parts["rgb"].append(backbone.encode_video(videos_to_tensor(rgb, dev)).float().cpu())
         parts["pose"].append(backbone.encode_video(pose_v).float().cpu())
-        parts["mask"].append(pose_patch_mask(pose_v, temporal_ratio=backbone.temporal_ratio,
-                                             spatial_ratio=backbone.spatial_ratio).cpu())
+        parts["mask"].append(
+            pose_patch_mask(pose_v, temporal_ratio=backbone.temporal_ratio, spatial_ratio=backbone.spatial_ratio).cpu()
+        )
         bad = np.stack([perturb_pose(p, rng) if int(k) in held else p for k, p in zip(idx, pose)])
         pert = backbone.encode_video(videos_to_tensor(bad, dev)).float().cpu()
         pert[[int(k) not in held for k in idx]] = 0.0
@@ -116,8 +118,14 @@ class AppearanceStage:
             self._text[batch] = self.backbone.encode_prompts(None, batch)
         return self._text[batch]
 
-    def conditions(self, lat: Dict[str, torch.Tensor], with_first: bool, gen: torch.Generator | None,
-                   pose_key: str = "pose", noised: bool = False) -> list:
+    def conditions(
+        self,
+        lat: Dict[str, torch.Tensor],
+        with_first: bool,
+        gen: torch.Generator | None,
+        pose_key: str = "pose",
+        noised: bool = False,
+    ) -> list:
         pose = lat[pose_key]
         if noised:
             pose = targeted_noise(pose, lat["mask"], gen, self.targeted_max)

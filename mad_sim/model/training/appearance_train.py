@@ -79,8 +79,9 @@ class AppearanceTaskConfig:
             raise ConfigError(f"appearance.clips: {exc}") from exc
 
 
-def load_appearance_config(path: PathLike, overrides: Optional[Dict[str, Any]] = None,
-                           task_overrides: Optional[Dict[str, Any]] = None):
+def load_appearance_config(
+    path: PathLike, overrides: Optional[Dict[str, Any]] = None, task_overrides: Optional[Dict[str, Any]] = None
+):
     """``(TrainConfig, AppearanceTaskConfig)`` from a YAML file (unknown keys name the file)."""
     from mad_sim.model.training.loop import TrainConfig
 
@@ -99,8 +100,15 @@ def open_clips(task: AppearanceTaskConfig, progress: bool = True) -> AppearanceC
     return AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=task.spec(), progress=progress))
 
 
-def train_appearance(cfg, task: AppearanceTaskConfig, *, resume: bool = False, progress: bool = True,
-                     stop_after: Optional[int] = None, clips: Optional[AppearanceClips] = None):
+def train_appearance(
+    cfg,
+    task: AppearanceTaskConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: Optional[int] = None,
+    clips: Optional[AppearanceClips] = None,
+):
     """Train (or resume) the appearance LoRA; returns the trainer's ``TrainResult``."""
     from mad_sim.model.training.loop import train
 
@@ -123,14 +131,22 @@ def _stage_for_scoring(cfg, task: AppearanceTaskConfig, clips: AppearanceClips, 
 
 
 @torch.no_grad()
-def score_adapter(cfg, task: AppearanceTaskConfig, clips: AppearanceClips, lora: Optional[PathLike], *,
-                  steps: int = 8, seed: int = 0, progress: bool = False) -> Tuple[Dict[str, float], Any]:
+def score_adapter(
+    cfg,
+    task: AppearanceTaskConfig,
+    clips: AppearanceClips,
+    lora: Optional[PathLike],
+    *,
+    steps: int = 8,
+    seed: int = 0,
+    progress: bool = False,
+) -> Tuple[Dict[str, float], Any]:
     """Held-out scores of the appearance LoRA file ``lora`` (None: the untrained adapter, i.e. the base model).
 
     Returns ``({eval_loss, eval_loss_perturbed_pose, psnr, ssim, psnr_perturbed, ssim_perturbed}, synthesizer)``.
     """
-    from mad_sim.model.evaluation.appearance import evaluate_appearance
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer
+    from mad_sim.model.evaluation.appearance import evaluate_appearance
     from mad_sim.model.mad import MADModel
 
     stage = _stage_for_scoring(cfg, task, clips, lora)
@@ -139,18 +155,23 @@ def score_adapter(cfg, task: AppearanceTaskConfig, clips: AppearanceClips, lora:
     model = MADModel(stage.backbone)
     synth = AppearanceSynthesizer(model, "appearance", size=(clips.spec.height, clips.spec.width))
     clean = evaluate_appearance(synth, clips, steps=steps, seed=seed, progress=progress)
-    bad = evaluate_appearance(synth, clips, steps=steps, seed=seed, progress=progress,
-                              perturb=np.random.default_rng(1234))
-    out.update(psnr=clean["psnr"], ssim=clean["ssim"], psnr_perturbed=bad["psnr"], ssim_perturbed=bad["ssim"],
-               clips=clean["clips"], frames=clean["frames"])
+    bad = evaluate_appearance(synth, clips, steps=steps, seed=seed, progress=progress, perturb=np.random.default_rng(1234))
+    out.update(
+        psnr=clean["psnr"],
+        ssim=clean["ssim"],
+        psnr_perturbed=bad["psnr"],
+        ssim_perturbed=bad["ssim"],
+        clips=clean["clips"],
+        frames=clean["frames"],
+    )
     return out, synth
 
 
 @torch.no_grad()
 def vae_ceiling(backbone, clips: AppearanceClips, split: str = "eval") -> Dict[str, float]:
     """PSNR / SSIM of the VAE's own encode -> decode of the held-out RGB clips (all frames)."""
-    from mad_sim.model.evaluation.appearance import psnr, ssim
     from mad_sim.model.conditioning import video_to_uint8
+    from mad_sim.model.evaluation.appearance import psnr, ssim
     from mad_sim.model.training.stage_io import videos_to_tensor
 
     ps, ss = [], []
@@ -163,8 +184,17 @@ def vae_ceiling(backbone, clips: AppearanceClips, split: str = "eval") -> Dict[s
     return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "clips": len(ps)}
 
 
-def report(cfg, task: AppearanceTaskConfig, adapters: Mapping[str, Optional[PathLike]], out: PathLike, *,
-           steps: int = 8, seed: int = 0, image_adapter: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
+def report(
+    cfg,
+    task: AppearanceTaskConfig,
+    adapters: Mapping[str, Optional[PathLike]],
+    out: PathLike,
+    *,
+    steps: int = 8,
+    seed: int = 0,
+    image_adapter: Optional[str] = None,
+    progress: bool = True,
+) -> Dict[str, Any]:
     """Score each named adapter (None = untrained) and the VAE ceiling; write ``scores.json`` and comparison PNGs.
 
     ``comparison_<name>.png``: real | pose | synthesized rows of the first held-out clip (first real frame given).
@@ -174,8 +204,11 @@ def report(cfg, task: AppearanceTaskConfig, adapters: Mapping[str, Optional[Path
 
     out = Path(out)
     clips = open_clips(task, progress)
-    result: Dict[str, Any] = {"held_out_clips": int(len(clips.indices("eval"))), "sampler_steps": steps,
-                              "init_backbone": cfg.init_backbone}
+    result: Dict[str, Any] = {
+        "held_out_clips": int(len(clips.indices("eval"))),
+        "sampler_steps": steps,
+        "init_backbone": cfg.init_backbone,
+    }
     k = clips.indices("eval")[:1]
     rgb, pose = clips.batch(k)
     for name, lora in adapters.items():
@@ -185,8 +218,7 @@ def report(cfg, task: AppearanceTaskConfig, adapters: Mapping[str, Optional[Path
         if "vae_ceiling" not in result:
             result["vae_ceiling"] = vae_ceiling(synth.backbone, clips)
         if image_adapter is None or name == image_adapter:
-            frames = synth.synthesize(pose[0], first_frame=rgb[0, 0], steps=steps,
-                                      generator=torch.Generator().manual_seed(seed))
+            frames = synth.synthesize(pose[0], first_frame=rgb[0, 0], steps=steps, generator=torch.Generator().manual_seed(seed))
             comparison_image(rgb[0], pose[0], frames, out / f"comparison_{name}.png", scale=2)
     write_text_atomic(out / "scores.json", json.dumps(result, indent=1))
     return result
@@ -213,8 +245,7 @@ def ship_adapter(lora: PathLike, dst: PathLike, backbone: PathLike) -> Path:
         meta = dict(f.metadata() or {})
         sd = {k: f.get_tensor(k) for k in f.keys()}
     sd = {k: (v.half() if v.dtype == torch.float32 else v).contiguous() for k, v in sd.items()}
-    meta.update(stored_dtype="float16", trained_on_backbone=Path(backbone).name,
-                trained_on_backbone_sha256=h.hexdigest())
+    meta.update(stored_dtype="float16", trained_on_backbone=Path(backbone).name, trained_on_backbone_sha256=h.hexdigest())
     dst = Path(dst)
     with atomic_path(dst) as tmp:
         save_file(sd, str(tmp), metadata=meta)
@@ -231,8 +262,12 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--steps", type=int)
     p.add_argument("--stop-after", type=int)
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--score", nargs="*", metavar="NAME=LORA",
-                   help="score instead of training: 'untrained' plus each NAME=LORA file (held-out loss, PSNR/SSIM)")
+    p.add_argument(
+        "--score",
+        nargs="*",
+        metavar="NAME=LORA",
+        help="score instead of training: 'untrained' plus each NAME=LORA file (held-out loss, PSNR/SSIM)",
+    )
     p.add_argument("--out", default="runs/tiny/appearance_eval", help="folder of --score's scores.json and images")
     p.add_argument("--sample-steps", type=int, default=8, help="sampler steps of --score")
     a = p.parse_args(argv)
@@ -246,8 +281,17 @@ def main(argv: Optional[list] = None) -> int:
         print(json.dumps(report(cfg, task, adapters, a.out, steps=a.sample_steps, progress=not a.no_progress), indent=1))
         return 0
     res = train_appearance(cfg, task, resume=a.resume, progress=not a.no_progress, stop_after=a.stop_after)
-    print(json.dumps({"output_dir": str(res.output_dir), "steps": res.steps, "final_loss": res.final_loss,
-                      "seconds": round(res.seconds, 1), "exported": res.exported}))
+    print(
+        json.dumps(
+            {
+                "output_dir": str(res.output_dir),
+                "steps": res.steps,
+                "final_loss": res.final_loss,
+                "seconds": round(res.seconds, 1),
+                "exported": res.exported,
+            }
+        )
+    )
     return 0
 
 

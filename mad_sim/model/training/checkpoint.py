@@ -108,9 +108,17 @@ def _join_optimizer_state(tensors: Dict[str, torch.Tensor], tree: dict) -> dict:
 
 
 # --- save / load -------------------------------------------------------------------
-def save_checkpoint(directory: PathLike, step: int, model: Dict[str, torch.Tensor], *,
-                    optimizer: Optional[torch.optim.Optimizer] = None, scheduler: Any = None,
-                    config: Optional[dict] = None, extra: Optional[dict] = None, keep: int = 2) -> Path:
+def save_checkpoint(
+    directory: PathLike,
+    step: int,
+    model: Dict[str, torch.Tensor],
+    *,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scheduler: Any = None,
+    config: Optional[dict] = None,
+    extra: Optional[dict] = None,
+    keep: int = 2,
+) -> Path:
     """Write ``<directory>/step_<step>/`` atomically and point ``latest.json`` at it.
 
     Args:
@@ -131,8 +139,11 @@ def save_checkpoint(directory: PathLike, step: int, model: Dict[str, torch.Tenso
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=directory))
     try:
         files: Dict[str, str] = {}
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.items()}, str(tmp / _MODEL),
-                  metadata={"format": "mad-sim-checkpoint", "step": str(step)})
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in model.items()},
+            str(tmp / _MODEL),
+            metadata={"format": "mad-sim-checkpoint", "step": str(step)},
+        )
         files[_MODEL] = sha256_file(tmp / _MODEL)
         optim_tree = None
         if optimizer is not None:
@@ -183,8 +194,9 @@ def latest_checkpoint(directory: PathLike) -> Optional[Path]:
         try:
             path = directory / json.loads(pointer.read_text())["path"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{pointer}: not a valid checkpoint pointer ({exc}); "
-                                  "delete it to fall back to the newest folder") from exc
+            raise CheckpointError(
+                f"{pointer}: not a valid checkpoint pointer ({exc}); delete it to fall back to the newest folder"
+            ) from exc
         if (path / _META).is_file():
             return path
     ckpts = list_checkpoints(directory)
@@ -230,5 +242,6 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
     optimizer = None
     if meta.get("optimizer") is not None:
         optimizer = _join_optimizer_state(_read_tensors(path / _OPTIM, files.get(_OPTIM)), meta["optimizer"])
-    return Checkpoint(path=path, step=step, model=model, optimizer=optimizer,
-                      scheduler=meta.get("scheduler"), extra=meta.get("extra") or {})
+    return Checkpoint(
+        path=path, step=step, model=model, optimizer=optimizer, scheduler=meta.get("scheduler"), extra=meta.get("extra") or {}
+    )

@@ -143,8 +143,9 @@ def viewpoint_candidates(scenario: Scenario, spec: ClipSpec, t0: int) -> Tuple[n
     return idx.astype(np.int64), travel
 
 
-def plan_clips(scenario: Scenario, spec: ClipSpec, rng: np.random.Generator,
-               t_range: Optional[Tuple[int, int]] = None) -> List[ClipRef]:
+def plan_clips(
+    scenario: Scenario, spec: ClipSpec, rng: np.random.Generator, t_range: Optional[Tuple[int, int]] = None
+) -> List[ClipRef]:
     """Choose the clips of one scenario.
 
     Windows start every ``spec.stride`` steps; in each, up to
@@ -164,7 +165,7 @@ def plan_clips(scenario: Scenario, spec: ClipSpec, rng: np.random.Generator,
         idx, travel = viewpoint_candidates(scenario, spec, t0)
         moving = idx[travel >= spec.min_travel_m]
         still = idx[travel < spec.min_travel_m]
-        take_moving = rng.permutation(moving)[:spec.max_viewpoints]
+        take_moving = rng.permutation(moving)[: spec.max_viewpoints]
         n_static = min(n_static_max, max(len(take_moving), 1))
         take_still = rng.permutation(still)[:n_static]
         refs += [ClipRef(int(v), t0, True) for v in np.sort(take_moving)]
@@ -209,12 +210,15 @@ class ClipRenderer:
         want = (f, spec.height, spec.width, 3)
         for name, video in (("pose", pose), ("ego", ego)):
             if video.shape != want or video.dtype != np.uint8:
-                raise ShapeError(f"{scenario.source or scenario.scenario_id}: {name} video of viewpoint {ref.viewpoint} "
-                                 f"at step {ref.t0}: got {video.shape} {video.dtype}, expected {want} uint8")
+                raise ShapeError(
+                    f"{scenario.source or scenario.scenario_id}: {name} video of viewpoint {ref.viewpoint} "
+                    f"at step {ref.t0}: got {video.shape} {video.dtype}, expected {want} uint8"
+                )
         return pose, ego
 
-    def render_boxes(self, scenario: Scenario, ref: ClipRef, rng: np.random.Generator, max_agents: int = 3,
-                     min_pixels: int = 8) -> Tuple[np.ndarray, np.ndarray]:
+    def render_boxes(
+        self, scenario: Scenario, ref: ClipRef, rng: np.random.Generator, max_agents: int = 3, min_pixels: int = 8
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Box video of the clip's future and its controlled agents: ``([future_frames, H, W, 3] uint8, [n] int64)``.
 
         ``n`` is drawn uniformly in ``1..max_agents`` by ``rng``, then that many
@@ -230,8 +234,16 @@ class ClipRenderer:
         present = ref.t0 + spec.present
         steps = np.arange(present + 1, present + 1 + spec.future_frames)
         n = int(rng.integers(1, max_agents + 1))
-        agents = choose_controlled_agents(scenario.tracks, scenario.object_types, ref.viewpoint, steps,
-                                          self.pose.camera, rng, max_agents=n, min_pixels=min_pixels)
+        agents = choose_controlled_agents(
+            scenario.tracks,
+            scenario.object_types,
+            ref.viewpoint,
+            steps,
+            self.pose.camera,
+            rng,
+            max_agents=n,
+            min_pixels=min_pixels,
+        )
         if agents.size == 0:
             return np.zeros((spec.future_frames, spec.height, spec.width, 3), np.uint8), agents
         return box_video_from_trajectory(scenario.tracks, ref.viewpoint, agents, steps, self.pose.camera), agents

@@ -115,8 +115,9 @@ class BoxClipConfig:
     def __post_init__(self) -> None:
         max_slots = 8  # mad_sim.model.object_control.MAX_SLOTS (not imported: it pulls in torch)
         if not 1 <= self.max_agents <= max_slots or self.min_pixels < 1:
-            raise ConfigError(f"data.boxes: max_agents={self.max_agents} must lie in [1, {max_slots}] "
-                              f"and min_pixels={self.min_pixels} be >= 1")
+            raise ConfigError(
+                f"data.boxes: max_agents={self.max_agents} must lie in [1, {max_slots}] and min_pixels={self.min_pixels} be >= 1"
+            )
 
 
 @dataclass
@@ -199,8 +200,15 @@ def box_seed(entry: dict) -> List[int]:
     return [int(entry["seed"]), int(entry["viewpoint"]), int(entry["t0"]), 2]
 
 
-def build_clip_cache(spec: ClipSpec, sources: Sequence[SourceConfig], cache_root: Optional[PathLike] = None,
-                     *, rebuild: bool = False, progress: bool = True, boxes: Optional[BoxClipConfig] = None) -> Path:
+def build_clip_cache(
+    spec: ClipSpec,
+    sources: Sequence[SourceConfig],
+    cache_root: Optional[PathLike] = None,
+    *,
+    rebuild: bool = False,
+    progress: bool = True,
+    boxes: Optional[BoxClipConfig] = None,
+) -> Path:
     """Render every clip of ``sources`` once into a cache folder; return the folder.
 
     An existing complete cache with the same spec and sources is reused
@@ -227,18 +235,34 @@ def build_clip_cache(spec: ClipSpec, sources: Sequence[SourceConfig], cache_root
             rng = np.random.default_rng([seed, i])
             t_range = tuple(src.t_range) if src.t_range else None
             for ref in plan_clips(scenario, spec, rng, t_range):
-                plan.append((scenario, ref, {
-                    "split": src.split, "source": src.path if src.kind == "file" else "procedural",
-                    "source_index": i, "scenario_id": scenario.scenario_id, "viewpoint": ref.viewpoint,
-                    "is_sdc": ref.viewpoint == scenario.sdc_index, "t0": ref.t0, "present": ref.t0 + spec.present,
-                    "moving": ref.moving, "seed": seed}))
+                plan.append(
+                    (
+                        scenario,
+                        ref,
+                        {
+                            "split": src.split,
+                            "source": src.path if src.kind == "file" else "procedural",
+                            "source_index": i,
+                            "scenario_id": scenario.scenario_id,
+                            "viewpoint": ref.viewpoint,
+                            "is_sdc": ref.viewpoint == scenario.sdc_index,
+                            "t0": ref.t0,
+                            "present": ref.t0 + spec.present,
+                            "moving": ref.moving,
+                            "seed": seed,
+                        },
+                    )
+                )
         if src.max_clips and len(plan) - n_before > src.max_clips:
             rng = np.random.default_rng([src.seed, i, 7])
             keep = np.sort(rng.choice(len(plan) - n_before, src.max_clips, replace=False))
             plan = plan[:n_before] + [plan[n_before + k] for k in keep]
         if len(plan) == n_before:
-            raise DataError(f"source {i} ({src.kind} {src.path or src.count}) gave no clip: no vehicle is valid "
-                            f"over a whole {spec.total_frames}-step window", path=src.path or None)
+            raise DataError(
+                f"source {i} ({src.kind} {src.path or src.count}) gave no clip: no vehicle is valid "
+                f"over a whole {spec.total_frames}-step window",
+                path=src.path or None,
+            )
 
     shape = (len(plan), spec.total_frames, spec.height, spec.width, 3)
     renderer = ClipRenderer(spec)
@@ -258,16 +282,22 @@ def build_clip_cache(spec: ClipSpec, sources: Sequence[SourceConfig], cache_root
             pose_mm[k], ego_mm[k] = renderer.render(scenario, ref, ego_seed)
             entry = {"index": k, **entry, "ego_seed": ego_seed}
             if box_mm is not None:
-                box_mm[k], agents = renderer.render_boxes(scenario, ref, np.random.default_rng(box_seed(entry)),
-                                                          boxes.max_agents, boxes.min_pixels)
+                box_mm[k], agents = renderer.render_boxes(
+                    scenario, ref, np.random.default_rng(box_seed(entry)), boxes.max_agents, boxes.min_pixels
+                )
                 entry["box_agents"] = [int(a) for a in agents]
             entries.append(entry)
         for mm in (pose_mm, ego_mm, box_mm):
             if mm is not None:
                 mm.flush()
         del pose_mm, ego_mm, box_mm
-    manifest = {"version": CACHE_VERSION, "spec": asdict(spec), "sources": [asdict(s) for s in sources],
-                "num_clips": len(plan), "clips": entries}
+    manifest = {
+        "version": CACHE_VERSION,
+        "spec": asdict(spec),
+        "sources": [asdict(s) for s in sources],
+        "num_clips": len(plan),
+        "clips": entries,
+    }
     if with_boxes:
         manifest["boxes"] = asdict(boxes)
     write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
@@ -291,8 +321,11 @@ class ClipCache:
         self.folder = Path(folder)
         manifest_path = self.folder / "manifest.json"
         if not manifest_path.is_file():
-            raise DataNotFoundError("no manifest.json: the clip cache is missing or was never completed; "
-                                    "build it with `mad-sim train ... ` or build_clip_cache()", path=str(self.folder))
+            raise DataNotFoundError(
+                "no manifest.json: the clip cache is missing or was never completed; "
+                "build it with `mad-sim train ... ` or build_clip_cache()",
+                path=str(self.folder),
+            )
         try:
             manifest = json.loads(manifest_path.read_text())
             self.spec = ClipSpec(**manifest["spec"])
@@ -320,8 +353,7 @@ class ClipCache:
                 raise DataError(f"box videos unreadable ({exc!r})", path=str(self.folder / "boxes.npy")) from exc
             want_b = (len(self.clips), self.spec.future_frames, self.spec.height, self.spec.width, 3)
             if self.boxes.shape != want_b:
-                raise DataError(f"boxes.npy has shape {self.boxes.shape}, manifest says {want_b}",
-                                path=str(self.folder))
+                raise DataError(f"boxes.npy has shape {self.boxes.shape}, manifest says {want_b}", path=str(self.folder))
             self.num_box_agents = np.array([len(a) for a in agents], np.int64)
 
     def __len__(self) -> int:
@@ -329,8 +361,9 @@ class ClipCache:
 
     def indices(self, split: str, moving_only: bool = False) -> np.ndarray:
         """Clip indices of a split (``train``/``eval``)."""
-        return np.array([c["index"] for c in self.clips
-                         if c["split"] == split and (c["moving"] or not moving_only)], dtype=np.int64)
+        return np.array(
+            [c["index"] for c in self.clips if c["split"] == split and (c["moving"] or not moving_only)], dtype=np.int64
+        )
 
     def batch(self, index: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``(pose, ego)`` of the given clips, ``[B, F, H, W, 3]`` uint8 (copied out of the map)."""
@@ -340,8 +373,7 @@ class ClipCache:
     def box_batch(self, index: np.ndarray) -> np.ndarray:
         """Box videos of the given clips, ``[B, F_future, H, W, 3]`` uint8 (DataError if the cache has none)."""
         if self.boxes is None:
-            raise DataError("this clip cache holds no box videos: build it with data.boxes.enabled: true",
-                            path=str(self.folder))
+            raise DataError("this clip cache holds no box videos: build it with data.boxes.enabled: true", path=str(self.folder))
         return np.asarray(self.boxes[np.asarray(index, dtype=np.int64)])
 
     def box_indices(self, split: str) -> np.ndarray:

@@ -97,8 +97,12 @@ def encode_clip_latents(backbone, cache, batch_size: int = 8, progress: bool = T
     for start in tqdm(range(0, len(cache), batch_size), desc="encoding clips", disable=not progress):
         idx = np.arange(start, min(start + batch_size, len(cache)))
         pose, ego = cache.batch(idx)
-        videos = {"history": pose[:, spec.context_slice], "present": pose[:, spec.present:spec.present + 1],
-                  "future": pose[:, spec.future_slice], "ego": ego[:, spec.future_slice]}
+        videos = {
+            "history": pose[:, spec.context_slice],
+            "present": pose[:, spec.present : spec.present + 1],
+            "future": pose[:, spec.future_slice],
+            "ego": ego[:, spec.future_slice],
+        }
         if "boxes" in parts:
             videos["boxes"] = cache.box_batch(idx)
         for k, v in videos.items():
@@ -126,8 +130,9 @@ def task_conditions(task: str, lat: Dict[str, torch.Tensor], context_frames: int
     return conds
 
 
-def group_loss(denoiser, x0: torch.Tensor, conditions: list, text: Tuple[torch.Tensor, torch.Tensor],
-               sigma: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+def group_loss(
+    denoiser, x0: torch.Tensor, conditions: list, text: Tuple[torch.Tensor, torch.Tensor], sigma: torch.Tensor, eps: torch.Tensor
+) -> torch.Tensor:
     """Flow-matching loss (mean over the group's latent elements) with given noise levels and noise.
 
     The model core's :func:`mad_sim.model.losses.flow_matching_loss`, so
@@ -139,9 +144,18 @@ def group_loss(denoiser, x0: torch.Tensor, conditions: list, text: Tuple[torch.T
 
 
 @torch.no_grad()
-def fixed_denoising_loss(denoiser, text_fn, latents: Dict[str, torch.Tensor], index: np.ndarray, task: str,
-                         context_frames: int, sigmas: Sequence[float] = (0.2, 0.4, 0.6, 0.8), seed: int = 0,
-                         batch_size: int = 16, device: Optional[torch.device] = None) -> float:
+def fixed_denoising_loss(
+    denoiser,
+    text_fn,
+    latents: Dict[str, torch.Tensor],
+    index: np.ndarray,
+    task: str,
+    context_frames: int,
+    sigmas: Sequence[float] = (0.2, 0.4, 0.6, 0.8),
+    seed: int = 0,
+    batch_size: int = 16,
+    device: Optional[torch.device] = None,
+) -> float:
     """Mean flow-matching loss over clips ``index`` x fixed noise levels, with noise fixed by ``seed``.
 
     Deterministic: the same model, clips and seed give the same number, so two
@@ -149,19 +163,17 @@ def fixed_denoising_loss(denoiser, text_fn, latents: Dict[str, torch.Tensor], in
     """
     total, count = 0.0, 0
     for start in range(0, len(index), batch_size):
-        idx = torch.as_tensor(np.asarray(index[start:start + batch_size]))
+        idx = torch.as_tensor(np.asarray(index[start : start + batch_size]))
         lat = {k: v[idx].to(device) for k, v in latents.items()}
         x0 = lat["future"]
         for j, s in enumerate(sigmas):
             gen = torch.Generator().manual_seed(int(seed) * 1000 + j)
-            eps = torch.randn((len(index),) + tuple(x0.shape[1:]), generator=gen)[start:start + len(idx)].to(device)
+            eps = torch.randn((len(index),) + tuple(x0.shape[1:]), generator=gen)[start : start + len(idx)].to(device)
             sigma = torch.full((len(idx),), float(s), device=device)
-            loss = group_loss(denoiser, x0, task_conditions(task, lat, context_frames), text_fn(len(idx)),
-                              sigma, eps)
+            loss = group_loss(denoiser, x0, task_conditions(task, lat, context_frames), text_fn(len(idx)), sigma, eps)
             total += float(loss) * len(idx)
             count += len(idx)
     return total / max(count, 1)
-
 
 
 def trainable_state(module: torch.nn.Module) -> Dict[str, torch.Tensor]:
@@ -183,6 +195,7 @@ def load_trainable_state(module: torch.nn.Module, sd: Dict[str, torch.Tensor], w
                 raise CheckpointError(f"checkpoint tensor {n} has shape {tuple(sd[n].shape)}, model wants {tuple(p.shape)}")
             p.copy_(sd[n])
 
+
 class DenoiserStage:
     """``base`` (whole transformer) or ``motion`` (LoRA adapter ``motion``) training."""
 
@@ -197,8 +210,10 @@ class DenoiserStage:
         if p_boxes > 0 and cfg.stage != "motion":
             raise ConfigError(f"task.p_boxes={p_boxes}: the boxes task belongs to the motion stage, not {cfg.stage!r}")
         if p_boxes > 0 and getattr(cache, "boxes", None) is None:
-            raise ConfigError(f"task.p_boxes={p_boxes} needs box videos in the clip cache {cache.folder}: "
-                              "set data.boxes: {enabled: true} (builds a new cache folder)")
+            raise ConfigError(
+                f"task.p_boxes={p_boxes} needs box videos in the clip cache {cache.folder}: "
+                "set data.boxes: {enabled: true} (builds a new cache folder)"
+            )
         self.p_boxes = p_boxes
         # clips that can take the boxes task (at least one controlled agent)
         self.has_boxes = (np.asarray(cache.num_box_agents) > 0) if p_boxes > 0 else np.zeros(len(cache), bool)
@@ -268,8 +283,14 @@ class DenoiserStage:
                 continue
             s = torch.as_tensor(sel, device=self.device)
             sub = {k: v[s] for k, v in lat.items()}
-            per = group_loss(self.module, sub["future"], task_conditions(task, sub, self.spec.context_frames),
-                             self.text(len(sel)), sigma[s], eps[s])
+            per = group_loss(
+                self.module,
+                sub["future"],
+                task_conditions(task, sub, self.spec.context_frames),
+                self.text(len(sel)),
+                sigma[s],
+                eps[s],
+            )
             total = total + per * len(sel)
             parts[f"loss_{task}"] = float(per.detach())
         return total / len(batch), parts
@@ -287,12 +308,17 @@ class DenoiserStage:
         m = getattr(self.module, "module", self.module)
         m.eval()
         tasks = ("uncond", "present") if self.cfg.stage == "base" else ("history", "history_ego")
-        out = {f"eval_{t}": fixed_denoising_loss(m, self.text, self.latents, self.eval_index, t,
-                                                 self.spec.context_frames, device=self.device) for t in tasks}
+        out = {
+            f"eval_{t}": fixed_denoising_loss(
+                m, self.text, self.latents, self.eval_index, t, self.spec.context_frames, device=self.device
+            )
+            for t in tasks
+        }
         if self.eval_box_index.size:  # the boxes task and its no-box counterpart on the same clips
             for t in ("history", "history_boxes"):
-                out[f"eval_{t}_boxclips"] = fixed_denoising_loss(m, self.text, self.latents, self.eval_box_index, t,
-                                                                 self.spec.context_frames, device=self.device)
+                out[f"eval_{t}_boxclips"] = fixed_denoising_loss(
+                    m, self.text, self.latents, self.eval_box_index, t, self.spec.context_frames, device=self.device
+                )
         m.train()
         out["eval_loss"] = float(np.mean(list(out.values())))
         return out
@@ -303,14 +329,21 @@ class DenoiserStage:
         folder = Path(folder)
         if self.cfg.stage == "base":
             return {"backbone": self.backbone.save_file(folder / f"{self.cfg.preset}.safetensors")}
-        path = save_lora(self.backbone.transformer, "motion", folder / f"{self.cfg.preset}_motion.safetensors",
-                         prefix="transformer")
+        path = save_lora(
+            self.backbone.transformer, "motion", folder / f"{self.cfg.preset}_motion.safetensors", prefix="transformer"
+        )
         if self.p_boxes > 0:
             from mad_sim.model.object_control import MAX_SLOTS
 
             opts = self.cache.box_options
-            add_metadata(path, {BOXES_META_KEY: json.dumps({"p_boxes": self.p_boxes, "slots": MAX_SLOTS,
-                                                            "max_agents": opts.max_agents if opts else None})})
+            add_metadata(
+                path,
+                {
+                    BOXES_META_KEY: json.dumps(
+                        {"p_boxes": self.p_boxes, "slots": MAX_SLOTS, "max_agents": opts.max_agents if opts else None}
+                    )
+                },
+            )
         return {"motion": path}
 
 

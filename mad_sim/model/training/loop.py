@@ -136,8 +136,10 @@ class VaeLossConfig:
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.ego_fraction and 0.0 <= self.rgb_fraction and self.ego_fraction + self.rgb_fraction <= 1.0):
-            raise ConfigError(f"vae_loss: ego_fraction={self.ego_fraction} and rgb_fraction={self.rgb_fraction} "
-                              "must be >= 0 and add up to at most 1")
+            raise ConfigError(
+                f"vae_loss: ego_fraction={self.ego_fraction} and rgb_fraction={self.rgb_fraction} "
+                "must be >= 0 and add up to at most 1"
+            )
 
 
 @dataclass
@@ -231,8 +233,10 @@ class TrainConfig:
             raise ConfigError("steps, batch_size and log_every must be >= 1")
         ratio = self._temporal_ratio()
         if self.frames < 1 or (self.frames - 1) % ratio:
-            raise ConfigError(f"frames={self.frames} must be {ratio}k+1 ({', '.join(str(1 + ratio * k) for k in range(4))}"
-                              f"...): preset {self.preset!r}'s VAE compresses time {ratio}x after the first frame")
+            raise ConfigError(
+                f"frames={self.frames} must be {ratio}k+1 ({', '.join(str(1 + ratio * k) for k in range(4))}"
+                f"...): preset {self.preset!r}'s VAE compresses time {ratio}x after the first frame"
+            )
         if self.threads < 1:
             raise ConfigError(f"threads={self.threads} must be >= 1")
 
@@ -244,13 +248,16 @@ class TrainConfig:
         return int(preset.vae.get("temporal_compression_ratio", 8)) if preset is not None else 8
 
 
-def load_train_config(path: Union[str, os.PathLike], stage: Optional[str] = None,
-                      overrides: Optional[Dict[str, Any]] = None) -> TrainConfig:
+def load_train_config(
+    path: Union[str, os.PathLike], stage: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None
+) -> TrainConfig:
     """Read a train YAML; ``stage`` (from the command line) must agree with the file's."""
     cfg = load_config(path, TrainConfig, overrides)
     if stage is not None and cfg.stage != stage:
-        raise ConfigError(f"{path}: config is for stage {cfg.stage!r} but `mad-sim train {stage}` was asked; "
-                          f"use the matching config or set stage: {stage}")
+        raise ConfigError(
+            f"{path}: config is for stage {cfg.stage!r} but `mad-sim train {stage}` was asked; "
+            f"use the matching config or set stage: {stage}"
+        )
     return cfg
 
 
@@ -290,7 +297,7 @@ def plot_losses(records: List[dict], path: Union[str, os.PathLike], title: str =
     k = max(1, len(loss) // 30)
     if len(loss) >= k > 1:
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-        ax.plot(steps[k - 1:], smooth, "-", lw=1.5, label=f"mean of {k}")
+        ax.plot(steps[k - 1 :], smooth, "-", lw=1.5, label=f"mean of {k}")
     evals = [r for r in records if "eval_loss" in r]
     if evals:
         ax.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], "o-", ms=3, label="held-out")
@@ -356,8 +363,9 @@ def unwrapped(stage: Any, accelerator: Any) -> Iterator[None]:
         stage.module = wrapped
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop_after: Optional[int] = None,
-          cache=None) -> TrainResult:
+def train(
+    cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop_after: Optional[int] = None, cache=None
+) -> TrainResult:
     """Run (or resume) one training stage.
 
     Args:
@@ -386,10 +394,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     params = [p for p in stage.module.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"stage {cfg.stage!r} has no trainable parameter")
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
-                                  weight_decay=cfg.optim.weight_decay)
-    scheduler = get_scheduler(cfg.optim.schedule, optimizer, num_warmup_steps=cfg.optim.warmup_steps,
-                              num_training_steps=cfg.steps)
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay
+    )
+    scheduler = get_scheduler(
+        cfg.optim.schedule, optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=cfg.steps
+    )
     start, records = 0, []
     if resume:
         found = latest_checkpoint(ckpt_dir)
@@ -421,13 +431,26 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
             if hasattr(stage, "eval_loss") and records and records[-1]["step"] == step:
                 records[-1].update(stage.eval_loss())
             state = stage.trainable_state()
-        save_checkpoint(ckpt_dir, step, state, optimizer=optimizer, scheduler=scheduler,
-                        config=cfg_dict, extra={"records": records}, keep=cfg.keep_checkpoints)
+        save_checkpoint(
+            ckpt_dir,
+            step,
+            state,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            config=cfg_dict,
+            extra={"records": records},
+            keep=cfg.keep_checkpoints,
+        )
         write_text_atomic(out / "losses.json", json.dumps({"stage": cfg.stage, "records": records}, indent=0))
         plot_losses(records, out / "loss.png", title=f"{cfg.preset} {cfg.stage}")
 
-    bar = tqdm(range(start, end), initial=start, total=end, desc=f"train {cfg.stage}",
-               disable=not (progress and accelerator.is_main_process))
+    bar = tqdm(
+        range(start, end),
+        initial=start,
+        total=end,
+        desc=f"train {cfg.stage}",
+        disable=not (progress and accelerator.is_main_process),
+    )
     loss_value = float("nan")
     window: List[float] = []
     for step in bar:
@@ -447,8 +470,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         window.append(loss_value)
         done = step + 1
         if done % cfg.log_every == 0 or done == end:  # every process gets here at the same steps
-            rec = {"step": done, "loss": mean_over_processes(accelerator, float(np.mean(window))),
-                   "lr": scheduler.get_last_lr()[0], "time": round(time.monotonic() - t_start, 2)}
+            rec = {
+                "step": done,
+                "loss": mean_over_processes(accelerator, float(np.mean(window))),
+                "lr": scheduler.get_last_lr()[0],
+                "time": round(time.monotonic() - t_start, 2),
+            }
             rec.update(parts_over_processes(parts))
             records.append(rec)
             window = []
@@ -464,5 +491,4 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     if end == cfg.steps and accelerator.is_main_process:
         with unwrapped(stage, accelerator):
             exported = {k: str(v) for k, v in stage.export(out / "final").items()}
-    return TrainResult(output_dir=out, steps=end, final_loss=loss_value, seconds=time.monotonic() - t_start,
-                       exported=exported)
+    return TrainResult(output_dir=out, steps=end, final_loss=loss_value, seconds=time.monotonic() - t_start, exported=exported)

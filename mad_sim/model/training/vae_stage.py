@@ -125,8 +125,10 @@ class VaeStage:
             except TypeError as exc:
                 raise ConfigError(f"vae_loss.rgb_clips: {exc}") from exc
             if spec.width != self.cache.spec.width or spec.height != self.cache.spec.height:
-                raise ConfigError(f"vae_loss.rgb_clips are {spec.width}x{spec.height}, the pose clips "
-                                  f"{self.cache.spec.width}x{self.cache.spec.height}")
+                raise ConfigError(
+                    f"vae_loss.rgb_clips are {spec.width}x{spec.height}, the pose clips "
+                    f"{self.cache.spec.width}x{self.cache.spec.height}"
+                )
             self._rgb_clips = AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=spec, progress=False))
         return self._rgb_clips
 
@@ -143,20 +145,19 @@ class VaeStage:
         pose, ego = self.cache.batch(batch)
         u = rng.random(len(batch))
         start = rng.integers(0, spec.total_frames - cfg.frames + 1, size=len(batch))
-        out = np.stack([(ego if u[i] < cfg.vae_loss.ego_fraction else pose)[i, s:s + cfg.frames]
-                        for i, s in enumerate(start)])
+        out = np.stack([(ego if u[i] < cfg.vae_loss.ego_fraction else pose)[i, s : s + cfg.frames] for i, s in enumerate(start)])
         masks = np.zeros(out.shape[:-1], bool)
         for i in np.flatnonzero(u >= 1.0 - cfg.vae_loss.rgb_fraction):
             clips = self._rgb()
             k = rng.choice(clips.indices("train"))
             s = rng.integers(0, clips.spec.frames - cfg.frames + 1)
-            out[i] = clips.rgb[k, s:s + cfg.frames]
+            out[i] = clips.rgb[k, s : s + cfg.frames]
             if vehicles:
                 if self._rgb_vehicles is None:
                     from mad_sim.model.appearance.vehicle_masks import clip_vehicle_masks
 
                     self._rgb_vehicles = clip_vehicle_masks(clips)
-                masks[i] = self._rgb_vehicles[k, s:s + cfg.frames]
+                masks[i] = self._rgb_vehicles[k, s : s + cfg.frames]
         return (out, masks) if vehicles else out
 
     def loss(self, batch: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> Tuple[torch.Tensor, Dict[str, float]]:
@@ -174,8 +175,9 @@ class VaeStage:
         loss, parts, _ = self._loss(videos_to_tensor(windows, self.device), gen, extra)
         return loss, parts
 
-    def _loss(self, x: torch.Tensor, gen: torch.Generator | None,
-              extra_weight: torch.Tensor | None = None) -> Tuple[torch.Tensor, Dict[str, float], torch.Tensor]:
+    def _loss(
+        self, x: torch.Tensor, gen: torch.Generator | None, extra_weight: torch.Tensor | None = None
+    ) -> Tuple[torch.Tensor, Dict[str, float], torch.Tensor]:
         """``(loss, parts, recon)``: edge-weighted reconstruction error of ``x`` [B, 3, F, H, W]
         (weights normalised per sample; ``extra_weight`` [B, 1, F, H, W] is added to the
         edge weights first, e.g. vehicle boxes) + KL, and the reconstruction itself."""
@@ -219,18 +221,18 @@ class VaeStage:
             return {}
         idx = idx[np.linspace(0, idx.size - 1, min(num_clips, idx.size)).round().astype(int)]
         pose, ego = self.cache.batch(idx)
-        sets = {"pose": pose[:, :self.cfg.frames], "ego": ego[:, :self.cfg.frames]}
+        sets = {"pose": pose[:, : self.cfg.frames], "ego": ego[:, : self.cfg.frames]}
         if self.cfg.vae_loss.rgb_fraction > 0:
             clips = self._rgb()
             ridx = clips.indices("eval")
             ridx = ridx[np.linspace(0, ridx.size - 1, min(num_clips // 2, ridx.size)).round().astype(int)]
-            sets["rgb"] = np.asarray(clips.rgb[ridx, :self.cfg.frames])
+            sets["rgb"] = np.asarray(clips.rgb[ridx, : self.cfg.frames])
         out: Dict[str, float] = {}
         losses = []
         for name, videos in sets.items():
             recs = []
             for i in range(0, len(videos), 2):
-                x = videos_to_tensor(videos[i:i + 2], self.device)
+                x = videos_to_tensor(videos[i : i + 2], self.device)
                 loss, _, recon = self._loss(x, None)  # posterior mean: the same reconstruction as inference
                 losses.append(float(loss))
                 recs.append(video_to_uint8(recon).cpu().numpy())
@@ -263,6 +265,9 @@ class VaeStage:
         mean, std = self.latent_stats()
         vae.latents_mean.copy_(mean)
         vae.latents_std.copy_(std)
-        path = save_safetensors(vae.state_dict(), Path(folder) / "vae.safetensors",
-                                {"format": "diffusers AutoencoderKLLTXVideo", "preset": self.cfg.preset})
+        path = save_safetensors(
+            vae.state_dict(),
+            Path(folder) / "vae.safetensors",
+            {"format": "diffusers AutoencoderKLLTXVideo", "preset": self.cfg.preset},
+        )
         return {"vae": path}

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, appearance_lora_path
+from mad_sim.model.evaluation.vae_metrics import psnr
 from mad_sim.model.training.appearance_clips import AppearanceClips, build_appearance_clips
 from mad_sim.model.training.appearance_train import load_appearance_config
-from mad_sim.model.evaluation.vae_metrics import psnr
 from tests.conftest import data_file
 from tests.model.training.test_appearance_train import CONFIG
 
@@ -26,8 +26,12 @@ from tests.model.training.test_appearance_train import CONFIG
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
     _, task = load_appearance_config(CONFIG)
-    folder = build_appearance_clips(videos=[data_file("video/solidWhiteRight.mp4")], spec=task.spec(),
-                                    cache_root=tmp_path_factory.mktemp("appearance"), progress=False)
+    folder = build_appearance_clips(
+        videos=[data_file("video/solidWhiteRight.mp4")],
+        spec=task.spec(),
+        cache_root=tmp_path_factory.mktemp("appearance"),
+        progress=False,
+    )
     clips = AppearanceClips(folder)
     idx = clips.indices("eval")[:2]
     return np.asarray(clips.rgb[idx]), np.asarray(clips.pose[idx])

@@ -38,9 +38,26 @@ def test_generate_rgb_writes_video(tmp_path, lora, capsys):
     pose[:, 100:, 40:90] = 255
     write_video(tmp_path / "pose.mp4", pose)
     cv2.imwrite(str(tmp_path / "first.png"), np.full((128, 128, 3), 90, np.uint8))
-    args = _parser().parse_args(["rgb", "--pose", str(tmp_path / "pose.mp4"), "--first-frame", str(tmp_path / "first.png"),
-                                 "--prompt", "rainy night", "--out", str(tmp_path / "out.mp4"), "--weights", "random",
-                                 "--lora", str(lora), "--steps", "2", "--side-by-side"])
+    args = _parser().parse_args(
+        [
+            "rgb",
+            "--pose",
+            str(tmp_path / "pose.mp4"),
+            "--first-frame",
+            str(tmp_path / "first.png"),
+            "--prompt",
+            "rainy night",
+            "--out",
+            str(tmp_path / "out.mp4"),
+            "--weights",
+            "random",
+            "--lora",
+            str(lora),
+            "--steps",
+            "2",
+            "--side-by-side",
+        ]
+    )
     assert args.func(args) == 0
     out, _ = read_video(tmp_path / "out.mp4")
     assert out.shape == (9, 128, 256, 3)
@@ -69,14 +86,21 @@ def test_generate_rgb_errors(tmp_path, lora):
     cv2.imwrite(str(tmp_path / "first.png"), np.zeros((96, 128, 3), np.uint8))
     (tmp_path / "notimage.png").write_text("not an image")
     with pytest.raises(ShapeError, match="first.png: first frame is 96x128 pixels, expected 128x128"):
-        a = p.parse_args(["rgb", "--pose", str(tmp_path / "pose.mp4"), "--first-frame", str(tmp_path / "first.png")]
-                         + common)
+        a = p.parse_args(["rgb", "--pose", str(tmp_path / "pose.mp4"), "--first-frame", str(tmp_path / "first.png")] + common)
         a.func(a)
     with pytest.raises(DataError, match="notimage.png"):
-        a = p.parse_args(["rgb", "--pose", str(tmp_path / "pose.mp4"), "--first-frame", str(tmp_path / "notimage.png")]
-                         + common)
+        a = p.parse_args(["rgb", "--pose", str(tmp_path / "pose.mp4"), "--first-frame", str(tmp_path / "notimage.png")] + common)
         a.func(a)
     with pytest.raises(PresetError, match="no appearance adapter"):
-        a = p.parse_args(["rgb", "--pose", str(tmp_path / "pose.mp4"), "--out", str(tmp_path / "o.mp4"),
-                          "--lora", str(tmp_path / "missing.safetensors")])
+        a = p.parse_args(
+            [
+                "rgb",
+                "--pose",
+                str(tmp_path / "pose.mp4"),
+                "--out",
+                str(tmp_path / "o.mp4"),
+                "--lora",
+                str(tmp_path / "missing.safetensors"),
+            ]
+        )
         a.func(a)

@@ -9,8 +9,16 @@ import pytest
 from mad_sim.data.camera_files import read_image, read_video
 from mad_sim.data.dashcam import DashcamExtractor
 from mad_sim.errors import ConfigError, DataError, DataNotFoundError, ShapeError
-from mad_sim.model.appearance.pose_extract import (GroundCamera, PoseDetections, available_extractors, draw_detections,
-                                                   extract_pose_video, get_extractor, register_extractor, resize_frames)
+from mad_sim.model.appearance.pose_extract import (
+    GroundCamera,
+    PoseDetections,
+    available_extractors,
+    draw_detections,
+    extract_pose_video,
+    get_extractor,
+    register_extractor,
+    resize_frames,
+)
 from tests.conftest import data_file
 
 
@@ -102,8 +110,9 @@ def test_pose_video_aligns_with_rgb(video):
     assert 0.005 < lit.mean() < 0.15
     # grey painted-line pixels of the pose frames sit on bright paint of the RGB frames
     line = np.all(pose == 150, -1)
-    bright = np.stack([cv2.dilate((cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) > 150).astype(np.uint8),
-                                  np.ones((3, 3), np.uint8)) for f in rgb]).astype(bool)
+    bright = np.stack(
+        [cv2.dilate((cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) > 150).astype(np.uint8), np.ones((3, 3), np.uint8)) for f in rgb]
+    ).astype(bool)
     assert line.sum() > 500 and bright[line].mean() > 0.6
     # coloured wireframe pixels (cars) appear in the frames where cars were tracked
     colour = (pose.max(-1).astype(int) - pose.min(-1)) > 100

@@ -37,18 +37,18 @@ def pose_clip():
 
 def test_synthesize_shapes_hard_first_frame_and_determinism(synth, pose_clip):
     rgb, pose = pose_clip
-    out = synth.synthesize(pose, first_frame=rgb[0], prompt="sunny highway", steps=2,
-                           generator=torch.Generator().manual_seed(3))
+    out = synth.synthesize(pose, first_frame=rgb[0], prompt="sunny highway", steps=2, generator=torch.Generator().manual_seed(3))
     assert out.shape == (F, H, W, 3) and out.dtype == np.uint8
     assert np.array_equal(out[0], rgb[0])  # frame 0 is the hard condition
-    again = synth.synthesize(pose, first_frame=rgb[0], prompt="sunny highway", steps=2,
-                             generator=torch.Generator().manual_seed(3))
+    again = synth.synthesize(
+        pose, first_frame=rgb[0], prompt="sunny highway", steps=2, generator=torch.Generator().manual_seed(3)
+    )
     assert np.array_equal(out, again)
-    other = synth.synthesize(pose, first_frame=rgb[0], prompt="rainy night", steps=2,
-                             generator=torch.Generator().manual_seed(3))
+    other = synth.synthesize(pose, first_frame=rgb[0], prompt="rainy night", steps=2, generator=torch.Generator().manual_seed(3))
     assert not np.array_equal(out[1:], other[1:])  # the prompt reaches the model
-    moved = synth.synthesize(np.roll(pose, 8, axis=2), first_frame=rgb[0], prompt="sunny highway", steps=2,
-                             generator=torch.Generator().manual_seed(3))
+    moved = synth.synthesize(
+        np.roll(pose, 8, axis=2), first_frame=rgb[0], prompt="sunny highway", steps=2, generator=torch.Generator().manual_seed(3)
+    )
     assert not np.array_equal(out[1:], moved[1:])  # and so does the pose video
 
 
@@ -127,8 +127,9 @@ def test_chunk_cache_one_synthesis_per_chunk(synth, pose_clip):
 
 def test_drop_empty_pose_tokens_runs(synth, pose_clip):
     rgb, pose = pose_clip
-    out = synth.synthesize(pose, first_frame=rgb[0], steps=2, drop_empty_pose_tokens=True,
-                           generator=torch.Generator().manual_seed(3))
+    out = synth.synthesize(
+        pose, first_frame=rgb[0], steps=2, drop_empty_pose_tokens=True, generator=torch.Generator().manual_seed(3)
+    )
     assert out.shape == (F, H, W, 3) and np.array_equal(out[0], rgb[0])
 
 
@@ -138,8 +139,8 @@ def test_shipped_appearance_adapter_fits_the_shipped_backbone():
 
     from safetensors import safe_open
 
-    from mad_sim.model.backbone import shipped_weights
     from mad_sim.model.appearance.synthesizer import appearance_lora_path
+    from mad_sim.model.backbone import shipped_weights
 
     lora = appearance_lora_path("tiny")
     if not lora.is_file():

@@ -112,9 +112,13 @@ def test_vae_stage_weights_the_vehicle_boxes(clip_cache, tmp_path) -> None:  # n
     all_masks = clip_vehicle_masks(clips)
     f = stage.cfg.frames
     for w, m in zip(windows, masks):  # each window's mask is the one of the clip window it came from
-        hits = [(k, s) for k in clips.indices("train") for s in range(clips.spec.frames - f + 1)
-                if np.array_equal(np.asarray(clips.rgb[k, s:s + f]), w)]
-        assert hits and any(np.array_equal(all_masks[k, s:s + f], m) for k, s in hits)
+        hits = [
+            (k, s)
+            for k in clips.indices("train")
+            for s in range(clips.spec.frames - f + 1)
+            if np.array_equal(np.asarray(clips.rgb[k, s : s + f]), w)
+        ]
+        assert hits and any(np.array_equal(all_masks[k, s : s + f], m) for k, s in hits)
     assert all_masks[clips.indices("train")].any()
     # the weight map changes the loss exactly when a window holds a box
     plain = VaeStage(_cfg(tmp_path, "vae", vae_loss={**vae_loss, "vehicle_weight": 0.0}), clip_cache, "cpu")
@@ -134,13 +138,12 @@ def test_shipped_synthesizer_responds_to_vehicle_skeletons_where_they_are() -> N
     its gain against the real car signal is 0.05 (1 = the real car), and with the first frame given the
     skeletons change nothing (0.2 grey levels); see mad_sim/model/evaluation/appearance_vehicles.py."""
     from mad_sim.model.appearance.synthesizer import AppearanceSynthesizer, appearance_lora_path
-    from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
     from mad_sim.model.evaluation.appearance_vehicles import measure_synthesizer
+    from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
 
     if not appearance_lora_path("tiny").is_file():
         pytest.skip("no shipped tiny appearance adapter")
-    folder = build_appearance_clips(videos=[data_file("video/solidWhiteRight.mp4")], spec=AppearanceClipSpec(),
-                                    progress=False)
+    folder = build_appearance_clips(videos=[data_file("video/solidWhiteRight.mp4")], spec=AppearanceClipSpec(), progress=False)
     vc = vehicle_clips(AppearanceClips(folder), "eval", max_clips=2)
     synth = AppearanceSynthesizer.from_pretrained("tiny", device="cpu")
     scores, _ = measure_synthesizer(synth, vc, first_frame=False, steps=8, seed=0)

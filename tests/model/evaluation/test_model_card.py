@@ -33,11 +33,17 @@ def test_card_reports_the_held_out_losses_and_the_ego_sensitivity(tmp_path):
 
     weights = tmp_path / "tiny.safetensors"
     weights.write_bytes(b"\0" * 1000)
-    ev = {"denoising_loss": {"num_clips": 64, "sigmas": [0.2, 0.4], "seed": 0,
-                             "base": {"history": 0.39, "history_ego": 0.40},
-                             "adapted": {"history": 0.24, "history_ego": 0.25},
-                             "relative_improvement": {"history": 1 - 0.24 / 0.39, "history_ego": 1 - 0.25 / 0.40},
-                             "ego_sensitivity": {"base": 0.0003, "adapted": 0.00009}}}
+    ev = {
+        "denoising_loss": {
+            "num_clips": 64,
+            "sigmas": [0.2, 0.4],
+            "seed": 0,
+            "base": {"history": 0.39, "history_ego": 0.40},
+            "adapted": {"history": 0.24, "history_ego": 0.25},
+            "relative_improvement": {"history": 1 - 0.24 / 0.39, "history_ego": 1 - 0.25 / 0.40},
+            "ego_sensitivity": {"base": 0.0003, "adapted": 0.00009},
+        }
+    }
     text = write_model_card(tmp_path / "runs", tmp_path / "out", {"backbone": weights}, ev).read_text()
     assert "| history_ego | 0.4000 | 0.2500 | +37.5% |" in text
     assert "base +0.00030, motion LoRA +0.00009" in text

@@ -26,8 +26,8 @@ def _held_out_cache(root, size: int, future: int, clips: int) -> ClipCache:
 def test_evaluation_on_a_random_model(tmp_path, capsys):
     """Report structure, identical noise for both forecasts, the log's IoU as ceiling; the CLI writes the JSON."""
     from mad_sim.model import MADModel, MotionPredictor, load_backbone
-    from mad_sim.model.lora import save_lora
     from mad_sim.model.evaluation.object_control import evaluate_object_control, main
+    from mad_sim.model.lora import save_lora
 
     torch.set_num_threads(1)
     cache = _held_out_cache(tmp_path / "clips", 64, 9, 8)
@@ -54,15 +54,34 @@ def test_evaluation_on_a_random_model(tmp_path, capsys):
     cfg = tmp_path / "motion.yaml"
     cfg.write_text(f"""stage: motion
 data:
-  cache_dir: {tmp_path / 'clips'}
+  cache_dir: {tmp_path / "clips"}
   boxes: {{enabled: true}}
   spec: {{context_frames: 9, future_frames: 9, width: 64, height: 64, stride: 20, max_viewpoints: 2}}
   sources:
     - {{kind: file, path: {data_file(HELD_OUT)}, split: eval, seed: 3, max_clips: 8}}
 """)
     out = tmp_path / "report.json"
-    assert main(["--config", str(cfg), "--lora", str(lora), "--weights", "random", "--steps", "2", "--clips", "2",
-                 "--seed", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(cfg),
+                "--lora",
+                str(lora),
+                "--weights",
+                "random",
+                "--steps",
+                "2",
+                "--clips",
+                "2",
+                "--seed",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     written = json.loads(out.read_text())
     assert written["num_clips"] == 2 and set(written) >= {"controlled", "uncontrolled", "logged", "clips"}
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["num_clips"] == 2
@@ -73,18 +92,21 @@ def test_shipped_adapter_follows_the_boxes(tmp_path):
     """The shipped motion adapter's forecasts follow given boxes better than unconditioned ones (held-out log)."""
     from mad_sim.model import MotionPredictor
     from mad_sim.model.backbone import WEIGHTS_DIR
-    from mad_sim.model.training.denoiser_stage import boxes_task_info
     from mad_sim.model.evaluation.object_control import evaluate_object_control
+    from mad_sim.model.training.denoiser_stage import boxes_task_info
 
     shipped = WEIGHTS_DIR / "tiny_motion.safetensors"
     if not shipped.is_file():
         pytest.skip(f"{shipped} is not shipped")
     if boxes_task_info(shipped) is None:
-        pytest.skip(f"{shipped} was not trained with the boxes task (no 'boxes_task' in its safetensors metadata): "
-                    "retrain with configs/train/tiny_motion.yaml (task.p_boxes 0.3) and ship it")
+        pytest.skip(
+            f"{shipped} was not trained with the boxes task (no 'boxes_task' in its safetensors metadata): "
+            "retrain with configs/train/tiny_motion.yaml (task.p_boxes 0.3) and ship it"
+        )
     torch.set_num_threads(1)
     cache = _held_out_cache(tmp_path, 128, 17, 16)
-    rep = evaluate_object_control(MotionPredictor.from_pretrained("tiny", device="cpu"), cache,
-                                  cache.box_indices("eval"), steps=4, seed=0)
+    rep = evaluate_object_control(
+        MotionPredictor.from_pretrained("tiny", device="cpu"), cache, cache.box_indices("eval"), steps=4, seed=0
+    )
     assert rep.num_clips >= 4
     assert rep.controlled > rep.uncontrolled, rep.to_dict()

@@ -19,9 +19,9 @@ def _pose_like(rng: np.random.Generator, n: int = 6, f: int = 3, size: int = 32)
                 c = colours[rng.integers(len(colours))]
                 p, a, b = rng.integers(0, size), *sorted(rng.integers(0, size, 2))
                 if rng.random() < 0.5:
-                    x[i, t, p, a:b + 1] = c
+                    x[i, t, p, a : b + 1] = c
                 else:
-                    x[i, t, a:b + 1, p] = c
+                    x[i, t, a : b + 1, p] = c
     return x
 
 

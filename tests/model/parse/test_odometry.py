@@ -7,8 +7,14 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ShapeError
-from mad_sim.model.parse.odometry import (MotionLimits, compose, estimate_ego_motion, inverse, track_ego_motion,
-                                          trajectory_in_first_frame)
+from mad_sim.model.parse.odometry import (
+    MotionLimits,
+    compose,
+    estimate_ego_motion,
+    inverse,
+    track_ego_motion,
+    trajectory_in_first_frame,
+)
 from mad_sim.render.pose import PoseRenderer
 
 
@@ -18,7 +24,7 @@ def _run(path, t0: int, frames: int, width: int = 128):
     e = sc.sdc_index
     video = r.render_scenario(sc, e, t0, t0 + frames)
     est = estimate_ego_motion(video, r.camera)
-    gt = trajectory_in_first_frame(sc.tracks.xy[e, t0:t0 + frames], sc.tracks.heading[e, t0:t0 + frames])
+    gt = trajectory_in_first_frame(sc.tracks.xy[e, t0 : t0 + frames], sc.tracks.heading[e, t0 : t0 + frames])
     return est, gt
 
 
@@ -67,7 +73,7 @@ def _degraded(path, t0: int, frames: int, seed: int):
     e = sc.sdc_index
     rng = np.random.default_rng(seed)
     video = np.stack([degrade(f, rng) for f in r.render_scenario(sc, e, t0, t0 + frames)])
-    gt = trajectory_in_first_frame(sc.tracks.xy[e, t0:t0 + frames], sc.tracks.heading[e, t0:t0 + frames])
+    gt = trajectory_in_first_frame(sc.tracks.xy[e, t0 : t0 + frames], sc.tracks.heading[e, t0 : t0 + frames])
     return video, gt, r.camera
 
 
@@ -108,14 +114,16 @@ def test_blank_frame_is_rejected(womd_path):
 
 def test_motion_limits():
     lim = MotionLimits()
-    steps = np.array([
-        [0.3, 0.0, 0.0],      # 3 m/s straight
-        [5.0, 0.0, 0.0],      # 50 m/s: too fast
-        [-1.0, 0.0, 0.0],     # 10 m/s reverse: too fast
-        [0.0, 0.0, 0.05],     # turning on the spot beyond the slack
-        [1.0, 0.05, 0.1],     # 10 m/s, 1 rad/s: on the arc's chord, at the yaw-rate bound
-        [1.0, 0.5, 0.0],      # 0.5 m sideways in 0.1 s
-    ])
+    steps = np.array(
+        [
+            [0.3, 0.0, 0.0],  # 3 m/s straight
+            [5.0, 0.0, 0.0],  # 50 m/s: too fast
+            [-1.0, 0.0, 0.0],  # 10 m/s reverse: too fast
+            [0.0, 0.0, 0.05],  # turning on the spot beyond the slack
+            [1.0, 0.05, 0.1],  # 10 m/s, 1 rad/s: on the arc's chord, at the yaw-rate bound
+            [1.0, 0.5, 0.0],  # 0.5 m sideways in 0.1 s
+        ]
+    )
     np.testing.assert_array_equal(lim.feasible(steps), [True, False, False, False, True, False])
     clamped = np.stack([lim.clamp(s) for s in steps])
     assert lim.feasible(clamped).all()

@@ -39,8 +39,14 @@ def _prior(state: WorldState, hide=(), noise_m: float = 0.0, noise_yaw: float = 
     valid[list(hide)] = False
     xyz = prev.xyz.copy()
     xyz[:, :2] += rng.uniform(-noise_m, noise_m, (len(valid), 2))
-    return AgentStates(xyz, prev.heading + rng.uniform(-noise_yaw, noise_yaw, len(valid)), prev.velocity.copy(),
-                       prev.size.copy(), valid, prev.types)
+    return AgentStates(
+        xyz,
+        prev.heading + rng.uniform(-noise_yaw, noise_yaw, len(valid)),
+        prev.velocity.copy(),
+        prev.size.copy(),
+        valid,
+        prev.types,
+    )
 
 
 def test_perturbed_prior_accuracy_by_band(scenario, parser):
@@ -125,8 +131,14 @@ def test_vehicle_frame_prior_matches_world_frame(scenario, parser):
     prior = _prior(state, noise_m=0.5, seed=3)
     w2v = ego_pose_of(state)
     yaw = np.arctan2(w2v[0, 1], w2v[0, 0])
-    local = AgentStates(prior.xyz @ w2v[:, :3].T + w2v[:, 3], prior.heading - yaw, prior.velocity @ w2v[:2, :2].T,
-                        prior.size, prior.valid, prior.types)
+    local = AgentStates(
+        prior.xyz @ w2v[:, :3].T + w2v[:, 3],
+        prior.heading - yaw,
+        prior.velocity @ w2v[:2, :2].T,
+        prior.size,
+        prior.valid,
+        prior.types,
+    )
     a = parser.parse(frame, prior, w2v)
     b = parser.parse(frame, local, None)
     v = a.visible

@@ -10,8 +10,8 @@ import pytest
 
 from mad_sim.data import load_scenario
 from mad_sim.errors import ConfigError
-from mad_sim.model.parse.config import ParseConfig
 from mad_sim.model.evaluation.parse import degrade, evaluate_parse
+from mad_sim.model.parse.config import ParseConfig
 from mad_sim.model.parse.parser import PoseParser
 from mad_sim.model.parse.pixels import colour_pixels, pixel_maps, truncated_distances
 from mad_sim.model.parse.results import ego_pose_of
@@ -79,11 +79,32 @@ def _vehicles(scene, per_edge=4, occluded=False, seed=0):
     occ = parser.occluder_depth(xyz[ok], yaw[ok], size[ok], types[ok]) if occluded else None
     pixels, agent = colour_pixels(frame)
     cm = CostMaps.from_pixels(pixels, agent, parser.tau, parser.config.score)
-    ps = PoseSearch(cam, cm, tpl.colour, body, xyz[rows, 2] - 0.5 * size[rows, 2], depth, pred, parser.config.score,
-                    parser.tau, Occlusion.build(occ) if occ is not None else None)
-    exact = functools.partial(score, cam, pixel_maps(frame, parser.tau), 0, body, tpl.colour, z_centre=xyz[rows, 2],
-                              height=size[rows, 2], own_depth=depth, occluder_depth=occ, prediction=pred,
-                              params=parser.config.score)
+    ps = PoseSearch(
+        cam,
+        cm,
+        tpl.colour,
+        body,
+        xyz[rows, 2] - 0.5 * size[rows, 2],
+        depth,
+        pred,
+        parser.config.score,
+        parser.tau,
+        Occlusion.build(occ) if occ is not None else None,
+    )
+    exact = functools.partial(
+        score,
+        cam,
+        pixel_maps(frame, parser.tau),
+        0,
+        body,
+        tpl.colour,
+        z_centre=xyz[rows, 2],
+        height=size[rows, 2],
+        own_depth=depth,
+        occluder_depth=occ,
+        prediction=pred,
+        params=parser.config.score,
+    )
     return rows, ps, exact, centre
 
 
@@ -105,7 +126,7 @@ def test_grid_costs_equal_exact_score_inside_the_image(scene):
     samples within a pixel of the image edge, where the padded border blends in)."""
     rows, ps, exact, centre = _vehicles(scene)
     lv = grid_level(0.5, 7, 5.0, 7)
-    fast = ps.costs(centre, lv)                                     # [B, yaw, xy]
+    fast = ps.costs(centre, lv)  # [B, yaw, xy]
     cand = centre[:, None] + grid(0.5, 7, np.radians(5.0), 7)[None]  # xy-major, yaw-minor
     ref = exact(pose=cand).cost.reshape(rows.size, 49, 7).transpose(0, 2, 1)
     diff = np.abs(fast - ref)
@@ -122,8 +143,9 @@ def test_narrow_search_on_a_close_prior(womd_path):
     sc = _scene(str(womd_path))[0]
     parser = PoseParser(renderer=PoseRenderer(128, 128), config=ParseConfig.narrow(detect=False))
     assert parser.config.coarse_levels() == ()
-    ev = evaluate_parse(sc, range(20, 91, 10), parser, np.random.default_rng(0), pos_noise=0.3,
-                        yaw_noise=np.radians(3.0), hide_frac=0.0)
+    ev = evaluate_parse(
+        sc, range(20, 91, 10), parser, np.random.default_rng(0), pos_noise=0.3, yaw_noise=np.radians(3.0), hide_frac=0.0
+    )
     fit, prior = ev.band_stats(), ev.band_stats(which="prior_errors")
     assert fit["0-20 m"]["n"] >= 5 and fit["20-40 m"]["n"] >= 20
     assert fit["0-20 m"]["median"] < 0.2 and fit["0-20 m"]["median"] < 0.7 * prior["0-20 m"]["median"]
@@ -148,8 +170,7 @@ def test_early_exit_when_the_prediction_fits(scene):
 
     valid = prev.valid & now.valid
     valid[state.ego_index] = False
-    prior = AgentStates(prev.xyz.copy(), prev.heading.copy(), prev.velocity.copy(), prev.size.copy(), valid,
-                        prev.types)
+    prior = AgentStates(prev.xyz.copy(), prev.heading.copy(), prev.velocity.copy(), prev.size.copy(), valid, prev.types)
     res = parser.parse(frame, prior, ego_pose_of(state))
     seen = res.visible
     assert seen.sum() >= 10

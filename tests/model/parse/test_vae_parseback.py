@@ -104,25 +104,47 @@ def _hand_scene(procedural):
     tr.xyz[:, :, 2] = 0.8
     tr.size[:] = np.array([4.5, 2.0, 1.6], np.float32)
     tr.valid[:] = True
-    sc = dataclasses.replace(procedural, tracks=tr, object_types=np.full(n, ObjectType.VEHICLE, np.int8),
-                             track_ids=np.arange(n, dtype=np.int64), sdc_index=0,
-                             tracks_to_predict=np.zeros(0, np.int64), tracks_to_predict_difficulty=np.zeros(0, np.int8))
+    sc = dataclasses.replace(
+        procedural,
+        tracks=tr,
+        object_types=np.full(n, ObjectType.VEHICLE, np.int8),
+        track_ids=np.arange(n, dtype=np.int64),
+        sdc_index=0,
+        tracks_to_predict=np.zeros(0, np.int64),
+        tracks_to_predict_difficulty=np.zeros(0, np.int8),
+    )
     return sc, xy
 
 
 def _result(xyz: np.ndarray, entered: EnteredAgents) -> ParseResult:
     k = len(xyz)
-    return ParseResult(xyz=xyz, heading=np.zeros(k), velocity=np.zeros((k, 2)), predicted_xyz=xyz,
-                       predicted_heading=np.zeros(k), in_view=np.ones(k, bool), visible=np.ones(k, bool),
-                       confidence=np.ones(k), residual=np.zeros(k), left=np.zeros(0, np.int64), entered=entered,
-                       explained=np.zeros((4, 4), bool))
+    return ParseResult(
+        xyz=xyz,
+        heading=np.zeros(k),
+        velocity=np.zeros((k, 2)),
+        predicted_xyz=xyz,
+        predicted_heading=np.zeros(k),
+        in_view=np.ones(k, bool),
+        visible=np.ones(k, bool),
+        confidence=np.ones(k),
+        residual=np.zeros(k),
+        left=np.zeros(0, np.int64),
+        entered=entered,
+        explained=np.zeros((4, 4), bool),
+    )
 
 
 def _entered(xy) -> EnteredAgents:
     m = len(xy)
-    return EnteredAgents(np.concatenate([np.asarray(xy, float).reshape(m, 2), np.full((m, 1), 0.8)], 1), np.zeros(m),
-                         np.tile([4.5, 2.0, 1.6], (m, 1)), np.full(m, ObjectType.VEHICLE, np.int8), np.ones(m),
-                         np.zeros(m), np.full(m, 30, np.int64))
+    return EnteredAgents(
+        np.concatenate([np.asarray(xy, float).reshape(m, 2), np.full((m, 1), 0.8)], 1),
+        np.zeros(m),
+        np.tile([4.5, 2.0, 1.6], (m, 1)),
+        np.full(m, ObjectType.VEHICLE, np.int8),
+        np.ones(m),
+        np.zeros(m),
+        np.full(m, 30, np.int64),
+    )
 
 
 @pytest.mark.parametrize("with_entering", [False, True])
@@ -155,7 +177,7 @@ def test_select_clips_windows_are_valid(procedural) -> None:
     assert clips[0][0] == procedural.sdc_index and len(clips) >= 2
     for seat, t0 in clips:
         assert procedural.object_types[seat] == ObjectType.VEHICLE
-        assert procedural.tracks.valid[seat, t0 - 1:t0 + p.frames].all()
+        assert procedural.tracks.valid[seat, t0 - 1 : t0 + p.frames].all()
     with pytest.raises(ConfigError):
         Protocol(prior="oracle")
 
@@ -194,8 +216,9 @@ def test_report_and_bench_json_keys(tmp_path, womd_path, procedural) -> None:
     text = json.dumps(json_safe(report), allow_nan=False)
     back = json.loads(text)
     assert set(back["clean"]["bands"]) == {"0-15 m", "15-30 m", "30-50 m", "50+ m", NEAR, "all"}
-    assert {"recall", "precision", "pos_median", "pos_p90", "yaw_median_deg", "lane_recall",
-            "line_precision"} <= set(back["clean"]["bands"][NEAR])
+    assert {"recall", "precision", "pos_median", "pos_p90", "yaw_median_deg", "lane_recall", "line_precision"} <= set(
+        back["clean"]["bands"][NEAR]
+    )
     assert [t["metric"] for t in back["targets"]] == ["recall", "pos_median", "lane_recall"]
     assert all(t["value"] is None and isinstance(t["ceiling_met"], bool) for t in back["targets"])
     assert "clean (ceiling)" in format_report(report)
@@ -204,8 +227,12 @@ def test_report_and_bench_json_keys(tmp_path, womd_path, procedural) -> None:
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "pb.json"
-    assert bench.main(["--data", str(womd_path), "--no-vae", "--seats", "0", "--max-clips", "1",
-                       "--style", "line_px=1", "--json", str(out)]) == 0
+    assert (
+        bench.main(
+            ["--data", str(womd_path), "--no-vae", "--seats", "0", "--max-clips", "1", "--style", "line_px=1", "--json", str(out)]
+        )
+        == 0
+    )
     got = json.loads(out.read_text())
     assert set(REPORT_KEYS) | {"name"} == set(got) and got["representation"]["style"]["line_px"] == 1
 

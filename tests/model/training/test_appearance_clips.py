@@ -7,9 +7,14 @@ import pytest
 import torch
 
 from mad_sim.errors import ConfigError, DataNotFoundError, ShapeError
-from mad_sim.model.training.appearance_clips import (AppearanceClips, AppearanceClipSpec, build_appearance_clips,
-                                                     plan_windows, resample_indices)
 from mad_sim.model.evaluation.appearance import comparison_image, evaluate_appearance, perturb_pose, psnr, ssim
+from mad_sim.model.training.appearance_clips import (
+    AppearanceClips,
+    AppearanceClipSpec,
+    build_appearance_clips,
+    plan_windows,
+    resample_indices,
+)
 from tests.conftest import data_file
 
 SPEC = AppearanceClipSpec(frames=9, width=64, height=64, phases=1, mirror=False, stride=6, eval_stride=4)
@@ -18,10 +23,14 @@ SPEC = AppearanceClipSpec(frames=9, width=64, height=64, phases=1, mirror=False,
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("appearance")
-    folder = build_appearance_clips(videos=[data_file("video/solidWhiteRight.mp4")],
-                                    stills=[data_file("video/solidYellowLeft.jpg")],
-                                    waymo_frames=[data_file("womd/pvps_data_one_frame.tfrecord")],
-                                    spec=SPEC, cache_root=root, progress=False)
+    folder = build_appearance_clips(
+        videos=[data_file("video/solidWhiteRight.mp4")],
+        stills=[data_file("video/solidYellowLeft.jpg")],
+        waymo_frames=[data_file("womd/pvps_data_one_frame.tfrecord")],
+        spec=SPEC,
+        cache_root=root,
+        progress=False,
+    )
     return AppearanceClips(folder), root
 
 
@@ -40,10 +49,14 @@ def test_clip_cache_contents(clips):
     assert c.still_rgb.shape == (2, 64, 64, 3) and [s["kind"] for s in c.stills] == ["still", "waymo"]
     assert (c.still_pose[1].max(-1) > 0).any()  # the Waymo frame's labels are drawn
     # same spec and sources: the cache is reused, not rebuilt
-    again = build_appearance_clips(videos=[data_file("video/solidWhiteRight.mp4")],
-                                   stills=[data_file("video/solidYellowLeft.jpg")],
-                                   waymo_frames=[data_file("womd/pvps_data_one_frame.tfrecord")],
-                                   spec=SPEC, cache_root=root, progress=False)
+    again = build_appearance_clips(
+        videos=[data_file("video/solidWhiteRight.mp4")],
+        stills=[data_file("video/solidYellowLeft.jpg")],
+        waymo_frames=[data_file("womd/pvps_data_one_frame.tfrecord")],
+        spec=SPEC,
+        cache_root=root,
+        progress=False,
+    )
     assert again == c.folder
 
 
@@ -71,12 +84,13 @@ def test_spec_and_source_errors(tmp_path):
 def test_metrics_known_values():
     a = np.zeros((4, 16, 16, 3), np.uint8)
     assert psnr(a, a) == float("inf")
-    assert psnr(a, a + 1) == pytest.approx(10 * np.log10(255.0 ** 2))
+    assert psnr(a, a + 1) == pytest.approx(10 * np.log10(255.0**2))
     assert ssim(a, a) == pytest.approx(1.0)
     # constant images: SSIM = (2 x y + C1) / (x^2 + y^2 + C1)
     x, y, c1 = 100.0, 140.0, (0.01 * 255) ** 2
-    assert ssim(np.full((8, 8, 3), 100, np.uint8), np.full((8, 8, 3), 140, np.uint8)) == \
-        pytest.approx((2 * x * y + c1) / (x * x + y * y + c1), rel=1e-6)
+    assert ssim(np.full((8, 8, 3), 100, np.uint8), np.full((8, 8, 3), 140, np.uint8)) == pytest.approx(
+        (2 * x * y + c1) / (x * x + y * y + c1), rel=1e-6
+    )
     noisy = np.random.default_rng(0).integers(0, 255, a.shape).astype(np.uint8)
     assert ssim(a, noisy) < 0.1
     with pytest.raises(ShapeError):
@@ -119,8 +133,17 @@ def test_appearance_stage_trains_through_the_trainer(clips, tmp_path):
     from mad_sim.model.training.loop import LoraConfig, TrainConfig, train
 
     c, _ = clips
-    cfg = TrainConfig(stage="appearance", preset="tiny", output_dir=str(tmp_path / "run"), steps=4, batch_size=2,
-                      log_every=2, checkpoint_every=4, eval_clips=2, lora=LoraConfig(rank=4, alpha=4.0))
+    cfg = TrainConfig(
+        stage="appearance",
+        preset="tiny",
+        output_dir=str(tmp_path / "run"),
+        steps=4,
+        batch_size=2,
+        log_every=2,
+        checkpoint_every=4,
+        eval_clips=2,
+        lora=LoraConfig(rank=4, alpha=4.0),
+    )
     res = train(cfg, cache=c, progress=False)
     assert res.steps == 4 and np.isfinite(res.final_loss)
     lora = res.exported["appearance"]

@@ -10,8 +10,7 @@ import pytest
 
 from mad_sim.errors import ConfigError
 from mad_sim.model.training.appearance_clips import AppearanceClips, AppearanceClipSpec, build_appearance_clips
-from mad_sim.model.training.appearance_train import (AppearanceTaskConfig, load_appearance_config, score_adapter,
-                                                     train_appearance)
+from mad_sim.model.training.appearance_train import AppearanceTaskConfig, load_appearance_config, score_adapter, train_appearance
 from tests.conftest import data_file
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train" / "tiny_appearance.yaml"
@@ -20,8 +19,12 @@ CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train" / "tiny_appea
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     spec = AppearanceClipSpec(frames=9, width=64, height=64, phases=1, mirror=False, stride=6, eval_stride=4)
-    folder = build_appearance_clips(videos=[data_file("video/solidWhiteRight.mp4")], spec=spec,
-                                    cache_root=tmp_path_factory.mktemp("appearance"), progress=False)
+    folder = build_appearance_clips(
+        videos=[data_file("video/solidWhiteRight.mp4")],
+        spec=spec,
+        cache_root=tmp_path_factory.mktemp("appearance"),
+        progress=False,
+    )
     return AppearanceClips(folder)
 
 
@@ -58,13 +61,27 @@ def test_trainer_builds_the_appearance_stage(clips):
 
 @pytest.mark.slow
 def test_train_appearance_runs_the_stage_and_the_knob_reaches_it(clips, tmp_path):
-    cfg, task = load_appearance_config(CONFIG, {"init_backbone": "", "steps": 2, "batch_size": 1, "log_every": 1,
-                                                "checkpoint_every": 2, "eval_clips": 1, "lora": {"rank": 4, "alpha": 4.0}})
+    cfg, task = load_appearance_config(
+        CONFIG,
+        {
+            "init_backbone": "",
+            "steps": 2,
+            "batch_size": 1,
+            "log_every": 1,
+            "checkpoint_every": 2,
+            "eval_clips": 1,
+            "lora": {"rank": 4, "alpha": 4.0},
+        },
+    )
     losses = {}
     for tn in (True, False):
         run = tmp_path / f"tn_{tn}"
-        res = train_appearance(dataclass_replace(cfg, output_dir=str(run)), AppearanceTaskConfig(
-            p_first=1.0, targeted_noise=tn), clips=clips, progress=False)
+        res = train_appearance(
+            dataclass_replace(cfg, output_dir=str(run)),
+            AppearanceTaskConfig(p_first=1.0, targeted_noise=tn),
+            clips=clips,
+            progress=False,
+        )
         assert res.steps == 2 and Path(res.exported["appearance"]).is_file()
         records = json.loads((run / "losses.json").read_text())["records"]
         assert np.isfinite(records[-1]["eval_loss"]) and np.isfinite(records[-1]["eval_loss_perturbed_pose"])

@@ -27,8 +27,15 @@ def _optimised(seed: int = 0):
 
 def test_round_trip_restores_model_optimizer_and_scheduler(tmp_path):
     model, opt, sched = _optimised()
-    path = save_checkpoint(tmp_path, 3, model.state_dict(), optimizer=opt, scheduler=sched,
-                           config={"lr": 0.01}, extra={"records": [{"step": 3, "loss": 0.5}]})
+    path = save_checkpoint(
+        tmp_path,
+        3,
+        model.state_dict(),
+        optimizer=opt,
+        scheduler=sched,
+        config={"lr": 0.01},
+        extra={"records": [{"step": 3, "loss": 0.5}]},
+    )
     assert path.name == "step_0000003"
     ck = load_checkpoint(tmp_path)  # the run folder resolves to the latest checkpoint
     assert ck.step == 3 and ck.extra["records"][0]["loss"] == 0.5
@@ -89,12 +96,15 @@ def test_unknown_config_key_names_key_and_file(tmp_path):
         load_train_config(cfg)
 
 
-@pytest.mark.parametrize("text, match", [
-    ("stage: vae\nframes: 10\n", "8k\\+1"),
-    ("stage: vea\n", "vea"),
-    ("stage: vae\nsteps: many\n", "steps"),
-    ("stage: vae\ndata:\n  spec: {width: 100}\n", None),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("stage: vae\nframes: 10\n", "8k\\+1"),
+        ("stage: vea\n", "vea"),
+        ("stage: vae\nsteps: many\n", "steps"),
+        ("stage: vae\ndata:\n  spec: {width: 100}\n", None),
+    ],
+)
 def test_bad_values_are_config_errors(tmp_path, text, match):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(text)

@@ -65,8 +65,10 @@ def small_cache(womd_path, womd_still_path, tmp_path_factory):
     if "cache" not in _BUILT:
         root = tmp_path_factory.mktemp("clips")
         spec = ClipSpec(**SMALL)
-        sources = [SourceConfig(kind="file", path=str(womd_path), split="train", seed=1),
-                   SourceConfig(kind="file", path=str(womd_still_path), split="eval", seed=2, max_clips=2)]
+        sources = [
+            SourceConfig(kind="file", path=str(womd_path), split="train", seed=1),
+            SourceConfig(kind="file", path=str(womd_still_path), split="eval", seed=2, max_clips=2),
+        ]
         _BUILT["cache"] = (build_clip_cache(spec, sources, root, progress=False), spec, sources, root)
     return _BUILT["cache"]
 
@@ -137,8 +139,9 @@ def test_box_option_keeps_plain_cache_names(small_cache):
 
     folder, spec, sources, _ = small_cache
     plain = {k: v for k, v in asdict(spec).items() if not k.startswith("camera_")}  # the spec before camera fields
-    old = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "spec": plain, "sources": [asdict(s) for s in sources]},
-                                    sort_keys=True).encode()).hexdigest()[:16]
+    old = hashlib.sha256(
+        json.dumps({"v": CACHE_VERSION, "spec": plain, "sources": [asdict(s) for s in sources]}, sort_keys=True).encode()
+    ).hexdigest()[:16]
     assert folder.name == old == cache_key(spec, sources, BoxClipConfig(enabled=False, max_agents=2))
     assert cache_key(spec, sources, BoxClipConfig(enabled=True)) != old
     assert ClipCache(folder).boxes is None and ClipCache(folder).box_indices("train").size == 0
@@ -179,6 +182,7 @@ def test_box_cache_matches_box_videos_of_the_log(womd_path, tmp_path):
     c = cache.clips[0]
     from mad_sim.model.training.clips import ClipRef
 
-    _, again = ClipRenderer(spec).render_boxes(sc, ClipRef(c["viewpoint"], c["t0"], c["moving"]),
-                                               np.random.default_rng(box_seed(c)), 3)
+    _, again = ClipRenderer(spec).render_boxes(
+        sc, ClipRef(c["viewpoint"], c["t0"], c["moving"]), np.random.default_rng(box_seed(c)), 3
+    )
     assert again.tolist() == c["box_agents"]

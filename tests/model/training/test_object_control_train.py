@@ -22,23 +22,41 @@ SPEC = dict(context_frames=9, future_frames=9, width=64, height=64, stride=30, m
 
 
 def _sources(womd_path):
-    return [SourceConfig(kind="file", path=str(womd_path), split="train", seed=0),
-            SourceConfig(kind="file", path=str(womd_path), split="eval", seed=1, t_range=[60, 91], max_clips=2)]
+    return [
+        SourceConfig(kind="file", path=str(womd_path), split="train", seed=0),
+        SourceConfig(kind="file", path=str(womd_path), split="eval", seed=1, t_range=[60, 91], max_clips=2),
+    ]
 
 
 @pytest.fixture
 def box_cache(womd_path, tmp_path_factory) -> ClipCache:
     if "cache" not in _BUILT:
-        folder = build_clip_cache(ClipSpec(**SPEC), _sources(womd_path), tmp_path_factory.mktemp("boxclips"),
-                                  progress=False, boxes=BoxClipConfig(enabled=True, max_agents=2))
+        folder = build_clip_cache(
+            ClipSpec(**SPEC),
+            _sources(womd_path),
+            tmp_path_factory.mktemp("boxclips"),
+            progress=False,
+            boxes=BoxClipConfig(enabled=True, max_agents=2),
+        )
         _BUILT["cache"] = ClipCache(folder)
     return _BUILT["cache"]
 
 
 def _cfg(out, **kw) -> TrainConfig:
-    base = {"stage": "motion", "steps": 2, "batch_size": 3, "frames": 9, "output_dir": str(out), "log_every": 1,
-            "checkpoint_every": 0, "checkpoint_minutes": 0, "eval_clips": 2, "lora": {"rank": 4, "alpha": 4.0},
-            "optim": {"lr": 1e-3, "warmup_steps": 1}, "task": {"p_boxes": 1.0}}
+    base = {
+        "stage": "motion",
+        "steps": 2,
+        "batch_size": 3,
+        "frames": 9,
+        "output_dir": str(out),
+        "log_every": 1,
+        "checkpoint_every": 0,
+        "checkpoint_minutes": 0,
+        "eval_clips": 2,
+        "lora": {"rank": 4, "alpha": 4.0},
+        "optim": {"lr": 1e-3, "warmup_steps": 1},
+        "task": {"p_boxes": 1.0},
+    }
     base.update(kw)
     return from_dict(base, TrainConfig)
 

@@ -46,7 +46,8 @@ def _free_port() -> int:
 def test_two_cpu_processes_under_accelerate_draw_different_data(tmp_path: Path):
     """Two real processes (torchrun, gloo): each asks the Accelerator for its index, as the loop does."""
     script = tmp_path / "draw.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, sys
         import numpy as np
         from accelerate import Accelerator
@@ -56,10 +57,25 @@ def test_two_cpu_processes_under_accelerate_draw_different_data(tmp_path: Path):
         batches = [draw_batch(step_generators(0, s, acc.process_index)[0], idx, 8).tolist() for s in range(5)]
         out = {{"rank": acc.process_index, "world": acc.num_processes, "batches": batches}}
         open(r"{tmp_path}" + f"/rank{{acc.process_index}}.json", "w").write(json.dumps(out))
-    """))
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script)],
-                          capture_output=True, text=True, timeout=300)
+    """)
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
     assert [r["world"] for r in ranks] == [2, 2] and [r["rank"] for r in ranks] == [0, 1]

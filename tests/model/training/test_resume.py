@@ -26,16 +26,28 @@ _BUILT: dict = {}
 def clip_cache(womd_path, tmp_path_factory) -> ClipCache:
     if "cache" not in _BUILT:
         spec = ClipSpec(context_frames=9, future_frames=9, width=64, height=64, stride=30, max_viewpoints=2)
-        src = [SourceConfig(kind="file", path=str(womd_path), split="train", seed=0),
-               SourceConfig(kind="file", path=str(womd_path), split="eval", seed=1, t_range=[60, 91], max_clips=2)]
+        src = [
+            SourceConfig(kind="file", path=str(womd_path), split="train", seed=0),
+            SourceConfig(kind="file", path=str(womd_path), split="eval", seed=1, t_range=[60, 91], max_clips=2),
+        ]
         _BUILT["cache"] = ClipCache(build_clip_cache(spec, src, tmp_path_factory.mktemp("clips"), progress=False))
     return _BUILT["cache"]
 
 
 def _cfg(out, stage: str, steps: int = 4, **kw) -> TrainConfig:
-    base = {"stage": stage, "steps": steps, "batch_size": 2, "frames": 9, "output_dir": str(out), "log_every": 1,
-            "checkpoint_every": 0, "checkpoint_minutes": 0, "eval_clips": 2, "lora": {"rank": 4, "alpha": 4.0},
-            "optim": {"lr": 1e-3, "warmup_steps": 1}}
+    base = {
+        "stage": stage,
+        "steps": steps,
+        "batch_size": 2,
+        "frames": 9,
+        "output_dir": str(out),
+        "log_every": 1,
+        "checkpoint_every": 0,
+        "checkpoint_minutes": 0,
+        "eval_clips": 2,
+        "lora": {"rank": 4, "alpha": 4.0},
+        "optim": {"lr": 1e-3, "warmup_steps": 1},
+    }
     base.update(kw)
     return from_dict(base, TrainConfig)
 
@@ -93,7 +105,7 @@ def test_motion_export_is_a_loadable_lora_that_changes_the_model(clip_cache, tmp
     assert set(vids) == {"log", "base", "adapted"}
     for v in vids.values():
         assert v.shape == (spec.total_frames, 64, 64, 3) and v.dtype == np.uint8
-        assert np.array_equal(v[:spec.context_frames], vids["log"][:spec.context_frames])
+        assert np.array_equal(v[: spec.context_frames], vids["log"][: spec.context_frames])
     assert not np.array_equal(vids["base"], vids["adapted"])
     assert model.active_adapter == before  # restored
     out = write_forecast_video(vids, tmp_path / "cmp.gif")

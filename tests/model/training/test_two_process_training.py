@@ -24,11 +24,23 @@ from tests.model.training.test_resume import clip_cache  # noqa: F401  (fixture)
 
 @pytest.mark.slow
 def test_two_processes_log_the_mean_loss_and_save_the_unwrapped_model(clip_cache, tmp_path: Path) -> None:  # noqa: F811
-    cfg = {"stage": "motion", "steps": 3, "batch_size": 1, "frames": 9, "output_dir": str(tmp_path / "run"),
-           "log_every": 1, "checkpoint_every": 0, "checkpoint_minutes": 0, "eval_clips": 2,
-           "lora": {"rank": 4, "alpha": 4.0}, "optim": {"lr": 1e-3, "warmup_steps": 1}, "threads": 1}
+    cfg = {
+        "stage": "motion",
+        "steps": 3,
+        "batch_size": 1,
+        "frames": 9,
+        "output_dir": str(tmp_path / "run"),
+        "log_every": 1,
+        "checkpoint_every": 0,
+        "checkpoint_minutes": 0,
+        "eval_clips": 2,
+        "lora": {"rank": 4, "alpha": 4.0},
+        "optim": {"lr": 1e-3, "warmup_steps": 1},
+        "threads": 1,
+    }
     script = tmp_path / "train2.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json
         from accelerate import PartialState
         from mad_sim.config import from_dict
@@ -56,11 +68,27 @@ def test_two_processes_log_the_mean_loss_and_save_the_unwrapped_model(clip_cache
         res = train(from_dict(json.loads({json.dumps(json.dumps(cfg))}), TrainConfig),
                     cache=ClipCache(r"{clip_cache.folder}"), progress=False)
         open(r"{tmp_path}" + f"/rank{{rank}}.json", "w").write(json.dumps({{"losses": mine, "steps": res.steps}}))
-    """))
+    """)
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script)],
-                          capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
     assert [r["steps"] for r in ranks] == [3, 3]

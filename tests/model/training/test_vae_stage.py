@@ -16,7 +16,7 @@ RGB_CLIPS = {"frames": 9, "width": 64, "height": 64, "phases": 1, "mirror": Fals
 
 
 def _windows_of(video: np.ndarray, frames: int) -> list:
-    return [video[s:s + frames] for s in range(video.shape[0] - frames + 1)]
+    return [video[s : s + frames] for s in range(video.shape[0] - frames + 1)]
 
 
 def test_rgb_fraction_draws_dashcam_windows_and_scores_them(clip_cache, tmp_path) -> None:  # noqa: F811
