@@ -16,6 +16,13 @@ key, its dotted path and the file it came from::
         optim: Optim = field(default_factory=Optim)
 
     cfg = load_config("configs/train/motion.yaml", Train)
+
+A field typed as a union of config classes (``task: Union[MotionTask, AppearanceTask]``)
+is built as the first member that accepts its mapping, unless the class says
+which one: a classmethod ``config_member(name, data) -> type | None`` returns
+the member for field ``name`` given the whole raw mapping ``data`` (e.g. by its
+``stage`` key; None falls back to trying the members in order).  Either way an
+unknown key is a ConfigError that names it.
 """
 
 from __future__ import annotations
@@ -56,8 +63,8 @@ def _check_value(value: Any, tp: Any, where: str, source: str) -> Any:
             try:
                 return _check_value(value, arg, where, source)
             except ConfigError as exc:  # try the next member of the union
-                errors.append(str(exc))
-        raise ConfigError(f"{source}: key {where!r}: {value!r} does not match {tp}")
+                errors.append(f"{_type_name(arg)}: {exc}")
+        raise ConfigError(f"{source}: key {where!r}: {value!r} does not match {tp} ({'; '.join(errors)})")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{source}: key {where!r}: {value!r} is not one of {list(args)}")
@@ -102,6 +109,15 @@ def _check_value(value: Any, tp: Any, where: str, source: str) -> Any:
     return value
 
 
+def _member(tp: Any, chosen: Optional[type]) -> Any:
+    """``chosen`` (a member of the union ``tp``, from the class's ``config_member``) in place of ``tp``."""
+    if chosen is None:
+        return tp
+    if chosen is not tp and chosen not in typing.get_args(tp):
+        raise TypeError(f"config_member chose {_type_name(chosen)}, which is not a member of {tp}")
+    return chosen
+
+
 def from_dict(data: Mapping[str, Any], cls: Type[T], *, source: str = "<dict>", prefix: str = "") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
     if not isinstance(data, Mapping):
@@ -112,10 +128,11 @@ def from_dict(data: Mapping[str, Any], cls: Type[T], *, source: str = "<dict>", 
     if unknown:
         where = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
         raise ConfigError(f"{source}: unknown config key {where!r} (known keys: {', '.join(sorted(known))})")
+    choose = getattr(cls, "config_member", None)
     kwargs = {}
     for name, value in data.items():
         where = f"{prefix}.{name}" if prefix else name
-        kwargs[name] = _check_value(value, hints[name], where, source)
+        kwargs[name] = _check_value(value, _member(hints[name], choose(name, data) if choose else None), where, source)
     try:
         return cls(**kwargs)
     except ConfigError:

@@ -6,8 +6,10 @@ module supplies what differs from the pose stages (``mad-sim train appearance``
 calls it):
 
 * the YAML (``configs/train/tiny_appearance.yaml``) is a ``TrainConfig``
-  plus one ``appearance:`` section (:class:`AppearanceTaskConfig`: ``p_first``,
-  ``targeted_noise``, ``targeted_noise_max`` and the clip geometry ``clips``);
+  plus one ``appearance:`` section
+  (:class:`~mad_sim.model.training.appearance_task.AppearanceTaskConfig`: ``p_first``,
+  ``targeted_noise``, ``targeted_noise_max`` and the clip geometry ``clips``),
+  read by :func:`~mad_sim.model.training.loop.load_train_config` into ``cfg.task``;
 * :func:`train_appearance` builds (or reuses) the paired clip cache of the
   shared dashcam data, hands the knobs to the stage as ``cfg.task`` and runs
   :func:`~mad_sim.model.training.loop.train` on those clips (resumable like every
@@ -30,69 +32,38 @@ import dataclasses
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from mad_sim.config import from_dict, read_yaml
+from mad_sim.config import read_yaml
 from mad_sim.errors import ConfigError
-from mad_sim.model.training.appearance_clips import (
-    AppearanceClips,
-    AppearanceClipSpec,
-    build_appearance_clips,
-    shared_data_sources,
-)
+from mad_sim.model.training.appearance_clips import AppearanceClips, build_appearance_clips, shared_data_sources
+from mad_sim.model.training.appearance_task import AppearanceTaskConfig
+from mad_sim.model.training.loop import TrainConfig, load_train_config, train
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
 
 
-@dataclass
-class AppearanceTaskConfig:
-    """The ``appearance:`` section: the stage's task knobs and the paired clips' geometry.
-
-    Attributes:
-      p_first: probability per batch that the clip's first RGB frame is given as reference.
-      targeted_noise: corrupt pose-holding pose latent patches (paper recipe); False = ablation.
-      targeted_noise_max: ``s ~ U(0, targeted_noise_max)`` mixing of noise into those patches.
-      clips: :class:`~mad_sim.model.training.appearance_clips.AppearanceClipSpec` fields.
-    """
-
-    p_first: float = 0.5
-    targeted_noise: bool = True
-    targeted_noise_max: float = 0.3
-    clips: Dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.p_first <= 1.0:
-            raise ConfigError(f"appearance.p_first={self.p_first} must be in [0, 1]")
-        if not 0.0 <= self.targeted_noise_max <= 1.0:
-            raise ConfigError(f"appearance.targeted_noise_max={self.targeted_noise_max} must be in [0, 1]")
-
-    def spec(self) -> AppearanceClipSpec:
-        try:
-            return AppearanceClipSpec(**self.clips)
-        except TypeError as exc:
-            raise ConfigError(f"appearance.clips: {exc}") from exc
-
-
 def load_appearance_config(
     path: PathLike, overrides: Optional[Dict[str, Any]] = None, task_overrides: Optional[Dict[str, Any]] = None
-):
-    """``(TrainConfig, AppearanceTaskConfig)`` from a YAML file (unknown keys name the file)."""
-    from mad_sim.model.training.loop import TrainConfig
+) -> Tuple[TrainConfig, AppearanceTaskConfig]:
+    """``(TrainConfig, AppearanceTaskConfig)`` from a YAML file (unknown keys name the file); the task is ``cfg.task``.
 
-    raw = read_yaml(path)
-    task_raw = dict(raw.pop("appearance", None) or {})
-    task_raw.update(task_overrides or {})
-    raw.update(overrides or {})
-    cfg = from_dict(raw, TrainConfig, source=str(path))
-    if cfg.stage != "appearance":
-        raise ConfigError(f"{path}: stage is {cfg.stage!r}, expected 'appearance'")
-    return cfg, from_dict(task_raw, AppearanceTaskConfig, source=f"{path} (appearance:)")
+    :func:`~mad_sim.model.training.loop.load_train_config` reads the file (the one loader of
+    every stage); ``task_overrides`` win over the file's ``appearance:`` keys.
+    """
+    over = dict(overrides or {})
+    if task_overrides:
+        section = over.get("appearance", read_yaml(path).get("appearance")) or {}
+        over["appearance"] = {**section, **task_overrides}
+    cfg = load_train_config(path, stage="appearance", overrides=over)
+    if not isinstance(cfg.task, AppearanceTaskConfig):  # TrainConfig checks the task against the stage
+        raise ConfigError(f"{path}: task is {type(cfg.task).__name__}, expected AppearanceTaskConfig")
+    return cfg, cfg.task
 
 
 def open_clips(task: AppearanceTaskConfig, progress: bool = True) -> AppearanceClips:
@@ -110,8 +81,6 @@ def train_appearance(
     clips: Optional[AppearanceClips] = None,
 ):
     """Train (or resume) the appearance LoRA; returns the trainer's ``TrainResult``."""
-    from mad_sim.model.training.loop import train
-
     clips = clips if clips is not None else open_clips(task, progress)
     cfg = dataclasses.replace(cfg, task=task)  # AppearanceStage reads p_first / targeted_noise(_max) from cfg.task
     return train(cfg, resume=resume, progress=progress, stop_after=stop_after, cache=clips)

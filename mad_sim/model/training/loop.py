@@ -29,6 +29,7 @@ The stage (what is trained and its loss) comes from
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,15 +37,16 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Literal, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Tuple, Type, Union
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mad_sim.config import load_config, to_dict
+from mad_sim.config import from_dict, read_yaml, to_dict
 from mad_sim.errors import CheckpointError, ConfigError
 from mad_sim.io import atomic_path, write_text_atomic
+from mad_sim.model.training.appearance_task import AppearanceTaskConfig
 from mad_sim.model.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from mad_sim.model.training.datasets import DatasetConfig
 
@@ -168,6 +170,22 @@ class MotionTaskConfig:
                 raise ConfigError(f"task.{name}={getattr(self, name)} must lie in [0, 1]")
 
 
+TaskConfig = Union[MotionTaskConfig, AppearanceTaskConfig]
+"""What ``TrainConfig.task`` holds: the task config of its stage (:data:`TASK_CONFIGS`)."""
+
+TASK_CONFIGS: Dict[str, Type[TaskConfig]] = {
+    "vae": MotionTaskConfig,  # the VAE stage reads no task knob; its task stays the plain default
+    "base": MotionTaskConfig,
+    "motion": MotionTaskConfig,
+    "appearance": AppearanceTaskConfig,
+}
+"""Stage -> the class of its ``task`` (the YAML's ``task:``; for ``appearance``, its ``appearance:`` section)."""
+
+# The default of ``TrainConfig.task``, replaced in ``__post_init__`` by a fresh default of the stage's own
+# task class (a dataclass default cannot depend on another field); compared by identity, never kept.
+_STAGE_DEFAULT_TASK = MotionTaskConfig()
+
+
 @dataclass
 class LoraConfig:
     """LoRA adapter size (paper: rank 512, alpha 512, on LTX-2B)."""
@@ -200,7 +218,11 @@ class TrainConfig:
       fit_latent_stats: (base) set the VAE's per-channel latent mean/std from
         training clips before encoding (for a VAE that has none, e.g. random init).
       data: clips (see :class:`mad_sim.model.training.datasets.DatasetConfig`).
-      optim, vae_loss, task, lora: see their classes.
+      task: the stage's task knobs, of the class :data:`TASK_CONFIGS` names for ``stage``
+        (:class:`MotionTaskConfig`, or :class:`~mad_sim.model.training.appearance_task.AppearanceTaskConfig`
+        for ``appearance``); not given, that class's defaults. :func:`~mad_sim.config.from_dict`
+        builds a ``task:`` mapping as that class (:meth:`config_member`).
+      optim, vae_loss, lora: see their classes.
     """
 
     stage: Stage = "vae"
@@ -225,10 +247,27 @@ class TrainConfig:
     data: DatasetConfig = field(default_factory=DatasetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     vae_loss: VaeLossConfig = field(default_factory=VaeLossConfig)
-    task: MotionTaskConfig = field(default_factory=MotionTaskConfig)
+    task: TaskConfig = field(default_factory=lambda: _STAGE_DEFAULT_TASK)
     lora: LoraConfig = field(default_factory=LoraConfig)
 
+    @classmethod
+    def config_member(cls, name: str, data: Mapping[str, Any]) -> Optional[type]:
+        """The member of a union-typed field that :func:`~mad_sim.config.from_dict` builds from mapping ``data``.
+
+        ``task``: the class of the stage ``data`` names (:data:`TASK_CONFIGS`); None (try the members in
+        order) for any other field or an unknown stage, which the stage's own check reports.
+        """
+        if name != "task":
+            return None
+        stage = data.get("stage", cls.stage)
+        return TASK_CONFIGS.get(stage) if isinstance(stage, str) else None
+
     def __post_init__(self) -> None:
+        want = TASK_CONFIGS.get(self.stage, MotionTaskConfig)
+        if self.task is _STAGE_DEFAULT_TASK:
+            self.task = want()
+        elif not isinstance(self.task, want):
+            raise ConfigError(f"stage {self.stage!r} takes a task of class {want.__name__}, got {type(self.task).__name__}")
         if self.steps < 1 or self.batch_size < 1 or self.log_every < 1:
             raise ConfigError("steps, batch_size and log_every must be >= 1")
         ratio = self._temporal_ratio()
@@ -251,8 +290,24 @@ class TrainConfig:
 def load_train_config(
     path: Union[str, os.PathLike], stage: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None
 ) -> TrainConfig:
-    """Read a train YAML; ``stage`` (from the command line) must agree with the file's."""
-    cfg = load_config(path, TrainConfig, overrides)
+    """Read a train YAML of any stage; ``stage`` (from the command line) must agree with the file's.
+
+    ``overrides`` (top-level keys) win over the file.  The task knobs are the file's ``task:`` mapping;
+    an ``appearance`` config gives them in its own ``appearance:`` section instead (unknown keys are
+    named ``appearance.KEY``), one or the other.
+    """
+    data = read_yaml(path)
+    if overrides:
+        data = {**data, **overrides}
+    section = data.pop("appearance", None)
+    cfg = from_dict(data, TrainConfig, source=str(path))
+    if section is not None:
+        if cfg.stage != "appearance":
+            raise ConfigError(f"{path}: an 'appearance:' section belongs to stage 'appearance', not {cfg.stage!r}")
+        if "task" in data:
+            raise ConfigError(f"{path}: give the appearance task's keys once: in 'appearance:' or in 'task:', not both")
+        task = from_dict(section, AppearanceTaskConfig, source=str(path), prefix="appearance")
+        cfg = dataclasses.replace(cfg, task=task)
     if stage is not None and cfg.stage != stage:
         raise ConfigError(
             f"{path}: config is for stage {cfg.stage!r} but `mad-sim train {stage}` was asked; "
