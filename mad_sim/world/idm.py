@@ -11,8 +11,15 @@ Per call of :meth:`IDM.advance` (world frame, metres, seconds):
    within ``lane_match_distance`` and ``lane_match_angle`` of its pose (its
    previous lane while that still matches).  An agent this policy moved on
    the previous call and that still sits exactly where it was put is not
-   searched again: it keeps its path and arclength.  Agents on no lane
-   (parked, pedestrians) keep their velocity.
+   searched again: it keeps its path and arclength.
+   **No lane** (the map's lanes do not reach the agent: a Waymax roadgraph
+   cut at its point cap, a car in a parking lot): a vehicle / cyclist moving
+   at least ``off_lane_min_speed`` gets a straight path along its heading
+   (:meth:`~mad_sim.world.lanes.PathStore.build_straight`) with its speed at
+   that moment as its desired speed, so it still brakes for leaders on that
+   line (stop lines, which belong to lanes, do not apply); when that path
+   runs short a lane is looked for again.  Slower ones (parked cars) and
+   pedestrians keep their velocity.
 2. **Path.**  The lane followed through exit lanes (at a fork: drawn with
    ``rng`` if given, else the straightest; the choice is kept until
    :meth:`IDM.reset`), as a polyline starting ~10 m behind the agent
@@ -57,7 +64,7 @@ from mad_sim.data.frames import wrap_angle
 from mad_sim.data.scenario import DT, ObjectType, Scenario, Trajectory
 from mad_sim.world.controls import TrafficControls
 from mad_sim.world.idm_law import MPH, IDMParams, idm_accel
-from mad_sim.world.lanes import LaneGraph, PathStore
+from mad_sim.world.lanes import LaneGraph, PathStore, interp_paths
 from mad_sim.world.leaders import PathGeometry, find_leaders
 from mad_sim.world.road_distance import map_segments
 from mad_sim.world.state import WorldState
@@ -87,6 +94,7 @@ class IDM:
         self._exit: Dict[Tuple[int, int], Optional[int]] = {}
         n = 0 if self._scenario is None else self._scenario.num_tracks
         self._no_lane = np.full((n, 2), np.inf)  # where each agent was last found on no lane (inf: never)
+        self._cruise = np.full(n, np.nan)  # m/s, desired speed of an agent on a straight (no-lane) path; nan: none
         self._served: Dict[int, Set[int]] = {}  # agent -> lanes whose stop sign it has served
         self._committed: Dict[int, Set[int]] = {}  # agent -> lanes whose signal it is stopping for
         self._track: Optional[dict] = None
@@ -184,9 +192,33 @@ class IDM:
         self._no_lane[agents[found]] = np.inf
 
     # --- localisation: tracked agents keep their path, the others are matched ---------------------
-    def _localise(self, state: WorldState, drivers: np.ndarray, need: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _place(
+        self, agents: np.ndarray, xy: np.ndarray, heading: np.ndarray, speed: np.ndarray, need: np.ndarray, roadmap
+    ) -> np.ndarray:
+        """Path arclength [A] (m) of ``agents`` [A] put on a new path from their pose ``xy`` [A, 2], ``heading``
+        [A] (rad): a lane path where a lane matches, else a straight path for those moving at least
+        ``off_lane_min_speed`` (``speed`` [A], m/s, becomes their desired speed); nan for the rest.
+        ``need`` [A]: metres of path wanted ahead."""
+        store = self._store
+        assert store is not None  # _bind() built it
+        lane, u = self._match_lanes(xy, heading, agents, roadmap)
+        out = np.full(agents.size, np.nan)
+        got = lane >= 0
+        for n in np.flatnonzero(got):
+            out[n] = store.build(int(agents[n]), int(lane[n]), float(u[n]), float(need[n]))
+        self._cruise[agents[got]] = np.nan
+        off = ~got & (speed >= self.params.off_lane_min_speed)
+        for n in np.flatnonzero(off):
+            out[n] = store.build_straight(int(agents[n]), xy[n], float(heading[n]), float(need[n]))
+        self._cruise[agents[off]] = speed[off]
+        return out
+
+    def _localise(
+        self, state: WorldState, drivers: np.ndarray, need: np.ndarray, speed: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(drivers on a path [D], their path arclength [D], which of ``drivers`` they are [len(drivers)] bool);
-        paths built / rebuilt as needed."""
+        paths built / rebuilt as needed.  ``need`` [len(drivers)]: metres of path wanted ahead; ``speed``
+        [len(drivers)]: m/s along the heading now."""
         store = self._store
         assert store is not None  # _bind() built it
         now = state.at()
@@ -205,21 +237,23 @@ class IDM:
         fresh = np.isnan(s_path)
         if fresh.any():
             idx = drivers[fresh]
-            lane, u = self._match_lanes(now.xy[idx], now.heading[idx], idx, state.roadmap)
-            got = lane >= 0
-            built = np.full(idx.size, np.nan)
-            for n, (i, m, uu) in enumerate(zip(idx[got], lane[got], u[got])):
-                built[np.flatnonzero(got)[n]] = store.build(int(i), int(m), float(uu), float(need[fresh][got][n]))
-            s_path[fresh] = built
+            s_path[fresh] = self._place(idx, now.xy[idx], now.heading[idx], speed[fresh], need[fresh], state.roadmap)
         on = ~np.isnan(s_path)
         drivers, s_path, need = drivers[on], s_path[on], need[on]
         keep = on
         # tracked paths that run short ahead or trail too far behind are rebuilt from the current lane
         short = ((s_path + need > store.length[drivers]) & store.open_end[drivers]) | (s_path > store.trim + 10.0)
         if short.any():
-            lanes, u = store.lane_at(drivers[short], s_path[short])
-            for n, (i, m, uu) in enumerate(zip(drivers[short], lanes, u)):
-                s_path[np.flatnonzero(short)[n]] = store.build(int(i), int(m), float(uu), float(need[short][n]))
+            rows = np.flatnonzero(short)
+            straight = store.is_straight(drivers[rows])
+            lanes, u = store.lane_at(drivers[rows], s_path[rows])
+            for r, m, uu in zip(rows[~straight], lanes[~straight], u[~straight]):
+                s_path[r] = store.build(int(drivers[r]), int(m), float(uu), float(need[r]))
+            if straight.any():  # off the lanes: look for a lane again from where the agent is, else go on straight
+                r = rows[straight]
+                idx = drivers[r]
+                xy, h = interp_paths(store.points[idx], store.cum[idx], store.nseg[idx], s_path[r])
+                s_path[r] = self._place(idx, xy, h, self._cruise[idx], need[r], state.roadmap)
         return drivers, s_path, keep
 
     # --- main -------------------------------------------------------------------------------------
@@ -239,28 +273,35 @@ class IDM:
         )
         v_cap = max(float(v_all.max()), p.desired_speed or 0.0, self._top_limit, p.default_speed)
         need = np.full(drivers.size, v_cap * num_steps * dt + p.lookahead)
-        drivers_on, s, keep = self._localise(state, drivers, need)
+        drivers_on, s, keep = self._localise(state, drivers, need, v_all)
         v = v_all[keep]
         drivers = drivers_on
         store = self._store
         assert store is not None  # _bind() built it
         lane_now, _ = store.lane_at(drivers, s)
-        self._lane = dict(zip(drivers.tolist(), lane_now.tolist()))
+        on_lane = lane_now >= 0  # the others drive a straight path (on no lane)
+        self._lane = dict(zip(drivers[on_lane].tolist(), lane_now[on_lane].tolist()))
         if drivers.size == 0:
             self._track = None
             return out
         if p.desired_speed is not None:
             v0 = np.full(drivers.size, float(p.desired_speed))
         else:
-            limits = g.speed_limit[lane_now] * MPH
+            limits = np.zeros(drivers.size)
+            limits[on_lane] = g.speed_limit[lane_now[on_lane]] * MPH
             v0 = np.where(limits > 0, limits, p.default_speed)
+        v0 = np.where(on_lane, v0, self._cruise[drivers])
 
         key = (drivers.tobytes(), store.version[drivers].tobytes(), store.points.shape)
         if self._geo_key != key:  # the same paths as on the last call: reuse their segment arrays
             self._geo = PathGeometry(store.points[drivers], store.cum[drivers], store.nseg[drivers])
             self._geo_key = key
         geo = self._geo
-        stops = StopLines(p, self._controls, drivers, store, self._served, self._committed) if p.traffic_controls else None
+        stops = (
+            StopLines(p, self._controls, drivers, store, self._served, self._committed)
+            if p.traffic_controls and on_lane.any()
+            else None
+        )
 
         valid_all = now.valid
         half_w = 0.5 * now.size[:, 1].astype(np.float64)

@@ -48,6 +48,10 @@ class IDMParams:
       stop_margin: m between the front bumper and the stop line when stopped.
       stop_speed: m/s, below this a driver at a stop sign counts as stopped...
       stop_reach: m, ...when its front is within this distance of the stop position.
+      off_lane_min_speed: m/s; a vehicle or cyclist on no lane moving at least this fast
+        drives straight along its heading, its speed then as the desired speed, braking
+        for leaders on that line; slower ones (parked cars) keep their velocity.
+        ``inf``: every agent on no lane keeps its velocity (no straight paths).
     """
 
     desired_speed: Optional[float] = None
@@ -67,6 +71,7 @@ class IDMParams:
     stop_margin: float = 1.0
     stop_speed: float = 0.3
     stop_reach: float = 2.0
+    off_lane_min_speed: float = 1.0
 
 
 def idm_accel(v: np.ndarray, v0: np.ndarray, gap: np.ndarray, dv: np.ndarray, p: IDMParams) -> np.ndarray:

@@ -16,7 +16,8 @@ vectorised over agents:
 
 * ``points`` [N, K, 2], padded by repeating the last vertex;
 * ``cum`` [N, K] arclength along the path (m), ``nseg`` [N] real segments;
-* ``lanes`` [N, J] lane index of each lane on the path (-1 padding) and
+* ``lanes`` [N, J] lane index of each lane on the path (-1 padding; all -1
+  for a straight path, :meth:`PathStore.build_straight`, of an agent on no lane) and
   ``lane_s0`` [N, J] the path arclength of that lane's arclength 0 (negative
   for the first lane, whose start lies behind the path start), so a point at
   arclength ``u`` on the lane is at path arclength ``lane_s0 + u``.
@@ -199,6 +200,33 @@ class PathStore:
         self.version[agent] += 1
         self.builds += 1
         return s_on_lane - float(cum0[start])
+
+    def build_straight(self, agent: int, xy: np.ndarray, heading: float, ahead: float) -> float:
+        """(Re)build ``agent``'s path as a straight line along ``heading`` (rad) through ``xy`` [2] (m), from
+        ``BEHIND_M`` behind it to ``ahead`` + ``extra`` metres ahead, for an agent on no lane.  The path holds
+        no lane (``lanes`` all -1, so :meth:`lane_at` answers -1) and can always be extended.  Returns the
+        agent's path arclength (``BEHIND_M``)."""
+        d = np.array([np.cos(heading), np.sin(heading)])
+        length = BEHIND_M + max(float(ahead), 0.0) + self.extra
+        pts = np.asarray(xy, np.float64)[:2] + np.array([-BEHIND_M, length - BEHIND_M])[:, None] * d
+        self._grow(2, 1)
+        self.points[agent] = pts[1]
+        self.points[agent, 0] = pts[0]
+        self.cum[agent] = length
+        self.cum[agent, 0] = 0.0
+        self.nseg[agent] = 1
+        self.lanes[agent] = -1
+        self.lane_s0[agent] = 0.0
+        self.length[agent] = length
+        self.has[agent] = True
+        self.open_end[agent] = True
+        self.version[agent] += 1
+        self.builds += 1
+        return BEHIND_M
+
+    def is_straight(self, agents: np.ndarray) -> np.ndarray:
+        """[A] bool: the agents' paths are straight lines on no lane (:meth:`build_straight`)."""
+        return self.has[agents] & (self.lanes[agents, 0] < 0)
 
     def lane_at(self, agents: np.ndarray, s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(lane index [A], arclength on that lane [A]) of agents at path arclength ``s`` [A]."""

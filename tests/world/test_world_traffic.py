@@ -172,3 +172,83 @@ def test_idm_on_real_log_keeps_vehicles_on_road_and_apart(womd_path):
         new[s.sdc_index] = False  # the ego is not simulated here (it holds still at constant velocity)
         new[:, s.sdc_index] = False
         assert not new.any(), f"step {k}: {np.argwhere(new)[:3]}"
+
+
+def _roll(policy, st: WorldState, ctrl: np.ndarray, steps: int) -> None:
+    """Advance ``st`` in place ``steps`` steps of one call each, as the env does: the controlled agents as
+    ``policy`` moves them, the others held where they are (velocity kept as a value, not integrated)."""
+    sim = st.sim
+    for _ in range(steps):
+        out = policy.advance(st, ctrl, 1)
+        t = st.timestep
+        keep = ctrl & out.valid[:, 0]
+        sim.xyz[:, t + 1] = np.where(keep[:, None], out.xyz[:, 0], sim.xyz[:, t])
+        sim.heading[:, t + 1] = np.where(keep, out.heading[:, 0], sim.heading[:, t])
+        sim.velocity[:, t + 1] = np.where(keep[:, None], out.velocity[:, 0], sim.velocity[:, t])
+        sim.valid[:, t + 1] = keep | (~ctrl & sim.valid[:, t])
+        st.timestep = t + 1
+
+
+def test_idm_brakes_for_a_stopped_leader_on_a_real_scene_without_lanes_near():
+    """Waymax scene 9735b4f3c0dbf35f: the 20000-point roadgraph cap left only 2 lane features, 120-250 m
+    from every vehicle, so no vehicle matches a lane.  Track 0 drives at 15.6 m/s about 41 m behind the
+    SDC (track 4) on the same heading; with the SDC standing still it must brake to a stop behind it
+    (it used to keep its velocity and drive through), and the parked cars must stay parked."""
+    from tests.conftest import data_file
+
+    s = _scenario(str(data_file("corpus/waymax/waymax_scenario_9735b4f3c0dbf35f.pkl")))
+    st = WorldState.from_scenario(s)
+    t0, ego, follower = st.timestep, s.sdc_index, 0
+    assert ego == 4
+    now = st.at()
+    ahead = now.xy[ego] - now.xy[follower]
+    h = now.heading[follower]
+    assert abs(ahead @ [np.cos(h), np.sin(h)] - 41.3) < 0.5 and abs(ahead @ [-np.sin(h), np.cos(h)]) < 1.0
+    assert 15.0 < now.speed[follower] < 16.0
+    parked = np.flatnonzero(now.valid & (now.speed < 0.1) & (s.object_types == ObjectType.VEHICLE))
+    assert parked.size >= 8
+    st.sim.velocity[ego, t0] = 0.0  # the SDC stands still where it is
+    ctrl = np.ones(s.num_tracks, bool)
+    ctrl[ego] = False
+    _roll(IDM(), st, ctrl, 80)  # step by step, as the env calls it, to the end of the log (8 s)
+    k = slice(t0 + 1, t0 + 81)
+    speed_a = np.hypot(*st.sim.velocity[follower, k].T)
+    gap_a = (st.sim.xyz[ego, k, :2] - st.sim.xyz[follower, k, :2]) @ [np.cos(h), np.sin(h)]
+    gap_a -= 0.5 * (now.size[follower, 0] + now.size[ego, 0])
+    assert speed_a[9] < 12.0, f"the follower does not brake: speeds {np.round(speed_a[::10], 2)}"
+    assert speed_a[-1] < 0.5, f"the follower never stopped: speeds {np.round(speed_a[::10], 2)}"
+    assert gap_a.min() > 1.0, f"the follower ran into the stopped SDC: gaps {np.round(gap_a[::10], 2)}"
+    assert gap_a[-1] < IDMParams().min_gap + 2.0  # it closed up to about the IDM's standstill gap
+    assert np.diff(np.r_[now.speed[follower], speed_a]).min() > -IDMParams().max_decel * 0.1 - 1e-4  # at most max_decel
+    np.testing.assert_allclose(st.at().xy[parked], now.xy[parked], atol=1e-9)  # parked cars are not started
+
+
+def test_idm_off_lane_drives_straight_at_its_speed_and_brakes_for_leaders():
+    # no lane anywhere (an empty map): a mover at 12 m/s with a stopped car 100 m ahead on its heading, a second
+    # mover at 8 m/s on a free line, a parked car and a car creeping at 0.5 m/s (below off_lane_min_speed)
+    h = np.array([0.3, 0.3, 0.0, 0.0, 1.0])
+    d = np.array([np.cos(0.3), np.sin(0.3)])
+    xy = [[0.0, 0.0], 100.0 * d, [0.0, 50.0], [0.0, -40.0], [30.0, -30.0]]
+    st = _scene(RoadMap.empty(), xy, h, [12.0, 0.0, 8.0, 0.0, 0.5], num_steps=2)
+    policy = IDM()
+    out = policy.advance(st, np.array([True, False, True, True, True]), 600)  # 60 s in one call
+    speed = np.hypot(*out.velocity.transpose(2, 0, 1))
+    gap = (out.xy[1] - out.xy[0]) @ d - 4.5
+    assert speed[0, -1] < 0.05 and 1.0 < gap.min() and gap[-1] < IDMParams().min_gap + 1.0  # stopped behind it
+    assert np.all(np.diff(speed[0]) <= 1e-9)  # never faster than its own speed
+    np.testing.assert_allclose(speed[2], 8.0)  # free line: its speed kept...
+    np.testing.assert_allclose(out.xy[2, -1], [480.0, 50.0], atol=1e-6)  # ...along its heading
+    np.testing.assert_allclose(out.heading[[0, 2]], np.repeat(h[[0, 2], None], 600, 1), atol=1e-9)
+    np.testing.assert_allclose(out.xy[3], np.broadcast_to([0.0, -40.0], (600, 2)))  # parked: not started
+    np.testing.assert_allclose(out.xy[4, -1], np.array([30.0, -30.0]) + 0.5 * 60.0 * np.array([np.cos(1.0), np.sin(1.0)]))
+    assert policy._lane == {}
+    # with off_lane_min_speed = inf every agent on no lane keeps its velocity (the former behaviour)
+    cv = IDM(IDMParams(off_lane_min_speed=np.inf)).advance(st, np.array([True, False, True, True, True]), 50)
+    np.testing.assert_allclose(np.hypot(*cv.velocity[0].T), 12.0)
+    # step by step (as the env calls it) the straight paths are extended as the agents go: the same motion
+    st = _scene(RoadMap.empty(), xy, h, [12.0, 0.0, 8.0, 0.0, 0.5], num_steps=301)
+    policy = IDM()
+    _roll(policy, st, np.array([True, False, True, True, True]), 300)
+    assert policy.path_builds >= 8  # three movers, each path rebuilt after about 60 m
+    np.testing.assert_allclose(st.sim.xyz[2, 1:, :2], out.xy[2, :300], atol=1e-6)
+    np.testing.assert_allclose(st.sim.xyz[0, 1:, :2], out.xy[0, :300], atol=1e-6)
