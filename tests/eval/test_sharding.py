@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from mad_sim.eval.sharding import distributed_rank, gather_rows
+
+from tests._torchrun import run_torchrun
 
 
 def test_a_single_process_is_rank_zero_of_one_and_keeps_its_rows(monkeypatch) -> None:
@@ -18,12 +16,6 @@ def test_a_single_process_is_rank_zero_of_one_and_keeps_its_rows(monkeypatch) ->
     rows = {"cv": [{"scenario": "a"}]}
     assert distributed_rank() == (0, 1)
     assert gather_rows(rows) is rows
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_two_cpu_processes_shard_the_stream_and_gather_every_row(tmp_path: Path) -> None:
@@ -42,26 +34,7 @@ def test_two_cpu_processes_shard_the_stream_and_gather_every_row(tmp_path: Path)
         open(r"{tmp_path}" + f"/rank{{rank}}.json", "w").write(json.dumps(out))
     """)
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(_free_port()),
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_torchrun(script, timeout=300)
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
     assert [(r["rank"], r["world"]) for r in ranks] == [(0, 2), (1, 2)]
     for r in ranks:

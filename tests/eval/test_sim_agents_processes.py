@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests._torchrun import free_port
 from tests.conftest import data_file
 
 SCENES = (
@@ -29,12 +29,6 @@ SCENES = (
     "corpus/gpudrive/gd_tfrecord-00000-of-01000_402.json",
     "corpus/gpudrive/gd_tfrecord-00031-of-01000_45.json",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _args(out: Path) -> list:
@@ -94,7 +88,7 @@ def test_accelerate_launch_2_processes_equals_one_process(one_process, tmp_path)
             "--dynamo_backend",
             "no",
             "--main_process_port",
-            str(_free_port()),
+            str(free_port()),
             "-m",
             "mad_sim",
             *_args(tmp_path / "r.json"),

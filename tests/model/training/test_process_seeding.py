@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from mad_sim.model.training.loop import draw_batch, step_generators
+from tests._torchrun import run_torchrun
 
 TRAIN_IDX = np.arange(1000)
 
@@ -37,12 +35,6 @@ def torch_randn(gen):
     return torch.randn(1, generator=gen)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_two_cpu_processes_under_accelerate_draw_different_data(tmp_path: Path):
     """Two real processes (torchrun, gloo): each asks the Accelerator for its index, as the loop does."""
     script = tmp_path / "draw.py"
@@ -59,24 +51,7 @@ def test_two_cpu_processes_under_accelerate_draw_different_data(tmp_path: Path):
         open(r"{tmp_path}" + f"/rank{{acc.process_index}}.json", "w").write(json.dumps(out))
     """)
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(_free_port()),
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_torchrun(script, timeout=300)
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
     assert [r["world"] for r in ranks] == [2, 2] and [r["rank"] for r in ranks] == [0, 1]
     for s in range(5):

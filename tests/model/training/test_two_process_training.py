@@ -9,16 +9,13 @@ checkpoint holds the model's own parameter names (no wrapper prefix).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from mad_sim.model.training.checkpoint import load_checkpoint
-from tests.model.training.test_process_seeding import _free_port
+from tests._torchrun import run_torchrun
 from tests.model.training.test_resume import clip_cache  # noqa: F401  (fixture)
 
 
@@ -70,26 +67,7 @@ def test_two_processes_log_the_mean_loss_and_save_the_unwrapped_model(clip_cache
         open(r"{tmp_path}" + f"/rank{{rank}}.json", "w").write(json.dumps({{"losses": mine, "steps": res.steps}}))
     """)
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(_free_port()),
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_torchrun(script, timeout=600)
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
     assert [r["steps"] for r in ranks] == [3, 3]
     assert ranks[0]["losses"] != ranks[1]["losses"]  # different draws
