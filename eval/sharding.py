@@ -7,14 +7,18 @@ device the planners use) for this process's index and the number of processes;
 scenario ``i`` of the stream goes to process ``i % num_processes``
 (:func:`mad_sim.eval.open_loop.iter_jobs`), and
 :func:`accelerate.utils.gather_object` hands every process the rows of all of
-them, in process order.  One process (no ``WORLD_SIZE``) imports neither torch
-nor accelerate: index 0 of 1, and gathering returns the rows as they are.
+them, in process order (:func:`gather_rows` per planner, :func:`gather_list` for
+any list of picklable items); :func:`wait_for_everyone` is the barrier.  One
+process (no ``WORLD_SIZE``) imports neither torch nor accelerate: index 0 of 1,
+gathering returns what it was given and the barrier does nothing.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, TypeVar
+
+T = TypeVar("T")
 
 Rows = Dict[str, List[Dict[str, Any]]]
 """Per-planner result rows: ``{planner name: [row, ...]}``."""
@@ -35,19 +39,37 @@ def distributed_rank() -> Tuple[int, int]:
     return (0, 1) if state is None else (int(state.process_index), int(state.num_processes))
 
 
+def gather_list(items: List[T]) -> List[T]:
+    """Every process's ``items`` (picklable), concatenated in process order (``items`` itself on one process).
+
+    Every process must call it (it is a collective).
+    """
+    state = process_state()
+    if state is None or state.num_processes <= 1:
+        return items
+    from accelerate.utils import gather_object
+
+    return list(gather_object(items))
+
+
 def gather_rows(rows: Rows) -> Rows:
     """Every process's rows, concatenated per planner in process order (the rows themselves on one process).
 
     Every process must call it (it is a collective); planners a process saw no scenario for still
     appear, with the rows of the others.
     """
-    state = process_state()
-    if state is None or state.num_processes <= 1:
+    parts = gather_list([rows])
+    if len(parts) == 1:
         return rows
-    from accelerate.utils import gather_object
-
     merged: Rows = {k: [] for k in rows}
-    for part in gather_object([rows]):
+    for part in parts:
         for k, v in part.items():
             merged.setdefault(k, []).extend(v)
     return merged
+
+
+def wait_for_everyone() -> None:
+    """Block until every process gets here (accelerate's barrier); nothing to wait for on one process."""
+    state = process_state()
+    if state is not None:
+        state.wait_for_everyone()

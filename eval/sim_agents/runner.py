@@ -3,10 +3,11 @@
 Scenarios are streamed (:func:`mad_sim.eval.open_loop.iter_jobs`: raw
 records are read one at a time and parsed where they are scored, never all
 in memory).  Under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1)
-scenario ``i`` goes to process ``i % num_processes`` of
-:class:`accelerate.PartialState`, and every process's rows are collected
-with :func:`accelerate.utils.gather_object`; ``workers`` > 1 spreads a
-process's scenarios over that many local processes (spawned).  The gathered
+scenario ``i`` goes to process ``i % num_processes`` and every process's rows
+are collected, through :mod:`mad_sim.eval.sharding` (accelerate's
+``PartialState`` and ``gather_object``) as in the open-loop evaluator;
+``workers`` > 1 spreads a process's scenarios over that many local processes
+(spawned).  The gathered
 rows are put back in stream order (process ``p``'s ``k``-th scenario is the
 stream's ``p + k * num_processes``-th), so every sharding gives the result
 of one process.  A tqdm bar counts rollouts, with the scenarios done in its
@@ -15,12 +16,12 @@ postfix.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mad_sim.eval.open_loop import Job, iter_jobs, job_scenario
+from mad_sim.eval.sharding import distributed_rank, gather_list, wait_for_everyone
 from mad_sim.eval.sim_agents.likelihood import aggregate
 from mad_sim.eval.sim_agents.probe import probe_aggregate, probe_row
 from mad_sim.eval.sim_agents.rollouts import RolloutSettings, simulate
@@ -85,16 +86,6 @@ def _job(args: Tuple[Job, Tuple[str, ...], BenchSettings]) -> Dict[str, Dict[str
     return run_scenario(job_scenario(job), policies, settings)
 
 
-def _world() -> Tuple[int, int, Any]:
-    """``(process_index, num_processes, state)``; accelerate's PartialState only when launched distributed."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1, None
-    from accelerate import PartialState
-
-    state = PartialState(cpu=True)
-    return state.process_index, state.num_processes, state
-
-
 def run_sim_agents(
     spec: Any, policies: Sequence[str], settings: BenchSettings, workers: int = 1, progress: bool = True
 ) -> Dict[str, Dict[str, Any]]:
@@ -102,7 +93,7 @@ def run_sim_agents(
     from tqdm import tqdm
 
     names = tuple(policies)
-    rank, world, state = _world()
+    rank, world = distributed_rank()
     jobs = ((job, names, settings) for job in iter_jobs(spec, rank, world))
     per = settings.rollout.rollouts * len(names) * (2 if settings.probe else 1)
     bar = tqdm(desc=f"sim-agents {','.join(names)}", unit="rollout", disable=not progress)
@@ -123,15 +114,11 @@ def run_sim_agents(
         for args in jobs:
             done(_job(args))
     bar.close()
-    if state is not None:
-        from accelerate.utils import gather_object
-
-        parts = list(gather_object(parts))
+    parts = gather_list(parts)
     results = collect([p for _, p in sorted(parts, key=lambda ip: ip[0])], names, bool(settings.probe))
     if settings.export_dir and rank == 0:
         export_submissions(results, settings.export_dir)
-    if state is not None:
-        state.wait_for_everyone()  # no process leaves before the shards are written
+    wait_for_everyone()  # no process leaves before the shards are written
     return results
 
 
