@@ -278,7 +278,8 @@ class Preset:
       default_size: (height, width) of pose videos for this preset.
       sampler_steps / guidance_scale: the sampler's defaults (every caller that
         is not given steps or a guidance scale uses these: ``MADModel.sample``,
-        the predictor service, the learned agents, the MAD planner, ``mad-sim generate``).
+        ``AppearanceSynthesizer.synthesize``, the predictor service, the learned agents,
+        the MAD planner, ``mad-sim generate``).
       adapter_rank: LoRA rank (alpha = rank) of ``MADModel.add_adapter`` when none is given.
     """
 

@@ -196,9 +196,9 @@ class AppearanceSynthesizer:
         pose: ArrayLike,
         first_frame: Optional[ArrayLike] = None,
         prompt: Optional[str] = None,
-        steps: int = 4,
+        steps: Optional[int] = None,
         generator: Optional[torch.Generator] = None,
-        guidance_scale: float = 1.0,
+        guidance_scale: Optional[float] = None,
         negative_prompt: str = "",
         drop_empty_pose_tokens: bool = False,
     ) -> np.ndarray:
@@ -208,13 +208,19 @@ class AppearanceSynthesizer:
           pose: uint8 ``[F, H, W, 3]`` or ``[B, F, H, W, 3]`` at the adapter's size, ``F = 8k + 1``.
           first_frame: optional uint8 ``[H, W, 3]`` (or ``[B, H, W, 3]``): the scene's look and frame 0.
           prompt: text such as ``"rainy night"``; None for none; empty strings are refused.
-          steps: sampler steps; generator: the noise's torch.Generator.
-          guidance_scale: > 1 contrasts the prompt with ``negative_prompt`` (doubles the work).
+          steps: sampler steps; None: the preset's
+            (:attr:`~mad_sim.model.presets.Preset.sampler_steps`, 4 for tiny, 50 for LTX).
+          generator: the noise's torch.Generator.
+          guidance_scale: > 1 contrasts the prompt with ``negative_prompt`` (doubles the work); None: the
+            preset's (:attr:`~mad_sim.model.presets.Preset.guidance_scale`, 1.0 for tiny, 3.5 for LTX).
           drop_empty_pose_tokens: leave the tokens of all-black pose patches out of the
             sequence (fewer tokens, faster; the adapter was trained with all of them).
         """
         prompt = check_prompt(prompt)
-        if int(steps) < 2:
+        preset = self.backbone.config
+        steps = int(preset.sampler_steps if steps is None else steps)
+        guidance_scale = float(preset.guidance_scale if guidance_scale is None else guidance_scale)
+        if steps < 2:
             raise ConfigError(f"steps={steps}: the LTX schedule (terminal sigma stretched to 0.1) needs at least 2 steps")
         pose_t, batched = self._check_pose(pose)
         b, f, h, w, _ = pose_t.shape

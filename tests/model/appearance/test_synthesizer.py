@@ -58,6 +58,29 @@ def test_batched_input(synth, pose_clip):
     assert out.shape == (2, F, H, W, 3)
 
 
+def test_steps_and_guidance_default_to_the_preset(synth, pose_clip, monkeypatch):
+    """Without ``steps`` / ``guidance_scale`` the sampler runs the preset's ``sampler_steps`` / ``guidance_scale``
+    (as ``MADModel.sample`` does), not a fixed 4 steps without guidance."""
+    import dataclasses
+
+    _, pose = pose_clip
+    bb = synth.backbone
+    monkeypatch.setattr(bb, "config", dataclasses.replace(bb.config, sampler_steps=3, guidance_scale=2.0))
+    seen = []
+    sample = synth._sample
+
+    def spy(*args, **kwargs):
+        seen.append((args[5], args[8]))  # (steps, guidance_scale), positional as synthesize passes them
+        return sample(*args, **kwargs)
+
+    monkeypatch.setattr(synth, "_sample", spy)
+    out = synth.synthesize(pose, prompt="dusk", generator=torch.Generator().manual_seed(1))
+    same = synth.synthesize(pose, prompt="dusk", steps=3, guidance_scale=2.0, generator=torch.Generator().manual_seed(1))
+    given = synth.synthesize(pose, prompt="dusk", steps=2, guidance_scale=1.0, generator=torch.Generator().manual_seed(1))
+    assert seen == [(3, 2.0), (3, 2.0), (2, 1.0)]
+    assert np.array_equal(out, same) and not np.array_equal(out, given)
+
+
 def test_bad_inputs(synth, pose_clip):
     rgb, pose = pose_clip
     with pytest.raises(ShapeError, match="first frame: 32x64"):
