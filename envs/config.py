@@ -6,16 +6,27 @@ Each field is also a keyword of ``gym.make``; a YAML file sets any subset::
 
 Keywords win over the file.  Unknown keys and wrong types raise
 :class:`~mad_sim.errors.ConfigError` naming the key (and the file).
+
+Relative paths in the path keys (:data:`PATH_KEYS`: ``scenario`` and an
+``appearance_weights`` LoRA file) are resolved by :func:`make_config` with
+:func:`mad_sim.data.root.resolve_data_path`, in this order: under the data
+root (``$MAD_SIM_DATA``, else ``../shared/data`` beside the checkout) when
+something is there; else, for a key the YAML file set, under the file's
+folder when something is there; else left relative to the working directory.
+So ``scenario: womd/womd_scenario_input.tfrecord`` works from any directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Union
+from pathlib import Path
+from typing import Any, Collection, Dict, Mapping, Optional, Union
 
 from mad_sim.config import from_dict, load_config
 from mad_sim.config_checks import require_choice, require_frames_8k1, require_positive
+from mad_sim.data.root import resolve_data_path
 from mad_sim.errors import ConfigError
 
 ACTION_KINDS = ("bicycle", "trajectory", "delta")
@@ -23,6 +34,10 @@ RENDER_MODES = ("pose", "bev", "rgb_array", "human")
 """Declared render modes; ``rgb_array`` is the camera frame of the appearance synthesizer (:mod:`mad_sim.envs.rgb`),
 ``human`` the BEV in a pygame window (:mod:`mad_sim.envs.human_render`)."""
 PROCEDURAL_KINDS = ("straight", "curve", "intersection")
+PATH_KEYS = ("scenario", "appearance_weights")
+"""Keys holding a data path, resolved by :func:`make_config` (module docstring)."""
+APPEARANCE_WEIGHT_WORDS = ("auto", "shipped", "random")
+"""``appearance_weights`` values that are no file."""
 
 
 @dataclass
@@ -173,12 +188,30 @@ class EnvConfig:
             raise ConfigError(f"key 'max_steps': must be >= 1, got {self.max_steps}")
 
 
+def resolve_paths(config: EnvConfig, folder: Optional[Path] = None, keywords: Collection[str] = ()) -> EnvConfig:
+    """``config`` with the relative paths of its :data:`PATH_KEYS` resolved (module docstring): against the
+    data root, then ``folder`` (the YAML file's; not for the keys in ``keywords``, which did not come from
+    it), else left as they are.  The same object when nothing changes."""
+    changes: Dict[str, Any] = {}
+    for key in PATH_KEYS:
+        value = getattr(config, key)
+        if not isinstance(value, str) or (key == "appearance_weights" and value in APPEARANCE_WEIGHT_WORDS):
+            continue
+        bases = (folder,) if folder is not None and key not in keywords else ()
+        resolved = resolve_data_path(value, *bases)
+        if resolved != value:
+            changes[key] = resolved
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def make_config(config: Union[None, str, EnvConfig, Mapping[str, Any]] = None, **overrides: Any) -> EnvConfig:
-    """Build an :class:`EnvConfig` from a YAML path / mapping / config plus keyword overrides."""
+    """Build an :class:`EnvConfig` from a YAML path / mapping / config plus keyword overrides; relative paths
+    are resolved as the module docstring says (a YAML file's own ones against its folder too)."""
     if isinstance(config, EnvConfig):
-        return dataclasses.replace(config, **overrides) if overrides else config
+        return resolve_paths(dataclasses.replace(config, **overrides) if overrides else config)
     if config is None:
-        return from_dict(overrides, EnvConfig, source="gym.make keywords")
+        return resolve_paths(from_dict(overrides, EnvConfig, source="gym.make keywords"))
     if isinstance(config, Mapping):
-        return from_dict({**config, **overrides}, EnvConfig, source="config mapping")
-    return load_config(str(config), EnvConfig, overrides=overrides)
+        return resolve_paths(from_dict({**config, **overrides}, EnvConfig, source="config mapping"))
+    loaded = load_config(str(config), EnvConfig, overrides=overrides)
+    return resolve_paths(loaded, Path(os.path.expanduser(str(config))).resolve().parent, keywords=overrides)
