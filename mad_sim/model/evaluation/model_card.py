@@ -29,6 +29,8 @@ import torch
 
 from mad_sim.errors import CheckpointError
 from mad_sim.io import atomic_path, write_text_atomic
+from mad_sim.model.evaluation.model_card_representation import representation_section
+from mad_sim.model.evaluation.model_card_sections import appearance_text, boxes_text, data_section, sources_text, vae_text
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
@@ -107,125 +109,6 @@ def run_summary(run: Path) -> Dict[str, Any]:
     return out
 
 
-def _data_section(cfg: dict) -> str:
-    from mad_sim.model.training.clips import ClipSpec
-    from mad_sim.model.training.datasets import SourceConfig, cache_key, default_cache_root
-
-    data = cfg.get("data") or {}
-    spec = ClipSpec(**(data.get("spec") or {}))
-    sources = [SourceConfig(**s) for s in data.get("sources") or []]
-    root = Path(os.path.expanduser(data.get("cache_dir") or "")) if data.get("cache_dir") else default_cache_root()
-    manifest_path = root / cache_key(spec, sources) / "manifest.json"
-    lines = [
-        f"- clips: {spec.context_frames} context + {spec.future_frames} future frames at 10 Hz, "
-        f"{spec.width}x{spec.height}, pose video + ego-motion video, viewpoint = any vehicle valid over the "
-        f"whole window (window stride {spec.stride} steps, up to {spec.max_viewpoints} viewpoints per window)"
-    ]
-    counts: Dict[str, Dict[str, int]] = {}
-    if manifest_path.is_file():
-        for c in json.loads(manifest_path.read_text())["clips"]:
-            key = Path(c["source"]).name if c["source"] != "procedural" else "procedural scenes"
-            counts.setdefault(key, {"train": 0, "eval": 0})[c["split"]] += 1
-    for s in sources:
-        name = Path(s.path).name if s.kind == "file" else "procedural scenes"
-        n = counts.get(name, {}).get(s.split)
-        what = s.path if s.kind == "file" else f"{s.count} procedural scenes (seeds {s.seed}..{s.seed + s.count - 1})"
-        lines.append(f"- {s.split}: {what}" + (f": {n} clips" if n is not None else ""))
-    return "\n".join(lines)
-
-
-def _vae_text(summaries: Dict[str, dict]) -> str:
-    vae = summaries.get("vae")
-    if not vae:
-        return (
-            "- VAE: **not trained**: the shipped `vae.*` weights are the preset's seeded random\n"
-            "  initialisation with per-channel latent mean/std fitted on training clips; decoded\n"
-            "  videos are not readable."
-        )
-    ev = vae.get("eval_last") or {}
-    cfg = vae.get("config") or {}
-    loss = cfg.get("vae_loss") or {}
-    scores = (
-        f"  Held-out reconstruction at the last checkpoint (8 clips of the held-out scenario, "
-        f"first {cfg.get('frames', 9)} frames): pose PSNR {ev.get('eval_psnr', float('nan')):.2f} dB, "
-        f"line recall {ev.get('eval_recall', float('nan')):.3f} / precision {ev.get('eval_precision', float('nan')):.3f} "
-        f"(`mad_sim/model/evaluation/vae_metrics.py`), ego-motion PSNR {ev.get('eval_ego_psnr', float('nan')):.2f} dB"
-    )
-    if "eval_rgb_psnr" in ev:
-        scores += f", dashcam RGB PSNR {ev['eval_rgb_psnr']:.2f} dB (held-out quarter of the video)"
-    return (
-        "- `vae`: `AutoencoderKLLTXVideo` in the LTX-Video 0.9.5 design (32x space, 8x time;\n"
-        "  space<->depth shortcuts in its samplers, see `presets.TINY_VAE`) trained from scratch\n"
-        f"  on pose ({1 - loss.get('ego_fraction', 0) - loss.get('rgb_fraction', 0):.0%}), ego-motion "
-        f"({loss.get('ego_fraction', 0):.0%}) and dashcam RGB ({loss.get('rgb_fraction', 0):.0%}) windows;\n"
-        "  edge-weighted L1 + L2 and a small KL; deterministic latents (posterior mean); per-channel\n"
-        "  latent mean/std stored in `latents_mean` / `latents_std`. The 0.9.0 design (strided convs\n"
-        "  only) collapsed to the mean image in every from-scratch run.\n" + scores + "."
-    )
-
-
-def _boxes_text(summaries: Dict[str, dict]) -> str:
-    task = ((summaries.get("motion") or {}).get("config") or {}).get("task") or {}
-    p = task.get("p_boxes", 0.0)
-    if not p:
-        return ""
-    return (
-        f"; with probability {p} a sample also gets the box video of 1-3 controlled\n"
-        "  vehicles (object control, `mad_sim/model/object_control.py`)"
-    )
-
-
-def _appearance_text(scores: dict, summary: Optional[dict]) -> str:
-    """The appearance adapter's section from ``appearance_train --score``'s ``scores.json``."""
-
-    def row(name: str, label: str) -> str:
-        d = scores[name]
-        return (
-            f"| {label} | {d['eval_loss']:.4f} | {d['eval_loss_perturbed_pose']:.4f} | "
-            f"{d['psnr']:.2f} / {d['ssim']:.3f} | {d['psnr_perturbed']:.2f} / {d['ssim_perturbed']:.3f} |"
-        )
-
-    rows = [row("untrained", "untrained (the base)")]
-    rows += [
-        row(k, lbl)
-        for k, lbl in (("targeted_noise", "targeted noise (shipped)"), ("no_targeted_noise", "ablation: no targeted noise"))
-        if k in scores
-    ]
-    ceiling = scores.get("vae_ceiling") or {}
-    train = ""
-    if summary:
-        train = (
-            f"- Training: {summary['steps']} steps, batch {summary['batch_size']}, AdamW lr {summary['lr']}, "
-            f"train loss {summary['first_loss']} -> {summary['final_loss']}, {summary['minutes']} wall minutes.\n"
-        )
-    return f"""
-## Appearance adapter (`tiny_appearance.safetensors`)
-
-LoRA `appearance` (rank 32, alpha 32, the preset's six target projections) on
-the frozen shipped backbone (metadata `trained_on_backbone_sha256`; a test fails
-when the backbone is re-shipped without retraining the adapter). Pose video as
-clean reference tokens, the first RGB frame (p = 0.5 in training) as the hard
-condition of frame 0, targeted noise on the pose latents (patches with >= 5%
-non-black pixels, `s ~ U(0, 0.3)`).
-
-- Data: paired clips of `video/solidWhiteRight.mp4` with pose videos from the
-  classical extractor (`mad_sim/model/appearance/pose_extract.py`), 17 frames at 10 Hz,
-  128x128; {scores.get("held_out_clips", "?")} held-out clips from the last 25% of the video.
-{train}- Held-out scores ({scores.get("sampler_steps", "?")} sampler steps, first frame given and not scored): flow-matching
-  loss with clean and forecast-perturbed pose videos, PSNR (dB) / SSIM of the synthesized frames:
-
-| adapter | loss, clean poses | loss, perturbed poses | PSNR / SSIM | PSNR / SSIM, perturbed |
-|---|---|---|---|---|
-{chr(10).join(rows)}
-
-  The VAE's own encode -> decode of the held-out clips: PSNR {ceiling.get("psnr", float("nan")):.2f} dB,
-  SSIM {ceiling.get("ssim", float("nan")):.3f} (the ceiling of any adapter on this backbone).
-- Reproduce: `python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml`
-  (ablation arm: `--targeted-noise false --output-dir runs/tiny/appearance_no_tn`; scores and
-  real | pose | synthesized images: `--score targeted_noise=... no_targeted_noise=... --out runs/tiny/appearance_eval`).
-"""
-
-
 def write_model_card(
     runs: PathLike,
     out: PathLike,
@@ -233,6 +116,7 @@ def write_model_card(
     evaluation: Optional[dict] = None,
     command: str = "scripts/train_tiny.sh",
     appearance: Optional[dict] = None,
+    parseback: Optional[PathLike] = None,
 ) -> Path:
     """Write ``<out>/MODEL_CARD.md`` from the runs under ``runs`` (folders vae/, base/, motion/)."""
     runs = Path(runs)
@@ -255,7 +139,7 @@ def write_model_card(
         d = evaluation.get("denoising_loss", evaluation)
         ev_txt = (
             "\n## Held-out evaluation (motion adapter vs its base)\n\n"
-            f"Clips of `womd/motion_data_one_scenario.tfrecord` (never trained on): {d['num_clips']} clips, "
+            f"Held-out clips (never trained on): {d['num_clips']} clips, "
             f"noise levels {list(d['sigmas'])}, noise seed {d['seed']}; flow-matching denoising loss, lower is better.\n\n"
             "| task | base | motion LoRA | relative |\n|---|---|---|---|\n"
             + "\n".join(
@@ -302,13 +186,9 @@ LTX-2B: a rank-512 adapter would be larger than this whole model).
 
 ## Data
 
-{_data_section(any_cfg)}
+{data_section(any_cfg)}
 
-Sources: Waymo Open Motion Dataset samples and a ScenarioNet pickle from
-`../shared/data` (Waymo Open Dataset terms: non-commercial), plus seeded
-procedural scenes (`mad_sim.data.procedural`). The held-out WOMD scenario
-637f20cafde22ff8 (`motion_data_one_scenario.tfrecord`) is used only for
-evaluation.
+{sources_text(any_cfg)}
 
 ## Training
 
@@ -316,16 +196,17 @@ evaluation.
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-{_vae_text(summaries)}
+{vae_text(summaries)}
 - `base`: the whole transformer, flow matching on the future pose video
   latents, unconditional or conditioned on the present frame (50/50), VAE frozen.
 - `motion`: rank-limited LoRA on the frozen base; tasks pose history ->
-  future and pose history + ego-motion video -> future, 50/50 per sample{_boxes_text(summaries)}.
+  future and pose history + ego-motion video -> future, 50/50 per sample{boxes_text(summaries)}.
 - All runs: AdamW, cosine schedule with linear warm-up, gradient clipping at
   1.0, seed 0, one or two CPU threads as in `scripts/train_tiny.sh`, on a
   machine shared with other jobs (wall minutes are inflated by that load; the
   one-off encoding of all clips' latents, about 2-4 minutes, is not included).
 {ev_txt}
+{representation_section(parseback)}
 ## Reproduce
 
 ```
@@ -338,7 +219,7 @@ first run under `~/.cache/mad-sim/clips`; then
 """
     if appearance:
         app_run = runs / "appearance"
-        text += _appearance_text(appearance, run_summary(app_run) if (app_run / "losses.json").is_file() else None)
+        text += appearance_text(appearance, run_summary(app_run) if (app_run / "losses.json").is_file() else None)
     path = Path(out) / "MODEL_CARD.md"
     write_text_atomic(path, text)
     path.chmod(0o644)
@@ -363,14 +244,17 @@ def ship(
     evaluation: Optional[PathLike] = None,
     vae_decoder: Optional[PathLike] = None,
     appearance: Optional[PathLike] = None,
+    parseback: Optional[PathLike] = None,
 ) -> Dict[str, Path]:
     """Copy the final exports to ``out`` (backbone int8 + float16, adapters float16) and write the model card.
 
     ``vae_decoder``: a decoder-only VAE run's weights to put in place of the
     backbone's decoder (the encoder, hence the latent space, is unchanged).
     ``appearance``: the appearance adapter's ``scores.json`` (``appearance_train --score``)
-    for the card's appearance section; ``<runs>/appearance/final/<preset>_appearance.safetensors``,
-    when present, is shipped with the new backbone's sha256 in its metadata
+    for the card's appearance section; ``parseback``: the shipped VAE's
+    ``bench/bench_vae_parseback.py --json`` report for the representation section.
+    ``<runs>/appearance/final/<preset>_appearance.safetensors``, when present, is shipped with the new
+    backbone's sha256 in its metadata
     (:func:`mad_sim.model.training.appearance_train.ship_adapter`).
     """
     runs, out = Path(runs), Path(out)
@@ -388,7 +272,7 @@ def ship(
         shipped["appearance adapter"] = ship_adapter(app_lora, out / f"{preset}_appearance.safetensors", shipped["backbone"])
     ev = json.loads(Path(evaluation).read_text()) if evaluation else None
     app = json.loads(Path(appearance).read_text()) if appearance else None
-    card = write_model_card(runs, out, shipped, ev, appearance=app)
+    card = write_model_card(runs, out, shipped, ev, appearance=app, parseback=parseback)
     return {**shipped, "card": card}
 
 
@@ -400,8 +284,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--evaluation", help="motion_eval.json from mad_sim.model.evaluation.motion")
     p.add_argument("--vae-decoder", help="decoder-only VAE weights (file or checkpoint folder) to ship")
     p.add_argument("--appearance", help="scores.json of appearance_train --score (the card's appearance section)")
+    p.add_argument("--parseback", help="the shipped VAE's bench/bench_vae_parseback.py --json report")
     a = p.parse_args(argv)
-    files = ship(a.runs, a.out, a.preset, a.evaluation, a.vae_decoder, a.appearance)
+    files = ship(a.runs, a.out, a.preset, a.evaluation, a.vae_decoder, a.appearance, a.parseback)
     print(json.dumps({k: str(v) for k, v in files.items()}, indent=1))
     return 0
 

@@ -49,3 +49,28 @@ def test_card_reports_the_held_out_losses_and_the_ego_sensitivity(tmp_path):
     assert "base +0.00030, motion LoRA +0.00009" in text
     del ev["denoising_loss"]["ego_sensitivity"]  # evaluations written before the figure existed
     assert "Ego sensitivity" not in write_model_card(tmp_path / "runs", tmp_path / "out2", {"backbone": weights}, ev).read_text()
+
+
+def test_card_carries_the_parseback_table_of_the_shipped_vae_and_the_candidates(tmp_path, womd_path):
+    import importlib.util
+    from pathlib import Path
+
+    from mad_sim.model.evaluation.model_card import write_model_card
+    from mad_sim.model.evaluation.model_card_representation import CANDIDATES
+
+    root = Path(__file__).resolve().parents[3]
+    spec = importlib.util.spec_from_file_location("bench_vae_parseback", root / "bench" / "bench_vae_parseback.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = tmp_path / "pb.json"
+    assert bench.main(["--data", str(womd_path), "--no-vae", "--seats", "0", "--max-clips", "1", "--json", str(report)]) == 0
+    weights = tmp_path / "tiny.safetensors"
+    weights.write_bytes(b"\0" * 1000)
+    text = write_model_card(tmp_path / "runs", tmp_path / "out", {"backbone": weights}, parseback=report).read_text()
+    assert "## Representation (parse-back through the VAE)" in text and "Shipped VAE:" in text
+    assert "0-15 m" in text.split("Shipped VAE:")[1]  # the per-band table, not just a heading
+    for c in CANDIDATES:
+        assert f"| {c.name} | {c.vae} | {c.steps} | {c.recall:.2f} | {c.median_m:.2f} | {c.lane:.2f} |" in text
+    without = write_model_card(tmp_path / "runs", tmp_path / "out2", {"backbone": weights}).read_text()
+    assert "Shipped VAE:" not in without and "| candidate |" in without
