@@ -34,7 +34,7 @@ What is measured (:func:`measure_vae`, :func:`measure_synthesizer`):
   given frame, excluded then); in-box error of both to the real frames,
   ``vehicle_gain(s, s0)`` and the response's locality.
 
-Run ``python -m mad_sim.model.evaluation.appearance_vehicles --out runs/DIR [--vae-decoder FILE] [--lora FILE]``
+Run ``python -m mad_sim.model.evaluation.appearance_vehicles --out runs/DIR [--vae-decoder FILE] [--lora FILE] [--vae FILE]``
 (see :func:`main`): writes ``DIR/vehicles.json`` and ``DIR/vehicles.png``
 (real | pose | synthesized | synthesized without vehicles).
 """
@@ -224,6 +224,24 @@ def _load(preset: str, weights: Optional[str], vae_decoder: Optional[str], lora:
     return synth
 
 
+def _vae_only(out: Path, preset: str, vae: str, vclips: List[VehicleClip]) -> Dict[str, object]:
+    """:func:`measure_vae` of the VAE state dict ``vae`` in preset ``preset``'s architecture."""
+    from mad_sim.model.backbone import read_safetensors
+    from mad_sim.model.backbone_loading import load_backbone
+
+    backbone = load_backbone(preset, weights="random", device="cpu")
+    p = Path(vae)
+    backbone.vae.load_state_dict(read_safetensors(p / "model.safetensors" if p.is_dir() else p), strict=True)
+    res: Dict[str, object] = {
+        "vae": measure_vae(backbone, vclips),
+        "vae_weights": str(p),
+        "clips": [c.index for c in vclips],
+        "box_frames": int(sum(c.masks.any(axis=(1, 2)).sum() for c in vclips)),
+    }
+    write_text_atomic(out / "vehicles.json", json.dumps(res, indent=1))
+    return res
+
+
 def run(
     out: PathLike,
     preset: str = "tiny",
@@ -233,8 +251,13 @@ def run(
     steps: int = 8,
     seed: int = 0,
     clip_for_image: int = 0,
+    vae: Optional[str] = None,
 ) -> Dict[str, object]:
-    """All measurements on the held-out dashcam clips; writes ``out/vehicles.json`` and ``out/vehicles.png``."""
+    """All measurements on the held-out dashcam clips; writes ``out/vehicles.json`` and ``out/vehicles.png``.
+
+    ``vae``: a whole VAE state dict (a ``vae`` stage export or checkpoint folder): measure that VAE
+    alone (the ``vae`` entry; no synthesizer, no image), e.g. a VAE no backbone has been trained on yet.
+    """
     from mad_sim.model.training.appearance_clips import (
         AppearanceClips,
         AppearanceClipSpec,
@@ -246,6 +269,8 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     clips = AppearanceClips(build_appearance_clips(**shared_data_sources(), spec=AppearanceClipSpec(), progress=False))
     vclips = vehicle_clips(clips, "eval")
+    if vae:
+        return _vae_only(out, preset, vae, vclips)
     synth = _load(preset, weights, vae_decoder, lora)
     res: Dict[str, object] = {
         "weights": weights or "shipped",
@@ -276,9 +301,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--lora", help="appearance adapter file (default: the shipped one)")
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae", help="measure this whole VAE state dict (file or checkpoint folder) alone: no synthesizer")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    res = run(a.out, a.preset, a.weights, a.vae_decoder, a.lora, a.steps, a.seed)
+    res = run(a.out, a.preset, a.weights, a.vae_decoder, a.lora, a.steps, a.seed, vae=a.vae)
     print(json.dumps(res, indent=1))
     return 0
 

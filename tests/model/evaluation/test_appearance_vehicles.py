@@ -150,3 +150,21 @@ def test_shipped_synthesizer_responds_to_vehicle_skeletons_where_they_are() -> N
     assert scores["response_ratio"] > 2.0
     assert scores["mae_in_with"] < scores["mae_in_without"] - 1.0
     assert scores["gain"] > 0.0
+
+
+def test_a_vae_state_dict_is_measured_alone(tmp_path) -> None:
+    """``--vae FILE``: a VAE no backbone has been trained on yet (a ``vae`` stage export) gets the VAE figures only."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from mad_sim.model.backbone_loading import load_backbone
+    from mad_sim.model.evaluation.appearance_vehicles import main
+
+    data_file("video/solidWhiteRight.mp4")  # skip (or fail under CI) without the dashcam video
+    vae = load_backbone("tiny", weights="random", device="cpu", seed=1).vae
+    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(tmp_path / "vae.safetensors"))
+    assert main(["--out", str(tmp_path / "out"), "--vae", str(tmp_path / "vae.safetensors")]) == 0
+    res = json.loads((tmp_path / "out" / "vehicles.json").read_text())
+    assert {"gain", "mae_in", "response_ratio"} <= set(res["vae"]) and res["box_frames"] > 0
+    assert "synth_no_first_frame" not in res and not (tmp_path / "out" / "vehicles.png").exists()
