@@ -65,7 +65,7 @@ from mad_sim.data.scenario import DT, ObjectType, Scenario, Trajectory
 from mad_sim.world.controls import TrafficControls
 from mad_sim.world.idm_law import MPH, IDMParams, idm_accel
 from mad_sim.world.lanes import LaneGraph, PathStore, interp_paths
-from mad_sim.world.leaders import PathGeometry, find_leaders
+from mad_sim.world.leaders import LeaderSearch, PathGeometry
 from mad_sim.world.road_distance import map_segments
 from mad_sim.world.state import WorldState
 from mad_sim.world.stop_lines import StopLines
@@ -79,6 +79,18 @@ class IDM:
 
     ``_lane`` maps every agent driven along a lane on the last call to its lane
     (map feature index); ``path_builds`` counts path (re)builds.
+
+    Called every step (the env's horizon 1) with tens of drivers, the cost is
+    the number of numpy calls, not their size, so what only changes with the
+    drivers' paths is kept from call to call while the same drivers drive the
+    same paths (the same path versions): their segment arrays
+    (:class:`~mad_sim.world.leaders.PathGeometry`), their stop lines with the
+    served / committed flags (:class:`~mad_sim.world.stop_lines.StopLines`,
+    written back to the per-agent tables when the paths change), the leader
+    search's per-agent arrays while the valid agents and their sizes are
+    unchanged, the lane and desired speed of every driver until it reaches the
+    next lane of its path, and the path points of the last step.  The results
+    are those of building everything anew on every call, bit for bit.
     """
 
     def __init__(self, params: Optional[IDMParams] = None, rng: Optional[np.random.Generator] = None, dt: float = DT) -> None:
@@ -90,18 +102,35 @@ class IDM:
 
     def reset(self, state: Optional[WorldState] = None) -> None:
         """Forget lanes, paths, fork choices and served stop signs (a new episode)."""
-        self._lane: Dict[int, int] = {}
-        self._exit: Dict[Tuple[int, int], Optional[int]] = {}
         n = 0 if self._scenario is None else self._scenario.num_tracks
+        self._lane_of = np.full(n, -1, np.int64)  # lane each agent drove along on the last call (-1: none)
+        self._exit: Dict[Tuple[int, int], Optional[int]] = {}
         self._no_lane = np.full((n, 2), np.inf)  # where each agent was last found on no lane (inf: never)
         self._cruise = np.full(n, np.nan)  # m/s, desired speed of an agent on a straight (no-lane) path; nan: none
         self._served: Dict[int, Set[int]] = {}  # agent -> lanes whose stop sign it has served
         self._committed: Dict[int, Set[int]] = {}  # agent -> lanes whose signal it is stopping for
         self._track: Optional[dict] = None
         self._geo_key: Optional[tuple] = None
+        self._stops: Optional[StopLines] = None  # flags not yet written back to the tables above
+        self._search: Optional[LeaderSearch] = None
+        self._search_key: Optional[tuple] = None
+        self._lanes_now: Optional[tuple] = None
+        self._interp: Optional[tuple] = None
         self._store: Optional[PathStore] = None
         if self._scenario is not None:
             self._store = PathStore(self._graph, self._scenario.num_tracks, self._next_lane)
+
+    @property
+    def _lane(self) -> Dict[int, int]:
+        """Agent -> lane (map feature index) of every agent driven along a lane on the last call."""
+        on = np.flatnonzero(self._lane_of >= 0)
+        return dict(zip(on.tolist(), self._lane_of[on].tolist()))
+
+    def _flush_stops(self) -> None:
+        """Write the served / committed flags of the kept stop lines back to the tables and drop them."""
+        if self._stops is not None:
+            self._committed = self._stops.commit(self._served, self._committed)
+            self._stops = None
 
     # --- per-scenario structures ------------------------------------------------------------
     def _bind(self, scenario: Scenario) -> None:
@@ -171,7 +200,7 @@ class IDM:
             cost = np.where(aligned & (d <= md), d, np.inf)
             feature = segs.lane_feature[seg]
             # keep the previous lane while it still matches (no flicker between overlapping lanes)
-            prev = np.array([self._lane.get(int(i), -1) for i in agents], np.int64)
+            prev = self._lane_of[agents]
             is_prev = feature == prev[ai]
             use_prev = np.bincount(ai[is_prev & np.isfinite(cost)], minlength=len(agents)) > 0
             cost = np.where(use_prev[ai] & ~is_prev, np.inf, cost)
@@ -204,10 +233,12 @@ class IDM:
         lane, u = self._match_lanes(xy, heading, agents, roadmap)
         out = np.full(agents.size, np.nan)
         got = lane >= 0
+        off = ~got & (speed >= self.params.off_lane_min_speed)
+        if not (got.any() or off.any()):  # all still parked / on no lane: nothing to build
+            return out
         for n in np.flatnonzero(got):
             out[n] = store.build(int(agents[n]), int(lane[n]), float(u[n]), float(need[n]))
         self._cruise[agents[got]] = np.nan
-        off = ~got & (speed >= self.params.off_lane_min_speed)
         for n in np.flatnonzero(off):
             out[n] = store.build_straight(int(agents[n]), xy[n], float(heading[n]), float(need[n]))
         self._cruise[agents[off]] = speed[off]
@@ -227,9 +258,7 @@ class IDM:
         if tr is not None:
             k = state.timestep - tr["t0"]
             if 0 <= k < tr["xy"].shape[1]:
-                pos = np.full(state.num_agents, -1, np.int64)
-                pos[tr["agents"]] = np.arange(tr["agents"].size)
-                r = pos[drivers]
+                r = tr["row"][drivers]
                 ok = r >= 0
                 rr = np.where(ok, r, 0)
                 same = ok & (tr["xy"][rr, k] == now.xy[drivers]).all(-1) & (tr["version"][rr] == store.version[drivers])
@@ -265,9 +294,9 @@ class IDM:
         now = state.at()
         drivers = np.flatnonzero(c & now.valid & self._drivable)
         if drivers.size == 0:
-            self._lane, self._track = {}, None
+            self._lane_of[:] = -1
+            self._track = None
             return out
-        g = self._graph
         v_all = np.maximum(
             now.velocity[drivers, 0] * np.cos(now.heading[drivers]) + now.velocity[drivers, 1] * np.sin(now.heading[drivers]), 0.0
         )
@@ -278,66 +307,107 @@ class IDM:
         drivers = drivers_on
         store = self._store
         assert store is not None  # _bind() built it
-        lane_now, _ = store.lane_at(drivers, s)
-        on_lane = lane_now >= 0  # the others drive a straight path (on no lane)
-        self._lane = dict(zip(drivers[on_lane].tolist(), lane_now[on_lane].tolist()))
         if drivers.size == 0:
+            self._lane_of[:] = -1
             self._track = None
             return out
-        if p.desired_speed is not None:
-            v0 = np.full(drivers.size, float(p.desired_speed))
-        else:
-            limits = np.zeros(drivers.size)
-            limits[on_lane] = g.speed_limit[lane_now[on_lane]] * MPH
-            v0 = np.where(limits > 0, limits, p.default_speed)
-        v0 = np.where(on_lane, v0, self._cruise[drivers])
-
-        key = (drivers.tobytes(), store.version[drivers].tobytes(), store.points.shape)
-        if self._geo_key != key:  # the same paths as on the last call: reuse their segment arrays
+        # the drivers' paths: their geometry and stop lines are kept while the same paths are driven
+        key = (drivers.tobytes(), store.version[drivers].tobytes(), store.points.shape, store.lanes.shape)
+        if self._geo_key != key:
+            self._flush_stops()
             self._geo = PathGeometry(store.points[drivers], store.cum[drivers], store.nseg[drivers])
             self._geo_key = key
+            self._lanes_now = self._interp = None
+            self._row = np.full(state.num_agents, -1, np.int64)
+            self._row[drivers] = np.arange(drivers.size)
         geo = self._geo
-        stops = (
-            StopLines(p, self._controls, drivers, store, self._served, self._committed)
-            if p.traffic_controls and on_lane.any()
-            else None
-        )
+        lane_now, v0 = self._lane_speeds(drivers, s)
+        on_lane = lane_now >= 0  # the others drive a straight path (on no lane)
+        if self._stops is None and p.traffic_controls and on_lane.any():
+            self._stops = StopLines(p, self._controls, drivers, store, self._served, self._committed)
+        stops = self._stops
 
         valid_all = now.valid
-        half_w = 0.5 * now.size[:, 1].astype(np.float64)
-        half_l = 0.5 * now.size[:, 0].astype(np.float64)
+        size = now.size
+        skey = (key, valid_all.tobytes(), size.tobytes())
+        if self._search_key != skey:
+            half_l = 0.5 * size[:, 0].astype(np.float64)
+            half_w = 0.5 * size[:, 1].astype(np.float64)
+            self._search = LeaderSearch(geo, drivers, valid_all, half_l, half_w, p)
+            self._search_key = skey
+        search = self._search
+        assert search is not None
+        hl_d = search.hl_d
         others_xy0 = now.xy.astype(np.float64)
         others_v = now.velocity.astype(np.float64)
         s_hist = np.zeros((drivers.size, num_steps))
+        # the path points at s: those of the last call's final step when the drivers have not moved since
+        ic = self._interp
+        if ic is not None and np.array_equal(ic[0], s):
+            xy_d, cs_d = ic[1], ic[2]
+        else:
+            xy_d, cs_d = self._at(geo, s)
+        front = s + hl_d
         for k in range(num_steps):
-            xy_d, h_d = geo.interp(s)
             pos = others_xy0 + others_v * (k * dt)
             pos[drivers] = xy_d
             vel = others_v.copy()
-            vel[drivers] = v[:, None] * np.stack([np.cos(h_d), np.sin(h_d)], -1)
-            gap, v_lead_along = find_leaders(geo, s, h_d, drivers, pos, vel, valid_all, half_l, half_w, p)
+            vel[drivers] = v[:, None] * cs_d[:, :2]
+            gap, v_lead_along = search.find(s, xy_d, cs_d[:, 0], cs_d[:, 1], pos, vel)
             a = idm_accel(v, v0, gap, v - v_lead_along, p)
             if stops is not None:
-                a = np.minimum(a, stops.accel(state.timestep + k, s + half_l[drivers], v, v0))
+                a = np.minimum(a, stops.accel(state.timestep + k, front, v, v0))
             v_new = v + a * dt
             stopping = v_new < 0
             ds = np.where(stopping, v**2 / (2 * np.maximum(-a, 1e-9)), 0.5 * (v + np.maximum(v_new, 0)) * dt)
             v = np.maximum(v_new, 0.0)
             s = s + ds
+            front = s + hl_d
             if stops is not None:
-                stops.after_move(s + half_l[drivers], v)
-            xy_k, h_k = geo.interp(s)
-            out.xyz[drivers, k, :2] = xy_k
-            out.heading[drivers, k] = h_k
-            out.velocity[drivers, k] = v[:, None] * np.stack([np.cos(h_k), np.sin(h_k)], -1)
+                stops.after_move(front, v)
+            xy_d, cs_d = self._at(geo, s)
+            out.xyz[drivers, k, :2] = xy_d
+            out.heading[drivers, k] = cs_d[:, 2]
+            out.velocity[drivers, k] = v[:, None] * cs_d[:, :2]
             s_hist[:, k] = s
-        if stops is not None:
-            self._committed = stops.commit()
+        self._interp = (s, xy_d, cs_d)
         self._track = {
             "t0": state.timestep + 1,
-            "agents": drivers,
+            "row": self._row,
             "xy": out.xyz[drivers, :, :2].copy(),
             "s": s_hist,
             "version": store.version[drivers].copy(),
         }
         return out
+
+    @staticmethod
+    def _at(geo: PathGeometry, s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Points [D, 2] at path arclength ``s`` [D] and [D, 3] cos, sin and the tangent heading there."""
+        xy, h = geo.interp(s)
+        return xy, np.stack([np.cos(h), np.sin(h), h], -1)
+
+    def _lane_speeds(self, drivers: np.ndarray, s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(lane [D] (-1: a straight path on no lane), desired speed [D] m/s) of the drivers at path arclength
+        ``s`` [D].  Kept from call to call on the same paths until a driver reaches the next lane of its path."""
+        lc = self._lanes_now
+        if lc is not None and ((s >= lc[0]) & (s + 1e-9 < lc[1])).all():
+            return lc[2], lc[3]
+        store = self._store
+        assert store is not None  # _bind() built it
+        p = self.params
+        lane_now, _ = store.lane_at(drivers, s)
+        on_lane = lane_now >= 0
+        self._lane_of[:] = -1
+        self._lane_of[drivers[on_lane]] = lane_now[on_lane]
+        if p.desired_speed is not None:
+            v0 = np.full(drivers.size, float(p.desired_speed))
+        else:
+            limits = np.zeros(drivers.size)
+            limits[on_lane] = self._graph.speed_limit[lane_now[on_lane]] * MPH
+            v0 = np.where(limits > 0, limits, p.default_speed)
+        v0 = np.where(on_lane, v0, self._cruise[drivers])
+        starts = store.lane_s0[drivers]
+        later = (store.lanes[drivers] >= 0) & (starts > s[:, None] + 1e-9)  # lanes of the path still ahead
+        nxt = np.where(later, starts, np.inf).min(1)
+        self._lanes_now = (s.copy(), nxt, lane_now, v0)
+        return lane_now, v0

@@ -41,12 +41,15 @@ _IS_SIGN[np.asarray(SIGN_STATES, np.int64) + 128] = True
 
 
 class StopLines:
-    """Stop lines on the drivers' paths for one :meth:`mad_sim.world.idm.IDM.advance` call.
+    """Stop lines on the drivers' paths, kept by :class:`mad_sim.world.idm.IDM` while the paths are unchanged.
 
     Per driver and lane slot on its path (``[D, J]``): the stop line's path arclength (m), whether it
     is a signal (its state column in ``controls``, -1: none) or a stop sign, and the served / committed
-    flags read from the policy's tables ``served`` / ``committed`` (agent -> lanes) at construction.
-    ``served`` is updated in place by :meth:`commit`, which returns the new committed table.
+    flags, read from the policy's tables ``served`` / ``committed`` (agent -> lanes) at construction
+    and carried from step to step (and call to call) in arrays.  Per log step the signal states of
+    the slots are looked up once, at construction (``[T, D, J]`` tables), so a step reads one row.
+    :meth:`commit` writes the flags back: ``served`` is updated in place and the new committed table
+    is returned.
     """
 
     def __init__(
@@ -58,19 +61,45 @@ class StopLines:
         served: Dict[int, Set[int]],
         committed: Dict[int, Set[int]],
     ) -> None:
-        self.p, self.controls = params, controls
-        self._served_table, self._committed_table = served, committed
+        p = self.p = params
+        self.controls = controls
         lanes = store.lanes[drivers]
         has = lanes >= 0
         ln = np.where(has, lanes, 0)
         self.drivers, self.lanes = drivers, lanes
-        self.col = np.where(has, controls.signal_col[ln], -1)
-        self.sig_s = store.lane_s0[drivers] + controls.signal_u[ln]
-        self.sign_s = np.where(has, store.lane_s0[drivers] + controls.sign_u[ln], np.nan)
-        self.any = bool((self.col >= 0).any() or np.isfinite(self.sign_s).any())
+        col = np.where(has, controls.signal_col[ln], -1)
+        sig_s = store.lane_s0[drivers] + controls.signal_u[ln]
+        sign_s = np.where(has, store.lane_s0[drivers] + controls.sign_u[ln], np.nan)
+        self.any = bool((col >= 0).any() or np.isfinite(sign_s).any())
         self.served = self._flags(served)
         self.committed = self._flags(committed)
         self._sign_active = np.zeros(lanes.shape, bool)
+        self._sign_line = sign_s
+        if not self.any:
+            return
+        self._sig_s = sig_s
+        self._sig_m = sig_s - p.stop_margin  # path arclength of the stop position of a signal's line
+        states = controls.states  # [T, C]
+        is_sig = col >= 0
+        if states.shape[1] and is_sig.any():
+            code = states[:, np.maximum(col, 0)].astype(np.int64) + 128  # [T, D, J]
+            self._red = is_sig & _IS_STOP[code]
+            flashing = is_sig & _IS_SIGN[code]
+        else:
+            self._red = np.zeros((1,) + lanes.shape, bool)
+            flashing = np.zeros((1,) + lanes.shape, bool)
+        self._signals = bool(self._red.any())  # some slot is in a stop state at some step
+        # stop-sign lines per step: the stop signs, and signals in FLASHING_STOP
+        fin = np.isfinite(sign_s)
+        if flashing.any():
+            line = np.where(fin, sign_s, np.where(flashing, sig_s, np.nan))
+        else:
+            line = sign_s[None]
+        self._line = line
+        self._line_fin = np.isfinite(line)
+        self._line_m = line - p.stop_margin
+        self._signs = bool(self._line_fin.any())
+        self._steps = states.shape[0]
 
     def _flags(self, table: Dict[int, Set[int]]) -> np.ndarray:
         """[D, J] bool: lane slot (d, j) is in ``table[driver d]``."""
@@ -82,6 +111,10 @@ class StopLines:
         mine = self.drivers[:, None].astype(np.int64) * width + self.lanes + 1
         return np.isin(mine, codes) & (self.lanes >= 0)
 
+    def _row(self, table: np.ndarray, t: int) -> np.ndarray:
+        """Row of a ``[T, D, J]`` table at log step ``t`` (clipped to the log; a one-row table holds for all)."""
+        return table[0] if table.shape[0] == 1 else table[min(max(int(t), 0), self._steps - 1)]
+
     def accel(self, t: int, front: np.ndarray, v: np.ndarray, v0: np.ndarray) -> np.ndarray:
         """[D] IDM acceleration (m/s^2) towards the nearest active stop line (inf where none).
 
@@ -92,21 +125,27 @@ class StopLines:
         if not self.any:
             return out
         p = self.p
-        states = self.controls.state_at(t)
-        st = np.where(self.col >= 0, states[np.maximum(self.col, 0)] if states.size else 0, -1)
-        dist_sig = self.sig_s - p.stop_margin - front[:, None]
-        code = np.asarray(st, np.int64) + 128
-        red = (self.col >= 0) & _IS_STOP[code] & (self.sig_s > front[:, None])
-        comfy = v[:, None] ** 2 <= 2.0 * p.signal_decel * np.maximum(dist_sig, 0.0)
-        stop_sig = red & (self.committed | comfy) & (dist_sig < p.lookahead)
-        self.committed = stop_sig | (self.committed & red)
-        flashing = (self.col >= 0) & _IS_SIGN[code]
-        sign_line = np.where(np.isfinite(self.sign_s), self.sign_s, np.where(flashing, self.sig_s, np.nan))
-        dist_sign = sign_line - p.stop_margin - front[:, None]
-        self._sign_active = np.isfinite(sign_line) & ~self.served & (sign_line > front[:, None] - 0.5) & (dist_sign < p.lookahead)
-        d = np.where(stop_sig, dist_sig, np.inf)
-        d = np.minimum(d, np.where(self._sign_active, dist_sign, np.inf)).min(1)
-        self._sign_line = sign_line
+        f = front[:, None]
+        d = None
+        if self._signals:
+            dist_sig = self._sig_m - f
+            red = self._row(self._red, t) & (self._sig_s > f)
+            comfy = v[:, None] ** 2 <= 2.0 * p.signal_decel * np.maximum(dist_sig, 0.0)
+            stop_sig = red & (self.committed | comfy) & (dist_sig < p.lookahead)
+            self.committed = stop_sig | (self.committed & red)
+            d = np.where(stop_sig, dist_sig, np.inf)
+        elif self.committed.any():
+            self.committed = np.zeros(self.lanes.shape, bool)  # no slot is ever red: nothing stays committed
+        if self._signs:
+            line = self._row(self._line, t)
+            dist_sign = self._row(self._line_m, t) - f
+            self._sign_active = self._row(self._line_fin, t) & ~self.served & (line > f - 0.5) & (dist_sign < p.lookahead)
+            self._sign_line = line
+            ds = np.where(self._sign_active, dist_sign, np.inf)
+            d = ds if d is None else np.minimum(d, ds)
+        if d is None:
+            return out
+        d = d.min(1)
         has = np.isfinite(d)
         if has.any():
             out[has] = idm_accel(v[has], v0[has], np.maximum(d[has], 0.0) + p.min_gap, v[has], p)
@@ -121,17 +160,14 @@ class StopLines:
         standing = (v[:, None] < p.stop_speed) & (remaining <= p.stop_reach)
         self.served |= self._sign_active & standing
 
-    def commit(self) -> Dict[int, Set[int]]:
-        """Add the served flags to the ``served`` table (in place); return the committed table to keep.
-
-        Without any stop line on the paths both tables are left as they were.
-        """
+    def commit(self, served: Dict[int, Set[int]], committed: Dict[int, Set[int]]) -> Dict[int, Set[int]]:
+        """Add the served flags to the ``served`` table (in place); return the committed table to keep
+        (``committed``, the table as it was, without any stop line on the paths)."""
         if not self.any:
-            return self._committed_table
-        served = self._served_table
+            return committed
         for i, m in zip(self.drivers[np.nonzero(self.served)[0]].tolist(), self.lanes[self.served].tolist()):
             served.setdefault(i, set()).add(m)
-        committed: Dict[int, Set[int]] = {}
+        out: Dict[int, Set[int]] = {}
         for i, m in zip(self.drivers[np.nonzero(self.committed)[0]].tolist(), self.lanes[self.committed].tolist()):
-            committed.setdefault(i, set()).add(m)
-        return committed
+            out.setdefault(i, set()).add(m)
+        return out
