@@ -64,7 +64,7 @@ from mad_sim.data.frames import wrap_angle
 from mad_sim.data.scenario import DT, ObjectType, Scenario, Trajectory
 from mad_sim.world.controls import TrafficControls
 from mad_sim.world.idm_law import MPH, IDMParams, idm_accel
-from mad_sim.world.lanes import LaneGraph, PathStore, interp_paths
+from mad_sim.world.lanes import LaneGraph, PathStore, SegmentGrid, interp_paths
 from mad_sim.world.leaders import LeaderSearch, PathGeometry
 from mad_sim.world.road_distance import map_segments
 from mad_sim.world.state import WorldState
@@ -141,6 +141,8 @@ class IDM:
         self._controls = TrafficControls.build(scenario, self._graph)
         self._top_limit = float(self._graph.speed_limit.max(initial=0.0)) * MPH
         self._drivable = np.isin(scenario.object_types, [ObjectType.VEHICLE, ObjectType.CYCLIST])
+        segs = map_segments(scenario.roadmap)
+        self._lane_grid = SegmentGrid(segs.lane_lo, segs.lane_hi, self.params.lane_match_distance)
         self.reset()
 
     @property
@@ -175,20 +177,15 @@ class IDM:
         full_lane, full_s = lane, s_on
         agents, xy, heading = agents[fresh], xy[fresh], heading[fresh]
         lane, s_on = full_lane[fresh], full_s[fresh]
-        # only segments whose box comes within the match distance of the agents' box
-        lo, hi = xy.min(0) - p.lane_match_distance, xy.max(0) + p.lane_match_distance
-        near = np.flatnonzero(((segs.lane_lo <= hi) & (segs.lane_hi >= lo)).all(-1))
-        if near.size == 0:
-            self._remember_off_lane(agents, xy, np.zeros(len(agents), bool))
-            return full_lane, full_s
-        # (agent, segment) pairs whose segment box comes within the match distance of the agent
+        # (agent, segment) pairs whose segment box comes within the match distance of the agent (the grid's
+        # candidates, by agent then segment, put to the exact box test)
         md = p.lane_match_distance
-        ai, sj = np.nonzero(
-            ((segs.lane_lo[near][None] <= xy[:, None] + md) & (segs.lane_hi[near][None] >= xy[:, None] - md)).all(-1)
-        )
+        ai, seg = self._lane_grid.candidates(xy)
+        if ai.size:
+            box = ((segs.lane_lo[seg] <= xy[ai] + md) & (segs.lane_hi[seg] >= xy[ai] - md)).all(-1)
+            ai, seg = ai[box], seg[box]
         found = np.zeros(len(agents), bool)
         if ai.size:
-            seg = near[sj]
             a = segs.lane_a[seg]
             ab = segs.lane_b[seg] - a
             l2 = np.maximum((ab**2).sum(-1), 1e-12)
@@ -204,7 +201,7 @@ class IDM:
             is_prev = feature == prev[ai]
             use_prev = np.bincount(ai[is_prev & np.isfinite(cost)], minlength=len(agents)) > 0
             cost = np.where(use_prev[ai] & ~is_prev, np.inf, cost)
-            order = np.lexsort((sj, cost, ai))  # per agent: cheapest, then the first segment (argmin's tie rule)
+            order = np.lexsort((seg, cost, ai))  # per agent: cheapest, then the first segment (argmin's tie rule)
             first = np.r_[True, ai[order][1:] != ai[order][:-1]]
             best = order[first]
             ok = np.isfinite(cost[best])

@@ -21,6 +21,9 @@ vectorised over agents:
   ``lane_s0`` [N, J] the path arclength of that lane's arclength 0 (negative
   for the first lane, whose start lies behind the path start), so a point at
   arclength ``u`` on the lane is at path arclength ``lane_s0 + u``.
+
+:class:`SegmentGrid` lists map segments by grid cell, so matching agents to
+lanes tests each agent against the segments near it only.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import numpy as np
 from mad_sim.data.frames import wrap_angle
 from mad_sim.data.scenario import MapKind, RoadMap
 
-__all__ = ["LaneGraph", "PathStore", "end_heading"]
+__all__ = ["LaneGraph", "PathStore", "SegmentGrid", "end_heading"]
 
 BEHIND_M = 10.0
 """Metres of lane kept behind an agent when its path is built (leaders are searched ahead only)."""
@@ -73,6 +76,7 @@ class LaneGraph:
         self.polylines: Dict[int, np.ndarray] = {}
         self.cum: Dict[int, np.ndarray] = {}
         self.exits: Dict[int, List[int]] = {}
+        self._straightest: Dict[int, Optional[int]] = {}
         self.speed_limit = np.zeros(roadmap.num_features)  # mph, 0 = none
         for m in self.lane_indices:
             m = int(m)
@@ -90,16 +94,69 @@ class LaneGraph:
             self.speed_limit[m] = info.speed_limit_mph if info else 0.0
 
     def straightest_exit(self, lane: int) -> Optional[int]:
-        """The exit whose start heading turns least from ``lane``'s end heading (None without exits)."""
+        """The exit whose start heading turns least from ``lane``'s end heading (None without exits); worked out
+        once per lane."""
+        if lane in self._straightest:
+            return self._straightest[lane]
         exits = self.exits.get(lane, [])
-        if not exits:
-            return None
-        h_end = end_heading(self.polylines[lane], last=True)
-        turns = [abs(float(wrap_angle(end_heading(self.polylines[e], last=False) - h_end))) for e in exits]
-        return exits[int(np.argmin(turns))]
+        choice: Optional[int] = None
+        if exits:
+            h_end = end_heading(self.polylines[lane], last=True)
+            turns = [abs(float(wrap_angle(end_heading(self.polylines[e], last=False) - h_end))) for e in exits]
+            choice = exits[int(np.argmin(turns))]
+        self._straightest[lane] = choice
+        return choice
 
     def length(self, lane: int) -> float:
         return float(self.cum[lane][-1]) if len(self.cum[lane]) else 0.0
+
+
+class SegmentGrid:
+    """Segments by square grid cell, for the segments whose box grown by ``grow`` metres contains a point.
+
+    Built once per map from the segments' boxes ``lo`` / ``hi`` [S, 2] (world frame, m): every segment is
+    listed in every cell (side ``cell`` m, more where the map would need over ``max_cells`` cells) that its
+    grown box overlaps, so the segments of a point's cell hold all whose grown box contains the point (a
+    superset: callers apply their exact box test).
+    """
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, grow: float, cell: float = 8.0, max_cells: int = 1 << 20) -> None:
+        self.cell = float(cell)
+        n = lo.shape[0]
+        if n == 0:
+            self.origin, self.nx, self.ny = np.zeros(2), 0, 0
+            self.ptr, self.seg = np.zeros(1, np.int64), np.zeros(0, np.int64)
+            return
+        self.origin = lo.min(0) - grow
+        extent = np.maximum(hi.max(0) + grow - self.origin, 1.0)
+        self.cell = max(self.cell, float(np.sqrt(extent[0] * extent[1] / max_cells)))  # a vast map: coarser cells
+        c0 = np.floor((lo - grow - self.origin) / self.cell).astype(np.int64)
+        c1 = np.floor((hi + grow - self.origin) / self.cell).astype(np.int64)
+        self.nx, self.ny = int(c1[:, 0].max()) + 1, int(c1[:, 1].max()) + 1
+        span = c1 - c0 + 1  # [S, 2] cells covered along x and y
+        cnt = span[:, 0] * span[:, 1]
+        sid = np.repeat(np.arange(n), cnt)
+        k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        cx = c0[sid, 0] + k % span[sid, 0]
+        cy = c0[sid, 1] + k // span[sid, 0]
+        cid = cx * self.ny + cy
+        order = np.lexsort((sid, cid))  # by cell, then segment
+        self.seg = sid[order]
+        self.ptr = np.searchsorted(cid[order], np.arange(self.nx * self.ny + 1))
+
+    def candidates(self, xy: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(point index [P], segment index [P]): for every point of ``xy`` [A, 2] the segments of its cell,
+        by point, then segment."""
+        if self.seg.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        c = np.floor((xy - self.origin) / self.cell).astype(np.int64)
+        inside = (c[:, 0] >= 0) & (c[:, 0] < self.nx) & (c[:, 1] >= 0) & (c[:, 1] < self.ny)
+        cid = np.where(inside, c[:, 0] * self.ny + c[:, 1], 0)
+        start = self.ptr[cid]
+        cnt = np.where(inside, self.ptr[cid + 1] - start, 0)
+        ai = np.repeat(np.arange(len(xy)), cnt)
+        k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        return ai, self.seg[np.repeat(start, cnt) + k]
 
 
 class PathStore:

@@ -20,6 +20,7 @@ from mad_sim.data import load_scenario
 from mad_sim.data.procedural import generate_scenario
 from mad_sim.world import leaders
 from mad_sim.world.idm import IDM
+from mad_sim.world.lanes import SegmentGrid
 from mad_sim.world.state import WorldState
 
 
@@ -113,3 +114,21 @@ def test_leader_search_matches_a_brute_force_search_on_a_real_log(womd_path, mon
         np.testing.assert_allclose(v_lead, ref_v, rtol=0, atol=1e-12)
         led += int(np.isfinite(gap).sum())
     assert led > 50  # drivers do have leaders on this log: the comparison is not vacuous
+
+
+def test_segment_grid_candidates_hold_every_segment_whose_grown_box_holds_the_point():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-300, 300, (2000, 2))
+    b = a + rng.normal(0, 3, (2000, 2))
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pts = np.concatenate([rng.uniform(-320, 320, (300, 2)), a[:50], hi[50:60] + 2.0])  # some on the grown edges
+    for grid in (SegmentGrid(lo, hi, 2.0), SegmentGrid(lo, hi, 2.0, max_cells=16)):  # fine, and forced coarse
+        ai, seg = grid.candidates(pts)
+        hit = np.zeros((len(pts), len(lo)), bool)
+        hit[ai, seg] = True
+        truth = ((lo[None] <= pts[:, None] + 2.0) & (hi[None] >= pts[:, None] - 2.0)).all(-1)
+        assert not (truth & ~hit).any()
+        order = np.lexsort((seg, ai))
+        assert np.array_equal(order, np.arange(ai.size))  # by point, then segment
+    ai, seg = SegmentGrid(lo[:0], hi[:0], 2.0).candidates(pts)
+    assert ai.size == seg.size == 0
