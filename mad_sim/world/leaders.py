@@ -53,9 +53,9 @@ class PathGeometry:
     (arclength at each vertex, m) and ``nseg`` [D] (real segments per path;
     the rest is padding), kept as ``P``, ``cum``, ``nseg``.  Attributes: ``lo`` / ``hi`` [D, 2] bounding boxes,
     ``sag`` [D] m (farthest vertex from its coarse chord, plus 1e-6);
-    ``coarse`` [D, 6, C] per coarse segment ("chunk"): start x, start y, vector x,
+    ``coarse`` [6, D, C] per coarse segment ("chunk"): start x, start y, vector x,
     vector y, squared length (at least 1e-12), the chunk's sag (m, its farthest
-    vertex from the coarse segment, plus 1e-6); ``fine`` [D * C, 6, S] the fine
+    vertex from the coarse segment, plus 1e-6); ``fine`` [6, D * C, S] the fine
     segments of chunk ``c`` of path ``d`` in row ``d * C + c`` (S =
     ``_COARSE_STRIDE`` slots): start x, start y, vector x, vector y, squared
     length (at least 1e-12), and 0 for real segments / inf for the padding and
@@ -71,10 +71,11 @@ class PathGeometry:
         real_seg = np.arange(k - 1)[None, :] < nseg[:, None]
         seg_len = np.diff(cum, axis=1)
         real = (seg_len > 1e-9) & real_seg  # non-degenerate segments
-        self._starts = np.where(real, cum[:, :-1], np.inf)
+        starts = np.where(real, cum[:, :-1], np.inf)
+        self._starts_rev = np.ascontiguousarray(starts[:, ::-1])  # last segment first: argmax finds the last start <= s
+        self._last = k - 2
         self._seg_len = np.maximum(seg_len, 1e-9)
         self._first = np.where(real.any(1), real.argmax(1), 0)
-        self._cols = np.arange(k - 1)[None, :]
         self._rows = np.arange(P.shape[0])
         self._ab = ab
         self.lo, self.hi = P.min(1), P.max(1)
@@ -92,7 +93,7 @@ class PathGeometry:
         self.sag = sag_c.max(1)
         cab = cb - ca
         cl2 = np.maximum(cab[..., 0] ** 2 + cab[..., 1] ** 2, 1e-12)
-        self.coarse = np.stack([ca[..., 0], ca[..., 1], cab[..., 0], cab[..., 1], cl2, sag_c], 1)
+        self.coarse = np.stack([ca[..., 0], ca[..., 1], cab[..., 0], cab[..., 1], cl2, sag_c])
         # the fine segments by coarse segment ("chunk" c holds segments idx[c] .. idx[c+1]-1), padded to
         # _COARSE_STRIDE per chunk with segments that never win (inf added to their squared distance)
         d, n_c = P.shape[0], len(idx) - 1
@@ -103,7 +104,7 @@ class PathGeometry:
         chunk = np.minimum(np.searchsorted(idx, seg, side="right") - 1, n_c - 1)
         slot = chunk * _COARSE_STRIDE + (seg - idx[chunk])
         fine[:, slot] = np.stack([P[:, :-1, 0], P[:, :-1, 1], ab[..., 0], ab[..., 1], l2, np.where(real_seg, 0.0, np.inf)], -1)
-        self.fine = fine.reshape(d * n_c, _COARSE_STRIDE, 6).transpose(0, 2, 1).copy()  # [D * C, 6, stride]
+        self.fine = np.ascontiguousarray(fine.reshape(d * n_c, _COARSE_STRIDE, 6).transpose(2, 0, 1))  # [6, D * C, S]
         self.chunk_seg = np.full(n_c * _COARSE_STRIDE, k - 2, np.int64)  # chunk slot -> segment index
         self.chunk_seg[slot] = seg
         self.num_chunks = n_c
@@ -111,9 +112,10 @@ class PathGeometry:
     def interp(self, s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Points [D, 2] and tangent headings [D] at path arclength ``s`` [D]
         (same rule as :func:`mad_sim.world.lanes.interp_paths`, on the cached segment arrays)."""
-        j = np.where(self._starts <= s[:, None], self._cols, -1).max(1)
-        j = np.where(j < 0, self._first, j)
         rows = self._rows
+        before = self._starts_rev <= s[:, None]
+        jr = before.argmax(1)
+        j = np.where(before[rows, jr], self._last - jr, self._first)
         a = self.P[rows, j]
         ab = self._ab[rows, j]
         frac = (s - self.cum[rows, j]) / self._seg_len[rows, j]
@@ -185,24 +187,24 @@ class LeaderSearch:
         # the agent (sag: the chunk's), so its nearest fine segment is in a chunk with dc - sag <= min(dc + sag),
         # and a leader's (at most its corridor away) in one with dc - sag <= corridor: only those chunks are
         # projected on exactly
-        c = np.take(geo.coarse, di, 0)
-        ex, ey = qx - c[:, 0], qy - c[:, 1]
-        t = np.clip((ex * c[:, 2] + ey * c[:, 3]) / c[:, 4], 0.0, 1.0)
-        ex -= t * c[:, 2]
-        ey -= t * c[:, 3]
+        c = np.take(geo.coarse, di, 1)
+        ex, ey = qx - c[0], qy - c[1]
+        t = np.clip((ex * c[2] + ey * c[3]) / c[4], 0.0, 1.0)
+        ex -= t * c[2]
+        ey -= t * c[3]
         dc = np.sqrt(ex * ex + ey * ey)
-        lower, upper = dc - c[:, 5], dc + c[:, 5]
+        lower, upper = dc - c[5], dc + c[5]
         near = upper[np.arange(di.size), upper.argmin(1)]
         pr, ch = np.nonzero((lower <= near[:, None]) & (lower <= corridor[:, None]))
         if pr.size == 0:
             return gap, v_lead
         # exact projection on the fine segments of those chunks (rows: pair, chunk in order)
-        f = np.take(geo.fine, di[pr] * geo.num_chunks + ch, 0)
-        abx, aby, l2 = f[:, 2], f[:, 3], f[:, 4]
-        qx, qy = qx[pr] - f[:, 0], qy[pr] - f[:, 1]
+        f = np.take(geo.fine, di[pr] * geo.num_chunks + ch, 1)
+        abx, aby, l2 = f[2], f[3], f[4]
+        qx, qy = qx[pr] - f[0], qy[pr] - f[1]
         t = np.clip((qx * abx + qy * aby) / l2, 0.0, 1.0)
         ex, ey = qx - t * abx, qy - t * aby
-        d2 = ex * ex + ey * ey + f[:, 5]
+        d2 = ex * ex + ey * ey + f[5]
         jj = d2.argmin(1)
         rows = np.arange(pr.size)
         d2j = d2[rows, jj]
