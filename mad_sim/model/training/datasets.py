@@ -11,14 +11,17 @@ A cache folder holds
 - ``manifest.json``: the clip spec, the sources, and per clip its split
   (``train``/``eval``), source file (or ``procedural``), scenario id,
   viewpoint track index, first step ``t0``, present step, whether the
-  viewpoint moves, and the seeds used.
+  viewpoint moves, and the seeds used; with counterfactual clips
+  (:class:`~mad_sim.model.training.counterfactual.CounterfactualConfig`)
+  also ``counterfactual``: None for a log clip, else the record it is
+  re-rendered from (its twin's index, seed, action offsets, IDM or not).
 
 The arrays are plain ``.npy`` files opened memory-mapped, so a run reads only
 the clips it samples and several processes share the page cache. They are
 written under temporary names and renamed, and the manifest is written last:
 a folder with a manifest is complete. The folder's name is a hash of the spec
 and the sources, so changing either builds a new cache and never mixes clips. The box option
-enters the hash only when enabled: caches without boxes keep their names.
+and counterfactual options enter the hash only when enabled: caches without them keep their names.
 
 Sources (:class:`SourceConfig`): a scenario file/glob (any format
 :func:`mad_sim.data.load_scenarios` reads), a split of the real-scene corpus
@@ -46,6 +49,7 @@ from mad_sim.data.scenario import Scenario
 from mad_sim.errors import ConfigError, DataError, DataNotFoundError
 from mad_sim.io import atomic_path, write_text_atomic
 from mad_sim.model.training.clips import ClipRef, ClipRenderer, ClipSpec, plan_clips
+from mad_sim.model.training.counterfactual import CounterfactualConfig, counterfactual_scenario, with_counterfactuals
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +132,7 @@ class DatasetConfig:
     sources: List[SourceConfig] = field(default_factory=list)
     cache_dir: str = ""
     boxes: BoxClipConfig = field(default_factory=BoxClipConfig)
+    counterfactual: CounterfactualConfig = field(default_factory=CounterfactualConfig)
 
     def clip_spec(self) -> ClipSpec:
         try:
@@ -176,8 +181,13 @@ def iter_source_scenarios(src: SourceConfig, index: int) -> Iterator[Tuple[Scena
         yield scenario, src.seed * 1000 + k
 
 
-def cache_key(spec: ClipSpec, sources: Sequence[SourceConfig], boxes: Optional[BoxClipConfig] = None) -> str:
-    """16 hex digits of sha256 over version, spec, sources (and the box option only when enabled)."""
+def cache_key(
+    spec: ClipSpec,
+    sources: Sequence[SourceConfig],
+    boxes: Optional[BoxClipConfig] = None,
+    counterfactual: Optional[CounterfactualConfig] = None,
+) -> str:
+    """16 hex digits of sha256 over version, spec, sources (and the box / counterfactual options only when enabled)."""
     spec_d = asdict(spec)
     for name, default in (("camera_height", 1.6), ("camera_pitch_deg", 0.0), ("camera_hfov_deg", 90.0)):
         if spec_d[name] == default:  # the dashcam mount stays out of the key: caches made before the field keep their names
@@ -191,6 +201,8 @@ def cache_key(spec: ClipSpec, sources: Sequence[SourceConfig], boxes: Optional[B
         content["corpus"] = {name: [e.key for e in select(entries, name)] for name in corpus_splits}
     if boxes is not None and boxes.enabled:
         content["boxes"] = asdict(boxes)
+    if counterfactual is not None and counterfactual.enabled:
+        content["counterfactual"] = asdict(counterfactual)
     blob = json.dumps(content, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -208,13 +220,17 @@ def build_clip_cache(
     rebuild: bool = False,
     progress: bool = True,
     boxes: Optional[BoxClipConfig] = None,
+    counterfactual: Optional[CounterfactualConfig] = None,
 ) -> Path:
     """Render every clip of ``sources`` once into a cache folder; return the folder.
 
     An existing complete cache with the same spec and sources is reused
     unless ``rebuild``. With ``boxes`` enabled, each clip also gets its box
     video (:meth:`~mad_sim.model.training.clips.ClipRenderer.render_boxes`, drawn by
-    ``numpy.random.default_rng(box_seed(entry))``).
+    ``numpy.random.default_rng(box_seed(entry))``). With ``counterfactual``
+    enabled, counterfactual twins of some clips are appended after the log clips
+    (:func:`~mad_sim.model.training.counterfactual.with_counterfactuals`) and
+    rendered from their modified scenes.
 
     Raises:
       DataError: a source yields no clip at all (e.g. no vehicle is valid over
@@ -222,7 +238,8 @@ def build_clip_cache(
     """
     root = Path(cache_root) if cache_root else default_cache_root()
     with_boxes = boxes is not None and boxes.enabled
-    folder = root / cache_key(spec, sources, boxes)
+    with_cf = counterfactual is not None and counterfactual.enabled
+    folder = root / cache_key(spec, sources, boxes, counterfactual)
     if (folder / "manifest.json").is_file() and not rebuild:
         log.info("clip cache hit: %s", folder)
         return folder
@@ -263,6 +280,8 @@ def build_clip_cache(
                 f"over a whole {spec.total_frames}-step window",
                 path=src.path or None,
             )
+    if with_cf:
+        plan = with_counterfactuals(plan, counterfactual, spec)
 
     shape = (len(plan), spec.total_frames, spec.height, spec.width, 3)
     renderer = ClipRenderer(spec)
@@ -279,6 +298,8 @@ def build_clip_cache(
         entries = []
         for k, (scenario, ref, entry) in enumerate(tqdm(plan, desc="rendering clips", disable=not progress)):
             ego_seed = int(np.random.default_rng([entry["seed"], ref.viewpoint, ref.t0]).integers(2**31))
+            if with_cf and entry["counterfactual"] is not None:  # same ego seed as its twin: one texture per context
+                scenario = counterfactual_scenario(scenario, ref, spec, entry["counterfactual"], counterfactual)
             pose_mm[k], ego_mm[k] = renderer.render(scenario, ref, ego_seed)
             entry = {"index": k, **entry, "ego_seed": ego_seed}
             if box_mm is not None:
@@ -300,6 +321,8 @@ def build_clip_cache(
     }
     if with_boxes:
         manifest["boxes"] = asdict(boxes)
+    if with_cf:
+        manifest["counterfactual"] = asdict(counterfactual)
     write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
     log.info("clip cache built: %s (%d clips)", folder, len(plan))
     return folder
@@ -315,6 +338,7 @@ class ClipCache:
       boxes: ``[K, F_future, H, W, 3]`` uint8 memory map of the box videos, or
         None for a cache built without them.
       box_options: the :class:`BoxClipConfig` they were built with (None without).
+      is_counterfactual: [K] bool, which clips are counterfactual (all False without).
     """
 
     def __init__(self, folder: PathLike) -> None:
@@ -344,6 +368,7 @@ class ClipCache:
         self.boxes: Optional[np.ndarray] = None
         self.box_options: Optional[BoxClipConfig] = None
         self.num_box_agents = np.zeros(len(self.clips), np.int64)
+        self.is_counterfactual = np.array([bool(c.get("counterfactual")) for c in self.clips], bool)
         if "boxes" in manifest:
             try:
                 self.box_options = BoxClipConfig(**manifest["boxes"])
@@ -389,4 +414,5 @@ def open_dataset(cfg: DatasetConfig, *, progress: bool = True) -> ClipCache:
     if not cfg.sources:
         raise ConfigError("data.sources is empty: list at least one scenario file or a procedural source")
     root = Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
-    return ClipCache(build_clip_cache(cfg.clip_spec(), cfg.sources, root, progress=progress, boxes=cfg.boxes))
+    cf = cfg.counterfactual
+    return ClipCache(build_clip_cache(cfg.clip_spec(), cfg.sources, root, progress=progress, boxes=cfg.boxes, counterfactual=cf))
