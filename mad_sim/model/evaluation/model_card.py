@@ -132,6 +132,9 @@ def write_model_card(
             f"| {stage} | {s['steps']} | {s['batch_size']} | {s['lr']} | {s['first_loss']} -> {s['final_loss']} | "
             f"{ev.get('eval_loss', '')} | {s['minutes']} |"
         )
+    app_run = runs / "appearance"
+    app_summary = run_summary(app_run) if (app_run / "losses.json").is_file() else None
+    total_minutes = sum(float(s["minutes"]) for s in [*summaries.values(), *([app_summary] if app_summary else [])])
     files = "\n".join(f"- `{p.name}`: {p.stat().st_size / 1e6:.1f} MB ({k})" for k, p in shipped.items())
     total = sum(p.stat().st_size for p in shipped.values()) / 1e6
     ev_txt = ""
@@ -162,10 +165,10 @@ The embedded default of mad-sim: the LTX-Video architecture scaled down
 project's 2-core CPU machines because no pretrained tiny video model exists:
 a base video model (stand-in for a pretrained backbone), then the `motion`
 LoRA adapter on top of the frozen base, the way MAD adapts a pretrained
-LTX-Video. It is a smoke-test-scale model trained for about an hour on
-2-core CPUs: it exercises every code path, and its forecasts and camera
-frames are blurry sketches of a scene (see the held-out scores below), not a
-useful driving simulator. Use `ltx-2b` / `ltx-13b` with real weights for
+LTX-Video. It is a small model trained for {total_minutes:.0f} wall minutes in all on
+2-core CPUs: it exercises every code path; how well it forecasts real scenes
+it never saw is measured below (and in the README's status table), and it is
+not yet a useful driving simulator. Use `ltx-2b` / `ltx-13b` with real weights for
 quality.
 
 ## Files
@@ -196,15 +199,15 @@ LTX-2B: a rank-512 adapter would be larger than this whole model).
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-{vae_text(summaries)}
+{vae_text(summaries, str(base_cfg.get("preset", "tiny")))}
 - `base`: the whole transformer, flow matching on the future pose video
   latents, unconditional or conditioned on the present frame (50/50), VAE frozen.
 - `motion`: rank-limited LoRA on the frozen base; tasks pose history ->
   future and pose history + ego-motion video -> future, 50/50 per sample{boxes_text(summaries)}.
 - All runs: AdamW, cosine schedule with linear warm-up, gradient clipping at
-  1.0, seed 0, one or two CPU threads as in `scripts/train_tiny.sh`, on a
-  machine shared with other jobs (wall minutes are inflated by that load; the
-  one-off encoding of all clips' latents, about 2-4 minutes, is not included).
+  1.0, seed 0, two CPU threads as in `scripts/train_tiny.sh`, on a
+  machine shared with lighter jobs (wall minutes include that load; the
+  one-off rendering and encoding of the clips is not included).
 {ev_txt}
 {representation_section(parseback)}
 ## Reproduce
@@ -218,8 +221,7 @@ first run under `~/.cache/mad-sim/clips`; then
 `python -m mad_sim.model.evaluation.model_card --runs runs/tiny --out mad_sim/weights`.)
 """
     if appearance:
-        app_run = runs / "appearance"
-        text += appearance_text(appearance, run_summary(app_run) if (app_run / "losses.json").is_file() else None)
+        text += appearance_text(appearance, app_summary)
     path = Path(out) / "MODEL_CARD.md"
     write_text_atomic(path, text)
     path.chmod(0o644)

@@ -16,28 +16,31 @@ from typing import Dict, Optional
 
 
 def data_section(cfg: dict) -> str:
-    from mad_sim.model.training.clips import ClipSpec
-    from mad_sim.model.training.datasets import SourceConfig, cache_key, default_cache_root
+    """The clip geometry and, per source, its clip count (from the run's clip-cache manifest, when present)."""
+    from mad_sim.config import from_dict
+    from mad_sim.model.training.datasets import DatasetConfig, cache_key, default_cache_root
 
-    data = cfg.get("data") or {}
-    spec = ClipSpec(**(data.get("spec") or {}))
-    sources = [SourceConfig(**s) for s in data.get("sources") or []]
-    root = Path(os.path.expanduser(data.get("cache_dir") or "")) if data.get("cache_dir") else default_cache_root()
-    manifest_path = root / cache_key(spec, sources) / "manifest.json"
+    data = from_dict(cfg.get("data") or {}, DatasetConfig, source="run config", prefix="data")
+    spec = data.clip_spec()
+    root = Path(os.path.expanduser(data.cache_dir)) if data.cache_dir else default_cache_root()
+    manifest_path = root / cache_key(spec, data.sources, data.boxes, data.counterfactual) / "manifest.json"
     lines = [
         f"- clips: {spec.context_frames} context + {spec.future_frames} future frames at 10 Hz, "
         f"{spec.width}x{spec.height}, pose video + ego-motion video, viewpoint = any vehicle valid over the "
         f"whole window (window stride {spec.stride} steps, up to {spec.max_viewpoints} viewpoints per window)"
     ]
-    counts: Dict[str, Dict[str, int]] = {}
+    counts: Dict[int, int] = {}
     if manifest_path.is_file():
         for c in json.loads(manifest_path.read_text())["clips"]:
-            key = Path(c["source"]).name if c["source"] != "procedural" else "procedural scenes"
-            counts.setdefault(key, {"train": 0, "eval": 0})[c["split"]] += 1
-    for s in sources:
-        name = Path(s.path).name if s.kind == "file" else "procedural scenes"
-        n = counts.get(name, {}).get(s.split)
-        what = s.path if s.kind == "file" else f"{s.count} procedural scenes (seeds {s.seed}..{s.seed + s.count - 1})"
+            counts[int(c["source_index"])] = counts.get(int(c["source_index"]), 0) + 1
+    for i, s in enumerate(data.sources):
+        if s.kind == "file":
+            what = s.path
+        elif s.kind == "corpus":
+            what = f"the corpus's `{s.path}` split"
+        else:
+            what = f"{s.count} procedural scenes (seeds {s.seed}..{s.seed + s.count - 1})"
+        n = counts.get(i)
         lines.append(f"- {s.split}: {what}" + (f": {n} clips" if n is not None else ""))
     return "\n".join(lines)
 
@@ -60,7 +63,8 @@ def sources_text(cfg: dict) -> str:
     )
 
 
-def vae_text(summaries: Dict[str, dict]) -> str:
+def vae_text(summaries: Dict[str, dict], preset: str = "tiny") -> str:
+    """The VAE paragraph; ``preset``: the shipped backbone's preset, whose VAE the run trained."""
     vae = summaries.get("vae")
     if not vae:
         return (
@@ -80,7 +84,7 @@ def vae_text(summaries: Dict[str, dict]) -> str:
     if "eval_rgb_psnr" in ev:
         scores += f", dashcam RGB PSNR {ev['eval_rgb_psnr']:.2f} dB (held-out quarter of the video)"
     return (
-        f"- `vae`: `AutoencoderKLLTXVideo` in the LTX-Video 0.9.5 design ({compression(cfg)};\n"
+        f"- `vae`: `AutoencoderKLLTXVideo` in the LTX-Video 0.9.5 design ({compression(preset)};\n"
         "  space<->depth shortcuts in its samplers, see `presets.TINY_VAE`) trained from scratch\n"
         f"  on pose ({1 - loss.get('ego_fraction', 0) - loss.get('rgb_fraction', 0):.0%}), ego-motion "
         f"({loss.get('ego_fraction', 0):.0%}) and dashcam RGB ({loss.get('rgb_fraction', 0):.0%}) windows;\n"
@@ -90,11 +94,11 @@ def vae_text(summaries: Dict[str, dict]) -> str:
     )
 
 
-def compression(cfg: dict) -> str:
-    """``"8x space, 4x time, 16 latent channels"`` of the run's preset."""
+def compression(preset_name: str) -> str:
+    """``"8x space, 4x time, 16 latent channels"``: the VAE of preset ``preset_name``."""
     from mad_sim.model.presets import PRESETS
 
-    preset = PRESETS.get(str(cfg.get("preset", "tiny")))
+    preset = PRESETS.get(preset_name)
     if preset is None:
         return "compression unknown"
     v = preset.vae

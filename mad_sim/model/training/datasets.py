@@ -181,6 +181,13 @@ def iter_source_scenarios(src: SourceConfig, index: int) -> Iterator[Tuple[Scena
         yield scenario, src.seed * 1000 + k
 
 
+def source_label(src: SourceConfig) -> str:
+    """A clip's ``source`` in the manifest: the file spec, ``corpus:<split>`` or ``procedural``."""
+    if src.kind == "file":
+        return src.path
+    return f"corpus:{src.path}" if src.kind == "corpus" else "procedural"
+
+
 def cache_key(
     spec: ClipSpec,
     sources: Sequence[SourceConfig],
@@ -258,7 +265,7 @@ def build_clip_cache(
                         ref,
                         {
                             "split": src.split,
-                            "source": src.path if src.kind == "file" else "procedural",
+                            "source": source_label(src),
                             "source_index": i,
                             "scenario_id": scenario.scenario_id,
                             "viewpoint": ref.viewpoint,

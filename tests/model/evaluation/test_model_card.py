@@ -74,3 +74,22 @@ def test_card_carries_the_parseback_table_of_the_shipped_vae_and_the_candidates(
         assert f"| {c.name} | {c.vae} | {c.steps} | {c.recall:.2f} | {c.median_m:.2f} | {c.lane:.2f} |" in text
     without = write_model_card(tmp_path / "runs", tmp_path / "out2", {"backbone": weights}).read_text()
     assert "Shipped VAE:" not in without and "| candidate |" in without
+
+
+def test_data_section_counts_the_clips_of_each_source_in_the_runs_own_cache(tmp_path):
+    """Corpus, procedural and box-video sources: the counts come from the manifest of the cache the run used."""
+    import json
+
+    from mad_sim.model.evaluation.model_card_sections import data_section
+    from mad_sim.model.training.clips import ClipSpec
+    from mad_sim.model.training.datasets import BoxClipConfig, SourceConfig, cache_key
+
+    raw = [{"kind": "procedural", "count": 3, "seed": 10, "split": "train"}, {"kind": "file", "path": "x.pkl", "split": "eval"}]
+    spec = {"context_frames": 9, "future_frames": 17}
+    cfg = {"data": {"spec": spec, "cache_dir": str(tmp_path), "boxes": {"enabled": True}, "sources": raw}}
+    folder = tmp_path / cache_key(ClipSpec(**spec), [SourceConfig(**s) for s in raw], BoxClipConfig(enabled=True))
+    folder.mkdir()
+    clips = [{"source_index": 0, "split": "train"}] * 5 + [{"source_index": 1, "split": "eval"}] * 2
+    (folder / "manifest.json").write_text(json.dumps({"clips": clips}))
+    text = data_section(cfg)
+    assert "- train: 3 procedural scenes (seeds 10..12): 5 clips" in text and "- eval: x.pkl: 2 clips" in text

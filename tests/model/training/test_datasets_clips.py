@@ -186,3 +186,12 @@ def test_box_cache_matches_box_videos_of_the_log(womd_path, tmp_path):
         sc, ClipRef(c["viewpoint"], c["t0"], c["moving"]), np.random.default_rng(box_seed(c)), 3
     )
     assert again.tolist() == c["box_agents"]
+
+
+def test_manifest_names_each_clips_source_kind() -> None:
+    """Corpus clips are not labelled procedural (the counterfactual twins re-simulate by IDM only procedural ones)."""
+    from mad_sim.model.training.datasets import SourceConfig, source_label
+
+    assert source_label(SourceConfig(kind="corpus", path="train")) == "corpus:train"
+    assert source_label(SourceConfig(kind="procedural", count=2)) == "procedural"
+    assert source_label(SourceConfig(kind="file", path="womd/a.tfrecord")) == "womd/a.tfrecord"
