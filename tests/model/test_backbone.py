@@ -10,7 +10,13 @@ import torch
 from mad_sim.errors import CheckpointError, ShapeError
 from mad_sim.model import backbone as backbone_mod
 from mad_sim.model import load_backbone, uint8_to_video, video_to_uint8
+from mad_sim.model.presets import get_preset
 from mad_sim.model.text import encode_prompts
+
+TINY_VAE = get_preset("tiny").vae
+C = TINY_VAE["latent_channels"]  # latent channels, time and space compression of the tiny VAE
+T = TINY_VAE["temporal_compression_ratio"]
+S = TINY_VAE["spatial_compression_ratio"]
 
 
 def _dashcam_clip(path, frames: int = 9, size: int = 64) -> torch.Tensor:
@@ -30,10 +36,10 @@ def test_encode_decode_shapes_on_real_video(tiny_backbone, dashcam_path):
     with torch.no_grad():
         z = tiny_backbone.encode_video(video)
         y = tiny_backbone.decode_latents(z)
-    assert z.shape == (1, 128, 2, 2, 2)
+    assert z.shape == (1, C, 8 // T + 1, 64 // S, 64 // S)
     assert y.shape == video.shape
     assert torch.isfinite(y).all()
-    assert tiny_backbone.latent_shape(17, 128, 96) == (128, 3, 4, 3)
+    assert tiny_backbone.latent_shape(17, 128, 96) == (C, 16 // T + 1, 128 // S, 96 // S)
 
 
 def test_uint8_roundtrip():
@@ -44,7 +50,7 @@ def test_uint8_roundtrip():
 @pytest.mark.parametrize(
     "shape, fix",
     [
-        ((1, 3, 10, 64, 64), "8k\\+1 frames \\(e.g. 9 or 17\\)"),
+        ((1, 3, 10, 64, 64), f"{T}k\\+1 frames \\(e.g. {9 // T * T + 1} or {9 // T * T + T + 1}\\)"),
         ((1, 3, 9, 100, 64), "divisible by 32 \\(e.g. 96x64\\)"),
         ((1, 9, 64, 64), "\\[B, 3, F, H, W\\]"),
     ],
@@ -101,12 +107,12 @@ def test_latent_stats(tiny_backbone):
     video = torch.rand(1, 3, 9, 64, 64) * 2 - 1
     with torch.no_grad():
         z0 = bb.encode_video(video)
-        bb.set_latent_stats(torch.full((128,), 0.5), torch.full((128,), 2.0))
+        bb.set_latent_stats(torch.full((C,), 0.5), torch.full((C,), 2.0))
         z1 = bb.encode_video(video)
         assert torch.allclose(z1, (z0 - 0.5) / 2.0, atol=1e-6)
         assert torch.allclose(bb.decode_latents(z1), bb.decode_latents(z1.clone()))
     with pytest.raises(ShapeError):
-        bb.set_latent_stats(torch.zeros(128), torch.zeros(128))
+        bb.set_latent_stats(torch.zeros(C), torch.zeros(C))
 
 
 def test_tokenizer_knows_words_and_embeds(tiny_backbone):
