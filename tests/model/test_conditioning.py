@@ -104,8 +104,9 @@ def test_conditions_reach_the_target_and_only_target_is_supervised(tiny_backbone
     model = MADModel(tiny_backbone)
     pose = uint8_to_video(torch.from_numpy(womd_pose)).unsqueeze(0)
     conds = model.encode_conditions([Condition(pose, "pose_history")], pose_masks=True)
-    assert conds[0].latents.shape == (1, 128, 2, 2, 2) and conds[0].keep.shape == (1, 2, 2, 2)
-    x = torch.randn(1, 128, 2, 2, 2, generator=make_gen(1))
+    c, f, h, w = tiny_backbone.latent_shape(9, 64, 64)
+    assert conds[0].latents.shape == (1, c, f, h, w) and conds[0].keep.shape == (1, f, h, w)
+    x = torch.randn(1, c, f, h, w, generator=make_gen(1))
     e, m = tiny_backbone.encode_prompts(None, 1)
     den = tiny_backbone.denoiser
     with torch.no_grad():
@@ -115,10 +116,13 @@ def test_conditions_reach_the_target_and_only_target_is_supervised(tiny_backbone
     assert with_hist.shape == bare.shape == x.shape
     assert (with_hist - bare).abs().max() > 1e-4  # the history is read
     assert (moved - with_hist).abs().max() > 1e-5  # its RoPE time coordinate matters
-    # dropping empty pose patches shortens the sequence by the empty ones
+    # dropping empty pose patches shortens the sequence by the tokens none of whose p x p latent cells holds pose
+    p, p_t = den.patch
     full, _ = den.condition_tokens(conds)
     kept, coords = den.condition_tokens(conds, drop_empty=True)
-    assert full.shape[1] == 8 and kept.shape[1] == int(conds[0].keep.any(0).sum()) and coords.shape[2] == kept.shape[1]
+    lit_tokens = conds[0].keep.any(0).reshape(f // p_t, p_t, h // p, p, w // p, p).any(5).any(3).any(1)
+    assert full.shape[1] == (f // p_t) * (h // p) * (w // p)
+    assert kept.shape[1] == int(lit_tokens.sum()) and coords.shape[2] == kept.shape[1]
     # the loss is the MSE of the target tokens' velocity, nothing else
     sig = torch.tensor([0.4])
     eps = torch.randn(x.shape, generator=make_gen(2))
