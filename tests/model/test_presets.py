@@ -54,5 +54,7 @@ def test_svd_config_on_meta_device():
 def test_tiny_sizes(tiny_backbone):
     n = _count(tiny_backbone.transformer)
     assert 30e6 < n < 40e6, n
-    assert tiny_backbone.spatial_ratio == 32 and tiny_backbone.temporal_ratio == 8
+    # VAE 8x space / 4x time, 16 channels; 4x4-cell tokens, so sizes are multiples of 32 px
+    assert tiny_backbone.spatial_ratio == 8 and tiny_backbone.temporal_ratio == 4 and tiny_backbone.latent_channels == 16
+    assert tiny_backbone.transformer.config.patch_size == 4 and tiny_backbone.size_multiple == 32
     assert _lora_targets(tiny_backbone.transformer, LTX_LORA_TARGETS) == 8 * 10
