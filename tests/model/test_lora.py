@@ -12,7 +12,7 @@ from mad_sim.model.presets import LTX_LORA_TARGETS
 def _probe(model, make_gen):
     """Denoiser output on a fixed input (adapter-sensitive)."""
     g = make_gen(3)
-    x = torch.randn(1, 128, 2, 2, 2, generator=g)
+    x = torch.randn(1, *model.backbone.latent_shape(9, 64, 64), generator=g)
     e, m = model.backbone.encode_prompts(None, 1)
     with torch.no_grad():
         return model.denoiser(x, torch.tensor([600.0]), [], e, m)
@@ -21,7 +21,8 @@ def _probe(model, make_gen):
 def _train(model, name, make_gen, steps=2):
     model.set_adapter(name)
     opt = torch.optim.AdamW(model.adapter_parameters(name), lr=1e-2)
-    latents = torch.randn(1, 128, 2, 2, 2, generator=make_gen(11))  # pre-encoded target (VAE tested elsewhere)
+    # pre-encoded target of a 9-frame 64x64 clip (VAE tested elsewhere)
+    latents = torch.randn(1, *model.backbone.latent_shape(9, 64, 64), generator=make_gen(11))
     for i in range(steps):
         loss = model.training_loss(None, [], generator=make_gen(i), target_latents=latents)
         opt.zero_grad()
