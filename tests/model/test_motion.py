@@ -38,7 +38,7 @@ def test_forecast_shapes_determinism_and_errors(tiny_model, womd_clip, make_gen)
     assert not np.array_equal(a, c)  # the ego-motion video is read
     batched = mp.forecast(np.stack([hist, hist]), ego_motion=np.stack([ego, ego]), num_frames=9, steps=2, generator=make_gen(0))
     assert batched.shape == (2, 9, 64, 64, 3)
-    with pytest.raises(ShapeError, match="8k\\+1"):
+    with pytest.raises(ShapeError, match=f"{tiny_model.backbone.temporal_ratio}k\\+1"):
         mp.forecast(hist[:8], num_frames=9)
     with pytest.raises(ShapeError, match="ego_motion"):
         mp.forecast(hist, ego_motion=ego[:5], num_frames=9)
