@@ -46,7 +46,7 @@ def test_generate_pose_writes_a_forecast(womd_path, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--frames", "16"], "8k\\+1 frames \\(e.g. 9 or 17\\)"),
+        (["--frames", "16"], "4k\\+1 frames \\(e.g. 13 or 17\\)"),  # the tiny VAE's 4x time compression
         (["--preset", "ltx-2b"], "--backbone PATH"),
         (["--viewpoint", "9999"], "track index outside"),
         (["--lora", "/nonexistent/motion.safetensors"], "LoRA file not found"),
@@ -146,7 +146,7 @@ def test_generate_pose_with_box_control(womd_path, tmp_path, capsys):
 
     save_lora(model.backbone.transformer, "motion", lora, prefix="transformer")
     out = tmp_path / "boxes.gif"
-    at128 = ["--size", "128", "128"]  # at 64x64 no car fills 8 pixels of its box over the SDC's whole forecast
+    at128 = ["--size", "128", "128"]  # the preset's size: cars fill their boxes' 8 pixels with room to spare
     assert (
         main(
             base
@@ -164,7 +164,8 @@ def test_generate_pose_with_box_control(womd_path, tmp_path, capsys):
         (["--boxes-agents", "3,x"], "expected track indices"),
         (["--boxes-agents", str(summary["viewpoint"])], "other than the viewpoint"),
         (["--boxes-agents", "auto", "--boxes-shift", "1"], "two finite numbers"),
-        (["--boxes-agents", "auto"], "no vehicle is visible"),
+        # at 32x32 no car fills 8 pixels of its box over the SDC's whole forecast (from the preset's camera)
+        (["--size", "32", "32", "--boxes-agents", "auto"], "no vehicle is visible"),
     ):
         assert main(base + ["--no-lora", "--out", str(tmp_path / "e.gif")] + extra) == 2
         assert message in capsys.readouterr().err
