@@ -2,8 +2,8 @@
 
 Dresses a pose video as camera video with the appearance adapter
 (:class:`mad_sim.model.appearance.synthesizer.AppearanceSynthesizer`).  The pose video
-must already have the adapter's size and ``8k + 1`` frames (nothing is
-resized or cut silently); ``--first-frame`` must be an image of that size.
+must already have the adapter's size and ``tk + 1`` frames, ``t`` the VAE's
+time compression (tiny: 4k + 1; nothing is resized or cut silently); ``--first-frame`` must be an image of that size.
 With ``--side-by-side`` the output shows pose | synthesized.
 
 ``mad_sim.cli.generate`` nests this as the ``rgb`` action
@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pose", required=True, help="pose video (.mp4/.gif), the adapter's size, 8k+1 frames")
+    p.add_argument("--pose", required=True, help="pose video (.mp4/.gif), the adapter's size, tk+1 frames (tiny: 4k+1)")
     p.add_argument("--first-frame", help="RGB image (the scene's look; hard condition of frame 0)")
     p.add_argument("--prompt", help="text prompt, e.g. 'rainy night' (omit for none; empty is an error)")
     p.add_argument("--out", required=True, help="output video (.mp4 or .gif)")
@@ -38,7 +38,8 @@ def check_inputs(pose: Any, pose_path: str, first: Any, first_path: Optional[str
     """Fail fast, before any model loads, on inputs the ``preset``'s appearance adapter cannot take.
 
     Raises ShapeError naming the file: a pose video whose frame count is not
-    ``8k + 1`` or whose size is not the preset's, a first frame of another size.
+    ``tk + 1`` (``t`` the preset VAE's time compression: 4 for tiny, 8 for
+    LTX-Video) or whose size is not the preset's, a first frame of another size.
     """
     from mad_sim.errors import ShapeError
     from mad_sim.model.presets import PRESETS
@@ -46,11 +47,12 @@ def check_inputs(pose: Any, pose_path: str, first: Any, first_path: Optional[str
     if preset not in PRESETS:
         return  # load_backbone names the unknown preset
     h, w = PRESETS[preset].default_size
+    t = int(PRESETS[preset].vae.get("temporal_compression_ratio", 8))  # LTX-Video's reference config leaves it at 8
     f, ph, pw = (int(x) for x in pose.shape[:3])
-    if (f - 1) % 8:
+    if (f - 1) % t:
         raise ShapeError(
-            f"{pose_path}: pose video has {f} frames; the {preset} VAE takes 8k+1 (9, 17, 25, ...): "
-            f"cut it to {max(1, (f - 1) // 8 * 8 + 1)} frames"
+            f"{pose_path}: pose video has {f} frames; the {preset} VAE takes {t}k+1 "
+            f"({', '.join(str(t * k + 1) for k in (1, 2, 3))}, ...): cut it to {max(1, (f - 1) // t * t + 1)} frames"
         )
     if (ph, pw) != (h, w):
         raise ShapeError(

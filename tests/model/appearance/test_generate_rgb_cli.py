@@ -71,9 +71,12 @@ def test_generate_rgb_errors(tmp_path, lora):
     write_video(tmp_path / "small.mp4", np.zeros((9, 64, 64, 3), np.uint8))
     common = ["--out", str(tmp_path / "o.mp4"), "--weights", "random", "--lora", str(lora), "--steps", "2"]
     p = _parser()
-    with pytest.raises(ShapeError, match="short.mp4: pose video has 6 frames"):
+    with pytest.raises(ShapeError, match="short.mp4: pose video has 6 frames; the tiny VAE takes 4k\\+1"):
         a = p.parse_args(["rgb", "--pose", str(tmp_path / "short.mp4")] + common)
         a.func(a)
+    from mad_sim.cli.generate_rgb import check_inputs
+
+    check_inputs(np.zeros((13, 128, 128, 3), np.uint8), "p.mp4", None, None, "tiny")  # 4k+1: the tiny VAE's time grid
     with pytest.raises(ShapeError, match="small.mp4: pose video is 64x64 pixels"):
         a = p.parse_args(["rgb", "--pose", str(tmp_path / "small.mp4")] + common)
         a.func(a)
