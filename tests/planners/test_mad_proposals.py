@@ -21,11 +21,13 @@ from mad_sim.data import load_scenario
 class ScriptedService:
     """Returns, request by request, the logged future pose frames ("good") or noise ("bad") as scripted."""
 
-    def __init__(self, scenario, script: str, size: int = 128) -> None:
+    def __init__(self, scenario, script: str, size: int = 128, preset: str = "tiny") -> None:
+        from mad_sim.model.presets import pose_camera
         from mad_sim.render.pose import PoseRenderer
 
         self.scenario, self.script = scenario, list(script)
-        self.renderer = PoseRenderer(width=size, height=size)
+        # the model's pose camera, which the planner's odometry reads the frames with
+        self.renderer = PoseRenderer(camera=pose_camera(preset, size, size))
         self.rng = np.random.default_rng(0)
         self.batches: List[int] = []
 
@@ -44,8 +46,9 @@ class ScriptedService:
 def _plan(path, script: str, k: int, resamples: int):
     sc = load_scenario(path)
     ctx = context_from_scenario(sc, horizon=16)
-    svc = ScriptedService(sc, script)
-    planner = MADPlanner(MADPlannerSettings(size=128, future_frames=17, max_chunks=1, max_resamples=resamples), service=svc)
+    settings = MADPlannerSettings(size=128, future_frames=17, max_chunks=1, max_resamples=resamples)
+    svc = ScriptedService(sc, script, settings.size, settings.preset)
+    planner = MADPlanner(settings, service=svc)
     return ctx, svc, planner.plan(ctx, k, 16)
 
 
