@@ -125,12 +125,15 @@ def candidate_options(args: argparse.Namespace, text: str | None) -> dict[str, A
 
 
 def run_candidate(opts: dict[str, Any], scenarios: list, protocol: Protocol, data: Any, progress: bool) -> dict[str, Any]:
+    from mad_sim.model.presets import get_preset
+
+    mount = get_preset(str(opts["preset"]), path="").camera  # the camera left out is the preset's
     rep = Representation(
         width=int(opts["width"]),
         height=int(opts["height"]),
-        hfov_deg=float(opts["hfov"]),
-        mount_height=float(opts["camera_height"]),
-        pitch_deg=float(opts["pitch"]),
+        hfov_deg=float(opts["hfov"] if opts["hfov"] is not None else mount.hfov_deg),
+        mount_height=float(opts["camera_height"] if opts["camera_height"] is not None else mount.mount_height),
+        pitch_deg=float(opts["pitch"] if opts["pitch"] is not None else mount.pitch_deg),
         style=opts["style"],
     )
     roundtrip = None
@@ -169,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", help="square frame size (sets --width and --height)")
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--height", type=int, default=128)
-    ap.add_argument("--hfov", type=float, default=90.0, help="horizontal field of view, degrees")
-    ap.add_argument("--camera-height", dest="camera_height", type=float, default=1.6, help="metres")
-    ap.add_argument("--pitch", type=float, default=0.0, help="downward tilt, degrees")
+    ap.add_argument("--hfov", type=float, help="horizontal field of view, degrees (default: the preset's pose camera)")
+    ap.add_argument("--camera-height", dest="camera_height", type=float, help="metres (default: the preset's pose camera)")
+    ap.add_argument("--pitch", type=float, help="downward tilt, degrees (default: the preset's pose camera)")
     ap.add_argument("--style", help="PoseStyle overrides, e.g. line_px=2,max_range_m=60")
     ap.add_argument("--prior", default="closed-loop", choices=("closed-loop", "log"))
     ap.add_argument("--frames", type=int, default=17)

@@ -7,21 +7,19 @@
 #   scripts/train_tiny.sh                 vae, base, motion, appearance; evaluate; ship
 #   STAGES="motion" scripts/train_tiny.sh one stage (the others' finals must exist)
 #
-# As shipped: the VAE ran 1,250 steps of a 5,000-step schedule on one thread,
-# then was resumed (`--resume --steps 9000 --threads 2`) once the machine had
-# a free core; base used 2 threads; motion and appearance ran side by side on
-# one thread each.
+# As shipped: every stage ran alone on the machine's 2 cores (2 threads),
+# one after another; see MODEL_CARD.md for steps, losses and wall minutes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STAGES="${STAGES:-vae base motion appearance}"
 for stage in $STAGES; do
   case "$stage" in
-    vae)  mad-sim -v train vae --config configs/train/tiny_vae.yaml --steps 9000 --threads 2 --no-progress ;;
-    base) mad-sim -v train base --config configs/train/tiny_base.yaml --threads 2 --no-progress ;;
-    motion) OMP_NUM_THREADS=1 mad-sim -v train motion --config configs/train/tiny_motion.yaml --no-progress ;;
+    vae)  mad-sim -v train vae --config configs/train/tiny_vae.yaml --no-progress ;;
+    base) mad-sim -v train base --config configs/train/tiny_base.yaml --no-progress ;;
+    motion) mad-sim -v train motion --config configs/train/tiny_motion.yaml --no-progress ;;
     appearance)
-      OMP_NUM_THREADS=1 python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml --no-progress
-      OMP_NUM_THREADS=1 python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml \
+      python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml --no-progress
+      python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml \
         --targeted-noise false --output-dir runs/tiny/appearance_no_tn --no-progress ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac

@@ -55,7 +55,7 @@ Weights files: ``mad_sim/weights/<preset>.safetensors`` (one file, keys
 ``mad_sim/weights/<preset>_motion.safetensors`` and ``<preset>_appearance.safetensors``
 (diffusers LoRA format, keys ``transformer.*``, written by ``MADModel.save_adapter``).
 
-Shapes: LTX presets need ``8k+1`` frames and sizes divisible by 32
+Shapes: LTX presets need ``tk+1`` frames (t = 8 for LTX-Video, 4 for tiny) and sizes divisible by 32
 (:class:`~mad_sim.errors.ShapeError` names the fix).  Nothing here downloads.
 
 Lazy imports (PEP 562).  Importing this package imports none of its modules: the

@@ -127,7 +127,7 @@ class Backbone:
 
     # ----------------------------------------------------------------- shapes
     def check_video(self, video: torch.Tensor, what: str = "video") -> None:
-        """ShapeError unless ``video`` is a finite [B, 3, F, H, W] float tensor with F = 8k+1, H, W % 32 == 0."""
+        """ShapeError unless ``video`` is a finite [B, 3, F, H, W] float tensor of a size :meth:`check_size` accepts."""
         if not isinstance(video, torch.Tensor) or video.ndim != 5 or video.size(1) != 3:
             shape = tuple(video.shape) if hasattr(video, "shape") else type(video).__name__
             raise ShapeError(f"{what}: expected a [B, 3, F, H, W] tensor in [-1, 1], got shape {shape}")
@@ -137,8 +137,16 @@ class Backbone:
         if not torch.isfinite(video).all():
             raise ShapeError(f"{what}: contains NaN or infinite values")
 
+    @property
+    def size_multiple(self) -> int:
+        """Pixels per token side: the VAE's space compression times the transformer's patch size (tiny: 8 x 4)."""
+        patch = getattr(getattr(self.transformer, "config", None), "patch_size", 1)
+        return self.spatial_ratio * int(patch if isinstance(patch, int) else 1)
+
     def check_size(self, frames: int, height: int, width: int, what: str = "video") -> None:
-        tr, sr = self.temporal_ratio, self.spatial_ratio
+        """ShapeError unless ``frames`` = tk+1 (t the VAE's time compression) and the sizes are multiples of
+        :attr:`size_multiple` (so the latents tile into the transformer's patches)."""
+        tr, sr = self.temporal_ratio, self.size_multiple
         if frames < 1 or (frames - 1) % tr:
             k = max((frames - 1) // tr, 0)
             raise ShapeError(

@@ -18,8 +18,10 @@ kind             what                                                   default 
 condition's first frame (RoPE time coordinate = offset / frame_rate seconds,
 see :mod:`mad_sim.model.ltx`).
 
-Pose patches: a latent patch (latent frame k covers pixel frames ``8k-7..8k``,
-frame 0 covers pixel frame 0; each latent cell covers a 32x32 pixel square)
+Pose patches: a latent patch (with time compression ``t`` and space
+compression ``s``, latent frame k covers pixel frames ``tk-t+1..tk``, frame 0
+covers pixel frame 0; each latent cell covers an ``s`` x ``s`` pixel square:
+8x8 pixels for the tiny VAE, 32x32 for LTX-Video's)
 "holds pose" when at least ``min_fraction`` (5%) of its pixels are non-black
 (any channel above ``-1 + 2 * black_level / 255``).  Those masks drive the
 targeted noise of the appearance adapter and the optional dropping of empty

@@ -158,7 +158,7 @@ class MADModel:
         """Flow-matching loss (scalar, differentiable w.r.t. the active adapter / denoiser).
 
         Args:
-          target_video: [B, 3, F, H, W] in [-1, 1] (F = 8k+1, H, W % 32 == 0); ignored when
+          target_video: [B, 3, F, H, W] in [-1, 1] (a size ``Backbone.check_size`` accepts); ignored when
             ``target_latents`` (pre-encoded, normalised) are given.
           conditions: pixel conditions, or pass ``condition_latents`` already encoded.
           prompts: B strings or None (empty prompts).

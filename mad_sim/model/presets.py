@@ -12,9 +12,11 @@ The reference configurations of the real checkpoints (LTX-Video 0.9.x 2B and
 check parameter counts and adapter targets without loading any weight.
 
 Compression: an LTX VAE maps pixels ``[3, F, H, W]`` to latents
-``[C, (F - 1) / 8 + 1, H / 32, W / 32]`` (8x time, 32x space), so frame counts
-must be ``8k + 1`` and sizes multiples of 32.  The SVD VAE is 8x in space and
-1x in time (frames any count >= 1, sizes multiples of 64 for the UNet).
+``[C, (F - 1) / t + 1, H / s, W / s]``; the released VAEs have ``t = 8``,
+``s = 32`` (frame counts ``8k + 1``, sizes multiples of 32), the tiny one
+``t = 4``, ``s = 8`` (frames ``4k + 1``; with the transformer's 4x4 patches
+sizes stay multiples of 32).  The SVD VAE is 8x in space and 1x in time
+(frames any count >= 1, sizes multiples of 64 for the UNet).
 """
 
 from __future__ import annotations
@@ -41,123 +43,47 @@ LTX_SCHEDULER: Dict[str, Any] = dict(
     shift_terminal=0.1,
 )
 
-# Tiny: the LTX architecture scaled down. The VAE is LTX-Video 0.9.5's design
-# (32x space / 8x time: 4x4 patches, then spatial, temporal and two
-# spatio-temporal 2x steps) with one resnet per level: its down- and
-# up-samplers add a parameter-free space<->depth shortcut to the learned conv,
-# so the latent always carries the input's layout. The 0.9.0 design (strided
-# convs only) trained from scratch on mostly-black pose videos lost its
-# dependence on the input within tens of steps and decoded the mean image for
-# every clip, at every learning rate we tried. Transformer 8 heads x 64 = 512
-# wide, 8 layers, ~36M.
+# Tiny: the LTX architecture scaled down, its representation chosen by VAE
+# parse-back (MODEL_CARD.md: render real validation scenes, encode -> decode,
+# parse the agents back).  The VAE is LTX-Video 0.9.5's design at 8x space /
+# 4x time with 16 latent channels: 2x2 patches, then two spatio-temporal 2x
+# blocks, one resnet per level; its down- and up-samplers add a
+# parameter-free space<->depth shortcut to the learned conv, so the latent
+# always carries the input's layout (the 0.9.0 design, strided convs only,
+# trained from scratch on mostly-black pose videos decoded the mean image).
+# A 128x128 frame is a 16x16 latent grid (a 10-pixel car spans more than a
+# cell; at the earlier 32x it was a third of one), and frames are ``4k + 1``:
+# a 9 + 17 frame clip has 3 + 5 latent frames.  The transformer's
+# ``patch_size=4`` makes a token of 4x4 latent cells (16 x 16 = 256
+# channels), so one latent frame is 4x4 = 16 tokens.  Transformer 8 heads x
+# 64 = 512 wide, 8 layers, ~36M.
 TINY_VAE: Dict[str, Any] = dict(
     in_channels=3,
     out_channels=3,
-    latent_channels=128,
-    block_out_channels=(16, 32, 64, 128, 128),
-    down_block_types=("LTXVideo095DownBlock3D",) * 4,
-    layers_per_block=(1, 1, 1, 1, 1),
-    downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
-    spatio_temporal_scaling=(True, True, True, True),
-    decoder_block_out_channels=(32, 64, 128),
-    decoder_layers_per_block=(1, 1, 1, 1),
-    decoder_spatio_temporal_scaling=(True, True, True),
-    decoder_inject_noise=(False, False, False, False),
-    upsample_residual=(True, True, True),
-    upsample_factor=(2, 2, 2),
-    patch_size=4,
-    patch_size_t=1,
-    timestep_conditioning=False,
-    encoder_causal=True,
-    decoder_causal=False,
-    spatial_compression_ratio=32,
-    temporal_compression_ratio=8,
-)
-TINY_S16_VAE: Dict[str, Any] = dict(
-    in_channels=3,
-    out_channels=3,
-    latent_channels=32,
-    block_out_channels=(16, 32, 64, 64),
-    down_block_types=("LTXVideo095DownBlock3D",) * 3,
-    layers_per_block=(1, 1, 1, 1),
-    downsample_type=("spatiotemporal",) * 3,
-    spatio_temporal_scaling=(True, True, True),
-    decoder_block_out_channels=(16, 32, 64),
-    decoder_layers_per_block=(1, 1, 1, 1),
-    decoder_spatio_temporal_scaling=(True, True, True),
-    decoder_inject_noise=(False, False, False, False),
-    upsample_residual=(True, True, True),
-    upsample_factor=(2, 2, 2),
+    latent_channels=16,
+    block_out_channels=(16, 32, 64),
+    down_block_types=("LTXVideo095DownBlock3D",) * 2,
+    layers_per_block=(1, 1, 1),
+    downsample_type=("spatiotemporal",) * 2,
+    spatio_temporal_scaling=(True, True),
+    decoder_block_out_channels=(32, 64),
+    decoder_layers_per_block=(1, 1, 1),
+    decoder_spatio_temporal_scaling=(True, True),
+    decoder_inject_noise=(False, False, False),
+    upsample_residual=(True, True),
+    upsample_factor=(2, 2),
     patch_size=2,
     patch_size_t=1,
     timestep_conditioning=False,
     encoder_causal=True,
     decoder_causal=False,
-    spatial_compression_ratio=16,
-    temporal_compression_ratio=8,
-)
-"""A representation candidate for the tiny preset (measured by VAE parse-back):
-16x space / 8x time, 32 latent channels (an 8x8 grid at 128x128).
-
-The LTX 0.9.5 decoder's up blocks always scale time and space together, so a
-16x/8x VAE is ``patch_size=2`` plus three space-time blocks.  With the
-transformer's ``patch_size=2`` a token carries 2x2 latent cells (32 x 4 = 128
-channels): the same token count as the 32x VAE, with 4x the spatial detail in
-the latents.
-"""
-TINY_S8_VAE: Dict[str, Any] = dict(
-    in_channels=3,
-    out_channels=3,
-    latent_channels=16,
-    block_out_channels=(16, 32, 64, 64),
-    down_block_types=("LTXVideo095DownBlock3D",) * 3,
-    layers_per_block=(1, 1, 1, 1),
-    downsample_type=("spatiotemporal",) * 3,
-    spatio_temporal_scaling=(True, True, True),
-    decoder_block_out_channels=(16, 32, 64),
-    decoder_layers_per_block=(1, 1, 1, 1),
-    decoder_spatio_temporal_scaling=(True, True, True),
-    decoder_inject_noise=(False, False, False, False),
-    upsample_residual=(True, True, True),
-    upsample_factor=(2, 2, 2),
-    patch_size=1,
-    patch_size_t=1,
-    timestep_conditioning=False,
-    encoder_causal=True,
-    decoder_causal=False,
     spatial_compression_ratio=8,
-    temporal_compression_ratio=8,
+    temporal_compression_ratio=4,
 )
-"""A representation candidate for the tiny preset (measured by VAE parse-back):
-8x space / 8x time, 16 latent channels (a 16x16 grid at 128x128).
-
-``patch_size=1`` plus three space-time blocks (the decoder's up blocks scale
-time and space together).  With the transformer's ``patch_size=4`` a token
-carries 4x4 latent cells (16 x 16 = 256 channels): the 32x VAE's token count.
-"""
-TINY_S8T4_VAE: Dict[str, Any] = {
-    **TINY_S8_VAE,
-    "block_out_channels": (16, 32, 64),
-    "down_block_types": ("LTXVideo095DownBlock3D",) * 2,
-    "layers_per_block": (1, 1, 1),
-    "downsample_type": ("spatiotemporal",) * 2,
-    "spatio_temporal_scaling": (True, True),
-    "decoder_block_out_channels": (32, 64),
-    "decoder_layers_per_block": (1, 1, 1),
-    "decoder_spatio_temporal_scaling": (True, True),
-    "decoder_inject_noise": (False, False, False),
-    "upsample_residual": (True, True),
-    "upsample_factor": (2, 2),
-    "patch_size": 2,
-    "temporal_compression_ratio": 4,
-}
-"""A representation candidate for the tiny preset (measured by VAE parse-back):
-8x space / 4x time, 16 latent channels (``patch_size=2`` + two space-time
-blocks); frames ``4k + 1``, so a 9 + 17 frame clip has 3 + 5 latent frames instead of 2 + 3."""
 TINY_TRANSFORMER: Dict[str, Any] = dict(
-    in_channels=128,
-    out_channels=128,
-    patch_size=1,
+    in_channels=256,
+    out_channels=256,
+    patch_size=4,
     patch_size_t=1,
     num_attention_heads=8,
     attention_head_dim=64,
@@ -165,8 +91,6 @@ TINY_TRANSFORMER: Dict[str, Any] = dict(
     num_layers=8,
     caption_channels=128,
 )
-TINY_S16_TRANSFORMER: Dict[str, Any] = {**TINY_TRANSFORMER, "patch_size": 2}
-TINY_S8_TRANSFORMER: Dict[str, Any] = {**TINY_TRANSFORMER, "in_channels": 256, "out_channels": 256, "patch_size": 4}
 ELEVATED_12M = CameraMount(hfov_deg=90.0, mount_height=12.0, pitch_deg=35.0)
 """A pose camera 12 m above the viewpoint, 35 deg down.
 
@@ -311,40 +235,9 @@ PRESETS: Dict[str, Preset] = {
         vae=TINY_VAE,
         denoiser=TINY_TRANSFORMER,
         text=TINY_TEXT,
-        description="LTX architecture, ~36M transformer, VAE 32x/8x; trained on CPU, shipped in mad_sim/weights",
-    ),
-    "tiny-s16": Preset(
-        "tiny-s16",
-        "ltx",
-        False,
-        vae=TINY_S16_VAE,
-        denoiser=TINY_S16_TRANSFORMER,
-        text=TINY_TEXT,
         camera=ELEVATED_12M,
-        description="representation candidate (no shipped weights): VAE 16x/8x (32 ch), transformer "
-        "patch 2, pose camera 12 m high pitched 35 deg; configs/train/candidates/",
-    ),
-    "tiny-s8": Preset(
-        "tiny-s8",
-        "ltx",
-        False,
-        vae=TINY_S8_VAE,
-        denoiser=TINY_S8_TRANSFORMER,
-        text=TINY_TEXT,
-        camera=ELEVATED_12M,
-        description="representation candidate (no shipped weights): VAE 8x/8x (16 ch), transformer "
-        "patch 4, pose camera 12 m high pitched 35 deg; configs/train/candidates/",
-    ),
-    "tiny-s8t4": Preset(
-        "tiny-s8t4",
-        "ltx",
-        False,
-        vae=TINY_S8T4_VAE,
-        denoiser=TINY_S8_TRANSFORMER,
-        text=TINY_TEXT,
-        camera=ELEVATED_12M,
-        description="representation candidate (no shipped weights): VAE 8x/4x (16 ch), transformer "
-        "patch 4, pose camera 12 m high pitched 35 deg; configs/train/candidates/",
+        description="LTX architecture, ~36M transformer (patch 4), VAE 8x/4x (16 ch), pose camera 12 m high "
+        "pitched 35 deg; trained on CPU, shipped in mad_sim/weights",
     ),
     "ltx-2b": Preset(
         "ltx-2b",

@@ -205,7 +205,7 @@ LTX-2B: a rank-512 adapter would be larger than this whole model).
 - `motion`: rank-limited LoRA on the frozen base; tasks pose history ->
   future and pose history + ego-motion video -> future, 50/50 per sample{boxes_text(summaries)}.
 - All runs: AdamW, cosine schedule with linear warm-up, gradient clipping at
-  1.0, seed 0, two CPU threads as in `scripts/train_tiny.sh`, on a
+  1.0, seed 0, one or two CPU threads (each run's `threads`), on a
   machine shared with lighter jobs (wall minutes include that load; the
   one-off rendering and encoding of the clips is not included).
 {ev_txt}

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from mad_sim.errors import CheckpointError, PresetError, ShapeError
+from mad_sim.errors import CheckpointError, ConfigError, PresetError, ShapeError
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,10 @@ def build_vae(spec: VaeSpec) -> tuple[Any, tuple[int, int]]:
     from mad_sim.model.presets import PRESETS, get_preset
 
     preset = PRESETS.get(spec.preset)
+    if spec.vae_weights is not None and spec.vae_config is None:
+        raise ConfigError(
+            f"vae_weights={spec.vae_weights!r} goes with a vae_config; for the preset's own VAE pass the file as weights"
+        )
     if spec.vae_config is None:
         preset = get_preset(spec.preset, spec.weights)  # PresetError: unknown, or a path preset without a directory
     if preset is not None and preset.family != "ltx":

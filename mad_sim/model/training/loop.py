@@ -205,7 +205,7 @@ class TrainConfig:
       seed: the run's seed (data order, noise).
       steps: optimizer steps in all.
       batch_size: clips per step (per process).
-      frames: frames per sample for the ``vae`` stage (8k + 1).
+      frames: frames per sample for the ``vae`` stage (``tk + 1``, ``t`` the VAE's time compression).
       threads: torch CPU threads (1 leaves the other core free).
       mixed_precision: accelerate's ``no`` / ``bf16`` / ``fp16``.
       log_every: steps between two loss records.
@@ -278,6 +278,32 @@ class TrainConfig:
             )
         if self.threads < 1:
             raise ConfigError(f"threads={self.threads} must be >= 1")
+        self._pose_camera_from_preset()
+
+    def _pose_camera_from_preset(self) -> None:
+        """The clips' pose camera is the preset's (what the env and the learned agents render with).
+
+        ``data.spec``'s ``camera_height`` / ``camera_pitch_deg`` / ``camera_hfov_deg`` default to the
+        preset's :attr:`~mad_sim.model.presets.Preset.camera`; given, they must equal it (ConfigError
+        otherwise: a model trained from another seat would be run from the preset's). The appearance
+        stage's clips are camera video, not pose renders, and are left alone.
+        """
+        from mad_sim.model.presets import PRESETS
+
+        preset = PRESETS.get(self.preset)
+        if preset is None or self.stage == "appearance":
+            return
+        mount = preset.camera
+        want = {"camera_height": mount.mount_height, "camera_pitch_deg": mount.pitch_deg, "camera_hfov_deg": mount.hfov_deg}
+        spec = self.data.spec
+        for key, value in want.items():
+            if key not in spec:
+                spec[key] = value
+            elif abs(float(spec[key]) - value) > 1e-9:
+                raise ConfigError(
+                    f"data.spec.{key}={spec[key]} differs from preset {self.preset!r}'s pose camera ({key}={value}): "
+                    "the env and the learned agents render with the preset's camera; leave the key out or match it"
+                )
 
     def _temporal_ratio(self) -> int:
         """The preset's VAE time compression: its config's ``temporal_compression_ratio``, else LTX's 8."""

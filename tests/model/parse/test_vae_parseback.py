@@ -248,8 +248,11 @@ def test_vae_roundtrip_random_tiny_vae(tmp_path) -> None:
     out = rt(frames)
     assert out.shape == frames.shape and out.dtype == np.uint8
     d = rt.describe(17, 128, 128)
-    assert d["latent_shape"] == [128, 3, 4, 4] and d["tokens"] == 48 and rt.timing()["clips"] == 1
+    # 8x space / 4x time, 16 channels: a 16x16 grid per latent frame, 4x4 tokens with the transformer's patch 4
+    assert d["latent_shape"] == [16, 5, 16, 16] and d["tokens"] == 80 and rt.timing()["clips"] == 1
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in TINY_VAE.items()}))
     rt2 = VaeRoundTrip(VaeSpec(vae_config=str(cfg), vae_weights="random", patch_size=2))
-    assert rt2.tokens(17, 128, 128) == 12
+    assert rt2.tokens(17, 128, 128) == 5 * 8 * 8
+    with pytest.raises(ConfigError, match="goes with a vae_config"):  # not silently the preset's shipped VAE
+        VaeRoundTrip(VaeSpec(weights="random", vae_weights=str(cfg)))

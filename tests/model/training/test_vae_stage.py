@@ -80,8 +80,22 @@ def test_agent_weight_raises_the_loss_on_agent_pixels(clip_cache, tmp_path) -> N
 def test_training_frames_follow_the_presets_time_compression() -> None:
     from mad_sim.model.training.loop import TrainConfig
 
-    assert TrainConfig(stage="vae", preset="tiny-s8t4", frames=5).frames == 5  # 4x in time: 4k + 1
+    assert TrainConfig(stage="vae", preset="tiny", frames=5).frames == 5  # 4x in time: 4k + 1
     with pytest.raises(ConfigError, match="4k\\+1"):
-        TrainConfig(stage="vae", preset="tiny-s8t4", frames=7)
+        TrainConfig(stage="vae", preset="tiny", frames=7)
     with pytest.raises(ConfigError, match="8k\\+1"):
-        TrainConfig(stage="vae", preset="tiny", frames=5)
+        TrainConfig(stage="vae", preset="ltx-2b", frames=5)
+
+
+def test_training_clips_take_the_presets_pose_camera() -> None:
+    """data.spec's camera defaults to the preset's; a different one is an error (the env renders with the preset's)."""
+    from mad_sim.model.presets import PRESETS
+    from mad_sim.model.training.datasets import DatasetConfig
+    from mad_sim.model.training.loop import TrainConfig
+
+    cfg = TrainConfig(stage="base", preset="tiny")
+    assert cfg.data.clip_spec().mount == PRESETS["tiny"].camera
+    same = TrainConfig(stage="base", preset="tiny", data=DatasetConfig(spec={"camera_height": 12.0}))
+    assert same.data.spec["camera_height"] == 12.0
+    with pytest.raises(ConfigError, match="camera_height=1.6 differs from preset 'tiny'"):
+        TrainConfig(stage="base", preset="tiny", data=DatasetConfig(spec={"camera_height": 1.6}))
