@@ -44,8 +44,8 @@ def _pose_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", required=True, help="WOMD .tfrecord or ScenarioNet .pkl file")
     p.add_argument("--index", type=int, default=0, help="scenario index inside the file")
     p.add_argument("--viewpoint", default="sdc", help="'sdc' or a track index (any valid vehicle)")
-    p.add_argument("--frames", type=int, default=17, help="frames to forecast (8k+1)")
-    p.add_argument("--history", type=int, default=9, help="context frames ending at the current step (8k+1)")
+    p.add_argument("--frames", type=int, default=17, help="frames to forecast (tk+1: 4k+1 for tiny)")
+    p.add_argument("--history", type=int, default=9, help="context frames ending at the current step (tk+1: 4k+1 for tiny)")
     p.add_argument("--at", type=int, default=None, help="present step (default: the scenario's current index)")
     p.add_argument(
         "--size",

@@ -15,8 +15,9 @@ The motion adapter's two tasks (the authors train them 50/50 per sample):
 Frames are uint8 RGB ``[F, H, W, 3]`` (or ``[B, F, H, W, 3]``); the pose
 history sits just before the target in RoPE time (``frame_offset = -F_h``), the
 ego-motion and box videos are aligned with the target (offset 0).  LTX presets need
-``F_h`` and ``num_frames`` of the form ``8k+1`` (e.g. 9 or 17) and sizes
-divisible by 32.
+``F_h`` and ``num_frames`` of the form ``tk+1``, ``t`` the VAE's time compression
+(tiny: 4k+1, e.g. 9 or 17; LTX-Video: 8k+1), and sizes divisible by 32
+(``Backbone.check_size``).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class MotionPredictor:
           ego_motion: optional uint8 ego-motion video of the future span, ``num_frames`` long, same size.
           boxes: optional uint8 box video of the controlled agents over the future span, ``num_frames``
             long, same size (:func:`~mad_sim.model.object_control.box_video_from_trajectory`).
-          num_frames: frames to generate (8k+1 for LTX presets).
+          num_frames: frames to generate (``tk+1``: 4k+1 for tiny, 8k+1 for LTX-Video).
           steps / guidance_scale: sampler steps and guidance (None: the preset's defaults);
             generator: the noise's torch.Generator.
         """

@@ -65,7 +65,7 @@ class ForecastRequest:
       history: uint8 ``[F_h, H, W, 3]`` pose frames, oldest first, last = present.
       ego_motion: uint8 ``[F, H, W, 3]`` ego-motion video of the future span, or None
         (unconditional: the model imagines the ego's motion too).
-      num_frames: ``F``, frames to generate (8k+1 for LTX presets).
+      num_frames: ``F``, frames to generate (``tk+1``: 4k+1 for tiny, 8k+1 for LTX-Video).
       seed: seeds this request's initial noise.
     """
 

@@ -205,7 +205,7 @@ class AppearanceSynthesizer:
         """Camera frames ``[F, H, W, 3]`` uint8 (``[B, ...]`` for batched input) for a pose video.
 
         Args:
-          pose: uint8 ``[F, H, W, 3]`` or ``[B, F, H, W, 3]`` at the adapter's size, ``F = 8k + 1``.
+          pose: uint8 ``[F, H, W, 3]`` or ``[B, F, H, W, 3]`` at the adapter's size, ``F = tk + 1`` (tiny: 4k + 1).
           first_frame: optional uint8 ``[H, W, 3]`` (or ``[B, H, W, 3]``): the scene's look and frame 0.
           prompt: text such as ``"rainy night"``; None for none; empty strings are refused.
           steps: sampler steps; None: the preset's
