@@ -16,9 +16,21 @@ HELD_OUT = "womd/motion_data_one_scenario.tfrecord"  # never in a training split
 
 
 def _held_out_cache(root, size: int, future: int, clips: int) -> ClipCache:
+    from mad_sim.model.presets import get_preset
     from tests.conftest import data_file
 
-    spec = ClipSpec(context_frames=9, future_frames=future, width=size, height=size, stride=20, max_viewpoints=2)
+    mount = get_preset("tiny").camera  # the pose camera the tiny model is trained and run with
+    spec = ClipSpec(
+        context_frames=9,
+        future_frames=future,
+        width=size,
+        height=size,
+        stride=20,
+        max_viewpoints=2,
+        camera_height=mount.mount_height,
+        camera_pitch_deg=mount.pitch_deg,
+        camera_hfov_deg=mount.hfov_deg,
+    )
     src = [SourceConfig(kind="file", path=str(data_file(HELD_OUT)), split="eval", seed=3, max_clips=clips)]
     return ClipCache(build_clip_cache(spec, src, root, progress=False, boxes=BoxClipConfig(enabled=True)))
 
