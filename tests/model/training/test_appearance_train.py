@@ -30,7 +30,7 @@ def clips(tmp_path_factory):
 
 def test_shipped_config_loads(tmp_path):
     cfg, task = load_appearance_config(CONFIG)
-    assert cfg.stage == "appearance" and cfg.threads == 1 and task.targeted_noise and task.targeted_noise_max == 0.3
+    assert cfg.stage == "appearance" and cfg.threads == 2 and task.targeted_noise and task.targeted_noise_max == 0.3
     assert task.spec().frames == 17 and task.spec().width == 128
     _, off = load_appearance_config(CONFIG, task_overrides={"targeted_noise": False})
     assert off.targeted_noise is False
