@@ -183,7 +183,7 @@ class Backbone:
         return z * std / scale + mean
 
     def encode_video(self, video: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """[B, 3, F, H, W] in [-1, 1] -> normalised latents [B, C, (F-1)/8+1, H/32, W/32].
+        """[B, 3, F, H, W] in [-1, 1] -> normalised latents [B, C, (F-1)/t+1, H/s, W/s] (:meth:`latent_shape`).
 
         The posterior mean is used; with a ``generator`` a posterior sample is drawn instead.
         Gradients flow when called under ``torch.enable_grad`` with a trainable VAE.
@@ -195,7 +195,10 @@ class Backbone:
         return self.normalize(z)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Normalised latents [B, C, f, h, w] -> video [B, 3, 8(f-1)+1, 32h, 32w] (roughly [-1, 1], not clipped)."""
+        """Normalised latents [B, C, f, h, w] -> video [B, 3, t(f-1)+1, s h, s w] (roughly [-1, 1], not clipped).
+
+        ``t`` / ``s``: the VAE's time / space compression (:attr:`temporal_ratio`, :attr:`spatial_ratio`).
+        """
         if latents.ndim != 5 or latents.size(1) != self.latent_channels:
             raise ShapeError(f"latents: expected [B, {self.latent_channels}, f, h, w], got {tuple(latents.shape)}")
         z = self.denormalize(latents.to(self.vae.device, self.vae.dtype))

@@ -10,10 +10,11 @@ the log, not only the SDC):
   motion adapter forecasts.
 
 Defaults: 9 context + 17 future frames (0.9 s of history, 1.7 s forecast),
-both ``8k + 1`` as LTX's causal VAE needs (it encodes the first frame alone,
-then 8 frames per latent frame: 9 -> 2, 17 -> 3 latent frames). Frames are
-128x128 uint8 RGB, so one latent frame is a 4x4 grid (32x spatial
-compression).
+both ``8k + 1``, which every LTX causal VAE takes (it encodes the first frame
+alone, then ``t`` frames per latent frame; tiny's ``t = 4``: 9 -> 3, 17 -> 5
+latent frames; LTX-Video's ``t = 8``: 9 -> 2, 17 -> 3). Frames are 128x128
+uint8 RGB, so one latent frame of the tiny VAE is a 16x16 grid (8x spatial
+compression) of 4x4 transformer tokens.
 
 Two videos are stored per clip, both ``[F, H, W, 3]`` uint8:
 
@@ -56,7 +57,7 @@ class ClipSpec:
     Attributes:
       context_frames: frames of pose history incl. the present (8k + 1).
       future_frames: frames to forecast after the present (8k + 1).
-      width, height: pixels, multiples of 32 (LTX VAE: 32x spatial compression).
+      width, height: pixels, multiples of 32 (a token's side: tiny's 8x VAE x 4x4 patches, LTX-Video's 32x VAE).
       stride: steps between the start of two windows of one viewpoint.
       max_viewpoints: at most this many viewpoint vehicles per window.
       min_travel_m: a viewpoint is "moving" if it travels at least this far
@@ -94,7 +95,7 @@ class ClipSpec:
         for name in ("width", "height"):
             n = getattr(self, name)
             if n < 32 or n % 32:
-                raise ConfigError(f"clip spec: {name}={n} must be a positive multiple of 32 (LTX VAE compresses 32x)")
+                raise ConfigError(f"clip spec: {name}={n} must be a positive multiple of 32 (one token's side in pixels)")
         if self.stride < 1 or self.max_viewpoints < 1:
             raise ConfigError("clip spec: stride and max_viewpoints must be >= 1")
         if not 0.0 <= self.static_fraction <= 1.0:

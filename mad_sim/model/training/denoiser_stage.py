@@ -2,7 +2,7 @@
 
 Both stages load a :class:`~mad_sim.model.backbone.Backbone` (VAE frozen)
 and train on the **future** pose video of each clip (``future_frames``
-frames, e.g. 17 -> 3 latent frames of 4x4 tokens at 128x128).
+frames, e.g. 17 -> 5 latent frames of 16x16 cells, 4x4 tokens each, at 128x128 with the tiny VAE).
 
 Flow matching (LTX-Video's objective): with clean normalised latents ``x0``,
 ``eps ~ N(0, I)`` and a noise level ``s`` per sample (shifted logit-normal,
