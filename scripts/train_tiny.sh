@@ -7,8 +7,9 @@
 #   scripts/train_tiny.sh                 vae, base, motion, appearance; evaluate; ship
 #   STAGES="motion" scripts/train_tiny.sh one stage (the others' finals must exist)
 #
-# As shipped: every stage ran alone on the machine's 2 cores (2 threads),
-# one after another; see MODEL_CARD.md for steps, losses and wall minutes.
+# As shipped: vae and base ran alone on the machine's 2 cores (2 threads); motion
+# and appearance ran side by side on one thread each; see MODEL_CARD.md for
+# steps, losses and wall minutes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STAGES="${STAGES:-vae base motion appearance}"
@@ -19,6 +20,8 @@ for stage in $STAGES; do
     motion) mad-sim -v train motion --config configs/train/tiny_motion.yaml --no-progress ;;
     appearance)
       python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml --no-progress
+      # as shipped: the 600-step run was then continued to 1500 steps (the cosine schedule re-spans 1500)
+      mad-sim train appearance --config configs/train/tiny_appearance.yaml --resume --steps 1500 --no-progress
       python -m mad_sim.model.training.appearance_train --config configs/train/tiny_appearance.yaml \
         --targeted-noise false --output-dir runs/tiny/appearance_no_tn --no-progress ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
