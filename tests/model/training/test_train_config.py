@@ -55,23 +55,20 @@ def test_an_unknown_appearance_task_key_names_the_key(tmp_path: Path, section: s
         load_appearance_config(bad)
 
 
-def test_a_motion_task_key_is_unknown_to_the_appearance_stage(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("stage: appearance\ntask: {ego_condition_prob: 0.5}\n", "unknown config key 'task.ego_condition_prob'"),
+        ("stage: motion\ntask: {p_first: 0.5}\n", "unknown config key 'task.p_first'"),
+        ("stage: appearance\ntask: {p_first: 0.5}\nappearance: {p_first: 0.5}\n", "not both"),
+        ("stage: motion\nappearance: {p_first: 0.5}\n", "belongs to stage 'appearance'"),
+    ],
+)
+def test_task_keys_belong_to_their_stage_and_are_given_once(tmp_path: Path, text: str, match: str) -> None:
+    """A motion key is unknown to the appearance stage and back; the appearance section goes once, to its stage."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text("stage: appearance\ntask: {ego_condition_prob: 0.5}\n")
-    with pytest.raises(ConfigError, match="unknown config key 'task.ego_condition_prob'"):
-        load_train_config(bad)
-    bad.write_text("stage: motion\ntask: {p_first: 0.5}\n")
-    with pytest.raises(ConfigError, match="unknown config key 'task.p_first'"):
-        load_train_config(bad)
-
-
-def test_the_appearance_section_is_given_once_and_only_to_its_stage(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("stage: appearance\ntask: {p_first: 0.5}\nappearance: {p_first: 0.5}\n")
-    with pytest.raises(ConfigError, match="not both"):
-        load_train_config(bad)
-    bad.write_text("stage: motion\nappearance: {p_first: 0.5}\n")
-    with pytest.raises(ConfigError, match="belongs to stage 'appearance'"):
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=match):
         load_train_config(bad)
 
 
