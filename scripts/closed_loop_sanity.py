@@ -107,6 +107,14 @@ def main() -> None:
     ap.add_argument("--weights", default="auto")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--video", default="out/sanity_mad.mp4")
+    ap.add_argument(
+        "--agent-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a LearnedAgentSettings field for the mad agents (repeatable), e.g. prior_strength=0.5",
+    )
+    ap.add_argument("--out", default="", help="write the figures as JSON here")
     args = ap.parse_args()
     import torch
 
@@ -114,7 +122,14 @@ def main() -> None:
     from mad_sim.data.sources import scenario_files
 
     torch.set_num_threads(args.threads)
-    options = dict(weights=args.weights, threads=args.threads)
+    import yaml
+
+    options: dict = dict(weights=args.weights, threads=args.threads)
+    for item in args.agent_option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--agent-option {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
     files = scenario_files(args.data)[: args.max_scenes or None]
     policies = args.agents.split(",")
     runs: dict = {}
@@ -131,7 +146,8 @@ def main() -> None:
                 )
                 write_video(args.video, video, fps=10)
         runs[agents] = res
-    print(f"closed-loop sanity: expert ego, {len(files)} scenes, up to {args.steps} steps, weights {args.weights}")
+    summary: dict = {"scenes": [str(f) for f in files], "steps": args.steps, "agent_options": options, "policies": {}}
+    print(f"closed-loop sanity: expert ego, {len(files)} scenes, up to {args.steps} steps, mad options {options}")
     print(f"{'agents':18s} {'collision':>10s} {'offroad':>10s} {'log div (m)':>12s} {'same agents (m)':>16s}")
     same = {}
     if "mad" in runs:
@@ -141,11 +157,13 @@ def main() -> None:
     for a, res in runs.items():
         row = {k: float(np.nanmean([r[k] for r in res])) for k in ("collision", "offroad", "div_all")}
         print(f"{a:18s} {row['collision']:10.3f} {row['offroad']:10.3f} {row['div_all']:12.2f} {same.get(a, float('nan')):16.2f}")
+        summary["policies"][a] = {**row, "div_same_agents": same.get(a, float("nan"))}
     if "mad" in runs:
         m = runs["mad"]
         learned = sum(r["learned_samples"] for r in m)
         nearby = sum(r["nearby_samples"] for r in m)
         print(f"model share of nearby agent-steps: {learned}/{nearby} = {learned / max(nearby, 1):.3f}")
+        summary["model_share"] = learned / max(nearby, 1)
         if "constant_velocity" in runs:
             gaps = [
                 float(np.hypot(*(r["per_sample"][k][1] - c["per_sample"][k][1])))
@@ -157,6 +175,13 @@ def main() -> None:
                 f"learned agents vs the same agents under constant velocity: mean distance {np.mean(gaps):.2f} m "
                 f"over {len(gaps)} samples"
             )
+            summary["learned_vs_cv_m"] = float(np.mean(gaps)) if gaps else float("nan")
+    if args.out:
+        import json
+
+        from mad_sim.io import write_text_atomic
+
+        write_text_atomic(args.out, json.dumps(summary, indent=1))
     if args.video:
         print(f"wrote {args.video}")
 

@@ -214,6 +214,8 @@ class MADModel:
         return_latents: bool = False,
         progress: bool = False,
         latents: Optional[torch.Tensor] = None,
+        init_video: Optional[torch.Tensor] = None,
+        strength: float = 1.0,
     ) -> torch.Tensor:
         """Generate a video ``[B, 3, num_frames, height, width]`` in [-1, 1].
 
@@ -222,6 +224,9 @@ class MADModel:
         ``guidance_scale``).  ``latents``: the initial noise ``[B, C, f, h, w]`` (float32; default drawn from
         ``generator``), e.g. one seeded draw per request of a batch.  With ``drop_empty_pose_tokens`` the
         tokens of all-black pose patches (no patch of the batch holds >= 5% pose pixels) are left out.
+        ``init_video`` ``[B, 3, num_frames, height, width]`` in [-1, 1] with ``strength`` < 1: start from
+        that video noised to ``strength`` of the schedule instead of pure noise (SDEdit;
+        :func:`~mad_sim.model.sampling.denoise`).
         """
         bb = self.backbone
         bb.check_size(num_frames, height, width, what="sample")
@@ -244,6 +249,11 @@ class MADModel:
         shape = (b,) + tuple(bb.latent_shape(num_frames, height, width))
         if latents is not None and tuple(latents.shape) != shape:
             raise ShapeError(f"latents: {tuple(latents.shape)}, expected {shape} for {num_frames} frames at {height}x{width}")
+        init = None
+        if init_video is not None and strength < 1.0:
+            if tuple(init_video.shape) != (b, 3, num_frames, height, width):
+                raise ShapeError(f"init_video: {tuple(init_video.shape)}, expected {(b, 3, num_frames, height, width)}")
+            init = bb.encode_video(init_video).float()
         latents = denoise(
             self.denoiser,
             bb.scheduler,
@@ -260,6 +270,8 @@ class MADModel:
             device=bb.device,
             progress=progress,
             latents=None if latents is None else latents.to(bb.device, torch.float32),
+            init_latents=init,
+            strength=float(strength) if init is not None else 1.0,
         )
         if return_latents:
             return latents

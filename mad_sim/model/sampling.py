@@ -13,6 +13,14 @@ adapters disabled, it reproduces the pipeline's output for the same seed
    ``v = v_neg + g (v_pos - v_neg)``), then ``scheduler.step``;
 4. decode with the VAE.
 
+**Starting from a prior** (``init_latents``, ``strength < 1``; SDEdit, Meng et
+al. 2022, as diffusers' video-to-video pipelines do it): of the ``steps``-step
+schedule only the last ``n = max(1, round(strength * steps))`` steps run; the
+start is the prior's clean latents ``z_p`` noised to that step's level,
+``x = sigma_0 * eps + (1 - sigma_0) * z_p`` (``scheduler.scale_noise``), so
+``strength`` 1 is plain sampling and a small ``strength`` keeps the prior's
+layout and lets the model correct its details.
+
 Guidance contrasts prompts only; conditions are present in both branches
 (as ``LTXConditionPipeline`` does).
 """
@@ -80,14 +88,29 @@ def denoise(
     dtype: torch.dtype = torch.float32,
     latents: Optional[torch.Tensor] = None,
     progress: bool = False,
+    init_latents: Optional[torch.Tensor] = None,
+    strength: float = 1.0,
 ) -> torch.Tensor:
-    """Run the sampler; returns clean normalised latents ``[B, C, f, h, w]``."""
+    """Run the sampler; returns clean normalised latents ``[B, C, f, h, w]``.
+
+    ``latents``: the initial noise (default drawn from ``generator``).  ``init_latents`` (normalised,
+    the shape of the noise) with ``strength`` in (0, 1]: start from that prior (module doc).
+    """
     from diffusers.utils.torch_utils import randn_tensor
 
+    if not 0.0 < strength <= 1.0:
+        raise ShapeError(f"strength must be in (0, 1], got {strength}")
     if latents is None:
         latents = randn_tensor(tuple(latent_shape), generator=generator, device=device, dtype=torch.float32)
     b, _, f, h, w = latents.shape
     timesteps = set_schedule(scheduler, steps, f * h * w, device=latents.device)
+    if init_latents is not None:
+        if tuple(init_latents.shape) != tuple(latents.shape):
+            raise ShapeError(f"init_latents: {tuple(init_latents.shape)}, expected {tuple(latents.shape)}")
+        start = len(timesteps) - max(1, int(round(strength * len(timesteps))))
+        timesteps = timesteps[start:]
+        scheduler.set_begin_index(start)
+        latents = scheduler.scale_noise(init_latents.to(latents), timesteps[:1], latents)
     cfg = guidance_scale > 1.0
     if cfg:
         if neg_embeds is None or neg_mask is None:

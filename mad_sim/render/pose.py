@@ -117,6 +117,21 @@ class PoseRenderer:
             scenario.source or scenario.scenario_id,
         )
 
+    def render_trajectory(
+        self,
+        traj: Trajectory,
+        types: np.ndarray,
+        roadmap: RoadMap,
+        lights: TrafficLights,
+        viewpoint: int,
+        steps: np.ndarray,
+        source: str = "",
+    ) -> np.ndarray:
+        """[F, H, W, 3] uint8 frames of ``traj`` (any trajectory over a scenario's objects, e.g. a
+        simulated or extrapolated one) at ``steps`` [F], from track ``viewpoint``; lights past the
+        end of ``lights`` are not drawn."""
+        return self._render(traj, types, roadmap, lights, int(viewpoint), np.asarray(steps, np.int64), source)
+
     def render_view(
         self,
         world_to_vehicle_3x4: np.ndarray,

@@ -67,6 +67,7 @@ from mad_sim.data.scenario import DT, Trajectory
 from mad_sim.errors import ConfigError, ShapeError
 from mad_sim.model.agents.ego_intent import intended_poses
 from mad_sim.model.agents.predictor_service import ForecastRequest, PredictorService, shared_service
+from mad_sim.model.agents.prior import render_prior
 from mad_sim.model.agents.settings import FALLBACKS, LearnedAgentSettings
 from mad_sim.world.state import AgentStates, WorldState
 
@@ -258,7 +259,8 @@ class LearnedAgents:
             past = np.concatenate([state.sim.xy[e, steps], state.sim.heading[e, steps, None]], 1)
             self.ego_renderer.seed = seed
             ego = self.ego_renderer.render(np.concatenate([past, plan], 0))[s.history_frames :]
-        return ForecastRequest(hist, ego, s.future_frames, seed)
+        prior = render_prior(self.renderer, state, plan) if s.prior_strength < 1.0 else None
+        return ForecastRequest(hist, ego, s.future_frames, seed, prior, s.prior_strength)
 
     # ------------------------------------------------------------------ parsing
     def in_view(self, state: WorldState, candidates: np.ndarray) -> np.ndarray:

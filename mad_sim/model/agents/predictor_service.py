@@ -67,19 +67,28 @@ class ForecastRequest:
         (unconditional: the model imagines the ego's motion too).
       num_frames: ``F``, frames to generate (``tk+1``: 4k+1 for tiny, 8k+1 for LTX-Video).
       seed: seeds this request's initial noise.
+      prior: uint8 ``[F, H, W, 3]`` pose frames of a prior future (e.g. every agent at constant
+        velocity, seen from the ego's intended path), or None.
+      prior_strength: with a prior, the share of the sampler's schedule that runs from the prior
+        noised to that level (SDEdit, :func:`~mad_sim.model.sampling.denoise`): 1.0 ignores the prior,
+        smaller values keep more of it.
     """
 
     history: np.ndarray
     ego_motion: Optional[np.ndarray]
     num_frames: int
     seed: int
+    prior: Optional[np.ndarray] = None
+    prior_strength: float = 1.0
 
     def key(self) -> Tuple:
         """Requests with equal keys are sampled in one batch."""
+        uses_prior = self.prior is not None and self.prior_strength < 1.0
         return (
             tuple(self.history.shape),
             None if self.ego_motion is None else tuple(self.ego_motion.shape),
             int(self.num_frames),
+            float(self.prior_strength) if uses_prior else None,
         )
 
 
@@ -232,6 +241,12 @@ class PredictorService:
                     if ego.shape[1:4] != (f, h, w):
                         raise ShapeError(f"ego_motion: {ego.shape[1:4]} frames x size, expected ({f}, {h}, {w})")
                     conds.append(Condition(uint8_to_video(torch.from_numpy(ego)).to(device), "ego_motion"))
+                init, strength = None, 1.0
+                if reqs[0].prior is not None and reqs[0].prior_strength < 1.0:
+                    prior = np.stack([r.prior for r in reqs])  # type: ignore[misc]
+                    if prior.dtype != np.uint8 or prior.shape[1:4] != (f, h, w):
+                        raise ShapeError(f"prior: {prior.dtype} {prior.shape[1:]}, expected uint8 ({f}, {h}, {w}, 3)")
+                    init, strength = uint8_to_video(torch.from_numpy(prior)).to(device), float(reqs[0].prior_strength)
                 if not self.merged:
                     model.set_adapter(self.predictor.adapter)
                 shape = tuple(bb.latent_shape(f, h, w))
@@ -239,7 +254,16 @@ class PredictorService:
                     device
                 )
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                    video = model.sample(conds, num_frames=f, height=h, width=w, steps=self.steps, latents=noise)
+                    video = model.sample(
+                        conds,
+                        num_frames=f,
+                        height=h,
+                        width=w,
+                        steps=self.steps,
+                        latents=noise,
+                        init_video=init,
+                        strength=strength,
+                    )
                 frames = video_to_uint8(video.cpu()).numpy()
             finally:
                 if self.threads:

@@ -38,6 +38,10 @@ class LearnedAgentSettings:
       min_interval: steps between two predictions at least (early ones included).
       view_range_m: agents farther than this are never learned-driven.
       fallback: scripted policy for everyone else: ``idm``, ``log`` or ``constant_velocity``.
+      prior_strength: in (0, 1]; below 1 each forecast starts from the constant-velocity prior
+        (every agent at its present velocity, the ego along its intended path,
+        :mod:`mad_sim.model.agents.prior`) noised to that share of the sampler's schedule, and runs
+        only that share of the steps (SDEdit); 1.0 samples from pure noise.
       detect_entering: let the parser look for entering agents (counted in :attr:`LearnedAgents.stats`;
         the env's agent rows are fixed, so they are not spawned).
     """
@@ -60,6 +64,7 @@ class LearnedAgentSettings:
     view_range_m: float = 60.0
     fallback: str = "idm"
     detect_entering: bool = False
+    prior_strength: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("history_frames", "future_frames"):
@@ -71,6 +76,8 @@ class LearnedAgentSettings:
         require_choice("learned agents: ", "fallback", self.fallback, sorted(FALLBACKS))
         require_choice("learned agents: ", "precision", self.precision, PRECISIONS)
         require_positive("learned agents: ", self, ("tolerance_m", "view_range_m", "min_interval"))
+        if not 0.0 < self.prior_strength <= 1.0:
+            raise ConfigError(f"learned agents: prior_strength={self.prior_strength} must be in (0, 1]")
         if self.sampler_steps is not None and self.sampler_steps < 2:
             raise ConfigError(f"learned agents: sampler_steps={self.sampler_steps} must be >= 2 (or None: the preset's)")
 
