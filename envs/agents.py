@@ -7,7 +7,9 @@ next ``num_steps`` states of all agents, world frame, as
 ``seed(rng)`` and ``reset(state)`` at every reset,
 ``observe_ego_action(state, action, ego_step)`` before the agents move, and a
 ``learned`` ``[N]`` bool mask (or None), reported as ``info["learned_agents"]``
-(the track indices it holds True).  Subclass :class:`BaseAgentPolicy` for
+(the track indices it holds True), and optionally a ``measured`` ``[N]`` mask,
+reported as ``info["measured_agents"]``: the learned agents whose state this
+step came from a model measurement rather than the policy's own prior.  Subclass :class:`BaseAgentPolicy` for
 no-op hooks; a plain ``TrafficPolicy`` (``advance`` alone, e.g. the scripted
 policies of :mod:`mad_sim.world.scripted`) is wrapped in :class:`ScriptedAgents`.
 
@@ -208,6 +210,13 @@ class AgentStream:
     def learned_mask(self) -> Optional[np.ndarray]:
         """The policy's ``learned`` ``[N]`` mask (agents driven by a learned model this step), if it has one."""
         m = self.policy.learned
+        return None if m is None else np.asarray(m, bool).copy()
+
+    @property
+    def measured_mask(self) -> Optional[np.ndarray]:
+        """The policy's ``measured`` ``[N]`` mask (learned agents whose state fused a model measurement this
+        step), if it has one."""
+        m = getattr(self.policy, "measured", None)
         return None if m is None else np.asarray(m, bool).copy()
 
     def requery(self) -> None:

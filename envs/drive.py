@@ -398,6 +398,9 @@ class MADDriveEnv(gym.Env):
         learned = stream.learned_mask
         if learned is not None:  # track indices the learned predictor moved this step
             info["learned_agents"] = np.flatnonzero(learned).tolist()
+        measured = stream.measured_mask
+        if measured is not None:  # the learned agents whose state fused a parsed model frame this step
+            info["measured_agents"] = np.flatnonzero(measured).tolist()
         return info
 
     def _render_pose(self) -> np.ndarray:

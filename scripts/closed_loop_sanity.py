@@ -13,7 +13,8 @@ list, also on **the same agents**: the (step, agent) samples the model drove
 in the ``mad`` run, scored under every policy (so the model is compared with
 constant velocity on exactly the agents it moved); the model's share of the
 nearby agent-steps; and the mean distance between the learned agents and the
-same agents in the constant-velocity run.  Writes a pose | BEV video of the
+same agents in the constant-velocity run; and the share of nearby agent-steps
+whose state fused an accepted model measurement (``info["measured_agents"]``).  Writes a pose | BEV video of the
 ``mad`` run on the first scene.
 """
 
@@ -56,7 +57,7 @@ def episode(path: Path, agents: str, steps: int, frames: list | None = None, age
     div_all, div_learned = [], []
     per_sample: dict = {}
     learned_keys: list = []
-    n = 0
+    n = n_measured = 0
     if frames is not None:
         from mad_sim.render.bev import render_bev
         from mad_sim.render.pose import PoseRenderer
@@ -77,6 +78,9 @@ def episode(path: Path, agents: str, steps: int, frames: list | None = None, age
         learned = np.zeros(s.num_agents, bool)
         learned[info.get("learned_agents", [])] = True
         div_learned.extend(d[ok & learned].tolist())
+        measured = np.zeros(s.num_agents, bool)
+        measured[info.get("measured_agents", [])] = True
+        n_measured += int((ok & measured).sum())
         for a in np.flatnonzero(ok):
             per_sample[(t, int(a))] = (float(d[a]), s.sim.xy[a, t].copy())
         learned_keys += [(t, int(a)) for a in np.flatnonzero(ok & learned)]
@@ -92,6 +96,7 @@ def episode(path: Path, agents: str, steps: int, frames: list | None = None, age
         "div_all": float(np.mean(div_all)) if div_all else float("nan"),
         "div_learned": float(np.mean(div_learned)) if div_learned else float("nan"),
         "learned_samples": len(div_learned),
+        "measured_samples": n_measured,
         "nearby_samples": len(div_all),
         "per_sample": per_sample,
         "learned_keys": learned_keys,
@@ -164,6 +169,12 @@ def main() -> None:
         nearby = sum(r["nearby_samples"] for r in m)
         print(f"model share of nearby agent-steps: {learned}/{nearby} = {learned / max(nearby, 1):.3f}")
         summary["model_share"] = learned / max(nearby, 1)
+        measured = sum(r["measured_samples"] for r in m)
+        print(
+            f"  of which fused an accepted model measurement that step: {measured}/{nearby} = {measured / max(nearby, 1):.3f} "
+            "(the other learned agent-steps moved at the filter's constant-velocity prediction)"
+        )
+        summary["measured_share"] = measured / max(nearby, 1)
         if "constant_velocity" in runs:
             gaps = [
                 float(np.hypot(*(r["per_sample"][k][1] - c["per_sample"][k][1])))

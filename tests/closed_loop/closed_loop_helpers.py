@@ -29,11 +29,13 @@ class LogOracleService:
     placement, parsing) is right, learned agents then follow the log.
     """
 
-    def __init__(self, scenario, ego: int, size: int) -> None:
+    def __init__(self, scenario, ego: int, size: int, preset: str = "tiny") -> None:
+        from mad_sim.model.presets import pose_camera
         from mad_sim.render.pose import PoseRenderer
 
         self.scenario, self.ego = scenario, ego
-        self.renderer = PoseRenderer(width=size, height=size)
+        # The learned agents' own camera (the preset's pose camera), or the frames would not match their parser.
+        self.renderer = PoseRenderer(camera=pose_camera(preset, size, size))
         self.stats = ServiceStats()
         self.t = 0  # set by the test: the step the request was made at
 

@@ -46,6 +46,16 @@ found, the parser's constant-velocity prediction is used.
 :attr:`LearnedAgents.learned` is the ``[N]`` mask of the step just served
 (the env reports it in ``info["learned_agents"]``).
 
+**Tracking** (``tracking=True``, the default).  Each parsed frame is a
+measurement fused into a constant-velocity Kalman filter per agent
+(:mod:`mad_sim.model.agents.tracking`), whose noise was measured: the tiny
+model's frames parse back 2-3 m from the log, far worse than the 0.0-0.4 m a
+constant-velocity prediction misses by over 1.6 s, so each frame moves an
+agent a little and implausible fits are gated out.  :attr:`LearnedAgents.measured`
+(``info["measured_agents"]``) marks the learned agents whose state this step
+fused an accepted measurement; the other learned agents are carried by the
+filter's prediction, i.e. constant velocity, and reports should say so.
+
 **Randomness.**  Each prediction's noise seed is drawn from the policy's
 ``numpy.random.Generator``, which the env re-seeds at every reset (hook
 :meth:`seed`), so seeded episodes are reproducible on one machine.
@@ -69,6 +79,7 @@ from mad_sim.model.agents.ego_intent import intended_poses
 from mad_sim.model.agents.predictor_service import ForecastRequest, PredictorService, shared_service
 from mad_sim.model.agents.prior import render_prior
 from mad_sim.model.agents.settings import FALLBACKS, LearnedAgentSettings
+from mad_sim.model.agents.tracking import ConstantVelocityKalman
 from mad_sim.world.state import AgentStates, WorldState
 
 log = logging.getLogger(__name__)
@@ -92,6 +103,8 @@ class _Chunk:
     velocity: np.ndarray  # [N, C, 2]
     learned: np.ndarray  # [N, C] bool
     ego_plan: np.ndarray  # [C, 3] (x, y, yaw) assumed for the ego
+    measured: Optional[np.ndarray] = None  # [N, C] bool: learned and fused with an accepted parse
+    frames: Optional[np.ndarray] = None  # [F, H, W, 3] uint8: the generated pose frames of steps start ..
 
     @property
     def length(self) -> int:
@@ -101,13 +114,16 @@ class _Chunk:
 @dataclass
 class LearnedStats:
     """Counters of one episode: forecasts run, early ones among them, forecasts skipped because no
-    agent was in view, per-frame fits found / lost, entering agents detected."""
+    agent was in view, per-frame fits found / lost, fits accepted into the agents' states / rejected
+    by the tracking gate, entering agents detected."""
 
     predictions: int = 0
     early: int = 0
     skipped: int = 0
     fitted: int = 0
     lost: int = 0
+    accepted: int = 0
+    gated: int = 0
     entered: int = 0
 
 
@@ -152,6 +168,7 @@ class LearnedAgents:
         self.fallback = make_scripted_policy(s.fallback)
         self.stats = LearnedStats()
         self.learned = np.zeros(0, bool)
+        self.measured = np.zeros(0, bool)
         self._frames: Dict[int, np.ndarray] = {}
         self._chunk: Optional[_Chunk] = None
         self._prepared_t: Optional[int] = None
@@ -175,6 +192,7 @@ class LearnedAgents:
         self._idle = False
         self.stats = LearnedStats()
         self.learned = np.zeros(0 if state is None else state.num_agents, bool)
+        self.measured = self.learned.copy()
         if isinstance(self.fallback, _Resettable):
             self.fallback.reset(state)
 
@@ -285,6 +303,7 @@ class LearnedAgents:
         heading = np.zeros((n, c))
         velocity = np.zeros((n, c, 2))
         learned = np.zeros((n, c), bool)
+        measured = np.zeros((n, c), bool)
         prior = AgentStates(
             now.xyz[sel].copy(),
             now.heading[sel].copy(),
@@ -296,30 +315,76 @@ class LearnedAgents:
         ego_z, ego_h = float(state.sim.xyz[e, t, 2]), float(state.sim.size[e, t, 2])
         alive = np.ones(sel.size, bool)
         x0, v0, p0 = prior.xyz[:, :2].copy(), prior.velocity.copy(), prior.xyz.copy()
+        kf = ConstantVelocityKalman(x0, v0, prior.heading, s.tracking_noise) if s.tracking else None
         for j in range(c):
             if not alive.any():
                 break
             pose = world_to_vehicle(np.array([plan[j, 0], plan[j, 1], ego_z]), float(plan[j, 2]), max(ego_h, 0.0))
-            # Anchored prior: the known present state moved by the velocity estimated so far, so a
-            # per-frame fitting error does not become the next frame's starting point (no random walk).
-            res = self.parser.parse(frames[j], prior, pose, dt=(j + 1) * DT)
+            if kf is not None:
+                # The filter's prediction is the parser's prior (dt = 0: already the prediction for this frame).
+                kf.predict(DT)
+                pred = AgentStates(
+                    np.concatenate([kf.xy, p0[:, 2:]], 1), kf.h.copy(), kf.velocity.copy(), prior.size, alive.copy(), prior.types
+                )
+                res = self.parser.parse(frames[j], pred, pose, dt=0.0)
+            else:
+                # Anchored prior: the known present state moved by the velocity estimated so far, so a
+                # per-frame fitting error does not become the next frame's starting point (no random walk).
+                res = self.parser.parse(frames[j], prior, pose, dt=(j + 1) * DT)
             alive &= res.in_view
-            self.stats.fitted += int((res.visible & alive).sum())
+            seen = res.visible & alive
+            self.stats.fitted += int(seen.sum())
             self.stats.lost += int((~res.visible & alive).sum())
             self.stats.entered += len(res.entered)
-            # Velocity over the chunk so far with the known present velocity as one step of prior:
-            # v_j = ((x_j - x_0) + v_0 dt) / ((j + 2) dt).  A frame-to-frame difference of two fits
-            # would turn a 0.1 m pixel-level error into 1 m/s and drive the next frame's search off.
-            vel = (res.xyz[:, :2] - x0 + v0 * DT) / ((j + 2) * DT)
             rows = sel[alive]
-            xyz[rows, j] = res.xyz[alive]
-            heading[rows, j] = res.heading[alive]
-            velocity[rows, j] = vel[alive]
+            if kf is not None:
+                ranges = np.hypot(*(kf.xy - plan[j, :2]).T)
+                ok = kf.update(res.xyz[:, :2], res.heading, ranges, seen)
+                self.stats.accepted += int(ok.sum())
+                self.stats.gated += int((seen & ~ok).sum())
+                xyz[rows, j, :2], xyz[rows, j, 2] = kf.xy[alive], p0[alive, 2]
+                heading[rows, j] = kf.h[alive]
+                velocity[rows, j] = kf.velocity[alive]
+                measured[sel[ok & alive], j] = True
+            else:
+                # Velocity over the chunk so far with the known present velocity as one step of prior:
+                # v_j = ((x_j - x_0) + v_0 dt) / ((j + 2) dt).  A frame-to-frame difference of two fits
+                # would turn a 0.1 m pixel-level error into 1 m/s and drive the next frame's search off.
+                vel = (res.xyz[:, :2] - x0 + v0 * DT) / ((j + 2) * DT)
+                xyz[rows, j] = res.xyz[alive]
+                heading[rows, j] = res.heading[alive]
+                velocity[rows, j] = vel[alive]
+                measured[sel[seen], j] = True
+                self.stats.accepted += int(seen.sum())
+                prior = AgentStates(p0, res.heading, vel, prior.size, alive.copy(), prior.types)
             learned[rows, j] = True
-            prior = AgentStates(p0, res.heading, vel, prior.size, alive.copy(), prior.types)
         return _Chunk(
-            start=t + 1, t_pred=t, xyz=xyz, heading=heading, velocity=velocity, learned=learned, ego_plan=plan[:c].copy()
+            start=t + 1,
+            t_pred=t,
+            xyz=xyz,
+            heading=heading,
+            velocity=velocity,
+            learned=learned,
+            ego_plan=plan[:c].copy(),
+            measured=measured,
         )
+
+    def imagined_frame(self, t: int) -> Optional[np.ndarray]:
+        """The generated pose frame ``[H, W, 3]`` uint8 the current chunk holds for step ``t`` (what the
+        model imagined the ego's camera would see then), or None when no forecast covers ``t``."""
+        c = self._chunk
+        if c is None or c.frames is None or not 0 <= t - c.start < len(c.frames):
+            return None
+        return c.frames[t - c.start]
+
+    def measured_mask(self, t: int) -> np.ndarray:
+        """``[N]`` bool: agents whose state at step ``t`` fused an accepted parse of a generated frame
+        (the rest of :attr:`learned` are held by the motion prior where the frame said nothing)."""
+        c = self._chunk
+        n = self.learned.shape[0]
+        if c is None or c.measured is None or not 0 <= t - c.start < c.length:
+            return np.zeros(n, bool)
+        return c.measured[:, t - c.start].copy()
 
     # ------------------------------------------------------------------ TrafficPolicy
     def advance(self, state: WorldState, controlled: np.ndarray, num_steps: int) -> Trajectory:
@@ -356,6 +421,7 @@ class LearnedAgents:
         if request is not None:
             frames = self._result if self._result is not None else self.service.forecast([request])[0]
             self._chunk = self._parse(state, controlled, frames, self._plan)
+            self._chunk.frames = frames
             self._request = self._result = None
             self.stats.predictions += 1
         elif self._idle:
@@ -381,6 +447,7 @@ class LearnedAgents:
         out.size[learned, 0] = state.sim.size[learned, t]
         out.valid[learned, 0] = True
         self.learned = learned
+        self.measured = learned & (ch.measured[:, col] if ch.measured is not None else False)
         return out
 
 

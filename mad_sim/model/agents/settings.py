@@ -5,11 +5,12 @@ See :mod:`mad_sim.model.agents.learned` for what each setting does.  Nothing her
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from mad_sim.config_checks import require_choice, require_frames_8k1, require_positive
 from mad_sim.errors import ConfigError
+from mad_sim.model.agents.tracking import TrackingNoise
 from mad_sim.world.scripted import SCRIPTED_POLICIES
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -42,6 +43,10 @@ class LearnedAgentSettings:
         (every agent at its present velocity, the ego along its intended path,
         :mod:`mad_sim.model.agents.prior`) noised to that share of the sampler's schedule, and runs
         only that share of the steps (SDEdit); 1.0 samples from pure noise.
+      tracking: fuse each parsed frame with a constant-velocity Kalman filter per agent (gated; see
+        :mod:`mad_sim.model.agents.tracking`) instead of taking the parse as the agent's state.
+      tracking_noise: the filter's :class:`~mad_sim.model.agents.tracking.TrackingNoise` (a mapping of
+        its fields in YAML / ``agent_options``).
       detect_entering: let the parser look for entering agents (counted in :attr:`LearnedAgents.stats`;
         the env's agent rows are fixed, so they are not spawned).
     """
@@ -65,8 +70,16 @@ class LearnedAgentSettings:
     fallback: str = "idm"
     detect_entering: bool = False
     prior_strength: float = 1.0
+    tracking: bool = True
+    tracking_noise: TrackingNoise = field(default_factory=TrackingNoise)
 
     def __post_init__(self) -> None:
+        if isinstance(self.tracking_noise, dict):
+            names = {f.name for f in fields(TrackingNoise)}
+            unknown = sorted(set(self.tracking_noise) - names)
+            if unknown:
+                raise ConfigError(f"learned agents: tracking_noise has unknown key(s) {unknown} (known: {sorted(names)})")
+            self.tracking_noise = TrackingNoise(**self.tracking_noise)
         for name in ("history_frames", "future_frames"):
             require_frames_8k1("learned agents: ", name, getattr(self, name))
         if self.size < 32 or self.size % 32:
