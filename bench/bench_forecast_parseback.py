@@ -6,7 +6,8 @@ logged ego path and parse them back into agent states exactly as in closed
 loop; a constant-velocity future of the same agents is drawn by the same
 renderer and parsed the same way (``cv_parsed``), scored raw too
 (``cv_raw``), and the logged future drawn and parsed gives the parser's
-ceiling (``log_parsed``).  Vehicles within ``--radius`` m in view are scored at
+ceiling (``log_parsed``), and the same through the model's VAE the representation's
+ceiling (``vae_log``).  Vehicles within ``--radius`` m in view are scored at
 ``--horizons`` steps: recall within ``--gate`` m and the error (m) of the
 found ones.  Protocol: :mod:`mad_sim.eval.forecast_parseback`.
 

@@ -15,7 +15,10 @@ intended motion the agents condition on (ego-motion video) and the camera path t
 - ``cv_parsed``: the constant-velocity future of the agents valid at ``t`` (``x_t + v_t k dt``,
   heading and size held; the ego on the plan) drawn by the agents' own pose renderer, same ``_parse``;
 - ``cv_raw``: those constant-velocity positions themselves (no render, no parse);
-- ``log_parsed``: the logged future drawn and parsed the same way: the parser's ceiling here.
+- ``log_parsed``: the logged future drawn and parsed the same way: the parser's ceiling here;
+- ``vae_log``: the logged future drawn, encoded and decoded by the model's own VAE, then parsed:
+  the representation's ceiling (a perfect motion model through this VAE); only when the agents'
+  service holds a model (``service.predictor.model.backbone``).
 
 **Scored agents**: vehicles (``ObjectType.VEHICLE``, not the ego) valid at ``t``, within ``radius_m``
 of the ego and in the agents' view (:meth:`LearnedAgents.in_view`: the ones they would drive); at
@@ -44,7 +47,7 @@ from mad_sim.world.state import WorldState
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("model", "cv_parsed", "cv_raw", "log_parsed")
+SOURCES = ("model", "cv_parsed", "cv_raw", "log_parsed", "vae_log")
 """The futures scored, in report order (module docstring)."""
 
 
@@ -263,8 +266,31 @@ def measure_context(
     t0 = time.perf_counter()
     span = slice(t + 1, t + 1 + c)
     logged = (tr.xyz[:, span], tr.heading[:, span], tr.velocity[:, span], tr.valid[:, span], tr.size[:, span])
-    res.futures["log_parsed"] = parsed(render_future(agents, state, plan, *logged), t0)
+    log_frames = render_future(agents, state, plan, *logged)
+    res.futures["log_parsed"] = parsed(log_frames, t0)
+    backbone = getattr(getattr(getattr(agents.service, "predictor", None), "model", None), "backbone", None)
+    if backbone is not None:
+        t0 = time.perf_counter()
+        res.futures["vae_log"] = parsed(vae_roundtrip(backbone, log_frames), t0)
     return res
+
+
+def vae_roundtrip(backbone: Any, frames: np.ndarray) -> np.ndarray:
+    """``[F, H, W, 3]`` uint8 frames encoded and decoded by ``backbone``'s VAE (posterior mean), same shape.
+
+    The clip is padded with its last frame to the VAE's ``tk + 1`` frames and cut back after decoding.
+    """
+    import torch
+
+    from mad_sim.model.conditioning import uint8_to_video, video_to_uint8
+
+    f, tr = len(frames), int(backbone.temporal_ratio)
+    pad = (-(f - 1)) % tr
+    clip = np.concatenate([frames, np.repeat(frames[-1:], pad, 0)]) if pad else frames
+    with torch.no_grad():
+        video = uint8_to_video(torch.from_numpy(np.ascontiguousarray(clip))[None]).to(backbone.device, backbone.dtype)
+        out = backbone.decode_latents(backbone.encode_video(video)).float().clamp(-1.0, 1.0)
+    return video_to_uint8(out.cpu())[0, :f].numpy()
 
 
 def _stats(errors: np.ndarray, fit: np.ndarray, counted: np.ndarray, gate_m: float) -> Dict[str, Any]:
@@ -362,7 +388,7 @@ def measure(
                 "seconds": fut.seconds,
             }
         contexts.append(row)
-    parsed = [src for src in SOURCES if src != "cv_raw"]
+    parsed = [src for src in SOURCES if src != "cv_raw" and all(src in r.futures for r in results)]
     parser = {src: {k: int(sum(getattr(r.futures[src], k) for r in results)) for k in ("fitted", "lost")} for src in parsed}
     return {
         "protocol": asdict(p),
@@ -377,7 +403,7 @@ def measure(
         "parser": parser,
         "seconds": {
             "total": time.perf_counter() - start,
-            **{src: float(sum(r.futures[src].seconds for r in results)) for src in SOURCES},
+            **{src: float(sum(r.futures[src].seconds for r in results if src in r.futures)) for src in SOURCES},
         },
         "contexts": contexts,
     }, results
@@ -395,4 +421,5 @@ __all__ = [
     "render_future",
     "scored_agents",
     "summarize",
+    "vae_roundtrip",
 ]
