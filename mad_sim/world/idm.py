@@ -9,9 +9,12 @@ Per call of :meth:`IDM.advance` (world frame, metres, seconds):
 
 1. **Lane.**  Every controlled vehicle / cyclist is put on the nearest lane
    within ``lane_match_distance`` and ``lane_match_angle`` of its pose (its
-   previous lane while that still matches).  An agent this policy moved on
-   the previous call and that still sits exactly where it was put is not
-   searched again: it keeps its path and arclength.
+   previous lane while that still matches; lanes within ``LANE_TIE_M`` of
+   the nearest, overlapping just after a fork, are told apart by which comes
+   nearest, ``FORK_LOOK_M`` on, to where the agent's present turning (its
+   yaw rate over the last ``TURN_STEPS`` steps / speed) takes it).  An
+   agent this policy moved on the previous call and that still sits exactly
+   where it was put is not searched again: it keeps its path and arclength.
    **No lane** (the map's lanes do not reach the agent: a Waymax roadgraph
    cut at its point cap, a car in a parking lot): a vehicle / cyclist moving
    at least ``off_lane_min_speed`` gets a straight path along its heading
@@ -24,8 +27,15 @@ Per call of :meth:`IDM.advance` (world frame, metres, seconds):
    ``rng`` if given, else the straightest; the choice is kept until
    :meth:`IDM.reset`), as a polyline starting ~10 m behind the agent
    (:class:`~mad_sim.world.lanes.PathStore`; lanes decimated to 1 m
-   vertices).  Paths persist across calls and are rebuilt only when they run
-   short, fall too far behind, or the agent changes lane.
+   vertices).  A map without a lane graph (Waymax) gets exits inferred from
+   lanes that start where a lane ends
+   (:class:`~mad_sim.world.lanes.LaneGraph`); where the lanes end all the
+   same, the path goes on straight along the last lane's end heading.  Every
+   path reaches at least ``lookahead`` (80 m by default) plus the distance
+   the driver can cover in the call (``v_cap * num_steps * dt``) ahead of
+   it, so the leader and stop-line search always sees ``lookahead`` metres
+   ahead.  Paths persist across calls and are rebuilt only when they run
+   short of that, fall too far behind, or the agent changes lane.
 3. **Leader.**  The nearest other valid agent ahead on the path within the
    corridor ``(w_self + w_other) / 2 + corridor_margin``: candidates are
    pruned by distance, by the path's bounding box and by a coarse copy of
@@ -56,7 +66,7 @@ Per call of :meth:`IDM.advance` (world frame, metres, seconds):
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Set, Tuple
+from typing import Callable, Dict, Optional, Set, Tuple
 
 import numpy as np
 
@@ -64,7 +74,7 @@ from mad_sim.data.frames import wrap_angle
 from mad_sim.data.scenario import DT, ObjectType, Scenario, Trajectory
 from mad_sim.world.controls import TrafficControls
 from mad_sim.world.idm_law import MPH, IDMParams, idm_accel
-from mad_sim.world.lanes import LaneGraph, PathStore, SegmentGrid, interp_paths
+from mad_sim.world.lanes import LaneGraph, PathStore, SegmentGrid, end_heading, interp_paths
 from mad_sim.world.leaders import LeaderSearch, PathGeometry
 from mad_sim.world.road_distance import map_segments
 from mad_sim.world.state import WorldState
@@ -72,6 +82,22 @@ from mad_sim.world.stop_lines import StopLines
 from mad_sim.world.traffic import ConstantVelocity, check_policy_call
 
 __all__ = ["IDM", "IDMParams", "idm_accel", "MPH"]
+
+Turning = Callable[[np.ndarray], np.ndarray]
+"""Rows [R] of the agents asked about -> the curvature [R] (1/m, left positive) they drive at now."""
+
+LANE_TIE_M = 0.25
+"""m: lanes matching an agent within this of its nearest lane are a near tie (overlapping lanes just after a
+fork, where the agent's pose does not tell them apart), broken by :meth:`IDM._break_ties`."""
+
+FORK_LOOK_M = 15.0
+"""m: how far ahead along each tied lane the way on is judged (:meth:`IDM._break_ties`)."""
+
+TURN_STEPS = 5
+"""Steps (0.5 s) of an agent's simulated history its turning (yaw rate over speed, 1/m) is measured over."""
+
+MAX_CURVATURE = 0.2
+"""1/m: the measured turning is clipped to this (a 5 m radius)."""
 
 
 class IDM:
@@ -163,8 +189,12 @@ class IDM:
         return self._exit[key]
 
     # --- lane matching ----------------------------------------------------------------------
-    def _match_lanes(self, xy: np.ndarray, heading: np.ndarray, agents: np.ndarray, roadmap) -> Tuple[np.ndarray, np.ndarray]:
-        """(lane index [A] (-1: none), arclength on it [A]) for agents at ``xy`` [A, 2]."""
+    def _match_lanes(
+        self, xy: np.ndarray, heading: np.ndarray, agents: np.ndarray, roadmap, turning: Optional[Turning] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """(lane index [A] (-1: none), arclength on it [A]) for agents at ``xy`` [A, 2], ``heading`` [A] rad.
+        ``turning``: rows [R] of these agents -> the curvature [R] (1/m) they drive at, asked for the agents at
+        a near tie only (None: 0)."""
         p = self.params
         segs = map_segments(roadmap)
         lane = np.full(len(agents), -1, np.int64)
@@ -175,6 +205,11 @@ class IDM:
         if segs.lane_a.shape[0] == 0 or not fresh.any():
             return lane, s_on
         full_lane, full_s = lane, s_on
+        rows_in = np.flatnonzero(fresh)  # row of each searched agent among those asked for
+
+        def kappa(r: np.ndarray) -> np.ndarray:
+            return np.zeros(r.size) if turning is None else np.asarray(turning(rows_in[r]), np.float64)
+
         agents, xy, heading = agents[fresh], xy[fresh], heading[fresh]
         lane, s_on = full_lane[fresh], full_s[fresh]
         # (agent, segment) pairs whose segment box comes within the match distance of the agent (the grid's
@@ -206,28 +241,124 @@ class IDM:
             best = order[first]
             ok = np.isfinite(cost[best])
             rows, best = ai[best][ok], best[ok]
+            u_all = segs.lane_s0[seg] + t * np.sqrt(l2)
+            n_seg = segs.lane_feature.size
+            lf = segs.lane_feature
+            at_end = ((t >= 1.0) & ((seg + 1 >= n_seg) | (lf[np.minimum(seg + 1, n_seg - 1)] != feature))) | (
+                (t <= 0.0) & ((seg == 0) | (lf[np.maximum(seg - 1, 0)] != feature))
+            )
+            best = self._break_ties(rows, best, ai, cost, feature, u_all, at_end, xy, heading, kappa, use_prev)
             found[rows] = True
             lane[rows] = feature[best]
-            s_on[rows] = segs.lane_s0[seg[best]] + t[best] * np.sqrt(l2[best])
+            s_on[rows] = u_all[best]
         self._remember_off_lane(agents, xy, found)
         full_lane[fresh], full_s[fresh] = lane, s_on
         return full_lane, full_s
+
+    def _break_ties(
+        self,
+        rows: np.ndarray,
+        best: np.ndarray,
+        ai: np.ndarray,
+        cost: np.ndarray,
+        feature: np.ndarray,
+        u: np.ndarray,
+        at_end: np.ndarray,
+        xy: np.ndarray,
+        heading: np.ndarray,
+        turning: Turning,
+        use_prev: np.ndarray,
+    ) -> np.ndarray:
+        """The matched pair [R] of agents ``rows`` [R] (``best`` [R]: their cheapest pair) once near ties are
+        broken: where other lanes match within ``LANE_TIE_M`` of the cheapest (lanes that overlap just after a
+        fork), the lane whose point ``FORK_LOOK_M`` on from the agent's projection (straight on past the lane's
+        end) lies nearest to where an arc of that length at the agent's curvature takes it is taken (a
+        straight-driving agent takes the straightest lane).  Only lanes the agent projects inside of take part,
+        and only when its cheapest does too: at the joint of a lane and the next one (the agent projecting on
+        the end of one, the start of the other) nothing changes.  An agent keeping its previous lane is left
+        alone.  Pairs: ``ai`` / ``cost`` / ``feature`` / ``u`` / ``at_end`` [P] (agent, cost m, lane, arclength m
+        on it, projected on an end of the lane); ``xy`` [A, 2] m, ``heading`` [A] rad, ``turning``: agents [R]
+        -> their curvature [R] (1/m), ``use_prev`` [A] bool."""
+        if rows.size == 0:
+            return best
+        best_cost = np.full(xy.shape[0], np.inf)
+        best_cost[rows] = cost[best]
+        best_lane = np.full(xy.shape[0], -1, np.int64)
+        best_lane[rows] = feature[best]
+        inside = np.zeros(xy.shape[0], bool)
+        inside[rows] = ~at_end[best]
+        tied = (cost <= best_cost[ai] + LANE_TIE_M) & (feature != best_lane[ai]) & ~use_prev[ai] & ~at_end & inside[ai]
+        if not tied.any():
+            return best
+        best = best.copy()
+        g = self._graph
+        todo = np.flatnonzero(np.isin(rows, ai[tied]))
+        curvature = np.zeros(xy.shape[0])
+        curvature[rows[todo]] = turning(rows[todo])
+        for r in todo:
+            a = rows[r]
+            pairs = np.flatnonzero((ai == a) & (tied | (np.arange(ai.size) == best[r])))
+            pairs = pairs[np.lexsort((cost[pairs], feature[pairs]))]  # per lane its cheapest pair first
+            pairs = pairs[np.r_[True, feature[pairs][1:] != feature[pairs][:-1]]]
+            h, k = float(heading[a]), float(curvature[a])
+            if abs(k) * FORK_LOOK_M < 1e-6:
+                goal = xy[a] + FORK_LOOK_M * np.array([np.cos(h), np.sin(h)])
+            else:
+                h1 = h + k * FORK_LOOK_M
+                goal = xy[a] + np.array([np.sin(h1) - np.sin(h), np.cos(h) - np.cos(h1)]) / k
+            miss = []
+            for q in pairs:
+                m = int(feature[q])
+                pl, cum = g.polylines[m], g.cum[m]
+                s = float(u[q]) + FORK_LOOK_M
+                pt = np.array([np.interp(s, cum, pl[:, 0]), np.interp(s, cum, pl[:, 1])])
+                if s > cum[-1]:
+                    he = end_heading(pl, last=True)
+                    pt = pt + (s - float(cum[-1])) * np.array([np.cos(he), np.sin(he)])
+                miss.append(float(np.hypot(*(pt - goal))))
+            miss_a = np.asarray(miss)
+            pick = np.flatnonzero(miss_a <= miss_a.min() + 1e-9)  # among equals: the cheapest (then the map's order)
+            best[r] = pairs[pick[np.lexsort((feature[pairs][pick], cost[pairs][pick]))[0]]]
+        return best
 
     def _remember_off_lane(self, agents: np.ndarray, xy: np.ndarray, found: np.ndarray) -> None:
         self._no_lane[agents[~found]] = xy[~found]
         self._no_lane[agents[found]] = np.inf
 
+    @staticmethod
+    def _turning(state: WorldState, agents: np.ndarray, speed: np.ndarray) -> np.ndarray:
+        """Curvature [A] (1/m, left positive) ``agents`` drive at now: their simulated heading change over the
+        last ``TURN_STEPS`` steps (fewer at the start of the record; 0 where a step is invalid) over the distance
+        ``speed`` [A] (m/s, at least 1) covers in that time, clipped to ``MAX_CURVATURE``."""
+        t = state.timestep
+        k = min(TURN_STEPS, t)
+        if k == 0:
+            return np.zeros(agents.size)
+        sim = state.sim
+        ok = sim.valid[agents, t] & sim.valid[agents, t - k]
+        dh = wrap_angle(sim.heading[agents, t].astype(np.float64) - sim.heading[agents, t - k])
+        kappa = np.where(ok, dh / (np.maximum(speed, 1.0) * k * DT), 0.0)
+        return np.clip(kappa, -MAX_CURVATURE, MAX_CURVATURE)
+
     # --- localisation: tracked agents keep their path, the others are matched ---------------------
     def _place(
-        self, agents: np.ndarray, xy: np.ndarray, heading: np.ndarray, speed: np.ndarray, need: np.ndarray, roadmap
+        self,
+        agents: np.ndarray,
+        xy: np.ndarray,
+        heading: np.ndarray,
+        speed: np.ndarray,
+        need: np.ndarray,
+        roadmap,
+        turning: Optional[Turning] = None,
     ) -> np.ndarray:
         """Path arclength [A] (m) of ``agents`` [A] put on a new path from their pose ``xy`` [A, 2], ``heading``
         [A] (rad): a lane path where a lane matches, else a straight path for those moving at least
         ``off_lane_min_speed`` (``speed`` [A], m/s, becomes their desired speed); nan for the rest.
-        ``need`` [A]: metres of path wanted ahead."""
+        ``need`` [A]: metres of path wanted ahead; ``turning``: rows [R] of ``agents`` -> their curvature [R]
+        (1/m) now (None: 0)."""
         store = self._store
         assert store is not None  # _bind() built it
-        lane, u = self._match_lanes(xy, heading, agents, roadmap)
+        lane, u = self._match_lanes(xy, heading, agents, roadmap, turning)
         out = np.full(agents.size, np.nan)
         got = lane >= 0
         off = ~got & (speed >= self.params.off_lane_min_speed)
@@ -263,12 +394,17 @@ class IDM:
         fresh = np.isnan(s_path)
         if fresh.any():
             idx = drivers[fresh]
-            s_path[fresh] = self._place(idx, now.xy[idx], now.heading[idx], speed[fresh], need[fresh], state.roadmap)
+            v_f = speed[fresh]
+
+            def turning(r: np.ndarray) -> np.ndarray:
+                return self._turning(state, idx[r], v_f[r])
+
+            s_path[fresh] = self._place(idx, now.xy[idx], now.heading[idx], v_f, need[fresh], state.roadmap, turning)
         on = ~np.isnan(s_path)
         drivers, s_path, need = drivers[on], s_path[on], need[on]
         keep = on
         # tracked paths that run short ahead or trail too far behind are rebuilt from the current lane
-        short = ((s_path + need > store.length[drivers]) & store.open_end[drivers]) | (s_path > store.trim + 10.0)
+        short = (s_path + need > store.length[drivers]) | (s_path > store.trim + 10.0)
         if short.any():
             rows = np.flatnonzero(short)
             straight = store.is_straight(drivers[rows])

@@ -4,13 +4,25 @@
 to vertices at least ``min_spacing`` apart (WOMD lanes have a vertex every
 ~0.5 m; 1 m keeps the chord error under a centimetre on a 15 m-radius turn
 and halves the work of every projection), its cumulative arclength, and the
-exit lanes by index.
+exit lanes by index.  A lane the map gives no lane-graph entry for (Waymax
+stores no lane graph at all: ``RoadMap.lanes`` is empty) gets *inferred*
+exits: the lanes that start within ``JOIN_M`` of its end with a start
+heading within ``JOIN_ANGLE`` of its end heading (WOMD lanes, and so
+Waymax's, are split where they fork and join, the next lane starting on the
+last vertex of the one before).
 
 :class:`PathStore` keeps one *path* per agent: the lane it drives on followed
-through exit lanes, as one polyline starting a little behind the agent.  A
-path is built once and reused across calls while it still covers the agent
-and the distance it needs ahead; it is rebuilt when the agent changes lane,
-runs short of path ahead, or has left more than ``trim`` metres behind.  All
+through exit lanes, as one polyline starting ``BEHIND_M`` behind the agent.
+Where the lanes end (no exit: a dead end, the map's edge, a roadgraph cut at
+its point cap) the path goes on straight along the last lane's end heading,
+so it always reaches at least the distance asked for ahead of the agent
+(the IDM asks for its look-ahead plus the distance it can travel in the
+call: the leader and stop-line search never runs off the path's end).  An
+agent already on that straight beyond its last lane gets a path that starts
+``BEHIND_M`` behind it on the straight.  A path is built once and reused
+across calls while it still covers the agent and the distance it needs
+ahead; it is rebuilt when the agent changes lane, runs short of path ahead,
+or has left more than ``trim`` metres behind.  All
 paths live in padded arrays (row = agent index) so the per-step geometry is
 vectorised over agents:
 
@@ -20,7 +32,8 @@ vectorised over agents:
   for a straight path, :meth:`PathStore.build_straight`, of an agent on no lane) and
   ``lane_s0`` [N, J] the path arclength of that lane's arclength 0 (negative
   for the first lane, whose start lies behind the path start), so a point at
-  arclength ``u`` on the lane is at path arclength ``lane_s0 + u``.
+  arclength ``u`` on the lane is at path arclength ``lane_s0 + u``; the
+  straight beyond the last lane counts as that lane (``u`` past its length).
 
 :class:`SegmentGrid` lists map segments by grid cell, so matching agents to
 lanes tests each agent against the segments near it only.
@@ -39,6 +52,14 @@ __all__ = ["LaneGraph", "PathStore", "SegmentGrid", "end_heading"]
 
 BEHIND_M = 10.0
 """Metres of lane kept behind an agent when its path is built (leaders are searched ahead only)."""
+
+JOIN_M = 0.5
+"""m: a lane starting at most this far from a lane's end is an inferred exit of it (maps without a lane
+graph; the next lane of a WOMD lane starts on its last vertex, the neighbouring lanes 3-4 m away)."""
+
+JOIN_ANGLE = np.pi / 2
+"""rad: ...and its start heading within this angle of that lane's end heading (no joining a lane that runs
+back the other way)."""
 
 
 def end_heading(pl: np.ndarray, last: bool) -> float:
@@ -67,7 +88,11 @@ def _decimate(pl: np.ndarray, min_spacing: float) -> np.ndarray:
 
 
 class LaneGraph:
-    """Decimated lane polylines and exits of one :class:`RoadMap` (lanes by feature index)."""
+    """Decimated lane polylines and exits of one :class:`RoadMap` (lanes by feature index).
+
+    ``exits[m]``: the map's exit lanes of lane ``m``, or for a lane without a lane-graph entry in the map
+    the inferred ones (module docstring; those lanes are listed in ``inferred``).
+    """
 
     def __init__(self, roadmap: RoadMap, min_spacing: float = 1.0) -> None:
         self.roadmap = roadmap
@@ -92,6 +117,28 @@ class LaneGraph:
                 if e in self.index_of and int(roadmap.kinds[self.index_of[e]]) == MapKind.LANE
             ]
             self.speed_limit[m] = info.speed_limit_mph if info else 0.0
+        self.inferred = [int(m) for m in self.lane_indices if roadmap.lanes.get(int(roadmap.ids[m])) is None]
+        self._infer_exits(self.inferred)
+
+    def _infer_exits(self, lanes: List[int]) -> None:
+        """Set ``exits`` of ``lanes`` (feature indices) to the lanes starting within ``JOIN_M`` of their end,
+        start heading within ``JOIN_ANGLE`` of their end heading (the order of the map's features)."""
+        all_lanes = [int(m) for m in self.lane_indices]
+        if not lanes or not all_lanes:
+            return
+        start = np.array([self.polylines[m][0] for m in all_lanes])
+        h_start = np.array([end_heading(self.polylines[m], last=False) for m in all_lanes])
+        by_x = np.argsort(start[:, 0], kind="stable")
+        xs = start[by_x, 0]
+        for m in lanes:
+            end = self.polylines[m][-1]
+            lo = int(np.searchsorted(xs, end[0] - JOIN_M, side="left"))
+            hi = int(np.searchsorted(xs, end[0] + JOIN_M, side="right"))
+            near = np.sort(by_x[lo:hi])
+            near = near[np.hypot(*(start[near] - end).T) <= JOIN_M]
+            h_end = end_heading(self.polylines[m], last=True)
+            near = near[np.abs(wrap_angle(h_start[near] - h_end)) <= JOIN_ANGLE]
+            self.exits[m] = [all_lanes[k] for k in near if all_lanes[k] != m]
 
     def straightest_exit(self, lane: int) -> Optional[int]:
         """The exit whose start heading turns least from ``lane``'s end heading (None without exits); worked out
@@ -190,7 +237,6 @@ class PathStore:
         self.lane_s0 = np.zeros((n, 1))
         self.length = np.zeros(n)
         self.has = np.zeros(n, bool)
-        self.open_end = np.zeros(n, bool)  # the path stopped short of the lane graph's end (it can be extended)
         self.version = np.zeros(n, np.int64)
         self.builds = 0
 
@@ -208,22 +254,33 @@ class PathStore:
             self.lane_s0 = np.concatenate([self.lane_s0, np.zeros((n, j - j0))], 1)
 
     def build(self, agent: int, lane: int, s_on_lane: float, ahead: float) -> float:
-        """(Re)build ``agent``'s path on ``lane`` from about ``BEHIND_M`` behind ``s_on_lane`` until
-        ``s_on_lane + ahead`` is covered (or the lane graph ends).  Returns the agent's path arclength."""
+        """(Re)build ``agent``'s path on ``lane`` from about ``BEHIND_M`` behind ``s_on_lane`` (m, arclength
+        on the lane; past the lane's length: on the straight beyond its end) until ``s_on_lane + ahead`` plus
+        ``extra`` is covered: through exit lanes (``next_lane``) while there are any, then straight on along
+        the last lane's end heading.  Returns the agent's path arclength (m)."""
         g = self.graph
         pl0, cum0 = g.polylines[lane], g.cum[lane]
-        start = max(int(np.searchsorted(cum0, s_on_lane - BEHIND_M, side="right")) - 1, 0)
-        parts = [pl0[start:]]
-        seq = [lane]
-        offs = [-float(cum0[start])]
-        total = float(cum0[-1] - cum0[start])
-        need = s_on_lane - float(cum0[start]) + ahead
+        length0 = float(cum0[-1])
         cur, seen = lane, {lane}
-        open_end = True
-        while total < need + self.extra:
+        follow = True
+        if s_on_lane - BEHIND_M > length0:  # already on the straight beyond the lane's end
+            s_from = s_on_lane - BEHIND_M
+            h = end_heading(pl0, last=True)
+            parts = [(pl0[-1] + (s_from - length0) * np.array([np.cos(h), np.sin(h)]))[None]]
+            offs = [-s_from]
+            total, need, s_agent = 0.0, BEHIND_M + ahead, BEHIND_M
+            follow = False  # the lane's exits (if any) were passed by already
+        else:
+            start = max(int(np.searchsorted(cum0, s_on_lane - BEHIND_M, side="right")) - 1, 0)
+            parts = [pl0[start:]]
+            offs = [-float(cum0[start])]
+            total = length0 - float(cum0[start])
+            need = s_on_lane - float(cum0[start]) + ahead
+            s_agent = s_on_lane - float(cum0[start])
+        seq = [lane]
+        while follow and total < need + self.extra:
             nxt = self.next_lane(agent, cur)
             if nxt is None or nxt in seen:
-                open_end = False
                 break
             pl = g.polylines[nxt]
             gap = float(np.hypot(*(pl[0] - parts[-1][-1])))
@@ -237,6 +294,10 @@ class PathStore:
             seq.append(nxt)
             seen.add(nxt)
             cur = nxt
+        if total < need + self.extra:  # the lanes end: straight on along the last one's end heading
+            h = end_heading(g.polylines[cur], last=True)
+            tail = parts[-1][-1] + (need + self.extra - total) * np.array([np.cos(h), np.sin(h)])
+            parts.append(tail[None])
         pts = np.concatenate(parts)
         step = np.hypot(*np.diff(pts, axis=0).T)
         cum = np.concatenate([[0.0], np.cumsum(step)])
@@ -253,15 +314,14 @@ class PathStore:
         self.lane_s0[agent, : len(seq)] = offs
         self.length[agent] = cum[-1]
         self.has[agent] = True
-        self.open_end[agent] = open_end
         self.version[agent] += 1
         self.builds += 1
-        return s_on_lane - float(cum0[start])
+        return s_agent
 
     def build_straight(self, agent: int, xy: np.ndarray, heading: float, ahead: float) -> float:
         """(Re)build ``agent``'s path as a straight line along ``heading`` (rad) through ``xy`` [2] (m), from
         ``BEHIND_M`` behind it to ``ahead`` + ``extra`` metres ahead, for an agent on no lane.  The path holds
-        no lane (``lanes`` all -1, so :meth:`lane_at` answers -1) and can always be extended.  Returns the
+        no lane (``lanes`` all -1, so :meth:`lane_at` answers -1).  Returns the
         agent's path arclength (``BEHIND_M``)."""
         d = np.array([np.cos(heading), np.sin(heading)])
         length = BEHIND_M + max(float(ahead), 0.0) + self.extra
@@ -276,7 +336,6 @@ class PathStore:
         self.lane_s0[agent] = 0.0
         self.length[agent] = length
         self.has[agent] = True
-        self.open_end[agent] = True
         self.version[agent] += 1
         self.builds += 1
         return BEHIND_M
