@@ -1,6 +1,7 @@
 """Closed-loop sanity on real scenarios: expert ego, agents mad vs constant velocity vs log vs idm.
 
     python scripts/closed_loop_sanity.py [--data SPEC] [--max-scenes N] [--steps 80] [--agents log,constant_velocity,idm,mad]
+                                       [--agents ...,mad_log_oracle,mad_vae_oracle]  (perfect motion model: eval/oracle_agents.py)
                                        [--video out/sanity_mad.mp4] [--weights auto]
 
 Per agent policy, over the scenes of ``--data`` (any ``load_scenarios`` spec,
@@ -45,7 +46,7 @@ def episode(path: Path, agents: str, steps: int, frames: list | None = None, age
         scenario=str(path),
         agents=agents,
         action="trajectory",
-        agent_options=(agent_options or {}) if agents == "mad" else {},
+        agent_options=(agent_options or {}) if agents.startswith("mad") else {},
         terminate_on_collision=False,
         terminate_on_offroad=False,
     )
@@ -137,11 +138,13 @@ def main() -> None:
         options[key] = yaml.safe_load(value)
     files = scenario_files(args.data)[: args.max_scenes or None]
     policies = args.agents.split(",")
+    if any(p.endswith("_oracle") for p in policies):
+        import mad_sim.eval.oracle_agents  # noqa: F401  (registers mad_log_oracle / mad_vae_oracle)
     runs: dict = {}
     for agents in policies:
         res = []
         for i, f in enumerate(files):
-            frames = [] if (agents == "mad" and i == 0 and args.video) else None
+            frames = [] if (agents.startswith("mad") and i == 0 and args.video) else None
             res.append(episode(f, agents, args.steps, frames, options))
             if frames:
                 from mad_sim.render.video import side_by_side, write_video
@@ -153,28 +156,31 @@ def main() -> None:
         runs[agents] = res
     summary: dict = {"scenes": [str(f) for f in files], "steps": args.steps, "agent_options": options, "policies": {}}
     print(f"closed-loop sanity: expert ego, {len(files)} scenes, up to {args.steps} steps, mad options {options}")
-    print(f"{'agents':18s} {'collision':>10s} {'offroad':>10s} {'log div (m)':>12s} {'same agents (m)':>16s}")
-    same = {}
-    if "mad" in runs:
-        for a, res in runs.items():
-            vals = [r["per_sample"][k][0] for r, m in zip(res, runs["mad"]) for k in m["learned_keys"] if k in r["per_sample"]]
-            same[a] = float(np.mean(vals)) if vals else float("nan")
+    print(f"{'agents':18s} {'collision':>10s} {'offroad':>10s} {'log div (m)':>12s}")
     for a, res in runs.items():
         row = {k: float(np.nanmean([r[k] for r in res])) for k in ("collision", "offroad", "div_all")}
-        print(f"{a:18s} {row['collision']:10.3f} {row['offroad']:10.3f} {row['div_all']:12.2f} {same.get(a, float('nan')):16.2f}")
-        summary["policies"][a] = {**row, "div_same_agents": same.get(a, float("nan"))}
-    if "mad" in runs:
-        m = runs["mad"]
+        print(f"{a:18s} {row['collision']:10.3f} {row['offroad']:10.3f} {row['div_all']:12.2f}")
+        summary["policies"][a] = row
+    for a in [a for a in runs if a.startswith("mad")]:
+        m = runs[a]
+        same = {}
+        for b, res in runs.items():
+            vals = [r["per_sample"][k][0] for r, mm in zip(res, m) for k in mm["learned_keys"] if k in r["per_sample"]]
+            same[b] = float(np.mean(vals)) if vals else float("nan")
         learned = sum(r["learned_samples"] for r in m)
         nearby = sum(r["nearby_samples"] for r in m)
-        print(f"model share of nearby agent-steps: {learned}/{nearby} = {learned / max(nearby, 1):.3f}")
-        summary["model_share"] = learned / max(nearby, 1)
         measured = sum(r["measured_samples"] for r in m)
+        figures = {
+            "div_same_agents": same,
+            "model_share": learned / max(nearby, 1),
+            "measured_share": measured / max(nearby, 1),
+        }
+        print(f"{a}: on the agents it drove, log divergence " + ", ".join(f"{b} {v:.2f} m" for b, v in same.items()))
+        print(f"  share of nearby agent-steps it drove: {learned}/{nearby} = {figures['model_share']:.3f}")
         print(
-            f"  of which fused an accepted model measurement that step: {measured}/{nearby} = {measured / max(nearby, 1):.3f} "
+            f"  of which fused an accepted model measurement that step: {measured}/{nearby} = {figures['measured_share']:.3f} "
             "(the other learned agent-steps moved at the filter's constant-velocity prediction)"
         )
-        summary["measured_share"] = measured / max(nearby, 1)
         if "constant_velocity" in runs:
             gaps = [
                 float(np.hypot(*(r["per_sample"][k][1] - c["per_sample"][k][1])))
@@ -182,11 +188,9 @@ def main() -> None:
                 for k in r["learned_keys"]
                 if k in c["per_sample"]
             ]
-            print(
-                f"learned agents vs the same agents under constant velocity: mean distance {np.mean(gaps):.2f} m "
-                f"over {len(gaps)} samples"
-            )
-            summary["learned_vs_cv_m"] = float(np.mean(gaps)) if gaps else float("nan")
+            figures["learned_vs_cv_m"] = float(np.mean(gaps)) if gaps else float("nan")
+            print(f"  mean distance from the same agents under constant velocity: {figures['learned_vs_cv_m']:.2f} m")
+        summary["policies"][a].update(figures)
     if args.out:
         import json
 

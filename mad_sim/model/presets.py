@@ -239,6 +239,20 @@ PRESETS: Dict[str, Preset] = {
         description="LTX architecture, ~36M transformer (patch 4), VAE 8x/4x (16 ch), pose camera 12 m high "
         "pitched 35 deg; trained on CPU, shipped in mad_sim/weights",
     ),
+    # Candidate representation (issue 13): the tiny VAE with 32 latent channels instead of 16 (24x
+    # compression instead of 48x; the transformer's tokens are 4x4 cells of 32 channels = 512).  Measured by
+    # parse-back (bench/bench_vae_parseback.py) against the shipped tiny VAE; trained by
+    # configs/train/candidates/c32_vae.yaml.  Not shipped.
+    "tiny-c32": Preset(
+        "tiny-c32",
+        "ltx",
+        False,
+        vae={**TINY_VAE, "latent_channels": 32},
+        denoiser={**TINY_TRANSFORMER, "in_channels": 512, "out_channels": 512},
+        text=TINY_TEXT,
+        camera=ELEVATED_12M,
+        description="candidate: the tiny preset with a 32-channel VAE latent (parse-back study, issue 13)",
+    ),
     "ltx-2b": Preset(
         "ltx-2b",
         "ltx",
