@@ -68,19 +68,18 @@ model (with a warning) until then.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any, Dict, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
-from mad_sim.data.scenario import DT, Trajectory
+from mad_sim.data.scenario import Trajectory
 from mad_sim.errors import ConfigError, ShapeError
+from mad_sim.model.agents.chunk import Chunk, LearnedStats, parse_chunk
 from mad_sim.model.agents.ego_intent import intended_poses
 from mad_sim.model.agents.predictor_service import ForecastRequest, PredictorService, shared_service
 from mad_sim.model.agents.prior import render_prior
 from mad_sim.model.agents.settings import FALLBACKS, LearnedAgentSettings
-from mad_sim.model.agents.tracking import ConstantVelocityKalman
-from mad_sim.world.state import AgentStates, WorldState
+from mad_sim.world.state import WorldState
 
 log = logging.getLogger(__name__)
 
@@ -90,41 +89,6 @@ class _Resettable(Protocol):
     """A scripted fallback that keeps per-episode state (IDM's lane paths)."""
 
     def reset(self, state: Optional[WorldState] = None) -> None: ...
-
-
-@dataclass
-class _Chunk:
-    """A parsed prediction: agent states for steps ``start .. start + len - 1`` (world frame)."""
-
-    start: int
-    t_pred: int
-    xyz: np.ndarray  # [N, C, 3]
-    heading: np.ndarray  # [N, C]
-    velocity: np.ndarray  # [N, C, 2]
-    learned: np.ndarray  # [N, C] bool
-    ego_plan: np.ndarray  # [C, 3] (x, y, yaw) assumed for the ego
-    measured: Optional[np.ndarray] = None  # [N, C] bool: learned and fused with an accepted parse
-    frames: Optional[np.ndarray] = None  # [F, H, W, 3] uint8: the generated pose frames of steps start ..
-
-    @property
-    def length(self) -> int:
-        return int(self.learned.shape[1])
-
-
-@dataclass
-class LearnedStats:
-    """Counters of one episode: forecasts run, early ones among them, forecasts skipped because no
-    agent was in view, per-frame fits found / lost, fits accepted into the agents' states / rejected
-    by the tracking gate, entering agents detected."""
-
-    predictions: int = 0
-    early: int = 0
-    skipped: int = 0
-    fitted: int = 0
-    lost: int = 0
-    accepted: int = 0
-    gated: int = 0
-    entered: int = 0
 
 
 class LearnedAgents:
@@ -170,7 +134,7 @@ class LearnedAgents:
         self.learned = np.zeros(0, bool)
         self.measured = np.zeros(0, bool)
         self._frames: Dict[int, np.ndarray] = {}
-        self._chunk: Optional[_Chunk] = None
+        self._chunk: Optional[Chunk] = None
         self._prepared_t: Optional[int] = None
         self._plan: Optional[np.ndarray] = None
         self._request: Optional[ForecastRequest] = None
@@ -291,83 +255,11 @@ class LearnedAgents:
         uv, depth = self.camera.project(xyz)
         return candidates & self.camera.in_image(uv) & (depth < self.settings.view_range_m)
 
-    def _parse(self, state: WorldState, controlled: np.ndarray, frames: np.ndarray, plan: np.ndarray) -> _Chunk:
-        from mad_sim.render.pose import world_to_vehicle
-
-        s = self.settings
-        t, e, n = state.timestep, state.ego_index, state.num_agents
-        c = s.chunk
-        now = state.at(t)
-        sel = np.flatnonzero(self.in_view(state, controlled & now.valid))
-        xyz = np.zeros((n, c, 3))
-        heading = np.zeros((n, c))
-        velocity = np.zeros((n, c, 2))
-        learned = np.zeros((n, c), bool)
-        measured = np.zeros((n, c), bool)
-        prior = AgentStates(
-            now.xyz[sel].copy(),
-            now.heading[sel].copy(),
-            now.velocity[sel].copy(),
-            now.size[sel].copy(),
-            np.ones(sel.size, bool),
-            now.types[sel],
-        )
-        ego_z, ego_h = float(state.sim.xyz[e, t, 2]), float(state.sim.size[e, t, 2])
-        alive = np.ones(sel.size, bool)
-        x0, v0, p0 = prior.xyz[:, :2].copy(), prior.velocity.copy(), prior.xyz.copy()
-        kf = ConstantVelocityKalman(x0, v0, prior.heading, s.tracking_noise) if s.tracking else None
-        for j in range(c):
-            if not alive.any():
-                break
-            pose = world_to_vehicle(np.array([plan[j, 0], plan[j, 1], ego_z]), float(plan[j, 2]), max(ego_h, 0.0))
-            if kf is not None:
-                # The filter's prediction is the parser's prior (dt = 0: already the prediction for this frame).
-                kf.predict(DT)
-                pred = AgentStates(
-                    np.concatenate([kf.xy, p0[:, 2:]], 1), kf.h.copy(), kf.velocity.copy(), prior.size, alive.copy(), prior.types
-                )
-                res = self.parser.parse(frames[j], pred, pose, dt=0.0)
-            else:
-                # Anchored prior: the known present state moved by the velocity estimated so far, so a
-                # per-frame fitting error does not become the next frame's starting point (no random walk).
-                res = self.parser.parse(frames[j], prior, pose, dt=(j + 1) * DT)
-            alive &= res.in_view
-            seen = res.visible & alive
-            self.stats.fitted += int(seen.sum())
-            self.stats.lost += int((~res.visible & alive).sum())
-            self.stats.entered += len(res.entered)
-            rows = sel[alive]
-            if kf is not None:
-                ranges = np.hypot(*(kf.xy - plan[j, :2]).T)
-                ok = kf.update(res.xyz[:, :2], res.heading, ranges, seen)
-                self.stats.accepted += int(ok.sum())
-                self.stats.gated += int((seen & ~ok).sum())
-                xyz[rows, j, :2], xyz[rows, j, 2] = kf.xy[alive], p0[alive, 2]
-                heading[rows, j] = kf.h[alive]
-                velocity[rows, j] = kf.velocity[alive]
-                measured[sel[ok & alive], j] = True
-            else:
-                # Velocity over the chunk so far with the known present velocity as one step of prior:
-                # v_j = ((x_j - x_0) + v_0 dt) / ((j + 2) dt).  A frame-to-frame difference of two fits
-                # would turn a 0.1 m pixel-level error into 1 m/s and drive the next frame's search off.
-                vel = (res.xyz[:, :2] - x0 + v0 * DT) / ((j + 2) * DT)
-                xyz[rows, j] = res.xyz[alive]
-                heading[rows, j] = res.heading[alive]
-                velocity[rows, j] = vel[alive]
-                measured[sel[seen], j] = True
-                self.stats.accepted += int(seen.sum())
-                prior = AgentStates(p0, res.heading, vel, prior.size, alive.copy(), prior.types)
-            learned[rows, j] = True
-        return _Chunk(
-            start=t + 1,
-            t_pred=t,
-            xyz=xyz,
-            heading=heading,
-            velocity=velocity,
-            learned=learned,
-            ego_plan=plan[:c].copy(),
-            measured=measured,
-        )
+    def _parse(self, state: WorldState, controlled: np.ndarray, frames: np.ndarray, plan: np.ndarray) -> Chunk:
+        """The agents in view among ``controlled``, parsed from ``frames`` along ``plan``
+        (:func:`~mad_sim.model.agents.chunk.parse_chunk`)."""
+        sel = np.flatnonzero(self.in_view(state, controlled & state.sim.valid[:, state.timestep]))
+        return parse_chunk(self.parser, state, sel, frames, plan, self.settings, self.stats)
 
     def imagined_frame(self, t: int) -> Optional[np.ndarray]:
         """The generated pose frame ``[H, W, 3]`` uint8 the current chunk holds for step ``t`` (what the
@@ -426,7 +318,7 @@ class LearnedAgents:
             self.stats.predictions += 1
         elif self._idle:
             n = state.num_agents
-            self._chunk = _Chunk(
+            self._chunk = Chunk(
                 start=t + 1,
                 t_pred=t,
                 xyz=np.zeros((n, 1, 3)),
