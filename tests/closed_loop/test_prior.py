@@ -72,7 +72,9 @@ def test_requests_carry_the_prior_only_when_it_is_used(womd_path):
     state = WorldState.from_scenario(sc)
     for strength, has_prior in ((1.0, False), (0.5, True)):
         pol = LearnedAgents(
-            LearnedAgentSettings(**{**FAST, "prior_strength": strength}), service=object(), rng=np.random.default_rng(0)  # type: ignore[arg-type]
+            LearnedAgentSettings(**{**FAST, "prior_strength": strength}),
+            service=object(),
+            rng=np.random.default_rng(0),  # type: ignore[arg-type]
         )
         pol.reset(state)
         req = pol.prepare(state)

@@ -36,9 +36,10 @@ def test_pose_and_state_use_never_import_the_appearance_model():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    # The learned-agent settings dataclass (torch-free, registered with the "mad" policy) is all of the model
-    # layer a pose / state env may import.
-    assert out.stdout.strip() == "['mad_sim.model', 'mad_sim.model.agents', 'mad_sim.model.agents.settings']"
+    # The learned-agent settings dataclass (torch-free, registered with the "mad" policy) and the tracking
+    # noise dataclass it holds (numpy only) are all of the model layer a pose / state env may import.
+    want = "['mad_sim.model', 'mad_sim.model.agents', 'mad_sim.model.agents.settings', 'mad_sim.model.agents.tracking']"
+    assert out.stdout.strip() == want
 
 
 def test_check_env_rgb_array_with_rgb_observation(womd_path):
