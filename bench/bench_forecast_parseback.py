@@ -32,19 +32,11 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from mad_sim.data.root import data_root
+from mad_sim.data.root import waymax_validation_files
 from mad_sim.data.scenario import DT
 
-VAL_SCENES = (
-    "15ba624c7ff6b480",
-    "2bd577a009790706",
-    "48b0814dee9301a0",
-    "5407aadfd6a7628c",
-    "56612a38bbc5c44e",
-    "641ead285b0c7516",
-)
+DEFAULT_DATA = waymax_validation_files()
 """The six Waymax validation scenarios (never trained on)."""
-DEFAULT_DATA = [str(data_root() / "corpus" / "waymax" / f"waymax_scenario_{s}.pkl") for s in VAL_SCENES]
 
 
 def _ints(text: str) -> tuple[int, ...]:

@@ -36,17 +36,7 @@ import sys
 import time
 from typing import Any, Dict, List
 
-from mad_sim.data.root import data_root
-
-VALIDATION = [
-    "15ba624c7ff6b480",
-    "2bd577a009790706",
-    "48b0814dee9301a0",
-    "5407aadfd6a7628c",
-    "56612a38bbc5c44e",
-    "641ead285b0c7516",
-]
-
+from mad_sim.data.root import waymax_validation_files
 
 COLUMNS = [
     ("gap chg m", "gap_change"),
@@ -94,7 +84,7 @@ def _options(items: List[str]) -> Dict[str, Any]:
 
 def main(argv: List[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    val = [str(data_root() / f"corpus/waymax/waymax_scenario_{s}.pkl") for s in VALIDATION]
+    val = waymax_validation_files()
     ap.add_argument("--data", nargs="+", default=val, help="scenario spec(s); default the six validation scenes")
     ap.add_argument("--agents", default="log,idm,constant_velocity,mad")
     ap.add_argument("--control", action="store_true", help="also run every policy with a log-following ego (no braking)")

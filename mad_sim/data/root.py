@@ -53,3 +53,20 @@ def resolve_data_path(path: str, *bases: Union[str, "os.PathLike[str]"]) -> str:
         if _present(candidate):
             return str(candidate)
     return path
+
+
+WAYMAX_VALIDATION_SCENES = (
+    "15ba624c7ff6b480",
+    "2bd577a009790706",
+    "48b0814dee9301a0",
+    "5407aadfd6a7628c",
+    "56612a38bbc5c44e",
+    "641ead285b0c7516",
+)
+"""Six Waymax scenarios of the corpus's ``val`` split (never trained on): the default scenes of the
+closed-loop, forecast parse-back and reaction benches."""
+
+
+def waymax_validation_files() -> list[str]:
+    """Paths of :data:`WAYMAX_VALIDATION_SCENES` under the data root (``corpus/waymax/waymax_scenario_<id>.pkl``)."""
+    return [str(data_root() / "corpus" / "waymax" / f"waymax_scenario_{s}.pkl") for s in WAYMAX_VALIDATION_SCENES]
