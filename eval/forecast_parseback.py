@@ -41,8 +41,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mad_sim.data.scenario import DT, ObjectType, Scenario
+from mad_sim.data.scenario import ObjectType, Scenario
 from mad_sim.errors import ConfigError
+from mad_sim.model.agents.prior import constant_velocity_future, logged_future, render_future
 from mad_sim.world.state import WorldState
 
 log = logging.getLogger(__name__)
@@ -161,51 +162,6 @@ def logged_plan(scenario: Scenario, ego: int, t: int, frames: int) -> np.ndarray
     return np.concatenate([tr.xy[ego, s], tr.heading[ego, s, None]], 1).astype(np.float64)
 
 
-def render_future(
-    agents: Any,
-    state: WorldState,
-    plan: np.ndarray,
-    xyz: np.ndarray,
-    heading: np.ndarray,
-    velocity: np.ndarray,
-    valid: np.ndarray,
-    size: np.ndarray,
-) -> np.ndarray:
-    """``[C, H, W, 3]`` uint8 pose frames of a given future at ``t + 1 .. t + C``, drawn by the agents' renderer.
-
-    Args:
-      agents: the :class:`~mad_sim.model.agents.learned.LearnedAgents` (its ``renderer``).
-      state: the world at ``t``.
-      plan: ``[>= C, 3]`` world ``(x, y, yaw)`` of the ego (the camera path; z and size held from ``t``).
-      xyz, heading, velocity, valid, size: ``[N, C, ...]`` every agent's future (world frame, SI);
-        the ego's row is replaced by the plan.
-    """
-    t, e = state.timestep, state.ego_index
-    scratch = state.copy()
-    c = valid.shape[1]
-    for j in range(c):
-        x, h, v, ok, sz = xyz[:, j].copy(), heading[:, j].copy(), velocity[:, j].copy(), valid[:, j].copy(), size[:, j].copy()
-        x[e] = (plan[j, 0], plan[j, 1], state.sim.xyz[e, t, 2])
-        h[e], v[e], ok[e], sz[e] = plan[j, 2], state.sim.velocity[e, t], True, state.sim.size[e, t]
-        scratch.write_step(t + 1 + j, x, h, v, ok, size=sz)
-    return np.stack([agents.renderer.render_state(scratch, t=t + 1 + j) for j in range(c)])
-
-
-def constant_velocity(state: WorldState, steps: int) -> Tuple[np.ndarray, ...]:
-    """``(xyz, heading, velocity, valid, size)`` ``[N, C, ...]``: every agent valid at ``t`` at constant velocity.
-
-    ``xyz_k = xyz_t + (v_t k dt, 0)`` for ``k = 1 .. C`` (world frame, metres; ``dt`` = 0.1 s), heading,
-    velocity and size held, validity that of step ``t``.
-    """
-    t = state.timestep
-    now = state.at(t)
-    k = np.arange(1, steps + 1)[None, :, None] * DT
-    xyz = np.repeat(now.xyz[:, None], steps, 1)
-    xyz[..., :2] += now.velocity[:, None] * k
-    rep = lambda a: np.repeat(a[:, None], steps, 1)  # noqa: E731
-    return xyz, rep(now.heading), rep(now.velocity), rep(now.valid), rep(now.size)
-
-
 def measure_context(
     agents: Any, scenario: Scenario, t: int, protocol: ParsebackProtocol, scene: str = ""
 ) -> Optional[ContextResult]:
@@ -259,14 +215,12 @@ def measure_context(
     request = agents._build_request(state, plan)
     res.futures["model"] = parsed(agents.service.forecast([request])[0], t0)
     t0 = time.perf_counter()
-    cv = constant_velocity(state, c)
-    res.futures["cv_parsed"] = parsed(render_future(agents, state, plan, *cv), t0)
+    cv = constant_velocity_future(state, plan[:c])
+    res.futures["cv_parsed"] = parsed(render_future(agents.renderer, state, cv, c), t0)
     every = np.ones((sel.size, ks.size), bool)
-    res.futures["cv_raw"] = SourceFuture(xy=cv[0][sel][:, col, :2], found=every, fit=every)
+    res.futures["cv_raw"] = SourceFuture(xy=cv.xy[sel][:, t + ks], found=every, fit=every)
     t0 = time.perf_counter()
-    span = slice(t + 1, t + 1 + c)
-    logged = (tr.xyz[:, span], tr.heading[:, span], tr.velocity[:, span], tr.valid[:, span], tr.size[:, span])
-    log_frames = render_future(agents, state, plan, *logged)
+    log_frames = render_future(agents.renderer, state, logged_future(state, plan[:c]), c)
     res.futures["log_parsed"] = parsed(log_frames, t0)
     backbone = getattr(getattr(getattr(agents.service, "predictor", None), "model", None), "backbone", None)
     if backbone is not None:
@@ -414,11 +368,9 @@ __all__ = [
     "ContextResult",
     "ParsebackProtocol",
     "SourceFuture",
-    "constant_velocity",
     "logged_plan",
     "measure",
     "measure_context",
-    "render_future",
     "scored_agents",
     "summarize",
     "vae_roundtrip",

@@ -24,9 +24,9 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 from mad_sim.envs.agents import agent_policy_names, register_agent_policy
 
-from mad_sim.data.scenario import Trajectory
 from mad_sim.model.agents.learned import LearnedAgents
 from mad_sim.model.agents.predictor_service import ForecastRequest, ServiceStats
+from mad_sim.model.agents.prior import logged_future, render_future
 from mad_sim.model.agents.settings import LearnedAgentSettings
 from mad_sim.world.state import WorldState
 
@@ -75,26 +75,9 @@ class LogOracleAgents(LearnedAgents):
 
 
 def logged_future_frames(renderer: Any, state: WorldState, plan: np.ndarray) -> np.ndarray:
-    """uint8 ``[F, H, W, 3]``: every agent's logged states at ``t + 1 .. t + F`` (the last logged step held past
-    the log's end), the ego on ``plan`` (``[F, 3]`` world ``(x, y, yaw)``), drawn from the ego's camera."""
-    t, e, sc = state.timestep, state.ego_index, state.scenario
-    f = int(plan.shape[0])
-    log = sc.tracks
-    steps = np.minimum(np.arange(t + 1, t + 1 + f), log.num_steps - 1)
-    keep = slice(0, t + 1)
-
-    def cat(now: np.ndarray, fut: np.ndarray) -> np.ndarray:
-        return np.concatenate([now[:, keep], fut], 1)
-
-    xyz, heading = log.xyz[:, steps].copy(), log.heading[:, steps].copy()
-    velocity, valid, size = log.velocity[:, steps].copy(), log.valid[:, steps].copy(), log.size[:, steps].copy()
-    xyz[e, :, :2], xyz[e, :, 2], heading[e], valid[e] = plan[:, :2], state.sim.xyz[e, t, 2], plan[:, 2], True
-    size[e] = state.sim.size[e, t]
-    s = state.sim
-    traj = Trajectory(cat(s.xyz, xyz), cat(s.heading, heading), cat(s.velocity, velocity), cat(s.size, size), cat(s.valid, valid))
-    return renderer.render_trajectory(
-        traj, sc.object_types, sc.roadmap, sc.traffic_lights, e, np.arange(t + 1, t + 1 + f), sc.source or sc.scenario_id
-    )
+    """uint8 ``[F, H, W, 3]``: the logged future along ``plan`` drawn from the ego's camera
+    (:func:`~mad_sim.model.agents.prior.logged_future`)."""
+    return render_future(renderer, state, logged_future(state, plan), int(plan.shape[0]))
 
 
 def _factory(vae: bool):

@@ -59,21 +59,46 @@ def constant_velocity_future(state: WorldState, plan: np.ndarray) -> Trajectory:
     )
 
 
-def render_prior(renderer: PoseRenderer, state: WorldState, plan: np.ndarray) -> np.ndarray:
-    """uint8 ``[F, H, W, 3]``: the pose frames of steps ``t + 1 .. t + F`` of :func:`constant_velocity_future`,
-    seen from the ego's camera (the renderer's camera) along ``plan``."""
-    traj = constant_velocity_future(state, plan)
-    sc = state.scenario
-    t, f = state.timestep, int(np.asarray(plan).shape[0])
+def logged_future(state: WorldState, plan: np.ndarray) -> Trajectory:
+    """The simulated past up to ``t`` followed by every agent's *logged* states at ``t + 1 .. t + F`` (the last
+    logged step held past the log's end) and the ego on ``plan``: arrays ``[N, t + 1 + F, ...]`` (what a
+    perfect motion model would forecast, for oracles and parse-back ceilings)."""
+    plan = np.asarray(plan, np.float64)
+    t, e, s, log = state.timestep, state.ego_index, state.sim, state.scenario.tracks
+    f = plan.shape[0]
+    steps = np.minimum(np.arange(t + 1, t + 1 + f), log.num_steps - 1)
+    xyz, heading = log.xyz[:, steps].copy(), log.heading[:, steps].copy()
+    velocity, valid, size = log.velocity[:, steps].copy(), log.valid[:, steps].copy(), log.size[:, steps].copy()
+    xyz[e, :, :2], xyz[e, :, 2], heading[e], valid[e], size[e] = plan[:, :2], s.xyz[e, t, 2], plan[:, 2], True, s.size[e, t]
+    keep = slice(0, t + 1)
+    return Trajectory(
+        xyz=np.concatenate([s.xyz[:, keep], xyz], 1),
+        heading=np.concatenate([s.heading[:, keep], heading], 1),
+        velocity=np.concatenate([s.velocity[:, keep], velocity], 1),
+        size=np.concatenate([s.size[:, keep], size], 1).astype(s.size.dtype),
+        valid=np.concatenate([s.valid[:, keep], valid], 1),
+    )
+
+
+def render_future(renderer: PoseRenderer, state: WorldState, traj: Trajectory, frames: int) -> np.ndarray:
+    """uint8 ``[F, H, W, 3]``: steps ``t + 1 .. t + F`` of ``traj`` (from :func:`constant_velocity_future` or
+    :func:`logged_future`) seen from the ego's camera (the renderer's camera)."""
+    sc, t = state.scenario, state.timestep
     return renderer.render_trajectory(
         traj,
         sc.object_types,
         sc.roadmap,
         sc.traffic_lights,
         state.ego_index,
-        np.arange(t + 1, t + 1 + f),
+        np.arange(t + 1, t + 1 + frames),
         sc.source or sc.scenario_id,
     )
 
 
-__all__ = ["constant_velocity_future", "render_prior"]
+def render_prior(renderer: PoseRenderer, state: WorldState, plan: np.ndarray) -> np.ndarray:
+    """uint8 ``[F, H, W, 3]``: the pose frames of steps ``t + 1 .. t + F`` of :func:`constant_velocity_future`,
+    seen from the ego's camera (the renderer's camera) along ``plan``."""
+    return render_future(renderer, state, constant_velocity_future(state, plan), int(np.asarray(plan).shape[0]))
+
+
+__all__ = ["constant_velocity_future", "logged_future", "render_future", "render_prior"]
